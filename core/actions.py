@@ -1,0 +1,843 @@
+"""The one API the adapters call: CLI, console, Slack bot and web pages.
+
+Every function takes the :class:`core.runtime.Runtime`, does one thing the
+SPEC names, and returns plain data (dicts and lists that serialise to JSON) or
+raises :class:`ActionError` with a plain-words reason. Support actions are
+audited with the ``actor`` that did them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+import re
+import secrets
+import uuid
+import zoneinfo
+
+import peewee as pw
+
+import models as m
+from core import clock, health, ics
+from core.http import URLNotAllowed, check_url
+from core.messages import STATUS_ADVICE, meaning
+from core.providers import PROVIDERS
+from core.providers.base import CalendarState, ProviderError
+from core.providers.ics_url import feed_label
+from core.sync import SyncReport, sync_connection
+
+log = logging.getLogger("calsync.actions")
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SNAPSHOT_NOTE = (
+    "Snapshot from calsync taken {when}: this file will not update. If the appointment is "
+    "rescheduled or cancelled later, this copy stays as it is."
+)
+
+
+class ActionError(Exception):
+    """The action could not be done; ``str()`` says why in plain words (exit code 1)."""
+
+    exit_code = 1
+
+
+class InvalidInput(ActionError):
+    """The request itself is wrong (a bad e-mail, time, zone...): exit code 2."""
+
+    exit_code = 2
+
+
+class NotFoundError(ActionError):
+    pass
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return clock.utc(value).isoformat().replace("+00:00", "Z") if value else None
+
+
+def audit(actor: str, action: str, target: str = "", detail: str = "") -> None:
+    m.AuditEntry.create(actor=actor or "system", action=action, target=str(target), detail=detail)
+
+
+# -- staff ----------------------------------------------------------------------
+
+
+def _valid_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from None
+    return name
+
+
+def _staff(email: str) -> m.Staff:
+    staff = m.Staff.get_or_none(m.Staff.email == email.strip().lower())
+    if staff is None:
+        raise NotFoundError(f"no staff member with e-mail {email!r}; add one with `staff add`")
+    return staff
+
+
+def staff_dict(staff: m.Staff) -> dict:
+    return {
+        "id": staff.id,
+        "email": staff.email,
+        "name": staff.name,
+        "slack_id": staff.slack_id,
+        "timezone": staff.timezone,
+        "connections": staff.connections.count(),
+    }
+
+
+def add_staff(rt, email: str, name: str, slack_id: str | None = None, timezone: str = "UTC", actor: str = "") -> dict:
+    email = (email or "").strip().lower()
+    if not EMAIL_RE.match(email):
+        raise InvalidInput(f"{email!r} is not an e-mail address")
+    if not (name or "").strip():
+        raise InvalidInput("the staff member needs a name (--name)")
+    _valid_timezone(timezone)
+    if m.Staff.select().where(m.Staff.email == email).exists():
+        raise ActionError(f"a staff member with e-mail {email} exists already")
+    staff = m.Staff.create(email=email, name=name.strip(), slack_id=slack_id or None, timezone=timezone)
+    audit(actor, "staff.add", email)
+    return staff_dict(staff)
+
+
+def list_staff(rt) -> list[dict]:
+    return [staff_dict(s) for s in m.Staff.select().order_by(m.Staff.email)]
+
+
+# -- connections ------------------------------------------------------------------
+
+
+def _connection(conn_id) -> m.Connection:
+    try:
+        number = int(conn_id)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{conn_id!r} is not a connection id (a number; see `status`)") from None
+    conn = m.Connection.get_or_none(m.Connection.id == number)
+    if conn is None:
+        raise NotFoundError(f"no connection with id {number}; see `status` for the ids")
+    return conn
+
+
+def _same_account(conn: m.Connection):
+    return m.Connection.select().where(
+        m.Connection.provider == conn.provider,
+        m.Connection.server_url == conn.server_url,
+        m.Connection.account == conn.account,
+        m.Connection.status != m.STOPPED,
+        m.Connection.id != conn.id,
+    )
+
+
+def connection_flags(conn: m.Connection) -> list[str]:
+    flags = []
+    others = list(_same_account(conn))
+    if any(o.staff_id == conn.staff_id for o in others):
+        flags.append("duplicate")
+    if any(o.staff_id != conn.staff_id for o in others):
+        flags.append("shared")
+    return flags
+
+
+def connection_dict(conn: m.Connection) -> dict:
+    return {
+        "id": conn.id,
+        "staff": conn.staff.email,
+        "provider": conn.provider,
+        "account": conn.account,
+        "status": conn.status,
+        "reason": conn.reason or meaning(conn.status),
+        "since": _iso(conn.status_since),
+        "last_sync_at": _iso(conn.last_sync_at),
+        "last_check_at": _iso(conn.last_check_at),
+        "missed": health.missed_count(conn),
+        "meaning": meaning(conn.status),
+        "advice": STATUS_ADVICE.get(conn.status, ""),
+        "last_error": conn.last_error,
+        "last_success_at": _iso(conn.last_success_at),
+        "server": conn.server_url,
+        "flags": connection_flags(conn),
+        "calendars": [calendar_dict(c) for c in conn.calendars.order_by(m.Calendar.id)],
+    }
+
+
+def calendar_dict(cal: m.Calendar) -> dict:
+    return {
+        "id": cal.id,
+        "name": cal.name,
+        "destination": cal.is_destination,
+        "busy_source": cal.is_busy_source,
+        "writable": cal.writable,
+        "last_synced_at": _iso(cal.last_synced_at),
+    }
+
+
+def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
+    query = m.Connection.select(m.Connection, m.Staff).join(m.Staff)
+    if staff_email:
+        query = query.where(m.Staff.email == staff_email.strip().lower())
+    order = pw.Case(m.Connection.status, [(s, i) for i, s in enumerate(m.BROKEN_STATUSES)], len(m.BROKEN_STATUSES))
+    return [connection_dict(c) for c in query.order_by(order, m.Connection.id)]
+
+
+def get_connection(rt, conn_id) -> dict:
+    return connection_dict(_connection(conn_id))
+
+
+def _validate_url(rt, url: str, what: str) -> str:
+    url = (url or "").strip()
+    if url.startswith("webcal://"):
+        url = "https://" + url[len("webcal://"):]
+    try:
+        check_url(url, rt.settings.allow_private_urls)
+    except URLNotAllowed as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
+    return url
+
+
+def _save_calendars(conn: m.Connection, infos, destination: str | None) -> None:
+    chosen = None
+    if destination:
+        wanted = destination.strip().lower()
+        chosen = next((i for i in infos if wanted in (i.name.lower(), i.remote_id.lower())), None)
+        if chosen is None:
+            names = ", ".join(repr(i.name) for i in infos) or "none"
+            raise InvalidInput(f"no calendar named {destination!r} in this account (found: {names})")
+        if not chosen.writable:
+            raise ActionError(f"the calendar {chosen.name!r} is read-only for this account; choose a writable one")
+    elif conn.provider != "ics":
+        chosen = next((i for i in infos if i.writable), None)
+    for info in infos:
+        m.Calendar.create(
+            connection=conn,
+            remote_id=info.remote_id,
+            name=info.name,
+            is_destination=info is chosen,
+            is_busy_source=True,
+            writable=info.writable,
+        )
+
+
+def connect(
+    rt,
+    staff_email: str,
+    provider: str,
+    *,
+    url: str,
+    username: str = "",
+    password: str = "",
+    calendar: str | None = None,
+    actor: str = "",
+) -> dict:
+    """Link a staff member to an external calendar account (credentials tested first)."""
+    staff = _staff(staff_email)
+    if provider not in PROVIDERS:
+        raise InvalidInput(f"unknown provider {provider!r}; this calsync supports: {', '.join(PROVIDERS)}")
+    if provider == "caldav":
+        url = _validate_url(rt, url, "the CalDAV URL")
+        if not username:
+            raise InvalidInput("a CalDAV connection needs --username")
+        if not password:
+            raise InvalidInput("a CalDAV connection needs a password (read from stdin or CALSYNC_CONNECT_PASSWORD)")
+        conn = m.Connection(staff=staff, provider=provider, account=username, server_url=url)
+        credentials = {"password": password}
+    else:
+        url = _validate_url(rt, url, "the calendar URL")
+        conn = m.Connection(staff=staff, provider=provider, account=feed_label(url), server_url=feed_label(url))
+        credentials = {"url": url}
+    prov = rt.provider_for(conn, credentials)
+    try:
+        infos = prov.discover()
+    except ProviderError as exc:
+        raise ActionError(f"could not connect: {exc.reason}") from None
+    if not infos:
+        raise ActionError("the account has no calendar that can hold events")
+    if provider == "caldav" and calendar is None and not any(i.writable for i in infos):
+        raise ActionError("every calendar of this account is read-only: calsync could not add appointments")
+    with m.db.atomic():
+        conn.credentials = rt.vault.encrypt(credentials)
+        conn.status = m.PENDING
+        conn.reason = meaning(m.PENDING)
+        conn.next_sync_at = clock.now()
+        conn.save()
+        m.StatusChange.create(connection=conn, old="", new=m.PENDING, cause="connect")
+        _save_calendars(conn, infos, calendar)
+    audit(actor, "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
+    result = connection_dict(conn)
+    result["warnings"] = []
+    if "duplicate" in result["flags"]:
+        result["warnings"].append(
+            "duplicate risk: this staff member already has a connection to the same account; "
+            "stop one of them or appointments may appear twice"
+        )
+    if "shared" in result["flags"]:
+        result["warnings"].append("shared account: other staff members sync the same external account")
+    return result
+
+
+def update_credentials(rt, conn_id, *, password: str = "", url: str = "", actor: str = "") -> dict:
+    """Relink: new credentials for the same connection, tested before they are saved."""
+    conn = _connection(conn_id)
+    if conn.status == m.STOPPED:
+        raise ActionError("the connection is stopped; connect again instead")
+    if conn.provider == "caldav":
+        if not password:
+            raise InvalidInput("a new password is needed")
+        credentials = {"password": password}
+    else:
+        credentials = {"url": _validate_url(rt, url, "the calendar URL")}
+    prov = rt.provider_for(conn, credentials)
+    try:
+        prov.discover()
+    except ProviderError as exc:
+        raise ActionError(f"the new credentials do not work: {exc.reason}") from None
+    conn.credentials = rt.vault.encrypt(credentials)
+    if conn.provider == "ics":
+        conn.account = conn.server_url = feed_label(credentials["url"])
+    conn.next_sync_at = clock.now()
+    conn.save()
+    audit(actor, "connection.relink", conn.id)
+    report = sync_connection(rt, conn, cause="relink")
+    result = connection_dict(m.Connection.get_by_id(conn.id))
+    result["sync"] = report.to_dict()
+    return result
+
+
+def test_connection(rt, conn_id, actor: str = "") -> dict:
+    """Check auth, read, write permission and the destination; the status follows the result."""
+    conn = _connection(conn_id)
+    if conn.status == m.STOPPED:
+        raise ActionError("the connection is stopped: there is nothing to test")
+    prov = rt.provider_for(conn)
+    checks: list[dict] = []
+    answer = ""
+    error = None
+    try:
+        infos = prov.discover()
+        checks.append({"check": "credentials", "ok": True, "detail": "the provider accepted them"})
+        checks.append({"check": "read", "ok": True, "detail": f"{len(infos)} calendar(s) readable"})
+        destination = conn.calendars.where(m.Calendar.is_destination == True).first()  # noqa: E712
+        if destination is not None:
+            info = prov.probe(CalendarState(remote_id=destination.remote_id))
+            checks.append({"check": "destination", "ok": True, "detail": f"{destination.name!r} exists"})
+            writable = info.writable
+            if writable and not info.privileges_known:
+                writable = _write_probe(prov, destination)
+            destination.writable = writable
+            destination.save()
+            checks.append({
+                "check": "write",
+                "ok": writable,
+                "detail": "events can be created" if writable else "the calendar is read-only for this account",
+            })
+            if not writable:
+                from core.providers.base import WriteForbidden
+
+                raise WriteForbidden("the primary calendar is read-only for this account: calsync can read it but not add events")
+        else:
+            checks.append({"check": "write", "ok": True, "detail": "not needed: this connection is a read-only busy source"})
+    except ProviderError as exc:
+        error = exc
+        answer = exc.answer
+        checks.append({"check": "error", "ok": False, "detail": exc.reason})
+    conn = m.Connection.get_by_id(conn.id)
+    conn.last_check_at = clock.now()
+    conn.save()
+    if error is not None:
+        health.record_failure(conn, error, "test", rt.settings)
+    elif conn.status != m.PENDING:
+        health.record_success(conn, "test")
+    conn = m.Connection.get_by_id(conn.id)
+    audit(actor, "connection.test", conn.id, conn.status)
+    return {
+        "connection": conn.id,
+        "ok": error is None,
+        "status": conn.status,
+        "reason": error.reason if error is not None else meaning(conn.status),
+        "transient": bool(error is not None and error.transient),
+        "checks": checks,
+        "provider_answer": answer,
+        "requests": prov.requests_made,
+    }
+
+
+def _write_probe(prov, destination: m.Calendar) -> bool:
+    """Servers that do not report privileges: write and remove a probe event."""
+    from core.providers.base import WriteForbidden
+
+    probe = ics.new_calendar()
+    from icalendar import Event
+
+    event = Event()
+    uid = f"calsync-write-test-{uuid.uuid4()}@calsync"
+    event.add("uid", uid)
+    event.add("dtstamp", clock.now())
+    event.add("dtstart", clock.now() + dt.timedelta(days=3650))
+    event.add("dtend", clock.now() + dt.timedelta(days=3650, minutes=1))
+    event.add("summary", "calsync write test (removed at once)")
+    event.add("transp", "TRANSPARENT")
+    probe.add_component(event)
+    try:
+        href, etag = prov.create(destination.remote_id, uid, probe.to_ical().decode())
+    except WriteForbidden:
+        return False
+    prov.delete(href, etag)
+    return True
+
+
+# -- sync -----------------------------------------------------------------------------
+
+
+def sync_now(rt, conn_id=None, actor: str = "", progress=None) -> list[dict]:
+    """Sync one connection, or every connection that is not stopped."""
+    if conn_id is not None:
+        conns = [_connection(conn_id)]
+        if conns[0].status == m.STOPPED:
+            raise ActionError("the connection is stopped: connect again to sync it")
+    else:
+        conns = list(m.Connection.select().where(m.Connection.status != m.STOPPED).order_by(m.Connection.id))
+    reports = _run_syncs(rt, [c.id for c in conns], progress)
+    if actor:
+        audit(actor, "connection.sync", conn_id if conn_id is not None else "all")
+    return [r.to_dict() for r in reports]
+
+
+def due_connections(rt) -> list[int]:
+    now = clock.now()
+    query = m.Connection.select(m.Connection.id).where(
+        m.Connection.status != m.STOPPED,
+        (m.Connection.next_sync_at.is_null()) | (m.Connection.next_sync_at <= now),
+    )
+    return [c.id for c in query.order_by(m.Connection.next_sync_at)]
+
+
+def sync_due(rt, progress=None) -> list[dict]:
+    """One pass of the scheduler: sync every connection whose turn it is."""
+    return [r.to_dict() for r in _run_syncs(rt, due_connections(rt), progress)]
+
+
+def _sync_one(rt, conn_id: int) -> SyncReport:
+    with m.db.connection_context():
+        conn = m.Connection.get_by_id(conn_id)
+        try:
+            report = sync_connection(rt, conn)
+        except Exception as exc:
+            report = SyncReport(connection_id=conn_id, outcome="failed", status=conn.status, error=f"internal error: {exc}")
+        conn = m.Connection.get_by_id(conn_id)
+        conn.next_sync_at = clock.now() + dt.timedelta(seconds=rt.settings.sync_interval)
+        conn.save()
+        return report
+
+
+def _run_syncs(rt, conn_ids: list[int], progress=None) -> list[SyncReport]:
+    if not conn_ids:
+        return []
+    reports: dict[int, SyncReport] = {}
+    workers = max(1, min(rt.settings.workers, len(conn_ids)))
+    if workers == 1:
+        for done, cid in enumerate(conn_ids, 1):
+            reports[cid] = _sync_one(rt, cid)
+            if progress:
+                progress(done, len(conn_ids), reports[cid])
+    else:
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
+            futures = {pool.submit(_sync_one, rt, cid): cid for cid in conn_ids}
+            for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                report = future.result()
+                reports[futures[future]] = report
+                if progress:
+                    progress(done, len(conn_ids), report)
+    return [reports[c] for c in conn_ids]
+
+
+# -- the sync feed ---------------------------------------------------------------------
+
+
+def list_entries(rt, conn_id, not_loaded_only: bool = False) -> list[dict]:
+    conn = _connection(conn_id)
+    query = (
+        m.FeedEntry.select(m.FeedEntry, m.Calendar)
+        .join(m.Calendar)
+        .where(m.Calendar.connection == conn)
+        .order_by(m.FeedEntry.starts_at.asc(nulls="LAST"), m.FeedEntry.id)
+    )
+    if not_loaded_only:
+        query = query.where(m.FeedEntry.loaded == False)  # noqa: E712
+    return [
+        {
+            "id": e.id,
+            "calendar": e.calendar.name,
+            "starts_at": _iso(e.starts_at),
+            "ends_at": _iso(e.ends_at),
+            "subject": e.subject,
+            "loaded": e.loaded,
+            "info": e.info,
+            "uid": e.uid,
+        }
+        for e in query
+    ]
+
+
+# -- appointments ------------------------------------------------------------------------
+
+
+def _parse_time(value, tz: dt.tzinfo, what: str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        text = str(value or "").strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidInput(f"{what} {value!r} is not an ISO 8601 date-time such as 2026-12-01T10:00:00+01:00") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _links_after_change(appointment: m.Appointment) -> None:
+    """Every destination that should show this appointment learns of the change."""
+    conns = m.Connection.select().where(m.Connection.staff == appointment.staff_id, m.Connection.status != m.STOPPED)
+    for conn in conns:
+        broken = conn.status in m.BROKEN_STATUSES
+        for cal in conn.calendars.where(m.Calendar.is_destination == True):  # noqa: E712
+            link = m.AppointmentLink.get_or_none(appointment=appointment, calendar=cal)
+            if link is None:
+                if appointment.cancelled:
+                    continue
+                m.AppointmentLink.create(appointment=appointment, calendar=cal, state=m.LINK_MISSED if broken else m.LINK_PENDING)
+                continue
+            if link.state in (m.LINK_KEPT, m.LINK_ORPHANED):
+                continue
+            if appointment.cancelled and not link.href:
+                link.state = m.LINK_REMOVED
+            else:
+                link.state = m.LINK_MISSED if broken else m.LINK_PENDING
+            link.updated_at = clock.now()
+            link.save()
+
+
+def appointment_dict(a: m.Appointment) -> dict:
+    return {
+        "id": a.external_id,
+        "staff": a.staff.email,
+        "uid": a.uid,
+        "start": _iso(a.starts_at),
+        "end": _iso(a.ends_at),
+        "subject": a.subject,
+        "description": a.description,
+        "location": a.location,
+        "cancelled": a.cancelled,
+        "cancel_reason": a.cancel_reason,
+        "version": a.version,
+    }
+
+
+def upsert_appointment(
+    rt,
+    external_id: str,
+    staff_email: str,
+    start,
+    end,
+    subject: str,
+    description: str = "",
+    location: str = "",
+    source: str = "host",
+    actor: str = "",
+) -> dict:
+    """Create or change an appointment; repeating the same call changes nothing."""
+    external_id = (external_id or "").strip()
+    if not external_id or len(external_id) > 200:
+        raise InvalidInput("the appointment id must be 1 to 200 characters")
+    staff = _staff(staff_email)
+    tz = ics.zone(staff.timezone)
+    starts_at = _parse_time(start, tz, "start")
+    ends_at = _parse_time(end, tz, "end")
+    if ends_at <= starts_at:
+        raise InvalidInput("the appointment must end after it starts")
+    if ends_at - starts_at > dt.timedelta(days=31):
+        raise InvalidInput("an appointment may last at most 31 days")
+    subject = (subject or "").strip()
+    if not subject:
+        raise InvalidInput("the appointment needs a subject")
+    fields = {
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "subject": subject[:500],
+        "description": (description or "")[:8000],
+        "location": (location or "")[:500],
+    }
+    with m.db.atomic():
+        appointment = m.Appointment.get_or_none(m.Appointment.external_id == external_id)
+        if appointment is None:
+            appointment = m.Appointment.create(
+                external_id=external_id, staff=staff, uid=ics.appointment_uid(external_id), source=source, **fields
+            )
+            changed = "created"
+        else:
+            if appointment.staff_id != staff.id:
+                raise ActionError(f"appointment {external_id} belongs to another staff member; cancel it and create a new one")
+            current = {k: getattr(appointment, k) for k in fields}
+            if current == fields and not appointment.cancelled:
+                return {**appointment_dict(appointment), "change": "unchanged"}
+            for key, value in fields.items():
+                setattr(appointment, key, value)
+            appointment.cancelled, appointment.cancel_reason = False, ""
+            appointment.version += 1
+            appointment.updated_at = clock.now()
+            appointment.save()
+            changed = "updated"
+        _links_after_change(appointment)
+    if actor:
+        audit(actor, f"appointment.{changed}", external_id)
+    return {**appointment_dict(appointment), "change": changed}
+
+
+def book(rt, staff_email: str, start, end, subject: str, description: str = "", location: str = "", actor: str = "") -> dict:
+    """A test appointment, created exactly as the host API creates one."""
+    external_id = f"test-{uuid.uuid4().hex[:12]}"
+    return upsert_appointment(rt, external_id, staff_email, start, end, subject, description, location, source="cli", actor=actor)
+
+
+def cancel_appointment(rt, external_id: str, reason: str = "cancelled by the host", actor: str = "") -> dict:
+    appointment = m.Appointment.get_or_none(m.Appointment.external_id == (external_id or "").strip())
+    if appointment is None:
+        raise NotFoundError(f"no appointment with id {external_id!r}")
+    if appointment.cancelled:
+        return {**appointment_dict(appointment), "change": "unchanged"}
+    with m.db.atomic():
+        appointment.cancelled, appointment.cancel_reason = True, reason
+        appointment.version += 1
+        appointment.updated_at = clock.now()
+        appointment.save()
+        _links_after_change(appointment)
+    if actor:
+        audit(actor, "appointment.cancel", external_id)
+    return {**appointment_dict(appointment), "change": "cancelled"}
+
+
+# -- missed appointments ------------------------------------------------------------------
+
+
+def missed_appointments(conn: m.Connection) -> list[m.Appointment]:
+    return list(
+        m.Appointment.select()
+        .join(m.AppointmentLink)
+        .join(m.Calendar)
+        .where(
+            m.Calendar.connection == conn,
+            m.AppointmentLink.state == m.LINK_MISSED,
+            m.Appointment.cancelled == False,  # noqa: E712
+        )
+        .order_by(m.Appointment.starts_at)
+        .distinct()
+    )
+
+
+def download_missed(rt, conn_id, actor: str = "") -> dict:
+    """The missed appointments as an .ics snapshot (which says it will not update)."""
+    conn = _connection(conn_id)
+    appointments = missed_appointments(conn)
+    note = SNAPSHOT_NOTE.format(when=clock.now().strftime("%Y-%m-%d %H:%M UTC"))
+    data = ics.render_snapshot(appointments, f"Missed appointments ({conn.staff.name})", note)
+    if actor:
+        audit(actor, "connection.download_missed", conn.id, f"{len(appointments)} appointment(s)")
+    return {"connection": conn.id, "count": len(appointments), "ics": data, "filename": f"calsync-missed-{conn.id}.ics"}
+
+
+# -- stop sync ------------------------------------------------------------------------------
+
+
+def stop_plan(rt, conn_id, keep_events: bool = False) -> dict:
+    """What `stop` would do, for the confirmation the user must give."""
+    conn = _connection(conn_id)
+    on_calendar = (
+        m.AppointmentLink.select()
+        .join(m.Calendar)
+        .where(m.Calendar.connection == conn, m.AppointmentLink.state == m.LINK_SYNCED, m.AppointmentLink.href != "")
+        .count()
+    )
+    broken = conn.status in m.BROKEN_STATUSES
+    shared_with = sorted({o.staff.email for o in _same_account(conn) if o.staff_id != conn.staff_id})
+    if keep_events:
+        effect = f"{on_calendar} calsync event(s) stay on the calendar"
+    elif broken:
+        effect = (
+            f"the connection is {conn.status} ({conn.reason or meaning(conn.status)}): calsync can no longer "
+            f"remove its {on_calendar} event(s); they would stay on the calendar as orphans"
+        )
+    else:
+        effect = f"{on_calendar} calsync event(s) are removed from the calendar"
+    return {
+        "connection": conn.id,
+        "status": conn.status,
+        "events_on_calendar": on_calendar,
+        "remove_events": not keep_events and not broken,
+        "orphans": on_calendar if broken and not keep_events else 0,
+        "needs_force": broken and not keep_events and on_calendar > 0,
+        "shared_with": shared_with,
+        "effect": effect,
+        "warning": (
+            f"the same account is also synced by {', '.join(shared_with)}; their access is not touched"
+            if shared_with
+            else ""
+        ),
+    }
+
+
+def stop_sync(rt, conn_id, keep_events: bool = False, force: bool = False, actor: str = "") -> dict:
+    conn = _connection(conn_id)
+    if conn.status == m.STOPPED:
+        raise ActionError("the connection is already stopped")
+    plan = stop_plan(rt, conn_id, keep_events)
+    if plan["needs_force"] and not force:
+        raise ActionError(
+            f"refused: the connection is {conn.status} ({conn.reason or meaning(conn.status)}), so calsync cannot "
+            f"remove its {plan['events_on_calendar']} appointment(s) from the calendar. Relink first, or use "
+            "--force to stop anyway and leave them there (recorded as orphaned for support), or --keep-events."
+        )
+    links = list(
+        m.AppointmentLink.select()
+        .join(m.Calendar)
+        .where(m.Calendar.connection == conn, m.AppointmentLink.state.in_([m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED]))
+    )
+    removed = kept = orphaned = 0
+    if plan["remove_events"]:
+        prov = rt.provider_for(conn)
+        for link in links:
+            if link.state == m.LINK_SYNCED and link.href:
+                try:
+                    prov.delete(link.href, "")
+                except ProviderError as exc:
+                    health.record_failure(conn, exc, "stop", rt.settings)
+                    raise ActionError(
+                        f"stopped nothing: removing calsync's events failed after {removed} of {plan['events_on_calendar']}: "
+                        f"{exc.reason}. The connection stays as it was; try again, or use --keep-events."
+                    ) from None
+                removed += 1
+                link.state = m.LINK_REMOVED
+                link.save()
+    with m.db.atomic():
+        for link in links:
+            if link.state == m.LINK_SYNCED:
+                if keep_events:
+                    link.state, kept = m.LINK_KEPT, kept + 1
+                else:
+                    link.state, orphaned = m.LINK_ORPHANED, orphaned + 1
+            elif link.state in (m.LINK_PENDING, m.LINK_MISSED):
+                link.state = m.LINK_REMOVED
+            link.save()
+        calendars = m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn)
+        m.FeedEntry.delete().where(m.FeedEntry.calendar.in_(calendars)).execute()
+        m.RemoteObject.delete().where(m.RemoteObject.calendar.in_(calendars)).execute()
+        conn.credentials = ""  # forgotten: only this connection's copy, never the account's grant elsewhere
+        conn.stopped_at = clock.now()
+        conn.save()
+        health.set_status(conn, m.STOPPED, meaning(m.STOPPED), "stop")
+    detail = f"removed={removed} kept={kept} orphaned={orphaned}" + (" force" if force else "")
+    audit(actor, "connection.stop", conn.id, detail)
+    return {**plan, "stopped": True, "removed": removed, "kept": kept, "orphaned": orphaned}
+
+
+# -- primary calendar ----------------------------------------------------------------------
+
+
+def refresh_calendars(rt, conn: m.Connection) -> list[m.Calendar]:
+    """Rediscover the account's calendars; new ones are added, vanished ones dropped unless primary."""
+    prov = rt.provider_for(conn)
+    try:
+        infos = prov.discover()
+    except ProviderError as exc:
+        raise ActionError(f"could not list the account's calendars: {exc.reason}") from None
+    known = {c.remote_id: c for c in conn.calendars}
+    for info in infos:
+        cal = known.get(info.remote_id)
+        if cal is None:
+            m.Calendar.create(connection=conn, remote_id=info.remote_id, name=info.name, writable=info.writable)
+        else:
+            cal.name, cal.writable = info.name, info.writable
+            cal.save()
+    present = {i.remote_id for i in infos}
+    for remote_id, cal in known.items():
+        if remote_id not in present and not cal.is_destination:
+            cal.delete_instance()
+    return list(conn.calendars.order_by(m.Calendar.id))
+
+
+def list_calendars(rt, conn_id, refresh: bool = False) -> list[dict]:
+    conn = _connection(conn_id)
+    cals = refresh_calendars(rt, conn) if refresh else list(conn.calendars.order_by(m.Calendar.id))
+    return [calendar_dict(c) for c in cals]
+
+
+def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
+    """Choose the primary calendar; appointments already written stay where they are."""
+    conn = _connection(conn_id)
+    if conn.provider == "ics":
+        raise ActionError("an iCalendar URL is read-only: it cannot be a primary calendar")
+    if conn.status == m.STOPPED:
+        raise ActionError("the connection is stopped")
+    calendars = refresh_calendars(rt, conn)
+    wanted = str(calendar).strip().lower()
+    chosen = next(
+        (c for c in calendars if wanted in (str(c.id), c.name.lower(), c.remote_id.lower())), None
+    )
+    if chosen is None:
+        names = ", ".join(f"{c.id}: {c.name}" for c in calendars)
+        raise InvalidInput(f"no calendar {calendar!r} in this account (calendars: {names})")
+    if not chosen.writable:
+        raise ActionError(f"the calendar {chosen.name!r} is read-only for this account; choose a writable one")
+    old = next((c for c in calendars if c.is_destination), None)
+    if old is not None and old.id == chosen.id:
+        return {**connection_dict(conn), "change": "unchanged"}
+    with m.db.atomic():
+        if old is not None:
+            old_gone = conn.status == m.CALENDAR_MISSING
+            for link in old.links:
+                if link.state in (m.LINK_PENDING, m.LINK_MISSED) or (old_gone and link.state == m.LINK_SYNCED):
+                    # Not on the old calendar (or the old calendar is gone): the new primary takes it.
+                    link.delete_instance()
+                elif link.state == m.LINK_SYNCED:
+                    link.state = m.LINK_KEPT
+                    link.save()
+            old.is_destination = False
+            old.save()
+            if old_gone:
+                old.delete_instance()
+        chosen.is_destination = True
+        chosen.save()
+        conn.next_sync_at = clock.now()
+        conn.save()
+    audit(actor, "connection.primary", conn.id, chosen.name)
+    return {**connection_dict(m.Connection.get_by_id(conn.id)), "change": "updated", "primary": chosen.name}
+
+
+# -- audit and keys ---------------------------------------------------------------------------
+
+
+def audit_log(rt, limit: int = 200) -> list[dict]:
+    rows = m.AuditEntry.select().order_by(m.AuditEntry.at.desc(), m.AuditEntry.id.desc()).limit(limit)
+    return [
+        {"at": _iso(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail}
+        for a in rows
+    ]
+
+
+def rotate_key(rt, actor: str = "") -> dict:
+    """Re-encrypt every stored credential under the newest key."""
+    count = 0
+    with m.db.atomic():
+        for conn in m.Connection.select().where(m.Connection.credentials != ""):
+            conn.credentials = rt.vault.rotate(conn.credentials)
+            conn.save()
+            count += 1
+    audit(actor, "keys.rotate", "", f"{count} credential(s) re-encrypted")
+    return {"reencrypted": count}
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

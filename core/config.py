@@ -1,0 +1,188 @@
+"""Settings, read once from the environment into a typed object.
+
+A bad value stops start-up with :class:`ConfigError`, whose message is one line
+naming the variable, so the operator knows exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from core.secret import Secret
+
+
+class ConfigError(Exception):
+    """One bad setting; ``str()`` is the line shown to the operator."""
+
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    base_url: str
+    http_host: str
+    http_port: int
+    secret_key: Secret
+    slack_bot_token: Secret
+    slack_signing_secret: Secret
+    slack_app_token: Secret
+    slack_api_url: str
+    support_channel: str
+    support_users: tuple[str, ...]
+    smtp_url: Secret
+    mail_from: str
+    sync_interval: int
+    workers: int
+    allow_private_urls: bool
+    http_timeout: float
+    http_retries: int
+    http_backoff: float
+    ics_max_bytes: int
+    sync_past_days: int
+    sync_future_days: int
+    max_occurrences: int
+    unreachable_after: int
+    all_day_policy: str
+    external_edit_policy: str
+    external_delete_policy: str
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int, what: str) -> int:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {what} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}: {what} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float, what: str) -> float:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {what} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}: {what} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    low = raw.strip().lower()
+    if low in TRUE:
+        return True
+    if low in FALSE:
+        return False
+    raise ConfigError(f"{name}: must be one of 1/0, true/false, yes/no, on/off, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip() or default
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(
+            f"{name}: must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {_redact(raw)!r}"
+        )
+    return raw.rstrip("/") if parts.scheme in ("http", "https") else raw
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
+    """Settings from ``env`` (default: the process environment plus ``.env``)."""
+    if env is None:
+        if read_dotenv:
+            from dotenv import load_dotenv
+
+            load_dotenv(Path.cwd() / ".env", override=False)
+        env = os.environ
+    data_dir = Path(env.get("CALSYNC_DATA_DIR", "").strip() or "./var").expanduser()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(f"CALSYNC_DATA_DIR: {data_dir} exists and is not a directory")
+
+    db_default = f"sqlite:///{(data_dir / 'calsync.db').as_posix()}"
+    database_url = env.get("CALSYNC_DATABASE_URL", "").strip() or db_default
+    scheme = urlsplit(database_url).scheme
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigError(
+            "CALSYNC_DATABASE_URL: must start with sqlite:/// or postgresql://, "
+            f"got {_redact(database_url)!r}"
+        )
+
+    host = env.get("CALSYNC_HTTP_HOST", "").strip() or "127.0.0.1"
+    port = _int(env, "CALSYNC_HTTP_PORT", 8080, 1, 65535, "the web server's port")
+    base_url = _url(env, "CALSYNC_BASE_URL", f"http://{host}:{port}", ("http", "https"))
+
+    smtp_url = env.get("CALSYNC_SMTP_URL", "").strip()
+    if smtp_url:
+        _url({"CALSYNC_SMTP_URL": smtp_url}, "CALSYNC_SMTP_URL", "", ("smtp", "smtps"))
+
+    slack_api_url = _url(env, "SLACK_API_URL", "https://slack.com/api", ("http", "https"))
+    sync_interval = _int(env, "CALSYNC_SYNC_INTERVAL", 900, 30, 86400, "the sync interval in seconds")
+
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        base_url=base_url,
+        http_host=host,
+        http_port=port,
+        secret_key=Secret(env.get("CALSYNC_SECRET_KEY", "").strip()),
+        slack_bot_token=Secret(env.get("SLACK_BOT_TOKEN", "").strip()),
+        slack_signing_secret=Secret(env.get("SLACK_SIGNING_SECRET", "").strip()),
+        slack_app_token=Secret(env.get("SLACK_APP_TOKEN", "").strip()),
+        slack_api_url=slack_api_url.rstrip("/") + "/",
+        support_channel=env.get("CALSYNC_SUPPORT_CHANNEL", "").strip(),
+        support_users=tuple(u.strip() for u in env.get("CALSYNC_SUPPORT_USERS", "").split(",") if u.strip()),
+        smtp_url=Secret(smtp_url),
+        mail_from=env.get("CALSYNC_MAIL_FROM", "").strip() or "calsync@localhost",
+        sync_interval=sync_interval,
+        workers=_int(env, "CALSYNC_WORKERS", 8, 1, 256, "the number of sync workers"),
+        allow_private_urls=_bool(env, "CALSYNC_ALLOW_PRIVATE_URLS", False),
+        http_timeout=_float(env, "CALSYNC_HTTP_TIMEOUT", 20.0, 0.1, 300.0, "the provider request timeout in seconds"),
+        http_retries=_int(env, "CALSYNC_HTTP_RETRIES", 2, 0, 10, "the retries of a failed provider request"),
+        http_backoff=_float(env, "CALSYNC_HTTP_BACKOFF", 0.5, 0.0, 60.0, "the retry backoff factor in seconds"),
+        ics_max_bytes=_int(env, "CALSYNC_ICS_MAX_BYTES", 10 * 1024 * 1024, 1024, 1024**3, "the iCalendar size cap in bytes"),
+        sync_past_days=_int(env, "CALSYNC_SYNC_PAST_DAYS", 7, 0, 3650, "the days of the past the sync reads"),
+        sync_future_days=_int(env, "CALSYNC_SYNC_FUTURE_DAYS", 90, 1, 3650, "the days ahead the sync reads"),
+        max_occurrences=_int(env, "CALSYNC_MAX_OCCURRENCES", 1000, 1, 100000, "the occurrences one recurring event may expand to"),
+        unreachable_after=_int(env, "CALSYNC_UNREACHABLE_AFTER", 6 * 3600, 60, 30 * 86400, "the seconds of failure before a connection is unreachable"),
+        all_day_policy=_choice(env, "CALSYNC_ALL_DAY_EVENTS", "ignore", ("ignore", "busy")),
+        external_edit_policy=_choice(env, "CALSYNC_EXTERNAL_EDIT_POLICY", "apply", ("apply", "revert")),
+        external_delete_policy=_choice(env, "CALSYNC_EXTERNAL_DELETE_POLICY", "cancel", ("cancel", "restore")),
+    )

@@ -1,0 +1,264 @@
+"""iCalendar in and out: rendering calsync appointments, reading external events.
+
+Reading turns one calendar object into feed-entry rows: recurring events
+expanded inside the sync window (bounded, so an RRULE bomb cannot run away),
+times converted to UTC (Windows zone names are mapped by icalendar; an
+unknown TZID is read in the staff member's zone and says so), and each row
+marked loaded or not with the SPEC's reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import zoneinfo
+
+import recurring_ical_events
+from icalendar import Calendar as ICalendar
+from icalendar import Event
+
+from core import clock
+
+PRODID = "-//Calsync//calsync 0.1//EN"
+CALSYNC_PROP = "X-CALSYNC-APPOINTMENT"
+
+INFO_ECHO = "calsync appointment (echo)"
+INFO_FREE = "marked free/available"
+INFO_CANCELLED = "cancelled"
+INFO_OUTSIDE = "outside the sync window"
+INFO_ALL_DAY = "all-day event ignored by policy"
+
+
+def appointment_uid(external_id: str) -> str:
+    """The stable UID of an appointment: the same id always gives the same UID."""
+    return f"calsync-{external_id}@calsync"
+
+
+def _event_for(appointment, stamp: dt.datetime) -> Event:
+    event = Event()
+    event.add("uid", appointment.uid)
+    event.add("dtstamp", stamp)
+    event.add("dtstart", clock.utc(appointment.starts_at))
+    event.add("dtend", clock.utc(appointment.ends_at))
+    event.add("summary", appointment.subject)
+    if appointment.description:
+        event.add("description", appointment.description)
+    if appointment.location:
+        event.add("location", appointment.location)
+    event.add("sequence", max(appointment.version - 1, 0))
+    event.add("last-modified", clock.utc(appointment.updated_at))
+    event.add("transp", "OPAQUE")
+    event.add(CALSYNC_PROP, appointment.external_id)
+    return event
+
+
+def new_calendar(name: str | None = None) -> ICalendar:
+    cal = ICalendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    if name:
+        cal.add("x-wr-calname", name)
+    return cal
+
+
+def render_appointment(appointment) -> str:
+    """One appointment as the iCalendar object written to a destination calendar."""
+    cal = new_calendar()
+    cal.add_component(_event_for(appointment, clock.now()))
+    return cal.to_ical().decode("utf-8")
+
+
+def render_snapshot(appointments, name: str, note: str) -> bytes:
+    """Several appointments as one .ics file; ``note`` is added to every description."""
+    cal = new_calendar(name)
+    stamp = clock.now()
+    for appointment in appointments:
+        event = _event_for(appointment, stamp)
+        description = (appointment.description + "\n\n" if appointment.description else "") + note
+        event.pop("DESCRIPTION", None)
+        event.add("description", description)
+        cal.add_component(event)
+    return cal.to_ical()
+
+
+class InvalidData(ValueError):
+    """An object whose content cannot be used; ``str()`` is the reason."""
+
+
+def parse(data: str) -> ICalendar:
+    try:
+        cal = ICalendar.from_ical(data)
+    except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError on broken input
+        raise InvalidData(f"cannot be parsed: {str(exc)[:160]}") from None
+    if not isinstance(cal, ICalendar) or cal.name != "VCALENDAR":
+        raise InvalidData("not a VCALENDAR object")
+    return cal
+
+
+def events(cal: ICalendar) -> list:
+    return [c for c in cal.subcomponents if c.name == "VEVENT"]
+
+
+def is_calsync_event(cal: ICalendar) -> str | None:
+    """The appointment id if the object is one calsync wrote, else None."""
+    for event in events(cal):
+        marker = event.get(CALSYNC_PROP)
+        if marker:
+            return str(marker)
+    return None
+
+
+@dataclasses.dataclass
+class Occurrence:
+    uid: str
+    recurrence_id: str
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    subject: str
+    loaded: bool
+    info: str
+    remote_updated_at: dt.datetime | None
+
+
+def _to_utc(value, tz: dt.tzinfo) -> tuple[dt.datetime, bool]:
+    """UTC datetime and whether the value was an all-day date."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=tz)
+        return value.astimezone(dt.timezone.utc), False
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time(), tz).astimezone(dt.timezone.utc), True
+    raise InvalidData(f"has a start or end that is not a date or time ({type(value).__name__})")
+
+
+def _unknown_tzid(event) -> str:
+    prop = event.get("DTSTART")
+    tzid = prop.params.get("TZID") if prop is not None and hasattr(prop, "params") else None
+    if tzid and isinstance(getattr(prop, "dt", None), dt.datetime) and prop.dt.tzinfo is None:
+        return str(tzid)
+    return ""
+
+
+def _last_modified(event) -> dt.datetime | None:
+    for name in ("LAST-MODIFIED", "DTSTAMP"):
+        if name in event:
+            try:
+                value = event.decoded(name)
+            except Exception:
+                continue
+            if isinstance(value, dt.datetime):
+                return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return None
+
+
+def _occurrence(event, tz, policy_all_day: str, recurrence_id: str, note: str) -> Occurrence:
+    uid = str(event.get("UID", "") or "")
+    subject = str(event.get("SUMMARY", "") or "")
+    try:
+        start, all_day = _to_utc(event.decoded("DTSTART"), tz)
+        if "DTEND" in event:
+            end, _ = _to_utc(event.decoded("DTEND"), tz)
+        elif "DURATION" in event:
+            end = start + event.decoded("DURATION")
+        else:
+            end = start + (dt.timedelta(days=1) if all_day else dt.timedelta(0))
+    except InvalidData as exc:
+        return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {exc}", None)
+    except Exception as exc:
+        return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {str(exc)[:160]}", None)
+    updated = _last_modified(event)
+    if end < start:
+        return Occurrence(uid, recurrence_id, start, end, subject, False, "invalid data: ends before it starts", updated)
+    status = str(event.get("STATUS", "") or "").upper()
+    transp = str(event.get("TRANSP", "") or "").upper()
+    if status == "CANCELLED":
+        loaded, info = False, INFO_CANCELLED
+    elif transp == "TRANSPARENT":
+        loaded, info = False, INFO_FREE
+    elif all_day and policy_all_day == "ignore":
+        loaded, info = False, INFO_ALL_DAY
+    else:
+        loaded = True
+        info = "last updated " + (updated.strftime("%Y-%m-%d %H:%M UTC") if updated else "(unknown)")
+    if note:
+        info += f"; {note}"
+    return Occurrence(uid, recurrence_id, start, end, subject, loaded, info, updated)
+
+
+def expand(
+    cal: ICalendar,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    tz: dt.tzinfo,
+    *,
+    all_day_policy: str = "ignore",
+    max_occurrences: int = 1000,
+) -> list[Occurrence]:
+    """Feed-entry rows for every event of ``cal`` (one object, one UID)."""
+    vevents = events(cal)
+    if not vevents:
+        return []
+    master = next((e for e in vevents if "RECURRENCE-ID" not in e), vevents[0])
+    uid = str(master.get("UID", "") or "")
+    if not uid:
+        return [Occurrence("", "", None, None, str(master.get("SUMMARY", "") or ""), False, "invalid data: the event has no UID", None)]
+    unknown = _unknown_tzid(master)
+    note = f"unknown time zone {unknown!r} read as {getattr(tz, 'key', str(tz))}" if unknown else ""
+    if "DTSTART" not in master:
+        return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, "invalid data: the event has no start time", None)]
+    recurring = "RRULE" in master or "RDATE" in master or len(vevents) > 1
+    if not recurring:
+        occ = _occurrence(master, tz, all_day_policy, "", note)
+        if occ.starts_at is not None and (occ.ends_at <= window_start or occ.starts_at >= window_end):
+            occ.loaded, occ.info = False, INFO_OUTSIDE
+        return [occ]
+
+    rows: list[Occurrence] = []
+    try:
+        query = recurring_ical_events.of(cal, skip_bad_series=True)
+        stream = query.after(window_start)
+        for event in itertools.islice(stream, max_occurrences + 1):
+            occ_start, _ = _to_utc(event.decoded("DTSTART"), tz)
+            if occ_start >= window_end:
+                break
+            if len(rows) == max_occurrences:
+                rows[-1].info += f"; the series has more than {max_occurrences} occurrences in the sync window, the rest were not read"
+                break
+            rid = event.get("RECURRENCE-ID")
+            rid_text = rid.to_ical().decode() if rid is not None else occ_start.strftime("%Y%m%dT%H%M%SZ")
+            rows.append(_occurrence(event, tz, all_day_policy, rid_text, note))
+    except InvalidData as exc:
+        return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: {exc}", None)]
+    except Exception as exc:  # a broken RRULE surfaces as many exception types
+        return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: the repeat rule cannot be read ({str(exc)[:120]})", None)]
+    if not rows:
+        occ = _occurrence(master, tz, all_day_policy, "", note)
+        occ.loaded, occ.info = False, INFO_OUTSIDE + " (no occurrence inside it)"
+        return [occ]
+    return rows
+
+
+def appointment_fields(cal: ICalendar, tz: dt.tzinfo) -> dict:
+    """Time, title, description and location of a calsync event as found on the calendar."""
+    event = events(cal)[0]
+    start, _ = _to_utc(event.decoded("DTSTART"), tz)
+    if "DTEND" in event:
+        end, _ = _to_utc(event.decoded("DTEND"), tz)
+    else:
+        end = start + event.decoded("DURATION") if "DURATION" in event else start
+    return {
+        "starts_at": start,
+        "ends_at": end,
+        "subject": str(event.get("SUMMARY", "") or ""),
+        "description": str(event.get("DESCRIPTION", "") or ""),
+        "location": str(event.get("LOCATION", "") or ""),
+    }
+
+
+def zone(name: str) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc

@@ -1,0 +1,193 @@
+"""The provider contract: what the sync engine may ask of any calendar service.
+
+A provider speaks one wire protocol (CalDAV, a plain iCalendar URL, later the
+Google and Microsoft APIs) and translates every failure into the small
+hierarchy below. Only that hierarchy reaches the sync engine and the status
+model; nothing above this layer looks at HTTP status codes.
+
+========================  =====================  ===============================
+error                     connection status      what the engine does
+========================  =====================  ===============================
+AuthRejected              relink_required        stop the run, open an incident
+WriteForbidden            read_only              keep reading, hold writes
+CalendarGone              calendar_missing       hold writes until a new primary
+Transient                 (unchanged)            retried; long outage→unreachable
+BadData / UrlRefused      (unchanged)            the run fails with a clear reason
+SyncTokenInvalid          (none)                 full resync, not an error
+NotFound/PreconditionFail (none)                 per-object conflict handling
+========================  =====================  ===============================
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+
+from core.http import HttpClient
+
+
+class ProviderError(Exception):
+    """Base of every provider failure.
+
+    ``answer`` keeps the provider's raw answer (status line and the start of
+    the body) for the status history; ``str()`` is the plain-words reason.
+    """
+
+    status: str | None = None
+    transient = False
+
+    def __init__(self, reason: str, answer: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.answer = answer
+
+
+class AuthRejected(ProviderError):
+    status = "relink_required"
+
+
+class WriteForbidden(ProviderError):
+    status = "read_only"
+
+
+class CalendarGone(ProviderError):
+    status = "calendar_missing"
+
+
+class Transient(ProviderError):
+    """5xx, 429, timeouts, refused connections: retried, never alerted on its own."""
+
+    transient = True
+
+
+class BadData(ProviderError):
+    """The source answered, but with something that is not a usable calendar."""
+
+
+class UrlRefused(ProviderError):
+    """A user-supplied URL points somewhere calsync may not go (private networks)."""
+
+
+class SyncTokenInvalid(ProviderError):
+    """The stored sync token is no longer accepted: do a full resync."""
+
+
+class NotFound(ProviderError):
+    """The object is not (or no longer) on the server."""
+
+
+class PreconditionFailed(ProviderError):
+    """The object changed on the server since we last saw it (ETag mismatch)."""
+
+
+class AlreadyExists(PreconditionFailed):
+    """Create refused because an object with that name exists already."""
+
+
+@dataclasses.dataclass
+class CalendarInfo:
+    remote_id: str
+    name: str
+    writable: bool = True
+    privileges_known: bool = False
+    ctag: str = ""
+    sync_token: str = ""
+
+
+@dataclasses.dataclass
+class RemoteItem:
+    href: str
+    etag: str
+    data: str
+
+
+@dataclasses.dataclass
+class Changes:
+    """What changed in a calendar since the stored sync state.
+
+    ``complete`` means ``items`` lists every object (a full listing): anything
+    known before and not listed is gone. ``unchanged`` short-cuts all of it.
+    """
+
+    items: list[RemoteItem] = dataclasses.field(default_factory=list)
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    complete: bool = False
+    sync_token: str = ""
+    ctag: str = ""
+    unchanged: bool = False
+
+
+@dataclasses.dataclass
+class CalendarState:
+    """The sync state the engine hands a provider for one calendar."""
+
+    remote_id: str
+    sync_token: str = ""
+    ctag: str = ""
+    known: dict[str, str] = dataclasses.field(default_factory=dict)  # href -> etag
+
+
+class Provider(abc.ABC):
+    """One account at one calendar service.
+
+    ``params`` holds the non-secret settings (``server_url``, ``account``);
+    ``secrets`` the decrypted credentials. Every network call goes through
+    ``http``, which counts requests and applies timeouts, retries and the
+    private-network guard.
+    """
+
+    name: str = ""
+    read_only: bool = False  # the provider itself can never write (ICS URL)
+
+    def __init__(self, params: dict, secrets: dict, http: HttpClient):
+        self.params = params
+        self.secrets = secrets
+        self.http = http
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    @abc.abstractmethod
+    def discover(self) -> list[CalendarInfo]:
+        """The account's calendars; raises AuthRejected on bad credentials."""
+
+    @abc.abstractmethod
+    def probe(self, state: CalendarState) -> CalendarInfo:
+        """One cheap request: the calendar exists (else CalendarGone), may we write, its ctag."""
+
+    @abc.abstractmethod
+    def changes(self, state: CalendarState) -> Changes:
+        """Objects changed since ``state``; SyncTokenInvalid is handled inside (full resync)."""
+
+    def create(self, calendar_id: str, uid: str, data: str) -> tuple[str, str]:
+        """Write a new object; returns (href, etag). AlreadyExists if the name is taken."""
+        self._check_writable()
+        return self._create(calendar_id, uid, data)
+
+    def update(self, href: str, data: str, etag: str) -> str:
+        """Replace an object if it still has ``etag``; returns the new etag."""
+        self._check_writable()
+        return self._update(href, data, etag)
+
+    def delete(self, href: str, etag: str) -> None:
+        """Remove an object; an object already gone is not an error."""
+        self._check_writable()
+        self._delete(href, etag)
+
+    @abc.abstractmethod
+    def get(self, href: str) -> RemoteItem:
+        """One object; NotFound if it is gone."""
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise WriteForbidden(f"{self.name} calendars are read-only: calsync can only read them")
+
+    def _create(self, calendar_id: str, uid: str, data: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def _update(self, href: str, data: str, etag: str) -> str:
+        raise NotImplementedError
+
+    def _delete(self, href: str, etag: str) -> None:
+        raise NotImplementedError

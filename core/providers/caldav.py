@@ -1,0 +1,402 @@
+"""CalDAV (RFC 4791) on requests: discovery, incremental fetch, conditional writes.
+
+Discovery follows RFC 6764 §6: the user's URL (or its /.well-known/caldav) →
+DAV:current-user-principal → CALDAV:calendar-home-set → the calendars, with
+DAV:current-user-privilege-set (RFC 3744) so a read-only calendar is known
+before a write fails. Changes come from the sync-collection REPORT (RFC 6578);
+servers without it fall back to getctag + a getetag listing. Objects are read
+in batches with calendar-multiget and written with If-None-Match / If-Match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+import requests
+from defusedxml.ElementTree import fromstring as parse_xml
+
+from core.http import URLNotAllowed
+from core.providers.base import (
+    AlreadyExists,
+    AuthRejected,
+    BadData,
+    CalendarGone,
+    CalendarInfo,
+    CalendarState,
+    Changes,
+    NotFound,
+    PreconditionFailed,
+    Provider,
+    ProviderError,
+    RemoteItem,
+    SyncTokenInvalid,
+    Transient,
+    UrlRefused,
+    WriteForbidden,
+)
+
+DAV = "DAV:"
+CAL = "urn:ietf:params:xml:ns:caldav"
+CS = "http://calendarserver.org/ns/"
+NS = {"d": DAV, "c": CAL, "cs": CS}
+MULTIGET_BATCH = 100
+WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
+
+for _prefix, _uri in NS.items():
+    ET.register_namespace(_prefix, _uri)
+
+
+def _q(ns: str, tag: str) -> str:
+    return f"{{{ns}}}{tag}"
+
+
+def _propfind_body(*props: tuple[str, str]) -> bytes:
+    root = ET.Element(_q(DAV, "propfind"))
+    prop = ET.SubElement(root, _q(DAV, "prop"))
+    for ns, tag in props:
+        ET.SubElement(prop, _q(ns, tag))
+    return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+def _answer(response: requests.Response) -> str:
+    body = response.text[:600] if response.content else ""
+    return f"HTTP {response.status_code} {response.reason} {response.request.method} {response.url}\n{body}".strip()
+
+
+def object_name(uid: str) -> str:
+    """A stable, URL-safe object name for a UID (the same UID always maps to the same href)."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:40] + ".ics"
+
+
+class CalDAVProvider(Provider):
+    name = "caldav"
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _request(
+        self, method: str, url: str, *, write: bool = False, collection: bool = False, passthrough=(), **kwargs
+    ):
+        headers = kwargs.pop("headers", {})
+        auth = (self.params.get("account", ""), self.secrets.get("password", ""))
+        try:
+            response = self.http.request(method, url, headers=headers, auth=auth, **kwargs)
+        except URLNotAllowed as exc:
+            raise UrlRefused(str(exc)) from None
+        except requests.Timeout:
+            raise Transient(f"the CalDAV server did not answer in time ({method} {url})") from None
+        except requests.ConnectionError as exc:
+            raise Transient(f"could not connect to the CalDAV server at {urlsplit(url).netloc}", str(exc)[:300]) from None
+        except requests.RequestException as exc:
+            raise Transient(f"the request to the CalDAV server failed: {exc.__class__.__name__}") from None
+        status = response.status_code
+        if status in passthrough:
+            return response
+        if status == 401:
+            raise AuthRejected(
+                "the CalDAV server rejected the username or password (it may have been changed or revoked)",
+                _answer(response),
+            )
+        if status in (429,) or status >= 500:
+            raise Transient(f"the CalDAV server is having trouble (HTTP {status})", _answer(response))
+        if status == 403:
+            if write:
+                raise WriteForbidden("the CalDAV server does not let this account create or change events", _answer(response))
+            raise AuthRejected("the CalDAV server refused this account access to the calendar", _answer(response))
+        if status == 404 and collection:
+            raise CalendarGone("the calendar no longer exists on the CalDAV server", _answer(response))
+        return response
+
+    def _multistatus(self, response: requests.Response) -> list[ET.Element]:
+        if response.status_code != 207:
+            raise ProviderError(
+                f"the CalDAV server gave an unexpected answer (HTTP {response.status_code})", _answer(response)
+            )
+        try:
+            root = parse_xml(response.content)
+        except Exception as exc:  # defusedxml raises several types for hostile or broken XML
+            raise BadData(f"the CalDAV server sent XML that cannot be read: {exc.__class__.__name__}", _answer(response)) from None
+        return root.findall("d:response", NS)
+
+    def _href(self, base: str, element: ET.Element | None) -> str:
+        if element is None or not (element.text or "").strip():
+            return ""
+        return urljoin(base, element.text.strip())
+
+    @staticmethod
+    def _ok_props(response_el: ET.Element) -> ET.Element | None:
+        for propstat in response_el.findall("d:propstat", NS):
+            status = propstat.findtext("d:status", default="", namespaces=NS)
+            if " 200 " in status + " ":
+                return propstat.find("d:prop", NS)
+        return None
+
+    def _propfind(self, url: str, depth: str, *props, collection: bool = False) -> list[ET.Element]:
+        response = self._request(
+            "PROPFIND",
+            url,
+            collection=collection,
+            data=_propfind_body(*props),
+            headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
+        )
+        if response.status_code == 404:
+            raise NotFound(f"{url} does not exist on the CalDAV server", _answer(response))
+        return self._multistatus(response)
+
+    # -- discovery --------------------------------------------------------------
+
+    def _principal(self) -> str:
+        base = self.params["server_url"]
+        candidates = [base]
+        well_known = urljoin(base, "/.well-known/caldav")
+        if well_known.rstrip("/") != base.rstrip("/"):
+            candidates.append(well_known)
+        for url in candidates:
+            try:
+                responses = self._propfind(url, "0", (DAV, "current-user-principal"))
+            except (NotFound, ProviderError) as exc:
+                if isinstance(exc, (AuthRejected, Transient, UrlRefused)):
+                    raise
+                continue
+            for r in responses:
+                props = self._ok_props(r)
+                if props is not None:
+                    href = self._href(url, props.find("d:current-user-principal/d:href", NS))
+                    if href:
+                        return href
+        raise BadData(
+            "no CalDAV account was found at this URL (no current-user-principal); check the server URL",
+        )
+
+    def _home(self, principal: str) -> str:
+        for r in self._propfind(principal, "0", (CAL, "calendar-home-set")):
+            props = self._ok_props(r)
+            if props is not None:
+                href = self._href(principal, props.find("c:calendar-home-set/d:href", NS))
+                if href:
+                    return href
+        raise BadData("the CalDAV account has no calendar home (calendar-home-set)")
+
+    _CALENDAR_PROPS = (
+        (DAV, "resourcetype"),
+        (DAV, "displayname"),
+        (DAV, "current-user-privilege-set"),
+        (CS, "getctag"),
+        (DAV, "sync-token"),
+        (CAL, "supported-calendar-component-set"),
+    )
+
+    def _calendar_info(self, url: str, props: ET.Element) -> CalendarInfo | None:
+        resourcetype = props.find("d:resourcetype", NS)
+        if resourcetype is None or resourcetype.find("c:calendar", NS) is None:
+            return None
+        components = props.find("c:supported-calendar-component-set", NS)
+        if components is not None and len(components):
+            names = {c.get("name", "").upper() for c in components.findall("c:comp", NS)}
+            if "VEVENT" not in names:
+                return None
+        privileges = props.find("d:current-user-privilege-set", NS)
+        known = privileges is not None and len(privileges) > 0
+        writable = True
+        if known:
+            granted = {child.tag.split("}")[-1] for p in privileges.findall("d:privilege", NS) for child in p}
+            writable = bool(granted & WRITE_PRIVILEGES)
+        name = (props.findtext("d:displayname", default="", namespaces=NS) or "").strip()
+        if not name:
+            name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+        return CalendarInfo(
+            remote_id=url,
+            name=name,
+            writable=writable,
+            privileges_known=known,
+            ctag=(props.findtext("cs:getctag", default="", namespaces=NS) or "").strip(),
+            sync_token=(props.findtext("d:sync-token", default="", namespaces=NS) or "").strip(),
+        )
+
+    def discover(self) -> list[CalendarInfo]:
+        home = self._home(self._principal())
+        calendars = []
+        for r in self._propfind(home, "1", *self._CALENDAR_PROPS):
+            props = self._ok_props(r)
+            url = self._href(home, r.find("d:href", NS))
+            if props is None or not url:
+                continue
+            info = self._calendar_info(url, props)
+            if info is not None:
+                calendars.append(info)
+        return calendars
+
+    def probe(self, state: CalendarState) -> CalendarInfo:
+        try:
+            responses = self._propfind(state.remote_id, "0", *self._CALENDAR_PROPS, collection=True)
+        except NotFound as exc:
+            raise CalendarGone("the calendar no longer exists on the CalDAV server", exc.answer) from None
+        for r in responses:
+            props = self._ok_props(r)
+            if props is not None:
+                info = self._calendar_info(state.remote_id, props)
+                if info is not None:
+                    return info
+        raise CalendarGone("the URL no longer points at a calendar on the CalDAV server")
+
+    # -- reading ------------------------------------------------------------------
+
+    def changes(self, state: CalendarState) -> Changes:
+        try:
+            return self._sync_collection(state, state.sync_token)
+        except SyncTokenInvalid:
+            return self._sync_collection(state, "")
+        except _NoSyncCollection:
+            return self._listing(state)
+
+    def _sync_collection(self, state: CalendarState, token: str) -> Changes:
+        root = ET.Element(_q(DAV, "sync-collection"))
+        ET.SubElement(root, _q(DAV, "sync-token")).text = token
+        ET.SubElement(root, _q(DAV, "sync-level")).text = "1"
+        prop = ET.SubElement(root, _q(DAV, "prop"))
+        ET.SubElement(prop, _q(DAV, "getetag"))
+        response = self._request(
+            "REPORT",
+            state.remote_id,
+            collection=True,
+            passthrough=(400, 403, 409, 412, 422),
+            data=ET.tostring(root, xml_declaration=True, encoding="utf-8"),
+            headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
+        )
+        if response.status_code in (400, 403, 409, 412, 422):
+            # RFC 6578 §3.2: an expired token is refused with DAV:valid-sync-token.
+            if token and (b"valid-sync-token" in response.content or response.status_code != 400):
+                raise SyncTokenInvalid("the stored sync token expired", _answer(response))
+            raise _NoSyncCollection()
+        if response.status_code in (405, 501):
+            raise _NoSyncCollection()
+        responses = self._multistatus(response)
+        root_el = parse_xml(response.content)
+        new_token = (root_el.findtext("d:sync-token", default="", namespaces=NS) or "").strip()
+        changed: dict[str, str] = {}
+        deleted: list[str] = []
+        listed: set[str] = set()
+        own = state.remote_id.rstrip("/")
+        for r in responses:
+            href = self._href(state.remote_id, r.find("d:href", NS))
+            if not href or href.rstrip("/") == own:
+                continue
+            listed.add(href)
+            status = r.findtext("d:status", default="", namespaces=NS)
+            if " 404 " in status + " ":
+                deleted.append(href)
+                continue
+            props = self._ok_props(r)
+            etag = (props.findtext("d:getetag", default="", namespaces=NS) if props is not None else "") or ""
+            if etag and state.known.get(href) == etag:
+                continue
+            changed[href] = etag
+        if not token:
+            # A full enumeration: whatever we knew and was not listed is gone.
+            deleted = sorted(set(state.known) - (listed - set(deleted)))
+        items = self._multiget(state.remote_id, list(changed)) if changed else []
+        return Changes(items=items, deleted=deleted, complete=not token, sync_token=new_token)
+
+    def _listing(self, state: CalendarState) -> Changes:
+        responses = self._propfind(state.remote_id, "1", (DAV, "getetag"), (DAV, "resourcetype"), collection=True)
+        present: dict[str, str] = {}
+        own = state.remote_id.rstrip("/")
+        for r in responses:
+            href = self._href(state.remote_id, r.find("d:href", NS))
+            props = self._ok_props(r)
+            if not href or href.rstrip("/") == own or props is None:
+                continue
+            present[href] = (props.findtext("d:getetag", default="", namespaces=NS) or "").strip()
+        changed = [h for h, e in present.items() if state.known.get(h) != e or not e]
+        items = self._multiget(state.remote_id, changed) if changed else []
+        return Changes(items=items, deleted=sorted(set(state.known) - set(present)), complete=True)
+
+    def _multiget(self, calendar_url: str, hrefs: list[str]) -> list[RemoteItem]:
+        items: list[RemoteItem] = []
+        for start in range(0, len(hrefs), MULTIGET_BATCH):
+            batch = hrefs[start : start + MULTIGET_BATCH]
+            root = ET.Element(_q(CAL, "calendar-multiget"))
+            prop = ET.SubElement(root, _q(DAV, "prop"))
+            ET.SubElement(prop, _q(DAV, "getetag"))
+            ET.SubElement(prop, _q(CAL, "calendar-data"))
+            for href in batch:
+                ET.SubElement(root, _q(DAV, "href")).text = urlsplit(href).path
+            response = self._request(
+                "REPORT",
+                calendar_url,
+                collection=True,
+                data=ET.tostring(root, xml_declaration=True, encoding="utf-8"),
+                headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
+            )
+            for r in self._multistatus(response):
+                href = self._href(calendar_url, r.find("d:href", NS))
+                props = self._ok_props(r)
+                if not href or props is None:
+                    continue
+                items.append(
+                    RemoteItem(
+                        href=href,
+                        etag=(props.findtext("d:getetag", default="", namespaces=NS) or "").strip(),
+                        data=props.findtext("c:calendar-data", default="", namespaces=NS) or "",
+                    )
+                )
+        return items
+
+    def get(self, href: str) -> RemoteItem:
+        response = self._request("GET", href)
+        if response.status_code == 404:
+            raise NotFound("the event is no longer on the CalDAV server", _answer(response))
+        if response.status_code != 200:
+            raise ProviderError(f"reading the event failed (HTTP {response.status_code})", _answer(response))
+        return RemoteItem(href=href, etag=response.headers.get("ETag", ""), data=response.text)
+
+    # -- writing ------------------------------------------------------------------
+
+    def _put(self, href: str, data: str, headers: dict) -> requests.Response:
+        headers = {"Content-Type": "text/calendar; charset=utf-8", **headers}
+        response = self._request("PUT", href, write=True, data=data.encode("utf-8"), headers=headers)
+        if response.status_code in (409, 412) and b"uid-conflict" in response.content:
+            raise ProviderError(
+                "the calendar holds another copy of this event under a different name; remove the duplicate",
+                _answer(response),
+            )
+        if response.status_code == 409:
+            # RFC 4791 §5.3.2: a PUT into a collection that does not exist is a conflict.
+            raise CalendarGone("the calendar no longer exists on the CalDAV server", _answer(response))
+        return response
+
+    def _create(self, calendar_id: str, uid: str, data: str) -> tuple[str, str]:
+        href = urljoin(calendar_id if calendar_id.endswith("/") else calendar_id + "/", quote(object_name(uid)))
+        response = self._put(href, data, {"If-None-Match": "*"})
+        if response.status_code == 412:
+            error = AlreadyExists("an event with this UID is already on the calendar", _answer(response))
+            error.href = href
+            raise error
+        if response.status_code == 404:
+            raise CalendarGone("the calendar no longer exists on the CalDAV server", _answer(response))
+        if response.status_code not in (200, 201, 204):
+            raise ProviderError(f"the CalDAV server did not store the event (HTTP {response.status_code})", _answer(response))
+        return href, response.headers.get("ETag", "")
+
+    def _update(self, href: str, data: str, etag: str) -> str:
+        response = self._put(href, data, {"If-Match": etag} if etag else {})
+        if response.status_code == 412:
+            raise PreconditionFailed("the event was changed on the calendar meanwhile", _answer(response))
+        if response.status_code == 404:
+            raise NotFound("the event is no longer on the calendar", _answer(response))
+        if response.status_code not in (200, 201, 204):
+            raise ProviderError(f"the CalDAV server did not update the event (HTTP {response.status_code})", _answer(response))
+        return response.headers.get("ETag", "")
+
+    def _delete(self, href: str, etag: str) -> None:
+        response = self._request("DELETE", href, write=True, headers={"If-Match": etag} if etag else {})
+        if response.status_code == 412:
+            raise PreconditionFailed("the event was changed on the calendar meanwhile", _answer(response))
+        if response.status_code in (200, 204, 404, 410):
+            return
+        raise ProviderError(f"the CalDAV server did not delete the event (HTTP {response.status_code})", _answer(response))
+
+
+class _NoSyncCollection(Exception):
+    """The server does not do RFC 6578 for this calendar: use the listing fallback."""

@@ -1,0 +1,170 @@
+"""A read-only iCalendar URL as a busy source.
+
+Fetched with a conditional GET (the stored ETag and Last-Modified), so an
+unchanged feed costs one small 304. The body is capped in size and must be
+iCalendar: a web page (a login or error page) or garbage is refused with a
+reason, and the entries read before stay as they were. The URL itself often
+carries a secret token, so it lives in the encrypted credentials; the
+connection shows only its host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from urllib.parse import urlsplit
+
+import requests
+from icalendar import Calendar as ICalendar
+
+from core.http import URLNotAllowed
+from core.providers.base import (
+    AuthRejected,
+    BadData,
+    CalendarGone,
+    CalendarInfo,
+    CalendarState,
+    Changes,
+    NotFound,
+    Provider,
+    ProviderError,
+    RemoteItem,
+    Transient,
+    UrlRefused,
+)
+
+ACCEPT = "text/calendar, application/ics;q=0.9, text/plain;q=0.5, */*;q=0.1"
+UID_PREFIX = "uid:"
+
+
+def feed_label(url: str) -> str:
+    """What the user sees of a feed URL: scheme and host, never the secret path."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+class ICSURLProvider(Provider):
+    name = "ics"
+    read_only = True
+
+    @property
+    def url(self) -> str:
+        return self.secrets.get("url", "")
+
+    def _fetch(self, state: CalendarState | None) -> requests.Response | None:
+        headers = {"Accept": ACCEPT}
+        if state is not None and state.ctag:
+            headers["If-None-Match"] = state.ctag
+        if state is not None and state.sync_token:
+            headers["If-Modified-Since"] = state.sync_token
+        host = feed_label(self.url)
+        try:
+            response = self.http.request("GET", self.url, headers=headers, stream=True)
+        except URLNotAllowed as exc:
+            raise UrlRefused(str(exc)) from None
+        except requests.TooManyRedirects:
+            raise BadData(f"the calendar URL at {host} redirects too many times") from None
+        except requests.Timeout:
+            raise Transient(f"the calendar URL at {host} did not answer in time") from None
+        except requests.RequestException as exc:
+            raise Transient(f"could not fetch the calendar URL at {host}", exc.__class__.__name__) from None
+        status = response.status_code
+        answer = f"HTTP {status} {response.reason} from {host}"
+        if status == 304:
+            response.close()
+            return None
+        if status in (401, 403):
+            response.close()
+            raise AuthRejected("the calendar URL now refuses access (it may have been reset or made private)", answer)
+        if status in (404, 410):
+            response.close()
+            raise CalendarGone("the calendar URL no longer exists (it may have been reset or deleted)", answer)
+        if status == 429 or status >= 500:
+            response.close()
+            raise Transient(f"the calendar URL's server is having trouble (HTTP {status})", answer)
+        if status != 200:
+            response.close()
+            raise ProviderError(f"the calendar URL answered HTTP {status} instead of a calendar", answer)
+        return response
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        cap = self.params.get("max_bytes", 10 * 1024 * 1024)
+        limit_text = f"{cap / (1024 * 1024):.1f} MB" if cap >= 1024 * 1024 else f"{cap} bytes"
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            response.close()
+            raise BadData(f"the calendar at this URL is larger than the {limit_text} limit ({int(declared)} bytes)")
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > cap:
+                    raise BadData(f"the calendar at this URL is larger than the {limit_text} limit")
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise Transient("the calendar URL's download broke off", exc.__class__.__name__) from None
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def _parse(self, response: requests.Response, body: bytes) -> ICalendar:
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        head = body.lstrip()[:200].lower()
+        if content_type in ("text/html", "application/xhtml+xml") or head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+            raise BadData(
+                f"the URL returned a web page ({content_type or 'HTML'}), not an iCalendar file; "
+                "check that it is the calendar's export/subscription link"
+            )
+        if not head.startswith(b"begin:vcalendar"):
+            raise BadData("the URL did not return an iCalendar file (it does not start with BEGIN:VCALENDAR)")
+        try:
+            return ICalendar.from_ical(body.decode("utf-8", errors="replace"))
+        except Exception as exc:  # icalendar raises ValueError and friends on broken input
+            raise BadData(f"the iCalendar file at this URL cannot be read: {str(exc)[:200]}") from None
+
+    def discover(self) -> list[CalendarInfo]:
+        response = self._fetch(None)
+        assert response is not None
+        calendar = self._parse(response, self._read_body(response))
+        name = str(calendar.get("X-WR-CALNAME", "") or "") or feed_label(self.url)
+        return [CalendarInfo(remote_id=feed_label(self.url), name=name, writable=False, privileges_known=True)]
+
+    def probe(self, state: CalendarState) -> CalendarInfo:
+        # The conditional GET in changes() is the cheap check: a probe would only repeat it.
+        return CalendarInfo(remote_id=state.remote_id, name="", writable=False, privileges_known=True, ctag="")
+
+    def changes(self, state: CalendarState) -> Changes:
+        response = self._fetch(state)
+        if response is None:
+            return Changes(unchanged=True, ctag=state.ctag, sync_token=state.sync_token)
+        calendar = self._parse(response, self._read_body(response))
+        timezones = [c for c in calendar.subcomponents if c.name == "VTIMEZONE"]
+        by_uid: OrderedDict[str, list] = OrderedDict()
+        for index, component in enumerate(calendar.subcomponents):
+            if component.name != "VEVENT":
+                continue
+            uid = str(component.get("UID", "") or f"no-uid-{index}")
+            by_uid.setdefault(uid, []).append(component)
+        items = []
+        for uid, components in by_uid.items():
+            piece = ICalendar()
+            piece.add("prodid", "-//calsync//ics-url//EN")
+            piece.add("version", "2.0")
+            for tz in timezones:
+                piece.add_component(tz)
+            for component in components:
+                piece.add_component(component)
+            data = piece.to_ical().decode("utf-8")
+            items.append(RemoteItem(UID_PREFIX + uid, hashlib.sha256(data.encode()).hexdigest()[:32], data))
+        present = {item.href for item in items}
+        changed = [item for item in items if state.known.get(item.href) != item.etag]
+        return Changes(
+            items=changed,
+            deleted=sorted(set(state.known) - present),
+            complete=True,
+            ctag=response.headers.get("ETag", ""),
+            sync_token=response.headers.get("Last-Modified", ""),
+        )
+
+    def get(self, href: str) -> RemoteItem:
+        raise NotFound("single events cannot be fetched from an iCalendar URL")

@@ -1,0 +1,50 @@
+"""The running product: settings, the bound database and the credential vault.
+
+Every adapter (CLI, console, bot, web, scheduler) starts one ``Runtime`` and
+hands it to :mod:`core.actions`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import models as m
+from core.config import Settings, load_settings
+from core.crypto import Vault
+from core.http import HttpClient
+from core.providers import provider_class
+from core.providers.base import Provider
+
+log = logging.getLogger("calsync")
+
+
+@dataclasses.dataclass
+class Runtime:
+    settings: Settings
+    vault: Vault
+
+    def http(self) -> HttpClient:
+        return HttpClient.from_settings(self.settings)
+
+    def provider_for(self, conn: m.Connection, secrets: dict | None = None) -> Provider:
+        params = {
+            "server_url": conn.server_url,
+            "account": conn.account,
+            "max_bytes": self.settings.ics_max_bytes,
+        }
+        if secrets is None:
+            secrets = self.vault.decrypt(conn.credentials)
+        return provider_class(conn.provider)(params, secrets, self.http())
+
+    def close(self) -> None:
+        if not m.db.is_closed():
+            m.db.close()
+
+
+def start(settings: Settings | None = None) -> Runtime:
+    """Load settings (unless given), open and migrate the database, open the vault."""
+    settings = settings or load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    m.bind(settings.database_url)
+    return Runtime(settings=settings, vault=Vault.from_settings(settings))

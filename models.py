@@ -1,0 +1,300 @@
+"""The data, declared once: peewee models, the database binding and migrations.
+
+SQLite is the default (WAL, foreign keys and a busy timeout, so the console can
+read while the scheduler writes); the same models run on PostgreSQL when
+``CALSYNC_DATABASE_URL`` says ``postgresql://``. Every change of the schema is a
+numbered migration in :data:`MIGRATIONS`; :func:`migrate` applies the missing
+ones and records the version, from the first release on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import peewee as pw
+from playhouse.db_url import connect as connect_url
+
+log = logging.getLogger("calsync.db")
+
+db = pw.DatabaseProxy()
+
+UTC = dt.timezone.utc
+
+# Connection statuses, as the SPEC names them.
+PENDING = "pending"
+ACTIVE = "active"
+READ_ONLY = "read_only"
+RELINK_REQUIRED = "relink_required"
+CALENDAR_MISSING = "calendar_missing"
+UNREACHABLE = "unreachable"
+STOPPED = "stopped"
+STATUSES = (PENDING, ACTIVE, READ_ONLY, RELINK_REQUIRED, CALENDAR_MISSING, UNREACHABLE, STOPPED)
+BROKEN_STATUSES = (READ_ONLY, RELINK_REQUIRED, CALENDAR_MISSING, UNREACHABLE)
+
+
+def _now() -> dt.datetime:
+    from core import clock
+
+    return clock.now()
+
+
+class UTCDateTimeField(pw.DateTimeField):
+    """Stored as naive UTC, handed out as aware UTC."""
+
+    def db_value(self, value):
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if isinstance(value, dt.datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField()
+    applied_at = UTCDateTimeField(default=_now)
+
+
+class Staff(BaseModel):
+    email = pw.CharField(unique=True)
+    name = pw.CharField()
+    slack_id = pw.CharField(null=True, index=True)
+    timezone = pw.CharField(default="UTC")
+    created_at = UTCDateTimeField(default=_now)
+
+
+class Connection(BaseModel):
+    staff = pw.ForeignKeyField(Staff, backref="connections", on_delete="CASCADE")
+    provider = pw.CharField()  # caldav | ics | google | microsoft
+    account = pw.CharField()  # the external account as the user knows it (login, e-mail or feed host)
+    server_url = pw.TextField(default="")
+    credentials = pw.TextField(default="")  # encrypted JSON (core.crypto.Vault)
+    status = pw.CharField(default=PENDING, index=True)
+    reason = pw.TextField(default="")  # plain words for the current status
+    status_since = UTCDateTimeField(default=_now)
+    last_error = pw.TextField(default="")  # the last failure, also when it changed no status
+    failing_since = UTCDateTimeField(null=True)  # first of the current run of transient failures
+    last_sync_at = UTCDateTimeField(null=True)  # last sync attempt
+    last_success_at = UTCDateTimeField(null=True)
+    last_check_at = UTCDateTimeField(null=True)
+    next_sync_at = UTCDateTimeField(null=True, index=True)
+    created_at = UTCDateTimeField(default=_now)
+    stopped_at = UTCDateTimeField(null=True)
+
+
+class Calendar(BaseModel):
+    connection = pw.ForeignKeyField(Connection, backref="calendars", on_delete="CASCADE")
+    remote_id = pw.TextField()  # CalDAV collection URL, feed URL, provider calendar id
+    name = pw.CharField(default="")
+    is_destination = pw.BooleanField(default=False)
+    is_busy_source = pw.BooleanField(default=True)
+    writable = pw.BooleanField(default=True)
+    sync_token = pw.TextField(default="")
+    ctag = pw.TextField(default="")
+    last_synced_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("connection", "remote_id"), True),)
+
+
+class RemoteObject(BaseModel):
+    """One object (href + ETag) of a calendar, as last seen on the server."""
+
+    calendar = pw.ForeignKeyField(Calendar, backref="objects", on_delete="CASCADE")
+    href = pw.TextField()
+    etag = pw.TextField(default="")
+    uid = pw.TextField(default="")
+
+    class Meta:
+        indexes = ((("calendar", "href"), True),)
+
+
+class Appointment(BaseModel):
+    external_id = pw.CharField(unique=True)  # the host product's id
+    staff = pw.ForeignKeyField(Staff, backref="appointments", on_delete="CASCADE")
+    uid = pw.CharField(unique=True)  # stable iCalendar UID, derived from external_id
+    starts_at = UTCDateTimeField(index=True)
+    ends_at = UTCDateTimeField()
+    subject = pw.TextField()
+    description = pw.TextField(default="")
+    location = pw.TextField(default="")
+    cancelled = pw.BooleanField(default=False)
+    cancel_reason = pw.TextField(default="")
+    version = pw.IntegerField(default=1)
+    source = pw.CharField(default="host")
+    created_at = UTCDateTimeField(default=_now)
+    updated_at = UTCDateTimeField(default=_now)
+
+
+# AppointmentLink.state
+LINK_PENDING = "pending"  # to be written on the next run
+LINK_SYNCED = "synced"  # the calendar holds pushed_version
+LINK_MISSED = "missed"  # waiting while the connection is broken
+LINK_REMOVED = "removed"  # deleted from the calendar by calsync (cancel / stop)
+LINK_DELETED_EXTERNALLY = "deleted_externally"
+LINK_ORPHANED = "orphaned"  # left on a calendar calsync can no longer reach (forced stop)
+LINK_KEPT = "kept"  # left on purpose (stop --keep-events, provider switch)
+
+
+class AppointmentLink(BaseModel):
+    appointment = pw.ForeignKeyField(Appointment, backref="links", on_delete="CASCADE")
+    calendar = pw.ForeignKeyField(Calendar, backref="links", on_delete="CASCADE")
+    href = pw.TextField(default="")
+    etag = pw.TextField(default="")
+    pushed_version = pw.IntegerField(default=0)
+    state = pw.CharField(default=LINK_PENDING, index=True)
+    last_error = pw.TextField(default="")
+    updated_at = UTCDateTimeField(default=_now)
+
+    class Meta:
+        indexes = ((("appointment", "calendar"), True),)
+
+
+class FeedEntry(BaseModel):
+    """One external event (or occurrence) read from a busy source: the sync feed."""
+
+    calendar = pw.ForeignKeyField(Calendar, backref="entries", on_delete="CASCADE")
+    href = pw.TextField(default="")
+    uid = pw.TextField()
+    recurrence_id = pw.CharField(default="")
+    starts_at = UTCDateTimeField(null=True, index=True)
+    ends_at = UTCDateTimeField(null=True)
+    subject = pw.TextField(default="")
+    loaded = pw.BooleanField(default=False)
+    info = pw.TextField(default="")
+    remote_updated_at = UTCDateTimeField(null=True)
+    seen_at = UTCDateTimeField(default=_now)
+
+    class Meta:
+        indexes = ((("calendar", "uid", "recurrence_id"), True),)
+
+
+class SyncRun(BaseModel):
+    connection = pw.ForeignKeyField(Connection, backref="sync_runs", on_delete="CASCADE")
+    started_at = UTCDateTimeField(default=_now, index=True)
+    finished_at = UTCDateTimeField(null=True)
+    duration_ms = pw.IntegerField(default=0)
+    requests = pw.IntegerField(default=0)
+    created = pw.IntegerField(default=0)
+    updated = pw.IntegerField(default=0)
+    deleted = pw.IntegerField(default=0)
+    entries_read = pw.IntegerField(default=0)
+    applied_back = pw.IntegerField(default=0)
+    outcome = pw.CharField(default="running")  # ok | transient | failed | running
+    error = pw.TextField(default="")
+
+
+class StatusChange(BaseModel):
+    connection = pw.ForeignKeyField(Connection, backref="status_changes", on_delete="CASCADE")
+    at = UTCDateTimeField(default=_now, index=True)
+    old = pw.CharField()
+    new = pw.CharField()
+    cause = pw.TextField(default="")
+    provider_answer = pw.TextField(default="")
+
+
+class AuditEntry(BaseModel):
+    at = UTCDateTimeField(default=_now, index=True)
+    actor = pw.CharField()
+    action = pw.CharField()
+    target = pw.CharField(default="")
+    detail = pw.TextField(default="")
+
+
+ALL_MODELS = [
+    SchemaVersion,
+    Staff,
+    Connection,
+    Calendar,
+    RemoteObject,
+    Appointment,
+    AppointmentLink,
+    FeedEntry,
+    SyncRun,
+    StatusChange,
+    AuditEntry,
+]
+
+
+def _migration_1(database: pw.Database) -> None:
+    """First release: every table."""
+    database.create_tables(ALL_MODELS)
+
+
+# version -> function(database). Append only; never edit a released migration.
+MIGRATIONS = {
+    1: _migration_1,
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def open_database(url: str) -> pw.Database:
+    """A peewee database for ``url`` (sqlite:///path or postgresql://...)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parts.path
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return pw.SqliteDatabase(
+            path or ":memory:",
+            pragmas={
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": 15000,
+                "synchronous": "normal",
+            },
+            timeout=15,
+        )
+    return connect_url(url)
+
+
+def current_version(database: pw.Database) -> int:
+    if not database.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
+    return row or 0
+
+
+def migrate(database: pw.Database) -> int:
+    """Apply the missing migrations; returns the schema version now in force."""
+    is_pg = isinstance(database, pw.PostgresqlDatabase)
+    with database.connection_context():
+        if is_pg:
+            # Several processes may start at once: one migrates, the others wait.
+            database.execute_sql("SELECT pg_advisory_lock(727001)")
+        try:
+            version = current_version(database)
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the database has schema version {version}, newer than this calsync ({SCHEMA_VERSION}); upgrade calsync"
+                )
+            for number in sorted(n for n in MIGRATIONS if n > version):
+                with database.atomic():
+                    MIGRATIONS[number](database)
+                    SchemaVersion.create(version=number)
+                log.info("database migrated to schema version %s", number)
+                version = number
+            return version
+        finally:
+            if is_pg:
+                database.execute_sql("SELECT pg_advisory_unlock(727001)")
+
+
+def bind(url: str) -> pw.Database:
+    """Open ``url``, bind the models to it, bring the schema up to date."""
+    database = open_database(url)
+    db.initialize(database)
+    migrate(database)
+    return database

@@ -1,0 +1,112 @@
+"""Fixtures: a fresh database and data dir per test, and real CalDAV servers
+(Radicale and Xandikos) started on 127.0.0.1 and stopped by their PID."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import models as m  # noqa: E402
+from core import actions, clock, runtime  # noqa: E402
+from core.config import load_settings  # noqa: E402
+from core.crypto import generate_key  # noqa: E402
+from servers import start_server  # noqa: E402
+
+SERVER_KINDS = ["radicale", "xandikos"]
+
+
+def make_env(tmp_path: Path, **extra) -> dict:
+    env = {
+        "CALSYNC_DATA_DIR": str(tmp_path / "var"),
+        "CALSYNC_ALLOW_PRIVATE_URLS": "1",
+        "CALSYNC_HTTP_RETRIES": "1",
+        "CALSYNC_HTTP_BACKOFF": "0",
+        "CALSYNC_HTTP_TIMEOUT": "5",
+        "CALSYNC_WORKERS": "2",
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture
+def env(tmp_path):
+    return make_env(tmp_path)
+
+
+@pytest.fixture
+def rt(env):
+    runtime_ = runtime.start(load_settings(env, read_dotenv=False))
+    yield runtime_
+    runtime_.close()
+    clock.set_now(None)
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def caldav(request, tmp_path):
+    server = start_server(request.param, tmp_path / request.param)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Story:
+    """A staff member with one CalDAV connection, the way a user sets it up."""
+
+    def __init__(self, rt, server):
+        self.rt = rt
+        self.server = server
+        self.calendar_url = server.make_calendar("work", "Work")
+        actions.add_staff(rt, "ada@example.com", "Ada Lovelace", timezone="Europe/Berlin")
+        self.conn = actions.connect(
+            rt,
+            "ada@example.com",
+            "caldav",
+            url=server.base_url,
+            username=server.username,
+            password=server.password,
+        )
+        self.conn_id = self.conn["id"]
+
+    def sync(self) -> dict:
+        return actions.sync_now(self.rt, self.conn_id)[0]
+
+    def status(self) -> dict:
+        return actions.get_connection(self.rt, self.conn_id)
+
+    def entries(self) -> list[dict]:
+        return actions.list_entries(self.rt, self.conn_id)
+
+    def book(self, start: dt.datetime, hours: float = 1, subject: str = "Coaching session") -> dict:
+        return actions.book(self.rt, "ada@example.com", start.isoformat(), (start + dt.timedelta(hours=hours)).isoformat(), subject)
+
+    def events(self) -> dict[str, str]:
+        return self.server.list_events(self.calendar_url)
+
+
+@pytest.fixture
+def story(rt, caldav):
+    return Story(rt, caldav)
+
+
+def soon(days: int = 2, hour: int = 10) -> dt.datetime:
+    base = clock.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=days)
+    return base.replace(hour=hour)
+
+
+def vevent(uid: str, start: dt.datetime, end: dt.datetime, summary: str, extra: str = "") -> str:
+    fmt = "%Y%m%dT%H%M%SZ"
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//outside//EN\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n"
+        f"DTSTART:{start.astimezone(dt.timezone.utc).strftime(fmt)}\r\n"
+        f"DTEND:{end.astimezone(dt.timezone.utc).strftime(fmt)}\r\n"
+        f"SUMMARY:{summary}\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
