@@ -131,9 +131,8 @@ class ConnectionSync:
         )
         destination_writable = True
         for cal in calendars:
-            state = calendar_state(cal)
             try:
-                info = self.provider.probe(state)
+                info = self._read(cal)
             except CalendarGone:
                 if cal.is_destination:
                     raise
@@ -142,18 +141,8 @@ class ConnectionSync:
                 m.FeedEntry.delete().where(m.FeedEntry.calendar == cal).execute()
                 m.RemoteObject.delete().where(m.RemoteObject.calendar == cal).execute()
                 continue
-            cal.writable = info.writable
             if cal.is_destination and not info.writable:
                 destination_writable = False
-            unchanged = bool(info.ctag) and info.ctag == cal.ctag and cal.last_synced_at is not None
-            if not unchanged:
-                changes = self.provider.changes(state)
-                if not changes.unchanged:
-                    self._apply_changes(cal, changes)
-                    cal.sync_token = changes.sync_token or ("" if changes.complete else cal.sync_token)
-                cal.ctag = info.ctag or changes.ctag
-            cal.last_synced_at = clock.now()
-            cal.save()
         if not destination_writable:
             raise WriteForbidden("the primary calendar is read-only for this account: calsync can read it but not add events")
         if self.conn.status in m.BROKEN_STATUSES or self.conn.status == m.PENDING:
@@ -161,7 +150,35 @@ class ConnectionSync:
             self._release_missed()
         for cal in calendars:
             if cal.is_destination:
+                writes = self.report.created + self.report.updated + self.report.deleted
                 self._push(cal)
+                if self.report.created + self.report.updated + self.report.deleted > writes:
+                    # Record the calendar's state after our own writes, so the next run sees
+                    # only what others changed (some servers' ctags return to an old value
+                    # when an event is added and removed again).
+                    self._read(cal)
+
+    def _read(self, cal: m.Calendar):
+        """Probe one calendar and, when it moved, apply its changes; returns the probe."""
+        state = calendar_state(cal)
+        info = self.provider.probe(state)
+        cal.writable = info.writable
+        if info.sync_token:
+            unchanged = info.sync_token == cal.sync_token
+        else:
+            unchanged = bool(info.ctag) and info.ctag == cal.ctag
+        if not (unchanged and cal.last_synced_at is not None):
+            changes = self.provider.changes(state)
+            if not changes.unchanged:
+                self._apply_changes(cal, changes)
+                cal.sync_token = changes.sync_token or ("" if changes.complete else cal.sync_token)
+            cal.ctag = info.ctag or changes.ctag
+            if info.sync_token and cal.sync_token != info.sync_token:
+                # Changed between the probe and the report: the next run looks again.
+                cal.ctag = ""
+        cal.last_synced_at = clock.now()
+        cal.save()
+        return info
 
     # -- pulling --------------------------------------------------------------
 
@@ -408,7 +425,7 @@ class ConnectionSync:
                 self._replace_entries(cal, href, [echo])
 
 
-def ensure_links(cal: m.Calendar, since: dt.datetime) -> int:
+def ensure_links(cal: m.Calendar, since: dt.datetime, state: str = m.LINK_PENDING) -> int:
     """Every appointment of the staff member that this destination should hold has a link."""
     conn = cal.connection
     missing = (
@@ -424,7 +441,6 @@ def ensure_links(cal: m.Calendar, since: dt.datetime) -> int:
             ),
         )
     )
-    state = m.LINK_MISSED if conn.status in m.BROKEN_STATUSES else m.LINK_PENDING
     rows = [{"appointment": a.id, "calendar": cal.id, "state": state} for a in missing]
     if rows:
         m.AppointmentLink.insert_many(rows).execute()

@@ -53,3 +53,196 @@ def test_external_busy_event_is_loaded(story):
     assert entry["loaded"] is True
     assert entry["info"].startswith("last updated")
     assert entry["starts_at"] == start.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def test_free_event_is_not_loaded_and_says_why(story):
+    start = soon(3, 9)
+    story.server.put_event(
+        story.calendar_url, "focus.ics",
+        vevent("focus-1", start, start + dt.timedelta(hours=2), "Focus time", "TRANSP:TRANSPARENT\r\n"),
+    )
+    story.sync()
+    (entry,) = story.entries()
+    assert entry["loaded"] is False
+    assert entry["info"] == "marked free/available"
+
+
+def test_calsync_own_event_is_not_loaded_as_echo(story):
+    story.book(soon(), subject="Intro call")
+    story.sync()
+    # The same event seen again by a fresh full read (as after a resync).
+    m.Calendar.update(ctag="", sync_token="").execute()
+    m.RemoteObject.delete().execute()
+    story.sync()
+    (entry,) = story.entries()
+    assert entry["subject"] == "Intro call"
+    assert entry["loaded"] is False
+    assert entry["info"] == "calsync appointment (echo)"
+
+
+def test_weekly_recurring_busy_event_is_expanded(story):
+    start = soon(1, 8)
+    story.server.put_event(
+        story.calendar_url, "standup.ics",
+        vevent("standup", start, start + dt.timedelta(minutes=30), "Team standup", "RRULE:FREQ=WEEKLY;COUNT=4\r\n"),
+    )
+    story.sync()
+    entries = story.entries()
+    assert [e["subject"] for e in entries] == ["Team standup"] * 4
+    assert all(e["loaded"] for e in entries)
+    starts = [dt.datetime.fromisoformat(e["starts_at"].replace("Z", "+00:00")) for e in entries]
+    assert [b - a for a, b in zip(starts, starts[1:])] == [dt.timedelta(days=7)] * 3
+
+
+def _edit_event(story, transform) -> None:
+    (href, data), = story.events().items()
+    story.server.put_event(story.calendar_url, href.rsplit("/", 1)[-1], transform(data))
+
+
+def test_external_time_edit_is_applied_back_to_the_appointment(story):
+    start = soon(2, 10)
+    booked = story.book(start, subject="Intro call")
+    story.sync()
+    old = start.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    new_start = start + dt.timedelta(hours=3)
+    new = new_start.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    _edit_event(story, lambda data: data.replace(f"DTSTART:{old}", f"DTSTART:{new}"))
+    report = story.sync()
+    assert report["applied_back"] == 1
+    appointment = m.Appointment.get(m.Appointment.external_id == booked["id"])
+    assert appointment.starts_at == new_start.astimezone(dt.timezone.utc)
+    assert appointment.version == 2
+    assert m.AuditEntry.select().where(m.AuditEntry.action == "appointment.external_edit").count() == 1
+    # Applying it back writes nothing more to the calendar.
+    assert story.sync()["updated"] == 0
+
+
+def test_external_delete_cancels_the_appointment(story):
+    booked = story.book(soon(), subject="Intro call")
+    story.sync()
+    (href,) = story.events()
+    story.server.delete_event(href)
+    story.sync()
+    appointment = m.Appointment.get(m.Appointment.external_id == booked["id"])
+    assert appointment.cancelled is True
+    assert "deleted in the external calendar" in appointment.cancel_reason
+    assert story.events() == {}
+    assert story.sync()["created"] == 0
+
+
+class _CrashAfterPut(Exception):
+    pass
+
+
+def test_crash_after_put_before_commit_still_leaves_one_event(story, monkeypatch):
+    story.sync()
+    story.book(soon(), subject="Intro call")
+    from core.providers.caldav import CalDAVProvider
+
+    real_create = CalDAVProvider._create
+
+    def create_then_crash(self, *args, **kwargs):
+        real_create(self, *args, **kwargs)
+        raise _CrashAfterPut("process killed after the PUT")
+
+    monkeypatch.setattr(CalDAVProvider, "_create", create_then_crash)
+    report = story.sync()
+    assert report["outcome"] == "failed" and "internal error" in report["error"]
+    assert len(story.events()) == 1
+    monkeypatch.setattr(CalDAVProvider, "_create", real_create)
+    report = story.sync()
+    assert report["outcome"] == "ok", report
+    assert len(story.events()) == 1
+    assert m.AppointmentLink.get().state == "synced"
+
+
+def test_password_change_marks_relink_required(story):
+    story.sync()
+    story.server.set_password("a-new-secret-9")
+    report = story.sync()
+    assert report["status"] == "relink_required"
+    status = story.status()
+    assert status["status"] == "relink_required"
+    assert "rejected the username or password" in status["reason"]
+    change = m.StatusChange.select().order_by(m.StatusChange.id.desc()).get()
+    assert (change.old, change.new) == ("active", "relink_required")
+    assert "401" in change.provider_answer
+
+
+def test_appointments_booked_while_broken_wait_as_missed_then_arrive_after_relink(story):
+    story.sync()
+    story.server.set_password("a-new-secret-9")
+    story.sync()
+    story.book(soon(), subject="Booked during the outage")
+    story.sync()
+    assert story.status()["missed"] == 1
+    download = actions.download_missed(story.rt, story.conn_id)
+    assert download["count"] == 1 and b"Booked during the outage" in download["ics"]
+    assert b"will not update" in download["ics"].replace(b"\r\n ", b"")
+    result = actions.update_credentials(story.rt, story.conn_id, password="a-new-secret-9")
+    assert result["status"] == "active"
+    assert result["missed"] == 0
+    assert result["id"] == story.conn_id
+    (data,) = story.events().values()
+    assert "Booked during the outage" in data
+
+
+def test_user_made_read_only_marks_read_only(story):
+    story.sync()
+    story.server.set_read_only(True)
+    story.book(soon(), subject="Intro call")
+    report = story.sync()
+    assert report["status"] == "read_only", report
+    assert story.status()["missed"] == 1
+    assert story.events() == {}
+    story.server.set_read_only(False)
+    report = story.sync()
+    assert report["status"] == "active"
+    assert len(story.events()) == 1
+
+
+def test_deleted_destination_calendar_marks_calendar_missing(story):
+    story.sync()
+    story.server.delete_calendar(story.calendar_url)
+    report = story.sync()
+    assert report["status"] == "calendar_missing", report
+    assert "no longer exists" in story.status()["reason"]
+
+
+def test_choosing_a_new_primary_after_the_calendar_was_deleted_delivers_the_missed(story):
+    story.sync()
+    story.server.delete_calendar(story.calendar_url)
+    story.sync()
+    story.book(soon(), subject="Waiting for a calendar")
+    story.sync()
+    assert story.status()["missed"] == 1
+    new_url = story.server.make_calendar("personal", "Personal")
+    actions.set_destination(story.rt, story.conn_id, "Personal")
+    report = story.sync()
+    assert report["status"] == "active", report
+    events = story.server.list_events(new_url)
+    assert len(events) == 1 and "Waiting for a calendar" in next(iter(events.values()))
+
+
+def test_server_stopped_is_transient_and_changes_no_status(story):
+    story.sync()
+    story.server.stop()
+    report = story.sync()
+    assert report["outcome"] == "transient"
+    status = story.status()
+    assert status["status"] == "active"
+    assert "could not connect" in status["last_error"]
+    assert m.StatusChange.select().count() == 2
+
+
+def test_long_outage_becomes_unreachable(story):
+    from core import clock
+
+    story.sync()
+    story.server.stop()
+    story.sync()
+    later = clock.now() + dt.timedelta(hours=7)
+    clock.set_now(lambda: later)
+    report = story.sync()
+    assert report["status"] == "unreachable"
+    assert "failed for 7.0 hours" in story.status()["reason"]

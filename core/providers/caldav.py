@@ -238,7 +238,8 @@ class CalDAVProvider(Provider):
                 info = self._calendar_info(state.remote_id, props)
                 if info is not None:
                     return info
-        raise CalendarGone("the URL no longer points at a calendar on the CalDAV server")
+        # Some servers (Xandikos) answer a vanished collection with a 207 whose only status is 404.
+        raise CalendarGone("the calendar no longer exists on the CalDAV server (or is no longer a calendar)")
 
     # -- reading ------------------------------------------------------------------
 
