@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)
-	$(BIN)/python bench/demo.py
+	$(BIN)/python scripts/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py

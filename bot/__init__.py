@@ -1,0 +1,1 @@
+"""The Slack adapter over core.actions (built in its own issue)."""

@@ -1,0 +1,358 @@
+"""The scriptable admin CLI: `python run_console.py <command>`.
+
+Every command calls one function of :mod:`core.actions`. ``--json`` prints the
+action's data as the stable interface. Exit codes: 0 ok, 1 the action failed
+(the reason on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from console.tables import render, when
+from core import actions
+from core.config import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Usage(Exception):
+    """Bad usage found after parsing (exit code 2)."""
+
+
+def _actor(args) -> str:
+    if getattr(args, "as_user", None):
+        return args.as_user
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "console"
+
+
+def _emit(args, data, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    elif text:
+        print(text)
+
+
+def _read_secret(prompt: str, env_name: str) -> str:
+    """A secret from the environment, else stdin (a prompt without echo on a terminal)."""
+    value = os.environ.get(env_name, "")
+    if value:
+        return value
+    if sys.stdin is None:
+        return ""
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_staff_add(rt, args):
+    staff = actions.add_staff(rt, args.email, args.name, args.slack_id, args.timezone, actor=_actor(args))
+    _emit(args, staff, f"Added staff member {staff['name']} <{staff['email']}> (time zone {staff['timezone']}).")
+
+
+def cmd_staff_list(rt, args):
+    rows = actions.list_staff(rt)
+    cols = [("id", "ID"), ("email", "EMAIL"), ("name", "NAME"), ("timezone", "TIME ZONE"), ("slack_id", "SLACK"), ("connections", "CONNECTIONS")]
+    _emit(args, rows, render(rows, cols) or "No staff members yet: add one with `staff add EMAIL --name NAME`.")
+
+
+def cmd_connect(rt, args):
+    if args.provider == "caldav":
+        if not args.url or not args.username:
+            raise Usage("connect caldav needs --url and --username (the password is read from stdin)")
+        password = _read_secret(f"Password for {args.username}: ", "CALSYNC_CONNECT_PASSWORD")
+        result = actions.connect(rt, args.staff, "caldav", url=args.url, username=args.username, password=password,
+                                 calendar=args.calendar, actor=_actor(args))
+    else:
+        url = args.url
+        if not url or url == "-":
+            url = _read_secret("Calendar URL: ", "CALSYNC_CONNECT_URL")
+        if not url:
+            raise Usage("connect ics needs the calendar URL (--url URL, or --url - to read it from stdin)")
+        result = actions.connect(rt, args.staff, "ics", url=url, actor=_actor(args))
+    lines = [f"Connected {result['provider']} account {result['account']} for {result['staff']} as connection {result['id']}."]
+    for cal in result["calendars"]:
+        role = "primary (appointments are written here)" if cal["destination"] else "busy source"
+        lines.append(f"  calendar {cal['id']}: {cal['name']} — {role}{'' if cal['writable'] else ', read-only'}")
+    for warning in result["warnings"]:
+        lines.append(f"Warning: {warning}")
+    if not args.no_sync:
+        report = actions.sync_now(rt, result["id"])[0]
+        result = {**actions.get_connection(rt, result["id"]), "warnings": result["warnings"], "first_sync": report}
+        lines.append(f"First sync: {report['outcome']}; status {result['status']} ({result['reason']}).")
+    else:
+        lines.append("Status pending: the scheduler runs the first sync at once (or run `sync %d`)." % result["id"])
+    _emit(args, result, "\n".join(lines))
+
+
+STATUS_COLUMNS = [
+    ("id", "ID"), ("staff", "STAFF"), ("provider", "PROVIDER"), ("account", "ACCOUNT"), ("status", "STATUS"),
+    ("since_h", "SINCE"), ("last_sync_h", "LAST SYNC"), ("missed", "MISSED"), ("reason", "REASON"),
+]
+
+
+def cmd_status(rt, args):
+    rows = actions.list_statuses(rt, args.staff)
+    if args.json:
+        keys = ("id", "staff", "provider", "account", "status", "reason", "since", "last_sync_at", "last_check_at",
+                "missed", "last_error", "last_success_at", "flags", "meaning")
+        _emit(args, [{k: r[k] for k in keys} for r in rows], "")
+        return
+    for r in rows:
+        r["since_h"], r["last_sync_h"] = when(r["since"]), when(r["last_sync_at"])
+        if r["flags"]:
+            r["reason"] = f"{r['reason']} [{', '.join(r['flags'])}]"
+        if r["last_error"] and r["status"] not in ("relink_required", "read_only", "calendar_missing"):
+            r["reason"] = f"{r['reason']} (last error: {r['last_error']})"
+    print(render(rows, STATUS_COLUMNS, max_width=70) or "No connections yet: connect one with `connect caldav --staff EMAIL --url URL --username USER`.")
+
+
+def cmd_entries(rt, args):
+    rows = actions.list_entries(rt, args.connection, not_loaded_only=args.not_loaded)
+    if args.json:
+        _emit(args, [{k: r[k] for k in ("id", "calendar", "starts_at", "ends_at", "subject", "loaded", "info")} for r in rows], "")
+        return
+    for r in rows:
+        r["starts_h"], r["ends_h"] = when(r["starts_at"]) if r["starts_at"] else "-", when(r["ends_at"]) if r["ends_at"] else "-"
+    cols = [("id", "ID"), ("calendar", "CALENDAR"), ("starts_h", "STARTS AT"), ("ends_h", "ENDS AT"), ("subject", "SUBJECT"), ("loaded", "LOADED"), ("info", "INFO")]
+    print(render(rows, cols, max_width=50) or "The sync feed is empty: nothing read from this connection's calendars yet.")
+
+
+def cmd_book(rt, args):
+    result = actions.book(rt, args.staff, args.start, args.end, args.subject, args.description or "", args.location or "", actor=_actor(args))
+    _emit(args, result, f"Booked appointment {result['id']} for {result['staff']}: {result['subject']} "
+                        f"{when(result['start'])} – {when(result['end'])}. It is written on the next sync.")
+
+
+def cmd_test(rt, args):
+    result = actions.test_connection(rt, args.connection, actor=_actor(args))
+    lines = [f"Connection {result['connection']}: {'OK' if result['ok'] else 'FAILED'} — status {result['status']} ({result['reason']})"]
+    for check in result["checks"]:
+        lines.append(f"  [{'ok' if check['ok'] else 'no'}] {check['check']}: {check['detail']}")
+    if result["provider_answer"]:
+        lines.append("Provider's answer:\n  " + result["provider_answer"].replace("\n", "\n  "))
+    _emit(args, result, "\n".join(lines))
+    if not result["ok"]:
+        raise actions.ActionError(result["reason"])
+
+
+def cmd_sync(rt, args):
+    def progress(done, total, report):
+        if not args.json and total > 1:
+            print(f"[{done}/{total}] connection {report.connection_id}: {report.outcome}", file=sys.stderr)
+
+    reports = actions.sync_now(rt, args.connection, actor=_actor(args), progress=progress)
+    cols = [("connection_id", "CONNECTION"), ("outcome", "OUTCOME"), ("status", "STATUS"), ("requests", "REQUESTS"),
+            ("created", "CREATED"), ("updated", "UPDATED"), ("deleted", "DELETED"), ("entries_read", "READ"),
+            ("applied_back", "APPLIED BACK"), ("missed", "MISSED"), ("duration_ms", "MS"), ("error", "ERROR")]
+    _emit(args, reports, render(reports, cols) or "Nothing to sync: no connection is active.")
+    if args.connection is not None and reports and reports[0]["outcome"] != "ok":
+        raise actions.ActionError(reports[0]["error"] or reports[0]["reason"])
+
+
+def cmd_download(rt, args):
+    result = actions.download_missed(rt, args.connection, actor=_actor(args))
+    out = Path(args.output)
+    if str(out) == "-":
+        sys.stdout.buffer.write(result["ics"])
+        return
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_bytes(result["ics"])
+    tmp.replace(out)
+    data = {k: v for k, v in result.items() if k != "ics"} | {"path": str(out)}
+    _emit(args, data, f"Wrote {result['count']} missed appointment(s) to {out} (a snapshot: it will not update).")
+
+
+def cmd_stop(rt, args):
+    plan = actions.stop_plan(rt, args.connection, keep_events=args.keep_events)
+    if not args.yes:
+        print(f"Stop sync of connection {plan['connection']} ({plan['status']}): {plan['effect']}.", file=sys.stderr)
+        if plan["warning"]:
+            print(f"Note: {plan['warning']}.", file=sys.stderr)
+        if not (sys.stdin and sys.stdin.isatty()):
+            raise Usage("stop needs confirmation: run it in a terminal, or add --yes")
+        if input("Stop this sync? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("Nothing was changed.", file=sys.stderr)
+            return
+    result = actions.stop_sync(rt, args.connection, keep_events=args.keep_events, force=args.force, actor=_actor(args))
+    text = (f"Stopped connection {result['connection']}: {result['removed']} event(s) removed, {result['kept']} kept, "
+            f"{result['orphaned']} orphaned; credentials forgotten.")
+    if result["warning"]:
+        text += f"\nNote: {result['warning']}."
+    _emit(args, result, text)
+
+
+def cmd_primary(rt, args):
+    result = actions.set_destination(rt, args.connection, args.calendar, actor=_actor(args))
+    _emit(args, result, f"Primary calendar of connection {result['id']} is now {result.get('primary', args.calendar)!r}; "
+                        "appointments already written stay where they are.")
+
+
+def cmd_calendars(rt, args):
+    rows = actions.list_calendars(rt, args.connection, refresh=args.refresh)
+    cols = [("id", "ID"), ("name", "NAME"), ("destination", "PRIMARY"), ("busy_source", "BUSY SOURCE"), ("writable", "WRITABLE")]
+    _emit(args, rows, render(rows, cols) or "No calendars.")
+
+
+def cmd_audit(rt, args):
+    rows = actions.audit_log(rt, limit=args.limit)
+    cols = [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"), ("target", "TARGET"), ("detail", "DETAIL")]
+    _emit(args, rows, render(rows, cols, max_width=80) or "The audit trail is empty.")
+
+
+def cmd_keygen(rt, args):
+    from core.crypto import generate_key
+
+    print(generate_key())
+
+
+def cmd_rotate_key(rt, args):
+    result = actions.rotate_key(rt, actor=_actor(args))
+    _emit(args, result, f"Re-encrypted {result['reencrypted']} stored credential(s) with the first key of CALSYNC_SECRET_KEY.")
+
+
+def cmd_demo(rt, args):
+    from core import demo
+
+    password = ""
+    if args.caldav_url:
+        password = _read_secret(f"Password for {args.username}: ", "CALSYNC_CONNECT_PASSWORD")
+    result = demo.seed(rt, caldav_url=args.caldav_url, username=args.username, password=password, actor=_actor(args))
+    _emit(args, result, "\n".join(result["log"]))
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def _iso_arg(value: str) -> str:
+    try:
+        dt.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date-time such as 2026-12-01T10:00:00+01:00") from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_console.py",
+        description="Calsync support console. Without a command it opens the interactive console; "
+                    "with one it is a scriptable admin CLI.",
+        epilog="Exit codes: 0 ok, 1 the action failed (reason on stderr), 2 bad usage.",
+    )
+    parser.add_argument("--as", dest="as_user", metavar="NAME", help="audit actions as NAME (default: the OS user)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name, func, help_text, json_flag=True, parent=sub):
+        p = parent.add_parser(name, help=help_text, description=help_text)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.set_defaults(func=func)
+        return p
+
+    staff = sub.add_parser("staff", help="add or list staff members", description="Add or list staff members.")
+    staff_sub = staff.add_subparsers(dest="staff_command", metavar="SUBCOMMAND", required=True)
+    p = command("add", cmd_staff_add, "add a staff member", parent=staff_sub)
+    p.add_argument("email", metavar="EMAIL")
+    p.add_argument("--name", required=True, help="the staff member's name")
+    p.add_argument("--slack-id", help="their Slack user id (U…), for alerts")
+    p.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Berlin (default UTC)")
+    command("list", cmd_staff_list, "list staff members", parent=staff_sub)
+
+    p = command("connect", cmd_connect, "connect a staff member's calendar account (credentials are tested first)")
+    p.add_argument("provider", choices=["caldav", "ics"], metavar="PROVIDER", help="caldav or ics")
+    p.add_argument("--staff", required=True, metavar="EMAIL")
+    p.add_argument("--url", help="CalDAV server URL, or the iCalendar URL ('-' reads it from stdin)")
+    p.add_argument("--username", help="CalDAV login; the password is read from stdin or CALSYNC_CONNECT_PASSWORD")
+    p.add_argument("--calendar", help="the primary calendar's name (default: the first writable one)")
+    p.add_argument("--no-sync", action="store_true", help="do not run the first sync now (the scheduler will)")
+
+    p = command("status", cmd_status, "one row per connection: status, reason, last sync, missed appointments")
+    p.add_argument("--staff", metavar="EMAIL", help="only this staff member's connections")
+
+    p = command("entries", cmd_entries, "the sync feed of a connection: what was read, loaded or not, and why")
+    p.add_argument("connection", metavar="CONNECTION")
+    p.add_argument("--not-loaded", action="store_true", help="only entries that were not loaded")
+
+    p = command("book", cmd_book, "book a test appointment, created exactly as the host API would")
+    p.add_argument("staff", metavar="STAFF", help="the staff member's e-mail")
+    p.add_argument("--start", required=True, type=_iso_arg, metavar="ISO")
+    p.add_argument("--end", required=True, type=_iso_arg, metavar="ISO")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--description")
+    p.add_argument("--location")
+
+    p = command("test", cmd_test, "test a connection: credentials, read, write permission, primary calendar")
+    p.add_argument("connection", metavar="CONNECTION")
+
+    p = command("sync", cmd_sync, "sync one connection now, or all of them")
+    p.add_argument("connection", nargs="?", metavar="CONNECTION")
+
+    p = command("download", cmd_download, "write the appointments missed while the connection was broken to an .ics file")
+    p.add_argument("connection", metavar="CONNECTION")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the .ics ('-' for stdout)")
+
+    p = command("stop", cmd_stop, "stop a connection's sync safely (asks for confirmation)")
+    p.add_argument("connection", metavar="CONNECTION")
+    p.add_argument("--keep-events", action="store_true", help="leave calsync's events on the calendar")
+    p.add_argument("--force", action="store_true", help="stop a broken connection anyway; its events are recorded as orphaned")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    p = command("primary", cmd_primary, "choose the primary calendar (where appointments are written)")
+    p.add_argument("connection", metavar="CONNECTION")
+    p.add_argument("calendar", metavar="CALENDAR", help="calendar name or id (see `calendars`)")
+
+    p = command("calendars", cmd_calendars, "list a connection's calendars")
+    p.add_argument("connection", metavar="CONNECTION")
+    p.add_argument("--refresh", action="store_true", help="ask the provider for the current list first")
+
+    p = command("audit", cmd_audit, "the audit trail of support actions and external changes")
+    p.add_argument("--limit", type=int, default=200, help="rows to show (default 200)")
+
+    command("keygen", cmd_keygen, "print a new key for CALSYNC_SECRET_KEY", json_flag=False)
+    command("rotate-key", cmd_rotate_key, "re-encrypt stored credentials with the first key of CALSYNC_SECRET_KEY")
+
+    p = command("demo", cmd_demo, "seed demo data (a staff member, appointments; with --caldav-url a connection too)")
+    p.add_argument("--caldav-url", help="a CalDAV server to connect the demo staff member to")
+    p.add_argument("--username", default="alice", help="its login (password from stdin or CALSYNC_CONNECT_PASSWORD)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return None  # the caller opens the interactive console
+    from core import runtime
+
+    try:
+        rt = runtime.start()
+    except ConfigError as exc:
+        print(f"calsync: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        args.func(rt, args)
+        return EXIT_OK
+    except Usage as exc:
+        parser.print_usage(sys.stderr)
+        print(f"calsync: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except actions.ActionError as exc:
+        print(f"calsync: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("calsync: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        rt.close()

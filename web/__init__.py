@@ -1,0 +1,1 @@
+"""The WSGI adapter over core.actions (built in its own issue)."""
