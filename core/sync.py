@@ -436,7 +436,10 @@ def ensure_links(cal: m.Calendar, since: dt.datetime, state: str = m.LINK_PENDIN
             m.Appointment.ends_at >= since,
             ~pw.fn.EXISTS(
                 m.AppointmentLink.select(m.AppointmentLink.id).where(
-                    m.AppointmentLink.appointment == m.Appointment.id, m.AppointmentLink.calendar == cal
+                    m.AppointmentLink.appointment == m.Appointment.id,
+                    # Already on this calendar, or left on purpose where it was written
+                    # (a primary or provider switch moves only what comes next).
+                    (m.AppointmentLink.calendar == cal) | (m.AppointmentLink.state == m.LINK_KEPT),
                 )
             ),
         )

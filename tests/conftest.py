@@ -110,3 +110,24 @@ def vevent(uid: str, start: dt.datetime, end: dt.datetime, summary: str, extra: 
         f"DTEND:{end.astimezone(dt.timezone.utc).strftime(fmt)}\r\n"
         f"SUMMARY:{summary}\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from pg import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_rt(postgres, tmp_path, request):
+    name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.lower())[:50]
+    url = postgres.create_database(name)
+    runtime_ = runtime.start(load_settings(make_env(tmp_path, CALSYNC_DATABASE_URL=url), read_dotenv=False))
+    yield runtime_
+    runtime_.close()

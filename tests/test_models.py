@@ -1,0 +1,63 @@
+"""The data layer: migrations, SQLite settings, and the same models on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import peewee as pw
+import pytest
+from conftest import Story
+
+import models as m
+from core import actions
+
+
+def test_fresh_database_is_migrated_to_the_current_schema_version(rt):
+    assert m.current_version(m.db.obj) == m.SCHEMA_VERSION
+    assert m.migrate(m.db.obj) == m.SCHEMA_VERSION  # idempotent
+    assert m.SchemaVersion.select().count() == m.SCHEMA_VERSION
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(rt):
+    database = m.db.obj
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_a_database_from_a_newer_calsync_is_refused(rt):
+    m.SchemaVersion.create(version=m.SCHEMA_VERSION + 1)
+    with pytest.raises(RuntimeError, match="newer than this calsync"):
+        m.migrate(m.db.obj)
+
+
+def test_reader_is_not_blocked_while_a_writer_holds_a_transaction(rt):
+    actions.add_staff(rt, "ada@example.com", "Ada")
+    other = m.open_database(rt.settings.database_url)
+    seen = []
+    with m.db.atomic():
+        m.Staff.create(email="bob@example.com", name="Bob")
+
+        def read():
+            with other.connection_context():
+                seen.append(other.execute_sql("select count(*) from staff").fetchone()[0])
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(10)
+    assert seen == [1]  # the reader saw the committed state at once, without waiting
+
+
+@pytest.mark.postgres
+def test_the_same_story_runs_on_postgresql(pg_rt, caldav):
+    assert isinstance(m.db.obj, pw.PostgresqlDatabase)
+    assert m.current_version(m.db.obj) == m.SCHEMA_VERSION
+    story = Story(pg_rt, caldav)
+    story.book(__import__("conftest").soon(), subject="Intro call")
+    report = story.sync()
+    assert report["outcome"] == "ok" and report["created"] == 1
+    assert story.status()["status"] == "active"
+    assert len(story.events()) == 1
+    caldav.set_password("changed")
+    assert story.sync()["status"] == "relink_required"
+    assert [c["status"] for c in actions.list_statuses(pg_rt)] == ["relink_required"]
