@@ -15,6 +15,7 @@ import itertools
 import zoneinfo
 
 import recurring_ical_events
+from dateutil.rrule import rruleset, rrulestr
 from icalendar import Calendar as ICalendar
 from icalendar import Event
 
@@ -28,6 +29,8 @@ INFO_FREE = "marked free/available"
 INFO_CANCELLED = "cancelled"
 INFO_OUTSIDE = "outside the sync window"
 INFO_ALL_DAY = "all-day event ignored by policy"
+
+RULE_STEPS_BEFORE_WINDOW = 200_000  # repeat-rule starts walked to reach the sync window
 
 
 def appointment_uid(external_id: str) -> str:
@@ -217,8 +220,7 @@ def expand(
 
     rows: list[Occurrence] = []
     try:
-        query = recurring_ical_events.of(cal, skip_bad_series=True)
-        stream = query.after(window_start)
+        stream = _occurrences_in_window(cal, master, window_start, window_end, tz, max_occurrences)
         for event in itertools.islice(stream, max_occurrences + 1):
             occ_start, _ = _to_utc(event.decoded("DTSTART"), tz)
             if occ_start >= window_end:
@@ -238,6 +240,58 @@ def expand(
         occ.loaded, occ.info = False, INFO_OUTSIDE + " (no occurrence inside it)"
         return [occ]
     return rows
+
+
+def _rule_horizon(master, window_start: dt.datetime, window_end: dt.datetime, tz: dt.tzinfo, wanted: int) -> dt.datetime | None:
+    """When the master's RRULE has started ``wanted`` times from the window's start (UTC),
+    or None when it starts fewer times before the window's end.
+
+    Walked lazily, so a rule that repeats every second costs ``wanted`` steps and
+    not the millions that one day of it holds. Counted in the event's wall-clock
+    time with UNTIL dropped: that can only make the horizon early, never late.
+    """
+    start = master.decoded("DTSTART")
+    if isinstance(start, dt.datetime):
+        rule_tz, wall_start = start.tzinfo or tz, start.replace(tzinfo=None)
+    else:
+        rule_tz, wall_start = tz, dt.datetime.combine(start, dt.time())
+    rules = master.get("RRULE")
+    rules = rules if isinstance(rules, list) else [rules]
+    series = rruleset()
+    for rule in rules:
+        text = ";".join(p for p in rule.to_ical().decode().split(";") if not p.upper().startswith("UNTIL="))
+        series.rrule(rrulestr(text, dtstart=wall_start))
+    first = window_start.astimezone(rule_tz).replace(tzinfo=None) - dt.timedelta(days=1)
+    last = window_end.astimezone(rule_tz).replace(tzinfo=None) + dt.timedelta(days=1)
+    counted = 0
+    for steps, wall in enumerate(series, 1):
+        if wall >= last:
+            return None
+        if wall >= first:
+            counted += 1
+            if counted >= wanted:
+                return wall.replace(tzinfo=rule_tz).astimezone(dt.timezone.utc)
+        elif steps > RULE_STEPS_BEFORE_WINDOW:
+            raise InvalidData(f"the repeat rule repeats more than {RULE_STEPS_BEFORE_WINDOW} times before the sync window")
+    return None
+
+
+def _occurrences_in_window(cal, master, window_start, window_end, tz, limit: int) -> list:
+    """The occurrences overlapping the window, by start; more than ``limit`` only when there are.
+
+    recurring_ical_events' ``after()`` reads ever longer spans in one go, so a rule
+    repeating every second made it build days of occurrences: only as much of
+    the window is read as holds ``limit`` + 1 starts of the rule.
+    """
+    query = recurring_ical_events.of(cal, skip_bad_series=True)
+    wanted = limit + 1
+    while True:
+        horizon = _rule_horizon(master, window_start, window_end, tz, wanted) if "RRULE" in master else None
+        end = window_end if horizon is None else min(window_end, horizon + dt.timedelta(seconds=1))
+        found = sorted(query.between(window_start, end), key=lambda e: _to_utc(e.decoded("DTSTART"), tz)[0])
+        if len(found) > limit or end >= window_end:
+            return found
+        wanted *= 2  # EXDATEs or moved occurrences thinned this part out: read further
 
 
 def appointment_fields(cal: ICalendar, tz: dt.tzinfo) -> dict:

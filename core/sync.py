@@ -163,7 +163,7 @@ class ConnectionSync:
         state = calendar_state(cal)
         info = self.provider.probe(state)
         cal.writable = info.writable
-        if info.sync_token:
+        if info.sync_token and cal.sync_token:
             unchanged = info.sync_token == cal.sync_token
         else:
             unchanged = bool(info.ctag) and info.ctag == cal.ctag
@@ -173,7 +173,7 @@ class ConnectionSync:
                 self._apply_changes(cal, changes)
                 cal.sync_token = changes.sync_token or ("" if changes.complete else cal.sync_token)
             cal.ctag = info.ctag or changes.ctag
-            if info.sync_token and cal.sync_token != info.sync_token:
+            if info.sync_token and cal.sync_token and cal.sync_token != info.sync_token:
                 # Changed between the probe and the report: the next run looks again.
                 cal.ctag = ""
         cal.last_synced_at = clock.now()

@@ -246,3 +246,54 @@ def test_long_outage_becomes_unreachable(story):
     report = story.sync()
     assert report["status"] == "unreachable"
     assert "failed for 7.0 hours" in story.status()["reason"]
+
+
+def test_servers_without_sync_collection_are_read_by_ctag_and_etags(story, monkeypatch):
+    from core.providers import caldav as caldav_module
+
+    def no_sync_collection(self, state, token):
+        raise caldav_module._NoSyncCollection()
+
+    monkeypatch.setattr(caldav_module.CalDAVProvider, "_sync_collection", no_sync_collection)
+    start = soon(2, 15)
+    story.server.put_event(story.calendar_url, "a.ics", vevent("a", start, start + dt.timedelta(hours=1), "First"))
+    story.sync()
+    assert [e["subject"] for e in story.entries()] == ["First"]
+    story.server.put_event(story.calendar_url, "a.ics", vevent("a", start, start + dt.timedelta(hours=1), "First (moved)"))
+    story.server.put_event(story.calendar_url, "b.ics", vevent("b", start + dt.timedelta(hours=2), start + dt.timedelta(hours=3), "Second"))
+    story.sync()
+    assert sorted(e["subject"] for e in story.entries()) == ["First (moved)", "Second"]
+    (href_b,) = [h for h in story.events() if h.endswith("b.ics")]
+    story.server.delete_event(href_b)
+    story.sync()
+    assert [e["subject"] for e in story.entries()] == ["First (moved)"]
+    report = story.sync()
+    assert report["requests"] == 1  # unchanged ctag: one probe, nothing listed
+
+
+def test_an_expired_sync_token_means_a_full_resync_not_an_error(story):
+    start = soon(2, 15)
+    story.server.put_event(story.calendar_url, "a.ics", vevent("a", start, start + dt.timedelta(hours=1), "First"))
+    story.sync()
+    cal = m.Calendar.get()
+    cal.sync_token = cal.sync_token[:-6] + "ffffff" if cal.sync_token else "bogus"
+    cal.ctag = ""
+    cal.save()
+    story.server.put_event(story.calendar_url, "b.ics", vevent("b", start + dt.timedelta(hours=2), start + dt.timedelta(hours=3), "Second"))
+    report = story.sync()
+    assert report["outcome"] == "ok", report
+    assert report["status"] == "active"
+    assert sorted(e["subject"] for e in story.entries()) == ["First", "Second"]
+
+
+def test_windows_time_zone_names_are_understood(story):
+    story.server.put_event(story.calendar_url, "win.ics", (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN\r\n"
+        "BEGIN:VEVENT\r\nUID:win-1\r\nDTSTAMP:20260101T000000Z\r\n"
+        f"DTSTART;TZID=W. Europe Standard Time:{soon(3).strftime('%Y%m%d')}T100000\r\n"
+        f"DTEND;TZID=W. Europe Standard Time:{soon(3).strftime('%Y%m%d')}T110000\r\n"
+        "SUMMARY:Outlook meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
+    story.sync()
+    (entry,) = story.entries()
+    assert entry["loaded"] is True
+    assert entry["starts_at"].endswith("T09:00:00Z")  # 10:00 Berlin winter time

@@ -21,7 +21,6 @@ from core.http import URLNotAllowed
 from core.providers.base import (
     AuthRejected,
     BadData,
-    CalendarGone,
     CalendarInfo,
     CalendarState,
     Changes,
@@ -32,6 +31,19 @@ from core.providers.base import (
     Transient,
     UrlRefused,
 )
+
+
+class FeedGone(ProviderError):
+    """The feed URL answers 404/410: the connection's one calendar is gone.
+
+    Not a CalendarGone: the sync engine takes a CalendarGone busy source for one
+    vanished calendar of a larger account, drops its entries and reports the run
+    as ok. An iCalendar URL connection *is* that one calendar, so the user must
+    see calendar_missing (and the entries read before stay, as for bad data).
+    """
+
+    status = "calendar_missing"
+
 
 ACCEPT = "text/calendar, application/ics;q=0.9, text/plain;q=0.5, */*;q=0.1"
 UID_PREFIX = "uid:"
@@ -78,7 +90,7 @@ class ICSURLProvider(Provider):
             raise AuthRejected("the calendar URL now refuses access (it may have been reset or made private)", answer)
         if status in (404, 410):
             response.close()
-            raise CalendarGone("the calendar URL no longer exists (it may have been reset or deleted)", answer)
+            raise FeedGone("the calendar URL no longer exists (it may have been reset or deleted)", answer)
         if status == 429 or status >= 500:
             response.close()
             raise Transient(f"the calendar URL's server is having trouble (HTTP {status})", answer)
