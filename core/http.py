@@ -57,6 +57,16 @@ def check_url(url: str, allow_private: bool) -> None:
             )
 
 
+def is_timeout(exc: BaseException) -> bool:
+    """True for a timeout, also when urllib3's retries wrapped it into a ConnectionError."""
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    if isinstance(exc, requests.Timeout):
+        return True
+    inner = exc.args[0] if exc.args else None
+    return isinstance(inner, MaxRetryError) and isinstance(inner.reason, ReadTimeoutError)
+
+
 class HttpClient:
     """A requests session with calsync's rules, shared by one provider instance."""
 

@@ -285,13 +285,14 @@ def _occurrences_in_window(cal, master, window_start, window_end, tz, limit: int
     """
     query = recurring_ical_events.of(cal, skip_bad_series=True)
     wanted = limit + 1
-    while True:
+    for _ in range(24):  # wanted doubles each time: 24 rounds pass any RULE_STEPS_BEFORE_WINDOW
         horizon = _rule_horizon(master, window_start, window_end, tz, wanted) if "RRULE" in master else None
         end = window_end if horizon is None else min(window_end, horizon + dt.timedelta(seconds=1))
         found = sorted(query.between(window_start, end), key=lambda e: _to_utc(e.decoded("DTSTART"), tz)[0])
         if len(found) > limit or end >= window_end:
             return found
         wanted *= 2  # EXDATEs or moved occurrences thinned this part out: read further
+    return sorted(query.between(window_start, window_end), key=lambda e: _to_utc(e.decoded("DTSTART"), tz)[0])
 
 
 def appointment_fields(cal: ICalendar, tz: dt.tzinfo) -> dict:

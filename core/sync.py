@@ -91,7 +91,7 @@ class ConnectionSync:
         try:
             self._pull_and_push()
         except ProviderError as exc:
-            self.report.outcome = "transient" if not exc.status else "failed"
+            self.report.outcome = "transient" if exc.transient else "failed"
             self.report.error = exc.reason
             health.record_failure(self.conn, exc, cause, self.settings)
         except Exception as exc:

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import requests
 from defusedxml.ElementTree import fromstring as parse_xml
 
-from core.http import URLNotAllowed
+from core.http import URLNotAllowed, is_timeout
 from core.providers.base import (
     AlreadyExists,
     AuthRejected,
@@ -84,10 +84,12 @@ class CalDAVProvider(Provider):
             response = self.http.request(method, url, headers=headers, auth=auth, **kwargs)
         except URLNotAllowed as exc:
             raise UrlRefused(str(exc)) from None
+        except requests.ConnectionError as exc:
+            if is_timeout(exc):
+                raise Transient(f"the CalDAV server did not answer in time ({method} {url})") from None
+            raise Transient(f"could not connect to the CalDAV server at {urlsplit(url).netloc}", str(exc)[:300]) from None
         except requests.Timeout:
             raise Transient(f"the CalDAV server did not answer in time ({method} {url})") from None
-        except requests.ConnectionError as exc:
-            raise Transient(f"could not connect to the CalDAV server at {urlsplit(url).netloc}", str(exc)[:300]) from None
         except requests.RequestException as exc:
             raise Transient(f"the request to the CalDAV server failed: {exc.__class__.__name__}") from None
         status = response.status_code

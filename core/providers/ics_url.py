@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from icalendar import Calendar as ICalendar
 
-from core.http import URLNotAllowed
+from core.http import URLNotAllowed, is_timeout
 from core.providers.base import (
     AuthRejected,
     BadData,
@@ -79,6 +79,8 @@ class ICSURLProvider(Provider):
         except requests.Timeout:
             raise Transient(f"the calendar URL at {host} did not answer in time") from None
         except requests.RequestException as exc:
+            if is_timeout(exc):
+                raise Transient(f"the calendar URL at {host} did not answer in time") from None
             raise Transient(f"could not fetch the calendar URL at {host}", exc.__class__.__name__) from None
         status = response.status_code
         answer = f"HTTP {status} {response.reason} from {host}"

@@ -1,0 +1,97 @@
+"""Outgoing HTTP: retries with backoff on 5xx/429, timeouts, and redirects through the guard."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import pytest
+import requests
+
+from core.http import HttpClient, URLNotAllowed, check_url
+from core.providers.base import CalendarState, Transient
+from core.providers.caldav import CalDAVProvider
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    script: list = []  # (status, headers, body, delay) answered in order, the last one repeats
+    seen: list = []
+
+    def _answer(self):
+        self.seen.append((self.command, self.path))
+        status, headers, body, delay = self.script[min(len(self.seen) - 1, len(self.script) - 1)]
+        if delay:
+            time.sleep(delay)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PROPFIND = do_PUT = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Handler.seen = []
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", _Handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_503_is_retried_and_the_second_answer_is_used(local):
+    base, handler = local
+    handler.script = [(503, {"Retry-After": "0"}, b"busy", 0), (200, {}, b"ok", 0)]
+    client = HttpClient(retries=2, backoff=0, allow_private=True)
+    response = client.request("GET", base + "/x")
+    assert response.status_code == 200 and response.text == "ok"
+    assert client.requests_made == 2
+
+
+def test_persistent_429_becomes_transient_for_the_provider_after_the_retries(local):
+    base, handler = local
+    handler.script = [(429, {"Retry-After": "0"}, b"slow down", 0)]
+    provider = CalDAVProvider({"server_url": base + "/", "account": "a"}, {"password": "p"}, HttpClient(retries=2, backoff=0, allow_private=True))
+    with pytest.raises(Transient, match="HTTP 429"):
+        provider.probe(CalendarState(remote_id=base + "/cal/"))
+    assert len(handler.seen) == 3
+
+
+def test_a_server_that_hangs_is_a_transient_timeout(local):
+    base, handler = local
+    handler.script = [(200, {}, b"late", 2)]
+    provider = CalDAVProvider({"server_url": base + "/", "account": "a"}, {"password": "p"},
+                              HttpClient(timeout=0.3, retries=0, allow_private=True))
+    started = time.monotonic()
+    with pytest.raises(Transient, match="did not answer in time"):
+        provider.probe(CalendarState(remote_id=base + "/cal/"))
+    assert time.monotonic() - started < 1.5
+
+
+def test_redirects_are_followed_hop_by_hop_and_bounded(local):
+    base, handler = local
+    handler.script = [(302, {"Location": "/next"}, b"", 0)]
+    client = HttpClient(retries=0, allow_private=True)
+    with pytest.raises(requests.TooManyRedirects):
+        client.request("GET", base + "/start")
+    assert len(handler.seen) == 6
+
+
+def test_a_redirect_to_a_private_address_is_refused_when_private_urls_are_off():
+    with pytest.raises(URLNotAllowed, match="private or loopback"):
+        check_url("http://127.0.0.1:9/feed.ics", allow_private=False)
+    with pytest.raises(URLNotAllowed, match="private or loopback"):
+        check_url("http://192.168.1.10/feed.ics", allow_private=False)
+    with pytest.raises(URLNotAllowed, match="http:// and https://"):
+        check_url("file:///etc/passwd", allow_private=False)
