@@ -14,12 +14,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The PostgreSQL tests start a real server with initdb/pg_ctl; install it when it is missing.
+# The tests start a real PostgreSQL (initdb/pg_ctl) and drive pages in Debian's headless
+# Chromium (Playwright with executable_path): install what is missing, once.
+SYSTEM_PACKAGES := postgresql chromium
 system-deps:
-	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	@missing=""; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; \
-	else echo "PostgreSQL is missing: install it (apt-get install postgresql) for the PostgreSQL tests" >&2; exit 1; fi
+		echo "installing:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else echo "missing system packages:$$missing (apt-get install$$missing)" >&2; exit 1; fi
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -213,6 +213,72 @@ class AuditEntry(BaseModel):
     detail = pw.TextField(default="")
 
 
+class Incident(BaseModel):
+    """One break of one connection: opened on entering a broken status, resolved on `active`."""
+
+    connection = pw.ForeignKeyField(Connection, backref="incidents", on_delete="CASCADE")
+    kind = pw.CharField()  # the broken status, or "pending" for a first sync that never finished
+    reason = pw.TextField(default="")
+    provider_answer = pw.TextField(default="")
+    opened_at = UTCDateTimeField(default=_now, index=True)
+    last_seen_at = UTCDateTimeField(default=_now)
+    failures = pw.IntegerField(default=1)
+    last_reminded_at = UTCDateTimeField(null=True)
+    reminders = pw.IntegerField(default=0)
+    escalated_at = UTCDateTimeField(null=True)
+    resolved_at = UTCDateTimeField(null=True, index=True)
+    resolution = pw.TextField(default="")
+    missed_delivered = pw.IntegerField(default=0)
+
+
+class Notification(BaseModel):
+    """The outbox: one row per event, written once (``dedupe_key``), delivered per channel."""
+
+    event = pw.CharField()  # incident.opened | incident.reminder | incident.resolved | incident.escalated | relink.link
+    dedupe_key = pw.CharField(unique=True)
+    incident = pw.ForeignKeyField(Incident, null=True, backref="notifications", on_delete="CASCADE")
+    connection = pw.ForeignKeyField(Connection, null=True, backref="notifications", on_delete="CASCADE")
+    staff = pw.ForeignKeyField(Staff, null=True, backref="notifications", on_delete="CASCADE")
+    payload = pw.TextField(default="{}")  # JSON facts: status, reason, account, since, missed...
+    secret = pw.TextField(default="")  # encrypted relink URL until every channel has it, then wiped
+    created_at = UTCDateTimeField(default=_now, index=True)
+
+
+# Delivery.state
+DELIVERY_PENDING = "pending"
+DELIVERY_SENDING = "sending"
+DELIVERY_SENT = "sent"
+
+
+class Delivery(BaseModel):
+    notification = pw.ForeignKeyField(Notification, backref="deliveries", on_delete="CASCADE")
+    channel = pw.CharField()  # log | email | slack
+    recipient = pw.CharField(default="")
+    state = pw.CharField(default=DELIVERY_PENDING, index=True)
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = UTCDateTimeField(default=_now, index=True)
+    claimed_at = UTCDateTimeField(null=True)
+    last_error = pw.TextField(default="")
+    sent_at = UTCDateTimeField(null=True)
+    external_ref = pw.TextField(default="")  # e.g. the Slack channel + ts, to update the message later
+
+    class Meta:
+        indexes = ((("notification", "channel"), True),)
+
+
+class RelinkLink(BaseModel):
+    """A single-use, expiring relink link; only the SHA-256 of its token is kept."""
+
+    connection = pw.ForeignKeyField(Connection, backref="relink_links", on_delete="CASCADE")
+    token_hash = pw.CharField(unique=True)
+    created_at = UTCDateTimeField(default=_now)
+    expires_at = UTCDateTimeField()
+    used_at = UTCDateTimeField(null=True)
+    revoked_at = UTCDateTimeField(null=True)
+    issued_by = pw.CharField(default="")
+    via = pw.CharField(default="")
+
+
 ALL_MODELS = [
     SchemaVersion,
     Staff,
@@ -225,17 +291,31 @@ ALL_MODELS = [
     SyncRun,
     StatusChange,
     AuditEntry,
+    Incident,
+    Notification,
+    Delivery,
+    RelinkLink,
 ]
 
 
+FIRST_RELEASE = [SchemaVersion, Staff, Connection, Calendar, RemoteObject, Appointment, AppointmentLink,
+                 FeedEntry, SyncRun, StatusChange, AuditEntry]
+
+
 def _migration_1(database: pw.Database) -> None:
-    """First release: every table."""
-    database.create_tables(ALL_MODELS)
+    """First release: the sync core's tables."""
+    database.create_tables(FIRST_RELEASE)
+
+
+def _migration_2(database: pw.Database) -> None:
+    """Incidents, the notification outbox and relink links."""
+    database.create_tables([Incident, Notification, Delivery, RelinkLink])
 
 
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
+    2: _migration_2,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

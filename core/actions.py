@@ -346,9 +346,9 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
     conn.last_check_at = clock.now()
     conn.save()
     if error is not None:
-        health.record_failure(conn, error, "test", rt.settings)
+        health.record_failure(rt, conn, error, "test")
     elif conn.status != m.PENDING:
-        health.record_success(conn, "test")
+        health.record_success(rt, conn, "test")
     conn = m.Connection.get_by_id(conn.id)
     audit(actor, "connection.test", conn.id, conn.status)
     return {
@@ -713,7 +713,7 @@ def stop_sync(rt, conn_id, keep_events: bool = False, force: bool = False, actor
                 try:
                     prov.delete(link.href, "")
                 except ProviderError as exc:
-                    health.record_failure(conn, exc, "stop", rt.settings)
+                    health.record_failure(rt, conn, exc, "stop")
                     raise ActionError(
                         f"stopped nothing: removing calsync's events failed after {removed} of {plan['events_on_calendar']}: "
                         f"{exc.reason}. The connection stays as it was; try again, or use --keep-events."
@@ -737,7 +737,7 @@ def stop_sync(rt, conn_id, keep_events: bool = False, force: bool = False, actor
         conn.credentials = ""  # forgotten: only this connection's copy, never the account's grant elsewhere
         conn.stopped_at = clock.now()
         conn.save()
-        health.set_status(conn, m.STOPPED, meaning(m.STOPPED), "stop")
+        health.set_status(rt, conn, m.STOPPED, meaning(m.STOPPED), "stop")
     detail = f"removed={removed} kept={kept} orphaned={orphaned}" + (" force" if force else "")
     audit(actor, "connection.stop", conn.id, detail)
     return {**plan, "stopped": True, "removed": removed, "kept": kept, "orphaned": orphaned}

@@ -53,6 +53,11 @@ class Settings:
     all_day_policy: str
     external_edit_policy: str
     external_delete_policy: str
+    sweep_interval: int
+    reminder_interval: int
+    pending_escalate_after: int
+    escalate_after: int
+    relink_ttl: int
 
     @property
     def key_file(self) -> Path:
@@ -185,4 +190,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         all_day_policy=_choice(env, "CALSYNC_ALL_DAY_EVENTS", "ignore", ("ignore", "busy")),
         external_edit_policy=_choice(env, "CALSYNC_EXTERNAL_EDIT_POLICY", "apply", ("apply", "revert")),
         external_delete_policy=_choice(env, "CALSYNC_EXTERNAL_DELETE_POLICY", "cancel", ("cancel", "restore")),
+        sweep_interval=_int(env, "CALSYNC_SWEEP_INTERVAL", 300, 30, 86400, "the health sweep interval in seconds"),
+        reminder_interval=_int(env, "CALSYNC_REMINDER_INTERVAL", 86400, 60, 30 * 86400, "the seconds between reminders of an open incident"),
+        pending_escalate_after=_int(env, "CALSYNC_PENDING_ESCALATE_AFTER", 86400, 60, 30 * 86400, "the seconds a connection may stay pending before support is told"),
+        escalate_after=_int(env, "CALSYNC_ESCALATE_AFTER", 3 * 86400, 60, 90 * 86400, "the seconds an incident may stay open before support is told"),
+        relink_ttl=_int(env, "CALSYNC_RELINK_TTL", 7 * 86400, 60, 90 * 86400, "the lifetime of a relink link in seconds"),
     )

@@ -23,6 +23,7 @@ log = logging.getLogger("calsync")
 class Runtime:
     settings: Settings
     vault: Vault
+    senders: list = dataclasses.field(default_factory=list)  # outbox senders (core.outbox.Sender)
 
     def http(self) -> HttpClient:
         return HttpClient.from_settings(self.settings)
@@ -47,4 +48,15 @@ def start(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     m.bind(settings.database_url)
-    return Runtime(settings=settings, vault=Vault.from_settings(settings))
+    return Runtime(settings=settings, vault=Vault.from_settings(settings), senders=default_senders(settings))
+
+
+def default_senders(settings: Settings) -> list:
+    """The log always; e-mail when CALSYNC_SMTP_URL is set. (Slack adds its own.)"""
+    from core.mail import EmailSender
+    from core.outbox import LogSender
+
+    senders: list = [LogSender()]
+    if settings.smtp_url:
+        senders.append(EmailSender(settings.smtp_url.reveal(), settings.mail_from))
+    return senders

@@ -80,6 +80,7 @@ class ConnectionSync:
         self.report = SyncReport(connection_id=conn.id)
         self.tz = ics.zone(conn.staff.timezone)
         self.window_start, self.window_end = window(self.settings)
+        self.released: list[int] = []  # links that waited as missed and are pushed in this run
 
     # -- the run --------------------------------------------------------------
 
@@ -93,7 +94,7 @@ class ConnectionSync:
         except ProviderError as exc:
             self.report.outcome = "transient" if exc.transient else "failed"
             self.report.error = exc.reason
-            health.record_failure(self.conn, exc, cause, self.settings)
+            health.record_failure(self.rt, self.conn, exc, cause)
         except Exception as exc:
             # An internal fault must not change the connection's status: it is not the provider's.
             log.exception("sync of connection %s failed internally", self.conn.id)
@@ -102,7 +103,12 @@ class ConnectionSync:
             raise
         else:
             self.report.outcome = "ok"
-            health.record_success(self.conn, cause)
+            delivered = (
+                m.AppointmentLink.select().where(m.AppointmentLink.id.in_(self.released), m.AppointmentLink.state == m.LINK_SYNCED).count()
+                if self.released
+                else 0
+            )
+            health.record_success(self.rt, self.conn, cause, delivered=delivered)
         finally:
             self.report.requests = self.provider.requests_made
             self.report.duration_ms = int((time.monotonic() - started) * 1000)
@@ -349,9 +355,12 @@ class ConnectionSync:
 
     def _release_missed(self) -> None:
         calendars = m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == self.conn)
-        m.AppointmentLink.update(state=m.LINK_PENDING).where(
+        waiting = m.AppointmentLink.select(m.AppointmentLink.id).where(
             m.AppointmentLink.calendar.in_(calendars), m.AppointmentLink.state == m.LINK_MISSED
-        ).execute()
+        )
+        self.released = [link.id for link in waiting]
+        if self.released:
+            m.AppointmentLink.update(state=m.LINK_PENDING).where(m.AppointmentLink.id.in_(self.released)).execute()
 
     def _push(self, cal: m.Calendar) -> None:
         ensure_links(cal, self.window_start)

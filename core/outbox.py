@@ -1,0 +1,201 @@
+"""The notification outbox: every incident event is written once, then delivered.
+
+``notify`` writes one Notification (a unique ``dedupe_key`` makes a second
+write of the same event a no-op) and one Delivery per channel that wants it.
+``deliver_pending`` hands due deliveries to their senders; a failure is kept
+and retried with backoff, never dropped, and a delivery is claimed before it
+is sent so two schedulers never send it twice. The relink URL a notification
+carries is encrypted and wiped once every channel has sent it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from typing import Protocol
+
+import peewee as pw
+
+import models as m
+from core import clock
+
+log = logging.getLogger("calsync.outbox")
+
+MAX_BACKOFF = dt.timedelta(hours=1)
+STALE_CLAIM = dt.timedelta(minutes=10)
+BATCH = 100
+
+
+@dataclasses.dataclass
+class Outgoing:
+    """What a sender gets: the facts, the plain-words text, and the relink URL if any."""
+
+    notification: m.Notification
+    delivery: m.Delivery
+    event: str
+    payload: dict
+    relink_url: str
+    subject: str
+    text: str
+
+
+class Sender(Protocol):
+    channel: str
+
+    def recipient(self, notification: m.Notification, payload: dict) -> str | None:
+        """Who gets this notification on this channel, or None when the channel does not take it."""
+
+    def send(self, outgoing: Outgoing) -> str:
+        """Deliver; returns an external reference (message id...). Raises on failure."""
+
+
+class LogSender:
+    """Always on: one line per notification in the service log (never the relink URL)."""
+
+    channel = "log"
+
+    def recipient(self, notification, payload):
+        return "log"
+
+    def send(self, outgoing: Outgoing) -> str:
+        p = outgoing.payload
+        log.warning(
+            "notification event=%s connection=%s staff=%s status=%s reason=%r missed=%s",
+            outgoing.event, p.get("connection"), p.get("staff"), p.get("status"), p.get("reason"), p.get("missed"),
+        )
+        return ""
+
+
+def notify(
+    rt,
+    event: str,
+    dedupe_key: str,
+    payload: dict,
+    *,
+    incident: m.Incident | None = None,
+    connection: m.Connection | None = None,
+    staff: m.Staff | None = None,
+    relink_url: str = "",
+    channels: tuple[str, ...] | None = None,
+) -> m.Notification | None:
+    """Write one notification and its deliveries; None when this event was written before."""
+    with m.db.atomic():
+        if m.Notification.select().where(m.Notification.dedupe_key == dedupe_key).exists():
+            return None
+        try:
+            with m.db.atomic():
+                notification = m.Notification.create(
+                    event=event,
+                    dedupe_key=dedupe_key,
+                    incident=incident,
+                    connection=connection,
+                    staff=staff,
+                    payload=json.dumps(payload, sort_keys=True, default=str),
+                    secret=rt.vault.encrypt({"relink_url": relink_url}) if relink_url else "",
+                )
+        except pw.IntegrityError:
+            return None  # another process wrote the same event a moment ago
+        for sender in rt.senders:
+            if channels is not None and sender.channel not in channels and sender.channel != "log":
+                continue
+            recipient = sender.recipient(notification, payload)
+            if recipient:
+                m.Delivery.create(notification=notification, channel=sender.channel, recipient=recipient)
+    return notification
+
+
+def _claim(delivery_id: int, now: dt.datetime) -> bool:
+    claimed = (
+        m.Delivery.update(state=m.DELIVERY_SENDING, claimed_at=now)
+        .where(
+            m.Delivery.id == delivery_id,
+            (m.Delivery.state == m.DELIVERY_PENDING)
+            | ((m.Delivery.state == m.DELIVERY_SENDING) & (m.Delivery.claimed_at < now - STALE_CLAIM)),
+        )
+        .execute()
+    )
+    return claimed == 1
+
+
+def deliver_pending(rt, limit: int = BATCH) -> dict:
+    """Send what is due; returns counts of sent and failed deliveries."""
+    from core import notices
+
+    now = clock.now()
+    senders = {s.channel: s for s in rt.senders}
+    due = list(
+        m.Delivery.select(m.Delivery.id)
+        .where(
+            ((m.Delivery.state == m.DELIVERY_PENDING) & (m.Delivery.next_attempt_at <= now))
+            | ((m.Delivery.state == m.DELIVERY_SENDING) & (m.Delivery.claimed_at < now - STALE_CLAIM))
+        )
+        .order_by(m.Delivery.next_attempt_at, m.Delivery.id)
+        .limit(limit)
+    )
+    sent = failed = 0
+    for row in due:
+        if not _claim(row.id, now):
+            continue
+        delivery = m.Delivery.get_by_id(row.id)
+        notification = delivery.notification
+        sender = senders.get(delivery.channel)
+        payload = json.loads(notification.payload)
+        try:
+            if sender is None:
+                raise RuntimeError(f"no {delivery.channel} sender is configured in this process")
+            relink_url = rt.vault.decrypt(notification.secret).get("relink_url", "") if notification.secret else ""
+            subject, text = notices.render(notification.event, payload, relink_url)
+            ref = sender.send(Outgoing(notification, delivery, notification.event, payload, relink_url, subject, text))
+        except Exception as exc:  # any sender failure: keep it, retry later
+            delivery.attempts += 1
+            delay = min(dt.timedelta(seconds=30 * 2 ** min(delivery.attempts - 1, 10)), MAX_BACKOFF)
+            delivery.state = m.DELIVERY_PENDING
+            delivery.next_attempt_at = clock.now() + delay
+            delivery.last_error = f"{exc.__class__.__name__}: {exc}"[:1000]
+            delivery.save()
+            failed += 1
+            log.warning("delivery %s (%s, %s) failed, retry in %ss: %s", delivery.id, delivery.channel,
+                        notification.event, int(delay.total_seconds()), delivery.last_error)
+            continue
+        delivery.state = m.DELIVERY_SENT
+        delivery.attempts += 1
+        delivery.sent_at = clock.now()
+        delivery.external_ref = ref or ""
+        delivery.last_error = ""
+        delivery.save()
+        sent += 1
+        _wipe_secret_when_done(notification)
+    return {"sent": sent, "failed": failed}
+
+
+def _wipe_secret_when_done(notification: m.Notification) -> None:
+    if not notification.secret:
+        return
+    open_ = m.Delivery.select().where(m.Delivery.notification == notification, m.Delivery.state != m.DELIVERY_SENT).exists()
+    if not open_:
+        m.Notification.update(secret="").where(m.Notification.id == notification.id).execute()
+
+
+def payload_for(rt, conn: m.Connection, **extra) -> dict:
+    """The facts every notification about a connection carries."""
+    from core import health
+    from core.messages import meaning
+
+    data = {
+        "connection": conn.id,
+        "staff": conn.staff.email,
+        "staff_name": conn.staff.name,
+        "slack_id": conn.staff.slack_id or "",
+        "provider": conn.provider,
+        "account": conn.account,
+        "status": conn.status,
+        "meaning": meaning(conn.status),
+        "reason": conn.reason or meaning(conn.status),
+        "since": clock.utc(conn.status_since).isoformat(),
+        "missed": health.missed_count(conn),
+        "mail_from": rt.settings.mail_from,
+    }
+    data.update(extra)
+    return data
