@@ -131,3 +131,67 @@ def pg_rt(postgres, tmp_path, request):
     runtime_ = runtime.start(load_settings(make_env(tmp_path, CALSYNC_DATABASE_URL=url), read_dotenv=False))
     yield runtime_
     runtime_.close()
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
+
+    def __init__(self):
+        from conftest_ports import free_port
+
+        self.messages: list = []
+        self.port = free_port()
+        self.controller = None
+
+    def start(self) -> None:
+        import email
+        from email import policy
+
+        from aiosmtpd.controller import Controller
+
+        mailbox = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                mailbox.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def wait_for(self, count: int = 1, timeout: float = 10.0) -> list:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.messages
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox()
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture
+def mail_rt(tmp_path, mailbox):
+    """A runtime whose e-mail goes to the loopback SMTP server."""
+    runtime_ = runtime.start(load_settings(make_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url,
+                                                    CALSYNC_MAIL_FROM="Calsync <calsync@example.com>"), read_dotenv=False))
+    yield runtime_
+    runtime_.close()
+    clock.set_now(None)
