@@ -211,6 +211,7 @@ class AuditEntry(BaseModel):
     action = pw.CharField()
     target = pw.CharField(default="")
     detail = pw.TextField(default="")
+    result = pw.CharField(default="ok")  # ok | failed (since schema 2)
 
 
 class Incident(BaseModel):
@@ -303,13 +304,27 @@ FIRST_RELEASE = [SchemaVersion, Staff, Connection, Calendar, RemoteObject, Appoi
 
 
 def _migration_1(database: pw.Database) -> None:
-    """First release: the sync core's tables."""
+    """First release: the sync core's tables.
+
+    create_tables() writes today's columns; later migrations therefore add a
+    column only when it is missing, so a fresh database and an upgraded one
+    end up the same.
+    """
     database.create_tables(FIRST_RELEASE)
 
 
+def _add_column_if_missing(database: pw.Database, model, field_name: str) -> None:
+    from playhouse.migrate import migrate as run_migration, SchemaMigrator
+
+    table = model._meta.table_name
+    if field_name not in {c.name for c in database.get_columns(table)}:
+        run_migration(SchemaMigrator.from_database(database).add_column(table, field_name, model._meta.fields[field_name]))
+
+
 def _migration_2(database: pw.Database) -> None:
-    """Incidents, the notification outbox and relink links."""
+    """Incidents, the notification outbox, relink links; the result of audited actions."""
     database.create_tables([Incident, Notification, Delivery, RelinkLink])
+    _add_column_if_missing(database, AuditEntry, "result")
 
 
 # version -> function(database). Append only; never edit a released migration.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The Calsync service: the scheduler that syncs every connection periodically.
+"""The Calsync service: scheduler + web server (relink pages, /healthz) in one process.
 
-`python run_bot.py --once` runs one pass of all due work and exits.
+`python run_bot.py --once` runs one pass of all due work and exits;
+`--role scheduler|web` runs one part, for scaling out on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,35 +15,42 @@ import threading
 
 log = logging.getLogger("calsync.service")
 
-TICK_SECONDS = 30
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_bot.py",
-        description="Run the calsync service: the scheduler that syncs every connection "
-                    "(every CALSYNC_SYNC_INTERVAL seconds, the first sync as soon as a connection is made).",
+        description="Run the calsync service: the scheduler (syncs every CALSYNC_SYNC_INTERVAL seconds, a health "
+                    "sweep every CALSYNC_SWEEP_INTERVAL, incident reminders, the notification outbox) and the web "
+                    "server (relink pages, /healthz) on CALSYNC_HTTP_HOST:CALSYNC_HTTP_PORT.",
         epilog="Exit codes: 0 ok, 1 a pass failed internally, 2 bad usage or configuration.",
     )
-    parser.add_argument("--once", action="store_true", help="one pass of all due work, then exit")
-    parser.add_argument(
-        "--role", choices=["scheduler"], default="scheduler",
-        help="the part to run (this release has the scheduler; the Slack bot and web server come with their issues)",
-    )
+    parser.add_argument("--once", action="store_true", help="one pass of all due work (syncs, sweep, incidents, outbox), then exit")
+    parser.add_argument("--role", choices=["all", "scheduler", "web"], default="all",
+                        help="the part to run (default all; the Slack bot comes with its issue)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
-def run_pass(rt, once: bool = False) -> int:
-    from core import actions
+def run_pass(rt) -> int:
+    from core import scheduler
 
-    reports = actions.sync_due(rt)
-    failed = [r for r in reports if r["outcome"] == "failed" and r["error"].startswith("internal error")]
-    log.info("pass done: %d connection(s) synced, %d with internal errors", len(reports), len(failed))
-    if once:
-        outcomes = ", ".join(f"{o} {sum(r['outcome'] == o for r in reports)}" for o in ("ok", "transient", "failed"))
-        print(f"One pass: {len(reports)} due connection(s) synced ({outcomes}).")
-    return 1 if failed else 0
+    result = scheduler.run_once(rt)
+    reports = result["syncs"]
+    internal = [r for r in reports if r["error"].startswith("internal error")]
+    outcomes = ", ".join(f"{o} {sum(r['outcome'] == o for r in reports)}" for o in ("ok", "transient", "failed"))
+    print(f"One pass: {len(reports)} due connection(s) synced ({outcomes}); "
+          f"sweep checked {result['sweep']['checked']}; "
+          f"{result['incidents']['reminders']} reminder(s), {result['incidents']['escalations']} escalation(s); "
+          f"{result['outbox']['sent']} notification(s) delivered, {result['outbox']['failed']} to retry.")
+    return 1 if internal else 0
+
+
+def announce(rt) -> None:
+    s = rt.settings
+    if not s.slack_bot_token:
+        log.info("Slack is not configured (SLACK_BOT_TOKEN): alerts go to the log and the database")
+    if not s.smtp_url:
+        log.info("e-mail is not configured (CALSYNC_SMTP_URL): relink links are not mailed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,20 +66,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.once:
-            return run_pass(rt, once=True)
-        import schedule
-
+            return run_pass(rt)
+        announce(rt)
         stop = threading.Event()
+        web_server = None
+        if args.role in ("all", "web"):
+            from web.server import make_server
+
+            web_server = make_server(rt, rt.settings.http_host, rt.settings.http_port)
+            threading.Thread(target=web_server.run, name="web", daemon=True).start()
+            log.info("web server listening on http://%s:%s (public URL %s)", rt.settings.http_host,
+                     rt.settings.http_port, rt.settings.base_url)
+
+        def shutdown(*_):
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        scheduler = schedule.Scheduler()
-        scheduler.every(TICK_SECONDS).seconds.do(run_pass, rt)
-        log.info("scheduler started: sync interval %ss, %d worker(s)", rt.settings.sync_interval, rt.settings.workers)
-        run_pass(rt)
-        while not stop.is_set():
-            scheduler.run_pending()
-            stop.wait(1)
-        log.info("scheduler stopped")
+            signal.signal(sig, shutdown)
+        if args.role in ("all", "scheduler"):
+            from core import scheduler
+
+            jobs = scheduler.build(rt)
+            log.info("scheduler started: sync every %ss, sweep every %ss, %d worker(s)",
+                     rt.settings.sync_interval, rt.settings.sweep_interval, rt.settings.workers)
+            jobs.run_all()
+            while not stop.is_set():
+                jobs.run_pending()
+                stop.wait(1)
+        else:
+            stop.wait()
+        if web_server is not None:
+            web_server.close()
+        log.info("calsync service stopped")
         return 0
     finally:
         rt.close()

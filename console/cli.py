@@ -194,6 +194,19 @@ def cmd_stop(rt, args):
     _emit(args, result, text)
 
 
+def cmd_relink(rt, args):
+    via = tuple(v.strip() for v in args.via.split(",") if v.strip())
+    result = actions.issue_relink(rt, args.connection, via=via, actor=_actor(args))
+    lines = [f"New relink link for connection {result['connection']} (earlier links no longer work; expires {result['expires_at']}):",
+             f"  {result['url']}"]
+    if result["sent_via"]:
+        lines.append(f"Sent via {', '.join(result['sent_via'])} (on the scheduler's next outbox pass, or now with `run_bot.py --once`).")
+    if result["not_configured"]:
+        lines.append(f"Not sent via {', '.join(result['not_configured'])}: not configured here "
+                     "(CALSYNC_SMTP_URL for e-mail, SLACK_BOT_TOKEN for Slack). Pass the link on yourself.")
+    _emit(args, result, "\n".join(lines))
+
+
 def cmd_primary(rt, args):
     result = actions.set_destination(rt, args.connection, args.calendar, actor=_actor(args))
     _emit(args, result, f"Primary calendar of connection {result['id']} is now {result.get('primary', args.calendar)!r}; "
@@ -208,7 +221,7 @@ def cmd_calendars(rt, args):
 
 def cmd_audit(rt, args):
     rows = actions.audit_log(rt, limit=args.limit)
-    cols = [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"), ("target", "TARGET"), ("detail", "DETAIL")]
+    cols = [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"), ("target", "TARGET"), ("result", "RESULT"), ("detail", "DETAIL")]
     _emit(args, rows, render(rows, cols, max_width=80) or "The audit trail is empty.")
 
 
@@ -308,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-events", action="store_true", help="leave calsync's events on the calendar")
     p.add_argument("--force", action="store_true", help="stop a broken connection anyway; its events are recorded as orphaned")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    p = command("relink", cmd_relink, "issue a new relink link (single-use, expiring) and send it to the staff member")
+    p.add_argument("connection", metavar="CONNECTION")
+    p.add_argument("--via", default="slack,email", help="channels, comma-separated: slack, email (default both)")
 
     p = command("primary", cmd_primary, "choose the primary calendar (where appointments are written)")
     p.add_argument("connection", metavar="CONNECTION")

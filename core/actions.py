@@ -9,6 +9,7 @@ audited with the ``actor`` that did them.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import datetime as dt
 import logging
 import re
@@ -56,8 +57,27 @@ def _iso(value: dt.datetime | None) -> str | None:
     return clock.utc(value).isoformat().replace("+00:00", "Z") if value else None
 
 
-def audit(actor: str, action: str, target: str = "", detail: str = "") -> None:
-    m.AuditEntry.create(actor=actor or "system", action=action, target=str(target), detail=detail)
+def audit(actor: str, action: str, target: str = "", detail: str = "", result: str = "ok") -> None:
+    m.AuditEntry.create(actor=actor or "system", action=action, target=str(target), detail=detail, result=result)
+
+
+def audited(action: str):
+    """Record a support action that failed (success is recorded by the action, with its details)."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(rt, *args, actor: str = "", **kwargs):
+            try:
+                return fn(rt, *args, actor=actor, **kwargs)
+            except ActionError as exc:
+                if actor:
+                    target = args[0] if args else kwargs.get("conn_id", "")
+                    audit(actor, action, target if target is not None else "", str(exc), result="failed")
+                raise
+
+        return wrapper
+
+    return decorate
 
 
 # -- staff ----------------------------------------------------------------------
@@ -220,6 +240,7 @@ def _save_calendars(conn: m.Connection, infos, destination: str | None) -> None:
         )
 
 
+@audited("connection.connect")
 def connect(
     rt,
     staff_email: str,
@@ -277,6 +298,7 @@ def connect(
     return result
 
 
+@audited("connection.relink")
 def update_credentials(rt, conn_id, *, password: str = "", url: str = "", actor: str = "") -> dict:
     """Relink: new credentials for the same connection, tested before they are saved."""
     conn = _connection(conn_id)
@@ -305,6 +327,7 @@ def update_credentials(rt, conn_id, *, password: str = "", url: str = "", actor:
     return result
 
 
+@audited("connection.test")
 def test_connection(rt, conn_id, actor: str = "") -> dict:
     """Check auth, read, write permission and the destination; the status follows the result."""
     conn = _connection(conn_id)
@@ -390,6 +413,7 @@ def _write_probe(prov, destination: m.Calendar) -> bool:
 # -- sync -----------------------------------------------------------------------------
 
 
+@audited("connection.sync")
 def sync_now(rt, conn_id=None, actor: str = "", progress=None) -> list[dict]:
     """Sync one connection, or every connection that is not stopped."""
     if conn_id is not None:
@@ -638,6 +662,7 @@ def missed_appointments(conn: m.Connection) -> list[m.Appointment]:
     )
 
 
+@audited("connection.download_missed")
 def download_missed(rt, conn_id, actor: str = "") -> dict:
     """The missed appointments as an .ics snapshot (which says it will not update)."""
     conn = _connection(conn_id)
@@ -689,6 +714,7 @@ def stop_plan(rt, conn_id, keep_events: bool = False) -> dict:
     }
 
 
+@audited("connection.stop")
 def stop_sync(rt, conn_id, keep_events: bool = False, force: bool = False, actor: str = "") -> dict:
     conn = _connection(conn_id)
     if conn.status == m.STOPPED:
@@ -774,6 +800,7 @@ def list_calendars(rt, conn_id, refresh: bool = False) -> list[dict]:
     return [calendar_dict(c) for c in cals]
 
 
+@audited("connection.primary")
 def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
     """Choose the primary calendar; appointments already written stay where they are."""
     conn = _connection(conn_id)
@@ -822,7 +849,7 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
 def audit_log(rt, limit: int = 200) -> list[dict]:
     rows = m.AuditEntry.select().order_by(m.AuditEntry.at.desc(), m.AuditEntry.id.desc()).limit(limit)
     return [
-        {"at": _iso(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail}
+        {"at": _iso(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail, "result": a.result}
         for a in rows
     ]
 
@@ -849,6 +876,7 @@ def new_token() -> str:
 RELINK_FORMS = {"caldav": "password", "ics": "url", "google": "oauth", "microsoft": "oauth"}
 
 
+@audited("connection.relink_link")
 def issue_relink(rt, conn_id, via: tuple[str, ...] = ("email", "slack"), actor: str = "") -> dict:
     """A fresh relink link for a connection (earlier links stop working), sent through the outbox."""
     from core import outbox, relink

@@ -143,3 +143,29 @@ def test_once_pass_syncs_due_connections(tmp_path, caldav):
     assert "1 due connection(s) synced (ok 1" in result.stdout
     assert "0 due connection(s)" in run("run_bot.py", "--once").stdout  # not due again until the interval passed
     assert caldav.password not in result.stdout + result.stderr
+
+
+def test_relink_reissue_from_the_cli_is_mailed_on_the_next_pass(tmp_path, caldav, mailbox):
+    env = {**os.environ, **make_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url, CALSYNC_MAIL_FROM="calsync@example.com"),
+           "CALSYNC_CONNECT_PASSWORD": caldav.password}
+    caldav.make_calendar("work", "Work")
+
+    def run(script, *args):
+        return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, env=env, timeout=60)
+
+    run("run_console.py", "staff", "add", "ada@example.com", "--name", "Ada")
+    run("run_console.py", "connect", "caldav", "--staff", "ada@example.com", "--url", caldav.base_url, "--username", caldav.username)
+    first = json.loads(run("run_console.py", "--as", "sam", "relink", "1", "--via", "email", "--json").stdout)
+    second = json.loads(run("run_console.py", "--as", "sam", "relink", "1", "--via", "email", "--json").stdout)
+    assert first["url"] != second["url"] and second["sent_via"] == ["email"]
+    assert run("run_bot.py", "--once").returncode == 0
+    mails = mailbox.wait_for(2)
+    bodies = [m.get_content() for m in mails]
+    assert any(second["url"] in b for b in bodies)
+    audit = json.loads(run("run_console.py", "audit", "--json").stdout)
+    relinks = [a for a in audit if a["action"] == "connection.relink_link"]
+    assert len(relinks) == 2 and all(a["actor"] == "sam" and a["result"] == "ok" for a in relinks)
+    result = run("run_console.py", "--as", "sam", "relink", "1", "--via", "pigeon")
+    assert result.returncode == 2 and "unknown delivery channel" in result.stderr
+    audit = json.loads(run("run_console.py", "audit", "--json").stdout)
+    assert audit[0]["result"] == "failed" and audit[0]["actor"] == "sam"

@@ -61,3 +61,17 @@ def test_the_same_story_runs_on_postgresql(pg_rt, caldav):
     caldav.set_password("changed")
     assert story.sync()["status"] == "relink_required"
     assert [c["status"] for c in actions.list_statuses(pg_rt)] == ["relink_required"]
+
+
+def test_a_first_release_database_is_upgraded_in_place(rt):
+    database = m.db.obj
+    actions.add_staff(rt, "ada@example.com", "Ada")
+    # Make the database look exactly as the first release left it.
+    database.drop_tables([m.Incident, m.Notification, m.Delivery, m.RelinkLink])
+    database.execute_sql("ALTER TABLE audit_entry DROP COLUMN result")
+    m.SchemaVersion.delete().where(m.SchemaVersion.version > 1).execute()
+    assert m.current_version(database) == 1
+    assert m.migrate(database) == m.SCHEMA_VERSION
+    assert "result" in {c.name for c in database.get_columns("audit_entry")}
+    assert m.Staff.get().email == "ada@example.com"  # the data survived
+    assert m.AuditEntry.get().result == "ok"
