@@ -73,6 +73,10 @@ class Staff(BaseModel):
     slack_id = pw.CharField(null=True, index=True)
     timezone = pw.CharField(default="UTC")
     created_at = UTCDateTimeField(default=_now)
+    # The private feed: its token is derived from the feed secret and this generation;
+    # only its hash is stored (since schema 3). A reset bumps the generation.
+    feed_generation = pw.IntegerField(default=0)
+    feed_token_hash = pw.CharField(null=True, unique=True)
 
 
 class Connection(BaseModel):
@@ -280,6 +284,28 @@ class RelinkLink(BaseModel):
     via = pw.CharField(default="")
 
 
+class DownloadLink(BaseModel):
+    """A one-off link to the missed appointments' .ics (for Slack buttons); hash-only, expiring."""
+
+    connection = pw.ForeignKeyField(Connection, backref="download_links", on_delete="CASCADE")
+    token_hash = pw.CharField(unique=True)
+    created_at = UTCDateTimeField(default=_now)
+    expires_at = UTCDateTimeField()
+    used_at = UTCDateTimeField(null=True)
+
+
+class ApiKey(BaseModel):
+    """A bearer key of the host API; only its SHA-256 is stored."""
+
+    name = pw.CharField(unique=True)
+    key_hash = pw.CharField(unique=True)
+    prefix = pw.CharField()  # the first characters, to recognise a key in lists
+    created_at = UTCDateTimeField(default=_now)
+    created_by = pw.CharField(default="")
+    last_used_at = UTCDateTimeField(null=True)
+    revoked_at = UTCDateTimeField(null=True)
+
+
 ALL_MODELS = [
     SchemaVersion,
     Staff,
@@ -296,6 +322,8 @@ ALL_MODELS = [
     Notification,
     Delivery,
     RelinkLink,
+    DownloadLink,
+    ApiKey,
 ]
 
 
@@ -327,10 +355,20 @@ def _migration_2(database: pw.Database) -> None:
     _add_column_if_missing(database, AuditEntry, "result")
 
 
+def _migration_3(database: pw.Database) -> None:
+    """Private feeds (hash of the token per staff member), download links and host API keys."""
+    _add_column_if_missing(database, Staff, "feed_generation")
+    _add_column_if_missing(database, Staff, "feed_token_hash")
+    if "staff_feed_token_hash" not in {i.name for i in database.get_indexes("staff")}:
+        database.execute_sql('CREATE UNIQUE INDEX "staff_feed_token_hash" ON "staff" ("feed_token_hash")')
+    database.create_tables([DownloadLink, ApiKey])
+
+
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
     2: _migration_2,
+    3: _migration_3,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

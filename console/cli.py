@@ -207,6 +207,37 @@ def cmd_relink(rt, args):
     _emit(args, result, "\n".join(lines))
 
 
+def cmd_feed(rt, args):
+    if args.feed_command == "url":
+        result = actions.feed_url(rt, args.staff, actor=_actor(args))
+        text = (f"Private feed of {result['staff']} (subscribe to it in any calendar app; keep it secret):\n  {result['url']}")
+    else:
+        if not args.yes:
+            if not (sys.stdin and sys.stdin.isatty()):
+                raise Usage("feed reset revokes the current URL at once: run it in a terminal, or add --yes")
+            if input("Reset the feed URL? Calendar apps subscribed to the old one stop updating. [y/N] ").strip().lower() not in ("y", "yes"):
+                print("Nothing was changed.", file=sys.stderr)
+                return
+        result = actions.feed_reset(rt, args.staff, actor=_actor(args))
+        text = (f"New private feed of {result['staff']}; the old URL no longer works (re-subscribe with this one):\n"
+                f"  {result['url']}")
+    _emit(args, result, text)
+
+
+def cmd_apikey(rt, args):
+    if args.apikey_command == "create":
+        result = actions.apikey_create(rt, args.name, actor=_actor(args))
+        _emit(args, result, f"API key {result['name']!r} (shown once; only its hash is kept):\n  {result['key']}\n"
+                            "Send it as `Authorization: Bearer <key>` to /api/v1.")
+    elif args.apikey_command == "revoke":
+        result = actions.apikey_revoke(rt, args.name, actor=_actor(args))
+        _emit(args, result, f"API key {result['name']!r} revoked.")
+    else:
+        rows = actions.apikey_list(rt)
+        cols = [("name", "NAME"), ("prefix", "PREFIX"), ("created_at", "CREATED"), ("last_used_at", "LAST USED"), ("revoked", "REVOKED")]
+        _emit(args, rows, render(rows, cols) or "No API keys yet: create one with `apikey create NAME`.")
+
+
 def cmd_primary(rt, args):
     result = actions.set_destination(rt, args.connection, args.calendar, actor=_actor(args))
     _emit(args, result, f"Primary calendar of connection {result['id']} is now {result.get('primary', args.calendar)!r}; "
@@ -325,6 +356,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("relink", cmd_relink, "issue a new relink link (single-use, expiring) and send it to the staff member")
     p.add_argument("connection", metavar="CONNECTION")
     p.add_argument("--via", default="slack,email", help="channels, comma-separated: slack, email (default both)")
+
+    feed = sub.add_parser("feed", help="a staff member's private calendar-feed URL", description="Show or reset a staff member's private iCalendar feed URL.")
+    feed_sub = feed.add_subparsers(dest="feed_command", metavar="SUBCOMMAND", required=True)
+    p = command("url", cmd_feed, "show the feed URL (made on first use)", parent=feed_sub)
+    p.add_argument("staff", metavar="STAFF", help="the staff member's e-mail")
+    p = command("reset", cmd_feed, "make a new feed URL; the old one stops working at once", parent=feed_sub)
+    p.add_argument("staff", metavar="STAFF", help="the staff member's e-mail")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    apikey = sub.add_parser("apikey", help="API keys of the host API", description="Create, list or revoke host API keys.")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", metavar="SUBCOMMAND", required=True)
+    p = command("create", cmd_apikey, "create a key (printed once)", parent=apikey_sub)
+    p.add_argument("name", metavar="NAME")
+    p = command("revoke", cmd_apikey, "revoke a key", parent=apikey_sub)
+    p.add_argument("name", metavar="NAME")
+    command("list", cmd_apikey, "list keys (never the keys themselves)", parent=apikey_sub)
 
     p = command("primary", cmd_primary, "choose the primary calendar (where appointments are written)")
     p.add_argument("connection", metavar="CONNECTION")

@@ -952,3 +952,106 @@ def request_new_link(rt, email: str) -> dict:
             issue_relink(rt, conn.id, via=("email", "slack"), actor=f"self-service:{staff.email}")
             sent += 1
     return {"message": "If this address has a calendar connection that needs relinking, a new link is on its way."}
+
+
+# -- private feeds, downloads, API keys, the host's reads ---------------------------------------
+
+
+@audited("feed.url")
+def feed_url(rt, staff_email: str, actor: str = "") -> dict:
+    from core import feeds
+
+    staff = _staff(staff_email)
+    token = feeds.ensure_token(rt, staff)
+    if actor:
+        audit(actor, "feed.url", staff.email)
+    return {"staff": staff.email, "url": feeds.url_for(rt, token)}
+
+
+@audited("feed.reset")
+def feed_reset(rt, staff_email: str, actor: str = "") -> dict:
+    from core import feeds
+
+    staff = _staff(staff_email)
+    token = feeds.reset(rt, staff)
+    audit(actor, "feed.reset", staff.email, "the old feed URL stopped working")
+    return {"staff": staff.email, "url": feeds.url_for(rt, token), "old_url_revoked": True}
+
+
+def download_link(rt, conn_id, actor: str = "") -> dict:
+    """A one-off link to the missed appointments' .ics (what a Slack button opens)."""
+    import hashlib
+
+    conn = _connection(conn_id)
+    token = secrets.token_urlsafe(32)
+    expires = clock.now() + dt.timedelta(hours=24)
+    m.DownloadLink.create(connection=conn, token_hash=hashlib.sha256(token.encode()).hexdigest(), expires_at=expires)
+    if actor:
+        audit(actor, "connection.download_link", conn.id)
+    return {"connection": conn.id, "url": f"{rt.settings.base_url}/download/{token}.ics", "expires_at": _iso(expires),
+            "count": len(missed_appointments(conn))}
+
+
+def download_by_link(rt, token: str) -> dict | None:
+    """The snapshot behind a one-off link, spending it; None for an unknown, used or expired link."""
+    import hashlib
+
+    if not token or len(token) > 100:
+        return None
+    link = m.DownloadLink.get_or_none(m.DownloadLink.token_hash == hashlib.sha256(token.encode()).hexdigest())
+    if link is None or link.used_at is not None or link.expires_at <= clock.now():
+        return None
+    spent = m.DownloadLink.update(used_at=clock.now()).where(m.DownloadLink.id == link.id, m.DownloadLink.used_at.is_null()).execute()
+    if not spent:
+        return None
+    return download_missed(rt, link.connection_id)
+
+
+def apikey_create(rt, name: str, actor: str = "") -> dict:
+    from core import hostapi
+
+    try:
+        key, row = hostapi.create_key(name, created_by=actor)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    except KeyError as exc:
+        raise ActionError(exc.args[0]) from None
+    audit(actor, "apikey.create", row.name)
+    return {"name": row.name, "key": key, "prefix": row.prefix, "created_at": _iso(row.created_at)}
+
+
+def apikey_revoke(rt, name: str, actor: str = "") -> dict:
+    row = m.ApiKey.get_or_none(m.ApiKey.name == (name or "").strip(), m.ApiKey.revoked_at.is_null())
+    if row is None:
+        raise NotFoundError(f"no active API key named {name!r}; see `apikey list`")
+    row.revoked_at = clock.now()
+    row.save()
+    audit(actor, "apikey.revoke", row.name)
+    return {"name": row.name, "revoked_at": _iso(row.revoked_at)}
+
+
+def apikey_list(rt) -> list[dict]:
+    return [
+        {"name": k.name, "prefix": k.prefix, "created_at": _iso(k.created_at), "created_by": k.created_by,
+         "last_used_at": _iso(k.last_used_at), "revoked": k.revoked_at is not None}
+        for k in m.ApiKey.select().order_by(m.ApiKey.name)
+    ]
+
+
+def busy_times(rt, staff_email: str, start, end) -> dict:
+    from core import hostapi
+
+    staff = _staff(staff_email)
+    start_at = _parse_time(start, dt.timezone.utc, "from")
+    end_at = _parse_time(end, dt.timezone.utc, "to")
+    if end_at <= start_at:
+        raise InvalidInput("'to' must be after 'from'")
+    if end_at - start_at > hostapi.MAX_RANGE:
+        raise InvalidInput("ask for at most 366 days of busy times at once")
+    return hostapi.busy(rt, staff, start_at, end_at)
+
+
+def staff_connections(rt, staff_email: str) -> list[dict]:
+    from core import hostapi
+
+    return hostapi.connections(_staff(staff_email))

@@ -58,6 +58,16 @@ class Settings:
     pending_escalate_after: int
     escalate_after: int
     relink_ttl: int
+    feed_secret: Secret
+    feed_past_days: int
+    feed_future_days: int
+    host_webhook_url: str
+    host_webhook_secret: Secret
+    stale_after: int
+
+    @property
+    def feed_key_file(self) -> Path:
+        return self.data_dir / "feed.key"
 
     @property
     def key_file(self) -> Path:
@@ -195,4 +205,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         pending_escalate_after=_int(env, "CALSYNC_PENDING_ESCALATE_AFTER", 86400, 60, 30 * 86400, "the seconds a connection may stay pending before support is told"),
         escalate_after=_int(env, "CALSYNC_ESCALATE_AFTER", 3 * 86400, 60, 90 * 86400, "the seconds an incident may stay open before support is told"),
         relink_ttl=_int(env, "CALSYNC_RELINK_TTL", 7 * 86400, 60, 90 * 86400, "the lifetime of a relink link in seconds"),
+        feed_secret=Secret(env.get("CALSYNC_FEED_SECRET", "").strip()),
+        feed_past_days=_int(env, "CALSYNC_FEED_PAST_DAYS", 45, 0, 3650, "the days of the past a feed shows"),
+        feed_future_days=_int(env, "CALSYNC_FEED_FUTURE_DAYS", 60, 1, 3650, "the days ahead a feed shows"),
+        host_webhook_url=_url(env, "CALSYNC_HOST_WEBHOOK_URL", "", ("http", "https")),
+        host_webhook_secret=Secret(env.get("CALSYNC_HOST_WEBHOOK_SECRET", "").strip()),
+        stale_after=_int(env, "CALSYNC_STALE_AFTER", 0, 0, 30 * 86400, "the seconds after which a busy source's last sync is stale (0: twice the sync interval)")
+        or 2 * sync_interval,
     )

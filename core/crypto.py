@@ -37,7 +37,7 @@ def _keys_from_text(text: str, origin: str) -> list[Fernet]:
     return fernets
 
 
-def ensure_key_file(path: Path) -> str:
+def ensure_key_file(path: Path, variable: str = "CALSYNC_SECRET_KEY") -> str:
     """The key file's text, creating it with mode 0600 when it does not exist."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -45,7 +45,7 @@ def ensure_key_file(path: Path) -> str:
     except FileExistsError:
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
-            raise ConfigError(f"CALSYNC_SECRET_KEY: key file {path} is readable by others (mode {mode:o}); chmod 600 it")
+            raise ConfigError(f"{variable}: key file {path} is readable by others (mode {mode:o}); chmod 600 it")
         return path.read_text()
     with os.fdopen(fd, "w") as fh:
         fh.write(Fernet.generate_key().decode() + "\n")
@@ -87,6 +87,20 @@ class Vault:
             raise CredentialsUnreadable(
                 "stored credentials cannot be decrypted with the configured CALSYNC_SECRET_KEY"
             ) from None
+
+
+def feed_key(settings: Settings) -> bytes:
+    """The secret feed tokens are derived from (CALSYNC_FEED_SECRET, else a 0600 key file).
+
+    Separate from CALSYNC_SECRET_KEY on purpose: rotating the credential key
+    must not change every staff member's feed URL.
+    """
+    if settings.feed_secret:
+        text = settings.feed_secret.reveal()
+        if len(text) < 32:
+            raise ConfigError("CALSYNC_FEED_SECRET: must be at least 32 characters (e.g. from `run_console.py keygen`)")
+        return text.encode()
+    return ensure_key_file(settings.feed_key_file, "CALSYNC_FEED_SECRET").strip().encode()
 
 
 def generate_key() -> str:

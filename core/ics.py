@@ -56,6 +56,12 @@ def _event_for(appointment, stamp: dt.datetime) -> Event:
     return event
 
 
+def feed_event(appointment, stamp: dt.datetime) -> Event:
+    """An appointment in a subscription feed, exactly as it is pushed (the marker lets a
+    calendar that reads the feed back recognise it as calsync's own)."""
+    return _event_for(appointment, stamp)
+
+
 def new_calendar(name: str | None = None) -> ICalendar:
     cal = ICalendar()
     cal.add("prodid", PRODID)

@@ -11,7 +11,7 @@ import logging
 
 import models as m
 from core.config import Settings, load_settings
-from core.crypto import Vault
+from core.crypto import Vault, feed_key
 from core.http import HttpClient
 from core.providers import provider_class
 from core.providers.base import Provider
@@ -24,6 +24,7 @@ class Runtime:
     settings: Settings
     vault: Vault
     senders: list = dataclasses.field(default_factory=list)  # outbox senders (core.outbox.Sender)
+    feed_key: bytes = b""
 
     def http(self) -> HttpClient:
         return HttpClient.from_settings(self.settings)
@@ -48,7 +49,12 @@ def start(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     m.bind(settings.database_url)
-    return Runtime(settings=settings, vault=Vault.from_settings(settings), senders=default_senders(settings))
+    return Runtime(
+        settings=settings,
+        vault=Vault.from_settings(settings),
+        senders=default_senders(settings),
+        feed_key=feed_key(settings),
+    )
 
 
 def default_senders(settings: Settings) -> list:
@@ -59,4 +65,8 @@ def default_senders(settings: Settings) -> list:
     senders: list = [LogSender()]
     if settings.smtp_url:
         senders.append(EmailSender(settings.smtp_url.reveal(), settings.mail_from))
+    if settings.host_webhook_url:
+        from core.webhook import WebhookSender
+
+        senders.append(WebhookSender(settings.host_webhook_url, settings.host_webhook_secret))
     return senders

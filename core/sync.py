@@ -325,6 +325,7 @@ class ConnectionSync:
             target=appointment.external_id,
             detail=f"changed on calendar {link.calendar.name!r} of connection {self.conn.id}: {changed}",
         )
+        self._tell_host("appointment.external_edit", appointment, sorted(diff))
         log.info("appointment %s edited on the calendar (%s): applied back", appointment.external_id, changed)
 
     def _external_delete(self, link: m.AppointmentLink) -> None:
@@ -349,7 +350,27 @@ class ConnectionSync:
                 target=appointment.external_id,
                 detail=f"deleted on calendar {link.calendar.name!r} of connection {self.conn.id}: appointment cancelled",
             )
+            self._tell_host("appointment.external_delete", appointment, ["cancelled"])
             log.info("appointment %s deleted on the calendar: cancelled", appointment.external_id)
+
+    def _tell_host(self, event: str, appointment: m.Appointment, changed: list[str]) -> None:
+        from core import outbox
+
+        payload = {
+            "appointment": appointment.external_id,
+            "staff": self.conn.staff.email,
+            "start": clock.utc(appointment.starts_at).isoformat(),
+            "end": clock.utc(appointment.ends_at).isoformat(),
+            "subject": appointment.subject,
+            "description": appointment.description,
+            "location": appointment.location,
+            "cancelled": appointment.cancelled,
+            "version": appointment.version,
+            "changed": changed,
+            "connection": self.conn.id,
+        }
+        outbox.notify(self.rt, event, f"{event}:{appointment.external_id}:v{appointment.version}", payload,
+                      connection=self.conn, staff=self.conn.staff)
 
     # -- pushing --------------------------------------------------------------
 

@@ -67,11 +67,15 @@ def test_a_first_release_database_is_upgraded_in_place(rt):
     database = m.db.obj
     actions.add_staff(rt, "ada@example.com", "Ada")
     # Make the database look exactly as the first release left it.
-    database.drop_tables([m.Incident, m.Notification, m.Delivery, m.RelinkLink])
+    database.drop_tables([m.Incident, m.Notification, m.Delivery, m.RelinkLink, m.ApiKey, m.DownloadLink])
     database.execute_sql("ALTER TABLE audit_entry DROP COLUMN result")
+    database.execute_sql("DROP INDEX staff_feed_token_hash")
+    database.execute_sql("ALTER TABLE staff DROP COLUMN feed_token_hash")
+    database.execute_sql("ALTER TABLE staff DROP COLUMN feed_generation")
     m.SchemaVersion.delete().where(m.SchemaVersion.version > 1).execute()
     assert m.current_version(database) == 1
     assert m.migrate(database) == m.SCHEMA_VERSION
     assert "result" in {c.name for c in database.get_columns("audit_entry")}
+    assert {"feed_generation", "feed_token_hash"} <= {c.name for c in database.get_columns("staff")}
     assert m.Staff.get().email == "ada@example.com"  # the data survived
     assert m.AuditEntry.get().result == "ok"

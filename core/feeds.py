@@ -1,0 +1,108 @@
+"""Private iCalendar feeds: one unguessable URL per staff member, for calendar apps.
+
+The token is an HMAC of the staff member and a generation under the feed
+secret, so it can be shown again (``feed url``) while the database holds only
+its SHA-256; ``reset`` bumps the generation and the old URL answers 404 at
+once. The feed is RFC 5545 with UTC times, no alarms, stable UIDs and the
+window of CALSYNC_FEED_PAST_DAYS / CALSYNC_FEED_FUTURE_DAYS; its ETag and
+Last-Modified come from one cheap query, so a refresh with nothing new is a
+304 without rendering anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+
+import peewee as pw
+
+import models as m
+from core import clock, ics
+
+
+def _derive(rt, staff: m.Staff, generation: int) -> str:
+    digest = hmac.new(rt.feed_key, f"calsync-feed:{staff.id}:{generation}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def url_for(rt, token: str) -> str:
+    return f"{rt.settings.base_url}/feeds/{token}.ics"
+
+
+def ensure_token(rt, staff: m.Staff) -> str:
+    """The staff member's current feed token (made on first use)."""
+    if staff.feed_generation == 0 or not staff.feed_token_hash:
+        staff.feed_generation = max(staff.feed_generation, 1)
+        staff.feed_token_hash = token_hash(_derive(rt, staff, staff.feed_generation))
+        staff.save()
+    return _derive(rt, staff, staff.feed_generation)
+
+
+def reset(rt, staff: m.Staff) -> str:
+    """A new token; the old URL stops working at once."""
+    staff.feed_generation += 1
+    staff.feed_token_hash = token_hash(_derive(rt, staff, staff.feed_generation))
+    staff.save()
+    return _derive(rt, staff, staff.feed_generation)
+
+
+def lookup(token: str) -> m.Staff | None:
+    if not token or len(token) > 100:
+        return None
+    return m.Staff.get_or_none(m.Staff.feed_token_hash == token_hash(token))
+
+
+def window(rt) -> tuple[dt.datetime, dt.datetime]:
+    now = clock.now()
+    return (now - dt.timedelta(days=rt.settings.feed_past_days), now + dt.timedelta(days=rt.settings.feed_future_days))
+
+
+def _appointments(rt, staff: m.Staff):
+    start, end = window(rt)
+    return m.Appointment.select().where(
+        m.Appointment.staff == staff,
+        m.Appointment.cancelled == False,  # noqa: E712
+        m.Appointment.ends_at > start,
+        m.Appointment.starts_at < end,
+    )
+
+
+@dataclasses.dataclass
+class Validators:
+    etag: str
+    last_modified: dt.datetime
+
+
+def validators(rt, staff: m.Staff) -> Validators:
+    """ETag and Last-Modified without rendering: changes, cancellations and the moving window all count."""
+    start, end = window(rt)
+    newest, count = (
+        m.Appointment.select(pw.fn.MAX(m.Appointment.updated_at), pw.fn.COUNT(m.Appointment.id))
+        .where(m.Appointment.staff == staff, m.Appointment.ends_at > start - dt.timedelta(days=1),
+               m.Appointment.starts_at < end + dt.timedelta(days=1))
+        .scalar(as_tuple=True)
+    )
+    newest = clock.utc(newest) if isinstance(newest, dt.datetime) else clock.utc(staff.created_at)
+    if isinstance(newest, str):  # some drivers hand aggregates back as text
+        newest = clock.utc(dt.datetime.fromisoformat(newest))
+    day = clock.now().strftime("%Y%m%d")  # the window moves once a day
+    raw = f"{staff.id}:{staff.feed_generation}:{newest.isoformat()}:{count}:{day}:{staff.name}"
+    return Validators(etag='"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"', last_modified=newest.replace(microsecond=0))
+
+
+def render(rt, staff: m.Staff) -> bytes:
+    cal = ics.new_calendar(f"Calsync — {staff.name}")
+    cal.add("x-wr-caldesc", "Your appointments from calsync (read-only; times in UTC)")
+    cal.add("x-published-ttl", "PT1H")
+    cal.add("refresh-interval", dt.timedelta(hours=1), parameters={"VALUE": "DURATION"})
+    stamp = clock.now()
+    for appointment in _appointments(rt, staff).order_by(m.Appointment.starts_at):
+        cal.add_component(ics.feed_event(appointment, stamp))
+    return cal.to_ical()
