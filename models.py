@@ -294,6 +294,16 @@ class DownloadLink(BaseModel):
     used_at = UTCDateTimeField(null=True)
 
 
+class ConnectLink(BaseModel):
+    """A one-off link to the page where a staff member connects a calendar; hash-only, expiring."""
+
+    staff = pw.ForeignKeyField(Staff, backref="connect_links", on_delete="CASCADE")
+    token_hash = pw.CharField(unique=True)
+    created_at = UTCDateTimeField(default=_now)
+    expires_at = UTCDateTimeField()
+    used_at = UTCDateTimeField(null=True)
+
+
 class ApiKey(BaseModel):
     """A bearer key of the host API; only its SHA-256 is stored."""
 
@@ -323,6 +333,7 @@ ALL_MODELS = [
     Delivery,
     RelinkLink,
     DownloadLink,
+    ConnectLink,
     ApiKey,
 ]
 
@@ -356,12 +367,12 @@ def _migration_2(database: pw.Database) -> None:
 
 
 def _migration_3(database: pw.Database) -> None:
-    """Private feeds (hash of the token per staff member), download links and host API keys."""
+    """Private feeds (hash of the token per staff member), download and connect links, host API keys."""
     _add_column_if_missing(database, Staff, "feed_generation")
     _add_column_if_missing(database, Staff, "feed_token_hash")
     if "staff_feed_token_hash" not in {i.name for i in database.get_indexes("staff")}:
         database.execute_sql('CREATE UNIQUE INDEX "staff_feed_token_hash" ON "staff" ("feed_token_hash")')
-    database.create_tables([DownloadLink, ApiKey])
+    database.create_tables([DownloadLink, ConnectLink, ApiKey])
 
 
 # version -> function(database). Append only; never edit a released migration.

@@ -572,13 +572,18 @@ def upsert_appointment(
     location: str = "",
     source: str = "host",
     actor: str = "",
+    timezone: str | None = None,
 ) -> dict:
-    """Create or change an appointment; repeating the same call changes nothing."""
+    """Create or change an appointment; repeating the same call changes nothing.
+
+    Times with a UTC offset are taken as they are; times without one are read
+    in ``timezone`` (an IANA name) or else the staff member's zone.
+    """
     external_id = (external_id or "").strip()
     if not external_id or len(external_id) > 200:
         raise InvalidInput("the appointment id must be 1 to 200 characters")
     staff = _staff(staff_email)
-    tz = ics.zone(staff.timezone)
+    tz = ics.zone(_valid_timezone(timezone) if timezone else staff.timezone)
     starts_at = _parse_time(start, tz, "start")
     ends_at = _parse_time(end, tz, "end")
     if ends_at <= starts_at:
@@ -625,6 +630,17 @@ def book(rt, staff_email: str, start, end, subject: str, description: str = "", 
     """A test appointment, created exactly as the host API creates one."""
     external_id = f"test-{uuid.uuid4().hex[:12]}"
     return upsert_appointment(rt, external_id, staff_email, start, end, subject, description, location, source="cli", actor=actor)
+
+
+def get_appointment(rt, external_id: str) -> dict:
+    appointment = m.Appointment.get_or_none(m.Appointment.external_id == (external_id or "").strip())
+    if appointment is None:
+        raise NotFoundError(f"no appointment with id {external_id!r}")
+    links = [
+        {"calendar": link.calendar.name, "connection": link.calendar.connection_id, "state": link.state}
+        for link in appointment.links
+    ]
+    return {**appointment_dict(appointment), "calendars": links}
 
 
 def cancel_appointment(rt, external_id: str, reason: str = "cancelled by the host", actor: str = "") -> dict:
@@ -1055,3 +1071,41 @@ def staff_connections(rt, staff_email: str) -> list[dict]:
     from core import hostapi
 
     return hostapi.connections(_staff(staff_email))
+
+
+def connect_link(rt, staff_email: str, actor: str = "") -> dict:
+    """A one-off link (24 h) to the page where the staff member connects a calendar themselves."""
+    import hashlib
+
+    staff = _staff(staff_email)
+    token = secrets.token_urlsafe(32)
+    expires = clock.now() + dt.timedelta(hours=24)
+    m.ConnectLink.create(staff=staff, token_hash=hashlib.sha256(token.encode()).hexdigest(), expires_at=expires)
+    if actor:
+        audit(actor, "staff.connect_link", staff.email)
+    return {"staff": staff.email, "url": f"{rt.settings.base_url}/connect/{token}", "expires_at": _iso(expires)}
+
+
+def connect_link_staff(rt, token: str) -> m.Staff | None:
+    """The staff member a usable connect link belongs to (None: unknown, used or expired)."""
+    import hashlib
+
+    if not token or len(token) > 100:
+        return None
+    link = m.ConnectLink.get_or_none(m.ConnectLink.token_hash == hashlib.sha256(token.encode()).hexdigest())
+    if link is None or link.used_at is not None or link.expires_at <= clock.now():
+        return None
+    return link.staff
+
+
+def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = "", password: str = "") -> dict:
+    """Connect from the page: the link is spent only when the connection was made."""
+    import hashlib
+
+    staff = connect_link_staff(rt, token)
+    if staff is None:
+        raise NotFoundError("this connect link is not valid any more; ask for a new one with /calsync connect")
+    result = connect(rt, staff.email, provider, url=url, username=username, password=password, actor=f"connect-link:{staff.email}")
+    m.ConnectLink.update(used_at=clock.now()).where(m.ConnectLink.token_hash == hashlib.sha256(token.encode()).hexdigest()).execute()
+    report = sync_now(rt, result["id"])[0]
+    return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"], "first_sync": report}

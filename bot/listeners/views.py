@@ -1,0 +1,60 @@
+"""Modal submissions: stop sync, feed reset, primary calendar. Nothing happens before submit."""
+
+from __future__ import annotations
+
+import json
+
+from bot import people
+from core import access, actions
+
+
+def register(app, rt) -> None:
+    @app.view("calsync_stop")
+    def stop_submitted(ack, body, view, client):
+        ack()
+        user_id = body["user"]["id"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        chosen = {o["value"] for o in view["state"]["values"].get("options", {}).get("choice", {}).get("selected_options", []) or []}
+        try:
+            principal = people.principal(rt, client, user_id)
+            conn = access.connection_for(rt, principal, meta.get("connection"))
+            result = actions.stop_sync(rt, conn.id, keep_events="keep_events" in chosen, force="force" in chosen, actor=principal.actor)
+            text = (f"Sync of connection {conn.id} stopped: {result['removed']} event(s) removed, {result['kept']} kept, "
+                    f"{result['orphaned']} left behind; the credentials were forgotten.")
+            if result.get("warning"):
+                text += f" Note: {result['warning']}."
+        except actions.ActionError as exc:
+            text = f"Nothing was stopped: {exc}"
+        people.dm(client, user_id, text)
+
+    @app.view("calsync_feed_reset")
+    def feed_reset_submitted(ack, body, view, client):
+        ack()
+        user_id = body["user"]["id"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        try:
+            principal = people.principal(rt, client, user_id)
+            staff = access.target_staff(rt, principal, meta.get("staff"))
+            result = actions.feed_reset(rt, staff.email, actor=principal.actor)
+            text = f"New private feed URL of {staff.name}; the old one no longer works:\n{result['url']}"
+        except actions.ActionError as exc:
+            text = f"The feed URL was not reset: {exc}"
+        people.dm(client, user_id, text)
+
+    @app.view("calsync_primary")
+    def primary_submitted(ack, body, view, client):
+        selected = view["state"]["values"].get("calendar", {}).get("choice", {}).get("selected_option")
+        if not selected:
+            ack(response_action="errors", errors={"calendar": "Choose a calendar"})
+            return
+        ack()
+        user_id = body["user"]["id"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        try:
+            principal = people.principal(rt, client, user_id)
+            conn = access.connection_for(rt, principal, meta.get("connection"))
+            result = actions.set_destination(rt, conn.id, selected["value"], actor=principal.actor)
+            text = f"Appointments of connection {conn.id} now go to {result.get('primary', selected['value'])!r}."
+        except actions.ActionError as exc:
+            text = f"The primary calendar was not changed: {exc}"
+        people.dm(client, user_id, text)

@@ -1,0 +1,23 @@
+"""Who is talking to the bot, and how to answer them privately."""
+
+from __future__ import annotations
+
+from core import access
+
+
+def principal(rt, client, user_id: str) -> access.Principal:
+    """The Slack user as a calsync principal (their e-mail links a staff member on first contact)."""
+    found = access.slack_principal(rt, user_id)
+    if found.staff is None:
+        try:
+            profile = client.users_info(user=user_id)["user"].get("profile", {})
+        except Exception:  # an unknown user or a Slack hiccup: treat as not linked
+            profile = {}
+        found = access.slack_principal(rt, user_id, profile.get("email"))
+    return found
+
+
+def dm(client, user_id: str, text: str, blocks: list | None = None) -> None:
+    """A private message to the user (for results of modals and Home buttons, which have no response_url)."""
+    channel = client.conversations_open(users=user_id)["channel"]["id"]
+    client.chat_postMessage(channel=channel, text=text, blocks=blocks)

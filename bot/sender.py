@@ -1,0 +1,109 @@
+"""Slack as a channel of the core's outbox: DMs to staff, escalations to support.
+
+The DM of an opened incident is remembered (channel + ts in the delivery's
+external_ref); when the incident resolves, that message (and its reminders)
+is updated in place instead of posting a new one. Rate limits are retried by
+slack_sdk's handler (Retry-After honoured); anything still failing raises,
+and the outbox keeps the delivery for a later retry.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+import models as m
+from bot import blocks
+from core import actions
+
+log = logging.getLogger("calsync.slack")
+
+STAFF_EVENTS = ("incident.opened", "incident.reminder", "incident.resolved", "relink.link")
+
+
+class SlackSender:
+    channel = "slack"
+
+    def __init__(self, rt, client: WebClient):
+        self.rt = rt
+        self.client = client
+
+    def recipient(self, notification: m.Notification, payload: dict) -> str | None:
+        if notification.event == "incident.escalated":
+            return self.rt.settings.support_channel or None
+        if notification.event in STAFF_EVENTS and notification.staff_id:
+            staff = notification.staff
+            return staff.slack_id or f"email:{staff.email}"
+        return None
+
+    def _user_channel(self, recipient: str, notification: m.Notification) -> str:
+        if recipient.startswith("email:"):
+            email = recipient[len("email:"):]
+            try:
+                user = self.client.users_lookupByEmail(email=email)["user"]
+            except SlackApiError as exc:
+                if exc.response.get("error") == "users_not_found":
+                    raise RuntimeError(f"no Slack user with the e-mail {email}; set the staff member's --slack-id") from None
+                raise
+            if notification.staff_id:
+                m.Staff.update(slack_id=user["id"]).where(m.Staff.id == notification.staff_id).execute()
+            recipient = user["id"]
+        if recipient.startswith(("U", "W")):
+            return self.client.conversations_open(users=recipient)["channel"]["id"]
+        return recipient
+
+    def send(self, outgoing) -> str:
+        notification, payload, event = outgoing.notification, outgoing.payload, outgoing.event
+        if event == "incident.resolved":
+            updated = self._update_earlier(notification, payload)
+            if updated:
+                return updated
+        channel = self._user_channel(outgoing.delivery.recipient, notification)
+        if event == "incident.escalated":
+            block_list = blocks.escalation_blocks(payload)
+        elif event == "incident.resolved":
+            block_list = blocks.resolved_blocks(payload)
+        elif event == "relink.link":
+            block_list = blocks.relink_link_blocks(payload, outgoing.relink_url)
+        else:
+            block_list = blocks.alert_blocks(event, payload, outgoing.relink_url, self._download_url(payload), self._calendars(payload))
+        response = self.client.chat_postMessage(channel=channel, text=outgoing.subject, blocks=block_list)
+        return f"{response['channel']}|{response['ts']}"
+
+    def _download_url(self, payload: dict) -> str:
+        if not payload.get("missed"):
+            return ""
+        return actions.download_link(self.rt, payload["connection"])["url"]
+
+    def _calendars(self, payload: dict) -> list[dict]:
+        if payload.get("status") != "calendar_missing":
+            return []
+        try:
+            return [c for c in actions.list_calendars(self.rt, payload["connection"], refresh=True) if c["writable"]]
+        except actions.ActionError:
+            return []
+
+    def _update_earlier(self, notification: m.Notification, payload: dict) -> str:
+        """Turn the incident's earlier DMs into "Reconnected"; returns the first ref, or '' if none."""
+        if not notification.incident_id:
+            return ""
+        earlier = (
+            m.Delivery.select()
+            .join(m.Notification)
+            .where(
+                m.Notification.incident == notification.incident_id,
+                m.Notification.event.in_(["incident.opened", "incident.reminder"]),
+                m.Delivery.channel == "slack",
+                m.Delivery.state == m.DELIVERY_SENT,
+                m.Delivery.external_ref != "",
+            )
+            .order_by(m.Delivery.id)
+        )
+        refs = []
+        for delivery in earlier:
+            channel, _, ts = delivery.external_ref.partition("|")
+            self.client.chat_update(channel=channel, ts=ts, text="Reconnected", blocks=blocks.resolved_blocks(payload))
+            refs.append(delivery.external_ref)
+        return refs[0] if refs else ""
