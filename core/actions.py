@@ -889,6 +889,7 @@ def new_token() -> str:
 # -- relink ------------------------------------------------------------------------------------
 
 
+REQUEST_THROTTLE_MINUTES = 5
 RELINK_FORMS = {"caldav": "password", "ics": "url", "google": "oauth", "microsoft": "oauth"}
 
 
@@ -962,11 +963,13 @@ def request_new_link(rt, email: str) -> dict:
     cannot be used to find out who has a connection.
     """
     staff = m.Staff.get_or_none(m.Staff.email == (email or "").strip().lower())
-    sent = 0
     if staff is not None:
+        recent = clock.now() - dt.timedelta(minutes=REQUEST_THROTTLE_MINUTES)
         for conn in staff.connections.where(m.Connection.status.in_(list(m.BROKEN_STATUSES))):
+            # Each request would revoke the link already in the inbox: at most one per few minutes.
+            if m.RelinkLink.select().where(m.RelinkLink.connection == conn, m.RelinkLink.created_at > recent).exists():
+                continue
             issue_relink(rt, conn.id, via=("email", "slack"), actor=f"self-service:{staff.email}")
-            sent += 1
     return {"message": "If this address has a calendar connection that needs relinking, a new link is on its way."}
 
 

@@ -1,0 +1,116 @@
+"""The relink story end to end, in real headless Chromium against the real waitress server.
+
+Ada's CalDAV password changes, an appointment is booked meanwhile, the sync
+fails, she gets an e-mail through SMTP, opens its link, types the new
+password, and sees "Active"; the appointment booked meanwhile is then on her
+calendar exactly once and the link is spent.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+
+import pytest
+from conftest import Story, make_env, soon
+from conftest_ports import free_port
+
+import models as m
+from core import clock, outbox, runtime
+from core.config import load_settings
+from web.server import make_server
+
+NEW_PASSWORD = "new-pass-1"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("Debian's chromium is not installed: run `make test` (it installs it), "
+                    "or `apt-get install chromium`")
+    return path
+
+
+@pytest.fixture
+def web_rt(tmp_path, mailbox):
+    """A runtime that mails through the loopback SMTP server and links to its own web server."""
+    port = free_port()
+    rt = runtime.start(load_settings(make_env(
+        tmp_path,
+        CALSYNC_SMTP_URL=mailbox.url,
+        CALSYNC_MAIL_FROM="Calsync <calsync@example.com>",
+        CALSYNC_BASE_URL=f"http://127.0.0.1:{port}",
+        CALSYNC_HTTP_HOST="127.0.0.1",
+        CALSYNC_HTTP_PORT=port,
+    ), read_dotenv=False))
+    try:
+        yield rt
+    finally:
+        rt.close()
+        clock.set_now(None)
+
+
+@pytest.fixture
+def web_server(web_rt):
+    server = make_server(web_rt, "127.0.0.1", web_rt.settings.http_port)
+    thread = threading.Thread(target=server.run, name="web", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.close()
+        thread.join(timeout=5)
+
+
+def test_a_changed_password_is_fixed_from_the_e_mailed_link_in_a_browser(web_rt, caldav, mailbox, web_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    story = Story(web_rt, caldav)
+    story.sync()
+    assert story.status()["status"] == "active"
+    caldav.set_password(NEW_PASSWORD)
+    story.book(soon(), subject="Booked meanwhile")
+    story.sync()
+    assert story.status()["status"] == "relink_required"
+    (incident,) = m.Incident.select()
+    outbox.deliver_pending(web_rt)
+    (mail,) = mailbox.wait_for(1)
+    link = re.search(r"http://127\.0\.0\.1:\d+/relink/\S+", mail.get_content()).group(0)
+
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            page.goto(link)
+            header = page.locator("header.site").evaluate("e => getComputedStyle(e).backgroundColor")
+            assert header == "rgb(27, 31, 36)", "the stylesheet did not load"
+            expect(page.get_by_role("heading", name="Reconnect your calendar")).to_be_visible()
+            expect(page.get_by_text("rejected our credentials")).to_be_visible()
+            expect(page.locator("dd", has_text=caldav.username).first).to_be_visible()
+            expect(page.get_by_text("1 appointment booked meanwhile")).to_be_visible()
+
+            page.get_by_label("New password or app password").fill(NEW_PASSWORD)
+            page.get_by_role("button", name="Test and reconnect").click()
+            expect(page.get_by_role("heading", name="Your calendar is connected again")).to_be_visible()
+            expect(page.locator(".status")).to_have_text("Active")
+            expect(page.get_by_text("1 appointment booked while it was broken was added")).to_be_visible()
+            page.screenshot(path=str(tmp_path / "relink-confirmed.png"), full_page=True)
+
+            assert story.status()["status"] == "active"
+            incident = m.Incident.get_by_id(incident.id)
+            assert incident.resolved_at is not None
+            subjects = [ics for ics in story.events().values() if "Booked meanwhile" in ics]
+            assert len(subjects) == 1
+
+            spent = page.goto(link)
+            assert spent.status == 410
+            expect(page.get_by_text("already used")).to_be_visible()
+        finally:
+            browser.close()
+    # A 404 favicon and the 410 of the spent link are answers, not faults; a CSP block would be.
+    assert [p for p in problems if not p.startswith("Failed to load resource")] == []

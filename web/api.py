@@ -1,0 +1,130 @@
+"""The host API, `/api/v1`: bearer API keys, JSON in and out.
+
+Errors are JSON `{"error": code, "message": plain words}` with 400 (malformed),
+401 (no or bad key), 404 (unknown staff or appointment), 409 (conflict),
+413 (body too large) or 422 (valid JSON, invalid values); bad input changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import flask
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from core import actions, hostapi
+from web.app import runtime
+
+blueprint = flask.Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_BODY = 32 * 1024
+APPOINTMENT_FIELDS = {"staff", "start", "end", "subject", "description", "location", "timezone"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error(status: int, code: str, message: str):
+    response = flask.jsonify({"error": code, "message": message})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="calsync"'
+    return response
+
+
+@blueprint.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    return _error(exc.status, exc.code, exc.message)
+
+
+@blueprint.errorhandler(actions.ActionError)
+def _action_error(exc: actions.ActionError):
+    if isinstance(exc, actions.NotFoundError):
+        return _error(404, "not_found", str(exc))
+    if isinstance(exc, actions.InvalidInput):
+        return _error(422, "invalid", str(exc))
+    return _error(409, "conflict", str(exc))
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    if isinstance(exc, RequestEntityTooLarge):
+        return _error(413, "too_large", f"the body may be at most {MAX_BODY} bytes")
+    return _error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+
+
+@blueprint.before_request
+def _authenticate():
+    header = flask.request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>' (see `apikey create`)")
+    api_key = hostapi.verify_key(key.strip())
+    if api_key is None:
+        raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
+    flask.g.api_key = api_key.name
+
+
+def _json_body() -> dict:
+    length = flask.request.content_length
+    if length is not None and length > MAX_BODY:
+        raise ApiError(413, "too_large", f"the body may be at most {MAX_BODY} bytes")
+    raw = flask.request.get_data(cache=False)
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "too_large", f"the body may be at most {MAX_BODY} bytes")
+    try:
+        body = flask.json.loads(raw or b"null")
+    except ValueError:
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "the body must be a JSON object")
+    return body
+
+
+def _actor() -> str:
+    return f"api:{flask.g.api_key}"
+
+
+@blueprint.put("/appointments/<appointment_id>")
+def put_appointment(appointment_id: str):
+    body = _json_body()
+    unknown = sorted(set(body) - APPOINTMENT_FIELDS)
+    if unknown:
+        raise ApiError(422, "invalid", f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(APPOINTMENT_FIELDS))}")
+    for field in ("staff", "start", "end", "subject"):
+        if not isinstance(body.get(field), str) or not body[field].strip():
+            raise ApiError(422, "invalid", f"'{field}' is required (a string)")
+    for field in ("description", "location", "timezone"):
+        if field in body and not isinstance(body[field], str):
+            raise ApiError(422, "invalid", f"'{field}' must be a string")
+    result = actions.upsert_appointment(
+        runtime(), appointment_id, body["staff"], body["start"], body["end"], body["subject"],
+        body.get("description", ""), body.get("location", ""), timezone=body.get("timezone") or None, actor=_actor(),
+    )
+    status = 201 if result["change"] == "created" else 200
+    return flask.jsonify(result), status
+
+
+@blueprint.delete("/appointments/<appointment_id>")
+def delete_appointment(appointment_id: str):
+    return flask.jsonify(actions.cancel_appointment(runtime(), appointment_id, actor=_actor()))
+
+
+@blueprint.get("/appointments/<appointment_id>")
+def get_appointment(appointment_id: str):
+    return flask.jsonify(actions.get_appointment(runtime(), appointment_id))
+
+
+@blueprint.get("/staff/<email>/busy")
+def staff_busy(email: str):
+    start, end = flask.request.args.get("from"), flask.request.args.get("to")
+    if not start or not end:
+        raise ApiError(400, "missing_range", "give the range as ?from=ISO&to=ISO (UTC offsets allowed)")
+    return flask.jsonify(actions.busy_times(runtime(), email, start, end))
+
+
+@blueprint.get("/staff/<email>/connections")
+def staff_connections(email: str):
+    return flask.jsonify({"staff": email.strip().lower(), "connections": actions.staff_connections(runtime(), email)})

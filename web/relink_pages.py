@@ -1,0 +1,76 @@
+"""The relink pages: a link from an alert opens the account, what broke, and the form that fixes it."""
+
+from __future__ import annotations
+
+import logging
+
+import flask
+
+from core import actions, relink
+from core.messages import STATUS_ADVICE
+from web.app import runtime
+
+log = logging.getLogger("calsync.web")
+
+blueprint = flask.Blueprint("relink", __name__)
+
+# 404 when nobody ever issued the link, 410 when it existed and no longer works.
+INVALID_STATUS = {"unknown": 404, "expired": 410, "used": 410, "replaced": 410}
+
+
+@blueprint.get("/relink/<token>")
+def page(token: str):
+    try:
+        page = actions.relink_page(runtime(), token)
+    except relink.LinkInvalid as exc:
+        return link_invalid(exc)
+    return render_form(token, page)
+
+
+@blueprint.post("/relink/<token>")
+def submit(token: str):
+    rt = runtime()
+    try:
+        page = actions.relink_page(rt, token)
+        if page["form"] == "oauth":
+            from web.oauth import sign_in_not_configured
+
+            return sign_in_not_configured(page["provider"])
+        result = actions.complete_relink(
+            rt, token, password=flask.request.form.get("password", ""), url=flask.request.form.get("url", "")
+        )
+    except relink.LinkInvalid as exc:
+        return link_invalid(exc)
+    except actions.ActionError as exc:
+        # The new credentials were refused: nothing was saved, the link still works.
+        return render_form(token, page, error=str(exc)), 422
+    log.info("relink page: connection %s is now %s", result["id"], result["status"])
+    if not result["ok"]:
+        # The credentials work but something else is still wrong; the link was not spent.
+        return render_form(token, actions.relink_page(rt, token), still_wrong=result)
+    return flask.render_template("relink_done.html", result=result, delivered=result["sync"]["created"])
+
+
+@blueprint.route("/relink/request", methods=["GET", "POST"])
+def request_link():
+    if flask.request.method == "GET":
+        return flask.render_template("request_link.html")
+    result = actions.request_new_link(runtime(), flask.request.form.get("email", ""))
+    return flask.render_template("message.html", title="Check your e-mail", message=result["message"])
+
+
+def render_form(token: str, page: dict, error: str = "", still_wrong: dict | None = None) -> str:
+    return flask.render_template(
+        "relink.html",
+        token=token,
+        page=page,
+        error=error,
+        still_wrong=still_wrong,
+        advice=STATUS_ADVICE.get(still_wrong["status"], "") if still_wrong else "",
+    )
+
+
+def link_invalid(exc: relink.LinkInvalid):
+    return flask.render_template(
+        "link_invalid.html", why=exc.why, why_text=relink.WHY_TEXT.get(exc.why, relink.WHY_TEXT["unknown"])
+    ), INVALID_STATUS.get(exc.why, 404)
