@@ -35,6 +35,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py
+	$(BIN)/python bench/feed_bench.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -25,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 a pass failed internally, 2 bad usage or configuration.",
     )
     parser.add_argument("--once", action="store_true", help="one pass of all due work (syncs, sweep, incidents, outbox), then exit")
-    parser.add_argument("--role", choices=["all", "scheduler", "web"], default="all",
-                        help="the part to run (default all; the Slack bot comes with its issue)")
+    parser.add_argument("--role", choices=["all", "scheduler", "bot", "web"], default="all",
+                        help="the part to run: scheduler (syncs, sweep, incidents, outbox), bot (Slack in Socket "
+                             "Mode), web (pages, feeds, host API, Slack over HTTP at /slack/events); default all")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -48,7 +49,10 @@ def run_pass(rt) -> int:
 def announce(rt) -> None:
     s = rt.settings
     if not s.slack_bot_token:
-        log.info("Slack is not configured (SLACK_BOT_TOKEN): alerts go to the log and the database")
+        log.warning("Slack is not configured (SLACK_BOT_TOKEN): alerts go to the log and the database only")
+    elif not (s.slack_signing_secret or s.slack_app_token):
+        log.warning("Slack needs SLACK_SIGNING_SECRET (HTTP at /slack/events) or SLACK_APP_TOKEN (Socket Mode): "
+                    "alerts go to the log and the database only")
     if not s.smtp_url:
         log.info("e-mail is not configured (CALSYNC_SMTP_URL): relink links are not mailed")
 
@@ -66,14 +70,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.once:
+            from bot.app import create_app as create_bolt_app, install_sender
+
+            bolt = create_bolt_app(rt)
+            if bolt is not None:
+                install_sender(rt, bolt)
             return run_pass(rt)
         announce(rt)
+        from bot.app import create_app as create_bolt_app, install_sender, run_socket_mode
+
+        bolt = create_bolt_app(rt)
+        if bolt is not None:
+            install_sender(rt, bolt)  # the scheduler's outbox delivers Slack alerts
         stop = threading.Event()
-        web_server = None
+        web_server = socket_mode = None
+        if bolt is not None and rt.settings.slack_app_token and args.role in ("all", "bot"):
+            socket_mode = run_socket_mode(rt, bolt)
         if args.role in ("all", "web"):
             from web.server import make_server
 
-            web_server = make_server(rt, rt.settings.http_host, rt.settings.http_port)
+            web_server = make_server(rt, rt.settings.http_host, rt.settings.http_port, bolt_app=bolt)
             threading.Thread(target=web_server.run, name="web", daemon=True).start()
             log.info("web server listening on http://%s:%s (public URL %s)", rt.settings.http_host,
                      rt.settings.http_port, rt.settings.base_url)
@@ -97,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             stop.wait()
         if web_server is not None:
             web_server.close()
+        if socket_mode is not None:
+            socket_mode.close()
         log.info("calsync service stopped")
         return 0
     finally:
