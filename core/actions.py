@@ -1112,3 +1112,61 @@ def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = 
     m.ConnectLink.update(used_at=clock.now()).where(m.ConnectLink.token_hash == hashlib.sha256(token.encode()).hexdigest()).execute()
     report = sync_now(rt, result["id"])[0]
     return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"], "first_sync": report}
+
+
+# -- inspection (the console's detail screens) ---------------------------------------------------
+
+
+def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
+    """Everything support needs about one connection, in one call."""
+    conn = _connection(conn_id)
+    data = connection_dict(conn)
+    data["history"] = [
+        {"at": _iso(c.at), "old": c.old, "new": c.new, "cause": c.cause, "provider_answer": c.provider_answer}
+        for c in conn.status_changes.order_by(m.StatusChange.at.desc(), m.StatusChange.id.desc()).limit(history)
+    ]
+    data["incidents"] = [
+        {"id": i.id, "kind": i.kind, "reason": i.reason, "opened_at": _iso(i.opened_at), "last_seen_at": _iso(i.last_seen_at),
+         "failures": i.failures, "reminders": i.reminders, "escalated_at": _iso(i.escalated_at),
+         "resolved_at": _iso(i.resolved_at), "resolution": i.resolution, "missed_delivered": i.missed_delivered}
+        for i in conn.incidents.order_by(m.Incident.opened_at.desc(), m.Incident.id.desc())
+    ]
+    data["sync_runs"] = [
+        {"started_at": _iso(r.started_at), "duration_ms": r.duration_ms, "requests": r.requests, "created": r.created,
+         "updated": r.updated, "deleted": r.deleted, "entries_read": r.entries_read, "applied_back": r.applied_back,
+         "outcome": r.outcome, "error": r.error}
+        for r in conn.sync_runs.order_by(m.SyncRun.started_at.desc(), m.SyncRun.id.desc()).limit(runs)
+    ]
+    data["missed_appointments"] = [appointment_dict(a) for a in missed_appointments(conn)]
+    data["relink_link"] = _link_state(conn)
+    return data
+
+
+def _link_state(conn: m.Connection) -> dict | None:
+    link = conn.relink_links.order_by(m.RelinkLink.created_at.desc(), m.RelinkLink.id.desc()).first()
+    if link is None:
+        return None
+    state = "used" if link.used_at else "replaced" if link.revoked_at else "expired" if link.expires_at <= clock.now() else "valid"
+    return {"issued_at": _iso(link.created_at), "expires_at": _iso(link.expires_at), "state": state, "issued_by": link.issued_by}
+
+
+def staff_overview(rt) -> list[dict]:
+    """Staff members with their connections and whether they have a feed URL."""
+    rows = []
+    for staff in m.Staff.select().order_by(m.Staff.name, m.Staff.email):
+        conns = [connection_dict(c) for c in staff.connections.order_by(m.Connection.id)]
+        rows.append({
+            **staff_dict(staff),
+            "feed": "active" if staff.feed_token_hash else "none",
+            "feed_resets": max(staff.feed_generation - 1, 0),
+            "connection_list": conns,
+            "broken": sum(1 for c in conns if c["status"] in m.BROKEN_STATUSES),
+        })
+    return rows
+
+
+def status_counts(rt) -> dict:
+    counts = dict.fromkeys(m.STATUSES, 0)
+    for status, count in m.Connection.select(m.Connection.status, pw.fn.COUNT(m.Connection.id)).group_by(m.Connection.status).tuples():
+        counts[status] = count
+    return counts
