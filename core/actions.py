@@ -161,8 +161,8 @@ def connection_flags(conn: m.Connection) -> list[str]:
     return flags
 
 
-def connection_dict(conn: m.Connection) -> dict:
-    return {
+def connection_dict(conn: m.Connection, with_calendars: bool = True, missed: int | None = None) -> dict:
+    data = {
         "id": conn.id,
         "staff": conn.staff.email,
         "provider": conn.provider,
@@ -172,15 +172,17 @@ def connection_dict(conn: m.Connection) -> dict:
         "since": _iso(conn.status_since),
         "last_sync_at": _iso(conn.last_sync_at),
         "last_check_at": _iso(conn.last_check_at),
-        "missed": health.missed_count(conn),
+        "missed": health.missed_count(conn) if missed is None else missed,
         "meaning": meaning(conn.status),
         "advice": STATUS_ADVICE.get(conn.status, ""),
         "last_error": conn.last_error,
         "last_success_at": _iso(conn.last_success_at),
         "server": conn.server_url,
-        "flags": connection_flags(conn),
-        "calendars": [calendar_dict(c) for c in conn.calendars.order_by(m.Calendar.id)],
+        "flags": connection_flags(conn) if with_calendars else [],
     }
+    if with_calendars:
+        data["calendars"] = [calendar_dict(c) for c in conn.calendars.order_by(m.Calendar.id)]
+    return data
 
 
 def calendar_dict(cal: m.Calendar) -> dict:
@@ -195,11 +197,36 @@ def calendar_dict(cal: m.Calendar) -> dict:
 
 
 def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
+    """One row per connection, broken first; a handful of queries whatever the count."""
     query = m.Connection.select(m.Connection, m.Staff).join(m.Staff)
     if staff_email:
         query = query.where(m.Staff.email == staff_email.strip().lower())
     order = pw.Case(m.Connection.status, [(s, i) for i, s in enumerate(m.BROKEN_STATUSES)], len(m.BROKEN_STATUSES))
-    return [connection_dict(c) for c in query.order_by(order, m.Connection.id)]
+    conns = list(query.order_by(order, m.Connection.id))
+    missed = dict(
+        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
+        .join(m.Calendar)
+        .where(m.AppointmentLink.state == m.LINK_MISSED)
+        .group_by(m.Calendar.connection)
+        .tuples()
+    )
+    accounts: dict[tuple, list] = {}
+    for provider, server, account, staff_id in (
+        m.Connection.select(m.Connection.provider, m.Connection.server_url, m.Connection.account, m.Connection.staff)
+        .where(m.Connection.status != m.STOPPED)
+        .tuples()
+    ):
+        accounts.setdefault((provider, server, account), []).append(staff_id)
+    rows = []
+    for conn in conns:
+        row = connection_dict(conn, with_calendars=False, missed=missed.get(conn.id, 0))
+        users = list(accounts.get((conn.provider, conn.server_url, conn.account), []))
+        if conn.status != m.STOPPED and conn.staff_id in users:
+            users.remove(conn.staff_id)
+        row["flags"] = (["duplicate"] if conn.staff_id in users else []) + (
+            ["shared"] if any(u != conn.staff_id for u in users) else [])
+        rows.append(row)
+    return rows
 
 
 def get_connection(rt, conn_id) -> dict:
