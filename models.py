@@ -96,6 +96,11 @@ class Connection(BaseModel):
     next_sync_at = UTCDateTimeField(null=True, index=True)
     created_at = UTCDateTimeField(default=_now)
     stopped_at = UTCDateTimeField(null=True)
+    # The scheduler's lease (since schema 4): who syncs it now, until when, and how
+    # many runs in a row failed (for the backoff).
+    lease_owner = pw.CharField(null=True)
+    lease_expires_at = UTCDateTimeField(null=True)
+    failures_in_row = pw.IntegerField(default=0)
 
 
 class Calendar(BaseModel):
@@ -316,6 +321,15 @@ class ApiKey(BaseModel):
     revoked_at = UTCDateTimeField(null=True)
 
 
+class SchedulerBeat(BaseModel):
+    """The last sign of life of each scheduler process, for /healthz."""
+
+    owner = pw.CharField(unique=True)
+    started_at = UTCDateTimeField(default=_now)
+    beat_at = UTCDateTimeField(default=_now, index=True)
+    running = pw.IntegerField(default=0)
+
+
 ALL_MODELS = [
     SchemaVersion,
     Staff,
@@ -335,6 +349,7 @@ ALL_MODELS = [
     DownloadLink,
     ConnectLink,
     ApiKey,
+    SchedulerBeat,
 ]
 
 
@@ -375,11 +390,19 @@ def _migration_3(database: pw.Database) -> None:
     database.create_tables([DownloadLink, ConnectLink, ApiKey])
 
 
+def _migration_4(database: pw.Database) -> None:
+    """Scheduler leases and heartbeats (several schedulers on PostgreSQL)."""
+    for field in ("lease_owner", "lease_expires_at", "failures_in_row"):
+        _add_column_if_missing(database, Connection, field)
+    database.create_tables([SchedulerBeat])
+
+
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
+    4: _migration_4,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

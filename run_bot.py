@@ -102,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.role in ("all", "scheduler"):
             from core import scheduler
 
-            jobs = scheduler.build(rt)
-            log.info("scheduler started: sync every %ss, sweep every %ss, %d worker(s)",
-                     rt.settings.sync_interval, rt.settings.sweep_interval, rt.settings.workers)
-            jobs.run_all()
-            while not stop.is_set():
-                jobs.run_pending()
-                stop.wait(1)
+            try:
+                lock = scheduler.single_scheduler_lock(rt)  # noqa: F841 (held for the process's life)
+            except scheduler.SchedulerLocked as exc:
+                print(f"calsync: {exc}", file=sys.stderr)
+                if web_server is not None:
+                    web_server.close()
+                return 2
+            scheduler.run_forever(rt, stop)
         else:
             stop.wait()
         if web_server is not None:

@@ -348,7 +348,12 @@ def update_credentials(rt, conn_id, *, password: str = "", url: str = "", actor:
     conn.next_sync_at = clock.now()
     conn.save()
     audit(actor, "connection.relink", conn.id)
-    report = sync_connection(rt, conn, cause="relink")
+    from core import leases
+
+    try:
+        report = leases.sync_with_lease(rt, conn, "relink")
+    except leases.Busy:
+        report = SyncReport(connection_id=conn.id, outcome="busy", status=conn.status)
     result = connection_dict(m.Connection.get_by_id(conn.id))
     result["sync"] = report.to_dict()
     return result
@@ -442,59 +447,76 @@ def _write_probe(prov, destination: m.Calendar) -> bool:
 
 @audited("connection.sync")
 def sync_now(rt, conn_id=None, actor: str = "", progress=None) -> list[dict]:
-    """Sync one connection, or every connection that is not stopped."""
+    """Sync one connection, or every connection that is not stopped, now.
+
+    A connection that another process is syncing at this moment is not synced
+    twice: its report says so (outcome ``busy``).
+    """
     if conn_id is not None:
         conns = [_connection(conn_id)]
         if conns[0].status == m.STOPPED:
             raise ActionError("the connection is stopped: connect again to sync it")
     else:
         conns = list(m.Connection.select().where(m.Connection.status != m.STOPPED).order_by(m.Connection.id))
-    reports = _run_syncs(rt, [c.id for c in conns], progress)
+    from core import leases
+
+    owner = leases.owner_id("sync-now")
+    claimed = [c.id for c in conns if leases.claim(c.id, owner)]
+    reports = {r.connection_id: r for r in run_claimed(rt, claimed, owner, progress)}
+    for conn in conns:
+        if conn.id not in reports:
+            holder = m.Connection.get_by_id(conn.id).lease_owner or "another process"
+            reports[conn.id] = SyncReport(connection_id=conn.id, outcome="busy", status=conn.status, reason=conn.reason,
+                                          error=f"already being synced by {holder}")
     if actor:
         audit(actor, "connection.sync", conn_id if conn_id is not None else "all")
-    return [r.to_dict() for r in reports]
+    return [reports[c.id].to_dict() for c in conns]
 
 
-def due_connections(rt) -> list[int]:
-    now = clock.now()
-    query = m.Connection.select(m.Connection.id).where(
-        m.Connection.status != m.STOPPED,
-        (m.Connection.next_sync_at.is_null()) | (m.Connection.next_sync_at <= now),
-    )
-    return [c.id for c in query.order_by(m.Connection.next_sync_at)]
+def sync_due(rt, progress=None, owner: str | None = None) -> list[dict]:
+    """One pass of the scheduler: claim every connection whose turn it is and sync it."""
+    from core import leases
+
+    owner = owner or leases.owner_id()
+    claimed: list[int] = []
+    for _ in range(10_000):  # batches of claims; bounded
+        batch = leases.claim_due(owner, 500)
+        if not batch:
+            break
+        claimed += batch
+    return [r.to_dict() for r in run_claimed(rt, claimed, owner, progress)]
 
 
-def sync_due(rt, progress=None) -> list[dict]:
-    """One pass of the scheduler: sync every connection whose turn it is."""
-    return [r.to_dict() for r in _run_syncs(rt, due_connections(rt), progress)]
+def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
+    """Sync one connection this process holds the lease of, then release it."""
+    from core import leases
 
-
-def _sync_one(rt, conn_id: int) -> SyncReport:
     with m.db.connection_context():
-        conn = m.Connection.get_by_id(conn_id)
+        report = None
         try:
+            conn = m.Connection.get_by_id(conn_id)
             report = sync_connection(rt, conn)
         except Exception as exc:
-            report = SyncReport(connection_id=conn_id, outcome="failed", status=conn.status, error=f"internal error: {exc}")
-        conn = m.Connection.get_by_id(conn_id)
-        conn.next_sync_at = clock.now() + dt.timedelta(seconds=rt.settings.sync_interval)
-        conn.save()
+            log.exception("sync of connection %s failed internally", conn_id)
+            report = SyncReport(connection_id=conn_id, outcome="failed", error=f"internal error: {exc}")
+        finally:
+            leases.release(rt, conn_id, owner, ok=report is not None and report.outcome == "ok")
         return report
 
 
-def _run_syncs(rt, conn_ids: list[int], progress=None) -> list[SyncReport]:
+def run_claimed(rt, conn_ids: list[int], owner: str, progress=None) -> list[SyncReport]:
     if not conn_ids:
         return []
     reports: dict[int, SyncReport] = {}
     workers = max(1, min(rt.settings.workers, len(conn_ids)))
     if workers == 1:
         for done, cid in enumerate(conn_ids, 1):
-            reports[cid] = _sync_one(rt, cid)
+            reports[cid] = sync_claimed(rt, cid, owner)
             if progress:
                 progress(done, len(conn_ids), reports[cid])
     else:
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
-            futures = {pool.submit(_sync_one, rt, cid): cid for cid in conn_ids}
+            futures = {pool.submit(sync_claimed, rt, cid, owner): cid for cid in conn_ids}
             for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
                 report = future.result()
                 reports[futures[future]] = report

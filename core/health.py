@@ -101,8 +101,6 @@ def sweep(rt, limit: int = 1000) -> dict:
     gets a full sync at once, which resolves its incident and delivers what
     it missed.
     """
-    from core.sync import sync_connection
-
     now = clock.now()
     due_before = now - dt.timedelta(seconds=rt.settings.sweep_interval)
     query = (
@@ -125,8 +123,7 @@ def sweep(rt, limit: int = 1000) -> dict:
             continue
         if conn.provider == "ics":
             # A feed's only cheap check is its conditional GET, and that is the sync itself.
-            sync_connection(rt, conn, cause="sweep")
-            resynced += 1
+            resynced += _sweep_sync(rt, conn)
             continue
         try:
             info = rt.provider_for(conn).probe(CalendarState(remote_id=calendar.remote_id))
@@ -136,8 +133,17 @@ def sweep(rt, limit: int = 1000) -> dict:
             changed += record_failure(rt, conn, exc, "sweep")
             continue
         if conn.status != m.ACTIVE:
-            sync_connection(rt, conn, cause="sweep")
-            resynced += 1
+            resynced += _sweep_sync(rt, conn)
         else:
             record_success(rt, conn, "sweep")
     return {"checked": checked, "status_changes": changed, "resynced": resynced}
+
+
+def _sweep_sync(rt, conn: m.Connection) -> int:
+    from core import leases
+
+    try:
+        leases.sync_with_lease(rt, conn, "sweep", wait=0)
+        return 1
+    except leases.Busy:
+        return 0  # a scheduler is syncing it right now: that is the check

@@ -1,49 +1,171 @@
-"""The scheduler's work, as one pass and as periodic jobs (the `schedule` package).
+"""The scheduler: the product's heartbeat.
 
-One pass = the syncs that are due, the health sweep, incident reminders and
-escalations, and the outbox. ``run_bot.py --once`` runs one pass; the
-service runs each job on its own cadence.
+Every tick it claims the connections whose sync is due (leases, so several
+schedulers on PostgreSQL share the work and none syncs a connection twice
+at once) and hands them to a bounded pool of CALSYNC_WORKERS threads without
+waiting for the slow ones; the health sweep, incident reminders and
+escalations, the outbox and a daily cleanup run on their own cadences
+(the ``schedule`` package). ``run_once`` is one pass of all of it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import datetime as dt
+import fcntl
 import logging
+import threading
+import time
+from pathlib import Path
 
+import peewee as pw
 import schedule
 
-from core import actions, health, incidents, outbox
+import models as m
+from core import actions, clock, health, incidents, leases, outbox
 
 log = logging.getLogger("calsync.scheduler")
 
-TICK = 30  # seconds between looks for due syncs and sweeps
+TICK = 5  # seconds between looks for due syncs
+SWEEP_TICK = 30
 OUTBOX_TICK = 10
+BEAT_TICK = 15
+SHUTDOWN_GRACE = 25  # seconds to let running syncs finish on SIGTERM (exit within 30)
+KEEP_RUNS = dt.timedelta(days=30)
+KEEP_DELIVERED = dt.timedelta(days=90)
+
+
+class SchedulerLocked(Exception):
+    """Another scheduler already runs on this SQLite database."""
 
 
 def run_once(rt) -> dict:
     """All due work, once; returns what was done."""
-    reports = actions.sync_due(rt)
+    owner = leases.owner_id("once")
     return {
-        "syncs": reports,
+        "syncs": actions.sync_due(rt, owner=owner),
         "sweep": health.sweep(rt),
         "incidents": incidents.check(rt),
         "outbox": outbox.deliver_pending(rt),
     }
 
 
-def _guarded(name, fn, rt):
+def cleanup(rt) -> dict:
+    """Old sync runs, delivered notifications and dead links go; history and incidents stay."""
+    now = clock.now()
+    runs = m.SyncRun.delete().where(m.SyncRun.started_at < now - KEEP_RUNS).execute()
+    delivered = (
+        m.Notification.delete()
+        .where(
+            m.Notification.created_at < now - KEEP_DELIVERED,
+            ~pw.fn.EXISTS(m.Delivery.select().where(m.Delivery.notification == m.Notification.id, m.Delivery.state != m.DELIVERY_SENT)),
+        )
+        .execute()
+    )
+    links = m.RelinkLink.delete().where(m.RelinkLink.expires_at < now - dt.timedelta(days=30)).execute()
+    links += m.DownloadLink.delete().where(m.DownloadLink.expires_at < now - dt.timedelta(days=1)).execute()
+    links += m.ConnectLink.delete().where(m.ConnectLink.expires_at < now - dt.timedelta(days=1)).execute()
+    stale = m.SchedulerBeat.delete().where(m.SchedulerBeat.beat_at < now - dt.timedelta(days=1)).execute()
+    return {"sync_runs": runs, "notifications": delivered, "links": links, "beats": stale}
+
+
+class Dispatcher:
+    """Claims due connections and keeps the worker pool busy, never waiting for a slow one."""
+
+    def __init__(self, rt, owner: str):
+        self.rt = rt
+        self.owner = owner
+        self.pool = concurrent.futures.ThreadPoolExecutor(rt.settings.workers, thread_name_prefix="sync")
+        self.running: dict[int, concurrent.futures.Future] = {}
+        self.lock = threading.Lock()
+        self.accepting = True
+
+    def tick(self) -> int:
+        if not self.accepting:
+            return 0
+        with self.lock:
+            free = self.rt.settings.workers - len(self.running)
+        claimed = leases.claim_due(self.owner, free)
+        for conn_id in claimed:
+            future = self.pool.submit(actions.sync_claimed, self.rt, conn_id, self.owner)
+            with self.lock:
+                self.running[conn_id] = future
+            future.add_done_callback(lambda _f, cid=conn_id: self._done(cid))
+        return len(claimed)
+
+    def _done(self, conn_id: int) -> None:
+        with self.lock:
+            self.running.pop(conn_id, None)
+
+    def shutdown(self, grace: float = SHUTDOWN_GRACE) -> int:
+        """Stop taking work, let what runs finish for ``grace`` seconds, free the rest."""
+        self.accepting = False
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.running:
+                    break
+            time.sleep(0.2)
+        with self.lock:
+            left = len(self.running)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        released = leases.release_all(self.owner)
+        if left:
+            log.warning("shutdown: %d sync(s) still running after %ss; their leases were released", left, grace)
+        return released
+
+
+def _guarded(name, fn, *args):
     def job():
         try:
-            fn(rt)
+            with m.db.connection_context():
+                fn(*args)
         except Exception:  # one failed job must not stop the heartbeat
             log.exception("scheduled job %s failed", name)
 
     return job
 
 
-def build(rt) -> schedule.Scheduler:
-    scheduler = schedule.Scheduler()
-    scheduler.every(TICK).seconds.do(_guarded("sync", actions.sync_due, rt))
-    scheduler.every(TICK).seconds.do(_guarded("sweep", health.sweep, rt))
-    scheduler.every(60).seconds.do(_guarded("incidents", incidents.check, rt))
-    scheduler.every(OUTBOX_TICK).seconds.do(_guarded("outbox", outbox.deliver_pending, rt))
-    return scheduler
+def build(rt, dispatcher: Dispatcher) -> schedule.Scheduler:
+    jobs = schedule.Scheduler()
+    jobs.every(TICK).seconds.do(_guarded("sync", dispatcher.tick))
+    jobs.every(SWEEP_TICK).seconds.do(_guarded("sweep", health.sweep, rt))
+    jobs.every(60).seconds.do(_guarded("incidents", incidents.check, rt))
+    jobs.every(OUTBOX_TICK).seconds.do(_guarded("outbox", outbox.deliver_pending, rt))
+    jobs.every(BEAT_TICK).seconds.do(_guarded("heartbeat", lambda: leases.beat(dispatcher.owner, len(dispatcher.running))))
+    jobs.every(6).hours.do(_guarded("cleanup", cleanup, rt))
+    return jobs
+
+
+def single_scheduler_lock(rt):
+    """On SQLite only one scheduler may run: hold a lock file in the data dir for the process's life."""
+    if isinstance(m.db.obj, pw.PostgresqlDatabase):
+        return None
+    path = Path(rt.settings.data_dir) / "scheduler.lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SchedulerLocked(
+            f"another scheduler already runs on this SQLite database ({path} is locked); "
+            "run one scheduler per SQLite database, or use PostgreSQL (CALSYNC_DATABASE_URL) for several"
+        ) from None
+    return handle
+
+
+def run_forever(rt, stop: threading.Event) -> None:
+    owner = leases.owner_id()
+    dispatcher = Dispatcher(rt, owner)
+    jobs = build(rt, dispatcher)
+    leases.beat(owner, 0)
+    log.info("scheduler %s started: sync every %ss, sweep every %ss, %d worker(s)",
+             owner, rt.settings.sync_interval, rt.settings.sweep_interval, rt.settings.workers)
+    jobs.run_all()
+    while not stop.is_set():
+        jobs.run_pending()
+        stop.wait(1)
+    log.info("scheduler stopping: no new work; waiting up to %ss for running syncs", SHUTDOWN_GRACE)
+    with m.db.connection_context():
+        dispatcher.shutdown()
+        leases.forget(owner)

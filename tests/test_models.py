@@ -67,11 +67,13 @@ def test_a_first_release_database_is_upgraded_in_place(rt):
     database = m.db.obj
     actions.add_staff(rt, "ada@example.com", "Ada")
     # Make the database look exactly as the first release left it.
-    database.drop_tables([m.Incident, m.Notification, m.Delivery, m.RelinkLink, m.ApiKey, m.DownloadLink, m.ConnectLink])
+    database.drop_tables([m.Incident, m.Notification, m.Delivery, m.RelinkLink, m.ApiKey, m.DownloadLink, m.ConnectLink, m.SchedulerBeat])
     database.execute_sql("ALTER TABLE audit_entry DROP COLUMN result")
     database.execute_sql("DROP INDEX staff_feed_token_hash")
     database.execute_sql("ALTER TABLE staff DROP COLUMN feed_token_hash")
     database.execute_sql("ALTER TABLE staff DROP COLUMN feed_generation")
+    for column in ("lease_owner", "lease_expires_at", "failures_in_row"):
+        database.execute_sql(f"ALTER TABLE connection DROP COLUMN {column}")
     m.SchemaVersion.delete().where(m.SchemaVersion.version > 1).execute()
     assert m.current_version(database) == 1
     assert m.migrate(database) == m.SCHEMA_VERSION

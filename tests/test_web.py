@@ -46,7 +46,27 @@ def submit(client, token: str, **form):
 def test_healthz_reports_the_database_and_schema(client):
     answer = client.get("/healthz")
     assert answer.status_code == 200
-    assert answer.json == {"status": "ok", "database": "ok", "schema_version": m.SCHEMA_VERSION}
+    assert answer.json == {"status": "ok", "database": "ok", "schema_version": m.SCHEMA_VERSION, "outbox_backlog": 0,
+                           "scheduler": {"state": "none", "last_beat": None, "schedulers": 0}}
+
+
+def test_healthz_reports_scheduler_liveness_and_the_outbox_backlog(client, broken):
+    from core import leases
+
+    leases.beat("scheduler@test:1", 0)
+    answer = client.get("/healthz").json
+    assert answer["scheduler"]["state"] == "alive" and answer["scheduler"]["schedulers"] == 1
+    assert answer["outbox_backlog"] == 1  # the incident's log line, not delivered yet
+    later = clock.now() + dt.timedelta(minutes=5)
+    clock.set_now(lambda: later)
+    assert client.get("/healthz").json["scheduler"]["state"] == "stale"
+
+
+def test_metrics_are_prometheus_text(client, broken):
+    text = client.get("/metrics").text
+    assert 'calsync_connections{status="relink_required"} 1.0' in text
+    assert 'calsync_sync_runs_total{outcome="failed"} 1.0' in text
+    assert "calsync_sync_duration_seconds_bucket" in text and "calsync_outbox_backlog 1.0" in text
 
 
 def test_healthz_says_503_when_the_database_fails(client, monkeypatch):

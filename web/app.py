@@ -73,6 +73,7 @@ def create_app(rt, bolt_app=None) -> flask.Flask:
     app.register_blueprint(api.blueprint)
     csrf.exempt(api.blueprint)  # bearer keys, not cookies: no cross-site forgery to stop
     app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/metrics", "metrics", prometheus_metrics)
     if bolt_app is not None:
         from slack_bolt.adapter.flask import SlackRequestHandler
 
@@ -101,13 +102,23 @@ def create_app(rt, bolt_app=None) -> flask.Flask:
 
 
 def healthz():
+    from core import metrics
+
     try:
         m.db.execute_sql("select 1")
         version = m.current_version(m.db)
+        scheduler = metrics.scheduler_state()
+        backlog = metrics.backlog()
     except Exception as exc:  # the answer is the report; the class name says enough
         log.warning("healthz: database check failed: %s", type(exc).__name__)
         return flask.jsonify(status="error", database=f"error: {type(exc).__name__}"), 503
-    return flask.jsonify(status="ok", database="ok", schema_version=version)
+    return flask.jsonify(status="ok", database="ok", schema_version=version, scheduler=scheduler, outbox_backlog=backlog)
+
+
+def prometheus_metrics():
+    from core import metrics
+
+    return flask.Response(metrics.render(), mimetype="text/plain; version=0.0.4")
 
 
 # -- per request ---------------------------------------------------------------------------
