@@ -1,19 +1,30 @@
 #!/usr/bin/env python3
-"""`make demo`: the calsync story on a local CalDAV server (Radicale on 127.0.0.1).
+"""`make demo`: the whole calsync story on this machine, no hand steps.
 
-A staff member is connected, the scheduler's pass syncs appointments out and
-busy events in, and `status` / `entries` show what happened; then the
-password is changed on the server and the next pass says so in plain words.
+A local Radicale CalDAV server and the calsync service (scheduler + web
+server) run on 127.0.0.1 with the embedded default (SQLite in var/demo/data).
+Staff are connected, appointments are booked and synced; then one password
+is changed on the server, the next pass raises the incident and sends the
+alert, the relink link is used the way a browser does, and the connection
+is Active again with the missed appointment delivered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -21,6 +32,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 from servers import start_server  # noqa: E402  (the same launcher the tests use)
 
 DEMO_DIR = ROOT / "var" / "demo"
+DATA_DIR = DEMO_DIR / "data"
+
+
+def say(text: str) -> None:
+    print("\n" + textwrap.fill(text, 100), flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def ics(uid: str, start: dt.datetime, minutes: int, summary: str, extra: str = "") -> str:
@@ -33,47 +55,127 @@ def ics(uid: str, start: dt.datetime, minutes: int, summary: str, extra: str = "
     )
 
 
-def step(title: str, *argv: str, stdin: str | None = None, env: dict) -> None:
-    print(f"\n$ {' '.join(argv)}\n# {title}", flush=True)
-    result = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, input=stdin, text=True)
-    if result.returncode not in (0, 1):
-        raise SystemExit(f"demo step failed with exit code {result.returncode}: {' '.join(argv)}")
+class Demo:
+    def __init__(self, env: dict):
+        self.env = env
+
+    def cli(self, title: str, *argv: str, show: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+        if show:
+            print(f"\n$ python run_console.py {' '.join(argv)}\n# {title}", flush=True)
+        result = subprocess.run([sys.executable, str(ROOT / "run_console.py"), *argv], cwd=ROOT, env=self.env,
+                                input=stdin, capture_output=True, text=True, timeout=120)
+        if show:
+            print(result.stdout.rstrip() or result.stderr.rstrip(), flush=True)
+        if result.returncode == 2:
+            raise SystemExit(f"demo step failed (bad usage): {result.stderr}")
+        return result
+
+    def status(self) -> list[dict]:
+        return json.loads(self.cli("", "status", "--json", show=False).stdout)
+
+    def wait_for(self, what: str, predicate, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.status()):
+                return
+            time.sleep(1)
+        raise SystemExit(f"demo: timed out waiting for {what}")
 
 
 def main() -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
     server = start_server("radicale", DEMO_DIR / "radicale")
+    service = None
     try:
-        calendar = server.make_calendar("work", "Work")
+        work = server.make_calendar("work", "Work")
+        holidays = server.make_calendar("team-holidays", "Team holidays")
         now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
-        server.put_event(calendar, "dentist.ics", ics("dentist", now + dt.timedelta(days=1, hours=3), 60, "Dentist"))
-        server.put_event(calendar, "focus.ics", ics("focus", now + dt.timedelta(days=2), 120, "Focus time", "TRANSP:TRANSPARENT\r\n"))
-        server.put_event(calendar, "standup.ics", ics("standup", now + dt.timedelta(days=1), 15, "Team standup", "RRULE:FREQ=WEEKLY;COUNT=3\r\n"))
-        server.put_event(calendar, "offsite.ics", (
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//demo//outside//EN\r\nBEGIN:VEVENT\r\nUID:offsite\r\n"
-            f"DTSTAMP:{now.strftime('%Y%m%dT%H%M%SZ')}\r\nDTSTART;VALUE=DATE:{(now + dt.timedelta(days=4)).strftime('%Y%m%d')}\r\n"
-            "SUMMARY:Team offsite (all day)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
-        print(f"A local Radicale CalDAV server runs at {server.base_url} (user {server.username}, calendar 'Work').")
-        env = {**os.environ, "CALSYNC_DATA_DIR": str(DEMO_DIR / "data"), "CALSYNC_ALLOW_PRIVATE_URLS": "1",
-               "CALSYNC_HTTP_RETRIES": "0", "CALSYNC_CONNECT_PASSWORD": server.password}
-        step("seed a staff member, three appointments and the CalDAV connection", "run_console.py", "demo",
-             "--caldav-url", server.base_url, "--username", server.username, env=env)
-        step("the status right after connecting: pending until the first sync", "run_console.py", "status", env=env)
-        step("one pass of the scheduler: appointments go out, busy events come in", "run_bot.py", "--once", "--log-level", "WARNING", env=env)
-        step("every connection's health", "run_console.py", "status", env=env)
-        step("the sync feed: what was read, loaded or not, and why", "run_console.py", "entries", "1", env=env)
-        print(f"\nOn the CalDAV server, the 'Work' calendar now holds {len(server.list_events(calendar))} events.")
-        server.set_password("changed-by-the-user")
-        print("\n# The user changes their password on the CalDAV server; an appointment is booked meanwhile.")
-        step("book a test appointment", "run_console.py", "book", "ada@example.com",
-             "--start", (now + dt.timedelta(days=3, hours=2)).isoformat(), "--end", (now + dt.timedelta(days=3, hours=3)).isoformat(),
-             "--subject", "Booked during the outage", env=env)
-        step("sync now (the scheduler's next pass would do the same)", "run_console.py", "sync", "1", env=env)
-        step("the status says what broke, in plain words, and how many appointments wait", "run_console.py", "status", env=env)
-        step("test the connection: the provider's own answer", "run_console.py", "test", "1", env=env)
-        print(f"\nDemo data is in {DEMO_DIR / 'data'}; try: CALSYNC_DATA_DIR={DEMO_DIR / 'data'} .venv/bin/python run_console.py --help")
+        server.put_event(work, "dentist.ics", ics("dentist", now + dt.timedelta(days=1, hours=3), 60, "Dentist"))
+        server.put_event(work, "focus.ics", ics("focus", now + dt.timedelta(days=2), 120, "Focus time", "TRANSP:TRANSPARENT\r\n"))
+        server.put_event(work, "standup.ics", ics("standup", now + dt.timedelta(days=1), 15, "Team standup", "RRULE:FREQ=WEEKLY;COUNT=3\r\n"))
+        server.put_event(holidays, "offsite.ics", ics("offsite", now + dt.timedelta(days=4), 480, "Team offsite"))
+        port = free_port()
+        env = {**os.environ, "CALSYNC_DATA_DIR": str(DATA_DIR), "CALSYNC_ALLOW_PRIVATE_URLS": "1",
+               "CALSYNC_HTTP_PORT": str(port), "CALSYNC_BASE_URL": f"http://127.0.0.1:{port}",
+               "CALSYNC_SYNC_INTERVAL": "30", "CALSYNC_SWEEP_INTERVAL": "30", "CALSYNC_HTTP_RETRIES": "0",
+               "CALSYNC_MAIL_FROM": "Calsync <calsync@example.com>"}
+        env.pop("SLACK_BOT_TOKEN", None)
+        demo = Demo(env)
+        say(f"A local CalDAV server (Radicale) runs at {server.base_url}: user '{server.username}' has a 'Work' "
+            "calendar with a dentist appointment, a 'free' focus block and a weekly stand-up, and a 'Team holidays' "
+            "calendar whose iCalendar address another staff member subscribes to.")
+
+        demo.cli("Ada, a coach in Berlin, is a staff member", "staff", "add", "ada@example.com", "--name", "Ada Lovelace",
+                 "--timezone", "Europe/Berlin")
+        demo.cli("Grace too", "staff", "add", "grace@example.com", "--name", "Grace Hopper")
+        demo.cli("Ada connects her CalDAV account (the password is read from stdin, never from the command line)",
+                 "connect", "caldav", "--staff", "ada@example.com", "--url", server.base_url, "--username",
+                 server.username, "--calendar", "Work", "--no-sync", stdin=server.password + "\n")
+        feed_url = holidays.replace("://", f"://{server.username}:{server.password}@")
+        demo.cli("Grace subscribes to the team-holidays calendar as a read-only busy source (URL from stdin)",
+                 "connect", "ics", "--staff", "grace@example.com", "--url", "-", "--no-sync", stdin=feed_url + "\n")
+
+        say("Now the calsync service starts: the scheduler (syncs every 30 s here, 15 min by default; a health sweep; "
+            "incidents; the notification outbox) and the web server with the relink pages. Slack is not configured, "
+            "so alerts go to the service log and the database.")
+        log_path = DEMO_DIR / "service.log"
+        service = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py")], cwd=ROOT, env=env,
+                                   stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        demo.wait_for("the first syncs", lambda rows: all(r["status"] == "active" for r in rows))
+        demo.cli("both connections were synced at once: pending → active", "status")
+
+        start = now + dt.timedelta(days=1, hours=1)
+        demo.cli("the host product books an appointment for Ada (the CLI creates it exactly as the host API would)",
+                 "book", "ada@example.com", "--start", start.isoformat(), "--end", (start + dt.timedelta(hours=1)).isoformat(),
+                 "--subject", "Intro call with Katherine")
+        demo.cli("sync now instead of waiting for the next pass", "sync", "1")
+        demo.cli("Ada's sync feed: what was read from her calendar, loaded or not, and why", "entries", "1")
+        print(f"\nThe 'Work' calendar on the server now holds {len(server.list_events(work))} events "
+              "(3 external + the appointment calsync wrote).")
+
+        say("Ada changes her password at her calendar provider. Calsync still has the old one.")
+        server.set_password("ada-new-password-2026")
+        start2 = now + dt.timedelta(days=3, hours=2)
+        demo.cli("meanwhile a client books another appointment with Ada", "book", "ada@example.com", "--start",
+                 start2.isoformat(), "--end", (start2 + dt.timedelta(hours=1)).isoformat(), "--subject", "Booked during the outage")
+        demo.cli("the next pass (here: sync now) meets the provider's refusal", "sync", "1")
+        time.sleep(12)  # the outbox delivers every 10 s
+        alerts = [line for line in log_path.read_text().splitlines() if "notification event=" in line]
+        print("\n# the alert, as the service log shows it (with Slack configured it is a DM with a Relink button):")
+        for line in alerts[-2:]:
+            print("  " + line.split(" WARNING ", 1)[-1])
+        demo.cli("status says what broke in plain words, and that 1 appointment waits", "status")
+        demo.cli("support can read the provider's own answer", "test", "1")
+
+        result = demo.cli("support reissues the relink link (it would be e-mailed/sent in Slack when configured)",
+                          "relink", "1", "--via", "email", "--json", show=False)
+        link = json.loads(result.stdout)["url"]
+        print(f"\n$ python run_console.py relink 1 --via email\n# a new single-use link: {link[:60]}…")
+        say("Ada opens the link in her browser, sees what broke and enters her new password:")
+        session = requests.Session()
+        page = session.get(link, timeout=10)
+        token_field = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        print(f"  GET  the relink page → {page.status_code}; it names the account: "
+              f"{'yes' if server.username in page.text else 'no'}; it says why: "
+              f"{'yes' if 'rejected' in page.text else 'no'}")
+        answer = session.post(link, data={"csrf_token": token_field, "password": "ada-new-password-2026"}, timeout=60)
+        print(f"  POST the new password → {answer.status_code}: "
+              f"{'Active' if 'Active' in answer.text else 'not active'}")
+        demo.cli("Ada's connection is Active again; the appointment booked meanwhile was delivered", "status")
+        events = server.list_events(work)
+        outage = [d for d in events.values() if "Booked during the outage" in d]
+        print(f"\nOn the server: {len(events)} events in 'Work'; 'Booked during the outage' is there {len(outage)} time(s).")
+        demo.cli("the audit trail", "audit", "--limit", "8")
+        say(f"Open the support console on the same data with:  CALSYNC_DATA_DIR={DATA_DIR} .venv/bin/python run_console.py "
+            f"— the service log is in {log_path}.")
     finally:
+        if service is not None:
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                service.kill()
         server.stop()
     return 0
 
