@@ -330,6 +330,21 @@ class SchedulerBeat(BaseModel):
     running = pw.IntegerField(default=0)
 
 
+class OAuthState(BaseModel):
+    """One OAuth consent in flight: state (hash) and the PKCE verifier (encrypted), 15 minutes."""
+
+    state_hash = pw.CharField(unique=True)
+    provider = pw.CharField()
+    purpose = pw.CharField()  # connect | relink
+    staff = pw.ForeignKeyField(Staff, null=True, on_delete="CASCADE")
+    connection = pw.ForeignKeyField(Connection, null=True, on_delete="CASCADE")
+    relink_token_hash = pw.CharField(default="")
+    secret = pw.TextField()  # encrypted {"code_verifier": ...}
+    created_at = UTCDateTimeField(default=_now)
+    expires_at = UTCDateTimeField()
+    used_at = UTCDateTimeField(null=True)
+
+
 ALL_MODELS = [
     SchemaVersion,
     Staff,
@@ -350,6 +365,7 @@ ALL_MODELS = [
     ConnectLink,
     ApiKey,
     SchedulerBeat,
+    OAuthState,
 ]
 
 
@@ -397,12 +413,18 @@ def _migration_4(database: pw.Database) -> None:
     database.create_tables([SchedulerBeat])
 
 
+def _migration_5(database: pw.Database) -> None:
+    """OAuth consents in flight (Google, Microsoft)."""
+    database.create_tables([OAuthState])
+
+
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
     2: _migration_2,
     3: _migration_3,
     4: _migration_4,
+    5: _migration_5,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -81,7 +81,9 @@ class SlackSender:
         if payload.get("status") != "calendar_missing":
             return []
         try:
-            return [c for c in actions.list_calendars(self.rt, payload["connection"], refresh=True) if c["writable"]]
+            # The destination is the calendar that is gone (core keeps its row): offer only the others.
+            return [c for c in actions.list_calendars(self.rt, payload["connection"], refresh=True)
+                    if c["writable"] and not c["destination"]]
         except actions.ActionError:
             return []
 
@@ -104,6 +106,11 @@ class SlackSender:
         refs = []
         for delivery in earlier:
             channel, _, ts = delivery.external_ref.partition("|")
-            self.client.chat_update(channel=channel, ts=ts, text="Reconnected", blocks=blocks.resolved_blocks(payload))
+            try:
+                self.client.chat_update(channel=channel, ts=ts, text="Reconnected", blocks=blocks.resolved_blocks(payload))
+            except SlackApiError as exc:
+                if exc.response.get("error") not in ("message_not_found", "channel_not_found", "cant_update_message"):
+                    raise
+                continue  # the user deleted it: a new message says it instead
             refs.append(delivery.external_ref)
         return refs[0] if refs else ""

@@ -69,6 +69,11 @@ def cmd_staff_list(rt, args):
 
 
 def cmd_connect(rt, args):
+    if args.provider in ("google", "microsoft"):
+        result = actions.oauth_connect_url(rt, args.staff, args.provider, actor=_actor(args))
+        _emit(args, result, f"Send {result['staff']} this link to sign in with {args.provider} (valid 15 minutes):\n"
+                            f"  {result['url']}\nThe connection appears in `status` once they allowed access.")
+        return
     if args.provider == "caldav":
         if not args.url or not args.username:
             raise Usage("connect caldav needs --url and --username (the password is read from stdin)")
@@ -315,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("list", cmd_staff_list, "list staff members", parent=staff_sub)
 
     p = command("connect", cmd_connect, "connect a staff member's calendar account (credentials are tested first)")
-    p.add_argument("provider", choices=["caldav", "ics"], metavar="PROVIDER", help="caldav or ics")
+    p.add_argument("provider", choices=["caldav", "ics", "google", "microsoft"], metavar="PROVIDER",
+                   help="caldav, ics, google or microsoft (the last two print a sign-in link)")
     p.add_argument("--staff", required=True, metavar="EMAIL")
     p.add_argument("--url", help="CalDAV server URL, or the iCalendar URL ('-' reads it from stdin)")
     p.add_argument("--username", help="CalDAV login; the password is read from stdin or CALSYNC_CONNECT_PASSWORD")

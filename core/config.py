@@ -64,6 +64,7 @@ class Settings:
     host_webhook_url: str
     host_webhook_secret: Secret
     stale_after: int
+    oauth: dict = dataclasses.field(default_factory=dict)  # provider -> OAuthClient (only the configured ones)
 
     @property
     def feed_key_file(self) -> Path:
@@ -139,6 +140,47 @@ def _redact(url: str) -> str:
     return url
 
 
+@dataclasses.dataclass(frozen=True)
+class OAuthClient:
+    provider: str
+    client_id: str
+    client_secret: Secret
+    auth_url: str
+    token_url: str
+    api_url: str
+
+
+OAUTH_DEFAULTS = {
+    "google": {
+        "AUTH_URL": "https://accounts.google.com/o/oauth2/v2/auth",
+        "TOKEN_URL": "https://oauth2.googleapis.com/token",
+        "API_URL": "https://www.googleapis.com/calendar/v3",
+    },
+    "microsoft": {
+        "AUTH_URL": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+        "TOKEN_URL": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        "API_URL": "https://graph.microsoft.com/v1.0",
+    },
+}
+
+
+def _oauth_clients(env: Mapping[str, str]) -> dict:
+    clients = {}
+    for provider, defaults in OAUTH_DEFAULTS.items():
+        prefix = f"CALSYNC_{provider.upper()}_"
+        client_id = env.get(prefix + "CLIENT_ID", "").strip()
+        secret = env.get(prefix + "CLIENT_SECRET", "").strip()
+        if not client_id and not secret:
+            continue
+        if not client_id or not secret:
+            missing = prefix + ("CLIENT_SECRET" if client_id else "CLIENT_ID")
+            raise ConfigError(f"{missing}: {provider} sign-in needs both {prefix}CLIENT_ID and {prefix}CLIENT_SECRET")
+        tenant = env.get("CALSYNC_MICROSOFT_TENANT", "").strip() or "common"
+        urls = {key: _url(env, prefix + key, value.format(tenant=tenant), ("http", "https")) for key, value in defaults.items()}
+        clients[provider] = OAuthClient(provider, client_id, Secret(secret), urls["AUTH_URL"], urls["TOKEN_URL"], urls["API_URL"])
+    return clients
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
     """Settings from ``env`` (default: the process environment plus ``.env``)."""
     if env is None:
@@ -212,4 +254,5 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         host_webhook_secret=Secret(env.get("CALSYNC_HOST_WEBHOOK_SECRET", "").strip()),
         stale_after=_int(env, "CALSYNC_STALE_AFTER", 0, 0, 30 * 86400, "the seconds after which a busy source's last sync is stale (0: twice the sync interval)")
         or 2 * sync_interval,
+        oauth=_oauth_clients(env),
     )

@@ -94,7 +94,11 @@ def validators(rt, staff: m.Staff) -> Validators:
         newest = clock.utc(dt.datetime.fromisoformat(newest))
     day = clock.now().strftime("%Y%m%d")  # the window moves once a day
     raw = f"{staff.id}:{staff.feed_generation}:{newest.isoformat()}:{count}:{day}:{staff.name}"
-    return Validators(etag='"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"', last_modified=newest.replace(microsecond=0))
+    # Last-Modified moves with the window too (at the start of each UTC day), or a client that
+    # sends only If-Modified-Since would never see an appointment booked long ahead enter the window.
+    today = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Validators(etag='"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"',
+                      last_modified=max(newest, today).replace(microsecond=0))
 
 
 def render(rt, staff: m.Staff) -> bytes:

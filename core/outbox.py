@@ -142,6 +142,12 @@ def deliver_pending(rt, limit: int = BATCH) -> dict:
         notification = delivery.notification
         sender = senders.get(delivery.channel)
         payload = json.loads(notification.payload)
+        if _outdated(notification):
+            # Held back by a failed send until after the fix: "needs attention" would now be wrong.
+            delivery.state, delivery.sent_at, delivery.last_error = m.DELIVERY_SENT, clock.now(), "skipped: resolved before delivery"
+            delivery.save()
+            _wipe_secret_when_done(notification)
+            continue
         try:
             if sender is None:
                 raise RuntimeError(f"no {delivery.channel} sender is configured in this process")
@@ -168,6 +174,12 @@ def deliver_pending(rt, limit: int = BATCH) -> dict:
         sent += 1
         _wipe_secret_when_done(notification)
     return {"sent": sent, "failed": failed}
+
+
+def _outdated(notification: m.Notification) -> bool:
+    if notification.event not in ("incident.opened", "incident.reminder") or not notification.incident_id:
+        return False
+    return m.Incident.select().where(m.Incident.id == notification.incident_id, m.Incident.resolved_at.is_null(False)).exists()
 
 
 def _wipe_secret_when_done(notification: m.Notification) -> None:

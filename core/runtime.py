@@ -37,7 +37,15 @@ class Runtime:
         }
         if secrets is None:
             secrets = self.vault.decrypt(conn.credentials)
-        return provider_class(conn.provider)(params, secrets, self.http())
+        provider = provider_class(conn.provider)(params, secrets, self.http())
+        provider.settings = self.settings  # OAuth providers refresh their tokens with it
+        return provider
+
+    def keep_secrets(self, conn: m.Connection, provider: Provider) -> None:
+        """Store credentials a provider renewed (a refreshed OAuth token), encrypted."""
+        if getattr(provider, "secrets_changed", False) and conn.id is not None:
+            m.Connection.update(credentials=self.vault.encrypt(provider.secrets)).where(m.Connection.id == conn.id).execute()
+            provider.secrets_changed = False
 
     def close(self) -> None:
         if not m.db.is_closed():

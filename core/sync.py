@@ -110,6 +110,7 @@ class ConnectionSync:
             )
             health.record_success(self.rt, self.conn, cause, delivered=delivered)
         finally:
+            self.rt.keep_secrets(self.conn, self.provider)
             self.report.requests = self.provider.requests_made
             self.report.duration_ms = int((time.monotonic() - started) * 1000)
             self.conn = m.Connection.get_by_id(self.conn.id)

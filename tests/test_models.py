@@ -67,7 +67,7 @@ def test_a_first_release_database_is_upgraded_in_place(rt):
     database = m.db.obj
     actions.add_staff(rt, "ada@example.com", "Ada")
     # Make the database look exactly as the first release left it.
-    database.drop_tables([m.Incident, m.Notification, m.Delivery, m.RelinkLink, m.ApiKey, m.DownloadLink, m.ConnectLink, m.SchedulerBeat])
+    database.drop_tables([m.Incident, m.Notification, m.Delivery, m.RelinkLink, m.ApiKey, m.DownloadLink, m.ConnectLink, m.SchedulerBeat, m.OAuthState])
     database.execute_sql("ALTER TABLE audit_entry DROP COLUMN result")
     database.execute_sql("DROP INDEX staff_feed_token_hash")
     database.execute_sql("ALTER TABLE staff DROP COLUMN feed_token_hash")

@@ -55,6 +55,26 @@ def _http_error(exc: HTTPException):
     return _error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
 
 
+def _unrouted(exc: HTTPException):
+    # A 404 (no route) or 405 (a method the route does not take) is decided while
+    # matching the URL, before any blueprint is chosen, so the blueprint's own
+    # handler never sees it and the app's HTML page would answer the host.
+    path = flask.request.path
+    if path != blueprint.url_prefix and not path.startswith(blueprint.url_prefix + "/"):
+        from web.app import _http_error as html_page
+
+        return html_page(exc)
+    if exc.code == 405:
+        response = _error(405, "method_not_allowed", f"{flask.request.method} is not allowed here")
+        response.headers["Allow"] = ", ".join(sorted(getattr(exc, "valid_methods", None) or ()))
+        return response
+    return _error(404, "not_found", "there is no API endpoint at this address")
+
+
+blueprint.app_errorhandler(404)(_unrouted)
+blueprint.app_errorhandler(405)(_unrouted)
+
+
 @blueprint.before_request
 def _authenticate():
     header = flask.request.headers.get("Authorization", "")

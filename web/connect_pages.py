@@ -23,7 +23,8 @@ def page(token: str):
     if staff is None:
         return _invalid()
     link_expiry = _expiry(token)
-    return flask.render_template("connect.html", staff=staff, token=token, expires=link_expiry, form={}, error=None)
+    return flask.render_template("connect.html", staff=staff, token=token, expires=link_expiry, form={}, error=None,
+                                 oauth=sorted(runtime().settings.oauth))
 
 
 def _expiry(token: str):
@@ -45,11 +46,11 @@ def submit(token: str):
     provider = form.get("provider", "")
     if provider not in ("caldav", "ics"):
         return flask.render_template("connect.html", staff=staff, token=token, expires=_expiry(token), form=form,
-                                     error="choose a CalDAV account or a calendar address"), 422
+                                     error="choose a CalDAV account or a calendar address", oauth=sorted(rt.settings.oauth)), 422
     try:
         result = actions.connect_by_link(rt, token, provider, url=form.get("url", ""), username=form.get("username", ""),
                                          password=form.get("password", ""))
     except actions.ActionError as exc:
         return flask.render_template("connect.html", staff=staff, token=token, expires=_expiry(token), form=form,
-                                     error=str(exc)), 422
+                                     error=str(exc), oauth=sorted(rt.settings.oauth)), 422
     return flask.render_template("connect_done.html", result=result)

@@ -21,6 +21,7 @@ def _not_found():
 
 
 @blueprint.route("/feeds/<token>.ics", methods=["GET", "HEAD"])
+@blueprint.route("/feeds/.ics", defaults={"token": ""}, methods=["GET", "HEAD"])  # an empty token: the same 404
 def feed(token: str):
     staff = feeds.lookup(token)
     if staff is None:
@@ -34,7 +35,8 @@ def feed(token: str):
         "Referrer-Policy": "no-referrer",
     }
     request = flask.request
-    if request.if_none_match and request.if_none_match.contains(validators.etag.strip('"')):
+    # If-None-Match compares weakly (RFC 9110 13.1.2): a compressing proxy hands our ETag on as W/"…".
+    if request.if_none_match and request.if_none_match.contains_weak(validators.etag.strip('"')):
         return flask.Response(status=304, headers=headers)
     if not request.if_none_match and request.if_modified_since and request.if_modified_since >= validators.last_modified:
         return flask.Response(status=304, headers=headers)

@@ -16,7 +16,11 @@ import flask
 from core import actions, notices, relink
 from web.app import runtime
 
-OAUTH_START: dict[str, Callable[[object, str], str]] = {}
+def _relink_start(rt, token: str) -> str:
+    return actions.oauth_relink_url(rt, token)
+
+
+OAUTH_START: dict[str, Callable[[object, str], str]] = {"google": _relink_start, "microsoft": _relink_start}
 
 blueprint = flask.Blueprint("oauth", __name__)
 
@@ -33,7 +37,10 @@ def start(token: str):
     begin = OAUTH_START.get(page["provider"])
     if begin is None:
         return sign_in_not_configured(page["provider"])
-    consent_url = begin(rt, token)
+    try:
+        consent_url = begin(rt, token)
+    except actions.ActionError:
+        return sign_in_not_configured(page["provider"])
     # Chromium applies form-action to the redirect that follows a form post.
     parts = urlsplit(consent_url)
     flask.g.form_action_also = (f"{parts.scheme}://{parts.netloc}",)
@@ -42,12 +49,44 @@ def start(token: str):
 
 @blueprint.get("/oauth/<provider>/callback")
 def callback(provider: str):
-    return flask.render_template(
-        "message.html",
-        title="Sign-in is not set up",
-        message=f"Sign-in with {notices.provider_name(provider)} is not set up in this installation, "
-                "so nothing was changed. Please tell your support team.",
-    ), 400
+    if provider not in OAUTH_START or provider not in runtime().settings.oauth:
+        return flask.render_template("message.html", title="Sign-in is not set up",
+                                     message=f"Sign-in with {notices.provider_name(provider)} is not set up in this "
+                                             "installation, so nothing was changed."), 400
+    args = flask.request.args
+    try:
+        result = actions.oauth_callback(runtime(), provider, args.get("code", ""), args.get("state", ""), args.get("error", ""))
+    except actions.ActionError as exc:
+        return flask.render_template("message.html", title="Sign-in did not work",
+                                     message=f"{str(exc)[:1].upper()}{str(exc)[1:]}. Nothing was changed."), 400
+    if result["purpose"] == "relink":
+        if result["status"] != "active":
+            return flask.render_template("message.html", title="Signed in, but not working yet",
+                                         message=f"Status: {result['status']} — {result['reason']}."), 200
+        return flask.render_template("relink_done.html", result=result, delivered=result["sync"]["created"])
+    return flask.render_template("connect_done.html", result=result)
+
+
+@blueprint.post("/connect/<token>/oauth/<provider>")
+def connect_start(token: str, provider: str):
+    rt = runtime()
+    staff = actions.connect_link_staff(rt, token)
+    if staff is None:
+        return flask.render_template("message.html", title="This link does not work any more",
+                                     message="Connect links work once, for 24 hours. Ask for a new one with /calsync connect."), 410
+    try:
+        consent_url = actions.oauth_connect_url(rt, staff.email, provider, actor=f"connect-link:{staff.email}")["url"]
+    except actions.ActionError as exc:
+        return flask.render_template("message.html", title="Sign-in is not set up", message=str(exc)), 501
+    import hashlib
+
+    import models as m
+    from core import clock
+
+    m.ConnectLink.update(used_at=clock.now()).where(m.ConnectLink.token_hash == hashlib.sha256(token.encode()).hexdigest()).execute()
+    parts = urlsplit(consent_url)
+    flask.g.form_action_also = (f"{parts.scheme}://{parts.netloc}",)
+    return flask.redirect(consent_url, code=303)
 
 
 def sign_in_not_configured(provider: str):

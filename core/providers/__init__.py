@@ -20,7 +20,8 @@ from core.providers.base import (  # noqa: F401 (the package's public names)
     WriteForbidden,
 )
 
-PROVIDERS = ("caldav", "ics")
+PROVIDERS = ("caldav", "ics", "google", "microsoft")
+OAUTH_PROVIDERS = ("google", "microsoft")
 
 
 def provider_class(name: str) -> type[Provider]:
@@ -32,4 +33,12 @@ def provider_class(name: str) -> type[Provider]:
         from core.providers.ics_url import ICSURLProvider
 
         return ICSURLProvider
+    if name == "google":
+        from core.providers.google import GoogleProvider
+
+        return GoogleProvider
+    if name == "microsoft":
+        from core.providers.microsoft import MicrosoftProvider
+
+        return MicrosoftProvider
     raise ValueError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")

@@ -1,0 +1,42 @@
+"""What Google and Microsoft providers share: a bearer token refreshed before it expires.
+
+A refreshed token is kept in ``self.secrets`` and ``secrets_changed`` is set, so
+whoever ran the provider stores the new credentials (encrypted).
+"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from core import oauth
+from core.http import URLNotAllowed, is_timeout
+from core.providers.base import AuthRejected, Provider, Transient, UrlRefused
+
+REFRESH_MARGIN = 120  # seconds before expiry
+
+
+class OAuthProvider(Provider):
+    settings = None  # the runtime's Settings, set by the runtime when it builds the provider
+    secrets_changed = False
+
+    def token(self) -> str:
+        if not self.secrets.get("refresh_token") and not self.secrets.get("access_token"):
+            raise AuthRejected("calsync holds no sign-in for this account; relink it")
+        if float(self.secrets.get("expires_at") or 0) - REFRESH_MARGIN <= time.time():
+            self.secrets = oauth.refresh(self.settings, self.name, self.secrets, timeout=self.http.timeout)
+            self.secrets_changed = True
+        return self.secrets["access_token"]
+
+    def api(self, method: str, url: str, **kwargs) -> requests.Response:
+        """One API call with the bearer token; network trouble is Transient."""
+        headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json", **kwargs.pop("headers", {})}
+        try:
+            return self.http.request(method, url, headers=headers, **kwargs)
+        except URLNotAllowed as exc:
+            raise UrlRefused(str(exc)) from None
+        except requests.RequestException as exc:
+            if is_timeout(exc):
+                raise Transient(f"{self.name} did not answer in time") from None
+            raise Transient(f"could not reach {self.name}", exc.__class__.__name__) from None
