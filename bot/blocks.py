@@ -60,6 +60,10 @@ def help_blocks(support: bool) -> list[dict]:
 def connection_line(row: dict) -> str:
     text = (f"*{row['id']}.* {provider_name(row['provider'])} · `{row['account']}` — {badge(row['status'])}"
             f"\n{row['reason']}. Last sync: {_when(row.get('last_sync_at'))}.")
+    if row.get("destination") and row["status"] != "stopped":
+        text += f" Appointments go to *{row['destination']}*."
+    elif row["provider"] == "ics":
+        text += " Busy times only (read-only)."
     if row.get("missed"):
         text += f" *{row['missed']} appointment(s) waiting.*"
     return text

@@ -103,7 +103,7 @@ def cmd_connect(rt, args):
 
 
 STATUS_COLUMNS = [
-    ("id", "ID"), ("staff", "STAFF"), ("provider", "PROVIDER"), ("account", "ACCOUNT"), ("status", "STATUS"),
+    ("id", "ID"), ("staff", "STAFF"), ("provider", "PROVIDER"), ("account", "ACCOUNT"), ("destination_h", "WRITES TO"), ("status", "STATUS"),
     ("since_h", "SINCE"), ("last_sync_h", "LAST SYNC"), ("missed", "MISSED"), ("reason", "REASON"),
 ]
 
@@ -112,11 +112,12 @@ def cmd_status(rt, args):
     rows = actions.list_statuses(rt, args.staff)
     if args.json:
         keys = ("id", "staff", "provider", "account", "status", "reason", "since", "last_sync_at", "last_check_at",
-                "missed", "last_error", "last_success_at", "flags", "meaning")
+                "missed", "last_error", "last_success_at", "flags", "meaning", "destination")
         _emit(args, [{k: r[k] for k in keys} for r in rows], "")
         return
     for r in rows:
         r["since_h"], r["last_sync_h"] = when(r["since"]), when(r["last_sync_at"])
+        r["destination_h"] = r["destination"] or ("(busy only)" if r["provider"] == "ics" else "-")
         if r["flags"]:
             r["reason"] = f"{r['reason']} [{', '.join(r['flags'])}]"
         if r["last_error"] and r["status"] not in ("relink_required", "read_only", "calendar_missing"):

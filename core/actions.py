@@ -182,6 +182,7 @@ def connection_dict(conn: m.Connection, with_calendars: bool = True, missed: int
     }
     if with_calendars:
         data["calendars"] = [calendar_dict(c) for c in conn.calendars.order_by(m.Calendar.id)]
+        data["destination"] = next((c["name"] for c in data["calendars"] if c["destination"]), None)
     return data
 
 
@@ -217,9 +218,13 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
         .tuples()
     ):
         accounts.setdefault((provider, server, account), []).append(staff_id)
+    destinations = dict(
+        m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples()  # noqa: E712
+    )
     rows = []
     for conn in conns:
         row = connection_dict(conn, with_calendars=False, missed=missed.get(conn.id, 0))
+        row["destination"] = destinations.get(conn.id)
         users = list(accounts.get((conn.provider, conn.server_url, conn.account), []))
         if conn.status != m.STOPPED and conn.staff_id in users:
             users.remove(conn.staff_id)
