@@ -16,6 +16,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import threading
+from collections import OrderedDict
 
 import peewee as pw
 
@@ -99,6 +101,28 @@ def validators(rt, staff: m.Staff) -> Validators:
     today = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
     return Validators(etag='"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"',
                       last_modified=max(newest, today).replace(microsecond=0))
+
+
+_RENDERED: "OrderedDict[tuple[int, str], bytes]" = OrderedDict()
+_RENDERED_LOCK = threading.Lock()
+CACHE_ENTRIES = 256
+
+
+def render_cached(rt, staff: m.Staff, etag: str) -> bytes:
+    """The feed for ``etag``: rendering 2,000 events costs ~0.6 s of icalendar work, so one
+    render serves every client until the data (and so the ETag) changes."""
+    key = (staff.id, etag)
+    with _RENDERED_LOCK:
+        body = _RENDERED.get(key)
+        if body is not None:
+            _RENDERED.move_to_end(key)
+            return body
+    body = render(rt, staff)
+    with _RENDERED_LOCK:
+        _RENDERED[key] = body
+        while len(_RENDERED) > CACHE_ENTRIES:
+            _RENDERED.popitem(last=False)
+    return body
 
 
 def render(rt, staff: m.Staff) -> bytes:

@@ -40,7 +40,7 @@ def feed(token: str):
         return flask.Response(status=304, headers=headers)
     if not request.if_none_match and request.if_modified_since and request.if_modified_since >= validators.last_modified:
         return flask.Response(status=304, headers=headers)
-    body = feeds.render(rt, staff)
+    body = feeds.render_cached(rt, staff, validators.etag)
     response = flask.Response(body, mimetype="text/calendar", headers=headers)
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = 'inline; filename="calsync.ics"'
