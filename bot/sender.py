@@ -59,6 +59,7 @@ class SlackSender:
         if event == "incident.resolved":
             updated = self._update_earlier(notification, payload)
             if updated:
+                self._refresh_home(notification)
                 return updated
         channel = self._user_channel(outgoing.delivery.recipient, notification)
         if event == "incident.escalated":
@@ -70,7 +71,22 @@ class SlackSender:
         else:
             block_list = blocks.alert_blocks(event, payload, outgoing.relink_url, self._download_url(payload), self._calendars(payload))
         response = self.client.chat_postMessage(channel=channel, text=outgoing.subject, blocks=block_list)
+        self._refresh_home(notification)
         return f"{response['channel']}|{response['ts']}"
+
+    def _refresh_home(self, notification: m.Notification) -> None:
+        """The staff member's App Home shows the new status too (best effort: the DM is what counts)."""
+        if not notification.staff_id or notification.event == "incident.escalated":
+            return
+        slack_id = m.Staff.get_by_id(notification.staff_id).slack_id
+        if not slack_id:
+            return
+        try:
+            from bot.listeners.home import publish_home
+
+            publish_home(self.rt, self.client, slack_id)
+        except Exception as exc:  # never fail (and so resend) an alert because the Home tab could not be drawn
+            log.info("slack: App Home of %s not refreshed: %s", slack_id, exc)
 
     def _download_url(self, payload: dict) -> str:
         if not payload.get("missed"):

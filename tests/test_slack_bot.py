@@ -306,6 +306,10 @@ def test_a_changed_password_sends_one_dm_that_turns_into_reconnected_when_the_li
     assert len(stub.calls_to("chat.postMessage")) == 1
     booked = [ics for ics in story.events().values() if "Booked meanwhile" in ics]
     assert len(booked) == 1
+    # The App Home follows the status: drawn at the alert and again at the fix.
+    homes = stub.calls_to("views.publish")
+    assert len(homes) == 2 and all(h.params["user_id"] == ADA for h in homes)
+    assert "Active" in json.dumps(stub.home_view(ADA))
 
     calls = len(stub.calls)
     assert outbox.deliver_pending(rt) == {"sent": 0, "failed": 0}
