@@ -64,6 +64,7 @@ class Settings:
     host_webhook_url: str
     host_webhook_secret: Secret
     stale_after: int
+    lease_ttl: int = 600
     oauth: dict = dataclasses.field(default_factory=dict)  # provider -> OAuthClient (only the configured ones)
 
     @property
@@ -255,4 +256,5 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         stale_after=_int(env, "CALSYNC_STALE_AFTER", 0, 0, 30 * 86400, "the seconds after which a busy source's last sync is stale (0: twice the sync interval)")
         or 2 * sync_interval,
         oauth=_oauth_clients(env),
+        lease_ttl=_int(env, "CALSYNC_LEASE_TTL", 600, 5, 86400, "the seconds a scheduler's claim on a connection lasts"),
     )

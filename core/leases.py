@@ -19,8 +19,14 @@ import peewee as pw
 import models as m
 from core import clock
 
-LEASE_TTL = dt.timedelta(minutes=10)
+LEASE_TTL = dt.timedelta(minutes=10)  # default; CALSYNC_LEASE_TTL sets it (configure() at start-up)
 FIRST_RETRY = 60  # seconds; doubled per failure in a row, up to the sync interval
+
+
+def configure(settings) -> None:
+    """Take the lease length from the settings (a killed worker's connections wait this long)."""
+    global LEASE_TTL
+    LEASE_TTL = dt.timedelta(seconds=settings.lease_ttl)
 
 
 def owner_id(role: str = "scheduler") -> str:

@@ -57,6 +57,9 @@ def start(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     m.bind(settings.database_url)
+    from core import leases
+
+    leases.configure(settings)
     return Runtime(
         settings=settings,
         vault=Vault.from_settings(settings),

@@ -126,7 +126,9 @@ def postgres():
 
 @pytest.fixture
 def pg_rt(postgres, tmp_path, request):
-    name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.lower())[:50]
+    import uuid
+
+    name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
     url = postgres.create_database(name)
     runtime_ = runtime.start(load_settings(make_env(tmp_path, CALSYNC_DATABASE_URL=url), read_dotenv=False))
     yield runtime_

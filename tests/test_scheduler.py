@@ -190,3 +190,61 @@ def test_three_schedulers_on_postgresql_sync_each_connection_exactly_once(postgr
             p.communicate(timeout=35)
         rt.close()
     assert all(p.returncode == 0 for p in procs)
+
+
+@pytest.mark.postgres
+def test_a_killed_scheduler_s_work_is_taken_over_and_nothing_is_written_twice(postgres, tmp_path):
+    from core import runtime
+    from core.config import load_settings
+    from servers import start_server
+
+    caldav = start_server("radicale", tmp_path / "radicale")
+    url = postgres.create_database("t_killed_scheduler")
+    env = make_env(tmp_path, CALSYNC_DATABASE_URL=url, CALSYNC_SYNC_INTERVAL=3600, CALSYNC_WORKERS=2, CALSYNC_LEASE_TTL=5)
+    rt = runtime.start(load_settings(env, read_dotenv=False))
+    count = 24
+    try:
+        for i in range(count):
+            caldav.make_calendar(f"cal{i}", f"Cal {i}")
+        for i in range(count):
+            actions.add_staff(rt, f"s{i}@example.com", f"Staff {i}")
+            conn = actions.connect(rt, f"s{i}@example.com", "caldav", url=caldav.base_url, username=caldav.username,
+                                   password=caldav.password, calendar=f"Cal {i}")
+            m.Calendar.delete().where(m.Calendar.connection == conn["id"], m.Calendar.is_destination == False).execute()  # noqa: E712
+            actions.book(rt, f"s{i}@example.com", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", f"Session {i}")
+    finally:
+        rt.close()
+    cmd = [sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler", "--log-level", "WARNING"]
+    procs = [subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    rt = runtime.start(load_settings(env, read_dotenv=False))
+    try:
+        victim = procs[0]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # kill it as soon as it holds work
+            if m.Connection.select().where(m.Connection.lease_owner.contains(f":{victim.pid}")).exists():
+                break
+            time.sleep(0.02)
+        victim.kill()
+        victim.wait(10)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ok = {r.connection_id for r in m.SyncRun.select().where(m.SyncRun.outcome == "ok")}
+            if len(ok) == count:
+                break
+            time.sleep(0.3)
+        assert len({r.connection_id for r in m.SyncRun.select().where(m.SyncRun.outcome == "ok")}) == count
+        for conn_id in range(1, count + 1):
+            runs = sorted(m.SyncRun.select().where(m.SyncRun.connection == conn_id), key=lambda r: r.started_at)
+            for earlier, later in zip(runs, runs[1:]):
+                assert earlier.finished_at is None or earlier.finished_at <= later.started_at, "synced twice at once"
+        for i in range(count):
+            events = caldav.list_events(f"{caldav.calendar_home_url}cal{i}/")
+            assert len(events) == 1, f"calendar {i} holds {len(events)} events"
+    finally:
+        for p in procs[1:]:
+            p.send_signal(signal.SIGTERM)
+        for p in procs[1:]:
+            p.communicate(timeout=35)
+        rt.close()
+        caldav.stop()
