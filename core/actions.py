@@ -1056,29 +1056,50 @@ def feed_reset(rt, staff_email: str, actor: str = "") -> dict:
 
 def download_link(rt, conn_id, actor: str = "") -> dict:
     """A one-off link to the missed appointments' .ics (what a Slack button opens)."""
-    import hashlib
-
     conn = _connection(conn_id)
-    token = secrets.token_urlsafe(32)
-    expires = clock.now() + dt.timedelta(hours=24)
-    m.DownloadLink.create(connection=conn, token_hash=hashlib.sha256(token.encode()).hexdigest(), expires_at=expires)
+    token, expires = _new_one_off(m.DownloadLink, connection=conn)
     if actor:
         audit(actor, "connection.download_link", conn.id)
     return {"connection": conn.id, "url": f"{rt.settings.base_url}/download/{token}.ics", "expires_at": _iso(expires),
             "count": len(missed_appointments(conn))}
 
 
-def download_by_link(rt, token: str) -> dict | None:
-    """The snapshot behind a one-off link, spending it; None for an unknown, used or expired link."""
+ONE_OFF_TTL = dt.timedelta(hours=24)
+
+
+def _token_hash(token: str) -> str:
     import hashlib
 
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_one_off(model, **owner) -> tuple[str, dt.datetime]:
+    """A one-off link row (download, connect): only the token's hash is stored."""
+    token = secrets.token_urlsafe(32)
+    expires = clock.now() + ONE_OFF_TTL
+    model.create(token_hash=_token_hash(token), expires_at=expires, **owner)
+    return token, expires
+
+
+def _usable_one_off(model, token: str):
+    """The link row for ``token`` if it is known, unused and unexpired; else None."""
     if not token or len(token) > 100:
         return None
-    link = m.DownloadLink.get_or_none(m.DownloadLink.token_hash == hashlib.sha256(token.encode()).hexdigest())
+    link = model.get_or_none(model.token_hash == _token_hash(token))
     if link is None or link.used_at is not None or link.expires_at <= clock.now():
         return None
-    spent = m.DownloadLink.update(used_at=clock.now()).where(m.DownloadLink.id == link.id, m.DownloadLink.used_at.is_null()).execute()
-    if not spent:
+    return link
+
+
+def _spend_one_off(model, link) -> bool:
+    """Mark it used; False when another request spent it first."""
+    return model.update(used_at=clock.now()).where(model.id == link.id, model.used_at.is_null()).execute() == 1
+
+
+def download_by_link(rt, token: str) -> dict | None:
+    """The snapshot behind a one-off link, spending it; None for an unknown, used or expired link."""
+    link = _usable_one_off(m.DownloadLink, token)
+    if link is None or not _spend_one_off(m.DownloadLink, link):
         return None
     return download_missed(rt, link.connection_id)
 
@@ -1135,38 +1156,37 @@ def staff_connections(rt, staff_email: str) -> list[dict]:
 
 def connect_link(rt, staff_email: str, actor: str = "") -> dict:
     """A one-off link (24 h) to the page where the staff member connects a calendar themselves."""
-    import hashlib
-
     staff = _staff(staff_email)
-    token = secrets.token_urlsafe(32)
-    expires = clock.now() + dt.timedelta(hours=24)
-    m.ConnectLink.create(staff=staff, token_hash=hashlib.sha256(token.encode()).hexdigest(), expires_at=expires)
+    token, expires = _new_one_off(m.ConnectLink, staff=staff)
     if actor:
         audit(actor, "staff.connect_link", staff.email)
     return {"staff": staff.email, "url": f"{rt.settings.base_url}/connect/{token}", "expires_at": _iso(expires)}
 
 
-def connect_link_staff(rt, token: str) -> m.Staff | None:
-    """The staff member a usable connect link belongs to (None: unknown, used or expired)."""
-    import hashlib
+def connect_link_info(rt, token: str) -> dict | None:
+    """Who a usable connect link belongs to and until when (None: unknown, used or expired)."""
+    link = _usable_one_off(m.ConnectLink, token)
+    return None if link is None else {"staff": link.staff, "expires_at": _iso(link.expires_at)}
 
-    if not token or len(token) > 100:
-        return None
-    link = m.ConnectLink.get_or_none(m.ConnectLink.token_hash == hashlib.sha256(token.encode()).hexdigest())
-    if link is None or link.used_at is not None or link.expires_at <= clock.now():
-        return None
-    return link.staff
+
+def connect_link_staff(rt, token: str) -> m.Staff | None:
+    info = connect_link_info(rt, token)
+    return None if info is None else info["staff"]
+
+
+def spend_connect_link(rt, token: str) -> None:
+    link = _usable_one_off(m.ConnectLink, token)
+    if link is not None:
+        _spend_one_off(m.ConnectLink, link)
 
 
 def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = "", password: str = "") -> dict:
     """Connect from the page: the link is spent only when the connection was made."""
-    import hashlib
-
     staff = connect_link_staff(rt, token)
     if staff is None:
         raise NotFoundError("this connect link is not valid any more; ask for a new one with /calsync connect")
     result = connect(rt, staff.email, provider, url=url, username=username, password=password, actor=f"connect-link:{staff.email}")
-    m.ConnectLink.update(used_at=clock.now()).where(m.ConnectLink.token_hash == hashlib.sha256(token.encode()).hexdigest()).execute()
+    spend_connect_link(rt, token)
     report = sync_now(rt, result["id"])[0]
     return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"], "first_sync": report}
 

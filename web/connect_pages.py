@@ -19,21 +19,16 @@ def _invalid():
 
 @blueprint.get("/connect/<token>")
 def page(token: str):
-    staff = actions.connect_link_staff(runtime(), token)
-    if staff is None:
+    info = actions.connect_link_info(runtime(), token)
+    if info is None:
         return _invalid()
-    link_expiry = _expiry(token)
-    return flask.render_template("connect.html", staff=staff, token=token, expires=link_expiry, form={}, error=None,
-                                 oauth=sorted(runtime().settings.oauth))
+    return flask.render_template("connect.html", staff=info["staff"], token=token, expires=info["expires_at"], form={},
+                                 error=None, oauth=sorted(runtime().settings.oauth))
 
 
-def _expiry(token: str):
-    import hashlib
-
-    import models as m
-
-    link = m.ConnectLink.get_or_none(m.ConnectLink.token_hash == hashlib.sha256(token.encode()).hexdigest())
-    return link.expires_at.isoformat() if link else ""
+def _expiry(token: str) -> str:
+    info = actions.connect_link_info(runtime(), token)
+    return info["expires_at"] if info else ""
 
 
 @blueprint.post("/connect/<token>")

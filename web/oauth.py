@@ -78,12 +78,7 @@ def connect_start(token: str, provider: str):
         consent_url = actions.oauth_connect_url(rt, staff.email, provider, actor=f"connect-link:{staff.email}")["url"]
     except actions.ActionError as exc:
         return flask.render_template("message.html", title="Sign-in is not set up", message=str(exc)), 501
-    import hashlib
-
-    import models as m
-    from core import clock
-
-    m.ConnectLink.update(used_at=clock.now()).where(m.ConnectLink.token_hash == hashlib.sha256(token.encode()).hexdigest()).execute()
+    actions.spend_connect_link(rt, token)
     parts = urlsplit(consent_url)
     flask.g.form_action_also = (f"{parts.scheme}://{parts.netloc}",)
     return flask.redirect(consent_url, code=303)

@@ -14,6 +14,16 @@ def _reply(body, respond, client, text: str, block_list=None) -> None:
         people.dm(client, body["user"]["id"], text, block_list)
 
 
+def _on_connection(rt, body, respond, client, work, value: str | None = None) -> None:
+    """Who clicked, may they act on the connection in the button's value, then ``work(principal, conn)``."""
+    try:
+        principal = people.principal(rt, client, body["user"]["id"])
+        conn = access.connection_for(rt, principal, value if value is not None else body["actions"][0]["value"])
+        work(principal, conn)
+    except actions.ActionError as exc:
+        _reply(body, respond, client, str(exc))
+
+
 def register(app, rt) -> None:
     @app.action("calsync_relink_open")
     @app.action("calsync_download_open")
@@ -24,47 +34,43 @@ def register(app, rt) -> None:
     @app.action("calsync_test")
     def test_button(ack, body, respond, client):
         ack()
-        try:
-            principal = people.principal(rt, client, body["user"]["id"])
-            conn = access.connection_for(rt, principal, body["actions"][0]["value"])
+
+        def work(principal, conn):
             result = actions.test_connection(rt, conn.id, actor=principal.actor)
             _reply(body, respond, client, f"Connection {conn.id}: {result['status']}", blocks.test_result_blocks(result))
-        except actions.ActionError as exc:
-            _reply(body, respond, client, str(exc))
+
+        _on_connection(rt, body, respond, client, work)
 
     @app.action("calsync_relink")
     def relink_button(ack, body, respond, client):
         ack()
-        try:
-            principal = people.principal(rt, client, body["user"]["id"])
-            conn = access.connection_for(rt, principal, body["actions"][0]["value"])
+
+        def work(principal, conn):
             result = actions.issue_relink(rt, conn.id, via=(), actor=principal.actor)
             _reply(body, respond, client, f"Relink: {result['url']}",
                    blocks.relink_link_blocks({"provider": conn.provider, "account": conn.account}, result["url"]))
-        except actions.ActionError as exc:
-            _reply(body, respond, client, str(exc))
+
+        _on_connection(rt, body, respond, client, work)
 
     @app.action("calsync_stop_open")
     def stop_button(ack, body, respond, client):
         ack()
-        try:
-            principal = people.principal(rt, client, body["user"]["id"])
-            conn = access.connection_for(rt, principal, body["actions"][0]["value"])
+
+        def work(principal, conn):
             client.views_open(trigger_id=body["trigger_id"], view=blocks.stop_modal(actions.stop_plan(rt, conn.id)))
-        except actions.ActionError as exc:
-            _reply(body, respond, client, str(exc))
+
+        _on_connection(rt, body, respond, client, work)
 
     @app.action("calsync_primary_select")
     def primary_select(ack, body, respond, client):
         ack()
-        try:
-            principal = people.principal(rt, client, body["user"]["id"])
-            conn_id, _, calendar_id = body["actions"][0]["selected_option"]["value"].partition(":")
-            conn = access.connection_for(rt, principal, conn_id)
+        conn_id, _, calendar_id = body["actions"][0]["selected_option"]["value"].partition(":")
+
+        def work(principal, conn):
             result = actions.set_destination(rt, conn.id, calendar_id, actor=principal.actor)
             report = actions.sync_now(rt, conn.id)[0]
             _reply(body, respond, client,
                    f"Appointments now go to {result.get('primary')!r}. Status: {blocks.badge(report['status'])}; "
                    f"{report['created']} appointment(s) written.")
-        except actions.ActionError as exc:
-            _reply(body, respond, client, str(exc))
+
+        _on_connection(rt, body, respond, client, work, value=conn_id)
