@@ -37,6 +37,17 @@ EXTRA_AUTH_PARAMS = {
 }
 
 
+def provider_name(provider: str) -> str:
+    from core.notices import provider_name as name
+
+    return name(provider)
+
+
+def _first_line(text) -> str:
+    # Microsoft appends "Trace ID: … Correlation ID: …" lines: not for the user's page.
+    return str(text or "").strip().splitlines()[0] if text else ""
+
+
 class OAuthFailed(Exception):
     """The sign-in did not work; ``str()`` says why in plain words."""
 
@@ -117,18 +128,21 @@ def exchange(rt, provider: str, code: str, verifier: str) -> dict:
     try:
         token = _session(rt, provider).fetch_token(c.token_url, code=code, code_verifier=verifier, timeout=rt.settings.http_timeout)
     except OAuthError as exc:
-        raise OAuthFailed(f"{provider} refused the sign-in ({exc.error}): {exc.description or 'no details'}") from None
+        raise OAuthFailed(f"{provider_name(provider)} refused the sign-in ({exc.error}): "
+                          f"{_first_line(exc.description) or 'no details'}") from None
     except Exception as exc:  # network trouble reaching the token endpoint
-        raise OAuthFailed(f"could not reach {provider}'s sign-in service ({exc.__class__.__name__}); try again") from None
-    granted = set(str(token.get("scope", "")).split())
-    missing = [s for s in REQUIRED_SCOPES[provider] if granted and s not in granted]
+        raise OAuthFailed(f"could not reach {provider_name(provider)}'s sign-in service ({exc.__class__.__name__}); try again") from None
+    # Microsoft may answer scopes in another case or as full URIs (https://graph.microsoft.com/Calendars.ReadWrite).
+    granted = {g.lower().removeprefix("https://graph.microsoft.com/") for g in str(token.get("scope", "")).split()}
+    missing = [s for s in REQUIRED_SCOPES[provider] if granted and s.lower() not in granted]
     if missing:
         raise OAuthFailed(
             f"the consent is missing a permission calsync needs ({', '.join(missing)}): sign in again and allow "
             "calsync to see and edit your calendars"
         )
     if not token.get("refresh_token"):
-        raise OAuthFailed(f"{provider} gave no refresh token, so calsync could not keep syncing; sign in again and allow offline access")
+        raise OAuthFailed(f"{provider_name(provider)} gave no refresh token, so calsync could not keep syncing; "
+                          "sign in again and allow offline access")
     return _secrets_from(token)
 
 
@@ -156,10 +170,10 @@ def refresh(rt_settings, provider: str, secrets: dict, timeout: float = 20.0) ->
     except OAuthError as exc:
         if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):
             raise AuthRejected(
-                f"{provider} no longer accepts calsync's access (the permission was revoked, expired, or the "
+                f"{provider_name(provider)} no longer accepts calsync's access (the permission was revoked, expired, or the "
                 "password changed)", f"{exc.error}: {exc.description or ''}".strip()
             ) from None
-        raise Transient(f"{provider}'s sign-in service failed ({exc.error})", str(exc.description or "")) from None
+        raise Transient(f"{provider_name(provider)}'s sign-in service failed ({exc.error})", str(exc.description or "")) from None
     except Exception as exc:
-        raise Transient(f"could not reach {provider}'s sign-in service ({exc.__class__.__name__})") from None
+        raise Transient(f"could not reach {provider_name(provider)}'s sign-in service ({exc.__class__.__name__})") from None
     return _secrets_from(token, secrets)

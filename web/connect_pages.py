@@ -6,6 +6,7 @@ import flask
 
 from core import actions
 from web.app import runtime
+from web.oauth import allow_consent_redirects
 
 blueprint = flask.Blueprint("connect", __name__)
 
@@ -22,6 +23,7 @@ def page(token: str):
     info = actions.connect_link_info(runtime(), token)
     if info is None:
         return _invalid()
+    allow_consent_redirects(*runtime().settings.oauth)
     return flask.render_template("connect.html", staff=info["staff"], token=token, expires=info["expires_at"], form={},
                                  error=None, oauth=sorted(runtime().settings.oauth))
 
@@ -40,12 +42,14 @@ def submit(token: str):
     form = flask.request.form
     provider = form.get("provider", "")
     if provider not in ("caldav", "ics"):
+        allow_consent_redirects(*rt.settings.oauth)
         return flask.render_template("connect.html", staff=staff, token=token, expires=_expiry(token), form=form,
                                      error="choose a CalDAV account or a calendar address", oauth=sorted(rt.settings.oauth)), 422
     try:
         result = actions.connect_by_link(rt, token, provider, url=form.get("url", ""), username=form.get("username", ""),
                                          password=form.get("password", ""))
     except actions.ActionError as exc:
+        allow_consent_redirects(*rt.settings.oauth)
         return flask.render_template("connect.html", staff=staff, token=token, expires=_expiry(token), form=form,
                                      error=str(exc), oauth=sorted(rt.settings.oauth)), 422
     return flask.render_template("connect_done.html", result=result)

@@ -16,6 +16,21 @@ import flask
 from core import actions, notices, relink
 from web.app import runtime
 
+def allow_consent_redirects(*providers: str) -> None:
+    """This page's sign-in forms may lead to the providers' consent pages.
+
+    Chromium checks a form post's redirect against the form-action of the page
+    that holds the form, so the page itself must name the consent origin.
+    """
+    origins = []
+    for provider in providers:
+        client = runtime().settings.oauth.get(provider)
+        if client is not None:
+            parts = urlsplit(client.auth_url)
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+    flask.g.form_action_also = tuple(dict.fromkeys(origins))
+
+
 def _relink_start(rt, token: str) -> str:
     return actions.oauth_relink_url(rt, token)
 

@@ -60,6 +60,10 @@ def request_link():
 
 
 def render_form(token: str, page: dict, error: str = "", still_wrong: dict | None = None) -> str:
+    if page["form"] == "oauth":
+        from web.oauth import allow_consent_redirects
+
+        allow_consent_redirects(page["provider"])
     return flask.render_template(
         "relink.html",
         token=token,

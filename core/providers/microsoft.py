@@ -1,0 +1,573 @@
+"""Microsoft 365 / Outlook calendars through Microsoft Graph v1.0, translated to iCalendar.
+
+The engine speaks iCalendar and Graph speaks JSON events, so this module
+translates both ways. Reading, each event of a calendar view becomes one small
+VCALENDAR whose UID is the Graph event id; every call sends
+``Prefer: outlook.timezone="UTC", outlook.body-content-type="text"`` so times
+arrive in UTC and bodies as text. Writing, the appointment's iCalendar object
+becomes a Graph event carrying two single-value extended properties: the
+appointment id (read back as ``X-CALSYNC-APPOINTMENT``) and calsync's UID.
+
+Quirks of Graph handled here, each from its documentation
+(learn.microsoft.com/graph/api/event-delta, graph/delta-query-overview,
+graph/api/singlevaluelegacyextendedproperty-get, graph/api/resources/event):
+
+* Changes come from the calendarView delta function. A round's time window is
+  fixed by its first request, so the stored token carries the window it was
+  made for (the engine's, widened to last a week) and a new round, a full
+  listing, starts when the window moves; an expired token (410 Gone, or
+  ``syncStateNotFound`` / ``resyncRequired``) also means a new round: a full
+  resync, not an error.
+* Delta takes no ``$expand``, so our extended property never comes with a
+  delta page. Events calsync creates carry a ``transactionId`` starting with
+  ``calsync-`` (Graph returns it whenever an app set it); only those are read
+  again with the property expanded.
+* A window hides what lies outside it: ``@removed`` also lists events that
+  merely moved out of it, and a full listing does not name calsync's own
+  appointments before or beyond it. Someone else's event that left the window
+  is forgotten (it blocks no time there); one of calsync's is reported deleted
+  only when Graph no longer has it, since a deletion cancels the appointment.
+* Graph assigns event ids, so a create cannot be made idempotent by its name
+  as in CalDAV: before POSTing we look for an event with our UID property
+  (``AlreadyExists`` when found), and the ``transactionId`` makes a POST that
+  is retried after a lost answer return the same event instead of a second one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+import re
+import uuid
+import zoneinfo
+from urllib.parse import quote, urlsplit
+
+import requests
+from icalendar import Event
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from core import clock, ics
+from core.providers.base import (
+    AlreadyExists,
+    AuthRejected,
+    BadData,
+    CalendarGone,
+    CalendarInfo,
+    CalendarState,
+    Changes,
+    NotFound,
+    PreconditionFailed,
+    ProviderError,
+    RemoteItem,
+    SyncTokenInvalid,
+    Transient,
+    WriteForbidden,
+)
+from core.providers.oauth_base import OAuthProvider
+
+# calsync's own property set (a GUID of ours): Graph extended property ids name a set and a name.
+PROPERTY_SET = "{66f5a359-4659-4830-9070-00047ec6ac6e}"
+APPOINTMENT_PROPERTY = f"String {PROPERTY_SET} Name calsyncAppointment"
+UID_PROPERTY = f"String {PROPERTY_SET} Name calsyncUid"
+TRANSACTION_PREFIX = "calsync-"
+PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
+SYNC_STATE_CODES = {"syncstatenotfound", "syncstateinvalid", "resyncrequired"}
+MAX_PAGES = 10_000
+# A new delta round (a full listing) starts when the window moves: once every ROUND_DAYS.
+ROUND_DAYS = 7
+ROUND_EPOCH = dt.date(2024, 1, 1)
+NAME = "Microsoft 365"
+
+
+def _answer(response: requests.Response) -> str:
+    """The provider's raw answer for the status history (the path only: a delta token is not for logs)."""
+    body = response.text[:600] if response.content else ""
+    request = response.request
+    return f"HTTP {response.status_code} {response.reason} {request.method} {urlsplit(request.url).path}\n{body}".strip()
+
+
+def _error_code(response: requests.Response) -> str:
+    try:
+        error = response.json().get("error")
+    except ValueError:
+        return ""
+    if isinstance(error, dict):
+        return str(error.get("code") or "")
+    return str(error or "")
+
+
+def _odata(text: str) -> str:
+    """A string literal for an OData $filter (single quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _query(params: dict[str, str]) -> str:
+    # Graph's system query options keep their '$'; spaces and quotes inside values are encoded.
+    return "?" + "&".join(f"{name}={quote(value, safe='$(),/:=')}" for name, value in params.items())
+
+
+def _expand_marker() -> str:
+    return _query({"$expand": f"singleValueExtendedProperties($filter=id eq {_odata(APPOINTMENT_PROPERTY)})"})
+
+
+# -- Graph event -> iCalendar ------------------------------------------------------------------
+
+_DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?")
+
+
+def _instant(value) -> dt.datetime | None:
+    """A DateTimeOffset such as ``2026-05-01T10:00:00.1234567Z`` (7 fractional digits) as aware UTC."""
+    match = _DATETIME.fullmatch(str(value or "").strip())
+    if not match:
+        return None
+    parsed = dt.datetime.fromisoformat(match.group(1) + (match.group(2) or "Z").replace("Z", "+00:00"))
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _zone(name: str) -> dt.tzinfo | None:
+    name = (name or "").strip()
+    if name.upper() in ("UTC", "GMT", "Z", "ETC/UTC"):
+        return dt.timezone.utc
+    try:
+        return zoneinfo.ZoneInfo(WINDOWS_TO_OLSON.get(name, name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _moment(value) -> tuple[dt.datetime | None, str]:
+    """A dateTimeTimeZone as aware UTC, or (naive local time, zone name) when the zone is unknown."""
+    if not isinstance(value, dict):
+        return None, ""
+    match = _DATETIME.fullmatch(str(value.get("dateTime") or "").strip())
+    if not match:
+        return None, ""
+    local = dt.datetime.fromisoformat(match.group(1))
+    zone_name = str(value.get("timeZone") or "UTC")
+    zone = _zone(zone_name)
+    if zone is None:
+        return local, zone_name
+    return local.replace(tzinfo=zone).astimezone(dt.timezone.utc), ""
+
+
+def _text_body(body) -> str:
+    if not isinstance(body, dict):
+        return ""
+    content = str(body.get("content") or "")
+    if str(body.get("contentType", "text")).lower() == "html":
+        # Asked for text, but some mailboxes answer HTML anyway: keep the words, not the markup.
+        content = re.sub(r"(?is)<(script|style)[^>]*>.*?</\1>", "", content)
+        content = re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", content)
+        content = html.unescape(re.sub(r"<[^>]+>", "", content)).strip()
+    # Exchange stores text bodies with CRLF; calsync's descriptions use LF.
+    return content.replace("\r\n", "\n")
+
+
+def _marker(event: dict) -> str:
+    for prop in event.get("singleValueExtendedProperties") or []:
+        if isinstance(prop, dict) and str(prop.get("id", "")).lower() == APPOINTMENT_PROPERTY.lower():
+            return str(prop.get("value") or "")
+    return ""
+
+
+def _etag(event: dict) -> str:
+    return str(event.get("@odata.etag") or (f'W/"{event["changeKey"]}"' if event.get("changeKey") else ""))
+
+
+def event_to_ics(event: dict) -> str:
+    """One Graph event as the iCalendar object the sync engine reads."""
+    vevent = Event()
+    vevent.add("uid", str(event.get("id", "")))
+    modified = _instant(event.get("lastModifiedDateTime"))
+    vevent.add("dtstamp", modified or clock.now())
+    all_day = bool(event.get("isAllDay"))
+    for name, key in (("dtstart", "start"), ("dtend", "end")):
+        value, unknown_zone = _moment(event.get(key))
+        if value is None:
+            continue  # the engine reports the event as invalid data ("no start time")
+        if all_day:
+            # All-day events float: the day is the date as written, in whatever zone it came.
+            vevent.add(name, dt.date.fromisoformat(str(event[key]["dateTime"])[:10]))
+        elif unknown_zone:
+            # Read in the staff member's zone by the engine, which says so in the feed entry.
+            vevent.add(name, value, parameters={"TZID": unknown_zone})
+        else:
+            vevent.add(name, value)
+    vevent.add("summary", str(event.get("subject") or ""))
+    description = _text_body(event.get("body"))
+    if description:
+        vevent.add("description", description)
+    location = str((event.get("location") or {}).get("displayName") or "")
+    if location:
+        vevent.add("location", location)
+    vevent.add("transp", "TRANSPARENT" if str(event.get("showAs", "")).lower() == "free" else "OPAQUE")
+    if event.get("isCancelled"):
+        vevent.add("status", "CANCELLED")
+    if modified:
+        vevent.add("last-modified", modified)
+    marker = _marker(event)
+    if marker:
+        vevent.add(ics.CALSYNC_PROP, marker)
+    cal = ics.new_calendar()
+    cal.add_component(vevent)
+    return cal.to_ical().decode("utf-8")
+
+
+# -- iCalendar -> Graph event ------------------------------------------------------------------
+
+
+def _graph_time(value) -> dict:
+    if isinstance(value, dt.datetime):
+        value = clock.utc(value)  # a floating time is taken as UTC, as calsync writes only UTC
+        return {"dateTime": value.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+    return {"dateTime": value.strftime("%Y-%m-%dT00:00:00"), "timeZone": "UTC"}
+
+
+def ics_to_event(data: str, uid: str = "") -> dict:
+    """The Graph event for the iCalendar object the engine wants written."""
+    try:
+        vevents = ics.events(ics.parse(data))
+    except ics.InvalidData as exc:
+        raise BadData(f"calsync could not read the event it was to write: {exc}") from None
+    if not vevents:
+        raise BadData("calsync was asked to write an iCalendar object without an event")
+    vevent = vevents[0]
+    try:
+        start = vevent.decoded("DTSTART")
+        if "DTEND" in vevent:
+            end = vevent.decoded("DTEND")
+        elif "DURATION" in vevent:
+            end = start + vevent.decoded("DURATION")
+        else:
+            end = start
+    except Exception as exc:  # icalendar raises several types for a broken date
+        raise BadData(f"the event to write has an unreadable start or end ({exc.__class__.__name__})") from None
+    all_day = not isinstance(start, dt.datetime)
+    properties = []
+    marker = str(vevent.get(ics.CALSYNC_PROP, "") or "")
+    if marker:
+        properties.append({"id": APPOINTMENT_PROPERTY, "value": marker})
+    uid = uid or str(vevent.get("UID", "") or "")
+    if uid:
+        properties.append({"id": UID_PROPERTY, "value": uid})
+    return {
+        "subject": str(vevent.get("SUMMARY", "") or ""),
+        "body": {"contentType": "text", "content": str(vevent.get("DESCRIPTION", "") or "")},
+        "start": _graph_time(start),
+        "end": _graph_time(end),
+        "isAllDay": all_day,
+        "location": {"displayName": str(vevent.get("LOCATION", "") or "")},
+        "showAs": "free" if str(vevent.get("TRANSP", "") or "").upper() == "TRANSPARENT" else "busy",
+        "singleValueExtendedProperties": properties,
+    }
+
+
+# -- the stored sync token ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    start: dt.datetime
+    end: dt.datetime
+
+    def text(self) -> str:
+        return f"{self.start:%Y-%m-%dT%H:%M:%SZ}/{self.end:%Y-%m-%dT%H:%M:%SZ}"
+
+    def holds(self, event: dict) -> bool:
+        """Whether a Graph event overlaps the window (an unreadable time counts as inside)."""
+        start, zone = _moment(event.get("start"))
+        end, end_zone = _moment(event.get("end"))
+        if start is None or end is None or zone or end_zone:
+            return True
+        return start < self.end and end > self.start
+
+
+def _split_token(token: str) -> tuple[str, str]:
+    """``"<window> <deltaLink>"`` -> (window text, deltaLink); anything else is no token."""
+    window, _, link = (token or "").partition(" ")
+    return (window, link) if link.startswith(("http://", "https://")) else ("", "")
+
+
+class MicrosoftProvider(OAuthProvider):
+    name = "microsoft"
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @property
+    def base(self) -> str:
+        return self.params["server_url"].rstrip("/")
+
+    def _calendar_url(self, calendar_id: str) -> str:
+        return f"{self.base}/me/calendars/{quote(calendar_id, safe='=')}"
+
+    def _href(self, calendar_id: str, event_id: str) -> str:
+        return f"{self._calendar_url(calendar_id)}/events/{quote(event_id, safe='=')}"
+
+    def _call(self, method: str, url: str, *, doing: str, write: bool = False, calendar: bool = False,
+              passthrough: tuple[int, ...] = (), **kwargs) -> requests.Response:
+        """One Graph request; every wire failure becomes a typed provider error here."""
+        headers = {"Prefer": PREFER, **kwargs.pop("headers", {})}
+        response = self.api(method, url, headers=headers, **kwargs)
+        if response.status_code == 401:
+            # The access token can die before its announced expiry (revoked sessions, key
+            # rollover): renew it once; a second 401 is the user's to fix.
+            self.secrets = {**self.secrets, "expires_at": 0}
+            response = self.api(method, url, headers=headers, **kwargs)
+        status = response.status_code
+        if status < 400 or status in passthrough:
+            return response
+        code = _error_code(response)
+        answer = _answer(response)
+        if status == 401:
+            raise AuthRejected(f"{NAME} rejected calsync's sign-in even after renewing it ({code or 'HTTP 401'})", answer)
+        if status == 429:
+            wait = response.headers.get("Retry-After")
+            raise Transient(f"{NAME} is throttling calsync (HTTP 429{f', retry after {wait} s' if wait else ''})", answer)
+        if status >= 500:
+            raise Transient(f"{NAME} is having trouble (HTTP {status} {code})".strip(), answer)
+        if status == 403:
+            if write:
+                raise WriteForbidden(f"{NAME} does not let this account create or change events in this calendar", answer)
+            raise AuthRejected(f"{NAME} refused calsync access to the calendar ({code or 'HTTP 403'}); sign in again "
+                               "and allow calsync to use your calendars", answer)
+        if status == 404 and calendar:
+            raise CalendarGone(f"the calendar no longer exists in {NAME}", answer)
+        if status == 404:
+            raise NotFound(f"the event is no longer on the {NAME} calendar", answer)
+        if status == 412:
+            raise PreconditionFailed(f"the event was changed on the {NAME} calendar meanwhile", answer)
+        raise ProviderError(f"{NAME} refused {doing} (HTTP {status} {code})".strip(), answer)
+
+    def _json(self, response: requests.Response) -> dict:
+        try:
+            data = response.json()
+        except ValueError:
+            raise BadData(f"{NAME} answered with something that is not JSON", _answer(response)) from None
+        if not isinstance(data, dict):
+            raise BadData(f"{NAME} answered with unexpected JSON", _answer(response))
+        return data
+
+    def _follow(self, link: str) -> str:
+        """A next/delta link from an answer, but only to where the API lives: it gets our bearer token."""
+        if link and not self._ours(link):
+            raise BadData(f"{NAME} sent a paging link to another host ({urlsplit(link).netloc}); calsync did not follow it")
+        return link
+
+    def _ours(self, url: str) -> bool:
+        return urlsplit(url)[:2] == urlsplit(self.base)[:2]
+
+    def _pages(self, url: str, doing: str, **kwargs):
+        """Every item of a collection, following ``@odata.nextLink``."""
+        for _ in range(MAX_PAGES):
+            page = self._json(self._call("GET", url, doing=doing, **kwargs))
+            yield from page.get("value") or []
+            url = self._follow(page.get("@odata.nextLink") or "")
+            if not url:
+                return
+        raise BadData(f"{NAME} kept sending more pages while {doing}")
+
+    # -- the account and its calendars -------------------------------------------------
+
+    def account_id(self) -> str:
+        me = self._json(self._call("GET", f"{self.base}/me" + _query({"$select": "mail,userPrincipalName"}),
+                                   doing="reading the signed-in account"))
+        account = me.get("mail") or me.get("userPrincipalName")
+        if not account:
+            raise BadData(f"{NAME} did not say which account signed in")
+        return str(account)
+
+    def discover(self) -> list[CalendarInfo]:
+        rows = list(self._pages(f"{self.base}/me/calendars", "listing the calendars"))
+        # The mailbox's default calendar first: the engine makes the first writable one the destination.
+        rows.sort(key=lambda c: not c.get("isDefaultCalendar"))
+        return [
+            CalendarInfo(remote_id=str(c["id"]), name=str(c.get("name") or "Calendar"), writable=bool(c.get("canEdit")),
+                         privileges_known=True)
+            for c in rows
+            if c.get("id")
+        ]
+
+    def probe(self, state: CalendarState) -> CalendarInfo:
+        response = self._call("GET", self._calendar_url(state.remote_id), doing="reading the calendar", calendar=True,
+                              passthrough=(400,))
+        if response.status_code == 400:
+            if _error_code(response).lower() in ("errorinvalididmalformed", "erroritemnotfound"):
+                raise CalendarGone(f"the calendar no longer exists in {NAME}", _answer(response))
+            raise ProviderError(f"{NAME} refused reading the calendar (HTTP 400 {_error_code(response)})", _answer(response))
+        c = self._json(response)
+        return CalendarInfo(remote_id=state.remote_id, name=str(c.get("name") or ""), writable=bool(c.get("canEdit")),
+                            privileges_known=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _window(self) -> _Window:
+        """The engine's sync window, widened so that one window (one delta round) lasts ROUND_DAYS."""
+        today = clock.now().astimezone(dt.timezone.utc).date()
+        anchor = today - dt.timedelta(days=(today - ROUND_EPOCH).days % ROUND_DAYS)
+        start = dt.datetime.combine(anchor, dt.time(), dt.timezone.utc)
+        return _Window(start - dt.timedelta(days=self.settings.sync_past_days),
+                       start + dt.timedelta(days=ROUND_DAYS + self.settings.sync_future_days + 1))
+
+    def changes(self, state: CalendarState) -> Changes:
+        window = self._window()
+        stored_window, link = _split_token(state.sync_token)
+        if link and stored_window == window.text() and self._ours(link):
+            try:
+                return self._round(state, link, window, incremental=True)
+            except SyncTokenInvalid:
+                pass  # a full round below
+        first = f"{self._calendar_url(state.remote_id)}/calendarView/delta" + _query(
+            {"startDateTime": f"{window.start:%Y-%m-%dT%H:%M:%SZ}", "endDateTime": f"{window.end:%Y-%m-%dT%H:%M:%SZ}"})
+        return self._round(state, first, window, incremental=False)
+
+    def _round(self, state: CalendarState, url: str, window: _Window, incremental: bool) -> Changes:
+        listed, removed, delta_link = self._listing(url, incremental)
+        items: list[RemoteItem] = []
+        hrefs: set[str] = set()
+        for event_id, row in listed.items():
+            href = self._href(state.remote_id, event_id)
+            hrefs.add(href)
+            if state.known.get(href) and state.known[href] == _etag(row):
+                continue
+            items.append(self._item(href, row))
+        if incremental:
+            vanished = {self._href(state.remote_id, i) for i in removed} & set(state.known)
+            deleted = self._settle_removed(state, sorted(vanished), window, items)
+        else:
+            deleted = self._settle_unlisted(state, sorted(set(state.known) - hrefs), items)
+        return Changes(items=items, deleted=deleted, complete=not incremental, sync_token=f"{window.text()} {delta_link}")
+
+    def _settle_removed(self, state: CalendarState, hrefs: list[str], window: _Window, items: list) -> list[str]:
+        """Known events a delta listed as removed: deleted, or merely moved outside the window?"""
+        deleted = []
+        for href in hrefs:
+            try:
+                current = self._get_event(href)
+            except NotFound:
+                deleted.append(href)
+                continue
+            if not _marker(current) and not window.holds(current):
+                deleted.append(href)  # someone else's event that left the window blocks no time: forgotten
+            elif _etag(current) != state.known.get(href):
+                items.append(RemoteItem(href=href, etag=_etag(current), data=event_to_ics(current)))
+        return deleted
+
+    def _settle_unlisted(self, state: CalendarState, hrefs: list[str], items: list) -> list[str]:
+        """Known events a full listing did not name. Someone else's are gone or outside the window,
+        and are forgotten either way; calsync's own are deleted only if Graph no longer has them,
+        as an appointment beyond (or before) the window must not be cancelled. One listing of
+        calsync's events answers for all of them, however many past appointments pile up."""
+        if not hrefs:
+            return []
+        ours = self._our_events(state.remote_id)
+        deleted = []
+        for href in hrefs:
+            if href not in ours:
+                deleted.append(href)
+                continue
+            if ours[href] != state.known.get(href):
+                try:
+                    items.append(self.get(href))
+                except NotFound:
+                    deleted.append(href)
+        return deleted
+
+    def _our_events(self, calendar_id: str) -> dict[str, str]:
+        """href -> etag of every event of the calendar that carries calsync's UID property."""
+        url = f"{self._calendar_url(calendar_id)}/events" + _query({
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq {_odata(UID_PROPERTY)} and ep/value ne '')",
+            "$select": "id",
+            "$top": "1000",
+        })
+        return {self._href(calendar_id, str(e["id"])): _etag(e)
+                for e in self._pages(url, "listing calsync's events", calendar=True) if e.get("id")}
+
+    def _listing(self, url: str, incremental: bool) -> tuple[dict[str, dict], set[str], str]:
+        """The pages of one delta call: events by id, removed ids, and the delta link that ends it."""
+        listed: dict[str, dict] = {}
+        removed: set[str] = set()
+        for _ in range(MAX_PAGES):
+            response = self._call("GET", url, doing="reading the calendar's changes", calendar=True, passthrough=(400, 410))
+            if response.status_code in (400, 410):
+                if response.status_code == 410 or _error_code(response).lower() in SYNC_STATE_CODES:
+                    if incremental:
+                        raise SyncTokenInvalid(f"{NAME} no longer knows the stored delta token", _answer(response))
+                    raise Transient(f"{NAME} lost the change listing while sending it; the next run starts again",
+                                    _answer(response))
+                raise ProviderError(f"{NAME} refused reading the calendar's changes (HTTP 400 {_error_code(response)})",
+                                    _answer(response))
+            page = self._json(response)
+            for row in page.get("value") or []:
+                event_id = str(row.get("id") or "")
+                if not event_id:
+                    continue
+                if "@removed" in row:
+                    listed.pop(event_id, None)
+                    removed.add(event_id)
+                else:
+                    listed[event_id] = row
+                    removed.discard(event_id)
+            url = self._follow(page.get("@odata.nextLink") or "")
+            if url:
+                continue
+            delta_link = self._follow(page.get("@odata.deltaLink") or "")
+            if not delta_link:
+                raise BadData(f"{NAME} ended the change listing without a delta link", _answer(response))
+            return listed, removed, delta_link
+        raise BadData(f"{NAME} kept sending more pages of changes")
+
+    def _item(self, href: str, row: dict) -> RemoteItem:
+        if str(row.get("transactionId") or "").startswith(TRANSACTION_PREFIX) and "singleValueExtendedProperties" not in row:
+            # One of ours (we set that transactionId): read it with the appointment property.
+            try:
+                row = self._get_event(href)
+            except NotFound:
+                pass  # deleted since the listing: the next round reports it
+        return RemoteItem(href=href, etag=_etag(row), data=event_to_ics(row))
+
+    def _get_event(self, href: str) -> dict:
+        return self._json(self._call("GET", href + _expand_marker(), doing="reading the event"))
+
+    def get(self, href: str) -> RemoteItem:
+        event = self._get_event(href)
+        return RemoteItem(href=href, etag=_etag(event), data=event_to_ics(event))
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _find_by_uid(self, calendar_id: str, uid: str) -> str:
+        """The href of the event that already carries ``uid`` in our property, or ''."""
+        url = f"{self._calendar_url(calendar_id)}/events" + _query({
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq {_odata(UID_PROPERTY)} and ep/value eq {_odata(uid)})",
+            "$select": "id",
+        })
+        for event in self._pages(url, "looking for the event", calendar=True):
+            if event.get("id"):
+                return self._href(calendar_id, str(event["id"]))
+        return ""
+
+    def _create(self, calendar_id: str, uid: str, data: str) -> tuple[str, str]:
+        event = ics_to_event(data, uid)
+        existing = self._find_by_uid(calendar_id, uid)
+        if existing:
+            error = AlreadyExists(f"an event with this UID is already on the {NAME} calendar")
+            error.href = existing
+            raise error
+        # Fresh for each create, the same for urllib3's retries of this one POST.
+        event["transactionId"] = TRANSACTION_PREFIX + uuid.uuid4().hex
+        response = self._call("POST", f"{self._calendar_url(calendar_id)}/events", doing="creating the event", write=True,
+                              calendar=True, json=event)
+        created = self._json(response)
+        if not created.get("id"):
+            raise BadData(f"{NAME} did not say which event it created", _answer(response))
+        return self._href(calendar_id, str(created["id"])), _etag(created)
+
+    def _update(self, href: str, data: str, etag: str) -> str:
+        response = self._call("PATCH", href, doing="updating the event", write=True, json=ics_to_event(data),
+                              headers={"If-Match": etag} if etag else {})
+        return _etag(self._json(response))
+
+    def _delete(self, href: str, etag: str) -> None:
+        try:
+            self._call("DELETE", href, doing="deleting the event", write=True, headers={"If-Match": etag} if etag else {})
+        except NotFound:
+            return
