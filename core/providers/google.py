@@ -155,8 +155,9 @@ def event_to_ics(event: dict) -> str:
         vevent.add("status", status.upper())
     if updated is not None:
         vevent.add("last-modified", updated)
-    private = (event.get("extendedProperties") or {}).get("private") or {}
-    if private.get(EXT_APPOINTMENT):
+    props = event.get("extendedProperties")
+    private = props.get("private") if isinstance(props, dict) else None
+    if isinstance(private, dict) and private.get(EXT_APPOINTMENT):
         vevent.add(ics.CALSYNC_PROP, str(private[EXT_APPOINTMENT]))
     cal = ics.new_calendar()
     cal.add_component(vevent)
@@ -258,7 +259,9 @@ class GoogleProvider(OAuthProvider):
                 answer,
             )
         if status == 429 or (status == 403 and reason in RATE_LIMIT_REASONS):
-            return Transient(f"Google Calendar asked calsync to slow down ({reason or 'HTTP 429'}); the sync is retried later", answer)
+            return Transient(
+                f"Google Calendar asked calsync to slow down ({reason or 'HTTP 429'}); the sync is retried later", answer
+            )
         if status >= 500:
             return Transient(f"Google Calendar is having trouble (HTTP {status})", answer)
         if status == 403:
@@ -351,7 +354,9 @@ class GoogleProvider(OAuthProvider):
                           sync_token=found.sync_token, ctag=state.ctag)
         window_end = self._window()[1]
         if window_end - listed_until >= SLICE_AFTER:
-            extra = self._list(state, time_min=listed_until, time_max=window_end)
+            # Not skipped when known: an instance read earlier, while it lay beyond the window,
+            # was recorded as outside it and must be read again now that it is inside.
+            extra = self._list(state, time_min=listed_until, time_max=window_end, skip_known=False)
             items = {item.href: item for item in changes.items}
             items.update(extra.items)
             changes.items = list(items.values())
@@ -395,7 +400,8 @@ class GoogleProvider(OAuthProvider):
                 gone.append(href)
         return gone
 
-    def _list(self, state: CalendarState, *, sync_token: str = "", time_min=None, time_max=None) -> _Listing:
+    def _list(self, state: CalendarState, *, sync_token: str = "", time_min=None, time_max=None,
+              skip_known: bool = True) -> _Listing:
         params: dict = {"singleEvents": "true", "showDeleted": "true", "maxResults": PAGE_SIZE}
         if sync_token:
             params["syncToken"] = sync_token
@@ -421,7 +427,7 @@ class GoogleProvider(OAuthProvider):
                     continue
                 found.cancelled.pop(href, None)
                 etag = str(event.get("etag") or "")
-                if etag and state.known.get(href) == etag:
+                if skip_known and etag and state.known.get(href) == etag:
                     continue
                 found.items[href] = RemoteItem(href=href, etag=etag, data=event_to_ics(event))
             if not body.get("nextPageToken"):

@@ -1,0 +1,547 @@
+"""Google Calendar end to end: the GoogleProvider against a local fake of Google's
+OAuth endpoints and Calendar API v3 (tests/fakes/google_api.py).
+
+Where the story is a person on a consent screen (connect, relink, Deny, a
+permission unticked), it runs in real headless Chromium against calsync's real
+waitress server. Elsewhere the same consent is answered with requests and the
+callback goes through ``actions.oauth_callback``, exactly what the callback
+route calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import threading
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+from conftest import make_env, soon
+from conftest_ports import free_port
+from fakes.google_api import CALENDAR_SCOPE, FakeGoogle
+
+import models as m
+from core import actions, clock, runtime
+from core.config import load_settings
+from core.providers.google import GoogleProvider, event_id
+
+EMAIL = "ada@example.com"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def google():
+    fake = FakeGoogle(EMAIL).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def grt(tmp_path, google):
+    """A runtime whose Google sign-in and API are the fake, linking to its own web server."""
+    port = free_port()
+    rt = runtime.start(load_settings(make_env(
+        tmp_path,
+        CALSYNC_BASE_URL=f"http://127.0.0.1:{port}",
+        CALSYNC_HTTP_HOST="127.0.0.1",
+        CALSYNC_HTTP_PORT=port,
+        **google.env(),
+    ), read_dotenv=False))
+    actions.add_staff(rt, EMAIL, "Ada Lovelace", timezone="Europe/Berlin")
+    try:
+        yield rt
+    finally:
+        rt.close()
+        clock.set_now(None)
+
+
+@pytest.fixture
+def web(grt):
+    from web.server import make_server
+
+    server = make_server(grt, "127.0.0.1", grt.settings.http_port)
+    closing = threading.Event()
+
+    def run():
+        try:
+            server.run()
+        except OSError:
+            # close() may pull a socket from under waitress's select() (EBADF): that is the stop.
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=run, name="web", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        closing.set()
+        server.close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("Debian's chromium is not installed: `apt-get install chromium`")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+# -- the story ---------------------------------------------------------------------------
+
+
+def answer_consent(google: FakeGoogle, consent_url: str, decision: str = "allow") -> dict:
+    """What a person does on Google's consent screen, with requests: returns the redirect's query."""
+    session = requests.Session()
+    screen = session.get(consent_url, timeout=5)
+    assert screen.status_code == 200, screen.text
+    form = {
+        "request": re.search(r'name="request" value="([^"]+)"', screen.text).group(1),
+        "decision": decision,
+        "scope": re.findall(r'name="scope" value="([^"]+)"', screen.text),
+    }
+    answer = session.post(google.url + "/o/oauth2/v2/approve", data=form, allow_redirects=False, timeout=5)
+    assert answer.status_code == 302
+    return dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
+
+
+class Story:
+    """Ada connects her Google account by signing in."""
+
+    def __init__(self, rt, google: FakeGoogle):
+        self.rt = rt
+        self.google = google
+        self.conn_id = None
+
+    def connect(self) -> dict:
+        url = actions.oauth_connect_url(self.rt, EMAIL, "google")["url"]
+        back = answer_consent(self.google, url)
+        result = actions.oauth_callback(self.rt, "google", back.get("code", ""), back.get("state", ""), back.get("error", ""))
+        self.conn_id = result["id"]
+        return result
+
+    def sync(self) -> dict:
+        return actions.sync_now(self.rt, self.conn_id)[0]
+
+    def status(self) -> dict:
+        return actions.get_connection(self.rt, self.conn_id)
+
+    def entries(self) -> list[dict]:
+        return actions.list_entries(self.rt, self.conn_id)
+
+    def book(self, start: dt.datetime, hours: float = 1, subject: str = "Coaching session") -> dict:
+        return actions.book(self.rt, EMAIL, start.isoformat(), (start + dt.timedelta(hours=hours)).isoformat(), subject)
+
+    def events(self, calendar_id: str = EMAIL) -> list[dict]:
+        return self.google.events(calendar_id)
+
+    def event_lists(self) -> list:
+        return [c for c in self.google.api_calls("GET") if c.path.endswith("/events")]
+
+
+@pytest.fixture
+def story(grt, google):
+    return Story(grt, google)
+
+
+@pytest.fixture
+def connected(story):
+    story.connect()
+    return story
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.timezone.utc)
+
+
+# -- connecting --------------------------------------------------------------------------
+
+
+def test_connect_from_the_connect_page_in_the_browser_by_allowing_access(grt, google, web, page):
+    from playwright.sync_api import expect
+
+    google.add_calendar("team-holidays@group.calendar.google.com", "Team holidays", role="reader")
+    google.add_calendar("grace@example.com", "grace@example.com", role="freeBusyReader", summary_override="Grace")
+    page.goto(actions.connect_link(grt, EMAIL)["url"])
+    page.get_by_role("button", name="Sign in with Google").click()
+
+    expect(page.get_by_text(EMAIL)).to_be_visible()
+    query = dict(parse_qsl(urlsplit(page.url).query))
+    assert query["code_challenge_method"] == "S256" and query["access_type"] == "offline"
+    assert query["scope"] == CALENDAR_SCOPE
+    expect(page.get_by_text(CALENDAR_SCOPE)).to_be_visible()
+    page.get_by_role("button", name="Allow").click()
+
+    expect(page.get_by_role("heading", name="Calendar connected")).to_be_visible()
+    expect(page.get_by_text(f"Google Calendar account {EMAIL} is connected")).to_be_visible()
+    expect(page.locator(".status")).to_have_text("Active")
+
+    (conn,) = m.Connection.select()
+    assert (conn.provider, conn.account, conn.status) == ("google", EMAIL, "active")
+    changes = [(c.old, c.new) for c in m.StatusChange.select().order_by(m.StatusChange.id)]
+    assert changes == [("", "pending"), ("pending", "active")]
+    calendars = {c["name"]: c for c in actions.get_connection(grt, conn.id)["calendars"]}
+    assert set(calendars) == {EMAIL, "Team holidays", "Grace"}
+    assert calendars[EMAIL]["destination"] is True
+    assert [n for n, c in calendars.items() if c["writable"]] == [EMAIL]
+    # The tokens are stored encrypted, never in the clear.
+    secrets_ = grt.vault.decrypt(conn.credentials)
+    assert secrets_["refresh_token"].startswith("1//")
+    assert secrets_["access_token"] not in conn.credentials and secrets_["refresh_token"] not in conn.credentials
+
+
+def test_deny_on_the_consent_screen_says_so_and_connects_nothing(grt, google, web, page):
+    from playwright.sync_api import expect
+
+    page.goto(actions.oauth_connect_url(grt, EMAIL, "google")["url"])
+    page.get_by_role("button", name="Deny").click()
+    expect(page.get_by_role("heading", name="Sign-in did not work")).to_be_visible()
+    expect(page.get_by_text("You did not allow calsync to use your calendar, so nothing was connected")).to_be_visible()
+    assert m.Connection.select().count() == 0
+
+
+def test_consent_without_the_calendar_permission_says_what_is_missing(grt, google, web, page):
+    from playwright.sync_api import expect
+
+    page.goto(actions.oauth_connect_url(grt, EMAIL, "google")["url"])
+    page.get_by_role("checkbox").uncheck()  # granular consent: the calendar permission unticked
+    page.get_by_role("button", name="Allow").click()
+    expect(page.get_by_role("heading", name="Sign-in did not work")).to_be_visible()
+    expect(page.get_by_text("missing a permission calsync needs")).to_be_visible()
+    expect(page.get_by_text(CALENDAR_SCOPE)).to_be_visible()
+    assert m.Connection.select().count() == 0
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def test_first_sync_loads_busy_events_skips_free_ones_and_expands_a_weekly_series(story, google):
+    dentist = soon(3, 14)
+    google.add_event(EMAIL, "Dentist", dentist, dentist + dt.timedelta(hours=1))
+    focus = soon(3, 9)
+    google.add_event(EMAIL, "Focus time", focus, focus + dt.timedelta(hours=2), transparent=True)
+    standup = soon(1, 8)
+    google.add_event(EMAIL, "Team standup", standup, standup + dt.timedelta(minutes=30),
+                     recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"])
+    google.add_event(EMAIL, "Conference", soon(5), soon(6), all_day=True)
+
+    result = story.connect()
+    assert result["first_sync"]["outcome"] == "ok" and result["status"] == "active"
+
+    entries = story.entries()
+    by_subject: dict[str, list] = {}
+    for entry in entries:
+        by_subject.setdefault(entry["subject"], []).append(entry)
+    (dentist_entry,) = by_subject["Dentist"]
+    assert dentist_entry["loaded"] is True and dentist_entry["info"].startswith("last updated")
+    assert dentist_entry["starts_at"] == utc(dentist).isoformat().replace("+00:00", "Z")
+    (focus_entry,) = by_subject["Focus time"]
+    assert (focus_entry["loaded"], focus_entry["info"]) == (False, "marked free/available")
+    standups = by_subject["Team standup"]
+    assert len(standups) == 4 and all(e["loaded"] for e in standups)
+    starts = [dt.datetime.fromisoformat(e["starts_at"].replace("Z", "+00:00")) for e in standups]
+    assert [b - a for a, b in zip(starts, starts[1:])] == [dt.timedelta(days=7)] * 3
+    (conference,) = by_subject["Conference"]
+    assert (conference["loaded"], conference["info"]) == (False, "all-day event ignored by policy")
+    # The first listing is the sync window, instances expanded, deletions shown.
+    (listing,) = story.event_lists()
+    assert listing.query["singleEvents"] == "true" and listing.query["showDeleted"] == "true"
+    assert "timeMin" in listing.query and "timeMax" in listing.query and "syncToken" not in listing.query
+
+
+def test_later_syncs_ask_only_for_changes_and_a_quiet_rerun_costs_two_requests(connected, google):
+    lunch = soon(2, 12)
+    google.add_event(EMAIL, "Lunch with Bob", lunch, lunch + dt.timedelta(hours=1))
+    report = connected.sync()
+    assert report["entries_read"] == 1
+    listing = connected.event_lists()[-1]
+    assert listing.query.get("syncToken")
+    assert not {"timeMin", "timeMax"} & set(listing.query)
+    assert [e["subject"] for e in connected.entries()] == ["Lunch with Bob"]
+
+    report = connected.sync()
+    assert report["outcome"] == "ok"
+    assert report["entries_read"] == 0
+    assert report["requests"] <= 2, report
+
+
+def test_an_invalidated_sync_token_means_a_full_resync_not_an_error(connected, google):
+    old = soon(2, 9)
+    old_id = google.add_event(EMAIL, "Old meeting", old, old + dt.timedelta(hours=1))
+    connected.sync()
+    google.invalidate_sync_tokens()
+    google.delete_event(EMAIL, old_id)
+    new = soon(4, 9)
+    google.add_event(EMAIL, "New meeting", new, new + dt.timedelta(hours=1))
+    calls_before = len(connected.event_lists())
+
+    report = connected.sync()
+    assert report["outcome"] == "ok", report
+    assert connected.status()["status"] == "active"
+    assert m.Incident.select().count() == 0
+    assert [e["subject"] for e in connected.entries()] == ["New meeting"]
+    refused, full = connected.event_lists()[calls_before:]
+    assert refused.query.get("syncToken") and "timeMin" in full.query and "syncToken" not in full.query
+    assert connected.sync()["outcome"] == "ok"
+
+
+def test_a_series_keeps_being_read_as_the_window_moves_on(connected, google, grt):
+    """A sync token reports changes only: instances that merely came into the window are
+    listed from the slice between the old and the new end of the window."""
+    start = soon(1, 8)
+    google.add_event(EMAIL, "Weekly review", start, start + dt.timedelta(hours=1), recurrence=["RRULE:FREQ=WEEKLY"])
+    connected.sync()
+    before = [e["starts_at"] for e in connected.entries() if e["loaded"]]
+    old_end = clock.now() + dt.timedelta(days=grt.settings.sync_future_days)
+    later = clock.now() + dt.timedelta(days=8)
+    clock.set_now(lambda: later)
+    calls = len(connected.event_lists())
+
+    report = connected.sync()
+    assert report["outcome"] == "ok", report
+    incremental, new_slice = connected.event_lists()[calls:]
+    assert incremental.query.get("syncToken")
+    assert abs(dt.datetime.fromisoformat(new_slice.query["timeMin"]) - old_end) < dt.timedelta(minutes=1)
+    after = [e["starts_at"] for e in connected.entries() if e["loaded"]]
+    assert len(after) == len(before) + 1
+    assert dt.datetime.fromisoformat(after[-1].replace("Z", "+00:00")) > old_end
+    # Within the day, nothing is listed twice.
+    assert connected.sync()["requests"] <= 2
+
+
+def test_a_full_resync_keeps_appointments_that_left_the_window(connected, google, grt):
+    booked = connected.book(soon(1), subject="Intro call")
+    connected.sync()
+    later = clock.now() + dt.timedelta(days=grt.settings.sync_past_days + 10)
+    clock.set_now(lambda: later)
+    google.invalidate_sync_tokens()
+    report = connected.sync()
+    assert report["outcome"] == "ok", report
+    appointment = m.Appointment.get(m.Appointment.external_id == booked["id"])
+    assert appointment.cancelled is False
+    assert m.AppointmentLink.get().state == "synced"
+    assert len(connected.events()) == 1
+
+
+def test_calsync_own_event_read_back_is_an_echo(connected):
+    connected.book(soon(), subject="Intro call")
+    connected.sync()
+    # A fresh full read (as after a resync) sees our event again.
+    m.Calendar.update(ctag="", sync_token="").execute()
+    m.RemoteObject.delete().execute()
+    connected.sync()
+    (entry,) = connected.entries()
+    assert (entry["subject"], entry["loaded"], entry["info"]) == ("Intro call", False, "calsync appointment (echo)")
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def test_a_booked_appointment_is_on_google_exactly_once_with_the_private_property(connected):
+    start = soon(2, 10)
+    booked = connected.book(start, subject="Intro call")
+    report = connected.sync()
+    assert report["created"] == 1, report
+    (event,) = connected.events()
+    assert event["id"] == "cs" + hashlib.sha256(booked["uid"].encode()).hexdigest()[:40] == event_id(booked["uid"])
+    assert event["summary"] == "Intro call"
+    assert event["extendedProperties"]["private"] == {"calsyncAppointment": booked["id"], "calsyncUid": booked["uid"]}
+    assert event["start"] == {"dateTime": utc(start).strftime("%Y-%m-%dT%H:%M:%SZ"), "timeZone": "UTC"}
+    link = m.AppointmentLink.get()
+    assert link.href == f"{connected.google.url}/calendar/v3/calendars/{EMAIL}/events/{event['id']}"
+    assert link.etag == event["etag"]
+    assert connected.sync()["created"] == 0
+    assert len(connected.events()) == 1
+
+
+def test_a_crash_after_the_insert_still_leaves_one_event(connected, monkeypatch):
+    connected.book(soon(), subject="Intro call")
+    real_create = GoogleProvider._create
+
+    def create_then_crash(self, *args, **kwargs):
+        real_create(self, *args, **kwargs)
+        raise RuntimeError("process killed after the insert")
+
+    monkeypatch.setattr(GoogleProvider, "_create", create_then_crash)
+    report = connected.sync()
+    assert report["outcome"] == "failed" and "internal error" in report["error"]
+    monkeypatch.setattr(GoogleProvider, "_create", real_create)
+    report = connected.sync()
+    assert report["outcome"] == "ok", report
+    assert len(connected.events()) == 1
+    assert m.AppointmentLink.get().state == "synced"
+
+
+def test_an_external_time_edit_is_applied_back_to_the_appointment(connected, google):
+    start = soon(2, 10)
+    booked = connected.book(start, subject="Intro call")
+    connected.sync()
+    (event,) = connected.events()
+    new_start = start + dt.timedelta(hours=3)
+    google.edit_event(EMAIL, event["id"], start=new_start, end=new_start + dt.timedelta(hours=1))
+
+    report = connected.sync()
+    assert report["applied_back"] == 1, report
+    appointment = m.Appointment.get(m.Appointment.external_id == booked["id"])
+    assert appointment.starts_at == utc(new_start)
+    assert appointment.version == 2
+    assert m.AuditEntry.select().where(m.AuditEntry.action == "appointment.external_edit").count() == 1
+    assert connected.sync()["updated"] == 0
+
+
+def test_an_external_delete_cancels_the_appointment(connected, google):
+    booked = connected.book(soon(), subject="Intro call")
+    connected.sync()
+    (event,) = connected.events()
+    google.delete_event(EMAIL, event["id"])
+    connected.sync()
+    appointment = m.Appointment.get(m.Appointment.external_id == booked["id"])
+    assert appointment.cancelled is True
+    assert "deleted in the external calendar" in appointment.cancel_reason
+    assert connected.events() == []
+    assert connected.sync()["created"] == 0
+
+
+# -- credentials -------------------------------------------------------------------------
+
+
+def test_an_expired_access_token_is_refreshed_and_stored_encrypted(connected, google, grt):
+    before = m.Connection.get_by_id(connected.conn_id).credentials
+    old_token = grt.vault.decrypt(before)["access_token"]
+    google.expire_access_tokens()
+
+    report = connected.sync()
+    assert report["outcome"] == "ok", report
+    after = m.Connection.get_by_id(connected.conn_id).credentials
+    assert after != before
+    new_token = grt.vault.decrypt(after)["access_token"]
+    assert new_token != old_token and google.current_access_tokens() == [new_token]
+    assert new_token not in after
+    assert [r["grant_type"] for r in google.token_requests] == ["authorization_code", "refresh_token"]
+    assert connected.status()["status"] == "active"
+
+
+def test_a_revoked_grant_needs_relink_and_the_browser_relink_delivers_what_was_booked(connected, google, grt, web, page):
+    from playwright.sync_api import expect
+
+    connected.sync()
+    google.revoke_grant()
+    connected.book(soon(), subject="Booked meanwhile")
+    report = connected.sync()
+    assert report["status"] == "relink_required", report
+    status = connected.status()
+    assert status["status"] == "relink_required"
+    assert "no longer accepts calsync's access" in status["reason"]
+    assert status["missed"] == 1
+    assert m.Incident.select().count() == 1
+    assert m.Notification.select().count() == 1
+    change = m.StatusChange.select().order_by(m.StatusChange.id.desc()).get()
+    assert (change.old, change.new) == ("active", "relink_required")
+    assert "invalid_grant" in change.provider_answer
+
+    link = actions.issue_relink(grt, connected.conn_id, via=())["url"]
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Reconnect your calendar")).to_be_visible()
+    page.get_by_role("button", name="Sign in with Google").click()
+    expect(page.get_by_text(EMAIL).first).to_be_visible()
+    page.get_by_role("button", name="Allow").click()
+    expect(page.get_by_role("heading", name="Your calendar is connected again")).to_be_visible()
+    expect(page.locator(".status")).to_have_text("Active")
+    expect(page.get_by_text("1 appointment booked while it was broken was added")).to_be_visible()
+
+    assert connected.status()["status"] == "active"
+    assert m.Connection.select().count() == 1
+    assert m.Incident.get().resolved_at is not None
+    assert [e["summary"] for e in connected.events()] == ["Booked meanwhile"]
+
+
+# -- broken calendars and rate limits ------------------------------------------------------
+
+
+def test_a_read_only_calendar_marks_read_only_and_holds_appointments(connected, google):
+    connected.sync()
+    google.set_access_role(EMAIL, "reader")
+    connected.book(soon(), subject="Intro call")
+    report = connected.sync()
+    assert report["status"] == "read_only", report
+    assert "read-only" in connected.status()["reason"]
+    assert connected.status()["missed"] == 1
+    assert connected.events() == []
+    google.set_access_role(EMAIL, "writer")
+    report = connected.sync()
+    assert report["status"] == "active"
+    assert len(connected.events()) == 1
+
+
+def test_a_write_refused_by_google_marks_read_only(connected, google, monkeypatch):
+    """The calendar list still says "writer" but the write is refused (sharing changed meanwhile)."""
+    connected.sync()
+    connected.book(soon(), subject="Intro call")
+    real_probe = GoogleProvider.probe
+
+    def stale_probe(self, state):
+        info = real_probe(self, state)
+        google.set_access_role(EMAIL, "reader")
+        info.writable = True
+        return info
+
+    monkeypatch.setattr(GoogleProvider, "probe", stale_probe)
+    report = connected.sync()
+    assert report["status"] == "read_only", report
+    change = m.StatusChange.select().order_by(m.StatusChange.id.desc()).get()
+    assert "requiredAccessLevel" in change.provider_answer
+
+
+def test_a_deleted_destination_calendar_marks_calendar_missing(story, google, grt):
+    google.add_calendar("coaching@group.calendar.google.com", "Coaching")
+    story.connect()
+    actions.set_destination(grt, story.conn_id, "Coaching")
+    assert story.sync()["status"] == "active"
+    google.delete_calendar("coaching@group.calendar.google.com")
+    report = story.sync()
+    assert report["status"] == "calendar_missing", report
+    assert story.status()["reason"] == "the calendar no longer exists in Google Calendar"
+
+
+@pytest.mark.parametrize(
+    "status, reason", [(429, "rateLimitExceeded"), (403, "rateLimitExceeded"), (403, "userRateLimitExceeded")]
+)
+def test_rate_limits_are_transient_and_change_no_status(connected, google, status, reason):
+    connected.sync()
+    changes = m.StatusChange.select().count()
+    google.fail_next(2, status, reason)
+    report = connected.sync()
+    assert report["outcome"] == "transient", report
+    assert "slow down" in report["error"]
+    assert connected.status()["status"] == "active"
+    assert m.StatusChange.select().count() == changes
+    assert m.Incident.select().count() == 0
+    google.failures.clear()
+    assert connected.sync()["outcome"] == "ok"
