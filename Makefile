@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test demo bench clean
+.PHONY: install system-deps test demo bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -36,6 +36,14 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py
 	$(BIN)/python bench/feed_bench.py
+	$(BIN)/python bench/compare_bench.py
+	$(BIN)/python bench/sweep_bench.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/sync_bench.py --quick
+	$(BIN)/python bench/feed_bench.py --quick
+	$(BIN)/python bench/compare_bench.py --quick
+	$(BIN)/python bench/sweep_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,499 @@
+"""Benchmark: one scheduler pass over 1,000 CalDAV connections where nothing changed.
+
+Run from the project root::
+
+    .venv/bin/python bench/sweep_bench.py [--connections N] [--events M] [--workers W] [--repeat R] [--quick]
+
+The parent process starts one Radicale on 127.0.0.1 in a temporary directory and
+one **child process** (this script with ``--child``), which
+
+1. builds its own runtime (SQLite in the temporary directory, ``CALSYNC_WORKERS=W``,
+   the product's HTTP defaults: timeout 20 s, 2 retries, backoff 0.5 s);
+2. seeds N calendars (default 1,000; ``--quick`` 100) of M events each (default 20)
+   for the server's one user: one whole-collection ``PUT`` per calendar (Radicale
+   creates the calendar and its M events in one request; N x MKCALENDAR + N x M
+   event PUTs took ~10 ms per PUT, i.e. over 3 minutes for 1,000 x 20);
+3. creates N staff members and N CalDAV connections directly in the database
+   (``insert_many``, credentials from ``rt.vault.encrypt``, status pending, due now),
+   each with exactly one calendar, its own, as destination and busy source -
+   the rows ``actions.connect(..., calendar=...)`` would write, without its
+   discovery (which lists all N calendars for every connection);
+4. runs a first ``core.scheduler.run_once`` (reads N x M busy events; timed, but not
+   the measurement);
+5. makes every connection due again (``next_sync_at`` = now) and times
+   ``core.scheduler.run_once`` with nothing changed, R times (default 3, ``--quick`` 1).
+
+Reported: seconds of the no-change pass (median; min-max), requests per connection
+(calsync's own count, cross-checked with the requests Radicale logged), Radicale's
+own time for them, the CPU seconds of the child and of Radicale, and memory: the
+child's peak RSS over its whole life (``ru_maxrss``, and VmHWM before the timed
+passes; seeding and the first pass included), the peak during the timed passes
+only (VmHWM, reset through ``/proc/self/clear_refs``) and the RSS before and after.
+
+Results go to ``bench/results/latest.json`` (``--quick``: ``latest-quick.json``),
+merged with what ``compare_bench.py`` wrote. Exit status 1 when the benchmark
+fails (a sync report not ok, a sanity check); with ``--strict`` also when a
+target is missed (under 15 s, under 300 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+SECONDS_TARGET = 15.0
+RSS_TARGET_MB = 300.0
+SPREAD_DAYS = 30
+CHILD_TIMEOUT = 3600.0  # the whole child: seeding, first sync, timed passes
+
+
+class BenchFailure(Exception):
+    """The benchmark cannot give a valid result; ``str()`` says why."""
+
+
+# == the child ====================================================================================
+
+
+def _status_kb(field: str) -> int:
+    """A field (VmRSS, VmHWM) of /proc/self/status in KiB; 0 when unavailable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_seconds_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_seconds_of(pid: int) -> float | None:
+    """User + system CPU seconds of another process (Radicale), from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+REQUEST_LINE = re.compile(r"\] \[INFO\] (\w+) request for ")
+RESPONSE_LINE = re.compile(r"\] \[INFO\] \w+ response status for .* in ([0-9.]+) seconds")
+
+
+def _radicale_log_position(log_path: Path) -> int:
+    return log_path.stat().st_size
+
+
+def _radicale_log_since(log_path: Path, position: int) -> dict:
+    """Requests Radicale logged since ``position``, and the seconds it says it spent on them."""
+    with open(log_path, "rb") as fh:
+        fh.seek(position)
+        text = fh.read().decode("utf-8", "replace")
+    methods: dict[str, int] = {}
+    seconds = 0.0
+    for line in text.splitlines():
+        found = REQUEST_LINE.search(line)
+        if found:
+            methods[found.group(1)] = methods.get(found.group(1), 0) + 1
+            continue
+        found = RESPONSE_LINE.search(line)
+        if found:
+            seconds += float(found.group(1))
+    return {"requests": sum(methods.values()), "methods": methods, "server_seconds": seconds}
+
+
+def _calendar_body(i: int, events: int, base: dt.datetime) -> bytes:
+    fmt = "%Y%m%dT%H%M%SZ"
+    step = dt.timedelta(days=SPREAD_DAYS) / events
+    parts = ["BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync bench//sweep//EN\r\n",
+             f"X-WR-CALNAME:Sweep calendar {i:04d}\r\n"]
+    for j in range(events):
+        start = (base + step * (j + 0.5)).replace(second=0, microsecond=0)
+        end = start + dt.timedelta(minutes=30)
+        parts.append(f"BEGIN:VEVENT\r\nUID:sweep-{i}-{j}\r\nDTSTAMP:20260101T000000Z\r\n"
+                     f"DTSTART:{start.strftime(fmt)}\r\nDTEND:{end.strftime(fmt)}\r\n"
+                     f"SUMMARY:Busy {i}/{j}\r\nEND:VEVENT\r\n")
+    parts.append("END:VCALENDAR\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+def seed(cfg: dict) -> list[str]:
+    """N calendars of M events, one whole-collection PUT each (as the admin); returns their URLs."""
+    import requests
+
+    base = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    urls = []
+    with requests.Session() as session:
+        session.auth = (cfg["admin_username"], cfg["admin_password"])
+        for i in range(cfg["connections"]):
+            url = f"{cfg['calendar_home_url']}cal-{i}/"
+            resp = session.put(url, data=_calendar_body(i, cfg["events"], base), timeout=60,
+                               headers={"Content-Type": "text/calendar; charset=utf-8"})
+            if resp.status_code not in (200, 201, 204):
+                raise BenchFailure(f"seeding: PUT {url} -> HTTP {resp.status_code}: {resp.text[:300]}")
+            urls.append(url)
+    return urls
+
+
+def create_connections(rt, cfg: dict, urls: list[str]) -> list[int]:
+    """The rows actions.connect() writes (staff, connection, its one calendar, a status change), in bulk."""
+    import models as m
+    from core import clock
+    from core.messages import meaning
+
+    now = clock.now()
+    n = cfg["connections"]
+    with m.db.atomic():
+        for start in range(0, n, 100):
+            m.Staff.insert_many([{"email": f"sweep-{i:04d}@example.com", "name": f"Sweep Staff {i}", "timezone": "UTC"}
+                                 for i in range(start, min(n, start + 100))]).execute()
+        staff_ids = [s.id for s in m.Staff.select(m.Staff.id).order_by(m.Staff.email)]
+        for start in range(0, n, 100):
+            m.Connection.insert_many([{
+                "staff": staff_ids[i], "provider": "caldav", "account": cfg["username"], "server_url": cfg["base_url"],
+                "credentials": rt.vault.encrypt({"password": cfg["password"]}), "status": m.PENDING,
+                "reason": meaning(m.PENDING), "status_since": now, "next_sync_at": now, "created_at": now,
+            } for i in range(start, min(n, start + 100))]).execute()
+        by_staff = {c.staff_id: c.id for c in m.Connection.select(m.Connection.id, m.Connection.staff)}
+        conn_ids = [by_staff[staff_ids[i]] for i in range(n)]
+        for start in range(0, n, 100):
+            rows = range(start, min(n, start + 100))
+            m.Calendar.insert_many([{
+                "connection": conn_ids[i], "remote_id": urls[i], "name": f"Sweep calendar {i:04d}",
+                "is_destination": True, "is_busy_source": True, "writable": True,
+            } for i in rows]).execute()
+            m.StatusChange.insert_many([{"connection": conn_ids[i], "at": now, "old": "", "new": m.PENDING,
+                                         "cause": "connect"} for i in rows]).execute()
+    for conn_id, url in zip(conn_ids, urls):
+        cals = list(m.Calendar.select().where(m.Calendar.connection == conn_id))
+        if len(cals) != 1 or cals[0].remote_id != url or not cals[0].is_destination:
+            raise BenchFailure(f"connection {conn_id}: expected exactly its own calendar {url}")
+    return conn_ids
+
+
+def check_reports(what: str, reports: list[dict], conn_ids: list[int], entries_each: int | None) -> None:
+    if sorted(r["connection_id"] for r in reports) != sorted(conn_ids):
+        raise BenchFailure(f"{what}: {len(reports)} sync report(s) for {len(conn_ids)} due connections")
+    bad = [r for r in reports if r["outcome"] != "ok"]
+    if bad:
+        sample = "\n".join(f"  connection {r['connection_id']}: {r['outcome']} {r['error']!r}" for r in bad[:10])
+        raise BenchFailure(f"{what}: {len(bad)} of {len(reports)} sync report(s) are not ok:\n{sample}")
+    writes = sum(r["created"] + r["updated"] + r["deleted"] for r in reports)
+    if writes:
+        raise BenchFailure(f"{what}: wrote {writes} event(s) to the server, expected none")
+    if entries_each is not None:
+        wrong = [r for r in reports if r["entries_read"] != entries_each]
+        if wrong:
+            raise BenchFailure(f"{what}: {len(wrong)} connection(s) read other than {entries_each} events, "
+                               f"e.g. {wrong[0]['connection_id']}: {wrong[0]['entries_read']}")
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
+
+
+def child(cfg: dict) -> dict:
+    from conftest import make_env  # tests/conftest.py: how a runtime is built
+    import models as m
+    from core import clock, runtime, scheduler
+    from core.config import load_settings
+
+    log_path = Path(cfg["log_path"])
+    n, events = cfg["connections"], cfg["events"]
+    env = make_env(Path(cfg["work"]), CALSYNC_WORKERS=cfg["workers"], CALSYNC_HTTP_TIMEOUT=20,
+                   CALSYNC_HTTP_RETRIES=2, CALSYNC_HTTP_BACKOFF=0.5)
+    rt = runtime.start(load_settings(env, read_dotenv=False))
+    out: dict = {"rss_mb_after_start": _status_kb("VmRSS") / 1024}
+    try:
+        started = time.perf_counter()
+        urls = seed(cfg)
+        out["seed_seconds"] = time.perf_counter() - started
+        print(f"  seeded {n} calendars x {events} events in {out['seed_seconds']:.1f}s", flush=True)
+
+        started = time.perf_counter()
+        conn_ids = create_connections(rt, cfg, urls)
+        out["create_seconds"] = time.perf_counter() - started
+
+        position = _radicale_log_position(log_path)
+        started = time.perf_counter()
+        first = scheduler.run_once(rt)
+        out["first_pass_seconds"] = time.perf_counter() - started
+        check_reports("first pass", first["syncs"], conn_ids, events)
+        out["first_pass_requests"] = sum(r["requests"] for r in first["syncs"])
+        out["first_pass_radicale"] = _radicale_log_since(log_path, position)
+        out["rss_mb_after_first_pass"] = _status_kb("VmRSS") / 1024
+        print(f"  first pass: {n} connections, {out['first_pass_requests']} requests in "
+              f"{out['first_pass_seconds']:.1f}s", flush=True)
+        if m.Connection.select().where(m.Connection.status != m.ACTIVE).count():
+            raise BenchFailure("after the first pass not every connection is active")
+
+        # The peak so far (seeding, first pass): the counters below are reset for each timed pass.
+        out["peak_rss_mb_before_passes"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                               _status_kb("VmHWM")) / 1024
+        passes = []
+        peak_reset = False
+        for k in range(cfg["repeat"]):
+            m.Connection.update(next_sync_at=clock.now() - dt.timedelta(seconds=1)).execute()
+            rss_before = _status_kb("VmRSS") / 1024
+            peak_reset = _reset_peak_rss() or peak_reset
+            position = _radicale_log_position(log_path)
+            cpu_self, cpu_server = _cpu_seconds_self(), _cpu_seconds_of(cfg["radicale_pid"])
+            started = time.perf_counter()
+            result = scheduler.run_once(rt)
+            seconds = time.perf_counter() - started
+            cpu_self = _cpu_seconds_self() - cpu_self
+            after = _cpu_seconds_of(cfg["radicale_pid"])
+            cpu_server = after - cpu_server if after is not None and cpu_server is not None else None
+            reports = result["syncs"]
+            check_reports(f"no-change pass {k + 1}", reports, conn_ids, 0)
+            durations = [r["duration_ms"] for r in reports]
+            passes.append({
+                "seconds": seconds,
+                "requests": sum(r["requests"] for r in reports),
+                "radicale": _radicale_log_since(log_path, position),
+                "cpu_seconds_calsync": cpu_self,
+                "cpu_seconds_radicale": cpu_server,
+                "sync_ms_median": statistics.median(durations),
+                "sync_ms_p95": _pct(durations, 0.95),
+                "sync_ms_max": max(durations),
+                "sweep_checked": result["sweep"]["checked"],
+                "rss_mb_before": rss_before,
+                "rss_mb_after": _status_kb("VmRSS") / 1024,
+                "peak_rss_mb_during": _status_kb("VmHWM") / 1024 if peak_reset else None,
+            })
+            print(f"  no-change pass {k + 1}: {seconds:.2f}s, {passes[-1]['requests']} requests",
+                  flush=True)
+        out["passes"] = passes
+        out["radicale_items"] = n * events
+    finally:
+        rt.close()
+    out["ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    out["peak_rss_mb"] = max([out["ru_maxrss_mb"], out.get("peak_rss_mb_before_passes", 0.0)]
+                             + [p["peak_rss_mb_during"] or 0.0 for p in out.get("passes", [])])
+    return out
+
+
+# == the parent ===================================================================================
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=1000, help="connections = calendars (default 1000)")
+    parser.add_argument("--events", type=int, default=20, help="events per calendar (default 20)")
+    parser.add_argument("--workers", type=int, default=8, help="CALSYNC_WORKERS (default 8)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed no-change passes (default 3)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: --connections 100 --repeat 1")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; "
+                                                     "--quick: latest-quick.json)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.connections, args.repeat = 100, 1
+    if not 1 <= args.connections <= 5000:
+        parser.error("--connections must be between 1 and 5000")
+    if not 1 <= args.events <= 1000:
+        parser.error("--events must be between 1 and 1000")
+    if not 1 <= args.workers <= 256:
+        parser.error("--workers must be between 1 and 256")
+    if not 1 <= args.repeat <= 20:
+        parser.error("--repeat must be between 1 and 20")
+    if args.output is None:
+        args.output = RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
+    return args
+
+
+def run_child(cfg: dict, result_path: Path) -> dict:
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child"], stdin=subprocess.PIPE,
+                            cwd=cfg["work"], text=True)
+    try:
+        proc.communicate(json.dumps({**cfg, "result_path": str(result_path)}), timeout=CHILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+        raise BenchFailure(f"the child process did not finish within {CHILD_TIMEOUT:.0f}s (killed)") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    data = json.loads(result_path.read_text()) if result_path.exists() else {}
+    if proc.returncode != 0 or "error" in data:
+        raise BenchFailure(data.get("error") or f"the child process exited with status {proc.returncode}")
+    return data
+
+
+def render_table(header: tuple, body: list[tuple]) -> str:
+    widths = [max(len(str(row[c])) for row in (header, *body)) for c in range(len(header))]
+
+    def line(cells):
+        return " | ".join([str(cells[0]).ljust(widths[0]), *(str(c).rjust(w) for c, w in zip(cells[1:], widths[1:]))])
+
+    return "\n".join([line(header), "-+-".join("-" * w for w in widths), *(line(r) for r in body)])
+
+
+def merge_results(path: Path, section: str, keys: dict, details: dict) -> None:
+    """Merge our keys (top level) and details (under ``section``) into the JSON file, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    data.update(keys)
+    data[section] = details
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def report(args, data: dict) -> tuple[str, dict]:
+    n = args.connections
+    passes = data["passes"]
+    secs = [p["seconds"] for p in passes]
+    median = statistics.median(secs)
+    reqs = statistics.median([p["requests"] for p in passes]) / n
+    server_reqs = statistics.median([p["radicale"]["requests"] for p in passes]) / n
+    server_secs = statistics.median([p["radicale"]["server_seconds"] for p in passes])
+    peaks = [p["peak_rss_mb_during"] for p in passes if p["peak_rss_mb_during"] is not None]
+    rng = f" ({min(secs):.2f}-{max(secs):.2f})" if len(secs) > 1 else ""
+    rows = [
+        ("seed: whole-collection PUTs (not measured)", f"{data['seed_seconds']:.1f} s"),
+        ("first pass: reads all busy events (not the target)",
+         f"{data['first_pass_seconds']:.1f} s, {data['first_pass_requests'] / n:.1f} requests/connection"),
+        (f"no-change pass, run_once, median of {len(secs)}", f"{median:.2f} s{rng}"),
+        ("  per connection", f"{median / n * 1000:.1f} ms"),
+        ("  sync duration per connection (median / p95)",
+         f"{statistics.median([p['sync_ms_median'] for p in passes]):.0f} / "
+         f"{statistics.median([p['sync_ms_p95'] for p in passes]):.0f} ms"),
+        ("  requests per connection (calsync's count)", f"{reqs:.2f}"),
+        ("  requests per connection (Radicale's log)", f"{server_reqs:.2f}"),
+        ("  Radicale's own time for them (summed over its threads)", f"{server_secs:.1f} s"),
+        ("  CPU seconds: calsync child / Radicale", f"{statistics.median([p['cpu_seconds_calsync'] for p in passes]):.1f} / "
+         + (f"{statistics.median([p['cpu_seconds_radicale'] for p in passes]):.1f} s"
+            if all(p["cpu_seconds_radicale"] is not None for p in passes) else "n/a")),
+        ("peak RSS of the child, whole life (ru_maxrss / VmHWM)", f"{data['peak_rss_mb']:.0f} MB"),
+        ("  of it before the timed passes (seeding, first pass)", f"{data['peak_rss_mb_before_passes']:.0f} MB"),
+        ("  during the no-change passes only (VmHWM after a reset)", f"{max(peaks):.0f} MB" if peaks else "n/a"),
+        ("RSS after start / after first pass / after last pass",
+         f"{data['rss_mb_after_start']:.0f} / {data['rss_mb_after_first_pass']:.0f} / {passes[-1]['rss_mb_after']:.0f} MB"),
+    ]
+    keys = {
+        "sweep_1000_seconds": median,
+        "sweep_1000_peak_rss_mb": data["peak_rss_mb"],
+        "sweep_1000_requests_per_connection": reqs,
+    }
+    targets = [
+        ("no-change pass seconds", median, f"< {SECONDS_TARGET:g}", median < SECONDS_TARGET),
+        ("peak RSS MB", data["peak_rss_mb"], f"< {RSS_TARGET_MB:g}", data["peak_rss_mb"] < RSS_TARGET_MB),
+        ("requests per connection", reqs, "<= 1", reqs <= 1),
+    ]
+    text = "\n".join([
+        render_table((f"{n} connections x {args.events} events, {args.workers} workers", "measured"), rows),
+        "",
+        render_table(("target", "measured", "target", "verdict"),
+                     [(t, f"{v:.4g}", lim, "OK" if ok else "MISSED") for t, v, lim, ok in targets]),
+    ])
+    keys["_missed"] = [t for t, _, _, ok in targets if not ok]
+    return text, keys
+
+
+def bench(args) -> int:
+    from servers import start_server
+
+    load_before = list(os.getloadavg())
+    print(f"calsync scheduler pass: {args.connections} CalDAV connections x {args.events} events, nothing changed, "
+          f"CALSYNC_WORKERS={args.workers}, 1 Radicale on 127.0.0.1")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
+          f"load average {load_before[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="calsync-sweep-") as tmp:
+        tmp_path = Path(tmp)
+        server = None
+        try:
+            server = start_server("radicale", tmp_path / "radicale")
+            (tmp_path / "child").mkdir()
+            cfg = {
+                "work": str(tmp_path / "child"), "connections": args.connections, "events": args.events,
+                "workers": args.workers, "repeat": args.repeat, "base_url": server.base_url,
+                "calendar_home_url": server.calendar_home_url, "username": server.username,
+                "password": server.password, "admin_username": server.admin_username,
+                "admin_password": server.admin_password, "log_path": str(server.log_path),
+                "radicale_pid": server.pid,
+            }
+            data = run_child(cfg, tmp_path / "result.json")
+        finally:
+            if server is not None:
+                server.stop()
+    text, keys = report(args, data)
+    print()
+    print(text)
+    missed = keys.pop("_missed")
+    details = {
+        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "connections": args.connections, "events": args.events, "workers": args.workers, "quick": args.quick,
+        "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
+        "targets_missed": missed, **data,
+    }
+    merge_results(args.output, "sweep", keys, details)
+    print(f"\nwrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    return 1 if args.strict and missed else 0
+
+
+def child_main() -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg = json.loads(sys.stdin.read())
+    result_path = Path(cfg["result_path"])
+    try:
+        data = child(cfg)
+        code = 0
+    except BenchFailure as exc:
+        data, code = {"error": str(exc)}, 1
+    result_path.write_text(json.dumps(data, indent=2))
+    return code
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child_main()
+    try:
+        return bench(args)
+    except BenchFailure as exc:
+        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
