@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/feed_bench.py
 	$(BIN)/python bench/compare_bench.py
 	$(BIN)/python bench/sweep_bench.py
+	$(BIN)/python bench/console_bench.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/sync_bench.py --quick

@@ -1,0 +1,309 @@
+"""Benchmark: the Textual console with 10,000 connections.
+
+Run from the project root::
+
+    .venv/bin/python bench/console_bench.py [--connections N] [--repeat R]
+
+A fresh SQLite database in a temporary directory (built like the tests build
+theirs: ``make_env`` + ``runtime.start``) gets N connections in bulk
+(``insert_many`` on Staff and Connection: about 12 % broken, some pending and
+stopped, the rest active). Then, in the console driven by ``App.run_test()`` at
+120x40:
+
+* first render  - from starting the app to the table showing every connection
+                  (the listing is read in a worker thread, then added in one call)
+* keystroke     - from a key press in the filter to the table showing the narrowed
+                  rows; typed at human speed (each keystroke after the previous one
+                  settled), several queries, median and worst
+* refresh       - the UI-thread time of a live refresh when nothing changed, and
+                  when 1 % of the rows changed status (the listing itself is read off
+                  the UI thread)
+
+plus ``actions.list_statuses`` alone, which bounds the first render from below.
+Targets: first render < 1 s, keystroke median < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gc
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import peewee as pw  # noqa: E402
+from textual import events  # noqa: E402
+
+import models as m  # noqa: E402
+from conftest import make_env  # noqa: E402  (tests/conftest.py: how a runtime is built)
+from core import actions, clock, runtime  # noqa: E402
+from core.config import load_settings  # noqa: E402
+
+FIRST_RENDER_TARGET = 1.0
+KEYSTROKE_TARGET = 0.100
+QUERIES = ("relink", "google", "person-0042", "unreach")
+SIZE = (120, 40)
+BROKEN_REASONS = {
+    m.RELINK_REQUIRED: "the calendar provider rejected our credentials (401 Unauthorized)",
+    m.READ_ONLY: "the primary calendar is read-only for this account",
+    m.CALENDAR_MISSING: "the chosen destination calendar no longer exists",
+    m.UNREACHABLE: "the provider has failed for 3 hours (503 Service Unavailable)",
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=10_000, help="connections to seed (default 10000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the first render; the median counts (default 3)")
+    args = parser.parse_args(argv)
+    if not 10 <= args.connections <= 200_000:
+        parser.error("--connections must be between 10 and 200000")
+    if not 1 <= args.repeat <= 20:
+        parser.error("--repeat must be between 1 and 20")
+    return args
+
+
+def status_for(i: int) -> str:
+    """A fixed mix: 12 % broken, 3 % pending, 2 % stopped, the rest active."""
+    slot = i % 100
+    if slot < 5:
+        return m.RELINK_REQUIRED
+    if slot < 8:
+        return m.UNREACHABLE
+    if slot < 10:
+        return m.READ_ONLY
+    if slot < 12:
+        return m.CALENDAR_MISSING
+    if slot < 15:
+        return m.PENDING
+    if slot < 17:
+        return m.STOPPED
+    return m.ACTIVE
+
+
+def seed(count: int) -> float:
+    """``count`` staff members with one connection each, in bulk; returns the seconds it took."""
+    started = time.perf_counter()
+    now = clock.now()
+    providers = ("google", "microsoft", "caldav", "ics")
+    with m.db.atomic():
+        staff = [{"email": f"person-{i:05d}@example.org", "name": f"Person {i:05d}", "timezone": "UTC",
+                  "created_at": now} for i in range(count)]
+        for batch in pw.chunked(staff, 500):
+            m.Staff.insert_many(batch).execute()
+        ids = [s for (s,) in m.Staff.select(m.Staff.id).order_by(m.Staff.id).tuples()]
+        rows = []
+        for i, staff_id in enumerate(ids):
+            status = status_for(i)
+            rows.append({
+                "staff": staff_id, "provider": providers[i % 4], "account": f"person-{i:05d}@corp.example",
+                "server_url": "https://calendar.example", "status": status,
+                "reason": BROKEN_REASONS.get(status, ""), "status_since": now - dt.timedelta(minutes=7 * (i % 500)),
+                "last_sync_at": now - dt.timedelta(minutes=i % 15), "created_at": now,
+            })
+        for batch in pw.chunked(rows, 500):
+            m.Connection.insert_many(batch).execute()
+    return time.perf_counter() - started
+
+
+async def shown(screen, condition, timeout: float = 30.0) -> None:
+    """Until ``condition()`` holds and the screen has been drawn after it.
+
+    (Pilot's own waits sleep until the whole process is idle, which would be
+    counted in every measurement; this waits for exactly what a user waits for.)
+    """
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the console did not get there in time")
+        # Every 5 ms, not sleep(0): a busy loop here would hold the GIL that the
+        # console's worker thread needs, and slow down what is measured.
+        await asyncio.sleep(0.005)
+    drawn = asyncio.Event()
+    screen.call_after_refresh(drawn.set)
+    await asyncio.wait_for(drawn.wait(), timeout)
+
+
+def key(app, character: str) -> None:
+    """A key press as the terminal driver delivers it."""
+    event = events.Key(character, character)
+    event.set_sender(app)
+    app.post_message(event)
+
+
+async def measure(rt, count: int) -> dict:
+    from console.app import CalsyncConsole
+    from console.screens.connections import prepare_listing, read_listing
+
+    app = CalsyncConsole(rt=rt, actor="bench", refresh_seconds=3600)
+    gc.collect()  # start each run from a clean heap, as a freshly started console does
+    started = time.perf_counter()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await shown(screen, lambda: screen.loaded_once and screen.table.row_count == count)
+        first_render = time.perf_counter() - started
+
+        keystrokes = []
+        for query in QUERIES:
+            await pilot.press("slash")
+            for end in range(1, len(query) + 1):
+                typed = query[:end]
+                await asyncio.sleep(0.2)  # human typing speed: each key comes after the last one settled
+                t0 = time.perf_counter()
+                key(app, query[end - 1])
+                await shown(screen, lambda: screen.applied_filter == typed)
+                keystrokes.append((typed, screen.table.row_count, time.perf_counter() - t0))
+            await pilot.press("escape")
+            await shown(screen, lambda: screen.applied_filter == "" and screen.table.row_count == count)
+
+        # A live refresh reads the listing in a worker thread; what the UI thread does is show it.
+        listing = read_listing(rt)
+        t0 = time.perf_counter()
+        screen.show_listing(listing)
+        unchanged = time.perf_counter() - t0
+        later = clock.now() + dt.timedelta(minutes=3)
+        synced = [dict(r, last_sync_at=later.isoformat()) if i % 100 == 0 else r for i, r in enumerate(listing.rows)]
+        t0 = time.perf_counter()
+        screen.show_listing(prepare_listing(synced, listing.counts))
+        changed = time.perf_counter() - t0
+        broke = [dict(r, status=m.UNREACHABLE) for r in synced[-len(synced) // 100:]]
+        t0 = time.perf_counter()
+        screen.show_listing(prepare_listing(broke + synced[: len(synced) - len(broke)], listing.counts))
+        reordered = time.perf_counter() - t0
+        await pilot.pause()
+    return {"first_render": first_render, "keystrokes": keystrokes, "refresh_unchanged": unchanged,
+            "refresh_changed": changed, "refresh_reordered": reordered}
+
+
+def lean_list_statuses(rt, staff_email: str | None = None) -> list[dict]:
+    """What-if: ``actions.list_statuses`` reading only the columns it lists.
+
+    A prototype for the report, not used by the console: the same rows (the bench
+    checks they are equal), but one query of plain tuples instead of building a
+    Connection and a Staff model (every field, ten of them datetimes) per row.
+    """
+    from core.messages import STATUS_ADVICE, meaning
+
+    C, S = m.Connection, m.Staff
+    order = pw.Case(C.status, [(s, i) for i, s in enumerate(m.BROKEN_STATUSES)], len(m.BROKEN_STATUSES))
+    query = (C.select(C.id, S.email, C.provider, C.account, C.status, C.reason, C.status_since, C.last_sync_at,
+                      C.last_check_at, C.last_error, C.last_success_at, C.server_url, C.staff)
+             .join(S).order_by(order, C.id))
+    if staff_email:
+        query = query.where(S.email == staff_email.strip().lower())
+    missed = dict(
+        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
+        .where(m.AppointmentLink.state == m.LINK_MISSED).group_by(m.Calendar.connection).tuples())
+    accounts: dict[tuple, list] = {}
+    for provider, server, account, staff_id in (
+            C.select(C.provider, C.server_url, C.account, C.staff).where(C.status != m.STOPPED).tuples()):
+        accounts.setdefault((provider, server, account), []).append(staff_id)
+    destinations = dict(
+        m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
+
+    def iso(value):
+        return clock.utc(value).isoformat().replace("+00:00", "Z") if value else None
+
+    rows = []
+    for (cid, email, provider, account, status, reason, since, last_sync, last_check, last_error, last_success,
+         server, staff_id) in query.tuples():
+        users = list(accounts.get((provider, server, account), []))
+        if status != m.STOPPED and staff_id in users:
+            users.remove(staff_id)
+        rows.append({
+            "id": cid, "staff": email, "provider": provider, "account": account, "status": status,
+            "reason": reason or meaning(status), "since": iso(since), "last_sync_at": iso(last_sync),
+            "last_check_at": iso(last_check), "missed": missed.get(cid, 0), "meaning": meaning(status),
+            "advice": STATUS_ADVICE.get(status, ""), "last_error": last_error, "last_success_at": iso(last_success),
+            "server": server, "destination": destinations.get(cid),
+            "flags": (["duplicate"] if staff_id in users else []) + (["shared"] if any(u != staff_id for u in users) else []),
+        })
+    return rows
+
+
+def compare_listings(lean: list[dict], core: list[dict]) -> str:
+    """'' when the prototype gives exactly core's rows, else what differs (core may have moved on)."""
+    if [r["id"] for r in lean] != [r["id"] for r in core]:
+        return "different rows or order"
+    keys = set().union(*map(set, core)) if core else set()
+    missing = sorted(keys - (set().union(*map(set, lean)) if lean else set()))
+    differing = sorted({k for a, b in zip(lean, core) for k in a if k in b and a[k] != b[k]})
+    return "; ".join(filter(None, [f"keys not in the prototype: {', '.join(missing)}" if missing else "",
+                                   f"values differ: {', '.join(differing)}" if differing else ""]))
+
+
+def verdict(value: float, target: float) -> str:
+    return "OK" if value < target else "ABOVE TARGET"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="calsync-console-bench-") as tmp:
+        rt = runtime.start(load_settings(make_env(Path(tmp)), read_dotenv=False))
+        try:
+            seconds = seed(args.connections)
+            print(f"seeded {args.connections:,} connections in {seconds:.2f} s "
+                  f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, SQLite; "
+                  f"load average {os.getloadavg()[0]:.1f} at the start)")
+            listing = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                actions.list_statuses(rt)
+                listing.append(time.perf_counter() - t0)
+            runs = [asyncio.run(measure(rt, args.connections)) for _ in range(args.repeat)]
+            same = compare_listings(lean_list_statuses(rt), actions.list_statuses(rt))
+            lean_listing = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                lean_list_statuses(rt)
+                lean_listing.append(time.perf_counter() - t0)
+            core_listing, actions.list_statuses = actions.list_statuses, lean_list_statuses
+            try:
+                lean_runs = [asyncio.run(measure(rt, args.connections)) for _ in range(args.repeat)]
+            finally:
+                actions.list_statuses = core_listing
+        finally:
+            rt.close()
+
+    first = statistics.median(r["first_render"] for r in runs)
+    strokes = runs[-1]["keystrokes"]
+    times = [t for _, _, t in strokes]
+    median_key, worst_key = statistics.median(times), max(times)
+    print()
+    print("keystroke in the filter (last run)")
+    print(f"  {'filter':<14}{'rows shown':>12}{'ms':>10}")
+    for typed, shown, t in strokes:
+        print(f"  {typed:<14}{shown:>12,}{t * 1000:>10.1f}")
+    print()
+    width = 44
+    print(f"{'measure':<{width}}{'value':>12}  {'target':>10}  verdict")
+    print(f"{'actions.list_statuses (median of 3)':<{width}}{statistics.median(listing) * 1000:>9.0f} ms  {'':>10}")
+    print(f"{'first full table render (median of %d)' % len(runs):<{width}}{first * 1000:>9.0f} ms  "
+          f"{FIRST_RENDER_TARGET * 1000:>7.0f} ms  {verdict(first, FIRST_RENDER_TARGET)}")
+    print(f"{'filter keystroke, median of %d' % len(times):<{width}}{median_key * 1000:>9.1f} ms  "
+          f"{KEYSTROKE_TARGET * 1000:>7.0f} ms  {verdict(median_key, KEYSTROKE_TARGET)}")
+    lean_first = statistics.median(r["first_render"] for r in lean_runs)
+    print(f"{'what-if: lean listing (prototype, median of 3)':<{width}}{statistics.median(lean_listing) * 1000:>9.0f} ms")
+    print(f"{'what-if: first render with it (median of %d)' % len(lean_runs):<{width}}{lean_first * 1000:>9.0f} ms  "
+          f"{FIRST_RENDER_TARGET * 1000:>7.0f} ms  {verdict(lean_first, FIRST_RENDER_TARGET)}")
+    print(f"  (the prototype's rows {'equal' if not same else 'differ from'} actions.list_statuses's"
+          f"{': ' + same if same else ''})")
+    print(f"{'filter keystroke, worst':<{width}}{worst_key * 1000:>9.1f} ms")
+    print(f"{'live refresh, UI-thread time: nothing changed':<{width}}{runs[-1]['refresh_unchanged'] * 1000:>9.1f} ms")
+    print(f"{'  1 % synced again (cells updated in place)':<{width}}{runs[-1]['refresh_changed'] * 1000:>9.1f} ms")
+    print(f"{'  1 % changed status (order changed: rebuilt)':<{width}}{runs[-1]['refresh_reordered'] * 1000:>9.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

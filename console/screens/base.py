@@ -1,0 +1,74 @@
+"""What every console screen shares: the runtime, the actor, and running core work off the UI thread."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from textual import work
+from textual.screen import Screen
+
+import models as m
+from core import actions
+
+log = logging.getLogger("calsync.console")
+
+PaletteCommand = tuple[str, Callable[[], Any], str]  # (name, callback, help)
+
+
+class ConsoleScreen(Screen):
+    """A screen of the console. ``HELP`` (Markdown) is what `?` shows above the key list."""
+
+    HELP = ""
+
+    @property
+    def rt(self):
+        return self.app.rt
+
+    @property
+    def actor(self) -> str:
+        return self.app.actor
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        """This screen's commands for the command palette, named "area: verb"."""
+        return []
+
+    def run_core(self, title: str, job: Callable[[], Any], done: Callable[[Any], None] | None = None,
+                 failed: Callable[[str], None] | None = None) -> None:
+        """Run ``job`` (one or more core.actions calls) in a thread, then ``done(result)`` on the UI thread.
+
+        An ``ActionError`` becomes an error notification with its plain-words reason
+        (and ``failed(reason)`` on the UI thread, when given).
+        """
+        self._core_worker(title, job, done, failed)
+
+    @work(thread=True, exit_on_error=False)
+    def _core_worker(self, title: str, job: Callable[[], Any], done, failed) -> Any:
+        try:
+            with m.db.connection_context():
+                result = job()
+        except actions.ActionError as exc:
+            self._from_thread(self.app.notify, str(exc), title=f"{title}: failed", severity="error", timeout=12)
+            if failed is not None:
+                self._from_thread(self._deliver, failed, str(exc))
+            return None
+        except Exception as exc:  # a bug or a lost database: say so, keep the console running
+            log.exception("%s failed", title)
+            self._from_thread(self.app.notify, f"internal error: {exc}", title=f"{title}: failed",
+                              severity="error", timeout=12)
+            if failed is not None:
+                self._from_thread(self._deliver, failed, str(exc))
+            return None
+        if done is not None:
+            self._from_thread(self._deliver, done, result)
+        return result
+
+    def _deliver(self, callback: Callable[[Any], None], value: Any) -> None:
+        if self.is_attached:
+            callback(value)
+
+    def _from_thread(self, callback, *args, **kwargs) -> None:
+        try:
+            self.app.call_from_thread(callback, *args, **kwargs)
+        except RuntimeError:  # the app has exited meanwhile
+            pass

@@ -1,0 +1,282 @@
+"""Every connection at a glance: broken first, filterable as you type, refreshed live."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from console.screens.base import ConsoleScreen, PaletteCommand
+from console.screens.detail import DetailScreen
+from console.widgets.cells import ago, when_and_ago
+from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
+from console.widgets.status_badge import status_text
+from console.widgets.status_counts import StatusCounts
+from core import actions, clock
+
+COLUMNS = (
+    ColumnSpec("ID", "id", max_width=7),
+    ColumnSpec("Status", "status", max_width=18),
+    ColumnSpec("Staff", "staff", max_width=28, squeeze=1, squeeze_to=18),
+    ColumnSpec("Provider", "provider", max_width=9),
+    ColumnSpec("Account", "account", max_width=26, squeeze=2, squeeze_to=18),
+    ColumnSpec("Since", "since", max_width=9),
+    ColumnSpec("Last sync", "last_sync", max_width=9),
+    ColumnSpec("Missed", "missed", max_width=6),
+    ColumnSpec("Reason", "reason", max_width=70, squeeze=3, squeeze_to=8),
+)
+# A keystroke filters at once; keystrokes that follow within this window are
+# applied together when it ends, so fast typing never queues table rebuilds.
+FILTER_WINDOW = 0.12
+
+
+def haystack(row: dict) -> str:
+    """What the filter matches: staff, account, status (also with spaces) and provider."""
+    status = row["status"]
+    return f"{row['staff']}\n{row['account']}\n{status}\n{status.replace('_', ' ')}\n{row['provider']}".lower()
+
+
+def row_cells(row: dict, now) -> tuple:
+    reason = row["reason"] or ""
+    if row["flags"]:
+        reason = f"[{', '.join(row['flags'])}] {reason}"
+    return (
+        str(row["id"]),
+        status_text(row["status"]),
+        plain_cell(row["staff"]),
+        row["provider"],
+        plain_cell(row["account"]),
+        ago(row["since"], now, empty="-"),
+        ago(row["last_sync_at"], now),
+        str(row["missed"]) if row["missed"] else "-",
+        plain_cell(reason),
+    )
+
+
+class Listing(NamedTuple):
+    rows: list[dict]  # core.actions.list_statuses
+    counts: dict[str, int]  # core.actions.status_counts
+    cells: list[tuple]  # per row: its cells in the table
+    haystacks: list[str]  # per row: what the filter matches
+
+
+def read_listing(rt) -> Listing:
+    """Read and prepare every row (in a worker thread): typing in the filter then only picks rows."""
+    return prepare_listing(actions.list_statuses(rt), actions.status_counts(rt))
+
+
+def prepare_listing(rows: list[dict], counts: dict[str, int]) -> Listing:
+    now = clock.now()
+    return Listing(rows, counts, [row_cells(r, now) for r in rows], [haystack(r) for r in rows])
+
+
+class ConnectionsScreen(ConsoleScreen):
+    CSS_PATH = "connections.tcss"
+    AUTO_FOCUS = "#connections"
+    HELP = """
+Every calendar connection, **broken first** (read-only, relink required, calendar missing,
+unreachable), then pending, active and stopped. The bar at the top counts the connections
+in each status. The list refreshes by itself every few seconds; the row under the cursor
+and the filter stay as they are.
+
+- **Filter**: press `/` and type. Every word must match the staff e-mail, the account,
+  the status or the provider (`relink ada`, `google`, `read only`). `Escape` clears it.
+- **Enter** opens the connection: its calendars, status history, incidents, sync runs,
+  missed appointments and sync feed, and the actions (test, relink, sync, stop...).
+- The line under the table explains the highlighted connection in plain words.
+"""
+
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", tooltip="type to narrow the list (Enter returns to the table)"),
+        Binding("escape", "clear_filter", "Clear filter", tooltip="clear the filter", show=False),
+        Binding("r", "refresh", "Refresh", tooltip="read the statuses now (they refresh every few seconds anyway)"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict] = []  # every connection, as core.actions.list_statuses gives them
+        self._haystacks: list[str] = []  # per row: what the filter matches
+        self._cells: list[tuple] = []  # per row: its cells in the table
+        self.counts: dict[str, int] = {}
+        self.shown: list[dict] = []  # the rows in the table, in its order
+        self._shown_cells: list[tuple] = []
+        self.filter_text = ""
+        self.applied_filter = ""  # the filter the table shows now (typing may be a keystroke ahead)
+        self.loaded_once = False
+        self._loading = False
+        self._filter_timer: Timer | None = None
+        self._filter_pending = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield StatusCounts("Loading connections…", id="counts")
+        yield Input(placeholder="Filter: staff, account, status or provider — e.g. relink, ada@, google",
+                    id="filter")
+        yield LargeTable(id="connections", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="preview")
+        yield Footer()
+
+    @property
+    def table(self) -> LargeTable:
+        return self.query_one("#connections", LargeTable)
+
+    def on_mount(self) -> None:
+        self.sub_title = "Connections"
+        self.reload()
+        self.set_interval(self.app.refresh_seconds, self._tick)
+
+    def on_screen_resume(self) -> None:
+        if self.loaded_once:
+            self.reload()
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.reload()
+
+    # -- loading -------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        rt = self.rt
+        self.run_core("Load connections", lambda: read_listing(rt), self.show_listing, self._load_failed)
+
+    def _load_failed(self, reason: str) -> None:
+        self._loading = False
+
+    def show_listing(self, listing: Listing) -> None:
+        self._loading = False
+        self.rows, self.counts, self._cells, self._haystacks = listing
+        self.loaded_once = True
+        self.apply_filter()
+
+    # -- filtering -----------------------------------------------------------------------
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "filter":
+            return
+        self.filter_text = event.value
+        if self._filter_timer is None:
+            self.apply_filter()
+            self._filter_timer = self.set_timer(FILTER_WINDOW, self._filter_window_over)
+        else:
+            self._filter_pending = True
+
+    def _filter_window_over(self) -> None:
+        self._filter_timer = None
+        if self._filter_pending:
+            self._filter_pending = False
+            self.apply_filter()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.table.focus()
+
+    def apply_filter(self) -> None:
+        """Show the rows matching the filter; keep the cursor on the same connection."""
+        words = self.filter_text.lower().split()
+        if words:
+            picked = [i for i, hay in enumerate(self._haystacks) if all(w in hay for w in words)]
+            shown = [self.rows[i] for i in picked]
+            cells = [self._cells[i] for i in picked]
+        else:
+            shown, cells = self.rows, self._cells
+        table = self.table
+        same_rows = table.row_count == len(shown) and [r["id"] for r in shown] == [r["id"] for r in self.shown]
+        if same_rows:
+            for index, (old, new) in enumerate(zip(self._shown_cells, cells)):
+                if old is not new and old != new:
+                    table.update_row(index, new)
+        else:
+            current = self.current_id()
+            old_index = table.cursor_row
+            scroll_y = table.scroll_y
+            table.load(COLUMNS, cells)
+            if shown:
+                ids = [r["id"] for r in shown]
+                if current in ids:
+                    index = ids.index(current)
+                else:
+                    index = 0 if self.filter_text else min(max(old_index, 0), len(ids) - 1)
+                table.scroll_to(y=scroll_y, animate=False, immediate=True)
+                table.move_cursor(row=index, animate=False)
+        self.shown, self._shown_cells = shown, cells
+        self.applied_filter = self.filter_text
+        self.query_one("#counts", StatusCounts).show(self.counts, len(shown), filtered=bool(words))
+        self._preview()
+
+    def current_id(self) -> int | None:
+        table = self.table
+        if not self.shown or table.row_count == 0:
+            return None
+        index = table.cursor_row
+        return self.shown[index]["id"] if 0 <= index < len(self.shown) else None
+
+    # -- the highlighted connection -------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._preview()
+
+    def _preview(self) -> None:
+        preview = self.query_one("#preview", Static)
+        if not self.shown:
+            preview.update("No connection matches the filter." if self.filter_text else
+                           "No connections yet: connect one with `run_console.py connect`.")
+            return
+        index = self.table.cursor_row
+        if not 0 <= index < len(self.shown):
+            return
+        row = self.shown[index]
+        text = Text(no_wrap=False, end="")
+        text.append(f"#{row['id']} ", style="bold")
+        text.append_text(status_text(row["status"]))
+        text.append(f" since {when_and_ago(row['since'], '-')} — {row['staff']} · {row['provider']} · {row['account']}\n")
+        text.append("Reason: ", style="bold")
+        text.append(row["reason"] or row["meaning"])
+        if row["flags"]:
+            text.append("   Flags: ", style="bold")
+            text.append(", ".join(row["flags"]))
+        if row.get("advice"):
+            text.append("\nWhat to do: ", style="bold")
+            text.append(row["advice"])
+        if row.get("last_error") and row["last_error"] != row["reason"]:
+            text.append("\nLast error: ", style="bold")
+            text.append(row["last_error"])
+        preview.update(text)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    # -- actions -------------------------------------------------------------------------
+
+    def action_open(self) -> None:
+        conn_id = self.current_id()
+        if conn_id is None:
+            return
+        self.app.push_screen(DetailScreen(conn_id))
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        if filter_input.value:
+            filter_input.value = ""
+        self.table.focus()
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        return [
+            ("connection: open", self.action_open, "open the highlighted connection: feed, history, actions"),
+            ("connections: filter", self.action_focus_filter, "narrow the list by staff, account, status or provider"),
+            ("connections: clear filter", self.action_clear_filter, "show every connection again"),
+            ("connections: refresh now", self.action_refresh, "read the statuses again (they refresh every few seconds)"),
+        ]

@@ -1,0 +1,199 @@
+"""Connections grouped by staff member, with each member's private feed URL status."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from console.screens.base import ConsoleScreen, PaletteCommand
+from console.screens.detail import DetailScreen
+from console.widgets.confirm_modal import ConfirmModal
+from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
+from console.widgets.link_modal import LinkModal
+from console.widgets.status_badge import status_text
+from core import actions
+
+COLUMNS = (
+    ColumnSpec("Staff member / connection", "who", 44),
+    ColumnSpec("Status", "status", 20),
+    ColumnSpec("Provider", "provider", 9),
+    ColumnSpec("Account", "account", 28),
+    ColumnSpec("Feed URL", "feed", 18),
+    ColumnSpec("Reason", "reason", 60),
+)
+
+
+def feed_cell(staff: dict) -> str:
+    if staff["feed"] != "active":
+        return "none yet"
+    return f"active, reset {staff['feed_resets']}×" if staff["feed_resets"] else "active"
+
+
+def staff_summary(staff: dict) -> Text:
+    count, broken = staff["connections"], staff["broken"]
+    if broken:
+        return Text(f"✖ {broken} of {count} broken", style="bold #ff5f5f", end="")
+    if not count:
+        return Text("no connection", style="dim", end="")
+    return Text(f"{count} connection{'s' if count != 1 else ''}", end="")
+
+
+class StaffScreen(ConsoleScreen):
+    CSS_PATH = "staff.tcss"
+    AUTO_FOCUS = "#staff"
+    HELP = """
+Every staff member with their calendar connections beneath them, and whether they
+have a private calendar-feed URL (and how often it was reset).
+
+- `/` filters by name, e-mail or account; `Escape` clears the filter.
+- **Enter** on a connection opens it.
+- `f` resets the private feed URL of the highlighted staff member (after a confirmation):
+  the old URL stops working at once, and the new one is shown **once**.
+"""
+
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("f", "reset_feed", "Reset feed URL", tooltip="a new private feed URL for the highlighted staff member (asks first)"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.staff: list[dict] = []
+        self.items: list[tuple[dict, dict | None]] = []  # per table row: (staff, connection or None)
+        self.filter_text = ""
+        self._loading = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Loading staff…", id="staff-summary")
+        yield Input(placeholder="Filter: name, e-mail or account", id="staff-filter")
+        yield LargeTable(id="staff", cursor_type="row")
+        yield Footer()
+
+    @property
+    def table(self) -> LargeTable:
+        return self.query_one("#staff", LargeTable)
+
+    def on_mount(self) -> None:
+        self.sub_title = "Staff"
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        rt = self.rt
+        self.run_core("Load staff", lambda: actions.staff_overview(rt), self._loaded, self._load_failed)
+
+    def _load_failed(self, reason: str) -> None:
+        self._loading = False
+
+    def _loaded(self, staff: list[dict]) -> None:
+        self._loading = False
+        self.staff = staff
+        self.show()
+
+    def show(self) -> None:
+        words = self.filter_text.lower().split()
+        items: list[tuple[dict, dict | None]] = []
+        for s in self.staff:
+            hay = " ".join([s["name"], s["email"]] + [c["account"] for c in s["connection_list"]]).lower()
+            if words and not all(w in hay for w in words):
+                continue
+            items.append((s, None))
+            items.extend((s, c) for c in s["connection_list"])
+        rows = []
+        for s, c in items:
+            if c is None:
+                rows.append((Text(f"{s['name']} <{s['email']}>", style="bold", no_wrap=True, end=""),
+                             staff_summary(s), "", "", feed_cell(s), ""))
+            else:
+                reason = f"[{', '.join(c['flags'])}] {c['reason']}" if c["flags"] else c["reason"]
+                rows.append((f"   └ connection {c['id']}", status_text(c["status"]), c["provider"],
+                             plain_cell(c["account"]), "", plain_cell(reason)))
+        current = self._current()
+        self.table.load(COLUMNS, rows)
+        self.items = items
+        if current in items:
+            self.table.move_cursor(row=items.index(current), animate=False)
+        people = sum(1 for _, c in items if c is None)
+        broken = sum(s["broken"] for s, c in items if c is None)
+        feeds = sum(1 for s, c in items if c is None and s["feed"] == "active")
+        self.query_one("#staff-summary", Static).update(
+            f"{people} staff member(s) · {len(items) - people} connection(s), {broken} broken · "
+            f"{feeds} with a private feed URL")
+
+    def _current(self) -> tuple[dict, dict | None] | None:
+        index = self.table.cursor_row
+        return self.items[index] if self.items and 0 <= index < len(self.items) else None
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self.show()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        current = self._current()
+        if current is None:
+            return
+        staff, conn = current
+        if conn is None:
+            if not staff["connection_list"]:
+                self.notify(f"{staff['email']} has no calendar connection.", severity="warning")
+                return
+            conn = staff["connection_list"][0]
+        self.app.push_screen(DetailScreen(conn["id"]))
+
+    def action_reset_feed(self) -> None:
+        current = self._current()
+        if current is None:
+            return
+        email = current[0]["email"]
+        rt, actor = self.rt, self.actor
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_core("Reset feed URL", lambda: actions.feed_reset(rt, email, actor=actor), shown)
+
+        def shown(result: dict) -> None:
+            self.app.push_screen(LinkModal(f"New private feed URL of {result['staff']}", result["url"],
+                                           ["The old URL no longer works: calendar apps must subscribe to this one."]))
+            self.reload()
+
+        self.app.push_screen(ConfirmModal(
+            f"Reset the private feed URL of {email}?",
+            "The current feed URL stops working at once: calendar apps subscribed to it stop updating "
+            "until they subscribe to the new URL, which is shown once.",
+            "Reset feed URL", danger=True), confirmed)
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#staff-filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#staff-filter", Input).value = ""
+        self.table.focus()
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        return [
+            ("staff: open connection", self.action_open, "open the highlighted connection"),
+            ("staff: reset feed URL", self.action_reset_feed,
+             "a new private feed URL for the highlighted staff member; the old one stops working"),
+            ("staff: filter", self.action_focus_filter, "narrow the list by name, e-mail or account"),
+            ("staff: refresh now", self.action_refresh, "read the staff list again"),
+        ]

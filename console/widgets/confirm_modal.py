@@ -1,0 +1,35 @@
+"""A yes/no question for actions that cannot be undone; Cancel (the default) changes nothing."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+class ConfirmModal(ModalScreen[bool]):
+    CSS_PATH = "modal.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, body: str, confirm_label: str = "Confirm", *, danger: bool = False) -> None:
+        super().__init__(classes="dialog")
+        self.title_text, self.body, self.confirm_label, self.danger = title, body, confirm_label, danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="frame danger" if self.danger else "frame"):
+            yield Static(self.title_text, classes="title", markup=False)
+            yield Static(self.body, classes="body", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
