@@ -1,1 +1,1 @@
-"""Support's adapters over core.actions: the admin CLI (and, later, the Textual console)."""
+"""Support's adapters over core.actions: the Textual console (app.py) and the admin CLI (cli.py)."""
