@@ -185,63 +185,6 @@ async def measure(rt, count: int) -> dict:
             "refresh_changed": changed, "refresh_reordered": reordered}
 
 
-def lean_list_statuses(rt, staff_email: str | None = None) -> list[dict]:
-    """What-if: ``actions.list_statuses`` reading only the columns it lists.
-
-    A prototype for the report, not used by the console: the same rows (the bench
-    checks they are equal), but one query of plain tuples instead of building a
-    Connection and a Staff model (every field, ten of them datetimes) per row.
-    """
-    from core.messages import STATUS_ADVICE, meaning
-
-    C, S = m.Connection, m.Staff
-    order = pw.Case(C.status, [(s, i) for i, s in enumerate(m.BROKEN_STATUSES)], len(m.BROKEN_STATUSES))
-    query = (C.select(C.id, S.email, C.provider, C.account, C.status, C.reason, C.status_since, C.last_sync_at,
-                      C.last_check_at, C.last_error, C.last_success_at, C.server_url, C.staff)
-             .join(S).order_by(order, C.id))
-    if staff_email:
-        query = query.where(S.email == staff_email.strip().lower())
-    missed = dict(
-        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
-        .where(m.AppointmentLink.state == m.LINK_MISSED).group_by(m.Calendar.connection).tuples())
-    accounts: dict[tuple, list] = {}
-    for provider, server, account, staff_id in (
-            C.select(C.provider, C.server_url, C.account, C.staff).where(C.status != m.STOPPED).tuples()):
-        accounts.setdefault((provider, server, account), []).append(staff_id)
-    destinations = dict(
-        m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
-
-    def iso(value):
-        return clock.utc(value).isoformat().replace("+00:00", "Z") if value else None
-
-    rows = []
-    for (cid, email, provider, account, status, reason, since, last_sync, last_check, last_error, last_success,
-         server, staff_id) in query.tuples():
-        users = list(accounts.get((provider, server, account), []))
-        if status != m.STOPPED and staff_id in users:
-            users.remove(staff_id)
-        rows.append({
-            "id": cid, "staff": email, "provider": provider, "account": account, "status": status,
-            "reason": reason or meaning(status), "since": iso(since), "last_sync_at": iso(last_sync),
-            "last_check_at": iso(last_check), "missed": missed.get(cid, 0), "meaning": meaning(status),
-            "advice": STATUS_ADVICE.get(status, ""), "last_error": last_error, "last_success_at": iso(last_success),
-            "server": server, "destination": destinations.get(cid),
-            "flags": (["duplicate"] if staff_id in users else []) + (["shared"] if any(u != staff_id for u in users) else []),
-        })
-    return rows
-
-
-def compare_listings(lean: list[dict], core: list[dict]) -> str:
-    """'' when the prototype gives exactly core's rows, else what differs (core may have moved on)."""
-    if [r["id"] for r in lean] != [r["id"] for r in core]:
-        return "different rows or order"
-    keys = set().union(*map(set, core)) if core else set()
-    missing = sorted(keys - (set().union(*map(set, lean)) if lean else set()))
-    differing = sorted({k for a, b in zip(lean, core) for k in a if k in b and a[k] != b[k]})
-    return "; ".join(filter(None, [f"keys not in the prototype: {', '.join(missing)}" if missing else "",
-                                   f"values differ: {', '.join(differing)}" if differing else ""]))
-
-
 def verdict(value: float, target: float) -> str:
     return "OK" if value < target else "ABOVE TARGET"
 
@@ -261,17 +204,6 @@ def main(argv=None) -> int:
                 actions.list_statuses(rt)
                 listing.append(time.perf_counter() - t0)
             runs = [asyncio.run(measure(rt, args.connections)) for _ in range(args.repeat)]
-            same = compare_listings(lean_list_statuses(rt), actions.list_statuses(rt))
-            lean_listing = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                lean_list_statuses(rt)
-                lean_listing.append(time.perf_counter() - t0)
-            core_listing, actions.list_statuses = actions.list_statuses, lean_list_statuses
-            try:
-                lean_runs = [asyncio.run(measure(rt, args.connections)) for _ in range(args.repeat)]
-            finally:
-                actions.list_statuses = core_listing
         finally:
             rt.close()
 
@@ -292,12 +224,6 @@ def main(argv=None) -> int:
           f"{FIRST_RENDER_TARGET * 1000:>7.0f} ms  {verdict(first, FIRST_RENDER_TARGET)}")
     print(f"{'filter keystroke, median of %d' % len(times):<{width}}{median_key * 1000:>9.1f} ms  "
           f"{KEYSTROKE_TARGET * 1000:>7.0f} ms  {verdict(median_key, KEYSTROKE_TARGET)}")
-    lean_first = statistics.median(r["first_render"] for r in lean_runs)
-    print(f"{'what-if: lean listing (prototype, median of 3)':<{width}}{statistics.median(lean_listing) * 1000:>9.0f} ms")
-    print(f"{'what-if: first render with it (median of %d)' % len(lean_runs):<{width}}{lean_first * 1000:>9.0f} ms  "
-          f"{FIRST_RENDER_TARGET * 1000:>7.0f} ms  {verdict(lean_first, FIRST_RENDER_TARGET)}")
-    print(f"  (the prototype's rows {'equal' if not same else 'differ from'} actions.list_statuses's"
-          f"{': ' + same if same else ''})")
     print(f"{'filter keystroke, worst':<{width}}{worst_key * 1000:>9.1f} ms")
     print(f"{'live refresh, UI-thread time: nothing changed':<{width}}{runs[-1]['refresh_unchanged'] * 1000:>9.1f} ms")
     print(f"{'  1 % synced again (cells updated in place)':<{width}}{runs[-1]['refresh_changed'] * 1000:>9.1f} ms")
