@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from console.screens.base import ConsoleScreen, PaletteCommand
+from console.screens.base import FilteredListScreen, PaletteCommand
 from console.widgets.cells import when
 from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
 from console.widgets.text_modal import TextModal
@@ -22,7 +22,9 @@ FAILED = Text("✖ failed", style="bold #ff5f5f", end="")
 OK = Text("✔ ok", style="#5fd75f", end="")
 
 
-class AuditScreen(ConsoleScreen):
+class AuditScreen(FilteredListScreen):
+    TABLE_ID = "audit"
+    FILTER_ID = "audit-filter"
     CSS_PATH = "audit.tcss"
     AUTO_FOCUS = "#audit"
     HELP = f"""
@@ -53,10 +55,6 @@ whether it worked.
         yield Input(placeholder="Filter: actor, action, target or detail", id="audit-filter")
         yield LargeTable(id="audit", cursor_type="row", zebra_stripes=True)
         yield Footer()
-
-    @property
-    def table(self) -> LargeTable:
-        return self.query_one("#audit", LargeTable)
 
     def on_mount(self) -> None:
         self.sub_title = "Audit trail"
@@ -120,16 +118,6 @@ whether it worked.
             self.app.push_screen(TextModal(
                 f"{when(e['at'])} · {e['actor']} · {e['action']} {e['target']}",
                 plain=f"Result: {e['result']}\n\n{e['detail'] or '(no detail)'}"))
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#audit-filter", Input).focus()
-
-    def action_clear_filter(self) -> None:
-        self.query_one("#audit-filter", Input).value = ""
-        self.table.focus()
-
-    def action_refresh(self) -> None:
-        self.reload()
 
     def palette_commands(self) -> list[PaletteCommand]:
         return [

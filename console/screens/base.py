@@ -72,3 +72,35 @@ class ConsoleScreen(Screen):
             self.app.call_from_thread(callback, *args, **kwargs)
         except RuntimeError:  # the app has exited meanwhile
             pass
+
+
+class FilteredListScreen(ConsoleScreen):
+    """A screen that is one big table with a filter above it (connections, staff, audit)."""
+
+    TABLE_ID = ""
+    FILTER_ID = ""
+
+    @property
+    def table(self):
+        from console.widgets.large_table import LargeTable
+
+        return self.query_one(f"#{self.TABLE_ID}", LargeTable)
+
+    def reload(self) -> None:  # pragma: no cover - each screen reads its own data
+        raise NotImplementedError
+
+    def action_focus_filter(self) -> None:
+        from textual.widgets import Input
+
+        self.query_one(f"#{self.FILTER_ID}", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        from textual.widgets import Input
+
+        filter_input = self.query_one(f"#{self.FILTER_ID}", Input)
+        if filter_input.value:
+            filter_input.value = ""
+        self.table.focus()
+
+    def action_refresh(self) -> None:
+        self.reload()

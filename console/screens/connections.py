@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from console.screens.base import ConsoleScreen, PaletteCommand
+from console.screens.base import FilteredListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
 from console.widgets.cells import ago, when_and_ago
 from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
@@ -74,7 +74,10 @@ def prepare_listing(rows: list[dict], counts: dict[str, int]) -> Listing:
     return Listing(rows, counts, [row_cells(r, now) for r in rows], [haystack(r) for r in rows])
 
 
-class ConnectionsScreen(ConsoleScreen):
+class ConnectionsScreen(FilteredListScreen):
+
+    TABLE_ID = "connections"
+    FILTER_ID = "filter"
     CSS_PATH = "connections.tcss"
     AUTO_FOCUS = "#connections"
     HELP = """
@@ -119,10 +122,6 @@ and the filter stay as they are.
         yield LargeTable(id="connections", cursor_type="row", zebra_stripes=True)
         yield Static("", id="preview")
         yield Footer()
-
-    @property
-    def table(self) -> LargeTable:
-        return self.query_one("#connections", LargeTable)
 
     def on_mount(self) -> None:
         self.sub_title = "Connections"
@@ -260,18 +259,6 @@ and the filter stay as they are.
         if conn_id is None:
             return
         self.app.push_screen(DetailScreen(conn_id))
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
-
-    def action_clear_filter(self) -> None:
-        filter_input = self.query_one("#filter", Input)
-        if filter_input.value:
-            filter_input.value = ""
-        self.table.focus()
-
-    def action_refresh(self) -> None:
-        self.reload()
 
     def palette_commands(self) -> list[PaletteCommand]:
         return [

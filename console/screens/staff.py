@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from console.screens.base import ConsoleScreen, PaletteCommand
+from console.screens.base import FilteredListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
 from console.widgets.confirm_modal import ConfirmModal
 from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
@@ -40,7 +40,10 @@ def staff_summary(staff: dict) -> Text:
     return Text(f"{count} connection{'s' if count != 1 else ''}", end="")
 
 
-class StaffScreen(ConsoleScreen):
+class StaffScreen(FilteredListScreen):
+
+    TABLE_ID = "staff"
+    FILTER_ID = "staff-filter"
     CSS_PATH = "staff.tcss"
     AUTO_FOCUS = "#staff"
     HELP = """
@@ -73,10 +76,6 @@ have a private calendar-feed URL (and how often it was reset).
         yield Input(placeholder="Filter: name, e-mail or account", id="staff-filter")
         yield LargeTable(id="staff", cursor_type="row")
         yield Footer()
-
-    @property
-    def table(self) -> LargeTable:
-        return self.query_one("#staff", LargeTable)
 
     def on_mount(self) -> None:
         self.sub_title = "Staff"
@@ -178,16 +177,6 @@ have a private calendar-feed URL (and how often it was reset).
             "The current feed URL stops working at once: calendar apps subscribed to it stop updating "
             "until they subscribe to the new URL, which is shown once.",
             "Reset feed URL", danger=True), confirmed)
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#staff-filter", Input).focus()
-
-    def action_clear_filter(self) -> None:
-        self.query_one("#staff-filter", Input).value = ""
-        self.table.focus()
-
-    def action_refresh(self) -> None:
-        self.reload()
 
     def palette_commands(self) -> list[PaletteCommand]:
         return [
