@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from pathlib import Path
@@ -197,3 +198,43 @@ def mail_rt(tmp_path, mailbox):
     yield runtime_
     runtime_.close()
     clock.set_now(None)
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    import shutil
+
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("Debian's chromium is not installed: run `make test` (it installs it), "
+                    "or `apt-get install chromium`")
+    return path
+
+
+@contextlib.contextmanager
+def running_web(rt, bolt_app=None):
+    """calsync's real web server (waitress) on the port its links name, in a thread."""
+    import threading
+
+    from web.server import make_server
+
+    server = make_server(rt, "127.0.0.1", rt.settings.http_port, bolt_app=bolt_app)
+    thread = threading.Thread(target=server.run, name="web", daemon=True)
+    thread.start()
+
+    def stop():
+        # Idle keep-alive connections would keep waitress's loop running after the server closes.
+        for channel in list(server._map.values()):
+            if channel is not server.trigger:
+                channel.close()
+
+    try:
+        yield server
+    finally:
+        # Closed from its own loop thread: closing it from here races the loop's select() (EBADF).
+        server.trigger.pull_trigger(stop)
+        thread.join(timeout=5)
+        server.task_dispatcher.shutdown()

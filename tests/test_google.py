@@ -13,12 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import threading
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from conftest import make_env, soon
+from conftest import CHROMIUM_ARGS, chromium_path, make_env, running_web, soon
 from conftest_ports import free_port
 from fakes.google_api import CALENDAR_SCOPE, FakeGoogle
 
@@ -28,9 +27,6 @@ from core.config import load_settings
 from core.providers.google import GoogleProvider, event_id
 
 EMAIL = "ada@example.com"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 
 # -- fixtures ---------------------------------------------------------------------------
 
@@ -65,38 +61,15 @@ def grt(tmp_path, google):
 
 @pytest.fixture
 def web(grt):
-    from web.server import make_server
-
-    server = make_server(grt, "127.0.0.1", grt.settings.http_port)
-    closing = threading.Event()
-
-    def run():
-        try:
-            server.run()
-        except OSError:
-            # close() may pull a socket from under waitress's select() (EBADF): that is the stop.
-            if not closing.is_set():
-                raise
-
-    thread = threading.Thread(target=run, name="web", daemon=True)
-    thread.start()
-    try:
+    with running_web(grt) as server:
         yield server
-    finally:
-        closing.set()
-        server.close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    import shutil
-
     from playwright.sync_api import sync_playwright
 
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("Debian's chromium is not installed: `apt-get install chromium`")
+    path = chromium_path()
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
         try:

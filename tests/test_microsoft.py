@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 import time
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
-from conftest import make_env, soon
+from conftest import CHROMIUM_ARGS, chromium_path, make_env, running_web, soon
 from conftest_ports import free_port
 from fakes.microsoft_graph import GraphFake, weekly
-from test_relink_browser import CHROMIUM_ARGS, chromium_path
 
 import models as m
 from core import actions, clock, runtime
 from core.config import load_settings
 from core.providers.base import CalendarState
 from core.providers.microsoft import APPOINTMENT_PROPERTY, UID_PROPERTY, MicrosoftProvider
-from web.server import make_server
 
 EMAIL = "ada@example.com"
 ACCOUNT = "ada.lovelace@contoso.example"
@@ -72,27 +69,8 @@ def ms_rt(tmp_path, graph):
 @pytest.fixture
 def web(ms_rt):
     """calsync's real web server (waitress) on the port its links name."""
-    server = make_server(ms_rt, "127.0.0.1", ms_rt.settings.http_port)
-    stopping = threading.Event()
-
-    def run() -> None:
-        try:
-            server.run()
-        except OSError:
-            if not stopping.is_set():  # sockets closed under select() while stopping are expected
-                raise
-
-    thread = threading.Thread(target=run, name="web", daemon=True)
-    thread.start()
-    try:
+    with running_web(ms_rt):
         yield ms_rt.settings.base_url
-    finally:
-        stopping.set()
-        server.close()
-        # Idle keep-alive connections would keep waitress' loop (and this thread) running.
-        for channel in list(getattr(server, "_map", {}).values()):
-            channel.close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")

@@ -9,29 +9,16 @@ calendar exactly once and the link is spent.
 from __future__ import annotations
 
 import re
-import shutil
-import threading
 
 import pytest
-from conftest import Story, make_env, soon
+from conftest import CHROMIUM_ARGS, Story, chromium_path, make_env, running_web, soon
 from conftest_ports import free_port
 
 import models as m
 from core import clock, outbox, runtime
 from core.config import load_settings
-from web.server import make_server
 
 NEW_PASSWORD = "new-pass-1"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("Debian's chromium is not installed: run `make test` (it installs it), "
-                    "or `apt-get install chromium`")
-    return path
 
 
 @pytest.fixture
@@ -55,14 +42,8 @@ def web_rt(tmp_path, mailbox):
 
 @pytest.fixture
 def web_server(web_rt):
-    server = make_server(web_rt, "127.0.0.1", web_rt.settings.http_port)
-    thread = threading.Thread(target=server.run, name="web", daemon=True)
-    thread.start()
-    try:
+    with running_web(web_rt) as server:
         yield server
-    finally:
-        server.close()
-        thread.join(timeout=5)
 
 
 def test_a_changed_password_is_fixed_from_the_e_mailed_link_in_a_browser(web_rt, caldav, mailbox, web_server, tmp_path):

@@ -15,12 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import threading
 import time
 
 import pytest
 import requests
-from conftest import Story, make_env, soon
+from conftest import Story, make_env, running_web, soon
 from conftest_ports import free_port
 from fakes.slack_api import (
     SlackStub,
@@ -37,7 +36,6 @@ from bot.app import create_app as create_bolt_app, install_sender
 from core import actions, clock, incidents, outbox, runtime
 from core.config import load_settings
 from web.app import create_app as create_web_app
-from web.server import make_server
 
 ADA, BOB, SUPPORT, STRANGER = "UADA", "UBOB", "USUP", "UNOBODY"
 SIGNING_SECRET = "sig-secret"
@@ -110,16 +108,8 @@ def web(rt, bolt):
 
 @pytest.fixture
 def web_server(rt, bolt):
-    server = make_server(rt, "127.0.0.1", rt.settings.http_port, bolt_app=bolt)
-    thread = threading.Thread(target=server.run, name="web", daemon=True)
-    thread.start()
-    try:
+    with running_web(rt, bolt_app=bolt) as server:
         yield server
-    finally:
-        # Closed from its own loop thread: closing it from here races the loop's select() (EBADF).
-        server.trigger.pull_trigger(server.close)
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown()
 
 
 @pytest.fixture
