@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import start_server  # noqa: E402  (tests/servers.py: a real Radicale on 127.0.0.1)
+from common import merge_results, render_table  # noqa: E402  (bench/common.py)
 
 HOST = "127.0.0.1"
 CALENDAR = "bench"
@@ -544,13 +545,6 @@ def summarize(rounds: list[dict]) -> dict:
     return out
 
 
-def render_table(header: tuple, body: list[tuple]) -> str:
-    widths = [max(len(str(row[c])) for row in (header, *body)) for c in range(len(header))]
-
-    def line(cells):
-        return " | ".join([str(cells[0]).ljust(widths[0]), *(str(c).rjust(w) for c, w in zip(cells[1:], widths[1:]))])
-
-    return "\n".join([line(header), "-+-".join("-" * w for w in widths), *(line(r) for r in body)])
 
 
 def _fmt_methods(methods: dict) -> str:
@@ -615,23 +609,6 @@ def report(summary: dict, startup: dict, overhead: dict, rounds: int) -> tuple[s
     return "\n".join(lines), keys
 
 
-def merge_results(path: Path, section: str, keys: dict, details: dict) -> None:
-    """Merge our keys (top level) and details (under ``section``) into the JSON file, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            data = {}
-    except (OSError, ValueError):
-        data = {}
-    data.update(keys)
-    data[section] = details
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-# -- main ----------------------------------------------------------------------------------
 
 
 def parse_args(argv=None) -> argparse.Namespace:

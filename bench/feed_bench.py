@@ -39,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+from common import render_table  # noqa: E402  (bench/common.py)
 
 import requests  # noqa: E402
 
@@ -169,13 +170,6 @@ def throughput(url: str, seconds: float, headers: dict, expect: int, clients: in
             "median": statistics.median(every), "p95": percentile(every, 95)}
 
 
-def render_table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-
-    def line(cells):
-        return " | ".join([cells[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(cells[1:], widths[1:]))])
-
-    return "\n".join([line(rows[0]), "-+-".join("-" * w for w in widths), *(line(r) for r in rows[1:])])
 
 
 def ms(seconds: float) -> str:
@@ -251,7 +245,7 @@ def bench(args) -> int:
                 ("body (bytes)", str(len(first.content)), "0", ""),
                 ("events", str(events), "-", ""),
             ]
-            print(render_table(rows))
+            print(render_table(rows[0], rows[1:]))
             print()
             print(f"cold / 304 median time: {c_med / n_med:.1f}; 304 throughput / cold throughput: "
                   f"{load_304['rps'] / load_cold['rps']:.1f}; bytes per event: {len(first.content) / events:.0f}")

@@ -39,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+import common  # noqa: E402  (bench/common.py)
 
 import models as m  # noqa: E402
 from conftest import make_env, vevent  # noqa: E402  (tests/conftest.py: how a runtime is built)
@@ -136,7 +137,7 @@ def run_phase(rt, phase: str, conn_ids: list[int]) -> dict:
     return {"phase": phase, "wall": wall, "reports": reports, **total}
 
 
-def render_table(rows: list[dict], connections: int) -> str:
+def phase_table(rows: list[dict], connections: int) -> str:
     header = ("phase", "wall time (s)", "HTTP requests", "requests/connection", "created/updated/deleted", "entries read")
     body = [
         (
@@ -149,15 +150,7 @@ def render_table(rows: list[dict], connections: int) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(row[c]) for row in (header, *body)) for c in range(len(header))]
-
-    def line(cells):
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(w) for cell, w in zip(cells[1:], widths[1:])]
-        return " | ".join([first, *rest])
-
-    sep = "-+-".join("-" * w for w in widths)
-    return "\n".join([line(header), sep, *(line(row) for row in body)])
+    return common.render_table(header, body)
 
 
 def check_results(server, rows: dict, staff: int, events: int) -> list[str]:
@@ -212,7 +205,7 @@ def bench(args) -> int:
             calendars = m.Calendar.select().count()
             per_conn_calendars = calendars / len(conn_ids)
 
-            print(render_table([rows[p] for p in PHASES], len(conn_ids)))
+            print(phase_table([rows[p] for p in PHASES], len(conn_ids)))
             print()
             initial, no_change = rows["initial sync"], rows["no-change resync"]
             ratio = no_change["wall"] / initial["wall"] if initial["wall"] > 0 else float("nan")
