@@ -97,9 +97,7 @@ class SlackSender:
         if payload.get("status") != "calendar_missing":
             return []
         try:
-            # The destination is the calendar that is gone (core keeps its row): offer only the others.
-            return [c for c in actions.list_calendars(self.rt, payload["connection"], refresh=True)
-                    if c["writable"] and not c["destination"]]
+            return [c for c in actions.list_calendars(self.rt, payload["connection"], refresh=True) if c["writable"]]
         except actions.ActionError:
             return []
 

@@ -865,7 +865,13 @@ def refresh_calendars(rt, conn: m.Connection) -> list[m.Calendar]:
             cal.save()
     present = {i.remote_id for i in infos}
     for remote_id, cal in known.items():
-        if remote_id not in present and not cal.is_destination:
+        if remote_id in present:
+            continue
+        if cal.is_destination:
+            # Kept until a new primary is chosen (its appointments' links live on it), but it can hold nothing.
+            cal.writable = False
+            cal.save()
+        else:
             cal.delete_instance()
     return list(conn.calendars.order_by(m.Calendar.id))
 

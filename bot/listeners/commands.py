@@ -138,8 +138,6 @@ def cmd_stop(rt, principal, args, who, respond, client, command):
 def cmd_primary(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
     calendars = actions.list_calendars(rt, conn.id, refresh=True)
-    if conn.status == "calendar_missing":  # the destination is the calendar that is gone: not a choice
-        calendars = [c for c in calendars if not c["destination"]]
     client.views_open(trigger_id=command["trigger_id"], view=blocks.primary_modal(conn.id, calendars))
 
 
