@@ -222,7 +222,16 @@ def running_web(rt, bolt_app=None):
     from web.server import make_server
 
     server = make_server(rt, "127.0.0.1", rt.settings.http_port, bolt_app=bolt_app)
-    thread = threading.Thread(target=server.run, name="web", daemon=True)
+    stopping = threading.Event()
+
+    def run():
+        try:
+            server.run()
+        except OSError:
+            if not stopping.is_set():  # sockets closed under select() while stopping are expected
+                raise
+
+    thread = threading.Thread(target=run, name="web", daemon=True)
     thread.start()
 
     def stop():
@@ -234,7 +243,11 @@ def running_web(rt, bolt_app=None):
     try:
         yield server
     finally:
-        # Closed from its own loop thread: closing it from here races the loop's select() (EBADF).
-        server.trigger.pull_trigger(stop)
+        stopping.set()
+        try:
+            # Closed from its own loop thread: closing it from here races the loop's select() (EBADF).
+            server.trigger.pull_trigger(stop)
+        except OSError:
+            pass  # the loop has already ended and closed its trigger: nothing is left to stop
         thread.join(timeout=5)
         server.task_dispatcher.shutdown()
