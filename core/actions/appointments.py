@@ -1,0 +1,165 @@
+"""Appointments from the host (or `book`): upsert, cancel, and what waits while a connection is broken."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import models as m
+from core import clock, ics
+from core.actions.common import ActionError, InvalidInput, NotFoundError, _connection, _parse_time, _staff, _valid_timezone, audit, audited
+from core.actions.views import appointment_dict
+
+
+SNAPSHOT_NOTE = (
+    "Snapshot from calsync taken {when}: this file will not update. If the appointment is "
+    "rescheduled or cancelled later, this copy stays as it is."
+)
+
+
+def _links_after_change(appointment: m.Appointment) -> None:
+    """Every destination that should show this appointment learns of the change."""
+    conns = m.Connection.select().where(m.Connection.staff == appointment.staff_id, m.Connection.status != m.STOPPED)
+    for conn in conns:
+        broken = conn.status in m.BROKEN_STATUSES
+        for cal in conn.calendars.where(m.Calendar.is_destination == True):  # noqa: E712
+            link = m.AppointmentLink.get_or_none(appointment=appointment, calendar=cal)
+            if link is None:
+                if appointment.cancelled:
+                    continue
+                m.AppointmentLink.create(appointment=appointment, calendar=cal, state=m.LINK_MISSED if broken else m.LINK_PENDING)
+                continue
+            if link.state in (m.LINK_KEPT, m.LINK_ORPHANED):
+                continue
+            if appointment.cancelled and not link.href:
+                link.state = m.LINK_REMOVED
+            else:
+                link.state = m.LINK_MISSED if broken else m.LINK_PENDING
+            link.updated_at = clock.now()
+            link.save()
+
+
+def upsert_appointment(
+    rt,
+    external_id: str,
+    staff_email: str,
+    start,
+    end,
+    subject: str,
+    description: str = "",
+    location: str = "",
+    source: str = "host",
+    actor: str = "",
+    timezone: str | None = None,
+) -> dict:
+    """Create or change an appointment; repeating the same call changes nothing.
+
+    Times with a UTC offset are taken as they are; times without one are read
+    in ``timezone`` (an IANA name) or else the staff member's zone.
+    """
+    external_id = (external_id or "").strip()
+    if not external_id or len(external_id) > 200:
+        raise InvalidInput("the appointment id must be 1 to 200 characters")
+    staff = _staff(staff_email)
+    tz = ics.zone(_valid_timezone(timezone) if timezone else staff.timezone)
+    starts_at = _parse_time(start, tz, "start")
+    ends_at = _parse_time(end, tz, "end")
+    if ends_at <= starts_at:
+        raise InvalidInput("the appointment must end after it starts")
+    if ends_at - starts_at > dt.timedelta(days=31):
+        raise InvalidInput("an appointment may last at most 31 days")
+    subject = (subject or "").strip()
+    if not subject:
+        raise InvalidInput("the appointment needs a subject")
+    fields = {
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "subject": subject[:500],
+        "description": (description or "")[:8000],
+        "location": (location or "")[:500],
+    }
+    with m.db.atomic():
+        appointment = m.Appointment.get_or_none(m.Appointment.external_id == external_id)
+        if appointment is None:
+            appointment = m.Appointment.create(
+                external_id=external_id, staff=staff, uid=ics.appointment_uid(external_id), source=source, **fields
+            )
+            changed = "created"
+        else:
+            if appointment.staff_id != staff.id:
+                raise ActionError(f"appointment {external_id} belongs to another staff member; cancel it and create a new one")
+            current = {k: getattr(appointment, k) for k in fields}
+            if current == fields and not appointment.cancelled:
+                return {**appointment_dict(appointment), "change": "unchanged"}
+            for key, value in fields.items():
+                setattr(appointment, key, value)
+            appointment.cancelled, appointment.cancel_reason = False, ""
+            appointment.version += 1
+            appointment.updated_at = clock.now()
+            appointment.save()
+            changed = "updated"
+        _links_after_change(appointment)
+    if actor:
+        audit(actor, f"appointment.{changed}", external_id)
+    return {**appointment_dict(appointment), "change": changed}
+
+
+def book(rt, staff_email: str, start, end, subject: str, description: str = "", location: str = "", actor: str = "") -> dict:
+    """A test appointment, created exactly as the host API creates one."""
+    external_id = f"test-{uuid.uuid4().hex[:12]}"
+    return upsert_appointment(rt, external_id, staff_email, start, end, subject, description, location, source="cli", actor=actor)
+
+
+def get_appointment(rt, external_id: str) -> dict:
+    appointment = m.Appointment.get_or_none(m.Appointment.external_id == (external_id or "").strip())
+    if appointment is None:
+        raise NotFoundError(f"no appointment with id {external_id!r}")
+    links = [
+        {"calendar": link.calendar.name, "connection": link.calendar.connection_id, "state": link.state}
+        for link in appointment.links
+    ]
+    return {**appointment_dict(appointment), "calendars": links}
+
+
+def cancel_appointment(rt, external_id: str, reason: str = "cancelled by the host", actor: str = "") -> dict:
+    appointment = m.Appointment.get_or_none(m.Appointment.external_id == (external_id or "").strip())
+    if appointment is None:
+        raise NotFoundError(f"no appointment with id {external_id!r}")
+    if appointment.cancelled:
+        return {**appointment_dict(appointment), "change": "unchanged"}
+    with m.db.atomic():
+        appointment.cancelled, appointment.cancel_reason = True, reason
+        appointment.version += 1
+        appointment.updated_at = clock.now()
+        appointment.save()
+        _links_after_change(appointment)
+    if actor:
+        audit(actor, "appointment.cancel", external_id)
+    return {**appointment_dict(appointment), "change": "cancelled"}
+
+
+def missed_appointments(conn: m.Connection) -> list[m.Appointment]:
+    return list(
+        m.Appointment.select()
+        .join(m.AppointmentLink)
+        .join(m.Calendar)
+        .where(
+            m.Calendar.connection == conn,
+            m.AppointmentLink.state == m.LINK_MISSED,
+            m.Appointment.cancelled == False,  # noqa: E712
+        )
+        .order_by(m.Appointment.starts_at)
+        .distinct()
+    )
+
+
+@audited("connection.download_missed")
+def download_missed(rt, conn_id, actor: str = "") -> dict:
+    """The missed appointments as an .ics snapshot (which says it will not update)."""
+    conn = _connection(conn_id)
+    appointments = missed_appointments(conn)
+    note = SNAPSHOT_NOTE.format(when=clock.now().strftime("%Y-%m-%d %H:%M UTC"))
+    data = ics.render_snapshot(appointments, f"Missed appointments ({conn.staff.name})", note)
+    if actor:
+        audit(actor, "connection.download_missed", conn.id, f"{len(appointments)} appointment(s)")
+    return {"connection": conn.id, "count": len(appointments), "ics": data, "filename": f"calsync-missed-{conn.id}.ics"}

@@ -1,0 +1,148 @@
+"""What every action shares: the errors adapters turn into exit codes and messages, the audit
+trail, the lookups of a staff member or connection by what a user typed, and one-off link tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import re
+import secrets
+import zoneinfo
+
+import models as m
+from core import clock
+from core.http import URLNotAllowed, check_url
+
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ActionError(Exception):
+    """The action could not be done; ``str()`` says why in plain words (exit code 1)."""
+
+    exit_code = 1
+
+
+class InvalidInput(ActionError):
+    """The request itself is wrong (a bad e-mail, time, zone...): exit code 2."""
+
+    exit_code = 2
+
+
+class NotFoundError(ActionError):
+    pass
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return clock.utc(value).isoformat().replace("+00:00", "Z") if value else None
+
+
+def audit(actor: str, action: str, target: str = "", detail: str = "", result: str = "ok") -> None:
+    m.AuditEntry.create(actor=actor or "system", action=action, target=str(target), detail=detail, result=result)
+
+
+def audited(action: str):
+    """Record a support action that failed (success is recorded by the action, with its details)."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(rt, *args, actor: str = "", **kwargs):
+            try:
+                return fn(rt, *args, actor=actor, **kwargs)
+            except ActionError as exc:
+                if actor:
+                    target = args[0] if args else kwargs.get("conn_id", "")
+                    audit(actor, action, target if target is not None else "", str(exc), result="failed")
+                raise
+
+        return wrapper
+
+    return decorate
+
+
+def _valid_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from None
+    return name
+
+
+def _staff(email: str) -> m.Staff:
+    staff = m.Staff.get_or_none(m.Staff.email == email.strip().lower())
+    if staff is None:
+        raise NotFoundError(f"no staff member with e-mail {email!r}; add one with `staff add`")
+    return staff
+
+
+def _connection(conn_id) -> m.Connection:
+    try:
+        number = int(conn_id)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{conn_id!r} is not a connection id (a number; see `status`)") from None
+    conn = m.Connection.get_or_none(m.Connection.id == number)
+    if conn is None:
+        raise NotFoundError(f"no connection with id {number}; see `status` for the ids")
+    return conn
+
+
+def _parse_time(value, tz: dt.tzinfo, what: str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        text = str(value or "").strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidInput(f"{what} {value!r} is not an ISO 8601 date-time such as 2026-12-01T10:00:00+01:00") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _validate_url(rt, url: str, what: str) -> str:
+    url = (url or "").strip()
+    if url.startswith("webcal://"):
+        url = "https://" + url[len("webcal://"):]
+    try:
+        check_url(url, rt.settings.allow_private_urls)
+    except URLNotAllowed as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
+    return url
+
+
+ONE_OFF_TTL = dt.timedelta(hours=24)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_one_off(model, **owner) -> tuple[str, dt.datetime]:
+    """A one-off link row (download, connect): only the token's hash is stored."""
+    token = secrets.token_urlsafe(32)
+    expires = clock.now() + ONE_OFF_TTL
+    model.create(token_hash=_token_hash(token), expires_at=expires, **owner)
+    return token, expires
+
+
+def _usable_one_off(model, token: str):
+    """The link row for ``token`` if it is known, unused and unexpired; else None."""
+    if not token or len(token) > 100:
+        return None
+    link = model.get_or_none(model.token_hash == _token_hash(token))
+    if link is None or link.used_at is not None or link.expires_at <= clock.now():
+        return None
+    return link
+
+
+def _spend_one_off(model, link) -> bool:
+    """Mark it used; False when another request spent it first."""
+    return model.update(used_at=clock.now()).where(model.id == link.id, model.used_at.is_null()).execute() == 1
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,294 @@
+"""Connections: connect, new credentials, test, and the choice of the primary calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import models as m
+from core import clock, health, ics
+from core.actions.common import ActionError, InvalidInput, _connection, _staff, _validate_url, audit, audited
+from core.actions.views import calendar_dict, connection_dict
+from core.messages import meaning
+from core.providers import OAUTH_PROVIDERS, PROVIDERS
+from core.providers.base import CalendarState, ProviderError
+from core.providers.ics_url import feed_label
+from core.sync import SyncReport
+
+
+def _save_calendars(conn: m.Connection, infos, destination: str | None) -> None:
+    chosen = None
+    if destination:
+        wanted = destination.strip().lower()
+        chosen = next((i for i in infos if wanted in (i.name.lower(), i.remote_id.lower())), None)
+        if chosen is None:
+            names = ", ".join(repr(i.name) for i in infos) or "none"
+            raise InvalidInput(f"no calendar named {destination!r} in this account (found: {names})")
+        if not chosen.writable:
+            raise ActionError(f"the calendar {chosen.name!r} is read-only for this account; choose a writable one")
+    elif conn.provider != "ics":
+        chosen = next((i for i in infos if i.writable), None)
+    for info in infos:
+        m.Calendar.create(
+            connection=conn,
+            remote_id=info.remote_id,
+            name=info.name,
+            is_destination=info is chosen,
+            is_busy_source=True,
+            writable=info.writable,
+        )
+
+
+@audited("connection.connect")
+def connect(
+    rt,
+    staff_email: str,
+    provider: str,
+    *,
+    url: str,
+    username: str = "",
+    password: str = "",
+    calendar: str | None = None,
+    actor: str = "",
+) -> dict:
+    """Link a staff member to an external calendar account (credentials tested first)."""
+    staff = _staff(staff_email)
+    if provider not in PROVIDERS:
+        raise InvalidInput(f"unknown provider {provider!r}; this calsync supports: {', '.join(PROVIDERS)}")
+    if provider in OAUTH_PROVIDERS:
+        raise InvalidInput(f"{provider} accounts are connected by signing in: use the consent link (oauth_connect_url)")
+    if provider == "caldav":
+        url = _validate_url(rt, url, "the CalDAV URL")
+        if not username:
+            raise InvalidInput("a CalDAV connection needs --username")
+        if not password:
+            raise InvalidInput("a CalDAV connection needs a password (read from stdin or CALSYNC_CONNECT_PASSWORD)")
+        conn = m.Connection(staff=staff, provider=provider, account=username, server_url=url)
+        credentials = {"password": password}
+    else:
+        url = _validate_url(rt, url, "the calendar URL")
+        conn = m.Connection(staff=staff, provider=provider, account=feed_label(url), server_url=feed_label(url))
+        credentials = {"url": url}
+    prov = rt.provider_for(conn, credentials)
+    try:
+        infos = prov.discover()
+    except ProviderError as exc:
+        raise ActionError(f"could not connect: {exc.reason}") from None
+    if not infos:
+        raise ActionError("the account has no calendar that can hold events")
+    if provider == "caldav" and calendar is None and not any(i.writable for i in infos):
+        raise ActionError("every calendar of this account is read-only: calsync could not add appointments")
+    with m.db.atomic():
+        conn.credentials = rt.vault.encrypt(credentials)
+        conn.status = m.PENDING
+        conn.reason = meaning(m.PENDING)
+        conn.next_sync_at = clock.now()
+        conn.save()
+        m.StatusChange.create(connection=conn, old="", new=m.PENDING, cause="connect")
+        _save_calendars(conn, infos, calendar)
+    audit(actor, "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
+    result = connection_dict(conn)
+    result["warnings"] = []
+    if "duplicate" in result["flags"]:
+        result["warnings"].append(
+            "duplicate risk: this staff member already has a connection to the same account; "
+            "stop one of them or appointments may appear twice"
+        )
+    if "shared" in result["flags"]:
+        result["warnings"].append("shared account: other staff members sync the same external account")
+    return result
+
+
+@audited("connection.relink")
+def update_credentials(rt, conn_id, *, password: str = "", url: str = "", actor: str = "") -> dict:
+    """Relink: new credentials for the same connection, tested before they are saved."""
+    conn = _connection(conn_id)
+    if conn.status == m.STOPPED:
+        raise ActionError("the connection is stopped; connect again instead")
+    if conn.provider == "caldav":
+        if not password:
+            raise InvalidInput("a new password is needed")
+        credentials = {"password": password}
+    else:
+        credentials = {"url": _validate_url(rt, url, "the calendar URL")}
+    prov = rt.provider_for(conn, credentials)
+    try:
+        prov.discover()
+    except ProviderError as exc:
+        raise ActionError(f"the new credentials do not work: {exc.reason}") from None
+    conn.credentials = rt.vault.encrypt(credentials)
+    if conn.provider == "ics":
+        conn.account = conn.server_url = feed_label(credentials["url"])
+    conn.next_sync_at = clock.now()
+    conn.save()
+    audit(actor, "connection.relink", conn.id)
+    from core import leases
+
+    try:
+        report = leases.sync_with_lease(rt, conn, "relink")
+    except leases.Busy:
+        report = SyncReport(connection_id=conn.id, outcome="busy", status=conn.status)
+    result = connection_dict(m.Connection.get_by_id(conn.id))
+    result["sync"] = report.to_dict()
+    return result
+
+
+@audited("connection.test")
+def test_connection(rt, conn_id, actor: str = "") -> dict:
+    """Check auth, read, write permission and the destination; the status follows the result."""
+    conn = _connection(conn_id)
+    if conn.status == m.STOPPED:
+        raise ActionError("the connection is stopped: there is nothing to test")
+    prov = rt.provider_for(conn)
+    checks: list[dict] = []
+    answer = ""
+    error = None
+    try:
+        infos = prov.discover()
+        checks.append({"check": "credentials", "ok": True, "detail": "the provider accepted them"})
+        checks.append({"check": "read", "ok": True, "detail": f"{len(infos)} calendar(s) readable"})
+        destination = conn.calendars.where(m.Calendar.is_destination == True).first()  # noqa: E712
+        if destination is not None:
+            info = prov.probe(CalendarState(remote_id=destination.remote_id))
+            checks.append({"check": "destination", "ok": True, "detail": f"{destination.name!r} exists"})
+            writable = info.writable
+            if writable and not info.privileges_known:
+                writable = _write_probe(prov, destination)
+            destination.writable = writable
+            destination.save()
+            checks.append({
+                "check": "write",
+                "ok": writable,
+                "detail": "events can be created" if writable else "the calendar is read-only for this account",
+            })
+            if not writable:
+                from core.providers.base import WriteForbidden
+
+                raise WriteForbidden("the primary calendar is read-only for this account: calsync can read it but not add events")
+        else:
+            checks.append({"check": "write", "ok": True, "detail": "not needed: this connection is a read-only busy source"})
+    except ProviderError as exc:
+        error = exc
+        answer = exc.answer
+        checks.append({"check": "error", "ok": False, "detail": exc.reason})
+    rt.keep_secrets(conn, prov)
+    conn = m.Connection.get_by_id(conn.id)
+    conn.last_check_at = clock.now()
+    conn.save()
+    if error is not None:
+        health.record_failure(rt, conn, error, "test")
+    elif conn.status != m.PENDING:
+        health.record_success(rt, conn, "test")
+    conn = m.Connection.get_by_id(conn.id)
+    audit(actor, "connection.test", conn.id, conn.status)
+    return {
+        "connection": conn.id,
+        "ok": error is None,
+        "status": conn.status,
+        "reason": error.reason if error is not None else meaning(conn.status),
+        "transient": bool(error is not None and error.transient),
+        "checks": checks,
+        "provider_answer": answer,
+        "requests": prov.requests_made,
+    }
+
+
+def _write_probe(prov, destination: m.Calendar) -> bool:
+    """Servers that do not report privileges: write and remove a probe event."""
+    from core.providers.base import WriteForbidden
+
+    probe = ics.new_calendar()
+    from icalendar import Event
+
+    event = Event()
+    uid = f"calsync-write-test-{uuid.uuid4()}@calsync"
+    event.add("uid", uid)
+    event.add("dtstamp", clock.now())
+    event.add("dtstart", clock.now() + dt.timedelta(days=3650))
+    event.add("dtend", clock.now() + dt.timedelta(days=3650, minutes=1))
+    event.add("summary", "calsync write test (removed at once)")
+    event.add("transp", "TRANSPARENT")
+    probe.add_component(event)
+    try:
+        href, etag = prov.create(destination.remote_id, uid, probe.to_ical().decode())
+    except WriteForbidden:
+        return False
+    prov.delete(href, etag)
+    return True
+
+
+def refresh_calendars(rt, conn: m.Connection) -> list[m.Calendar]:
+    """Rediscover the account's calendars; new ones are added, vanished ones dropped unless primary."""
+    prov = rt.provider_for(conn)
+    try:
+        infos = prov.discover()
+    except ProviderError as exc:
+        raise ActionError(f"could not list the account's calendars: {exc.reason}") from None
+    known = {c.remote_id: c for c in conn.calendars}
+    for info in infos:
+        cal = known.get(info.remote_id)
+        if cal is None:
+            m.Calendar.create(connection=conn, remote_id=info.remote_id, name=info.name, writable=info.writable)
+        else:
+            cal.name, cal.writable = info.name, info.writable
+            cal.save()
+    present = {i.remote_id for i in infos}
+    for remote_id, cal in known.items():
+        if remote_id in present:
+            continue
+        if cal.is_destination:
+            # Kept until a new primary is chosen (its appointments' links live on it), but it can hold nothing.
+            cal.writable = False
+            cal.save()
+        else:
+            cal.delete_instance()
+    return list(conn.calendars.order_by(m.Calendar.id))
+
+
+def list_calendars(rt, conn_id, refresh: bool = False) -> list[dict]:
+    conn = _connection(conn_id)
+    cals = refresh_calendars(rt, conn) if refresh else list(conn.calendars.order_by(m.Calendar.id))
+    return [calendar_dict(c) for c in cals]
+
+
+@audited("connection.primary")
+def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
+    """Choose the primary calendar; appointments already written stay where they are."""
+    conn = _connection(conn_id)
+    if conn.provider == "ics":
+        raise ActionError("an iCalendar URL is read-only: it cannot be a primary calendar")
+    if conn.status == m.STOPPED:
+        raise ActionError("the connection is stopped")
+    calendars = refresh_calendars(rt, conn)
+    wanted = str(calendar).strip().lower()
+    chosen = next(
+        (c for c in calendars if wanted in (str(c.id), c.name.lower(), c.remote_id.lower())), None
+    )
+    if chosen is None:
+        names = ", ".join(f"{c.id}: {c.name}" for c in calendars)
+        raise InvalidInput(f"no calendar {calendar!r} in this account (calendars: {names})")
+    if not chosen.writable:
+        raise ActionError(f"the calendar {chosen.name!r} is read-only for this account; choose a writable one")
+    old = next((c for c in calendars if c.is_destination), None)
+    if old is not None and old.id == chosen.id:
+        return {**connection_dict(conn), "change": "unchanged"}
+    with m.db.atomic():
+        if old is not None:
+            old_gone = conn.status == m.CALENDAR_MISSING
+            for link in old.links:
+                if link.state in (m.LINK_PENDING, m.LINK_MISSED) or (old_gone and link.state == m.LINK_SYNCED):
+                    # Not on the old calendar (or the old calendar is gone): the new primary takes it.
+                    link.delete_instance()
+                elif link.state == m.LINK_SYNCED:
+                    link.state = m.LINK_KEPT
+                    link.save()
+            old.is_destination = False
+            old.save()
+            if old_gone:
+                old.delete_instance()
+        chosen.is_destination = True
+        chosen.save()
+        conn.next_sync_at = clock.now()
+        conn.save()
+    audit(actor, "connection.primary", conn.id, chosen.name)
+    return {**connection_dict(m.Connection.get_by_id(conn.id)), "change": "updated", "primary": chosen.name}

@@ -1,0 +1,140 @@
+"""What support and the host read: status lists, connection detail, staff, audit, busy times."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import peewee as pw
+
+import models as m
+from core import clock
+from core.actions.appointments import missed_appointments
+from core.actions.common import InvalidInput, _connection, _iso, _parse_time, _staff
+from core.actions.views import appointment_dict, connection_dict, staff_dict
+from core.messages import STATUS_ADVICE, meaning
+
+
+def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
+    """One row per connection, broken first; a handful of queries whatever the count.
+
+    Plain tuples of the listed columns, not model objects: the console opens on
+    10,000 connections, and building a Connection and a Staff per row cost half
+    a second there.
+    """
+    C, S = m.Connection, m.Staff
+    order = pw.Case(C.status, [(s, i) for i, s in enumerate(m.BROKEN_STATUSES)], len(m.BROKEN_STATUSES))
+    query = (C.select(C.id, S.email, C.provider, C.account, C.status, C.reason, C.status_since, C.last_sync_at,
+                      C.last_check_at, C.last_error, C.last_success_at, C.server_url, C.staff)
+             .join(S).order_by(order, C.id))
+    if staff_email:
+        query = query.where(S.email == staff_email.strip().lower())
+    missed = dict(
+        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
+        .where(m.AppointmentLink.state == m.LINK_MISSED).group_by(m.Calendar.connection).tuples())
+    accounts: dict[tuple, list] = {}
+    for provider, server, account, staff_id in (
+            C.select(C.provider, C.server_url, C.account, C.staff).where(C.status != m.STOPPED).tuples()):
+        accounts.setdefault((provider, server, account), []).append(staff_id)
+    destinations = dict(
+        m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
+    rows = []
+    for (cid, email, provider, account, status, reason, since, last_sync, last_check, last_error, last_success,
+         server, staff_id) in query.tuples():
+        users = list(accounts.get((provider, server, account), []))
+        if status != m.STOPPED and staff_id in users:
+            users.remove(staff_id)
+        rows.append({
+            "id": cid, "staff": email, "provider": provider, "account": account, "status": status,
+            "reason": reason or meaning(status), "since": _iso(since), "last_sync_at": _iso(last_sync),
+            "last_check_at": _iso(last_check), "missed": missed.get(cid, 0), "meaning": meaning(status),
+            "advice": STATUS_ADVICE.get(status, ""), "last_error": last_error, "last_success_at": _iso(last_success),
+            "server": server, "destination": destinations.get(cid),
+            "flags": (["duplicate"] if staff_id in users else []) + (["shared"] if any(u != staff_id for u in users) else []),
+        })
+    return rows
+
+
+def get_connection(rt, conn_id) -> dict:
+    return connection_dict(_connection(conn_id))
+
+
+def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
+    """Everything support needs about one connection, in one call."""
+    conn = _connection(conn_id)
+    data = connection_dict(conn)
+    data["history"] = [
+        {"at": _iso(c.at), "old": c.old, "new": c.new, "cause": c.cause, "provider_answer": c.provider_answer}
+        for c in conn.status_changes.order_by(m.StatusChange.at.desc(), m.StatusChange.id.desc()).limit(history)
+    ]
+    data["incidents"] = [
+        {"id": i.id, "kind": i.kind, "reason": i.reason, "opened_at": _iso(i.opened_at), "last_seen_at": _iso(i.last_seen_at),
+         "failures": i.failures, "reminders": i.reminders, "escalated_at": _iso(i.escalated_at),
+         "resolved_at": _iso(i.resolved_at), "resolution": i.resolution, "missed_delivered": i.missed_delivered}
+        for i in conn.incidents.order_by(m.Incident.opened_at.desc(), m.Incident.id.desc())
+    ]
+    data["sync_runs"] = [
+        {"started_at": _iso(r.started_at), "duration_ms": r.duration_ms, "requests": r.requests, "created": r.created,
+         "updated": r.updated, "deleted": r.deleted, "entries_read": r.entries_read, "applied_back": r.applied_back,
+         "outcome": r.outcome, "error": r.error}
+        for r in conn.sync_runs.order_by(m.SyncRun.started_at.desc(), m.SyncRun.id.desc()).limit(runs)
+    ]
+    data["missed_appointments"] = [appointment_dict(a) for a in missed_appointments(conn)]
+    data["relink_link"] = _link_state(conn)
+    return data
+
+
+def _link_state(conn: m.Connection) -> dict | None:
+    link = conn.relink_links.order_by(m.RelinkLink.created_at.desc(), m.RelinkLink.id.desc()).first()
+    if link is None:
+        return None
+    state = "used" if link.used_at else "replaced" if link.revoked_at else "expired" if link.expires_at <= clock.now() else "valid"
+    return {"issued_at": _iso(link.created_at), "expires_at": _iso(link.expires_at), "state": state, "issued_by": link.issued_by}
+
+
+def staff_overview(rt) -> list[dict]:
+    """Staff members with their connections and whether they have a feed URL."""
+    rows = []
+    for staff in m.Staff.select().order_by(m.Staff.name, m.Staff.email):
+        conns = [connection_dict(c) for c in staff.connections.order_by(m.Connection.id)]
+        rows.append({
+            **staff_dict(staff),
+            "feed": "active" if staff.feed_token_hash else "none",
+            "feed_resets": max(staff.feed_generation - 1, 0),
+            "connection_list": conns,
+            "broken": sum(1 for c in conns if c["status"] in m.BROKEN_STATUSES),
+        })
+    return rows
+
+
+def status_counts(rt) -> dict:
+    counts = dict.fromkeys(m.STATUSES, 0)
+    for status, count in m.Connection.select(m.Connection.status, pw.fn.COUNT(m.Connection.id)).group_by(m.Connection.status).tuples():
+        counts[status] = count
+    return counts
+
+
+def audit_log(rt, limit: int = 200) -> list[dict]:
+    rows = m.AuditEntry.select().order_by(m.AuditEntry.at.desc(), m.AuditEntry.id.desc()).limit(limit)
+    return [
+        {"at": _iso(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail, "result": a.result}
+        for a in rows
+    ]
+
+
+def busy_times(rt, staff_email: str, start, end) -> dict:
+    from core import hostapi
+
+    staff = _staff(staff_email)
+    start_at = _parse_time(start, dt.timezone.utc, "from")
+    end_at = _parse_time(end, dt.timezone.utc, "to")
+    if end_at <= start_at:
+        raise InvalidInput("'to' must be after 'from'")
+    if end_at - start_at > hostapi.MAX_RANGE:
+        raise InvalidInput("ask for at most 366 days of busy times at once")
+    return hostapi.busy(rt, staff, start_at, end_at)
+
+
+def staff_connections(rt, staff_email: str) -> list[dict]:
+    from core import hostapi
+
+    return hostapi.connections(_staff(staff_email))

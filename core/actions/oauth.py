@@ -1,0 +1,104 @@
+"""Google and Microsoft: the consent link, and the callback that connects or relinks."""
+
+from __future__ import annotations
+
+import models as m
+from core import clock
+from core.actions.common import ActionError, InvalidInput, _staff, audit
+from core.actions.connections import _save_calendars
+from core.actions.syncing import sync_now
+from core.actions.views import connection_dict, connection_flags
+from core.messages import meaning
+from core.providers import OAUTH_PROVIDERS
+from core.providers.base import ProviderError
+from core.sync import SyncReport
+
+
+def oauth_connect_url(rt, staff_email: str, provider: str, actor: str = "") -> dict:
+    """The consent link that connects a Google or Microsoft calendar for a staff member."""
+    from core import oauth
+
+    staff = _staff(staff_email)
+    if provider not in OAUTH_PROVIDERS:
+        raise InvalidInput(f"{provider!r} is not signed into with OAuth; use `connect {provider}` with its options")
+    try:
+        url = oauth.start(rt, provider, "connect", staff=staff)
+    except oauth.OAuthFailed as exc:
+        raise ActionError(str(exc)) from None
+    if actor:
+        audit(actor, "connection.oauth_start", staff.email, provider)
+    return {"staff": staff.email, "provider": provider, "url": url, "expires_in_minutes": 15}
+
+
+def oauth_relink_url(rt, relink_token: str) -> str:
+    """From a relink page of a Google/Microsoft connection to the provider's consent screen."""
+    from core import oauth, relink
+
+    link = relink.lookup(relink_token)
+    conn = link.connection
+    try:
+        return oauth.start(rt, conn.provider, "relink", connection=conn, relink_token=relink_token)
+    except oauth.OAuthFailed as exc:
+        raise ActionError(str(exc)) from None
+
+
+def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") -> dict:
+    """The provider sent the user back: finish connecting or relinking; returns the connection."""
+    from core import oauth
+
+    try:
+        row, verifier = oauth.take_state(rt, provider, state)
+        if error:
+            raise oauth.OAuthFailed(
+                "you did not allow calsync to use your calendar, so nothing was connected"
+                if error == "access_denied" else f"{provider} ended the sign-in with an error ({error})")
+        secrets_ = oauth.exchange(rt, provider, code, verifier)
+    except oauth.OAuthFailed as exc:
+        raise ActionError(str(exc)) from None
+    if row.purpose == "relink":
+        conn = row.connection
+        prov = rt.provider_for(conn, secrets_)
+        try:
+            account = prov.account_id()
+        except ProviderError as exc:
+            raise ActionError(f"the new sign-in does not work: {exc.reason}") from None
+        if account.lower() != conn.account.lower():
+            raise ActionError(f"you signed in as {account}, but this connection is for {conn.account}: sign in with that account")
+        result = _store_oauth_and_sync(rt, conn, secrets_, "relink")
+        if row.relink_token_hash and result["status"] == m.ACTIVE:
+            m.RelinkLink.update(used_at=clock.now()).where(m.RelinkLink.token_hash == row.relink_token_hash).execute()
+        return {**result, "purpose": "relink"}
+    staff = row.staff
+    conn = m.Connection(staff=staff, provider=provider, server_url=rt.settings.oauth[provider].api_url)
+    prov = rt.provider_for(conn, secrets_)
+    try:
+        conn.account = prov.account_id()
+        infos = prov.discover()
+    except ProviderError as exc:
+        raise ActionError(f"could not connect: {exc.reason}") from None
+    if not infos:
+        raise ActionError("the account has no calendar that can hold events")
+    with m.db.atomic():
+        conn.credentials = rt.vault.encrypt(prov.secrets)
+        conn.status, conn.reason, conn.next_sync_at = m.PENDING, meaning(m.PENDING), clock.now()
+        conn.save()
+        m.StatusChange.create(connection=conn, old="", new=m.PENDING, cause="connect")
+        _save_calendars(conn, infos, None)
+    audit(f"oauth:{staff.email}", "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
+    report = sync_now(rt, conn.id)[0]
+    return {**connection_dict(m.Connection.get_by_id(conn.id)), "first_sync": report, "purpose": "connect",
+            "warnings": [f"{f} account" for f in connection_flags(conn)]}
+
+
+def _store_oauth_and_sync(rt, conn: m.Connection, secrets_: dict, cause: str) -> dict:
+    from core import leases
+
+    conn.credentials = rt.vault.encrypt(secrets_)
+    conn.next_sync_at = clock.now()
+    conn.save()
+    audit(f"oauth:{conn.staff.email}", "connection.relink", conn.id)
+    try:
+        report = leases.sync_with_lease(rt, conn, cause)
+    except leases.Busy:
+        report = SyncReport(connection_id=conn.id, outcome="busy", status=conn.status)
+    return {**connection_dict(m.Connection.get_by_id(conn.id)), "sync": report.to_dict()}
