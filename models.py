@@ -100,7 +100,17 @@ class Connection(BaseModel):
     # many runs in a row failed (for the backoff).
     lease_owner = pw.CharField(null=True)
     lease_expires_at = UTCDateTimeField(null=True)
-    failures_in_row = pw.IntegerField(default=0)
+    failures_in_row = pw.IntegerField(default=0)  # runs, tests and sweeps in a row that failed (core.lifecycle)
+    # Since schema 6: a keyed fingerprint of the external account (for an ICS feed its whole,
+    # secret URL), so shared/duplicate detection never compares or shows the secret itself;
+    # and a sync asked for while one ran (taken by the next pass at once).
+    account_key = pw.CharField(default="", index=True)
+    sync_requested_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        # save() writes only what this process changed: a scheduler's lease, a requested sync or
+        # a status set by another process must never be overwritten by a stale copy of the row.
+        only_save_dirty = True
 
 
 class Calendar(BaseModel):
@@ -166,6 +176,11 @@ class AppointmentLink(BaseModel):
     state = pw.CharField(default=LINK_PENDING, index=True)
     last_error = pw.TextField(default="")
     updated_at = UTCDateTimeField(default=_now)
+    # Since schema 6: the incident during which this appointment waited (set when it is
+    # released after the repair, so "N delivered" counts exactly these), and how many
+    # writes of it in a row failed.
+    released_by = pw.IntegerField(null=True, index=True)
+    write_failures = pw.IntegerField(default=0)
 
     class Meta:
         indexes = ((("appointment", "calendar"), True),)
@@ -239,6 +254,9 @@ class Incident(BaseModel):
     resolved_at = UTCDateTimeField(null=True, index=True)
     resolution = pw.TextField(default="")
     missed_delivered = pw.IntegerField(default=0)
+    # Since schema 6: resolved, but appointments that waited are still being written; the
+    # "reconnected" message is sent once they are, so its count is true.
+    delivery_open = pw.BooleanField(default=False)
 
 
 class Notification(BaseModel):
@@ -287,6 +305,9 @@ class RelinkLink(BaseModel):
     revoked_at = UTCDateTimeField(null=True)
     issued_by = pw.CharField(default="")
     via = pw.CharField(default="")
+    # Since schema 6: the token is derived from this nonce and a key outside the database
+    # (core.relink), so a reminder can carry the same live link again; "" for older links.
+    nonce = pw.CharField(default="")
 
 
 class DownloadLink(BaseModel):
@@ -418,6 +439,20 @@ def _migration_5(database: pw.Database) -> None:
     database.create_tables([OAuthState])
 
 
+def _migration_6(database: pw.Database) -> None:
+    """The connection lifecycle: account fingerprints, requested syncs, delivery after a repair, live relink links."""
+    for field in ("account_key", "sync_requested_at"):
+        _add_column_if_missing(database, Connection, field)
+    for field in ("released_by", "write_failures"):
+        _add_column_if_missing(database, AppointmentLink, field)
+    _add_column_if_missing(database, Incident, "delivery_open")
+    _add_column_if_missing(database, RelinkLink, "nonce")
+    for model, column in ((Connection, "account_key"), (AppointmentLink, "released_by")):
+        table = model._meta.table_name
+        if f"{table}_{column}" not in {i.name for i in database.get_indexes(table)}:
+            database.execute_sql(f'CREATE INDEX "{table}_{column}" ON "{table}" ("{column}")')
+
+
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
@@ -425,8 +460,21 @@ MIGRATIONS = {
     3: _migration_3,
     4: _migration_4,
     5: _migration_5,
+    6: _migration_6,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+
+
+class SqliteDatabase(pw.SqliteDatabase):
+    """SQLite whose transactions take the write lock when they begin (``BEGIN IMMEDIATE``).
+
+    A deferred transaction that reads first and writes later cannot wait for
+    another writer in WAL mode: it fails at once with "database is locked".
+    Taking the lock at BEGIN lets the busy timeout queue writers instead.
+    """
+
+    def begin(self, lock_type=None):
+        return super().begin(lock_type or "IMMEDIATE")
 
 
 def open_database(url: str) -> pw.Database:
@@ -436,7 +484,7 @@ def open_database(url: str) -> pw.Database:
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parts.path
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return pw.SqliteDatabase(
+        return SqliteDatabase(
             path or ":memory:",
             pragmas={
                 "journal_mode": "wal",

@@ -20,7 +20,6 @@ from core import actions
 
 log = logging.getLogger("calsync.slack")
 
-STAFF_EVENTS = ("incident.opened", "incident.reminder", "incident.resolved", "relink.link")
 
 
 class SlackSender:
@@ -29,14 +28,6 @@ class SlackSender:
     def __init__(self, rt, client: WebClient):
         self.rt = rt
         self.client = client
-
-    def recipient(self, notification: m.Notification, payload: dict) -> str | None:
-        if notification.event == "incident.escalated":
-            return self.rt.settings.support_channel or None
-        if notification.event in STAFF_EVENTS and notification.staff_id:
-            staff = notification.staff
-            return staff.slack_id or f"email:{staff.email}"
-        return None
 
     def _user_channel(self, recipient: str, notification: m.Notification) -> str:
         if recipient.startswith("email:"):

@@ -68,6 +68,11 @@ class Settings:
     oauth: dict = dataclasses.field(default_factory=dict)  # provider -> OAuthClient (only the configured ones)
 
     @property
+    def slack_enabled(self) -> bool:
+        """Slack can deliver: a bot token, and a way for Slack to reach us (HTTP or Socket Mode)."""
+        return bool(self.slack_bot_token) and (bool(self.slack_signing_secret) or bool(self.slack_app_token))
+
+    @property
     def feed_key_file(self) -> Path:
         return self.data_dir / "feed.key"
 

@@ -14,7 +14,7 @@ import hashlib
 import secrets
 
 import models as m
-from core import clock, health
+from core import clock, waiting
 from core.messages import meaning
 
 KEY_PREFIX = "csk_"
@@ -131,6 +131,8 @@ def connections(staff: m.Staff) -> list[dict]:
             "since": _iso(conn.status_since),
             "last_sync_at": _iso(conn.last_sync_at),
             "last_successful_sync": _iso(conn.last_success_at),
-            "missed": health.missed_count(conn),
+            "missed": waiting.missed_count(conn),
+            "failing_since": _iso(conn.failing_since),
+            "consecutive_failures": conn.failures_in_row if conn.failing_since else 0,
         })
     return rows

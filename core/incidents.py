@@ -1,12 +1,14 @@
 """Incidents: one per break of a connection, never one per failed run.
 
-Entering a broken status opens an incident and writes an ``incident.opened``
-notification (with a fresh relink link when new credentials are the fix);
-more failures of the same break only update it; ``active`` resolves it with
-the count of missed appointments delivered. ``check`` (run by the scheduler)
-sends reminders at most once per ``CALSYNC_REMINDER_INTERVAL``, escalates
-incidents open longer than ``CALSYNC_ESCALATE_AFTER`` and connections pending
-longer than ``CALSYNC_PENDING_ESCALATE_AFTER`` to support.
+:mod:`core.lifecycle` opens one when a connection enters a broken status
+(with an ``incident.opened`` notification carrying the live relink link) and
+resolves it when the connection is ``active`` again. The "reconnected"
+notification waits until the appointments that waited are written
+(:func:`settle`), so "N delivered" is true whatever brought the connection
+back. ``check`` (run by the scheduler) sends reminders at most once per
+``CALSYNC_REMINDER_INTERVAL`` with the same live link, escalates incidents
+open longer than ``CALSYNC_ESCALATE_AFTER`` and connections pending longer
+than ``CALSYNC_PENDING_ESCALATE_AFTER`` to support.
 """
 
 from __future__ import annotations
@@ -32,52 +34,79 @@ def open_incident(conn: m.Connection) -> m.Incident | None:
 
 
 def _notify_open(rt, conn: m.Connection, incident: m.Incident, event: str, key: str) -> None:
-    relink_url, extra = "", {}
-    if incident.kind == m.RELINK_REQUIRED:
-        relink_url, link = relink.issue(rt, conn, issued_by="calsync", via="notification")
-        extra["link_expires_at"] = link.expires_at.isoformat()
-    payload = outbox.payload_for(rt, conn, incident=incident.id, opened_at=incident.opened_at.isoformat(), **extra)
+    # Every broken status has a page that fixes it (new credentials, a new primary
+    # calendar, a test), and every message of one incident carries the same link.
+    relink_url, link = relink.live_or_new(rt, conn)
+    payload = outbox.payload_for(rt, conn, incident=incident.id, opened_at=incident.opened_at.isoformat(),
+                                 link_expires_at=link.expires_at.isoformat())
     outbox.notify(rt, event, key, payload, incident=incident, connection=conn, staff=conn.staff, relink_url=relink_url)
 
 
-def on_status(rt, conn: m.Connection, old: str, new: str, reason: str, answer: str, delivered: int = 0) -> None:
-    """Called by health.set_status on every status change."""
-    now = clock.now()
+def opened(rt, conn: m.Connection, kind: str, reason: str, answer: str) -> m.Incident | None:
+    """The connection entered the broken status ``kind``: one incident, one alert on every channel."""
     current = open_incident(conn)
-    if new in m.BROKEN_STATUSES:
-        if current is not None and current.kind == new:
-            return
-        if current is not None:
-            _resolve(current, f"became {new}")
-        incident = m.Incident.create(connection=conn, kind=new, reason=reason, provider_answer=answer[:4000], opened_at=now, last_seen_at=now)
-        log.info("incident %s opened: connection=%s kind=%s", incident.id, conn.id, new)
-        _notify_open(rt, conn, incident, "incident.opened", f"incident:{incident.id}:opened")
-        return
-    if current is None:
-        return
-    if new == m.ACTIVE and current.kind != PENDING_KIND:
-        _resolve(current, "reconnected", delivered)
-        payload = outbox.payload_for(rt, conn, incident=current.id, delivered=delivered, resolved_at=now.isoformat(),
-                                     broken_status=current.kind)
-        outbox.notify(rt, "incident.resolved", f"incident:{current.id}:resolved", payload,
-                      incident=current, connection=conn, staff=conn.staff)
-        log.info("incident %s resolved: connection=%s delivered=%d", current.id, conn.id, delivered)
-    else:
-        _resolve(current, "sync stopped" if new == m.STOPPED else f"became {new}", delivered)
+    if current is not None and current.kind == kind:
+        return current
+    if current is not None:
+        _close(current, f"became {kind}")
+    settle(rt, conn, force=True)  # an earlier repair still delivering: say what it delivered before the new alert
+    now = clock.now()
+    incident = m.Incident.create(connection=conn, kind=kind, reason=reason, provider_answer=answer[:4000],
+                                 opened_at=now, last_seen_at=now)
+    log.info("incident %s opened: connection=%s kind=%s", incident.id, conn.id, kind)
+    _notify_open(rt, conn, incident, "incident.opened", f"incident:{incident.id}:opened")
+    return incident
 
 
-def on_repeat(conn: m.Connection, reason: str) -> None:
+def repeat(conn: m.Connection, reason: str) -> None:
     """The same break seen again: the open incident is updated, nobody is told twice."""
     m.Incident.update(last_seen_at=clock.now(), failures=m.Incident.failures + 1, reason=reason).where(
         m.Incident.connection == conn, m.Incident.resolved_at.is_null()
     ).execute()
 
 
-def _resolve(incident: m.Incident, resolution: str, delivered: int = 0) -> None:
+def resolved(rt, conn: m.Connection, resolution: str) -> m.Incident | None:
+    """The break is over; a real break (not a slow first sync) is told "reconnected" by :func:`settle`."""
+    current = open_incident(conn)
+    if current is None:
+        return None
+    if current.kind == PENDING_KIND and resolution == "reconnected":
+        resolution = "first sync finished"
+    _close(current, resolution)
+    if resolution == "reconnected" and current.kind != PENDING_KIND:
+        current.delivery_open = True
+        current.save()
+        settle(rt, conn)
+    return current
+
+
+def _close(incident: m.Incident, resolution: str) -> None:
     incident.resolved_at = clock.now()
     incident.resolution = resolution
-    incident.missed_delivered = delivered
     incident.save()
+
+
+def settle(rt, conn: m.Connection, force: bool = False) -> int:
+    """Write "reconnected — N delivered" for each repaired incident whose waiting appointments
+    are written (or failed on their own); ``force``: now, whatever is still being written."""
+    told = 0
+    for incident in m.Incident.select().where(m.Incident.connection == conn, m.Incident.delivery_open == True):  # noqa: E712
+        released = m.AppointmentLink.select().where(m.AppointmentLink.released_by == incident.id)
+        still_writing = released.where(m.AppointmentLink.state == m.LINK_PENDING,
+                                       m.AppointmentLink.last_error == "").exists()
+        if still_writing and not force:
+            continue
+        delivered = released.where(m.AppointmentLink.state == m.LINK_SYNCED).count()
+        incident.delivery_open = False
+        incident.missed_delivered = delivered
+        incident.save()
+        payload = outbox.payload_for(rt, conn, incident=incident.id, delivered=delivered,
+                                     resolved_at=incident.resolved_at.isoformat(), broken_status=incident.kind)
+        outbox.notify(rt, "incident.resolved", f"incident:{incident.id}:resolved", payload,
+                      incident=incident, connection=conn, staff=conn.staff)
+        log.info("incident %s resolved: connection=%s delivered=%d", incident.id, conn.id, delivered)
+        told += 1
+    return told
 
 
 def check(rt) -> dict:

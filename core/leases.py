@@ -4,20 +4,29 @@ Any number of schedulers (and the CLI's `sync`) claim a connection before
 syncing it and release it after; a claim is a conditional UPDATE, atomic on
 SQLite and PostgreSQL alike. On PostgreSQL the due connections are picked
 with ``FOR UPDATE SKIP LOCKED`` so schedulers do not queue behind each other.
-A killed worker's lease simply expires and the connection is taken again.
+
+A lease names its owner (``role@host:pid``). While its owner lives, a
+:class:`Keeper` thread renews it, so a long sync never loses it; when the
+owner is a process of this host that is gone (``kill -9``), the lease is
+taken at once; an owner on another host that died loses it when it expires
+(``CALSYNC_LEASE_TTL``, 10 minutes).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import random
 import socket
+import threading
 
 import peewee as pw
 
 import models as m
 from core import clock
+
+log = logging.getLogger("calsync.leases")
 
 LEASE_TTL = dt.timedelta(minutes=10)  # default; CALSYNC_LEASE_TTL sets it (configure() at start-up)
 FIRST_RETRY = 60  # seconds; doubled per failure in a row, up to the sync interval
@@ -37,6 +46,23 @@ def _free(now: dt.datetime):
     return (m.Connection.lease_expires_at.is_null()) | (m.Connection.lease_expires_at < now)
 
 
+def owner_alive(owner: str | None) -> bool:
+    """False only when ``owner`` is a process of this host that no longer exists."""
+    if not owner:
+        return False
+    _, _, place = owner.rpartition("@")
+    host, _, pid = place.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's: only its lease's expiry tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, under another user
+    return True
+
+
 def claim(conn_id: int, owner: str) -> bool:
     now = clock.now()
     claimed = (
@@ -44,13 +70,70 @@ def claim(conn_id: int, owner: str) -> bool:
         .where(m.Connection.id == conn_id, _free(now))
         .execute()
     )
+    if claimed == 1:
+        return True
+    holder = m.Connection.select(m.Connection.lease_owner).where(m.Connection.id == conn_id).scalar()
+    if holder and holder != owner and not owner_alive(holder):
+        log.warning("connection %s: the lease of %s, a process that is gone, is taken over", conn_id, holder)
+        claimed = (
+            m.Connection.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL)
+            .where(m.Connection.id == conn_id, m.Connection.lease_owner == holder)
+            .execute()
+        )
     return claimed == 1
+
+
+def reap_dead(host: str | None = None) -> int:
+    """Free every lease held by a process of this host that is gone; returns how many."""
+    host = host or socket.gethostname()
+    owners = [o for (o,) in m.Connection.select(m.Connection.lease_owner).distinct()
+              .where(m.Connection.lease_owner.contains(f"@{host}:")).tuples()]
+    dead = [o for o in owners if not owner_alive(o)]
+    if not dead:
+        return 0
+    freed = (m.Connection.update(lease_owner=None, lease_expires_at=None)
+             .where(m.Connection.lease_owner.in_(dead)).execute())
+    log.warning("freed %d lease(s) of %d process(es) of this host that are gone", freed, len(dead))
+    return freed
+
+
+def renew(owner: str) -> int:
+    """Everything ``owner`` holds is held for another LEASE_TTL."""
+    return (m.Connection.update(lease_expires_at=clock.now() + LEASE_TTL)
+            .where(m.Connection.lease_owner == owner).execute())
+
+
+class Keeper:
+    """Renews an owner's leases every third of LEASE_TTL while it runs (a thread of its own)."""
+
+    def __init__(self, owner: str):
+        self.owner = owner
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"lease-keeper {owner}", daemon=True)
+
+    def _run(self) -> None:
+        interval = max(LEASE_TTL.total_seconds() / 3, 1.0)
+        while not self.stop.wait(interval):
+            try:
+                with m.db.connection_context():
+                    renew(self.owner)
+            except Exception:  # the next round tries again; the lease outlives one miss
+                log.exception("renewing the leases of %s failed", self.owner)
+
+    def __enter__(self) -> "Keeper":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
 def claim_due(owner: str, limit: int) -> list[int]:
     """Claim up to ``limit`` connections whose sync is due; returns their ids."""
     if limit <= 0:
         return []
+    reap_dead()
     now = clock.now()
     database = m.db.obj
     if isinstance(database, pw.PostgresqlDatabase):
@@ -84,21 +167,24 @@ def claim_due(owner: str, limit: int) -> list[int]:
 
 
 def release(rt, conn_id: int, owner: str, ok: bool) -> None:
-    """Give the connection back and say when it is due again (jittered; failures back off)."""
-    conn = m.Connection.get_or_none(m.Connection.id == conn_id)
-    if conn is None:
+    """Give the connection back and say when it is due again (jittered; failures back off;
+    a sync asked for during the run is due at once)."""
+    row = (m.Connection.select(m.Connection.failures_in_row, m.Connection.sync_requested_at)
+           .where(m.Connection.id == conn_id).tuples().first())
+    if row is None:
         return
+    failures, requested = row
     interval = rt.settings.sync_interval
-    failures = 0 if ok else conn.failures_in_row + 1
-    if ok:
+    if requested is not None:
+        delay = 0.0
+    elif ok:
         delay = interval * random.uniform(0.9, 1.1)  # 1,000 connections must not all fire at once
     else:
-        delay = min(interval, FIRST_RETRY * 2 ** min(failures - 1, 16)) * random.uniform(0.9, 1.0)
+        delay = min(interval, FIRST_RETRY * 2 ** min(max(failures, 1) - 1, 16)) * random.uniform(0.9, 1.0)
     (
         m.Connection.update(
             lease_owner=None,
             lease_expires_at=None,
-            failures_in_row=failures,
             next_sync_at=clock.now() + dt.timedelta(seconds=delay),
         )
         .where(m.Connection.id == conn_id, m.Connection.lease_owner == owner)
@@ -126,27 +212,3 @@ def beat(owner: str, running: int) -> None:
 
 def forget(owner: str) -> None:
     m.SchedulerBeat.delete().where(m.SchedulerBeat.owner == owner).execute()
-
-
-class Busy(Exception):
-    """Another process is syncing this connection right now."""
-
-
-def sync_with_lease(rt, conn: m.Connection, cause: str, wait: float = 15.0):
-    """Sync outside the scheduler (relink, sweep) without racing a scheduler on the same connection."""
-    import time
-
-    from core.sync import sync_connection
-
-    owner = owner_id(cause)
-    deadline = time.monotonic() + wait
-    while not claim(conn.id, owner):
-        if time.monotonic() >= deadline:
-            raise Busy(f"connection {conn.id} is being synced by {m.Connection.get_by_id(conn.id).lease_owner}")
-        time.sleep(0.2)
-    report = None
-    try:
-        report = sync_connection(rt, m.Connection.get_by_id(conn.id), cause=cause)
-        return report
-    finally:
-        release(rt, conn.id, owner, ok=report is not None and report.outcome == "ok")

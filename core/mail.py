@@ -14,14 +14,12 @@ from email.message import EmailMessage
 from email.utils import formataddr, make_msgid, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import models as m
 
 SMTP_TIMEOUT = 20
 
 
 class EmailSender:
     channel = "email"
-    staff_events = ("incident.opened", "incident.reminder", "incident.resolved", "relink.link")
 
     def __init__(self, smtp_url: str, mail_from: str, ssl_context: ssl.SSLContext | None = None):
         parts = urlsplit(smtp_url)
@@ -33,11 +31,6 @@ class EmailSender:
         self.starttls = (parse_qs(parts.query).get("starttls", ["auto"])[0] or "auto").lower()
         self.mail_from = mail_from
         self.ssl_context = ssl_context or ssl.create_default_context()
-
-    def recipient(self, notification: m.Notification, payload: dict) -> str | None:
-        if notification.event in self.staff_events and notification.staff_id:
-            return notification.staff.email
-        return None
 
     def _connect(self) -> smtplib.SMTP:
         if self.scheme == "smtps":

@@ -26,3 +26,10 @@ STATUS_ADVICE = {
 
 def meaning(status: str) -> str:
     return STATUS_MEANINGS.get(status, status)
+
+
+def failing_reason(failures: int, since, last_error: str) -> str:
+    """What an ``active`` connection whose recent runs fail says, before it is ``unreachable``."""
+    when = since.strftime("%Y-%m-%d %H:%M UTC") if hasattr(since, "strftime") else str(since or "")
+    runs = f"the last {failures} attempts failed" if failures > 1 else "the last attempt failed"
+    return f"failing since {when} ({runs}; retrying): {last_error or 'no answer'}"

@@ -1,11 +1,16 @@
 """The notification outbox: every incident event is written once, then delivered.
 
 ``notify`` writes one Notification (a unique ``dedupe_key`` makes a second
-write of the same event a no-op) and one Delivery per channel that wants it.
-``deliver_pending`` hands due deliveries to their senders; a failure is kept
-and retried with backoff, never dropped, and a delivery is claimed before it
-is sent so two schedulers never send it twice. The relink URL a notification
-carries is encrypted and wiped once every channel has sent it.
+write of the same event a no-op) and one Delivery per *configured* channel
+that takes it (:func:`recipients`: decided from the settings, never from the
+senders the writing process happens to have loaded, so a break found by the
+CLI, the console or the web role reaches Slack and e-mail like one found by
+the scheduler). ``deliver_pending`` hands due deliveries to the senders of
+this process and leaves the others for a process that has them (the
+service); a failure is kept and retried with backoff, never dropped, and a
+delivery is claimed before it is sent so two schedulers never send it twice.
+The relink URL a notification carries is encrypted and wiped once every
+channel has sent it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Protocol
 import peewee as pw
 
 import models as m
-from core import clock
+from core import clock, waiting
 
 log = logging.getLogger("calsync.outbox")
 
@@ -44,20 +49,53 @@ class Outgoing:
 class Sender(Protocol):
     channel: str
 
-    def recipient(self, notification: m.Notification, payload: dict) -> str | None:
-        """Who gets this notification on this channel, or None when the channel does not take it."""
-
     def send(self, outgoing: Outgoing) -> str:
         """Deliver; returns an external reference (message id...). Raises on failure."""
+
+
+STAFF_EVENTS = ("incident.opened", "incident.reminder", "incident.resolved", "relink.link")
+HOST_EVENTS = ("appointment.external_edit", "appointment.external_delete", "appointment.conflict")
+CHANNELS = ("log", "email", "slack", "webhook")
+
+
+def configured_channels(settings) -> list[str]:
+    """The channels this installation delivers on, whichever process asks."""
+    channels = ["log"]
+    if settings.smtp_url:
+        channels.append("email")
+    if settings.slack_enabled:
+        channels.append("slack")
+    if settings.host_webhook_url:
+        channels.append("webhook")
+    return channels
+
+
+def recipients(settings, event: str, staff: m.Staff | None) -> dict[str, str]:
+    """Channel -> recipient for one notification, from the settings alone.
+
+    The log takes everything; e-mail and Slack take what a staff member must
+    read (Slack finds a staff member without a Slack id by e-mail when it
+    sends), and Slack takes escalations into the support channel; the host
+    webhook takes changes of appointments.
+    """
+    found = {"log": "log"}
+    channels = configured_channels(settings)
+    if event in STAFF_EVENTS and staff is not None:
+        if "email" in channels:
+            found["email"] = staff.email
+        if "slack" in channels:
+            found["slack"] = staff.slack_id or f"email:{staff.email}"
+    if event == "incident.escalated" and "slack" in channels and settings.support_channel:
+        found["slack"] = settings.support_channel
+    if event in HOST_EVENTS and "webhook" in channels:
+        found["webhook"] = settings.host_webhook_url
+    return found
 
 
 class LogSender:
     """Always on: one line per notification in the service log (never the relink URL)."""
 
     channel = "log"
-
-    def recipient(self, notification, payload):
-        return "log"
 
     def send(self, outgoing: Outgoing) -> str:
         p = outgoing.payload
@@ -97,12 +135,10 @@ def notify(
                 )
         except pw.IntegrityError:
             return None  # another process wrote the same event a moment ago
-        for sender in rt.senders:
-            if channels is not None and sender.channel not in channels and sender.channel != "log":
+        for channel, recipient in recipients(rt.settings, event, staff).items():
+            if channels is not None and channel not in channels and channel != "log":
                 continue
-            recipient = sender.recipient(notification, payload)
-            if recipient:
-                m.Delivery.create(notification=notification, channel=sender.channel, recipient=recipient)
+            m.Delivery.create(notification=notification, channel=channel, recipient=recipient)
     return notification
 
 
@@ -128,6 +164,7 @@ def deliver_pending(rt, limit: int = BATCH) -> dict:
     due = list(
         m.Delivery.select(m.Delivery.id)
         .where(
+            m.Delivery.channel.in_(list(senders)),  # the others wait for a process that can send them
             ((m.Delivery.state == m.DELIVERY_PENDING) & (m.Delivery.next_attempt_at <= now))
             | ((m.Delivery.state == m.DELIVERY_SENDING) & (m.Delivery.claimed_at < now - STALE_CLAIM))
         )
@@ -149,8 +186,6 @@ def deliver_pending(rt, limit: int = BATCH) -> dict:
             _wipe_secret_when_done(notification)
             continue
         try:
-            if sender is None:
-                raise RuntimeError(f"no {delivery.channel} sender is configured in this process")
             relink_url = rt.vault.decrypt(notification.secret).get("relink_url", "") if notification.secret else ""
             subject, text = notices.render(notification.event, payload, relink_url)
             ref = sender.send(Outgoing(notification, delivery, notification.event, payload, relink_url, subject, text))
@@ -192,7 +227,6 @@ def _wipe_secret_when_done(notification: m.Notification) -> None:
 
 def payload_for(rt, conn: m.Connection, **extra) -> dict:
     """The facts every notification about a connection carries."""
-    from core import health
     from core.messages import meaning
 
     data = {
@@ -206,7 +240,7 @@ def payload_for(rt, conn: m.Connection, **extra) -> dict:
         "meaning": meaning(conn.status),
         "reason": conn.reason or meaning(conn.status),
         "since": clock.utc(conn.status_since).isoformat(),
-        "missed": health.missed_count(conn),
+        "missed": waiting.missed_count(conn),
         "mail_from": rt.settings.mail_from,
     }
     data.update(extra)

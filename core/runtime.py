@@ -60,12 +60,16 @@ def start(settings: Settings | None = None) -> Runtime:
     from core import leases
 
     leases.configure(settings)
-    return Runtime(
+    rt = Runtime(
         settings=settings,
         vault=Vault.from_settings(settings),
         senders=default_senders(settings),
         feed_key=feed_key(settings),
     )
+    from core import accounts
+
+    accounts.backfill(rt)  # connections made before account fingerprints (schema 6)
+    return rt
 
 
 def default_senders(settings: Settings) -> list:

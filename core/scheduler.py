@@ -22,7 +22,7 @@ import peewee as pw
 import schedule
 
 import models as m
-from core import actions, clock, health, incidents, leases, outbox
+from core import clock, health, incidents, leases, outbox, runner
 
 log = logging.getLogger("calsync.scheduler")
 
@@ -43,7 +43,7 @@ def run_once(rt) -> dict:
     """All due work, once; returns what was done."""
     owner = leases.owner_id("once")
     return {
-        "syncs": actions.sync_due(rt, owner=owner),
+        "syncs": [r.to_dict() for r in runner.sync_due(rt, owner=owner)],
         "sweep": health.sweep(rt),
         "incidents": incidents.check(rt),
         "outbox": outbox.deliver_pending(rt),
@@ -87,7 +87,7 @@ class Dispatcher:
             free = self.rt.settings.workers - len(self.running)
         claimed = leases.claim_due(self.owner, free)
         for conn_id in claimed:
-            future = self.pool.submit(actions.sync_claimed, self.rt, conn_id, self.owner)
+            future = self.pool.submit(runner.sync_claimed, self.rt, conn_id, self.owner)
             with self.lock:
                 self.running[conn_id] = future
             future.add_done_callback(lambda _f, cid=conn_id: self._done(cid))
@@ -162,9 +162,10 @@ def run_forever(rt, stop: threading.Event) -> None:
     log.info("scheduler %s started: sync every %ss, sweep every %ss, %d worker(s)",
              owner, rt.settings.sync_interval, rt.settings.sweep_interval, rt.settings.workers)
     jobs.run_all()
-    while not stop.is_set():
-        jobs.run_pending()
-        stop.wait(1)
+    with leases.Keeper(owner):  # a long sync keeps its lease while this process lives
+        while not stop.is_set():
+            jobs.run_pending()
+            stop.wait(1)
     log.info("scheduler stopping: no new work; waiting up to %ss for running syncs", SHUTDOWN_GRACE)
     with m.db.connection_context():
         dispatcher.shutdown()

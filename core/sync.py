@@ -19,7 +19,8 @@ import time
 import peewee as pw
 
 import models as m
-from core import clock, health, ics
+from core import clock, ics, lifecycle, waiting
+from core.reconcile import OwnEvents
 from core.providers.base import (
     AlreadyExists,
     CalendarGone,
@@ -50,6 +51,9 @@ class SyncReport:
     applied_back: int = 0
     duration_ms: int = 0
     missed: int = 0
+    errors: int = 0  # appointments whose write failed on their own (the rest of the run worked)
+    conflicts: int = 0  # appointments changed on both sides, decided by the policy
+    adopted: int = 0  # events carrying one of calsync's UIDs, taken back as the appointment's
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -80,21 +84,22 @@ class ConnectionSync:
         self.report = SyncReport(connection_id=conn.id)
         self.tz = ics.zone(conn.staff.timezone)
         self.window_start, self.window_end = window(self.settings)
-        self.released: list[int] = []  # links that waited as missed and are pushed in this run
+        self.strays: dict[int, list[tuple[str, str]]] = {}  # calendar id -> copies of ours to remove
+        self.own = OwnEvents(runtime, conn, self.report, self.tz)
 
     # -- the run --------------------------------------------------------------
 
     def run(self, cause: str = "sync") -> SyncReport:
         started = time.monotonic()
         run_row = m.SyncRun.create(connection=self.conn, started_at=clock.now())
-        self.conn.last_sync_at = clock.now()
-        self.conn.save()
+        # A sync asked for before this run started is this run.
+        m.Connection.update(last_sync_at=clock.now(), sync_requested_at=None).where(m.Connection.id == self.conn.id).execute()
         try:
             self._pull_and_push()
         except ProviderError as exc:
             self.report.outcome = "transient" if exc.transient else "failed"
             self.report.error = exc.reason
-            health.record_failure(self.rt, self.conn, exc, cause)
+            lifecycle.failed(self.rt, self.conn, exc, cause)
         except Exception as exc:
             # An internal fault must not change the connection's status: it is not the provider's.
             log.exception("sync of connection %s failed internally", self.conn.id)
@@ -102,13 +107,11 @@ class ConnectionSync:
             self.report.error = f"internal error: {exc.__class__.__name__}: {exc}"
             raise
         else:
-            self.report.outcome = "ok"
-            delivered = (
-                m.AppointmentLink.select().where(m.AppointmentLink.id.in_(self.released), m.AppointmentLink.state == m.LINK_SYNCED).count()
-                if self.released
-                else 0
-            )
-            health.record_success(self.rt, self.conn, cause, delivered=delivered)
+            # The connection works; an appointment whose own write failed is a visible error, not "ok".
+            self.report.outcome = "partial" if self.report.errors else "ok"
+            if self.report.errors and not self.report.error:
+                self.report.error = f"{self.report.errors} appointment(s) could not be written (see status)"
+            lifecycle.succeeded(self.rt, self.conn, cause)
         finally:
             self.rt.keep_secrets(self.conn, self.provider)
             self.report.requests = self.provider.requests_made
@@ -116,7 +119,7 @@ class ConnectionSync:
             self.conn = m.Connection.get_by_id(self.conn.id)
             self.report.status = self.conn.status
             self.report.reason = self.conn.reason
-            self.report.missed = health.missed_count(self.conn)
+            self.report.missed = waiting.missed_count(self.conn)
             r = self.report
             run_row.finished_at = clock.now()
             run_row.duration_ms, run_row.requests = r.duration_ms, r.requests
@@ -152,9 +155,8 @@ class ConnectionSync:
                 destination_writable = False
         if not destination_writable:
             raise WriteForbidden("the primary calendar is read-only for this account: calsync can read it but not add events")
-        if self.conn.status in m.BROKEN_STATUSES or self.conn.status == m.PENDING:
-            # The connection works again: what waited as missed is pushed now.
-            self._release_missed()
+        # Every calendar answered: what waited while the connection failed is written now.
+        lifecycle.before_push(self.rt, self.conn)
         for cal in calendars:
             if cal.is_destination:
                 writes = self.report.created + self.report.updated + self.report.deleted
@@ -203,8 +205,8 @@ class ConnectionSync:
                 m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == href).execute()
                 m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == href).execute()
                 link = links.get(href)
-                if link is not None and link.state == m.LINK_SYNCED:
-                    self._external_delete(link)
+                if link is not None and link.state in (m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED):
+                    self.own.deleted(link)
 
     def _apply_item(self, cal: m.Calendar, item, link: m.AppointmentLink | None) -> None:
         self.report.entries_read += 1
@@ -220,16 +222,20 @@ class ConnectionSync:
         if not vevents:
             self._replace_entries(cal, item.href, [])
             return
-        ours = link is not None or ics.is_calsync_event(parsed) is not None or (
-            uid and m.Appointment.select().where(m.Appointment.uid == uid).exists()
-        )
+        appointment = None
+        if link is None and uid:
+            appointment = m.Appointment.get_or_none(m.Appointment.uid == uid)
+        ours = link is not None or appointment is not None or ics.is_calsync_event(parsed) is not None
         if ours:
-            if link is not None and link.state == m.LINK_SYNCED:
-                self._our_event_seen(link, parsed, item.etag)
+            if link is not None and link.state in (m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED):
+                self.own.seen(link, parsed, item.etag)
+            elif appointment is not None and cal.is_destination:
+                if self.own.foreign_copy(cal, item.href, item.etag, appointment) == "remove":
+                    self.strays.setdefault(cal.id, []).append((item.href, item.etag))
             rows = []
             if cal.is_busy_source:
                 occ = ics.expand(parsed, self.window_start, self.window_end, self.tz, all_day_policy="busy", max_occurrences=1)[0]
-                occ.loaded, occ.info = False, ics.INFO_ECHO
+                occ.loaded, occ.info = False, self._echo_info(item.href)
                 rows = [occ]
             self._replace_entries(cal, item.href, rows)
             return
@@ -245,6 +251,10 @@ class ConnectionSync:
             max_occurrences=self.settings.max_occurrences,
         )
         self._replace_entries(cal, item.href, rows)
+
+    def _echo_info(self, href: str) -> str:
+        note = self.own.notes.get(href)
+        return f"{ics.INFO_ECHO}; {note}" if note else ics.INFO_ECHO
 
     def _remember(self, cal: m.Calendar, href: str, etag: str, uid: str) -> None:
         (
@@ -284,108 +294,14 @@ class ConnectionSync:
                 seen_at=now,
             )
 
-    def _our_event_seen(self, link: m.AppointmentLink, parsed, etag: str) -> None:
-        """A calsync event came back from a destination: was it edited outside calsync?"""
-        if link.etag and etag and link.etag == etag:
-            return
-        appointment = link.appointment
-        try:
-            found = ics.appointment_fields(parsed, self.tz)
-        except Exception as exc:
-            log.warning("calsync event %s on calendar %s is unreadable: %s", link.href, link.calendar_id, exc)
-            return
-        current = {
-            "starts_at": appointment.starts_at,
-            "ends_at": appointment.ends_at,
-            "subject": appointment.subject,
-            "description": appointment.description,
-            "location": appointment.location,
-        }
-        diff = {k: v for k, v in found.items() if v != current[k]}
-        link.etag = etag
-        link.updated_at = clock.now()
-        if not diff:
-            link.save()
-            return
-        if self.settings.external_edit_policy == "revert":
-            # Appointments are owned by calsync: put ours back over the edit.
-            link.pushed_version = 0
-            link.save()
-            return
-        for field, value in diff.items():
-            setattr(appointment, field, value)
-        appointment.version += 1
-        appointment.updated_at = clock.now()
-        appointment.save()
-        link.pushed_version = appointment.version
-        link.save()
-        self.report.applied_back += 1
-        changed = ", ".join(sorted(diff))
-        m.AuditEntry.create(
-            actor="external",
-            action="appointment.external_edit",
-            target=appointment.external_id,
-            detail=f"changed on calendar {link.calendar.name!r} of connection {self.conn.id}: {changed}",
-        )
-        self._tell_host("appointment.external_edit", appointment, sorted(diff))
-        log.info("appointment %s edited on the calendar (%s): applied back", appointment.external_id, changed)
-
-    def _external_delete(self, link: m.AppointmentLink) -> None:
-        appointment = link.appointment
-        if self.settings.external_delete_policy == "restore":
-            link.href, link.etag, link.state, link.pushed_version = "", "", m.LINK_PENDING, 0
-            link.save()
-            return
-        link.state = m.LINK_DELETED_EXTERNALLY
-        link.updated_at = clock.now()
-        link.save()
-        if not appointment.cancelled:
-            appointment.cancelled = True
-            appointment.cancel_reason = f"deleted in the external calendar {link.calendar.name!r}"
-            appointment.version += 1
-            appointment.updated_at = clock.now()
-            appointment.save()
-            self.report.applied_back += 1
-            m.AuditEntry.create(
-                actor="external",
-                action="appointment.external_delete",
-                target=appointment.external_id,
-                detail=f"deleted on calendar {link.calendar.name!r} of connection {self.conn.id}: appointment cancelled",
-            )
-            self._tell_host("appointment.external_delete", appointment, ["cancelled"])
-            log.info("appointment %s deleted on the calendar: cancelled", appointment.external_id)
-
-    def _tell_host(self, event: str, appointment: m.Appointment, changed: list[str]) -> None:
-        from core import outbox
-
-        payload = {
-            "appointment": appointment.external_id,
-            "staff": self.conn.staff.email,
-            "start": clock.utc(appointment.starts_at).isoformat(),
-            "end": clock.utc(appointment.ends_at).isoformat(),
-            "subject": appointment.subject,
-            "description": appointment.description,
-            "location": appointment.location,
-            "cancelled": appointment.cancelled,
-            "version": appointment.version,
-            "changed": changed,
-            "connection": self.conn.id,
-        }
-        outbox.notify(self.rt, event, f"{event}:{appointment.external_id}:v{appointment.version}", payload,
-                      connection=self.conn, staff=self.conn.staff)
-
     # -- pushing --------------------------------------------------------------
 
-    def _release_missed(self) -> None:
-        calendars = m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == self.conn)
-        waiting = m.AppointmentLink.select(m.AppointmentLink.id).where(
-            m.AppointmentLink.calendar.in_(calendars), m.AppointmentLink.state == m.LINK_MISSED
-        )
-        self.released = [link.id for link in waiting]
-        if self.released:
-            m.AppointmentLink.update(state=m.LINK_PENDING).where(m.AppointmentLink.id.in_(self.released)).execute()
-
     def _push(self, cal: m.Calendar) -> None:
+        for href, etag in self.strays.pop(cal.id, []):
+            self.provider.delete(href, "")
+            self.report.deleted += 1
+            m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == href).execute()
+            m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == href).execute()
         ensure_links(cal, self.window_start)
         work = (
             m.AppointmentLink.select(m.AppointmentLink, m.Appointment)
@@ -400,12 +316,17 @@ class ConnectionSync:
         for link in list(work):
             try:
                 self._push_one(cal, link)
-            except (WriteForbidden, CalendarGone):
-                raise
-            except PreconditionFailed as exc:
-                # Edited on the calendar between our read and our write: the next run reads it first.
-                link.last_error = exc.reason
+            except ProviderError as exc:
+                if exc.status or exc.transient:
+                    raise  # the connection is broken or failing: the whole run says so
+                # This appointment alone cannot be written: a visible error of its own, retried each run.
+                link.last_error = exc.reason[:1000]
+                link.write_failures += 1
+                link.updated_at = clock.now()
                 link.save()
+                self.report.errors += 1
+                log.warning("appointment %s not written to calendar %s (%d time(s) in a row): %s",
+                            link.appointment.external_id, cal.id, link.write_failures, exc.reason)
 
     def _push_one(self, cal: m.Calendar, link: m.AppointmentLink) -> None:
         appointment = link.appointment
@@ -418,7 +339,7 @@ class ConnectionSync:
                 self.report.deleted += 1
                 m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == link.href).execute()
                 m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == link.href).execute()
-            link.state, link.pushed_version, link.last_error = m.LINK_REMOVED, appointment.version, ""
+            link.state, link.pushed_version, link.last_error, link.write_failures = m.LINK_REMOVED, appointment.version, "", 0
             link.updated_at = clock.now()
             link.save()
             return
@@ -428,7 +349,8 @@ class ConnectionSync:
                 href, etag = self.provider.create(cal.remote_id, appointment.uid, data)
                 self.report.created += 1
             except AlreadyExists as exc:
-                # Written before but never recorded (a crash after the PUT): take it over.
+                # Written before but never recorded (a crash after the PUT), or an imported
+                # copy under another name: it is this appointment, taken over in place.
                 href = exc.href
                 current = self.provider.get(href)
                 etag = self.provider.update(href, data, current.etag)
@@ -438,12 +360,26 @@ class ConnectionSync:
             try:
                 etag = self.provider.update(href, data, link.etag)
             except NotFound:
-                self._external_delete(link)
+                self.own.deleted(link)
                 return
+            except PreconditionFailed:
+                # Changed on the calendar since we last read it: read it, let the policy decide.
+                try:
+                    current = self.provider.get(href)
+                except NotFound:
+                    self.own.deleted(link)
+                    return
+                try:
+                    found = ics.appointment_fields(ics.parse(current.data), self.tz)
+                except Exception:
+                    found = None
+                if found is not None and not self.own.conflict(link, found, current.etag):
+                    return  # the calendar's version stands (or equals ours)
+                etag = self.provider.update(href, data, current.etag)
             self.report.updated += 1
         link.href, link.etag = href, etag
         link.pushed_version = appointment.version
-        link.state, link.last_error = m.LINK_SYNCED, ""
+        link.state, link.last_error, link.write_failures = m.LINK_SYNCED, "", 0
         link.updated_at = clock.now()
         with m.db.atomic():
             link.save()
@@ -452,7 +388,7 @@ class ConnectionSync:
                 # Our own event in a calendar we also read: shown in the feed, never blocking twice.
                 echo = ics.Occurrence(
                     appointment.uid, "", appointment.starts_at, appointment.ends_at, appointment.subject,
-                    False, ics.INFO_ECHO, appointment.updated_at,
+                    False, self._echo_info(href), appointment.updated_at,
                 )
                 self._replace_entries(cal, href, [echo])
 

@@ -17,7 +17,7 @@ import requests
 
 from core.secret import Secret
 
-EVENTS = ("appointment.external_edit", "appointment.external_delete")
+EVENTS = ("appointment.external_edit", "appointment.external_delete", "appointment.conflict")  # core.outbox.HOST_EVENTS
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -33,9 +33,6 @@ class WebhookSender:
         self.secret = secret
         self.timeout = timeout
         self.session = requests.Session()
-
-    def recipient(self, notification, payload: dict) -> str | None:
-        return self.url if notification.event in EVENTS else None
 
     def send(self, outgoing) -> str:
         body = json.dumps({"event": outgoing.event, "id": outgoing.notification.dedupe_key, **outgoing.payload},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import http.server
 import threading
 import time
@@ -224,7 +225,8 @@ class Subscription:
 
     def assert_secret_never_shown(self) -> None:
         status = self.status()
-        assert status["account"] == self.server.base
+        host = self.server.base.split("://", 1)[1]
+        assert status["account"].startswith(f"{host} · ") and re.search(r" #[0-9a-f]{4}$", status["account"])
         assert status["server"] == self.server.base
         assert SECRET not in repr(status)
         assert SECRET not in repr(self.entries())
@@ -289,9 +291,10 @@ def test_feed_is_named_from_its_calendar_name_and_busy_events_block_time(rt, fee
     assert {e["subject"] for e in not_loaded} == set(expected_not_loaded)
 
 
-def test_feed_link_secret_is_never_shown_only_its_host(rt, feed):
+def test_feed_link_secret_is_never_shown_only_its_host_and_a_hint(rt, feed):
     sub = Subscription(rt, feed, two_meetings())
-    assert sub.conn["account"] == f"http://127.0.0.1:{feed.port}"
+    # Host, the feed's own name, and a tag from the keyed fingerprint: never the secret path.
+    assert re.fullmatch(rf"127\.0\.0\.1:{feed.port} · {re.escape(CAL_NAME)} #[0-9a-f]{{4}}", sub.conn["account"])
     assert SECRET not in repr(sub.conn)
     sub.sync()
     sub.assert_secret_never_shown()

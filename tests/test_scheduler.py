@@ -15,7 +15,8 @@ import pytest
 from conftest import ROOT, Story, make_env
 
 import models as m
-from core import actions, clock, leases, scheduler
+from core import actions, clock, leases, lifecycle, scheduler
+from core.providers.base import Transient
 
 FEED = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:e1\r\nDTSTAMP:20260101T000000Z\r\n"
         b"DTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\nSUMMARY:Busy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
@@ -82,6 +83,8 @@ def test_next_sync_is_jittered_and_failures_back_off_up_to_the_interval(rt, feed
     waits = []
     for _ in range(6):
         leases.claim(cid, "a")
+        # What a failed run reports (core.lifecycle counts the failures in a row; the lease backs off).
+        lifecycle.failed(rt, m.Connection.get_by_id(cid), Transient("HTTP 503"), "sync")
         leases.release(rt, cid, "a", ok=False)
         waits.append((m.Connection.get_by_id(cid).next_sync_at - clock.now()).total_seconds())
     assert waits[0] <= 61 and waits[1] <= 121 and waits[1] > waits[0]

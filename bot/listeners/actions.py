@@ -68,9 +68,9 @@ def register(app, rt) -> None:
 
         def work(principal, conn):
             result = actions.set_destination(rt, conn.id, calendar_id, actor=principal.actor)
-            report = actions.sync_now(rt, conn.id)[0]
+            report = result.get("sync") or {"created": 0}  # choosing a primary syncs at once
             _reply(body, respond, client,
-                   f"Appointments now go to {result.get('primary')!r}. Status: {blocks.badge(report['status'])}; "
+                   f"Appointments now go to {result.get('primary')!r}. Status: {blocks.badge(result['status'])}; "
                    f"{report['created']} appointment(s) written.")
 
         _on_connection(rt, body, respond, client, work, value=conn_id)

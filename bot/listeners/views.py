@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot import people
+from bot import blocks, people
 from core import access, actions
 
 
@@ -54,7 +54,9 @@ def register(app, rt) -> None:
             principal = people.principal(rt, client, user_id)
             conn = access.connection_for(rt, principal, meta.get("connection"))
             result = actions.set_destination(rt, conn.id, selected["value"], actor=principal.actor)
-            text = f"Appointments of connection {conn.id} now go to {result.get('primary', selected['value'])!r}."
+            written = (result.get("sync") or {}).get("created", 0)
+            text = (f"Appointments of connection {conn.id} now go to {result.get('primary', selected['value'])!r}. "
+                    f"Status: {blocks.badge(result['status'])}; {written} appointment(s) written.")
         except actions.ActionError as exc:
             text = f"The primary calendar was not changed: {exc}"
         people.dm(client, user_id, text)

@@ -38,22 +38,26 @@ from core.actions.inspection import (
 )
 from core.actions.keys import apikey_create, apikey_list, apikey_revoke, rotate_key
 from core.actions.links import (
-    complete_relink,
     connect_by_link,
     connect_link,
     connect_link_info,
     connect_link_staff,
     download_by_link,
     download_link,
-    issue_relink,
-    relink_page,
-    request_new_link,
     spend_connect_link,
+)
+from core.actions.relinking import (
+    complete_relink,
+    issue_relink,
+    relink_choose_calendar,
+    relink_page,
+    relink_test,
+    request_new_link,
 )
 from core.actions.oauth import oauth_callback, oauth_connect_url, oauth_relink_url
 from core.actions.staff import add_staff, list_staff
 from core.actions.stopping import stop_plan, stop_sync
-from core.actions.syncing import list_entries, run_claimed, sync_claimed, sync_due, sync_now
+from core.actions.syncing import list_entries, sync_now
 from core.actions.views import appointment_dict, calendar_dict, connection_dict, connection_flags, staff_dict
 
 __all__ = [
@@ -63,8 +67,8 @@ __all__ = [
     "connection_detail", "connection_dict", "connection_flags", "download_by_link", "download_link", "download_missed",
     "feed_reset", "feed_url", "get_appointment", "get_connection", "issue_relink", "list_calendars", "list_entries",
     "list_staff", "list_statuses", "missed_appointments", "new_token", "oauth_callback", "oauth_connect_url",
-    "oauth_relink_url", "refresh_calendars", "relink_page", "request_new_link", "rotate_key", "run_claimed",
+    "oauth_relink_url", "refresh_calendars", "relink_choose_calendar", "relink_page", "relink_test", "request_new_link", "rotate_key",
     "set_destination", "spend_connect_link", "staff_connections", "staff_dict", "staff_overview", "status_counts",
-    "stop_plan", "stop_sync", "sync_claimed", "sync_due", "sync_now", "test_connection", "update_credentials",
+    "stop_plan", "stop_sync", "sync_now", "test_connection", "update_credentials",
     "upsert_appointment", "_connection", "_validate_url",
 ]

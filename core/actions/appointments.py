@@ -6,37 +6,20 @@ import datetime as dt
 import uuid
 
 import models as m
-from core import clock, ics
+from core import clock, ics, waiting
 from core.actions.common import ActionError, InvalidInput, NotFoundError, _connection, _parse_time, _staff, _valid_timezone, audit, audited
 from core.actions.views import appointment_dict
 
 
 SNAPSHOT_NOTE = (
     "Snapshot from calsync taken {when}: this file will not update. If the appointment is "
-    "rescheduled or cancelled later, this copy stays as it is."
+    "rescheduled or cancelled later, this copy stays as it is. You may import it into the calendar "
+    "calsync writes to: once the connection works again, calsync recognises these appointments as "
+    "its own and keeps them up to date there, without duplicates."
 )
 
-
-def _links_after_change(appointment: m.Appointment) -> None:
-    """Every destination that should show this appointment learns of the change."""
-    conns = m.Connection.select().where(m.Connection.staff == appointment.staff_id, m.Connection.status != m.STOPPED)
-    for conn in conns:
-        broken = conn.status in m.BROKEN_STATUSES
-        for cal in conn.calendars.where(m.Calendar.is_destination == True):  # noqa: E712
-            link = m.AppointmentLink.get_or_none(appointment=appointment, calendar=cal)
-            if link is None:
-                if appointment.cancelled:
-                    continue
-                m.AppointmentLink.create(appointment=appointment, calendar=cal, state=m.LINK_MISSED if broken else m.LINK_PENDING)
-                continue
-            if link.state in (m.LINK_KEPT, m.LINK_ORPHANED):
-                continue
-            if appointment.cancelled and not link.href:
-                link.state = m.LINK_REMOVED
-            else:
-                link.state = m.LINK_MISSED if broken else m.LINK_PENDING
-            link.updated_at = clock.now()
-            link.save()
+IMPORT_NOTE = ("Safe to import into the calendar calsync writes to: after the repair calsync recognises these "
+               "appointments as its own and updates them in place, without duplicates.")
 
 
 def upsert_appointment(
@@ -98,7 +81,7 @@ def upsert_appointment(
             appointment.updated_at = clock.now()
             appointment.save()
             changed = "updated"
-        _links_after_change(appointment)
+        waiting.after_appointment_change(appointment)
     if actor:
         audit(actor, f"appointment.{changed}", external_id)
     return {**appointment_dict(appointment), "change": changed}
@@ -132,25 +115,14 @@ def cancel_appointment(rt, external_id: str, reason: str = "cancelled by the hos
         appointment.version += 1
         appointment.updated_at = clock.now()
         appointment.save()
-        _links_after_change(appointment)
+        waiting.after_appointment_change(appointment)
     if actor:
         audit(actor, "appointment.cancel", external_id)
     return {**appointment_dict(appointment), "change": "cancelled"}
 
 
 def missed_appointments(conn: m.Connection) -> list[m.Appointment]:
-    return list(
-        m.Appointment.select()
-        .join(m.AppointmentLink)
-        .join(m.Calendar)
-        .where(
-            m.Calendar.connection == conn,
-            m.AppointmentLink.state == m.LINK_MISSED,
-            m.Appointment.cancelled == False,  # noqa: E712
-        )
-        .order_by(m.Appointment.starts_at)
-        .distinct()
-    )
+    return waiting.missed_appointments(conn)
 
 
 @audited("connection.download_missed")
@@ -162,4 +134,5 @@ def download_missed(rt, conn_id, actor: str = "") -> dict:
     data = ics.render_snapshot(appointments, f"Missed appointments ({conn.staff.name})", note)
     if actor:
         audit(actor, "connection.download_missed", conn.id, f"{len(appointments)} appointment(s)")
-    return {"connection": conn.id, "count": len(appointments), "ics": data, "filename": f"calsync-missed-{conn.id}.ics"}
+    return {"connection": conn.id, "count": len(appointments), "ics": data, "filename": f"calsync-missed-{conn.id}.ics",
+            "import_note": IMPORT_NOTE}

@@ -6,14 +6,33 @@ import datetime as dt
 import uuid
 
 import models as m
-from core import clock, health, ics
+from core import accounts, clock, ics, lifecycle, runner, waiting
 from core.actions.common import ActionError, InvalidInput, _connection, _staff, _validate_url, audit, audited
 from core.actions.views import calendar_dict, connection_dict
 from core.messages import meaning
 from core.providers import OAUTH_PROVIDERS, PROVIDERS
-from core.providers.base import CalendarState, ProviderError
+from core.providers.base import CalendarState, ProviderError, WriteForbidden
 from core.providers.ics_url import feed_label
 from core.sync import SyncReport
+
+READ_ONLY_REASON = "the primary calendar is read-only for this account: calsync can read it but not add events"
+
+
+def sync_after_repair(rt, conn: m.Connection, cause: str) -> SyncReport:
+    """A repair (new credentials, a new primary, a good test) is followed by a sync at once, which
+    writes what waited; if another process is syncing it right now, the next pass does."""
+    try:
+        return runner.sync_with_lease(rt, conn, cause)
+    except runner.Busy as exc:
+        lifecycle.request_sync(conn)
+        return SyncReport(connection_id=conn.id, outcome="busy", status=conn.status, reason=conn.reason, error=str(exc))
+
+
+def identify(rt, conn: m.Connection, credentials: dict, calendar_name: str = "") -> None:
+    """The account's fingerprint, and for a feed the label people see (never its secret URL)."""
+    conn.account_key = accounts.fingerprint(rt, conn.provider, conn.server_url, conn.account, credentials)
+    if conn.provider == "ics":
+        conn.account = accounts.feed_label(credentials["url"], calendar_name, conn.account_key)
 
 
 def _save_calendars(conn: m.Connection, infos, destination: str | None) -> None:
@@ -78,13 +97,10 @@ def connect(
         raise ActionError("the account has no calendar that can hold events")
     if provider == "caldav" and calendar is None and not any(i.writable for i in infos):
         raise ActionError("every calendar of this account is read-only: calsync could not add appointments")
+    identify(rt, conn, credentials, infos[0].name if provider == "ics" else "")
     with m.db.atomic():
         conn.credentials = rt.vault.encrypt(credentials)
-        conn.status = m.PENDING
-        conn.reason = meaning(m.PENDING)
-        conn.next_sync_at = clock.now()
-        conn.save()
-        m.StatusChange.create(connection=conn, old="", new=m.PENDING, cause="connect")
+        lifecycle.begin(conn, "connect")
         _save_calendars(conn, infos, calendar)
     audit(actor, "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
     result = connection_dict(conn)
@@ -113,21 +129,16 @@ def update_credentials(rt, conn_id, *, password: str = "", url: str = "", actor:
         credentials = {"url": _validate_url(rt, url, "the calendar URL")}
     prov = rt.provider_for(conn, credentials)
     try:
-        prov.discover()
+        infos = prov.discover()
     except ProviderError as exc:
         raise ActionError(f"the new credentials do not work: {exc.reason}") from None
     conn.credentials = rt.vault.encrypt(credentials)
     if conn.provider == "ics":
-        conn.account = conn.server_url = feed_label(credentials["url"])
-    conn.next_sync_at = clock.now()
+        conn.server_url = feed_label(credentials["url"])
+        identify(rt, conn, credentials, infos[0].name if infos else "")
     conn.save()
     audit(actor, "connection.relink", conn.id)
-    from core import leases
-
-    try:
-        report = leases.sync_with_lease(rt, conn, "relink")
-    except leases.Busy:
-        report = SyncReport(connection_id=conn.id, outcome="busy", status=conn.status)
+    report = sync_after_repair(rt, conn, "relink")
     result = connection_dict(m.Connection.get_by_id(conn.id))
     result["sync"] = report.to_dict()
     return result
@@ -162,9 +173,7 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
                 "detail": "events can be created" if writable else "the calendar is read-only for this account",
             })
             if not writable:
-                from core.providers.base import WriteForbidden
-
-                raise WriteForbidden("the primary calendar is read-only for this account: calsync can read it but not add events")
+                raise WriteForbidden(READ_ONLY_REASON)
         else:
             checks.append({"check": "write", "ok": True, "detail": "not needed: this connection is a read-only busy source"})
     except ProviderError as exc:
@@ -172,31 +181,49 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
         answer = exc.answer
         checks.append({"check": "error", "ok": False, "detail": exc.reason})
     rt.keep_secrets(conn, prov)
+    requests = prov.requests_made
+    m.Connection.update(last_check_at=clock.now()).where(m.Connection.id == conn.id).execute()
     conn = m.Connection.get_by_id(conn.id)
-    conn.last_check_at = clock.now()
-    conn.save()
+    report = None
     if error is not None:
-        health.record_failure(rt, conn, error, "test")
-    elif conn.status != m.PENDING:
-        health.record_success(rt, conn, "test")
+        lifecycle.failed(rt, conn, error, "test")
+    elif conn.status != m.ACTIVE or waiting.is_failing(conn) or waiting.missed_count(conn):
+        # It works again (or never synced): the sync that follows writes what waited, now.
+        report = sync_after_repair(rt, conn, "test")
+        if report.outcome == "busy":
+            lifecycle.succeeded(rt, m.Connection.get_by_id(conn.id), "test")
+        else:
+            requests += report.requests
+            checks.append({"check": "sync", "ok": report.outcome == "ok",
+                           "detail": _sync_detail(report)})
+    else:
+        lifecycle.succeeded(rt, conn, "test")
     conn = m.Connection.get_by_id(conn.id)
-    audit(actor, "connection.test", conn.id, conn.status)
+    audit(actor, "connection.test", conn.id, conn.status, result="ok" if error is None else "failed")
+    ok = error is None and (report is None or report.outcome in ("ok", "busy"))
     return {
         "connection": conn.id,
-        "ok": error is None,
+        "ok": ok,
         "status": conn.status,
-        "reason": error.reason if error is not None else meaning(conn.status),
+        "reason": error.reason if error is not None else (report.error if report and not ok else meaning(conn.status)),
         "transient": bool(error is not None and error.transient),
         "checks": checks,
         "provider_answer": answer,
-        "requests": prov.requests_made,
+        "requests": requests,
+        "sync": report.to_dict() if report is not None else None,
     }
+
+
+def _sync_detail(report: SyncReport) -> str:
+    if report.outcome != "ok":
+        return f"the sync that followed did not finish: {report.error or report.outcome}"
+    written = report.created + report.updated
+    return (f"synced: {written} appointment(s) written, {report.missed} still waiting" if written or report.missed
+            else "synced: nothing was waiting")
 
 
 def _write_probe(prov, destination: m.Calendar) -> bool:
     """Servers that do not report privileges: write and remove a probe event."""
-    from core.providers.base import WriteForbidden
-
     probe = ics.new_calendar()
     from icalendar import Event
 
@@ -274,11 +301,12 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
         return {**connection_dict(conn), "change": "unchanged"}
     with m.db.atomic():
         if old is not None:
-            old_gone = conn.status == m.CALENDAR_MISSING
-            for link in old.links:
+            old_gone = conn.status == m.CALENDAR_MISSING or not old.writable
+            for link in list(old.links):
                 if link.state in (m.LINK_PENDING, m.LINK_MISSED) or (old_gone and link.state == m.LINK_SYNCED):
-                    # Not on the old calendar (or the old calendar is gone): the new primary takes it.
-                    link.delete_instance()
+                    # Not on the old calendar (or it is gone, and its events with it): the new primary
+                    # takes the appointment, still waiting if it waited (so "N delivered" counts it).
+                    _move_link(link, chosen)
                 elif link.state == m.LINK_SYNCED:
                     link.state = m.LINK_KEPT
                     link.save()
@@ -288,7 +316,18 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
                 old.delete_instance()
         chosen.is_destination = True
         chosen.save()
-        conn.next_sync_at = clock.now()
-        conn.save()
     audit(actor, "connection.primary", conn.id, chosen.name)
-    return {**connection_dict(m.Connection.get_by_id(conn.id)), "change": "updated", "primary": chosen.name}
+    report = sync_after_repair(rt, m.Connection.get_by_id(conn.id), "primary")
+    return {**connection_dict(m.Connection.get_by_id(conn.id)), "change": "updated", "primary": chosen.name,
+            "sync": report.to_dict()}
+
+
+def _move_link(link: m.AppointmentLink, calendar: m.Calendar) -> None:
+    if m.AppointmentLink.select().where(m.AppointmentLink.appointment == link.appointment_id,
+                                        m.AppointmentLink.calendar == calendar).exists():
+        link.delete_instance()
+        return
+    state = m.LINK_MISSED if link.state in (m.LINK_MISSED, m.LINK_SYNCED) else link.state
+    (m.AppointmentLink.update(calendar=calendar, state=state, href="", etag="", pushed_version=0, last_error="",
+                              write_failures=0, updated_at=clock.now())
+     .where(m.AppointmentLink.id == link.id).execute())

@@ -7,11 +7,10 @@ import datetime as dt
 import peewee as pw
 
 import models as m
-from core import clock
+from core import clock, waiting
 from core.actions.appointments import missed_appointments
 from core.actions.common import InvalidInput, _connection, _iso, _parse_time, _staff
-from core.actions.views import appointment_dict, connection_dict, staff_dict
-from core.messages import STATUS_ADVICE, meaning
+from core.actions.views import ROW_FIELDS, appointment_dict, connection_dict, flags_for, staff_dict, status_row
 
 
 def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
@@ -23,34 +22,29 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
     """
     C, S = m.Connection, m.Staff
     order = pw.Case(C.status, [(s, i) for i, s in enumerate(m.BROKEN_STATUSES)], len(m.BROKEN_STATUSES))
-    query = (C.select(C.id, S.email, C.provider, C.account, C.status, C.reason, C.status_since, C.last_sync_at,
-                      C.last_check_at, C.last_error, C.last_success_at, C.server_url, C.staff)
-             .join(S).order_by(order, C.id))
+    columns = [S.email if f == "staff" else getattr(C, f) for f in ROW_FIELDS]
+    query = C.select(*columns, C.staff, C.account_key).join(S).order_by(order, C.id)
     if staff_email:
         query = query.where(S.email == staff_email.strip().lower())
-    missed = dict(
+    missed, errors = waiting.missed_counts(), waiting.error_counts()
+    orphaned = dict(
         m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
-        .where(m.AppointmentLink.state == m.LINK_MISSED).group_by(m.Calendar.connection).tuples())
+        .where(m.AppointmentLink.state == m.LINK_ORPHANED).group_by(m.Calendar.connection).tuples())
     accounts: dict[tuple, list] = {}
-    for provider, server, account, staff_id in (
-            C.select(C.provider, C.server_url, C.account, C.staff).where(C.status != m.STOPPED).tuples()):
-        accounts.setdefault((provider, server, account), []).append(staff_id)
+    for provider, key, staff_id in C.select(C.provider, C.account_key, C.staff).where(C.status != m.STOPPED).tuples():
+        accounts.setdefault((provider, key), []).append(staff_id)
     destinations = dict(
         m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
     rows = []
-    for (cid, email, provider, account, status, reason, since, last_sync, last_check, last_error, last_success,
-         server, staff_id) in query.tuples():
-        users = list(accounts.get((provider, server, account), []))
-        if status != m.STOPPED and staff_id in users:
-            users.remove(staff_id)
-        rows.append({
-            "id": cid, "staff": email, "provider": provider, "account": account, "status": status,
-            "reason": reason or meaning(status), "since": _iso(since), "last_sync_at": _iso(last_sync),
-            "last_check_at": _iso(last_check), "missed": missed.get(cid, 0), "meaning": meaning(status),
-            "advice": STATUS_ADVICE.get(status, ""), "last_error": last_error, "last_success_at": _iso(last_success),
-            "server": server, "destination": destinations.get(cid),
-            "flags": (["duplicate"] if staff_id in users else []) + (["shared"] if any(u != staff_id for u in users) else []),
-        })
+    for row in query.tuples():
+        values = dict(zip(ROW_FIELDS, row))
+        staff_id, key = row[len(ROW_FIELDS)], row[len(ROW_FIELDS) + 1]
+        others = list(accounts.get((values["provider"], key), []))
+        if values["status"] != m.STOPPED and staff_id in others:
+            others.remove(staff_id)
+        cid = values["id"]
+        rows.append(status_row(values, missed=missed.get(cid, 0), errors=errors.get(cid, 0), orphaned=orphaned.get(cid, 0),
+                               flags=flags_for(staff_id, others), destination=destinations.get(cid)))
     return rows
 
 
@@ -79,6 +73,11 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
         for r in conn.sync_runs.order_by(m.SyncRun.started_at.desc(), m.SyncRun.id.desc()).limit(runs)
     ]
     data["missed_appointments"] = [appointment_dict(a) for a in missed_appointments(conn)]
+    data["write_errors"] = [
+        {**appointment_dict(link.appointment), "calendar": link.calendar.name, "error": link.last_error,
+         "failures": link.write_failures}
+        for link in waiting.write_errors(conn)
+    ]
     data["relink_link"] = _link_state(conn)
     return data
 
@@ -107,9 +106,12 @@ def staff_overview(rt) -> list[dict]:
 
 
 def status_counts(rt) -> dict:
+    """Connections per status, plus ``failing``: active ones whose recent runs failed."""
     counts = dict.fromkeys(m.STATUSES, 0)
     for status, count in m.Connection.select(m.Connection.status, pw.fn.COUNT(m.Connection.id)).group_by(m.Connection.status).tuples():
         counts[status] = count
+    counts["failing"] = m.Connection.select().where(
+        m.Connection.status == m.ACTIVE, m.Connection.failing_since.is_null(False)).count()
     return counts
 
 

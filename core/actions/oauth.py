@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import models as m
-from core import clock
+from core import clock, lifecycle
 from core.actions.common import ActionError, InvalidInput, _staff, audit
-from core.actions.connections import _save_calendars
+from core.actions.connections import _save_calendars, identify, sync_after_repair
 from core.actions.syncing import sync_now
 from core.actions.views import connection_dict, connection_flags
-from core.messages import meaning
 from core.providers import OAUTH_PROVIDERS
 from core.providers.base import ProviderError
-from core.sync import SyncReport
 
 
 def oauth_connect_url(rt, staff_email: str, provider: str, actor: str = "") -> dict:
@@ -78,11 +76,10 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
         raise ActionError(f"could not connect: {exc.reason}") from None
     if not infos:
         raise ActionError("the account has no calendar that can hold events")
+    identify(rt, conn, prov.secrets)
     with m.db.atomic():
         conn.credentials = rt.vault.encrypt(prov.secrets)
-        conn.status, conn.reason, conn.next_sync_at = m.PENDING, meaning(m.PENDING), clock.now()
-        conn.save()
-        m.StatusChange.create(connection=conn, old="", new=m.PENDING, cause="connect")
+        lifecycle.begin(conn, "connect")
         _save_calendars(conn, infos, None)
     audit(f"oauth:{staff.email}", "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
     report = sync_now(rt, conn.id)[0]
@@ -91,14 +88,8 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
 
 
 def _store_oauth_and_sync(rt, conn: m.Connection, secrets_: dict, cause: str) -> dict:
-    from core import leases
-
     conn.credentials = rt.vault.encrypt(secrets_)
-    conn.next_sync_at = clock.now()
     conn.save()
     audit(f"oauth:{conn.staff.email}", "connection.relink", conn.id)
-    try:
-        report = leases.sync_with_lease(rt, conn, cause)
-    except leases.Busy:
-        report = SyncReport(connection_id=conn.id, outcome="busy", status=conn.status)
+    report = sync_after_repair(rt, conn, cause)
     return {**connection_dict(m.Connection.get_by_id(conn.id)), "sync": report.to_dict()}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import models as m
-from core import health
+from core import waiting
 from core.actions.common import _iso
-from core.messages import STATUS_ADVICE, meaning
+from core.messages import STATUS_ADVICE, failing_reason, meaning
 
 
 def staff_dict(staff: m.Staff) -> dict:
@@ -20,47 +20,63 @@ def staff_dict(staff: m.Staff) -> dict:
 
 
 def _same_account(conn: m.Connection):
+    """The other live connections to the same external account (compared by fingerprint)."""
     return m.Connection.select().where(
         m.Connection.provider == conn.provider,
-        m.Connection.server_url == conn.server_url,
-        m.Connection.account == conn.account,
+        m.Connection.account_key == conn.account_key,
         m.Connection.status != m.STOPPED,
         m.Connection.id != conn.id,
     )
 
 
+def flags_for(staff_id: int, others: list[int]) -> list[str]:
+    """``others``: the staff ids of the *other* live connections to the same account."""
+    return (["duplicate"] if staff_id in others else []) + (["shared"] if any(o != staff_id for o in others) else [])
+
+
 def connection_flags(conn: m.Connection) -> list[str]:
-    flags = []
-    others = list(_same_account(conn))
-    if any(o.staff_id == conn.staff_id for o in others):
-        flags.append("duplicate")
-    if any(o.staff_id != conn.staff_id for o in others):
-        flags.append("shared")
-    return flags
+    return flags_for(conn.staff_id, [o.staff_id for o in _same_account(conn)])
+
+
+# The columns a status row is made of, in the order list_statuses selects them.
+ROW_FIELDS = ("id", "staff", "provider", "account", "status", "reason", "status_since", "last_sync_at", "last_check_at",
+              "last_error", "last_success_at", "server_url", "failing_since", "failures_in_row")
+
+
+def status_row(values: dict, *, missed: int, errors: int, orphaned: int, flags: list[str], destination: str | None) -> dict:
+    """One connection as every list shows it (the CLI's `status`, the console, Slack, App Home)."""
+    status = values["status"]
+    failing = status not in (m.STOPPED,) and values["failing_since"] is not None
+    reason = values["reason"] or meaning(status)
+    if failing and status == m.ACTIVE:
+        reason = failing_reason(values["failures_in_row"], values["failing_since"], values["last_error"])
+    return {
+        "id": values["id"], "staff": values["staff"], "provider": values["provider"], "account": values["account"],
+        "status": status, "reason": reason, "since": _iso(values["status_since"]),
+        "last_sync_at": _iso(values["last_sync_at"]), "last_check_at": _iso(values["last_check_at"]),
+        "missed": missed, "meaning": meaning(status), "advice": STATUS_ADVICE.get(status, ""),
+        "last_error": values["last_error"], "last_success_at": _iso(values["last_success_at"]),
+        "server": values["server_url"], "destination": destination, "flags": flags,
+        "failing": failing, "failing_since": _iso(values["failing_since"]) if failing else None,
+        "consecutive_failures": values["failures_in_row"] if failing else 0,
+        "errors": errors, "orphaned": orphaned,
+    }
 
 
 def connection_dict(conn: m.Connection, with_calendars: bool = True, missed: int | None = None) -> dict:
-    data = {
-        "id": conn.id,
-        "staff": conn.staff.email,
-        "provider": conn.provider,
-        "account": conn.account,
-        "status": conn.status,
-        "reason": conn.reason or meaning(conn.status),
-        "since": _iso(conn.status_since),
-        "last_sync_at": _iso(conn.last_sync_at),
-        "last_check_at": _iso(conn.last_check_at),
-        "missed": health.missed_count(conn) if missed is None else missed,
-        "meaning": meaning(conn.status),
-        "advice": STATUS_ADVICE.get(conn.status, ""),
-        "last_error": conn.last_error,
-        "last_success_at": _iso(conn.last_success_at),
-        "server": conn.server_url,
-        "flags": connection_flags(conn) if with_calendars else [],
-    }
+    values = {f: getattr(conn, f) for f in ROW_FIELDS if f != "staff"} | {"staff": conn.staff.email}
+    calendars = [calendar_dict(c) for c in conn.calendars.order_by(m.Calendar.id)] if with_calendars else []
+    data = status_row(
+        values,
+        missed=waiting.missed_count(conn) if missed is None else missed,
+        errors=len(waiting.write_errors(conn)),
+        orphaned=m.AppointmentLink.select().join(m.Calendar).where(
+            m.Calendar.connection == conn, m.AppointmentLink.state == m.LINK_ORPHANED).count(),
+        flags=connection_flags(conn) if with_calendars else [],
+        destination=next((c["name"] for c in calendars if c["destination"]), None),
+    )
     if with_calendars:
-        data["calendars"] = [calendar_dict(c) for c in conn.calendars.order_by(m.Calendar.id)]
-        data["destination"] = next((c["name"] for c in data["calendars"] if c["destination"]), None)
+        data["calendars"] = calendars
     return data
 
 

@@ -360,7 +360,7 @@ class CalDAVProvider(Provider):
         headers = {"Content-Type": "text/calendar; charset=utf-8", **headers}
         response = self._request("PUT", href, write=True, data=data.encode("utf-8"), headers=headers)
         if response.status_code in (409, 412) and b"uid-conflict" in response.content:
-            raise ProviderError(
+            raise _UidConflict(
                 "the calendar holds another copy of this event under a different name; remove the duplicate",
                 _answer(response),
             )
@@ -369,9 +369,41 @@ class CalDAVProvider(Provider):
             raise CalendarGone("the calendar no longer exists on the CalDAV server", _answer(response))
         return response
 
+    def find_uid(self, calendar_url: str, uid: str) -> str:
+        """The href of the object with this UID in the calendar ('' if none), by calendar-query."""
+        root = ET.Element(_q(CAL, "calendar-query"))
+        prop = ET.SubElement(root, _q(DAV, "prop"))
+        ET.SubElement(prop, _q(DAV, "getetag"))
+        ET.SubElement(prop, _q(CAL, "calendar-data"))
+        calendar = ET.SubElement(ET.SubElement(root, _q(CAL, "filter")), _q(CAL, "comp-filter"), name="VCALENDAR")
+        event = ET.SubElement(calendar, _q(CAL, "comp-filter"), name="VEVENT")
+        match = ET.SubElement(ET.SubElement(event, _q(CAL, "prop-filter"), name="UID"), _q(CAL, "text-match"),
+                              collation="i;octet")
+        match.text = uid
+        response = self._request(
+            "REPORT", calendar_url, collection=True, data=ET.tostring(root, xml_declaration=True, encoding="utf-8"),
+            headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
+        )
+        for r in self._multistatus(response):
+            href, props = self._href(calendar_url, r.find("d:href", NS)), self._ok_props(r)
+            data = props.findtext("c:calendar-data", default="", namespaces=NS) if props is not None else ""
+            if href and f"UID:{uid}" in data.replace("\r\n ", "").replace("\n ", ""):
+                return href
+        return ""
+
     def _create(self, calendar_id: str, uid: str, data: str) -> tuple[str, str]:
         href = urljoin(calendar_id if calendar_id.endswith("/") else calendar_id + "/", quote(object_name(uid)))
-        response = self._put(href, data, {"If-None-Match": "*"})
+        try:
+            response = self._put(href, data, {"If-None-Match": "*"})
+        except _UidConflict as conflict:
+            # RFC 4791 5.3.2.1: an object with this UID exists under another name (an imported copy,
+            # a second client). It is this appointment: found by its UID and taken over in place.
+            existing = self.find_uid(calendar_id, uid)
+            if not existing:
+                raise ProviderError(conflict.reason, conflict.answer) from None
+            error = AlreadyExists("an event with this UID is already on the calendar under another name", conflict.answer)
+            error.href = existing
+            raise error from None
         if response.status_code == 412:
             error = AlreadyExists("an event with this UID is already on the calendar", _answer(response))
             error.href = href
@@ -399,6 +431,10 @@ class CalDAVProvider(Provider):
         if response.status_code in (200, 204, 404, 410):
             return
         raise ProviderError(f"the CalDAV server did not delete the event (HTTP {response.status_code})", _answer(response))
+
+
+class _UidConflict(ProviderError):
+    """PUT refused: another object of the calendar has this UID (precondition no-uid-conflict)."""
 
 
 class _NoSyncCollection(Exception):

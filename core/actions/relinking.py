@@ -1,0 +1,161 @@
+"""Relink links and the page they open: it names the account and what broke, and fixes that.
+
+What the page offers follows the status, not the provider alone:
+
+=================  ==========================================================
+status             the page offers
+=================  ==========================================================
+relink_required    new credentials: a password, a feed URL, or the provider's
+                   consent screen (Google, Microsoft)
+calendar_missing   a picker of the account's writable calendars (no password)
+read_only          what to change at the provider, a picker of writable
+                   calendars, and "test again"
+unreachable        "nothing to do, we keep trying", and a test
+pending            a test (the first sync runs at once)
+active             nothing to do
+=================  ==========================================================
+
+After a fix the page says ``active`` or exactly what is still wrong; the
+link is spent only once the connection is active.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import models as m
+from core import clock, outbox, relink, waiting
+from core.actions.common import ActionError, InvalidInput, _connection, _iso, audit, audited
+from core.actions.connections import refresh_calendars, set_destination, test_connection, update_credentials
+from core.messages import meaning
+
+REQUEST_THROTTLE_MINUTES = 5
+CREDENTIAL_FORMS = {"caldav": "password", "ics": "url", "google": "oauth", "microsoft": "oauth"}
+FIX_BY_STATUS = {
+    m.RELINK_REQUIRED: "credentials",
+    m.CALENDAR_MISSING: "calendar",
+    m.READ_ONLY: "read_only",
+    m.UNREACHABLE: "unreachable",
+    m.PENDING: "test",
+    m.ACTIVE: "nothing",
+}
+READ_ONLY_ADVICE = (
+    "Calsync can read this calendar but may not add events to it. Ask whoever shares it with you (or your "
+    "calendar administrator) for permission to edit events, or choose another calendar of yours below."
+)
+
+
+@audited("connection.relink_link")
+def issue_relink(rt, conn_id, via: tuple[str, ...] = ("email", "slack"), actor: str = "") -> dict:
+    """A fresh relink link for a connection (earlier links stop working), sent through the outbox.
+
+    The earlier Slack alert of the open incident is updated in place with the
+    new button, so no message keeps a button that no longer works.
+    """
+    conn = _connection(conn_id)
+    if conn.status == m.STOPPED:
+        raise ActionError("the connection is stopped: connect again instead of relinking")
+    unknown = [v for v in via if v not in ("email", "slack")]
+    if unknown:
+        raise InvalidInput(f"unknown delivery channel(s) {', '.join(unknown)}: use email and/or slack")
+    configured = outbox.configured_channels(rt.settings)
+    url, link = relink.issue(rt, conn, issued_by=actor or "support", via=",".join(via))
+    payload = outbox.payload_for(rt, conn, link_expires_at=link.expires_at.isoformat(), issued_by=actor or "support")
+    notification = outbox.notify(
+        rt, "relink.link", f"relink:{link.id}", payload, connection=conn, staff=conn.staff, relink_url=url, channels=tuple(via)
+    )
+    channels = [d.channel for d in notification.deliveries if d.channel != "log"] if notification else []
+    audit(actor, "connection.relink_link", conn.id,
+          f"sent via {', '.join(channels)}" if channels else "not sent: no channel is configured (link shown once)")
+    return {
+        "connection": conn.id,
+        "url": url,
+        "expires_at": _iso(link.expires_at),
+        "sent_via": channels,
+        "not_configured": [v for v in via if v not in configured],
+    }
+
+
+def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
+    """What the relink page shows: the account, what broke, and what fixes it."""
+    link = relink.lookup(token)
+    conn = link.connection
+    page = {
+        "connection": conn.id,
+        "staff_name": conn.staff.name,
+        "provider": conn.provider,
+        "account": conn.account,
+        "server": conn.server_url if conn.provider != "ics" else "",
+        "status": conn.status,
+        "meaning": meaning(conn.status),
+        "reason": conn.reason or meaning(conn.status),
+        "since": _iso(conn.status_since),
+        "missed": waiting.missed_count(conn),
+        "fix": FIX_BY_STATUS.get(conn.status, "test"),
+        "form": CREDENTIAL_FORMS.get(conn.provider, "password"),
+        "expires_at": _iso(link.expires_at),
+        "calendars": [],
+        "calendars_error": "",
+        "advice": READ_ONLY_ADVICE if conn.status == m.READ_ONLY else "",
+    }
+    if page["fix"] in ("calendar", "read_only") and list_calendars:
+        try:
+            calendars = refresh_calendars(rt, conn)
+        except ActionError as exc:
+            page["calendars_error"] = str(exc)
+        else:
+            page["calendars"] = [{"id": c.id, "name": c.name} for c in calendars
+                                 if c.writable and not (c.is_destination and conn.status != m.ACTIVE)]
+    return page
+
+
+def _finish(link: m.RelinkLink, result: dict) -> dict:
+    ok = result["status"] == m.ACTIVE
+    if ok:
+        relink.spend(link)
+    return {**result, "ok": ok}
+
+
+def complete_relink(rt, token: str, *, password: str = "", url: str = "") -> dict:
+    """New credentials from the relink page: tested, saved, synced; the link is spent once it is active."""
+    link = relink.lookup(token)
+    conn = link.connection
+    result = update_credentials(rt, conn.id, password=password, url=url, actor=f"relink-link:{conn.staff.email}")
+    return _finish(link, result)
+
+
+def relink_choose_calendar(rt, token: str, calendar) -> dict:
+    """A new primary calendar from the relink page (calendar_missing, read_only): no password needed."""
+    link = relink.lookup(token)
+    conn = link.connection
+    if conn.status not in (m.CALENDAR_MISSING, m.READ_ONLY):
+        raise ActionError(f"this connection is {conn.status}: choosing a calendar does not fix it")
+    result = set_destination(rt, conn.id, str(calendar), actor=f"relink-link:{conn.staff.email}")
+    return _finish(link, {**result, "sync": result.get("sync") or {"created": 0}})
+
+
+def relink_test(rt, token: str) -> dict:
+    """"Test again" from the relink page; a good test syncs at once and writes what waited."""
+    link = relink.lookup(token)
+    conn = link.connection
+    test = test_connection(rt, conn.id, actor=f"relink-link:{conn.staff.email}")
+    result = {"id": conn.id, "status": test["status"], "reason": test["reason"], "test": test,
+              "sync": test.get("sync") or {"created": 0}, "missed": waiting.missed_count(_connection(conn.id))}
+    return _finish(link, result)
+
+
+def request_new_link(rt, email: str) -> dict:
+    """Someone with a dead link asks for a new one: sent by e-mail to the staff member, if any.
+
+    The answer is the same whether or not the address is known, so the page
+    cannot be used to find out who has a connection.
+    """
+    staff = m.Staff.get_or_none(m.Staff.email == (email or "").strip().lower())
+    if staff is not None:
+        recent = clock.now() - dt.timedelta(minutes=REQUEST_THROTTLE_MINUTES)
+        for conn in staff.connections.where(m.Connection.status.in_(list(m.BROKEN_STATUSES))):
+            # Each request would revoke the link already in the inbox: at most one per few minutes.
+            if m.RelinkLink.select().where(m.RelinkLink.connection == conn, m.RelinkLink.created_at > recent).exists():
+                continue
+            issue_relink(rt, conn.id, via=("email", "slack"), actor=f"self-service:{staff.email}")
+    return {"message": "If this address has a calendar connection that needs relinking, a new link is on its way."}

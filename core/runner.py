@@ -1,0 +1,102 @@
+"""Running syncs under leases: the scheduler's pass, `sync` now, and syncs started by a repair.
+
+Whoever syncs a connection claims its lease first (:mod:`core.leases`), keeps
+it renewed while the run lasts, and releases it after, so one connection is
+never synced twice at once, whichever process asks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+
+import models as m
+from core import leases
+from core.sync import SyncReport, sync_connection
+
+log = logging.getLogger("calsync.runner")
+
+BUSY_WAIT = 10.0  # seconds `sync N` waits for another process's run of the same connection
+
+
+class Busy(Exception):
+    """Another process is syncing this connection right now."""
+
+
+def holder(conn_id: int) -> str:
+    return m.Connection.select(m.Connection.lease_owner).where(m.Connection.id == conn_id).scalar() or "another process"
+
+
+def claim_waiting(conn_id: int, owner: str, wait: float) -> bool:
+    """Claim, waiting up to ``wait`` seconds for a run that holds it to end."""
+    deadline = time.monotonic() + wait
+    while not leases.claim(conn_id, owner):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def sync_with_lease(rt, conn: m.Connection, cause: str, wait: float = 15.0) -> SyncReport:
+    """Sync outside the scheduler (relink, test, sweep, a new primary) without racing a scheduler."""
+    owner = leases.owner_id(cause)
+    if not claim_waiting(conn.id, owner, wait):
+        raise Busy(f"connection {conn.id} is being synced by {holder(conn.id)}")
+    report = None
+    try:
+        with leases.Keeper(owner):
+            report = sync_connection(rt, m.Connection.get_by_id(conn.id), cause=cause)
+        return report
+    finally:
+        leases.release(rt, conn.id, owner, ok=report is not None and report.outcome == "ok")
+
+
+def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
+    """Sync one connection this process holds the lease of, then release it."""
+    with m.db.connection_context():
+        report = None
+        try:
+            conn = m.Connection.get_by_id(conn_id)
+            report = sync_connection(rt, conn)
+        except Exception as exc:
+            log.exception("sync of connection %s failed internally", conn_id)
+            report = SyncReport(connection_id=conn_id, outcome="failed", error=f"internal error: {exc}")
+        finally:
+            leases.release(rt, conn_id, owner, ok=report is not None and report.outcome == "ok")
+        return report
+
+
+def run_claimed(rt, conn_ids: list[int], owner: str, progress=None) -> list[SyncReport]:
+    """Sync connections this process claimed, on CALSYNC_WORKERS threads, renewing the leases."""
+    if not conn_ids:
+        return []
+    reports: dict[int, SyncReport] = {}
+    workers = max(1, min(rt.settings.workers, len(conn_ids)))
+    with leases.Keeper(owner):
+        if workers == 1:
+            for done, cid in enumerate(conn_ids, 1):
+                reports[cid] = sync_claimed(rt, cid, owner)
+                if progress:
+                    progress(done, len(conn_ids), reports[cid])
+        else:
+            with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
+                futures = {pool.submit(sync_claimed, rt, cid, owner): cid for cid in conn_ids}
+                for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                    report = future.result()
+                    reports[futures[future]] = report
+                    if progress:
+                        progress(done, len(conn_ids), report)
+    return [reports[c] for c in conn_ids]
+
+
+def sync_due(rt, progress=None, owner: str | None = None) -> list[SyncReport]:
+    """One pass of the scheduler: claim every connection whose turn it is and sync it."""
+    owner = owner or leases.owner_id()
+    claimed: list[int] = []
+    for _ in range(10_000):  # batches of claims; bounded
+        batch = leases.claim_due(owner, 500)
+        if not batch:
+            break
+        claimed += batch
+    return run_claimed(rt, claimed, owner, progress)

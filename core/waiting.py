@@ -1,0 +1,153 @@
+"""What waits: appointments not yet on a connection's write calendars, held while it fails.
+
+An appointment link is ``pending`` when the next run writes it, and ``missed``
+when it waits because the connection is failing — broken, or failing quietly
+before it is ``unreachable``. Missed appointments are counted, downloadable,
+and released (back to ``pending``) as soon as the connection works again,
+whatever showed that it works. Only :mod:`core.lifecycle` holds and releases;
+everyone else reads the counts here.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+import models as m
+from core import clock
+
+WAITING = (m.LINK_PENDING, m.LINK_MISSED)
+
+
+def is_failing(conn: m.Connection) -> bool:
+    """Broken, or its recent runs failed (before the SPEC's threshold for ``unreachable``)."""
+    return conn.status in m.BROKEN_STATUSES or conn.failing_since is not None
+
+
+def _calendars(conn: m.Connection):
+    return m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn)
+
+
+def hold(conn: m.Connection) -> int:
+    """The connection failed: everything it was about to write now waits as missed."""
+    return (
+        m.AppointmentLink.update(state=m.LINK_MISSED, updated_at=clock.now())
+        .where(m.AppointmentLink.calendar.in_(_calendars(conn)), m.AppointmentLink.state == m.LINK_PENDING)
+        .execute()
+    )
+
+
+def hold_lost(conn: m.Connection) -> int:
+    """The primary calendar is gone, and calsync's events with it: the upcoming ones wait again
+    (for the new primary, or for the calendar if it comes back: a stable UID finds it there)."""
+    destinations = m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn, m.Calendar.is_destination == True)  # noqa: E712
+    upcoming = m.Appointment.select(m.Appointment.id).where(m.Appointment.cancelled == False,  # noqa: E712
+                                                            m.Appointment.ends_at >= clock.now())
+    return (
+        m.AppointmentLink.update(state=m.LINK_MISSED, href="", etag="", pushed_version=0, updated_at=clock.now())
+        .where(m.AppointmentLink.calendar.in_(destinations), m.AppointmentLink.state == m.LINK_SYNCED,
+               m.AppointmentLink.appointment.in_(upcoming))
+        .execute()
+    )
+
+
+def release(conn: m.Connection, incident_id: int | None) -> int:
+    """The connection works: what waited is written on this run (or the next one, at once)."""
+    return (
+        m.AppointmentLink.update(state=m.LINK_PENDING, released_by=incident_id, updated_at=clock.now())
+        .where(m.AppointmentLink.calendar.in_(_calendars(conn)), m.AppointmentLink.state == m.LINK_MISSED)
+        .execute()
+    )
+
+
+def state_for_new_work(conn: m.Connection) -> str:
+    """The state of a link the host just created or changed: it waits if the connection fails."""
+    return m.LINK_MISSED if is_failing(conn) else m.LINK_PENDING
+
+
+def missed_count(conn: m.Connection) -> int:
+    return (
+        m.AppointmentLink.select()
+        .join(m.Calendar)
+        .where(m.Calendar.connection == conn, m.AppointmentLink.state == m.LINK_MISSED)
+        .count()
+    )
+
+
+def missed_counts() -> dict[int, int]:
+    """Connection id -> appointments waiting as missed, for every connection, in one query."""
+    return dict(
+        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
+        .where(m.AppointmentLink.state == m.LINK_MISSED).group_by(m.Calendar.connection).tuples())
+
+
+def write_errors(conn: m.Connection) -> list[m.AppointmentLink]:
+    """Appointments whose last write to this connection failed (each its own error), oldest first."""
+    return list(
+        m.AppointmentLink.select(m.AppointmentLink, m.Appointment)
+        .join(m.Appointment)
+        .switch(m.AppointmentLink)
+        .join(m.Calendar)
+        .where(m.Calendar.connection == conn, m.AppointmentLink.last_error != "",
+               m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_SYNCED, m.LINK_MISSED]))
+        .order_by(m.Appointment.starts_at)
+    )
+
+
+def error_counts() -> dict[int, int]:
+    """Connection id -> appointments with a failing write, for every connection, in one query."""
+    return dict(
+        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
+        .where(m.AppointmentLink.last_error != "",
+               m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_SYNCED, m.LINK_MISSED]))
+        .group_by(m.Calendar.connection).tuples())
+
+
+def stranded_count(conn: m.Connection) -> int:
+    """Appointments that never reached the calendar of a connection stopped with --force."""
+    return (
+        m.AppointmentLink.select()
+        .join(m.Calendar)
+        .where(m.Calendar.connection == conn, m.AppointmentLink.state == m.LINK_ORPHANED, m.AppointmentLink.href == "")
+        .count()
+    )
+
+
+def missed_appointments(conn: m.Connection) -> list[m.Appointment]:
+    """What the staff member should have on the calendar and does not: waiting as missed, or
+    (on a stopped connection) never written before the stop."""
+    stranded = (m.AppointmentLink.state == m.LINK_ORPHANED) & (m.AppointmentLink.href == "")
+    return list(
+        m.Appointment.select()
+        .join(m.AppointmentLink)
+        .join(m.Calendar)
+        .where(
+            m.Calendar.connection == conn,
+            (m.AppointmentLink.state == m.LINK_MISSED) | stranded,
+            m.Appointment.cancelled == False,  # noqa: E712
+        )
+        .order_by(m.Appointment.starts_at)
+        .distinct()
+    )
+
+
+def after_appointment_change(appointment: m.Appointment) -> None:
+    """Every write calendar that should show this appointment learns of the change."""
+    conns = m.Connection.select().where(m.Connection.staff == appointment.staff_id, m.Connection.status != m.STOPPED)
+    now = clock.now()
+    for conn in conns:
+        state = state_for_new_work(conn)
+        for cal in conn.calendars.where(m.Calendar.is_destination == True):  # noqa: E712
+            link = m.AppointmentLink.get_or_none(appointment=appointment, calendar=cal)
+            if link is None:
+                if not appointment.cancelled:
+                    m.AppointmentLink.create(appointment=appointment, calendar=cal, state=state, updated_at=now)
+                continue
+            if link.state in (m.LINK_KEPT, m.LINK_ORPHANED):
+                continue
+            if appointment.cancelled and not link.href:
+                link.state = m.LINK_REMOVED
+            else:
+                link.state = state
+            link.last_error, link.write_failures = "", 0
+            link.updated_at = now
+            link.save()
