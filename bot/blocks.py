@@ -36,7 +36,17 @@ SUPPORT_SUBCOMMANDS = [
 ]
 
 
-def badge(status: str) -> str:
+FIX_LABELS = {
+    "relink_required": "Relink",
+    "calendar_missing": "Choose a calendar",
+    "read_only": "Fix permissions",
+    "unreachable": "Details and test",
+}
+
+
+def badge(status: str, failing: bool = False) -> str:
+    if failing and status == "active":
+        return "🟠 Active, failing"
     return BADGES.get(status, status)
 
 
@@ -58,7 +68,7 @@ def help_blocks(support: bool) -> list[dict]:
 
 
 def connection_line(row: dict) -> str:
-    text = (f"*{row['id']}.* {provider_name(row['provider'])} · `{row['account']}` — {badge(row['status'])}"
+    text = (f"*{row['id']}.* {provider_name(row['provider'])} · `{row['account']}` — {badge(row['status'], row.get('failing'))}"
             f"\n{row['reason']}. Last sync: {_when(row.get('last_sync_at'))}.")
     if row.get("destination") and row["status"] != "stopped":
         text += f" Appointments go to *{row['destination']}*."
@@ -66,6 +76,10 @@ def connection_line(row: dict) -> str:
         text += " Busy times only (read-only)."
     if row.get("missed"):
         text += f" *{row['missed']} appointment(s) waiting.*"
+    if row.get("errors"):
+        text += f" *{row['errors']} appointment(s) could not be written* (support can see why)."
+    if row["status"] == "stopped" and row.get("orphaned"):
+        text += f" {row['orphaned']} appointment(s) were left behind when it stopped (support follows up)."
     return text
 
 
@@ -82,7 +96,8 @@ def _buttons(payload: dict, relink_url: str, download_url: str, calendars: list[
     conn = str(payload["connection"])
     elements: list[dict] = []
     if relink_url:
-        elements.append({"type": "button", "action_id": "calsync_relink_open", "text": {"type": "plain_text", "text": "Relink"},
+        label = FIX_LABELS.get(payload.get("status", ""), "Relink")
+        elements.append({"type": "button", "action_id": "calsync_relink_open", "text": {"type": "plain_text", "text": label},
                          "url": relink_url, "style": "primary"})
     elements.append({"type": "button", "action_id": "calsync_test", "value": conn, "text": {"type": "plain_text", "text": "Test connection"}})
     if download_url:
@@ -160,11 +175,18 @@ def stop_modal(plan: dict) -> dict:
     if plan.get("warning"):
         lines.append(f"⚠️ {plan['warning']}.")
     if plan["needs_force"]:
-        lines.append("Relinking first lets calsync remove its events. If you stop now, they stay on the calendar and support is told.")
+        lines.append("Relinking first lets calsync remove its events and deliver what waits. If you stop now, "
+                     "they are recorded for support, and the waiting appointments stay downloadable.")
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]
     options = [{"text": {"type": "plain_text", "text": "Keep calsync's events on the calendar"}, "value": "keep_events"}]
     if plan["needs_force"]:
-        options.append({"text": {"type": "plain_text", "text": f"Stop anyway and leave {plan['orphans']} event(s) behind"}, "value": "force"})
+        left = []
+        if plan["events_on_calendar"]:
+            left.append(f"{plan['events_on_calendar']} event(s) on the calendar")
+        if plan.get("waiting"):
+            left.append(f"{plan['waiting']} appointment(s) undelivered")
+        options.append({"text": {"type": "plain_text", "text": f"Stop anyway, leaving {' and '.join(left)}"[:75]},
+                        "value": "force"})
     blocks.append({"type": "input", "block_id": "options", "optional": True, "label": {"type": "plain_text", "text": "Options"},
                    "element": {"type": "checkboxes", "action_id": "choice", "options": options}})
     return {

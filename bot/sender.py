@@ -48,10 +48,19 @@ class SlackSender:
     def send(self, outgoing) -> str:
         notification, payload, event = outgoing.notification, outgoing.payload, outgoing.event
         if event == "incident.resolved":
-            updated = self._update_earlier(notification, payload)
+            updated = self._update_earlier(notification.incident_id, blocks.resolved_blocks(payload), "Reconnected")
             if updated:
                 self._refresh_home(notification)
                 return updated
+        if event == "relink.link" and notification.connection_id:
+            # A reissued link replaces the old one: the open incident's alerts get the new button in place.
+            incident = (m.Incident.select(m.Incident.id)
+                        .where(m.Incident.connection == notification.connection_id, m.Incident.resolved_at.is_null())
+                        .scalar())
+            if incident:
+                self._update_earlier(incident, blocks.alert_blocks(
+                    "incident.opened", payload, outgoing.relink_url, self._download_url(payload), self._calendars(payload)),
+                    outgoing.subject)
         channel = self._user_channel(outgoing.delivery.recipient, notification)
         if event == "incident.escalated":
             block_list = blocks.escalation_blocks(payload)
@@ -92,15 +101,15 @@ class SlackSender:
         except actions.ActionError:
             return []
 
-    def _update_earlier(self, notification: m.Notification, payload: dict) -> str:
-        """Turn the incident's earlier DMs into "Reconnected"; returns the first ref, or '' if none."""
-        if not notification.incident_id:
+    def _update_earlier(self, incident_id: int | None, new_blocks: list[dict], text: str) -> str:
+        """Redraw the incident's earlier DMs (as "Reconnected", or with a new link); returns the first ref, or ''."""
+        if not incident_id:
             return ""
         earlier = (
             m.Delivery.select()
             .join(m.Notification)
             .where(
-                m.Notification.incident == notification.incident_id,
+                m.Notification.incident == incident_id,
                 m.Notification.event.in_(["incident.opened", "incident.reminder"]),
                 m.Delivery.channel == "slack",
                 m.Delivery.state == m.DELIVERY_SENT,
@@ -112,7 +121,7 @@ class SlackSender:
         for delivery in earlier:
             channel, _, ts = delivery.external_ref.partition("|")
             try:
-                self.client.chat_update(channel=channel, ts=ts, text="Reconnected", blocks=blocks.resolved_blocks(payload))
+                self.client.chat_update(channel=channel, ts=ts, text=text, blocks=new_blocks)
             except SlackApiError as exc:
                 if exc.response.get("error") not in ("message_not_found", "channel_not_found", "cant_update_message"):
                     raise

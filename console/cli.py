@@ -112,16 +112,23 @@ def cmd_status(rt, args):
     rows = actions.list_statuses(rt, args.staff)
     if args.json:
         keys = ("id", "staff", "provider", "account", "status", "reason", "since", "last_sync_at", "last_check_at",
-                "missed", "last_error", "last_success_at", "flags", "meaning", "destination")
+                "missed", "last_error", "last_success_at", "flags", "meaning", "destination", "failing", "failing_since",
+                "consecutive_failures", "errors", "orphaned")
         _emit(args, [{k: r[k] for k in keys} for r in rows], "")
         return
     for r in rows:
         r["since_h"], r["last_sync_h"] = when(r["since"]), when(r["last_sync_at"])
         r["destination_h"] = r["destination"] or ("(busy only)" if r["provider"] == "ics" else "-")
+        if r["failing"] and r["status"] == "active":
+            r["status"] = "active (failing)"
         if r["flags"]:
             r["reason"] = f"{r['reason']} [{', '.join(r['flags'])}]"
-        if r["last_error"] and r["status"] not in ("relink_required", "read_only", "calendar_missing"):
+        if r["last_error"] and r["status"] in ("unreachable", "pending"):
             r["reason"] = f"{r['reason']} (last error: {r['last_error']})"
+        if r["errors"]:
+            r["reason"] = f"{r['reason']}; {r['errors']} appointment(s) could not be written (see `entries`/console)"
+        if r["orphaned"]:
+            r["reason"] = f"{r['reason']}; {r['orphaned']} orphaned"
     print(render(rows, STATUS_COLUMNS, max_width=70) or "No connections yet: connect one with `connect caldav --staff EMAIL --url URL --username USER`.")
 
 
@@ -143,6 +150,8 @@ def cmd_book(rt, args):
 
 
 def cmd_test(rt, args):
+    if not args.json:
+        print(f"Testing connection {args.connection}…", file=sys.stderr, flush=True)
     result = actions.test_connection(rt, args.connection, actor=_actor(args))
     lines = [f"Connection {result['connection']}: {'OK' if result['ok'] else 'FAILED'} — status {result['status']} ({result['reason']})"]
     for check in result["checks"]:
@@ -166,6 +175,11 @@ def cmd_sync(rt, args):
     _emit(args, reports, render(reports, cols) or "Nothing to sync: no connection is active.")
     if args.connection is not None and reports and reports[0]["outcome"] != "ok":
         raise actions.ActionError(reports[0]["error"] or reports[0]["reason"])
+    failed = [r for r in reports if r["outcome"] != "ok"]
+    if failed:
+        kinds = ", ".join(f"{sum(r['outcome'] == o for r in failed)} {o}"
+                          for o in ("busy", "partial", "transient", "failed") if any(r["outcome"] == o for r in failed))
+        raise actions.ActionError(f"{len(failed)} of {len(reports)} connection(s) did not sync cleanly ({kinds})")
 
 
 def cmd_download(rt, args):
@@ -178,7 +192,8 @@ def cmd_download(rt, args):
     tmp.write_bytes(result["ics"])
     tmp.replace(out)
     data = {k: v for k, v in result.items() if k != "ics"} | {"path": str(out)}
-    _emit(args, data, f"Wrote {result['count']} missed appointment(s) to {out} (a snapshot: it will not update).")
+    _emit(args, data, f"Wrote {result['count']} missed appointment(s) to {out} (a snapshot: it will not update).\n"
+                      f"{result['import_note']}")
 
 
 def cmd_stop(rt, args):
@@ -193,8 +208,12 @@ def cmd_stop(rt, args):
             print("Nothing was changed.", file=sys.stderr)
             return
     result = actions.stop_sync(rt, args.connection, keep_events=args.keep_events, force=args.force, actor=_actor(args))
-    text = (f"Stopped connection {result['connection']}: {result['removed']} event(s) removed, {result['kept']} kept, "
-            f"{result['orphaned']} orphaned; credentials forgotten.")
+    text = (f"Stopped connection {result['connection']} ({result['stopped_by']}): {result['removed']} event(s) removed, "
+            f"{result['kept']} kept, {result['orphaned']} orphaned; credentials forgotten.")
+    if result["waiting_orphaned"]:
+        text += (f"\n{len(result['waiting_orphaned'])} appointment(s) that waited were never delivered; they stay listed "
+                 f"as orphaned (`download {result['connection']} -o FILE` exports them):")
+        text += "".join(f"\n  {a['start']}  {a['subject']}  ({a['id']})" for a in result["waiting_orphaned"])
     if result["warning"]:
         text += f"\nNote: {result['warning']}."
     _emit(args, result, text)
@@ -246,8 +265,13 @@ def cmd_apikey(rt, args):
 
 def cmd_primary(rt, args):
     result = actions.set_destination(rt, args.connection, args.calendar, actor=_actor(args))
-    _emit(args, result, f"Primary calendar of connection {result['id']} is now {result.get('primary', args.calendar)!r}; "
-                        "appointments already written stay where they are.")
+    text = (f"Primary calendar of connection {result['id']} is now {result.get('primary', args.calendar)!r}; "
+            "appointments already written stay where they are.")
+    report = result.get("sync")
+    if report:
+        text += (f"\nSynced at once: {report['outcome']}, {report['created']} appointment(s) written; "
+                 f"status {result['status']} ({result['reason']}).")
+    _emit(args, result, text)
 
 
 def cmd_calendars(rt, args):
@@ -347,10 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("test", cmd_test, "test a connection: credentials, read, write permission, primary calendar")
     p.add_argument("connection", metavar="CONNECTION")
 
-    p = command("sync", cmd_sync, "sync one connection now, or all of them")
+    p = command("sync", cmd_sync, "sync one connection now, or all of them (exit 1 if any did not sync cleanly; "
+                                  "a connection another process is syncing is waited for up to 10 s, then reported busy)")
     p.add_argument("connection", nargs="?", metavar="CONNECTION")
 
-    p = command("download", cmd_download, "write the appointments missed while the connection was broken to an .ics file")
+    p = command("download", cmd_download, "write the appointments missed while the connection was broken (or never "
+                                          "delivered before a forced stop) to an .ics file")
     p.add_argument("connection", metavar="CONNECTION")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the .ics ('-' for stdout)")
 

@@ -109,6 +109,18 @@ def settle(rt, conn: m.Connection, force: bool = False) -> int:
     return told
 
 
+def delivered_since_repair(conn_id: int) -> int:
+    """How many appointments that waited through the last break are on the calendar now."""
+    incident = (m.Incident.select(m.Incident.id)
+                .where(m.Incident.connection == conn_id, m.Incident.resolved_at.is_null(False),
+                       m.Incident.kind != PENDING_KIND)
+                .order_by(m.Incident.id.desc()).scalar())
+    if incident is None:
+        return 0
+    return m.AppointmentLink.select().where(m.AppointmentLink.released_by == incident,
+                                            m.AppointmentLink.state == m.LINK_SYNCED).count()
+
+
 def check(rt) -> dict:
     """Reminders and escalations that are due; returns what was written."""
     s = rt.settings

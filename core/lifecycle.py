@@ -102,6 +102,7 @@ def failed(rt, conn: m.Connection, exc, cause: str) -> bool:
 
 def stopped(rt, conn: m.Connection, by: str) -> None:
     """Sync stopped (credentials forgotten by the caller); ``by`` says who, in words."""
+    conn.failing_since = None
     _move(rt, conn, m.STOPPED, f"sync stopped by {by}", "stop")
 
 

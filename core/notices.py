@@ -9,6 +9,14 @@ from core.messages import STATUS_ADVICE
 PROVIDER_NAMES = {"caldav": "CalDAV", "ics": "iCalendar feed", "google": "Google Calendar", "microsoft": "Microsoft 365"}
 
 
+FIX_WORDS = {
+    "relink_required": "Reconnect here",
+    "calendar_missing": "Choose a new calendar for your appointments here",
+    "read_only": "See what to change, or choose another calendar, here",
+    "unreachable": "Details, and a test, here",
+}
+
+
 def provider_name(provider: str) -> str:
     return PROVIDER_NAMES.get(provider, provider)
 
@@ -61,7 +69,8 @@ def render(event: str, p: dict, relink_url: str = "") -> tuple[str, str]:
             lines.append(advice)
     if relink_url:
         expires = _since(p["link_expires_at"]) if p.get("link_expires_at") else "in a few days"
-        lines += ["", f"Reconnect here (the link works once and expires {expires}):", relink_url]
+        what = FIX_WORDS.get(p.get("status", "") if event != "relink.link" else "relink_required", "Reconnect here")
+        lines += ["", f"{what} (the link works until it is used or expires {expires}):", relink_url]
     lines += [
         "",
         "--",

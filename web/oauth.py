@@ -78,7 +78,7 @@ def callback(provider: str):
         if result["status"] != "active":
             return flask.render_template("message.html", title="Signed in, but not working yet",
                                          message=f"Status: {result['status']} — {result['reason']}."), 200
-        return flask.render_template("relink_done.html", result=result, delivered=result["sync"]["created"])
+        return flask.render_template("relink_done.html", result=result, delivered=result["delivered"])
     return flask.render_template("connect_done.html", result=result)
 
 

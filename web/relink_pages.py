@@ -31,7 +31,7 @@ def page(token: str):
 def submit(token: str):
     rt = runtime()
     try:
-        page = actions.relink_page(rt, token)
+        page = actions.relink_page(rt, token, list_calendars=False)
         if page["form"] == "oauth":
             from web.oauth import sign_in_not_configured
 
@@ -44,11 +44,47 @@ def submit(token: str):
     except actions.ActionError as exc:
         # The new credentials were refused: nothing was saved, the link still works.
         return render_form(token, page, error=str(exc)), 422
+    return _after_fix(rt, token, result, "credentials")
+
+
+@blueprint.post("/relink/<token>/calendar")
+def choose_calendar(token: str):
+    """calendar_missing / read_only: a new primary calendar, no password."""
+    rt = runtime()
+    try:
+        result = actions.relink_choose_calendar(rt, token, flask.request.form.get("calendar", ""))
+    except relink.LinkInvalid as exc:
+        return link_invalid(exc)
+    except actions.ActionError as exc:
+        return render_form(token, actions.relink_page(rt, token), error=str(exc)), 422
+    return _after_fix(rt, token, result, "calendar")
+
+
+@blueprint.post("/relink/<token>/test")
+def test_again(token: str):
+    rt = runtime()
+    try:
+        result = actions.relink_test(rt, token)
+    except relink.LinkInvalid as exc:
+        return link_invalid(exc)
+    except actions.ActionError as exc:
+        return render_form(token, actions.relink_page(rt, token), error=str(exc)), 422
+    return _after_fix(rt, token, result, "test")
+
+
+def _after_fix(rt, token: str, result: dict, fixed: str):
     log.info("relink page: connection %s is now %s", result["id"], result["status"])
     if not result["ok"]:
-        # The credentials work but something else is still wrong; the link was not spent.
-        return render_form(token, actions.relink_page(rt, token), still_wrong=result)
-    return flask.render_template("relink_done.html", result=result, delivered=result["sync"]["created"])
+        # Something is still wrong; the link was not spent, and the page says what.
+        return render_form(token, actions.relink_page(rt, token), still_wrong=result, fixed=fixed)
+    return flask.render_template("relink_done.html", result=_done_facts(rt, result), delivered=result["delivered"])
+
+
+def _done_facts(rt, result: dict) -> dict:
+    facts = dict(result)
+    if "provider" not in facts or "account" not in facts:
+        facts.update({k: v for k, v in actions.get_connection(rt, result["id"]).items() if k in ("provider", "account")})
+    return facts
 
 
 @blueprint.route("/relink/request", methods=["GET", "POST"])
@@ -59,7 +95,7 @@ def request_link():
     return flask.render_template("message.html", title="Check your e-mail", message=result["message"])
 
 
-def render_form(token: str, page: dict, error: str = "", still_wrong: dict | None = None) -> str:
+def render_form(token: str, page: dict, error: str = "", still_wrong: dict | None = None, fixed: str = "") -> str:
     if page["form"] == "oauth":
         from web.oauth import allow_consent_redirects
 
@@ -70,6 +106,7 @@ def render_form(token: str, page: dict, error: str = "", still_wrong: dict | Non
         page=page,
         error=error,
         still_wrong=still_wrong,
+        fixed=fixed,
         advice=STATUS_ADVICE.get(still_wrong["status"], "") if still_wrong else "",
     )
 

@@ -57,7 +57,8 @@ def register(app, rt) -> None:
         ack()
 
         def work(principal, conn):
-            client.views_open(trigger_id=body["trigger_id"], view=blocks.stop_modal(actions.stop_plan(rt, conn.id)))
+            plan = actions.stop_plan(rt, conn.id, for_support=principal.support)
+            client.views_open(trigger_id=body["trigger_id"], view=blocks.stop_modal(plan))
 
         _on_connection(rt, body, respond, client, work)
 

@@ -124,7 +124,9 @@ def cmd_download(rt, principal, args, who, respond, client, command):
         return
     respond(response_type="ephemeral", text=f"Missed appointments: {result['url']}", blocks=[
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{result['count']} appointment(s) missed while connection {conn.id} "
-                                                               "was broken. The file is a snapshot: it will not update."}},
+                                                               "was broken. The file is a snapshot: it will not update. You may import it into your "
+                                                               "calendar: calsync recognises these appointments after the repair "
+                                                               "and updates them in place, without duplicates."}},
         {"type": "actions", "elements": [{"type": "button", "action_id": "calsync_download_open", "url": result["url"],
                                           "text": {"type": "plain_text", "text": "Download missed (.ics)"}}]},
     ])
@@ -132,7 +134,8 @@ def cmd_download(rt, principal, args, who, respond, client, command):
 
 def cmd_stop(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
-    client.views_open(trigger_id=command["trigger_id"], view=blocks.stop_modal(actions.stop_plan(rt, conn.id)))
+    plan = actions.stop_plan(rt, conn.id, for_support=principal.support)
+    client.views_open(trigger_id=command["trigger_id"], view=blocks.stop_modal(plan))
 
 
 def cmd_primary(rt, principal, args, who, respond, client, command):

@@ -35,18 +35,23 @@ FILTER_WINDOW = 0.12
 
 
 def haystack(row: dict) -> str:
-    """What the filter matches: staff, account, status (also with spaces) and provider."""
+    """What the filter matches: staff, account, status (also with spaces), provider, failing."""
     status = row["status"]
-    return f"{row['staff']}\n{row['account']}\n{status}\n{status.replace('_', ' ')}\n{row['provider']}".lower()
+    failing = "\nfailing" if row.get("failing") else ""
+    return f"{row['staff']}\n{row['account']}\n{status}\n{status.replace('_', ' ')}\n{row['provider']}{failing}".lower()
 
 
 def row_cells(row: dict, now) -> tuple:
     reason = row["reason"] or ""
     if row["flags"]:
         reason = f"[{', '.join(row['flags'])}] {reason}"
+    if row.get("errors"):
+        reason = f"{reason}; {row['errors']} appointment(s) not written (see Missed)"
+    if row.get("orphaned"):
+        reason = f"{reason}; {row['orphaned']} orphaned"
     return (
         str(row["id"]),
-        status_text(row["status"]),
+        status_text(row["status"], row.get("failing", False)),
         plain_cell(row["staff"]),
         row["provider"],
         plain_cell(row["account"]),

@@ -48,7 +48,7 @@ RUN_COLUMNS = (
 )
 MISSED_COLUMNS = (
     ColumnSpec("ID", "id", 24), ColumnSpec("Starts at", "start", 16), ColumnSpec("Ends at", "end", 16),
-    ColumnSpec("Subject", "subject", 60),
+    ColumnSpec("Subject", "subject", 40), ColumnSpec("State", "state", 60),
 )
 TABS = ("tab-feed", "tab-calendars", "tab-history", "tab-incidents", "tab-runs", "tab-missed")
 
@@ -148,7 +148,9 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
         not_loaded = sum(1 for e in self.entries if not e["loaded"])
         tabs = self.query_one("#tabs", TabbedContent)
         tabs.get_tab("tab-feed").label = f"Sync feed ({len(self.entries)}, {not_loaded} not loaded)"
-        tabs.get_tab("tab-missed").label = f"Missed ({len(d['missed_appointments'])})"
+        errors = len(d.get("write_errors", []))
+        tabs.get_tab("tab-missed").label = (f"Missed ({len(d['missed_appointments'])}, {errors} not written)" if errors
+                                            else f"Missed ({len(d['missed_appointments'])})")
         open_incidents = sum(1 for i in d["incidents"] if not i["resolved_at"])
         tabs.get_tab("tab-incidents").label = (f"Incidents ({open_incidents} open)" if open_incidents
                                                else f"Incidents ({len(d['incidents'])})")
@@ -176,9 +178,13 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
              str(r["updated"]), str(r["deleted"]), str(r["entries_read"]), r["outcome"], plain_cell(r["error"]) or "-")
             for r in d["sync_runs"]
         ])
+        waiting_state = "never delivered (orphaned when stopped)" if d["status"] == "stopped" else "waiting"
         self.query_one("#missed", LargeTable).load(MISSED_COLUMNS, [
-            (plain_cell(a["id"]), when(a["start"]), when(a["end"]), plain_cell(a["subject"]))
-            for a in d["missed_appointments"]
+            *[(plain_cell(a["id"]), when(a["start"]), when(a["end"]), plain_cell(a["subject"]),
+               Text(f"write failed {a['failures']}×: {a['error']}", style="bold #ff5f5f"))
+              for a in d.get("write_errors", [])],
+            *[(plain_cell(a["id"]), when(a["start"]), when(a["end"]), plain_cell(a["subject"]), waiting_state)
+              for a in d["missed_appointments"]],
         ])
 
     def _summary(self, d: dict) -> Table:
@@ -188,7 +194,7 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(ratio=1)
         status = Text()
-        status.append_text(status_text(d["status"]))
+        status.append_text(status_text(d["status"], d.get("failing", False)))
         status.append(f"  since {when_and_ago(d['since'], '-')}")
         link = d.get("relink_link")
         link_text = (f"{link['state']}, issued {when(link['issued_at'])} by {link['issued_by'] or '-'}, "

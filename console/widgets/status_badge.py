@@ -13,15 +13,20 @@ STATUS_LOOK = {
     "pending": ("◌", "#ffd75f"),
     "active": ("●", "#5fd75f"),
     "stopped": ("■", "#8a8a8a"),
+    "failing": ("▲", "bold #ffaf00"),  # active, but its recent runs failed (core: failing_since)
 }
 _UNKNOWN = ("?", "bold")
 _cache: dict[str, Text] = {}
 
 
-def status_text(status: str) -> Text:
-    """The badge as Rich text, e.g. "✖ relink_required" in red (shared, do not modify)."""
-    text = _cache.get(status)
+def status_text(status: str, failing: bool = False) -> Text:
+    """The badge as Rich text, e.g. "✖ relink_required" in red (shared, do not modify).
+
+    An active connection whose recent runs failed reads "▲ active, failing".
+    """
+    key = "active, failing" if failing and status == "active" else status
+    text = _cache.get(key)
     if text is None:
-        symbol, style = STATUS_LOOK.get(status, _UNKNOWN)
-        text = _cache[status] = Text(f"{symbol} {status}", style=style, no_wrap=True, end="")
+        symbol, style = STATUS_LOOK.get("failing" if key == "active, failing" else status, _UNKNOWN)
+        text = _cache[key] = Text(f"{symbol} {key}", style=style, no_wrap=True, end="")
     return text

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.widgets.status_badge import status_text
-from models import BROKEN_STATUSES
+from models import BROKEN_STATUSES, STATUSES
 
 OTHER_STATUSES = ("pending", "active", "stopped")
 
@@ -25,10 +25,13 @@ class StatusCounts(Static):
         broken = sum(counts.get(s, 0) for s in BROKEN_STATUSES)
         text.append(f"│ {broken:,} broken\n", style="bold" if broken else "dim")
         text.append("Others  ", style="bold")
-        others = [s for s in OTHER_STATUSES if s in counts] + [
-            s for s in counts if s not in OTHER_STATUSES and s not in BROKEN_STATUSES]
+        others = [s for s in OTHER_STATUSES if s in counts]
         self._line(text, others, counts)
-        text.append(f"│ {sum(counts.values()):,} in all", style="bold")
+        failing = counts.get("failing", 0)
+        if failing:  # a part of "active": recent runs failed, not yet unreachable
+            text.append_text(status_text("active", failing=True))
+            text.append(f" {failing:,}   ", style="bold")
+        text.append(f"│ {sum(counts.get(s, 0) for s in STATUSES):,} in all", style="bold")
         if filtered and shown is not None:
             text.append(f"  │ {shown:,} match the filter", style="bold italic")
         self.update(text)

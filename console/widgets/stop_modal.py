@@ -55,10 +55,15 @@ class StopModal(ModalScreen[dict | None]):
         orphans = self.query_one("#orphans", Static)
         orphans.display = bool(plan["orphans"])
         if plan["orphans"]:
-            orphans.update(
-                f"Warning: the connection is {plan['status']}. {plan['orphans']} appointment(s) would stay on the "
-                "calendar as orphans that calsync can no longer remove. Relink first to remove them cleanly."
-            )
+            left = []
+            if plan["orphans"] - plan.get("waiting", 0) > 0:
+                left.append(f"{plan['orphans'] - plan.get('waiting', 0)} appointment(s) would stay on the calendar "
+                            "as orphans that calsync can no longer remove")
+            if plan.get("waiting"):
+                left.append(f"{plan['waiting']} appointment(s) waiting to be written would never reach it "
+                            "(they stay listed as orphaned and can be exported)")
+            orphans.update(f"Warning: the connection is {plan['status']}: {'; '.join(left)}. "
+                           "Relink first to finish cleanly.")
         shared = self.query_one("#shared", Static)
         shared.display = bool(plan["warning"])
         shared.update(f"Shared account: {plan['warning']}." if plan["warning"] else "")

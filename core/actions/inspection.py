@@ -10,7 +10,8 @@ import models as m
 from core import clock, waiting
 from core.actions.appointments import missed_appointments
 from core.actions.common import InvalidInput, _connection, _iso, _parse_time, _staff
-from core.actions.views import ROW_FIELDS, appointment_dict, connection_dict, flags_for, staff_dict, status_row
+from core.actions.views import (ROW_FIELDS, account_identity, appointment_dict, connection_dict, flags_for, staff_dict,
+                                status_row)
 
 
 def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
@@ -23,7 +24,8 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
     C, S = m.Connection, m.Staff
     order = pw.Case(C.status, [(s, i) for i, s in enumerate(m.BROKEN_STATUSES)], len(m.BROKEN_STATUSES))
     columns = [S.email if f == "staff" else getattr(C, f) for f in ROW_FIELDS]
-    query = C.select(*columns, C.staff, C.account_key).join(S).order_by(order, C.id)
+    # Broken first, then the ones failing quietly (before unreachable), then the rest.
+    query = C.select(*columns, C.staff, C.account_key).join(S).order_by(order, C.failing_since.is_null(), C.id)
     if staff_email:
         query = query.where(S.email == staff_email.strip().lower())
     missed, errors = waiting.missed_counts(), waiting.error_counts()
@@ -31,15 +33,16 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
         m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
         .where(m.AppointmentLink.state == m.LINK_ORPHANED).group_by(m.Calendar.connection).tuples())
     accounts: dict[tuple, list] = {}
-    for provider, key, staff_id in C.select(C.provider, C.account_key, C.staff).where(C.status != m.STOPPED).tuples():
-        accounts.setdefault((provider, key), []).append(staff_id)
+    for provider, key, server, account, staff_id in (
+            C.select(C.provider, C.account_key, C.server_url, C.account, C.staff).where(C.status != m.STOPPED).tuples()):
+        accounts.setdefault(account_identity(provider, key, server, account), []).append(staff_id)
     destinations = dict(
         m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
     rows = []
     for row in query.tuples():
         values = dict(zip(ROW_FIELDS, row))
         staff_id, key = row[len(ROW_FIELDS)], row[len(ROW_FIELDS) + 1]
-        others = list(accounts.get((values["provider"], key), []))
+        others = list(accounts.get(account_identity(values["provider"], key, values["server_url"], values["account"]), []))
         if values["status"] != m.STOPPED and staff_id in others:
             others.remove(staff_id)
         cid = values["id"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import models as m
-from core import clock, lifecycle
+from core import clock, incidents, lifecycle
 from core.actions.common import ActionError, InvalidInput, _staff, audit
 from core.actions.connections import _save_calendars, identify, sync_after_repair
 from core.actions.syncing import sync_now
@@ -65,7 +65,7 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
         result = _store_oauth_and_sync(rt, conn, secrets_, "relink")
         if row.relink_token_hash and result["status"] == m.ACTIVE:
             m.RelinkLink.update(used_at=clock.now()).where(m.RelinkLink.token_hash == row.relink_token_hash).execute()
-        return {**result, "purpose": "relink"}
+        return {**result, "purpose": "relink", "delivered": incidents.delivered_since_repair(conn.id)}
     staff = row.staff
     conn = m.Connection(staff=staff, provider=provider, server_url=rt.settings.oauth[provider].api_url)
     prov = rt.provider_for(conn, secrets_)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 
 import models as m
-from core import clock, outbox, relink, waiting
+from core import clock, incidents, outbox, relink, waiting
 from core.actions.common import ActionError, InvalidInput, _connection, _iso, audit, audited
 from core.actions.connections import refresh_calendars, set_destination, test_connection, update_credentials
 from core.messages import meaning
@@ -110,10 +110,11 @@ def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
 
 
 def _finish(link: m.RelinkLink, result: dict) -> dict:
+    """Spend the link once the connection is active; say how many waiting appointments were written."""
     ok = result["status"] == m.ACTIVE
     if ok:
         relink.spend(link)
-    return {**result, "ok": ok}
+    return {**result, "ok": ok, "delivered": incidents.delivered_since_repair(link.connection_id) if ok else 0}
 
 
 def complete_relink(rt, token: str, *, password: str = "", url: str = "") -> dict:

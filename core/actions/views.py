@@ -19,11 +19,20 @@ def staff_dict(staff: m.Staff) -> dict:
     }
 
 
+def account_identity(provider: str, account_key: str, server_url: str, account: str) -> tuple:
+    """What "the same external account" compares: the fingerprint (rows written before it existed:
+    server and account)."""
+    return (provider, account_key) if account_key else (provider, "", server_url, account)
+
+
 def _same_account(conn: m.Connection):
     """The other live connections to the same external account (compared by fingerprint)."""
+    same = (m.Connection.account_key == conn.account_key) if conn.account_key else (
+        (m.Connection.account_key == "") & (m.Connection.server_url == conn.server_url)
+        & (m.Connection.account == conn.account))
     return m.Connection.select().where(
         m.Connection.provider == conn.provider,
-        m.Connection.account_key == conn.account_key,
+        same,
         m.Connection.status != m.STOPPED,
         m.Connection.id != conn.id,
     )
