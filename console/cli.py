@@ -168,7 +168,7 @@ def cmd_sync(rt, args):
         if not args.json and total > 1:
             print(f"[{done}/{total}] connection {report.connection_id}: {report.outcome}", file=sys.stderr)
 
-    reports = actions.sync_now(rt, args.connection, actor=_actor(args), progress=progress)
+    reports = actions.sync_now(rt, args.connection, actor=_actor(args), progress=progress, wait=args.wait)
     cols = [("connection_id", "CONNECTION"), ("outcome", "OUTCOME"), ("status", "STATUS"), ("requests", "REQUESTS"),
             ("created", "CREATED"), ("updated", "UPDATED"), ("deleted", "DELETED"), ("entries_read", "READ"),
             ("applied_back", "APPLIED BACK"), ("missed", "MISSED"), ("duration_ms", "MS"), ("error", "ERROR")]
@@ -310,6 +310,16 @@ def cmd_demo(rt, args):
 # -- parser -----------------------------------------------------------------------------------
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 600:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds from 0 to 600")
+    return seconds
+
+
 def _iso_arg(value: str) -> str:
     try:
         dt.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
@@ -372,8 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("connection", metavar="CONNECTION")
 
     p = command("sync", cmd_sync, "sync one connection now, or all of them (exit 1 if any did not sync cleanly; "
-                                  "a connection another process is syncing is waited for up to 10 s, then reported busy)")
+                                  "a connection another process is syncing is waited for, then reported busy)")
     p.add_argument("connection", nargs="?", metavar="CONNECTION")
+    p.add_argument("--wait", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="how long to wait for another process's run of the same connection (default 10)")
 
     p = command("download", cmd_download, "write the appointments missed while the connection was broken (or never "
                                           "delivered before a forced stop) to an .ics file")

@@ -246,7 +246,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         max_occurrences=_int(env, "CALSYNC_MAX_OCCURRENCES", 1000, 1, 100000, "the occurrences one recurring event may expand to"),
         unreachable_after=_int(env, "CALSYNC_UNREACHABLE_AFTER", 6 * 3600, 60, 30 * 86400, "the seconds of failure before a connection is unreachable"),
         all_day_policy=_choice(env, "CALSYNC_ALL_DAY_EVENTS", "ignore", ("ignore", "busy")),
-        external_edit_policy=_choice(env, "CALSYNC_EXTERNAL_EDIT_POLICY", "apply", ("apply", "revert")),
+        external_edit_policy=_choice(env, "CALSYNC_EXTERNAL_EDIT_POLICY", "apply", ("apply", "revert", "calendar")),
         external_delete_policy=_choice(env, "CALSYNC_EXTERNAL_DELETE_POLICY", "cancel", ("cancel", "restore")),
         sweep_interval=_int(env, "CALSYNC_SWEEP_INTERVAL", 300, 30, 86400, "the health sweep interval in seconds"),
         reminder_interval=_int(env, "CALSYNC_REMINDER_INTERVAL", 86400, 60, 30 * 86400, "the seconds between reminders of an open incident"),

@@ -80,7 +80,16 @@ def claim(conn_id: int, owner: str) -> bool:
             .where(m.Connection.id == conn_id, m.Connection.lease_owner == holder)
             .execute()
         )
+        if claimed == 1:
+            _interrupted([conn_id])
     return claimed == 1
+
+
+def _interrupted(conn_ids) -> None:
+    """The runs a dead process left "running" say what happened to them."""
+    (m.SyncRun.update(outcome="failed", finished_at=clock.now(),
+                      error="interrupted: the process running this sync ended before it finished")
+     .where(m.SyncRun.connection.in_(conn_ids), m.SyncRun.outcome == "running").execute())
 
 
 def reap_dead(host: str | None = None) -> int:
@@ -91,6 +100,7 @@ def reap_dead(host: str | None = None) -> int:
     dead = [o for o in owners if not owner_alive(o)]
     if not dead:
         return 0
+    _interrupted(m.Connection.select(m.Connection.id).where(m.Connection.lease_owner.in_(dead)))
     freed = (m.Connection.update(lease_owner=None, lease_expires_at=None)
              .where(m.Connection.lease_owner.in_(dead)).execute())
     log.warning("freed %d lease(s) of %d process(es) of this host that are gone", freed, len(dead))

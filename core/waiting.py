@@ -64,20 +64,26 @@ def state_for_new_work(conn: m.Connection) -> str:
     return m.LINK_MISSED if is_failing(conn) else m.LINK_PENDING
 
 
+def _missed():
+    """Waiting as missed, or (stopped with --force) never delivered: what the staff member lacks."""
+    return (m.AppointmentLink.state == m.LINK_MISSED) | (
+        (m.AppointmentLink.state == m.LINK_ORPHANED) & (m.AppointmentLink.href == ""))
+
+
 def missed_count(conn: m.Connection) -> int:
     return (
         m.AppointmentLink.select()
         .join(m.Calendar)
-        .where(m.Calendar.connection == conn, m.AppointmentLink.state == m.LINK_MISSED)
+        .where(m.Calendar.connection == conn, _missed())
         .count()
     )
 
 
 def missed_counts() -> dict[int, int]:
-    """Connection id -> appointments waiting as missed, for every connection, in one query."""
+    """Connection id -> appointments missed, for every connection, in one query."""
     return dict(
         m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
-        .where(m.AppointmentLink.state == m.LINK_MISSED).group_by(m.Calendar.connection).tuples())
+        .where(_missed()).group_by(m.Calendar.connection).tuples())
 
 
 def write_errors(conn: m.Connection) -> list[m.AppointmentLink]:
@@ -102,27 +108,16 @@ def error_counts() -> dict[int, int]:
         .group_by(m.Calendar.connection).tuples())
 
 
-def stranded_count(conn: m.Connection) -> int:
-    """Appointments that never reached the calendar of a connection stopped with --force."""
-    return (
-        m.AppointmentLink.select()
-        .join(m.Calendar)
-        .where(m.Calendar.connection == conn, m.AppointmentLink.state == m.LINK_ORPHANED, m.AppointmentLink.href == "")
-        .count()
-    )
-
-
 def missed_appointments(conn: m.Connection) -> list[m.Appointment]:
     """What the staff member should have on the calendar and does not: waiting as missed, or
     (on a stopped connection) never written before the stop."""
-    stranded = (m.AppointmentLink.state == m.LINK_ORPHANED) & (m.AppointmentLink.href == "")
     return list(
         m.Appointment.select()
         .join(m.AppointmentLink)
         .join(m.Calendar)
         .where(
             m.Calendar.connection == conn,
-            (m.AppointmentLink.state == m.LINK_MISSED) | stranded,
+            _missed(),
             m.Appointment.cancelled == False,  # noqa: E712
         )
         .order_by(m.Appointment.starts_at)

@@ -359,6 +359,12 @@ class RadicaleServer(CalDAVServer):
 
     kind = "radicale"
 
+    def __init__(self, root: Path, username: str = "alice", password: str | None = None,
+                 max_content_length: int | None = None) -> None:
+        super().__init__(root, username, password)
+        # Radicale answers 413 to a request body larger than this: a real server refusing one event.
+        self.max_content_length = max_content_length
+
     @property
     def calendar_home_url(self) -> str:
         return self.principal_url
@@ -403,6 +409,7 @@ class RadicaleServer(CalDAVServer):
             [server]
             hosts = {HOST}:{self.port}
             delay_on_error = 0
+            {f"max_content_length = {self.max_content_length}" if self.max_content_length else ""}
 
             [auth]
             type = htpasswd

@@ -11,6 +11,7 @@ route calls.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import hashlib
 import re
 from urllib.parse import parse_qsl, urlsplit
@@ -450,9 +451,13 @@ def test_a_revoked_grant_needs_relink_and_the_browser_relink_delivers_what_was_b
     expect(page.get_by_text("1 appointment booked while it was broken was added")).to_be_visible()
 
     assert connected.status()["status"] == "active"
+    assert connected.status()["missed"] == 0
     assert m.Connection.select().count() == 1
     assert m.Incident.get().resolved_at is not None
     assert [e["summary"] for e in connected.events()] == ["Booked meanwhile"]
+    # The OAuth callback is one more way back to working: "reconnected" says what it delivered.
+    (resolved,) = m.Notification.select().where(m.Notification.event == "incident.resolved")
+    assert json.loads(resolved.payload)["delivered"] == 1
 
 
 # -- broken calendars and rate limits ------------------------------------------------------

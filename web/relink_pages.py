@@ -74,6 +74,12 @@ def test_again(token: str):
 
 def _after_fix(rt, token: str, result: dict, fixed: str):
     log.info("relink page: connection %s is now %s", result["id"], result["status"])
+    if result.get("in_progress"):
+        return flask.render_template(
+            "message.html", title="Saved: calsync is finishing the repair",
+            message="What you entered is saved. Calsync is syncing this calendar right now and writes the "
+                    "appointments that waited as soon as that run ends; you are told when it is done. "
+                    "You can reload this page in a minute to see the status.")
     if not result["ok"]:
         # Something is still wrong; the link was not spent, and the page says what.
         return render_form(token, actions.relink_page(rt, token), still_wrong=result, fixed=fixed)

@@ -298,7 +298,11 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
         raise ActionError(f"the calendar {chosen.name!r} is read-only for this account; choose a writable one")
     old = next((c for c in calendars if c.is_destination), None)
     if old is not None and old.id == chosen.id:
-        return {**connection_dict(conn), "change": "unchanged"}
+        # Chosen again (a resubmitted form while the first choice still syncs): the same repair,
+        # so the answer says how it went, not what the status was a moment before.
+        report = sync_after_repair(rt, conn, "primary") if conn.status != m.ACTIVE else None
+        return {**connection_dict(m.Connection.get_by_id(conn.id)), "change": "unchanged", "primary": chosen.name,
+                "sync": report.to_dict() if report else None}
     with m.db.atomic():
         if old is not None:
             old_gone = conn.status == m.CALENDAR_MISSING or not old.writable

@@ -114,7 +114,10 @@ def _finish(link: m.RelinkLink, result: dict) -> dict:
     ok = result["status"] == m.ACTIVE
     if ok:
         relink.spend(link)
-    return {**result, "ok": ok, "delivered": incidents.delivered_since_repair(link.connection_id) if ok else 0}
+    # Another process is syncing it right now: the fix is saved and that run (or the next pass) finishes it.
+    in_progress = not ok and (result.get("sync") or {}).get("outcome") == "busy"
+    return {**result, "ok": ok, "in_progress": in_progress,
+            "delivered": incidents.delivered_since_repair(link.connection_id) if ok else 0}
 
 
 def complete_relink(rt, token: str, *, password: str = "", url: str = "") -> dict:
