@@ -16,8 +16,6 @@ import datetime as dt
 import logging
 import time
 
-import peewee as pw
-
 import models as m
 from core import clock, ics, lifecycle, waiting
 from core.reconcile import OwnEvents
@@ -302,7 +300,7 @@ class ConnectionSync:
             self.report.deleted += 1
             m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == href).execute()
             m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == href).execute()
-        ensure_links(cal, self.window_start)
+        waiting.ensure_links(cal, self.window_start)
         work = (
             m.AppointmentLink.select(m.AppointmentLink, m.Appointment)
             .join(m.Appointment)
@@ -391,31 +389,6 @@ class ConnectionSync:
                     False, self._echo_info(href), appointment.updated_at,
                 )
                 self._replace_entries(cal, href, [echo])
-
-
-def ensure_links(cal: m.Calendar, since: dt.datetime, state: str = m.LINK_PENDING) -> int:
-    """Every appointment of the staff member that this destination should hold has a link."""
-    conn = cal.connection
-    missing = (
-        m.Appointment.select(m.Appointment.id)
-        .where(
-            m.Appointment.staff == conn.staff_id,
-            m.Appointment.cancelled == False,  # noqa: E712 (peewee expression)
-            m.Appointment.ends_at >= since,
-            ~pw.fn.EXISTS(
-                m.AppointmentLink.select(m.AppointmentLink.id).where(
-                    m.AppointmentLink.appointment == m.Appointment.id,
-                    # Already on this calendar, or left on purpose where it was written
-                    # (a primary or provider switch moves only what comes next).
-                    (m.AppointmentLink.calendar == cal) | (m.AppointmentLink.state == m.LINK_KEPT),
-                )
-            ),
-        )
-    )
-    rows = [{"appointment": a.id, "calendar": cal.id, "state": state} for a in missing]
-    if rows:
-        m.AppointmentLink.insert_many(rows).execute()
-    return len(rows)
 
 
 def sync_connection(runtime, conn: m.Connection, provider: Provider | None = None, cause: str = "sync") -> SyncReport:

@@ -10,6 +10,8 @@ everyone else reads the counts here.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import peewee as pw
 
 import models as m
@@ -146,3 +148,28 @@ def after_appointment_change(appointment: m.Appointment) -> None:
             link.last_error, link.write_failures = "", 0
             link.updated_at = now
             link.save()
+
+
+def ensure_links(cal: m.Calendar, since: dt.datetime, state: str = m.LINK_PENDING) -> int:
+    """Every appointment of the staff member that this destination should hold has a link."""
+    conn = cal.connection
+    missing = (
+        m.Appointment.select(m.Appointment.id)
+        .where(
+            m.Appointment.staff == conn.staff_id,
+            m.Appointment.cancelled == False,  # noqa: E712 (peewee expression)
+            m.Appointment.ends_at >= since,
+            ~pw.fn.EXISTS(
+                m.AppointmentLink.select(m.AppointmentLink.id).where(
+                    m.AppointmentLink.appointment == m.Appointment.id,
+                    # Already on this calendar, or left on purpose where it was written
+                    # (a primary or provider switch moves only what comes next).
+                    (m.AppointmentLink.calendar == cal) | (m.AppointmentLink.state == m.LINK_KEPT),
+                )
+            ),
+        )
+    )
+    rows = [{"appointment": a.id, "calendar": cal.id, "state": state} for a in missing]
+    if rows:
+        m.AppointmentLink.insert_many(rows).execute()
+    return len(rows)
