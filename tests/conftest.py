@@ -36,6 +36,26 @@ def make_env(tmp_path: Path, **extra) -> dict:
     return env
 
 
+def web_env(tmp_path: Path, **extra) -> dict:
+    """``make_env`` plus a free port for calsync's web server, which every link names (CALSYNC_BASE_URL)."""
+    from conftest_ports import free_port
+
+    port = free_port()
+    return make_env(tmp_path, CALSYNC_BASE_URL=f"http://127.0.0.1:{port}", CALSYNC_HTTP_HOST="127.0.0.1",
+                    CALSYNC_HTTP_PORT=port, **extra)
+
+
+@contextlib.contextmanager
+def started(env: dict):
+    """A runtime for ``env`` (no .env file), closed afterwards, with the clock set back."""
+    runtime_ = runtime.start(load_settings(env, read_dotenv=False))
+    try:
+        yield runtime_
+    finally:
+        runtime_.close()
+        clock.set_now(None)
+
+
 @pytest.fixture
 def env(tmp_path):
     return make_env(tmp_path)

@@ -18,13 +18,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from conftest import CHROMIUM_ARGS, chromium_path, make_env, running_web, soon
-from conftest_ports import free_port
+from conftest import CHROMIUM_ARGS, chromium_path, running_web, soon, started, web_env
 from fakes.google_api import CALENDAR_SCOPE, FakeGoogle
 
 import models as m
-from core import actions, clock, runtime
-from core.config import load_settings
+from core import actions, clock
 from core.providers.google import GoogleProvider, event_id
 
 EMAIL = "ada@example.com"
@@ -44,20 +42,9 @@ def google():
 @pytest.fixture
 def grt(tmp_path, google):
     """A runtime whose Google sign-in and API are the fake, linking to its own web server."""
-    port = free_port()
-    rt = runtime.start(load_settings(make_env(
-        tmp_path,
-        CALSYNC_BASE_URL=f"http://127.0.0.1:{port}",
-        CALSYNC_HTTP_HOST="127.0.0.1",
-        CALSYNC_HTTP_PORT=port,
-        **google.env(),
-    ), read_dotenv=False))
-    actions.add_staff(rt, EMAIL, "Ada Lovelace", timezone="Europe/Berlin")
-    try:
+    with started(web_env(tmp_path, **google.env())) as rt:
+        actions.add_staff(rt, EMAIL, "Ada Lovelace", timezone="Europe/Berlin")
         yield rt
-    finally:
-        rt.close()
-        clock.set_now(None)
 
 
 @pytest.fixture

@@ -16,13 +16,11 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
-from conftest import CHROMIUM_ARGS, chromium_path, make_env, running_web, soon
-from conftest_ports import free_port
+from conftest import CHROMIUM_ARGS, chromium_path, running_web, soon, started, web_env
 from fakes.microsoft_graph import GraphFake, weekly
 
 import models as m
-from core import actions, clock, runtime
-from core.config import load_settings
+from core import actions, clock
 from core.providers.base import CalendarState
 from core.providers.microsoft import APPOINTMENT_PROPERTY, UID_PROPERTY, MicrosoftProvider
 
@@ -46,24 +44,11 @@ def graph():
 @pytest.fixture
 def ms_rt(tmp_path, graph):
     """A runtime signed in to the fake, linking to its own web server's port."""
-    port = free_port()
-    rt = runtime.start(load_settings(make_env(
-        tmp_path,
-        CALSYNC_MICROSOFT_CLIENT_ID="cid",
-        CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",
-        CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url,
-        CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
-        CALSYNC_MICROSOFT_API_URL=graph.api_url,
-        CALSYNC_BASE_URL=f"http://127.0.0.1:{port}",
-        CALSYNC_HTTP_HOST="127.0.0.1",
-        CALSYNC_HTTP_PORT=port,
-    ), read_dotenv=False))
-    actions.add_staff(rt, EMAIL, "Ada Lovelace", timezone="Europe/Berlin")
-    try:
+    with started(web_env(tmp_path, CALSYNC_MICROSOFT_CLIENT_ID="cid", CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",
+                         CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url, CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
+                         CALSYNC_MICROSOFT_API_URL=graph.api_url)) as rt:
+        actions.add_staff(rt, EMAIL, "Ada Lovelace", timezone="Europe/Berlin")
         yield rt
-    finally:
-        rt.close()
-        clock.set_now(None)
 
 
 @pytest.fixture

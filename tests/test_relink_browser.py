@@ -11,12 +11,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import CHROMIUM_ARGS, Story, chromium_path, make_env, running_web, soon
-from conftest_ports import free_port
+from conftest import CHROMIUM_ARGS, Story, chromium_path, running_web, soon, started, web_env
 
 import models as m
-from core import clock, outbox, runtime
-from core.config import load_settings
+from core import outbox
 
 NEW_PASSWORD = "new-pass-1"
 
@@ -24,20 +22,8 @@ NEW_PASSWORD = "new-pass-1"
 @pytest.fixture
 def web_rt(tmp_path, mailbox):
     """A runtime that mails through the loopback SMTP server and links to its own web server."""
-    port = free_port()
-    rt = runtime.start(load_settings(make_env(
-        tmp_path,
-        CALSYNC_SMTP_URL=mailbox.url,
-        CALSYNC_MAIL_FROM="Calsync <calsync@example.com>",
-        CALSYNC_BASE_URL=f"http://127.0.0.1:{port}",
-        CALSYNC_HTTP_HOST="127.0.0.1",
-        CALSYNC_HTTP_PORT=port,
-    ), read_dotenv=False))
-    try:
+    with started(web_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url, CALSYNC_MAIL_FROM="Calsync <calsync@example.com>")) as rt:
         yield rt
-    finally:
-        rt.close()
-        clock.set_now(None)
 
 
 @pytest.fixture

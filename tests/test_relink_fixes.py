@@ -26,11 +26,9 @@ import time
 
 import pytest
 import requests
-from conftest import CHROMIUM_ARGS, Story, chromium_path, make_env, running_web, soon
-from conftest_ports import free_port
+from conftest import CHROMIUM_ARGS, Story, chromium_path, running_web, soon, started, web_env
 
-from core import actions, clock, runtime
-from core.config import load_settings
+from core import actions, clock
 
 NEW_PASSWORD = "new-pass-1"
 LONG_NAME = "Coaching sessions with clients (shared with the Berlin team)"
@@ -44,18 +42,8 @@ ADDRESS_NAME = "ada.lovelace.coaching-and-mentoring@berlin-office.example-compan
 @pytest.fixture
 def web_rt(tmp_path):
     """A runtime whose links point at the port its own web server listens on."""
-    port = free_port()
-    rt = runtime.start(load_settings(make_env(
-        tmp_path,
-        CALSYNC_BASE_URL=f"http://127.0.0.1:{port}",
-        CALSYNC_HTTP_HOST="127.0.0.1",
-        CALSYNC_HTTP_PORT=port,
-    ), read_dotenv=False))
-    try:
+    with started(web_env(tmp_path)) as rt:
         yield rt
-    finally:
-        rt.close()
-        clock.set_now(None)
 
 
 @pytest.fixture
