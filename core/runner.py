@@ -61,7 +61,11 @@ def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
             report = sync_connection(rt, conn)
         except Exception as exc:
             log.exception("sync of connection %s failed internally", conn_id)
-            report = SyncReport(connection_id=conn_id, outcome="failed", error=f"internal error: {exc}")
+            # An internal fault is not the provider's: the status stays, and the report says which it is.
+            status, reason = (m.Connection.select(m.Connection.status, m.Connection.reason)
+                              .where(m.Connection.id == conn_id).tuples().first() or ("", ""))
+            report = SyncReport(connection_id=conn_id, outcome="failed", status=status, reason=reason,
+                                error=f"internal error: {exc}")
         finally:
             leases.release(rt, conn_id, owner, ok=report is not None and report.outcome == "ok")
         return report

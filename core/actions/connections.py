@@ -13,7 +13,7 @@ from core.messages import meaning
 from core.providers import OAUTH_PROVIDERS, PROVIDERS
 from core.providers.base import CalendarState, ProviderError, WriteForbidden
 from core.providers.ics_url import feed_label
-from core.sync import SyncReport
+from core.sync import SyncReport, window as sync_window
 
 READ_ONLY_REASON = "the primary calendar is read-only for this account: calsync can read it but not add events"
 
@@ -35,7 +35,7 @@ def identify(rt, conn: m.Connection, credentials: dict, calendar_name: str = "")
         conn.account = accounts.feed_label(credentials["url"], calendar_name, conn.account_key)
 
 
-def _save_calendars(conn: m.Connection, infos, destination: str | None) -> None:
+def _save_calendars(rt, conn: m.Connection, infos, destination: str | None) -> None:
     chosen = None
     if destination:
         wanted = destination.strip().lower()
@@ -48,7 +48,7 @@ def _save_calendars(conn: m.Connection, infos, destination: str | None) -> None:
     elif conn.provider != "ics":
         chosen = next((i for i in infos if i.writable), None)
     for info in infos:
-        m.Calendar.create(
+        cal = m.Calendar.create(
             connection=conn,
             remote_id=info.remote_id,
             name=info.name,
@@ -56,6 +56,10 @@ def _save_calendars(conn: m.Connection, infos, destination: str | None) -> None:
             is_busy_source=True,
             writable=info.writable,
         )
+        if cal.is_destination:
+            # The appointments it should hold wait from now on: if the first sync fails, they count
+            # as missed, and the repair says it delivered them.
+            waiting.ensure_links(cal, sync_window(rt.settings)[0])
 
 
 @audited("connection.connect")
@@ -101,7 +105,7 @@ def connect(
     with m.db.atomic():
         conn.credentials = rt.vault.encrypt(credentials)
         lifecycle.begin(conn, "connect")
-        _save_calendars(conn, infos, calendar)
+        _save_calendars(rt, conn, infos, calendar)
     audit(actor, "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
     result = connection_dict(conn)
     result["warnings"] = []

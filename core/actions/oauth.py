@@ -80,7 +80,7 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
     with m.db.atomic():
         conn.credentials = rt.vault.encrypt(prov.secrets)
         lifecycle.begin(conn, "connect")
-        _save_calendars(conn, infos, None)
+        _save_calendars(rt, conn, infos, None)
     audit(f"oauth:{staff.email}", "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
     report = sync_now(rt, conn.id)[0]
     return {**connection_dict(m.Connection.get_by_id(conn.id)), "first_sync": report, "purpose": "connect",
