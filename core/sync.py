@@ -337,7 +337,9 @@ class ConnectionSync:
                 self.report.deleted += 1
                 m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == link.href).execute()
                 m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == link.href).execute()
+            # Gone from the calendar: booked again later, it is written anew, not "updated" at a dead address.
             link.state, link.pushed_version, link.last_error, link.write_failures = m.LINK_REMOVED, appointment.version, "", 0
+            link.href, link.etag = "", ""
             link.updated_at = clock.now()
             link.save()
             return

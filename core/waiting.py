@@ -67,15 +67,18 @@ def state_for_new_work(conn: m.Connection) -> str:
 
 
 def _missed():
-    """Waiting as missed, or (stopped with --force) never delivered: what the staff member lacks."""
-    return (m.AppointmentLink.state == m.LINK_MISSED) | (
-        (m.AppointmentLink.state == m.LINK_ORPHANED) & (m.AppointmentLink.href == ""))
+    """Waiting as missed, or (stopped with --force) never delivered — not written at all, or a change
+    of it never written: what the staff member lacks. Needs the Appointment joined."""
+    never_delivered = (m.AppointmentLink.href == "") | (m.AppointmentLink.pushed_version < m.Appointment.version)
+    return (m.AppointmentLink.state == m.LINK_MISSED) | ((m.AppointmentLink.state == m.LINK_ORPHANED) & never_delivered)
 
 
 def missed_count(conn: m.Connection) -> int:
     return (
         m.AppointmentLink.select()
         .join(m.Calendar)
+        .switch(m.AppointmentLink)
+        .join(m.Appointment)
         .where(m.Calendar.connection == conn, _missed())
         .count()
     )
@@ -85,6 +88,7 @@ def missed_counts() -> dict[int, int]:
     """Connection id -> appointments missed, for every connection, in one query."""
     return dict(
         m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
+        .switch(m.AppointmentLink).join(m.Appointment)
         .where(_missed()).group_by(m.Calendar.connection).tuples())
 
 

@@ -31,8 +31,10 @@ def _on_calendar(conn: m.Connection) -> list[m.AppointmentLink]:
 
 
 def _waiting(conn: m.Connection) -> list[m.AppointmentLink]:
-    """Appointments not on the calendar yet (missed, or about to be written)."""
-    return list(_links(conn).where(m.AppointmentLink.href == "", m.Appointment.cancelled == False,  # noqa: E712
+    """Appointments not on the calendar as they are now: not written yet, or changed since (missed,
+    or about to be written). A changed one is also on the calendar, with its old details."""
+    unwritten = (m.AppointmentLink.href == "") | (m.AppointmentLink.pushed_version < m.Appointment.version)
+    return list(_links(conn).where(unwritten, m.Appointment.cancelled == False,  # noqa: E712
                                    m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_MISSED]))
                 .order_by(m.Appointment.starts_at))
 
@@ -73,7 +75,7 @@ def stop_plan(rt, conn_id, keep_events: bool = False, for_support: bool = True) 
         parts.append(f"{on_calendar} calsync event(s) are removed from the calendar")
     if waiting_now:
         if broken:
-            parts.append(f"{len(waiting_now)} appointment(s) waiting to be written would never reach the calendar "
+            parts.append(f"{len(waiting_now)} appointment(s) waiting to be written or updated would never reach the calendar "
                          "(they stay listed as orphaned and downloadable)")
         else:
             parts.append(f"{len(waiting_now)} appointment(s) not yet written will not be written")
@@ -131,22 +133,22 @@ def stop_sync(rt, conn_id, keep_events: bool = False, force: bool = False, actor
                     f"{exc.reason}. The connection stays as it was; try again, or use --keep-events."
                 ) from None
             removed += 1
-            link.state = m.LINK_REMOVED
+            link.state, link.href, link.etag = m.LINK_REMOVED, "", ""
             link.save()
     stranded = []
+    waits = {link.id for link in waiting_now}
+    links = {link.id: link for link in waiting_now} | {link.id: link for link in on_calendar}  # one per row
     with m.db.atomic():
-        for link in on_calendar:
+        for link in links.values():
             if link.state == m.LINK_REMOVED:
-                continue
-            if keep_events:
-                link.state, kept = m.LINK_KEPT, kept + 1
-            else:
-                link.state, orphaned = m.LINK_ORPHANED, orphaned + 1
-            link.save()
-        for link in waiting_now:
-            if plan["broken"]:
-                link.state = m.LINK_ORPHANED  # never written: listed, counted and downloadable
+                continue  # removed from the calendar above
+            if plan["broken"] and link.id in waits:
+                link.state = m.LINK_ORPHANED  # never written, or its change never: listed, counted, downloadable
                 stranded.append(link.appointment)
+            elif link.href and keep_events:
+                link.state, kept = m.LINK_KEPT, kept + 1
+            elif link.href:
+                link.state, orphaned = m.LINK_ORPHANED, orphaned + 1
             else:
                 link.state = m.LINK_REMOVED  # a working connection: the plan said they will not be written
             link.save()
