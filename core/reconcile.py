@@ -132,12 +132,14 @@ class OwnEvents:
         self.report.applied_back += 1
 
     def deleted(self, link: m.AppointmentLink) -> None:
-        """Our event is gone from the calendar."""
+        """Our event is gone from the calendar (its address is forgotten: a new event gets a new one)."""
         appointment = link.appointment
         host_changed = link.pushed_version < appointment.version and not appointment.cancelled
+        # Written again from here on; still waiting if it waited (then its repair delivers it).
+        again = m.LINK_MISSED if link.state == m.LINK_MISSED else m.LINK_PENDING
         if host_changed and self.settings.external_edit_policy != "calendar":
             # Deleted on the calendar while the host changed it: a conflict, and the host wins.
-            link.href, link.etag, link.state, link.pushed_version = "", "", m.LINK_PENDING, 0
+            link.href, link.etag, link.state, link.pushed_version = "", "", again, 0
             link.save()
             self.report.conflicts += 1
             self._audit("appointment.conflict", appointment,
@@ -146,10 +148,10 @@ class OwnEvents:
             self.tell_host("appointment.conflict", appointment, ["deleted"], resolution="host_wins")
             return
         if self.settings.external_delete_policy == "restore" and not appointment.cancelled:
-            link.href, link.etag, link.state, link.pushed_version = "", "", m.LINK_PENDING, 0
+            link.href, link.etag, link.state, link.pushed_version = "", "", again, 0
             link.save()
             return
-        link.state = m.LINK_DELETED_EXTERNALLY
+        link.state, link.href, link.etag = m.LINK_DELETED_EXTERNALLY, "", ""
         link.updated_at = clock.now()
         link.save()
         if not appointment.cancelled:

@@ -46,6 +46,7 @@ from pathlib import Path
 from unittest import mock
 
 import icalendar
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
@@ -185,11 +186,10 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         self.tracked: dict[str, str] = {}  # appointment id -> href of the event calsync knows it wrote
         self.pending: dict[str, tuple] = {}  # appointment id -> ("edit", fields) | ("delete", None), not yet read
         self.dirty: set[str] = {a.ext_id for a in self.appts.values()}  # changed since last written
-        self.kept_elsewhere: set[str] = set()  # left on purpose by `stop --keep-events`, not on this calendar
+        self.kept_elsewhere: set[str] = set()  # left on purpose by `stop --keep-events`, not adopted here
         self.waiting: set[str] = set()  # appointments that waited during the current break
         self.breaks = 0
         self.resolved: list[int] = []  # the "delivered" of each repair, in order
-        self.settled = False  # a sync completed after the last change
 
     def _make_calendar(self) -> str:
         self.counter["calendar"] += 1
@@ -223,7 +223,6 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         self.kept_elsewhere.discard(ext_id)  # what comes next goes to the new destination
         if self.status in BROKEN:
             self.waiting.add(ext_id)
-        self.settled = False
 
     def _became(self, new: str) -> None:
         """The status the product must now show, with the incidents it implies."""
@@ -256,6 +255,7 @@ class ConnectionLifecycle(RuleBasedStateMachine):
             else:  # a copy calsync did not write: adopted, and the appointment is written over it
                 self.tracked[ext_id] = href
                 self.dirty.add(ext_id)
+                self.kept_elsewhere.discard(ext_id)
         for ext_id, (kind, found) in sorted(self.pending.items()):
             appt = self.appts[ext_id]
             host_changed = ext_id in self.dirty
@@ -299,7 +299,6 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         self._read_calendar()
         self.dirty.clear()
         self._became(m.ACTIVE)
-        self.settled = True
         self._check_completed_sync(what)
 
     def _expect_test(self, result: dict, what: str) -> None:
@@ -358,6 +357,13 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         pool = sorted(self._live() if live_only else self.appts.values(), key=lambda a: a.ext_id)
         return pool[pick % len(pool)]
 
+    def _index_of(self, rule_name: str, ext_id: str) -> int:
+        """The ``pick`` that makes a rule choose this appointment, or its event (for fixed stories)."""
+        if rule_name.startswith("someone_"):
+            return [self.objects[h] for h in sorted(self.objects)].index(ext_id)
+        pool = self._live() if rule_name == "host_cancels" else self.appts.values()
+        return sorted(a.ext_id for a in pool).index(ext_id)
+
     def _time(self, day: int, hour: int) -> tuple[dt.datetime, dt.datetime]:
         start = self.base + dt.timedelta(days=day, hours=hour)
         return start, start + dt.timedelta(hours=1)
@@ -413,7 +419,6 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         if self.tracked.get(ext_id) == href:
             self.pending[ext_id] = ("edit", found)
         # else: a copy calsync did not write (yet): it is adopted and overwritten with the appointment
-        self.settled = False
 
     @precondition(lambda self: not self.stopped and self.objects)
     @rule(pick=st.integers(0, 20))
@@ -423,7 +428,6 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         self.server.delete_event(href)
         if self.tracked.get(ext_id) == href:
             self.pending[ext_id] = ("delete", None)
-        self.settled = False
 
     @precondition(lambda self: not self.stopped and self.cal_url and len(self.foreign) < MAX_FOREIGN_EVENTS)
     @rule(day=st.integers(1, 20), hour=st.integers(8, 17))
@@ -433,7 +437,6 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         start, end = self._time(day, hour)
         self.server.put_event(self.cal_url, f"{uid}.ics", vevent(uid, start, end, "Dentist"))
         self.foreign.add(uid)
-        self.settled = False
 
     # -- syncs and tests ------------------------------------------------------------------------
 
@@ -493,7 +496,6 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         ((uid, href),) = created
         ext_id = next(a.ext_id for a in self.appts.values() if a.uid == uid)
         self.objects[href] = ext_id  # on the calendar, but calsync never recorded it
-        self.settled = False
 
     def _new_appointments(self) -> list[Appt]:
         """Live appointments with no event on the calendar: the next run creates them."""
@@ -508,13 +510,12 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         self.counter["password"] += 1
         self.server.set_password(f"changed-{self.example}-{self.counter['password']}")
 
-    @precondition(lambda self: not self.stopped and self.cal_url is not None)
+    @precondition(lambda self: self.cal_url is not None)
     @rule()
     def calendar_is_deleted(self):
         self.server.delete_calendar(self.cal_url)
         self.cal_url = None
         self.objects, self.tracked, self.pending, self.foreign = {}, {}, {}, set()
-        self.settled = False
 
     @precondition(lambda self: not self.stopped and not self.server.read_only and self.counter["read_only"] < 1)
     @rule()
@@ -522,7 +523,6 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         """At most once per example: Radicale restarts to read its rights."""
         self.counter["read_only"] += 1
         self.server.set_read_only(True)
-        self.settled = False
 
     # -- repairs --------------------------------------------------------------------------------
 
@@ -596,7 +596,6 @@ class ConnectionLifecycle(RuleBasedStateMachine):
                 continue
             assert not present, f"a second object with the UID of {ext_id} was accepted"
             self.objects[self._href(href)] = ext_id
-        self.settled = False
 
     # -- stop, and connecting again ------------------------------------------------------------------
 
@@ -635,8 +634,10 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         self.status, self.stopped = m.STOPPED, True
         self.objects = {href: ext_id for href, (ext_id, _) in after.items()}
         # Switching: appointments written before stay where they are (SPEC); only what comes next moves.
-        self.kept = {link.appointment.external_id for link in m.AppointmentLink.select().join(m.Calendar).where(
-            m.Calendar.connection == self.conn_id, m.AppointmentLink.state == m.LINK_KEPT)}
+        # Kept by this stop or any earlier one: a kept appointment is never written to a later destination.
+        staff = m.Connection.get_by_id(self.conn_id).staff_id
+        self.kept = {link.appointment.external_id for link in m.AppointmentLink.select().join(m.Calendar).join(
+            m.Connection).where(m.Connection.staff == staff, m.AppointmentLink.state == m.LINK_KEPT)}
 
     def _break_found_by_a_delete(self) -> str:
         """What deleting an event finds: the credentials, then the permission (a gone event is no error)."""
@@ -654,8 +655,8 @@ class ConnectionLifecycle(RuleBasedStateMachine):
             self.cal_url = self._make_calendar()
         self.snapshot = None
         self._connect()
-        # A kept event still on this calendar is adopted; the others stay where they were written.
-        self.kept_elsewhere = self.kept - set(self.objects.values())
+        # Kept events stay where they were written; one found on this calendar is adopted.
+        self.kept_elsewhere = set(self.kept)
 
     # -- always ---------------------------------------------------------------------------------------
 
@@ -714,10 +715,125 @@ class ConnectionLifecycle(RuleBasedStateMachine):
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def test_connection_lifecycle_follows_the_model(tmp_path, mailbox):
+@pytest.fixture
+def world(tmp_path, mailbox):
     server = start_server("radicale", tmp_path / "radicale")
     try:
-        world = World(server=server, mailbox=mailbox, root=tmp_path, password=server.password)
-        run_state_machine_as_test(lambda: ConnectionLifecycle(world), settings=MODEL_SETTINGS)
+        yield World(server=server, mailbox=mailbox, root=tmp_path, password=server.password)
     finally:
         server.stop()
+
+
+def test_random_stories_follow_the_model(world):
+    run_state_machine_as_test(lambda: ConnectionLifecycle(world), settings=MODEL_SETTINGS)
+
+
+# -- fixed stories: every break and every repair at least once, whatever the random run drew ----------
+
+def step(rule_name: str, **arguments) -> tuple[str, dict]:
+    """One rule of the machine; ``appointment="appt-2"`` picks that appointment (or its event)."""
+    return rule_name, arguments
+
+
+def play(world: World, story: list[tuple[str, dict]]) -> None:
+    """Run the rules one after the other, each where its precondition allows it, checking every
+    invariant after each step, exactly as a random run does."""
+    machine = ConnectionLifecycle(world)
+    rules = {r.function.__name__: r for r in machine.rules}
+    try:
+        for name, arguments in story:
+            rule_ = rules[name]
+            assert all(pre(machine) for pre in rule_.preconditions), f"the story cannot {name} here"
+            arguments = dict(arguments)
+            if "appointment" in arguments:
+                arguments["pick"] = machine._index_of(name, arguments.pop("appointment"))
+            rule_.function(machine, **arguments)
+            for check in machine.invariants:
+                check.function(machine)
+    finally:
+        machine.teardown()
+
+
+BOOK = dict(hour=10, subject="Intro call")
+STORIES = {
+    "password changed: the relink page delivers what waited, an imported copy is adopted": [
+        step("host_books", day=2, **BOOK), step("sync"), step("password_changes"), step("sync"),
+        step("host_books", day=3, **BOOK), step("host_edits", appointment="appt-1", day=4, hour=9,
+                                               subject="Follow-up", change="both"),
+        step("download_missed"), step("import_the_download"), step("relink_page_with_the_new_password"),
+    ],
+    "password changed: the old one back, and a test syncs at once": [
+        step("host_books", day=2, **BOOK), step("sync"), step("password_changes"), step("test_connection"),
+        step("host_books", day=5, **BOOK), step("old_password_back_then_test"),
+    ],
+    "calendar deleted: a new primary chosen in the console": [
+        step("host_books", day=2, **BOOK), step("host_books", day=3, **BOOK), step("sync"),
+        step("calendar_is_deleted"), step("sync"), step("host_books", day=4, **BOOK),
+        step("new_primary_calendar", via="console"),
+    ],
+    "calendar deleted: a new primary chosen on the relink page": [
+        step("host_books", day=2, **BOOK), step("sync"), step("calendar_is_deleted"), step("test_connection"),
+        step("host_cancels", appointment="appt-1"), step("host_books", day=6, **BOOK),
+        step("new_primary_calendar", via="relink page"),
+    ],
+    "read-only: lifted, then a test delivers what waited": [
+        step("host_books", day=2, **BOOK), step("sync"), step("calendar_becomes_read_only"),
+        step("host_books", day=3, **BOOK), step("sync"), step("download_missed"), step("read_only_lifted_then_test"),
+    ],
+    "one break after another: each its own incident, one resolution": [
+        step("host_books", day=2, **BOOK), step("sync"), step("password_changes"), step("calendar_is_deleted"),
+        step("sync"), step("relink_page_with_the_new_password"), step("new_primary_calendar", via="console"),
+    ],
+    "edits and deletions on the calendar follow the policies": [
+        step("host_books", day=2, **BOOK), step("host_books", day=3, **BOOK), step("host_books", day=4, **BOOK),
+        step("someone_adds_a_busy_event", day=2, hour=12), step("sync"),
+        step("someone_edits_an_event", appointment="appt-1", minutes=7),
+        step("someone_edits_an_event", appointment="appt-2", minutes=-7),
+        step("host_edits", appointment="appt-2", day=8, hour=15, subject="Follow-up", change="time"),
+        step("someone_deletes_an_event", appointment="appt-3"), step("sync"),
+    ],
+    "a crash after a PUT leaves the appointment on the calendar once": [
+        step("host_books", day=2, **BOOK), step("sync"), step("host_books", day=3, **BOOK),
+        step("sync_crashes_after_a_put"), step("someone_edits_an_event", appointment="appt-2", minutes=14),
+        step("sync"),
+    ],
+    "a cancelled appointment booked again is written by the next sync": [
+        step("host_books", day=2, **BOOK), step("sync"), step("host_cancels", appointment="appt-1"), step("sync"),
+        step("host_edits", appointment="appt-1", day=2, hour=10, subject="Follow-up", change="subject"), step("sync"),
+    ],
+    "an appointment deleted on the calendar and booked again is written by the next sync": [
+        step("host_books", day=2, **BOOK), step("sync"), step("someone_deletes_an_event", appointment="appt-1"),
+        step("sync"), step("host_edits", appointment="appt-1", day=3, hour=10, subject="Follow-up", change="both"),
+        step("sync"),
+    ],
+    "rescheduled during an outage, its event deleted meanwhile: counted as delivered": [
+        step("host_books", day=2, **BOOK), step("sync"), step("someone_deletes_an_event", appointment="appt-1"),
+        step("password_changes"), step("sync"),
+        step("host_edits", appointment="appt-1", day=3, hour=9, subject="Follow-up", change="both"),
+        step("old_password_back_then_test"),
+    ],
+    "a stop never drops a change that waits: refused, then forced, then connected again": [
+        step("host_books", day=2, **BOOK), step("sync"), step("password_changes"), step("sync"),
+        step("host_edits", appointment="appt-1", day=5, hour=11, subject="Follow-up", change="time"),
+        step("stop_sync", keep_events=True, force=False), step("stop_sync", keep_events=True, force=True),
+        step("connect_again"), step("sync"),
+    ],
+    "stop on a working connection removes calsync's events; kept ones stay where they are": [
+        step("host_books", day=2, **BOOK), step("host_books", day=3, **BOOK), step("host_books", day=4, **BOOK),
+        step("host_books", day=5, **BOOK), step("sync"), step("stop_sync", keep_events=False, force=False),
+        step("connect_again"), step("sync"), step("stop_sync", keep_events=True, force=False),
+        step("calendar_is_deleted"), step("connect_again"), step("sync"),
+    ],
+    "kept by one stop, still kept after the next connection is stopped and connected again": [
+        step("host_books", day=2, **BOOK), step("sync"), step("calendar_is_deleted"), step("password_changes"),
+        step("test_connection"), step("stop_sync", keep_events=True, force=False), step("connect_again"),
+        step("sync"), step("host_books", day=9, hour=16, subject="Quarterly review"), step("calendar_is_deleted"),
+        step("test_connection"), step("stop_sync", keep_events=True, force=True), step("connect_again"),
+        step("test_connection"),
+    ],
+}
+
+
+@pytest.mark.parametrize("story", list(STORIES))
+def test_story(world, story):
+    play(world, STORIES[story])
