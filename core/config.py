@@ -65,6 +65,10 @@ class Settings:
     host_webhook_secret: Secret
     stale_after: int
     lease_ttl: int = 600
+    http_deadline: float = 60.0
+    http_max_bytes: int = 32 * 1024 * 1024
+    sync_budget: int = 300
+    parse_timeout: float = 5.0
     oauth: dict = dataclasses.field(default_factory=dict)  # provider -> OAuthClient (only the configured ones)
 
     @property
@@ -262,4 +266,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         or 2 * sync_interval,
         oauth=_oauth_clients(env),
         lease_ttl=_int(env, "CALSYNC_LEASE_TTL", 600, 5, 86400, "the seconds a scheduler's claim on a connection lasts"),
+        http_deadline=_float(env, "CALSYNC_HTTP_DEADLINE", 60.0, 1.0, 3600.0,
+                             "the seconds one provider request may take in all (connect, answer, body, retries)"),
+        http_max_bytes=_int(env, "CALSYNC_HTTP_MAX_BYTES", 32 * 1024 * 1024, 64 * 1024, 1024**3,
+                            "the size cap in bytes of one provider answer (after decompression)"),
+        sync_budget=_int(env, "CALSYNC_SYNC_BUDGET", 300, 10, 86400, "the seconds one sync of a connection may take in all"),
+        parse_timeout=_float(env, "CALSYNC_PARSE_TIMEOUT", 5.0, 0.5, 600.0,
+                             "the seconds of work one recurring event may take to expand"),
     )

@@ -1,74 +1,106 @@
-"""Outgoing HTTP for providers: timeouts, retries with backoff, a request count,
-and the guard that keeps user-supplied URLs off loopback and private networks.
+"""Outgoing HTTP for providers: every request bounded in time and size, and kept where it may go.
 
-Retries are urllib3's (``Retry``: exponential backoff, ``Retry-After``
-honoured up to a cap); redirects are followed here, one hop at a time, so each
-target passes the private-network guard before it is contacted.
+- **Deadlines**: each request (connect, TLS, sending, the answer's headers and its body, retries
+  included) must finish within ``deadline`` seconds (``CALSYNC_HTTP_DEADLINE``), and a sync may
+  set a *budget* that ends every request it makes at one moment. The per-read timeout
+  (``CALSYNC_HTTP_TIMEOUT``) alone cannot stop a server that sends one byte every few seconds:
+  the sockets calsync opens shrink their own timeout to what is left of the deadline before
+  every read and write, so a trickle ends at the deadline like silence does.
+- **Sizes**: an answer's body is read as a stream and counted after decompression; past
+  ``max_bytes`` the request fails (:class:`AnswerTooLarge`), so neither a huge listing nor a gzip
+  bomb is held in memory. Error bodies are read up to 64 KiB and cut.
+- **Where**: user-supplied URLs may not reach loopback or private networks (unless
+  ``CALSYNC_ALLOW_PRIVATE_URLS``), checked on the address each socket connects to
+  (:mod:`core.netguard`, which also keeps the deadline). Redirects are followed here, hop by hop; a request that
+  carries credentials (a password, a bearer token) is never sent to another origin: such a
+  redirect fails with :class:`CredentialsRedirect`, naming the host (an upgrade to https on the
+  same host is allowed).
+- Retries are urllib3's (``Retry``: exponential backoff, ``Retry-After`` honoured up to a cap),
+  inside the deadline.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
+import time
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
+
+from core import netguard
+from core.netguard import URLNotAllowed, check_shape, check_url  # noqa: F401 (the names callers use)
 
 USER_AGENT = "calsync/0.1 (+calendar sync)"
 MAX_REDIRECTS = 5
 RETRY_AFTER_CAP = 30.0
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+ERROR_BODY_BYTES = 64 * 1024
+CHUNK = 16 * 1024  # read per step: a compressed chunk cannot expand past ~16 MiB before it is counted
 
 
-class URLNotAllowed(Exception):
-    """The URL is not one calsync may fetch; ``str()`` says why in plain words."""
+class DeadlineExceeded(requests.Timeout):
+    """The request (or the sync's budget) ran out of time; ``str()`` says how long it had."""
+
+
+class AnswerTooLarge(requests.RequestException):
+    """The answer's body passed its size cap; ``declared`` is its Content-Length when that said so."""
+
+    def __init__(self, message: str, declared: int | None = None):
+        super().__init__(message)
+        self.declared = declared
+
+
+class CredentialsRedirect(requests.RequestException):
+    """A request with credentials was redirected to another origin; ``host`` names it."""
+
+    def __init__(self, host: str):
+        super().__init__(f"redirected to another host ({host}); calsync does not send the credentials there")
+        self.host = host
 
 
 class _CappedRetry(Retry):
-    """A Retry that never sleeps longer than RETRY_AFTER_CAP for one Retry-After."""
+    """A Retry that never sleeps longer than RETRY_AFTER_CAP for one Retry-After, nor past the deadline."""
 
     def get_retry_after(self, response):
         value = super().get_retry_after(response)
-        return None if value is None else min(value, RETRY_AFTER_CAP)
+        return None if value is None else min(value, RETRY_AFTER_CAP, netguard.left(RETRY_AFTER_CAP))
 
-
-def check_url(url: str, allow_private: bool) -> None:
-    """Raise URLNotAllowed unless ``url`` is http(s) and (unless allowed) public."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise URLNotAllowed(f"only http:// and https:// URLs are supported, got {parts.scheme or 'no'} scheme")
-    if not parts.hostname:
-        raise URLNotAllowed("the URL has no host name")
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        raise URLNotAllowed(f"the host name {parts.hostname} could not be resolved") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise URLNotAllowed(
-                f"{parts.hostname} points at a private or loopback address ({address}); "
-                "calsync does not fetch those unless CALSYNC_ALLOW_PRIVATE_URLS is on"
-            )
+    def get_backoff_time(self):
+        return min(super().get_backoff_time(), netguard.left(RETRY_AFTER_CAP))
 
 
 def is_timeout(exc: BaseException) -> bool:
     """True for a timeout, also when urllib3's retries wrapped it into a ConnectionError."""
-    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+    from urllib3.exceptions import MaxRetryError
 
     if isinstance(exc, requests.Timeout):
         return True
     inner = exc.args[0] if exc.args else None
-    return isinstance(inner, MaxRetryError) and isinstance(inner.reason, ReadTimeoutError)
+    reason = inner.reason if isinstance(inner, MaxRetryError) else None
+    # urllib3's NewConnectionError (refused, unreachable) is a ConnectTimeoutError by inheritance only.
+    return isinstance(reason, (ReadTimeoutError, ConnectTimeoutError)) and not isinstance(reason, NewConnectionError)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _carries_credentials(kwargs: dict) -> bool:
+    headers = {k.lower() for k in (kwargs.get("headers") or {})}
+    return kwargs.get("auth") is not None or "authorization" in headers
 
 
 class HttpClient:
-    """A requests session with calsync's rules, shared by one provider instance."""
+    """A requests session with calsync's rules, shared by one provider instance.
+
+    ``budget_ends_at`` (``time.monotonic()`` based), when set, ends every request at that moment
+    at the latest: a sync's wall-clock budget.
+    """
 
     def __init__(
         self,
@@ -77,12 +109,19 @@ class HttpClient:
         retries: int = 2,
         backoff: float = 0.5,
         allow_private: bool = False,
+        deadline: float = 60.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ):
         self.timeout = timeout
+        self.deadline = deadline
+        self.max_bytes = max_bytes
         self.allow_private = allow_private
+        self.budget_ends_at: float | None = None
+        self.budget_text = ""
         self._count = 0
         self._lock = threading.Lock()
         self.session = requests.Session()
+        self.session.trust_env = False  # no proxy or .netrc from the environment: the guard decides where
         self.session.headers["User-Agent"] = USER_AGENT
         retry = _CappedRetry(
             total=retries,
@@ -97,7 +136,7 @@ class HttpClient:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
-        adapter = HTTPAdapter(max_retries=retry)
+        adapter = netguard.GuardedAdapter(allow_private, max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.hooks["response"].append(self._count_response)
@@ -109,6 +148,8 @@ class HttpClient:
             retries=settings.http_retries,
             backoff=settings.http_backoff,
             allow_private=settings.allow_private_urls,
+            deadline=getattr(settings, "http_deadline", 60.0),
+            max_bytes=getattr(settings, "http_max_bytes", DEFAULT_MAX_BYTES),
         )
 
     def _count_response(self, response, *args, **kwargs):
@@ -121,31 +162,98 @@ class HttpClient:
     def requests_made(self) -> int:
         return self._count
 
-    def request(self, method: str, url: str, *, follow_redirects: bool = True, **kwargs) -> requests.Response:
-        """One request (redirects followed hop by hop through the guard).
+    def set_budget(self, seconds: float, what: str) -> None:
+        """Every request from now on ends ``seconds`` from now at the latest (a sync's budget)."""
+        self.budget_ends_at = time.monotonic() + seconds
+        self.budget_text = what
 
-        Raises URLNotAllowed or requests' own exceptions (ConnectionError,
-        Timeout); HTTP error statuses are returned, not raised.
+    def _ends_at(self) -> tuple[float, str]:
+        now = time.monotonic()
+        ends, why = now + self.deadline, f"did not finish within {self.deadline:g} s"
+        if self.budget_ends_at is not None and self.budget_ends_at < ends:
+            ends, why = self.budget_ends_at, self.budget_text or "ran past the sync's time budget"
+        return ends, why
+
+    def request(self, method: str, url: str, *, follow_redirects: bool = True, max_bytes: int | None = None,
+                **kwargs) -> requests.Response:
+        """One request (redirects followed hop by hop through the guard), its body read and capped.
+
+        Raises URLNotAllowed, DeadlineExceeded, AnswerTooLarge, CredentialsRedirect or requests'
+        own exceptions (ConnectionError, Timeout); HTTP error statuses are returned, not raised.
         """
+        kwargs.pop("stream", None)
         kwargs.setdefault("timeout", self.timeout)
-        for _ in range(MAX_REDIRECTS + 1):
-            check_url(url, self.allow_private)
-            try:
-                response = self.session.request(method, url, allow_redirects=False, **kwargs)
-            except requests.RequestException:
-                with self._lock:
-                    self._count += 1
-                raise
-            if not follow_redirects or response.status_code not in (301, 302, 303, 307, 308):
-                return response
-            location = response.headers.get("Location")
-            if not location:
-                return response
-            response.close()
-            url = urljoin(url, location)
-            if response.status_code == 303:
-                method, kwargs = "GET", {k: v for k, v in kwargs.items() if k != "data"}
+        cap = self.max_bytes if max_bytes is None else max_bytes
+        ends_at, why = self._ends_at()
+        if ends_at <= time.monotonic():
+            raise DeadlineExceeded(why)
+        origin = _origin(url)
+        with netguard.deadline(ends_at):
+            for _ in range(MAX_REDIRECTS + 1):
+                netguard.check_shape(url)
+                try:
+                    response = self.session.request(method, url, allow_redirects=False, stream=True, **kwargs)
+                except requests.RequestException:
+                    with self._lock:
+                        self._count += 1  # no answer, but the provider saw the attempt
+                    if netguard.expired():
+                        raise DeadlineExceeded(why) from None
+                    raise
+                except socket.timeout:
+                    raise DeadlineExceeded(why) from None
+                if not (follow_redirects and response.status_code in (301, 302, 303, 307, 308)
+                        and response.headers.get("Location")):
+                    try:
+                        self._read_body(response, cap)
+                    except socket.timeout:
+                        raise DeadlineExceeded(why) from None
+                    return response
+                response.close()
+                target = urljoin(url, response.headers["Location"])
+                new = _origin(target)
+                if new != origin and _carries_credentials(kwargs):
+                    upgrade = new[1] == origin[1] and new[0] == "https"
+                    if not upgrade:
+                        raise CredentialsRedirect(urlsplit(target).netloc)
+                url, origin = target, new
+                if response.status_code == 303:
+                    method, kwargs = "GET", {k: v for k, v in kwargs.items() if k != "data"}
         raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    @staticmethod
+    def _read_body(response: requests.Response, cap: int) -> None:
+        """Read the streamed body into ``response`` (``.content`` works), at most ``cap`` bytes
+        decompressed; an error body is cut at ERROR_BODY_BYTES instead of failing."""
+        error = response.status_code >= 400
+        limit = min(cap, ERROR_BODY_BYTES) if error else cap
+        declared = response.headers.get("Content-Length", "")
+        encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        if not error and declared.isdigit() and int(declared) > limit and not encoded:
+            response.close()
+            raise AnswerTooLarge(f"the answer is larger than the {limit:,}-byte limit ({int(declared):,} bytes)",
+                                 declared=int(declared))
+        chunks, size = [], 0
+        try:
+            for chunk in response.raw.stream(CHUNK, decode_content=True):
+                size += len(chunk)
+                if size > limit:
+                    if error:
+                        chunks.append(chunk[: limit - (size - len(chunk))])
+                        break
+                    raise AnswerTooLarge(f"the answer is larger than the {limit:,}-byte limit")
+                chunks.append(chunk)
+        except (AnswerTooLarge, socket.timeout):
+            raise
+        except Exception as exc:  # urllib3's read errors (timeout, protocol, decoding) as requests' kind
+            if netguard.expired():
+                raise socket.timeout("the request ran past its deadline") from None
+            if isinstance(exc, ReadTimeoutError):
+                raise requests.ReadTimeout("the answer stopped coming") from None
+            raise requests.ConnectionError(f"the answer broke off: {exc.__class__.__name__}") from None
+        finally:
+            response.close()
+        response._content = b"".join(chunks)
+        response._content_consumed = True
 
     def close(self) -> None:
         self.session.close()

@@ -22,6 +22,7 @@ from conftest import make_env, soon
 import models as m
 from core import actions, clock, runtime
 from core import http as core_http
+from core import netguard
 from core.config import load_settings
 
 STAFF = "ada@example.com"
@@ -64,14 +65,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class FeedServer:
     """Serves a mutable reply per path and records every request it receives."""
 
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.routes: dict[str, Reply] = {}
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), _Handler)
         self.httpd.feed = self
         self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> "FeedServer":
@@ -608,24 +609,24 @@ def test_check_url_allows_loopback_only_when_private_urls_are_on():
 
 
 def test_a_redirect_to_a_loopback_address_is_refused_before_it_is_contacted(feed, monkeypatch):
-    feed.serve(two_meetings())
-    start = feed.url("/public-looking-link.ics")
-    feed.serve(b"", path="/public-looking-link.ics", status=302, headers={"Location": feed.url()})
-    real_check = core_http.check_url
-
-    def check(url, allow_private):
-        if url == start:  # stands in for a public address: the first hop passes
-            return
-        real_check(url, allow_private)
-
-    monkeypatch.setattr(core_http, "check_url", check)
-    client = core_http.HttpClient(allow_private=False, retries=0, timeout=5)
+    """A "public" server (127.0.0.2 stands in for one) redirects to a loopback service: the guard,
+    which checks the address each socket connects to, refuses the second hop."""
+    outside = FeedServer(host="127.0.0.2").start()
     try:
-        with pytest.raises(core_http.URLNotAllowed, match="private or loopback"):
-            client.request("GET", start)
+        feed.serve(two_meetings())
+        outside.serve(b"", path="/public-looking-link.ics", status=302, headers={"Location": feed.url()})
+        real = netguard._allowed
+        monkeypatch.setattr(netguard, "_allowed", lambda address, allow_private: address == "127.0.0.2" or real(address, allow_private))
+        client = core_http.HttpClient(allow_private=False, retries=0, timeout=5)
+        try:
+            with pytest.raises(core_http.URLNotAllowed, match="private or loopback"):
+                client.request("GET", outside.url("/public-looking-link.ics"))
+        finally:
+            client.close()
+        assert [r.path for r in outside.requests()] == ["/public-looking-link.ics"]
+        assert feed.requests() == [], "the loopback service was never contacted"
     finally:
-        client.close()
-    assert [r.path for r in feed.requests()] == ["/public-looking-link.ics"]
+        outside.stop()
 
 
 def test_webcal_links_are_read_as_https(rt):

@@ -64,6 +64,11 @@ class BadData(ProviderError):
     """The source answered, but with something that is not a usable calendar."""
 
 
+class SourceRefused(BadData):
+    """The source answered in a way calsync does not follow: an answer too large, a redirect that
+    would carry credentials to another host, a loop of redirects."""
+
+
 class UrlRefused(ProviderError):
     """A user-supplied URL points somewhere calsync may not go (private networks)."""
 
@@ -82,6 +87,34 @@ class PreconditionFailed(ProviderError):
 
 class AlreadyExists(PreconditionFailed):
     """Create refused because an object with that name exists already."""
+
+
+def transport_error(exc: Exception, who: str) -> ProviderError:
+    """What a failed request (no usable answer) means, in the words of ``who`` ("the CalDAV server").
+
+    Timeouts and broken connections are transient; an answer too large, a redirect that would
+    carry credentials elsewhere and a loop of redirects are the source's fault and say so.
+    """
+    import requests
+
+    from core import http
+
+    if isinstance(exc, http.URLNotAllowed):
+        return UrlRefused(str(exc))
+    if isinstance(exc, http.DeadlineExceeded):
+        return Transient(f"{who} {exc}")
+    if isinstance(exc, http.AnswerTooLarge):
+        return SourceRefused(f"{who} sent an answer too large to read: {exc}")
+    if isinstance(exc, http.CredentialsRedirect):
+        return SourceRefused(f"{who} redirected to another host ({exc.host}); calsync does not send your credentials "
+                             "there. If the calendar moved, connect again with its new address")
+    if isinstance(exc, requests.TooManyRedirects):
+        return SourceRefused(f"{who} redirects too many times")
+    if http.is_timeout(exc):
+        return Transient(f"{who} did not answer in time")
+    if isinstance(exc, requests.ConnectionError):
+        return Transient(f"could not connect to {who}", str(exc)[:300])
+    return Transient(f"the request to {who} failed: {exc.__class__.__name__}")
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import requests
 from defusedxml.ElementTree import fromstring as parse_xml
 
-from core.http import URLNotAllowed, is_timeout
+from core.http import URLNotAllowed
 from core.providers.base import (
     AlreadyExists,
     AuthRejected,
@@ -31,10 +31,12 @@ from core.providers.base import (
     Provider,
     ProviderError,
     RemoteItem,
+    SourceRefused,
     SyncTokenInvalid,
     Transient,
     UrlRefused,
     WriteForbidden,
+    transport_error,
 )
 
 DAV = "DAV:"
@@ -82,16 +84,8 @@ class CalDAVProvider(Provider):
         auth = (self.params.get("account", ""), self.secrets.get("password", ""))
         try:
             response = self.http.request(method, url, headers=headers, auth=auth, **kwargs)
-        except URLNotAllowed as exc:
-            raise UrlRefused(str(exc)) from None
-        except requests.ConnectionError as exc:
-            if is_timeout(exc):
-                raise Transient(f"the CalDAV server did not answer in time ({method} {url})") from None
-            raise Transient(f"could not connect to the CalDAV server at {urlsplit(url).netloc}", str(exc)[:300]) from None
-        except requests.Timeout:
-            raise Transient(f"the CalDAV server did not answer in time ({method} {url})") from None
-        except requests.RequestException as exc:
-            raise Transient(f"the request to the CalDAV server failed: {exc.__class__.__name__}") from None
+        except (URLNotAllowed, requests.RequestException) as exc:
+            raise transport_error(exc, f"the CalDAV server at {urlsplit(url).netloc}") from None
         status = response.status_code
         if status in passthrough:
             return response
@@ -158,7 +152,7 @@ class CalDAVProvider(Provider):
             try:
                 responses = self._propfind(url, "0", (DAV, "current-user-principal"))
             except (NotFound, ProviderError) as exc:
-                if isinstance(exc, (AuthRejected, Transient, UrlRefused)):
+                if isinstance(exc, (AuthRejected, Transient, UrlRefused, SourceRefused)):
                     raise
                 continue
             for r in responses:

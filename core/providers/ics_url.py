@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import requests
 from icalendar import Calendar as ICalendar
 
-from core.http import URLNotAllowed, is_timeout
+from core import http, ics
+from core.http import URLNotAllowed
 from core.providers.base import (
     AuthRejected,
     BadData,
@@ -29,7 +30,7 @@ from core.providers.base import (
     ProviderError,
     RemoteItem,
     Transient,
-    UrlRefused,
+    transport_error,
 )
 
 
@@ -55,6 +56,14 @@ def feed_label(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
+MAX_FEED_EVENTS = 20_000  # events (UIDs) one feed may hold
+
+
+def _tzid(event) -> str:
+    prop = event.get("DTSTART")
+    return str(prop.params.get("TZID", "")) if prop is not None and hasattr(prop, "params") else ""
+
+
 class ICSURLProvider(Provider):
     name = "ics"
     read_only = True
@@ -70,18 +79,18 @@ class ICSURLProvider(Provider):
         if state is not None and state.sync_token:
             headers["If-Modified-Since"] = state.sync_token
         host = feed_label(self.url)
+        cap = self.params.get("max_bytes", 10 * 1024 * 1024)
         try:
-            response = self.http.request("GET", self.url, headers=headers, stream=True)
-        except URLNotAllowed as exc:
-            raise UrlRefused(str(exc)) from None
-        except requests.TooManyRedirects:
-            raise BadData(f"the calendar URL at {host} redirects too many times") from None
-        except requests.Timeout:
-            raise Transient(f"the calendar URL at {host} did not answer in time") from None
-        except requests.RequestException as exc:
-            if is_timeout(exc):
-                raise Transient(f"the calendar URL at {host} did not answer in time") from None
-            raise Transient(f"could not fetch the calendar URL at {host}", exc.__class__.__name__) from None
+            response = self.http.request("GET", self.url, headers=headers, max_bytes=cap)
+        except http.AnswerTooLarge as exc:
+            limit = f"{cap / (1024 * 1024):.1f} MB" if cap >= 1024 * 1024 else f"{cap} bytes"
+            size = f" ({exc.declared} bytes)" if exc.declared else ""
+            raise BadData(f"the calendar at this URL is larger than the {limit} limit{size}") from None
+        except (URLNotAllowed, requests.RequestException) as exc:
+            error = transport_error(exc, f"the calendar URL at {host}")
+            if error.__class__ is Transient and "could not connect" in error.reason:
+                error = Transient(f"could not fetch the calendar URL at {host}", exc.__class__.__name__)
+            raise error from None
         status = response.status_code
         answer = f"HTTP {status} {response.reason} from {host}"
         if status == 304:
@@ -101,26 +110,6 @@ class ICSURLProvider(Provider):
             raise ProviderError(f"the calendar URL answered HTTP {status} instead of a calendar", answer)
         return response
 
-    def _read_body(self, response: requests.Response) -> bytes:
-        cap = self.params.get("max_bytes", 10 * 1024 * 1024)
-        limit_text = f"{cap / (1024 * 1024):.1f} MB" if cap >= 1024 * 1024 else f"{cap} bytes"
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
-            response.close()
-            raise BadData(f"the calendar at this URL is larger than the {limit_text} limit ({int(declared)} bytes)")
-        chunks, size = [], 0
-        try:
-            for chunk in response.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > cap:
-                    raise BadData(f"the calendar at this URL is larger than the {limit_text} limit")
-                chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise Transient("the calendar URL's download broke off", exc.__class__.__name__) from None
-        finally:
-            response.close()
-        return b"".join(chunks)
-
     def _parse(self, response: requests.Response, body: bytes) -> ICalendar:
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         head = body.lstrip()[:200].lower()
@@ -132,14 +121,14 @@ class ICSURLProvider(Provider):
         if not head.startswith(b"begin:vcalendar"):
             raise BadData("the URL did not return an iCalendar file (it does not start with BEGIN:VCALENDAR)")
         try:
-            return ICalendar.from_ical(body.decode("utf-8", errors="replace"))
-        except Exception as exc:  # icalendar raises ValueError and friends on broken input
-            raise BadData(f"the iCalendar file at this URL cannot be read: {str(exc)[:200]}") from None
+            return ics.parse(body.decode("utf-8", errors="replace"))  # with the limits on hostile input
+        except ics.InvalidData as exc:
+            raise BadData(f"the iCalendar file at this URL {exc}") from None
 
     def discover(self) -> list[CalendarInfo]:
         response = self._fetch(None)
         assert response is not None
-        calendar = self._parse(response, self._read_body(response))
+        calendar = self._parse(response, response.content)
         name = str(calendar.get("X-WR-CALNAME", "") or "") or feed_label(self.url)
         return [CalendarInfo(remote_id=feed_label(self.url), name=name, writable=False, privileges_known=True)]
 
@@ -151,21 +140,25 @@ class ICSURLProvider(Provider):
         response = self._fetch(state)
         if response is None:
             return Changes(unchanged=True, ctag=state.ctag, sync_token=state.sync_token)
-        calendar = self._parse(response, self._read_body(response))
-        timezones = [c for c in calendar.subcomponents if c.name == "VTIMEZONE"]
+        calendar = self._parse(response, response.content)
+        timezones = {str(c.get("TZID", "")): c for c in calendar.subcomponents if c.name == "VTIMEZONE"}
         by_uid: OrderedDict[str, list] = OrderedDict()
         for index, component in enumerate(calendar.subcomponents):
             if component.name != "VEVENT":
                 continue
             uid = str(component.get("UID", "") or f"no-uid-{index}")
             by_uid.setdefault(uid, []).append(component)
+        if len(by_uid) > MAX_FEED_EVENTS:
+            raise BadData(f"the feed holds {len(by_uid):,} events, more than the {MAX_FEED_EVENTS:,} calsync reads of one "
+                          "feed; subscribe to a smaller calendar")
         items = []
         for uid, components in by_uid.items():
             piece = ICalendar()
             piece.add("prodid", "-//calsync//ics-url//EN")
             piece.add("version", "2.0")
-            for tz in timezones:
-                piece.add_component(tz)
+            for tzid in sorted({_tzid(c) for c in components} - {""}):  # only the zones this event uses
+                if tzid in timezones:
+                    piece.add_component(timezones[tzid])
             for component in components:
                 piece.add_component(component)
             data = piece.to_ical().decode("utf-8")

@@ -11,8 +11,8 @@ import time
 import requests
 
 from core import oauth
-from core.http import URLNotAllowed, is_timeout
-from core.providers.base import AuthRejected, Provider, Transient, UrlRefused
+from core.http import URLNotAllowed
+from core.providers.base import AuthRejected, Provider, transport_error
 
 REFRESH_MARGIN = 120  # seconds before expiry
 
@@ -20,6 +20,11 @@ REFRESH_MARGIN = 120  # seconds before expiry
 class OAuthProvider(Provider):
     settings = None  # the runtime's Settings, set by the runtime when it builds the provider
     secrets_changed = False
+
+    @property
+    def label(self) -> str:
+        """The service as errors name it."""
+        return self.name
 
     def token(self) -> str:
         if not self.secrets.get("refresh_token") and not self.secrets.get("access_token"):
@@ -34,9 +39,5 @@ class OAuthProvider(Provider):
         headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json", **kwargs.pop("headers", {})}
         try:
             return self.http.request(method, url, headers=headers, **kwargs)
-        except URLNotAllowed as exc:
-            raise UrlRefused(str(exc)) from None
-        except requests.RequestException as exc:
-            if is_timeout(exc):
-                raise Transient(f"{self.name} did not answer in time") from None
-            raise Transient(f"could not reach {self.name}", exc.__class__.__name__) from None
+        except (URLNotAllowed, requests.RequestException) as exc:
+            raise transport_error(exc, self.label) from None
