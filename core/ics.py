@@ -19,7 +19,7 @@ from dateutil.rrule import rruleset, rrulestr
 from icalendar import Calendar as ICalendar
 from icalendar import Event
 
-from core import clock
+from core import clock, ics_limits
 
 PRODID = "-//Calsync//calsync 0.1//EN"
 CALSYNC_PROP = "X-CALSYNC-APPOINTMENT"
@@ -97,8 +97,9 @@ class InvalidData(ValueError):
 
 
 def parse(data: str) -> ICalendar:
+    """One iCalendar object, with the limits on hostile input applied first (core.ics_limits)."""
     try:
-        cal = ICalendar.from_ical(data)
+        cal = ICalendar.from_ical(ics_limits.sanitize(data))
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError on broken input
         raise InvalidData(f"cannot be parsed: {str(exc)[:160]}") from None
     if not isinstance(cal, ICalendar) or cal.name != "VCALENDAR":
@@ -215,6 +216,9 @@ def expand(
         return [Occurrence("", "", None, None, str(master.get("SUMMARY", "") or ""), False, "invalid data: the event has no UID", None)]
     unknown = _unknown_tzid(master)
     note = f"unknown time zone {unknown!r} read as {getattr(tz, 'key', str(tz))}" if unknown else ""
+    why = rule_problem(cal)
+    if why:
+        return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: {why}", None)]
     if "DTSTART" not in master:
         return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, "invalid data: the event has no start time", None)]
     recurring = "RRULE" in master or "RDATE" in master or len(vevents) > 1
@@ -246,6 +250,28 @@ def expand(
         occ.loaded, occ.info = False, INFO_OUTSIDE + " (no occurrence inside it)"
         return [occ]
     return rows
+
+
+def is_recurring(cal: ICalendar) -> bool:
+    vevents = events(cal)
+    if not vevents:
+        return False
+    master = next((e for e in vevents if "RECURRENCE-ID" not in e), vevents[0])
+    return "RRULE" in master or "RDATE" in master or len(vevents) > 1
+
+
+def rule_problem(cal: ICalendar) -> str:
+    """Why the object's event is not read at all ("" when it can be): limits of core.ics_limits."""
+    for event in events(cal):
+        marked = event.get(ics_limits.INVALID_PROP)
+        if marked:
+            return str(marked)
+        rules = event.get("RRULE")
+        for rule in rules if isinstance(rules, list) else ([rules] if rules is not None else []):
+            why = ics_limits.check_rule(rule.to_ical().decode())
+            if why:
+                return why
+    return ""
 
 
 def _rule_horizon(master, window_start: dt.datetime, window_end: dt.datetime, tz: dt.tzinfo, wanted: int) -> dt.datetime | None:

@@ -17,7 +17,7 @@ import logging
 import time
 
 import models as m
-from core import clock, ics, lifecycle, waiting
+from core import clock, entries, expander, ics, lifecycle, waiting
 from core.reconcile import OwnEvents
 from core.providers.base import (
     AlreadyExists,
@@ -28,6 +28,7 @@ from core.providers.base import (
     PreconditionFailed,
     Provider,
     ProviderError,
+    Transient,
     WriteForbidden,
 )
 
@@ -84,11 +85,17 @@ class ConnectionSync:
         self.window_start, self.window_end = window(self.settings)
         self.strays: dict[int, list[tuple[str, str]]] = {}  # calendar id -> copies of ours to remove
         self.own = OwnEvents(runtime, conn, self.report, self.tz)
+        self.expansions = expander.Budget()  # a few repeat rules may run out of time, not every one
 
     # -- the run --------------------------------------------------------------
 
     def run(self, cause: str = "sync") -> SyncReport:
         started = time.monotonic()
+        budget = self.settings.sync_budget
+        self.ends_at = started + budget
+        self.budget_text = f"ran past the sync's {budget} s budget"
+        if getattr(self.provider, "http", None) is not None:
+            self.provider.http.set_budget(budget, self.budget_text)  # every request ends by then at the latest
         run_row = m.SyncRun.create(connection=self.conn, started_at=clock.now())
         # A sync asked for before this run started is this run.
         m.Connection.update(last_sync_at=clock.now(), sync_requested_at=None).where(m.Connection.id == self.conn.id).execute()
@@ -197,6 +204,7 @@ class ConnectionSync:
         # One transaction for the whole read: a first sync of 1,000 events was mostly commits.
         with m.db.atomic():
             for item in changes.items:
+                self.check_budget()
                 self._apply_item(cal, item, links.get(item.href))
         for href in changes.deleted:
             with m.db.atomic():
@@ -213,12 +221,12 @@ class ConnectionSync:
             vevents = ics.events(parsed)
             uid = str(vevents[0].get("UID", "") or "") if vevents else ""
         except ics.InvalidData as exc:
-            self._remember(cal, item.href, item.etag, "")
-            self._replace_entries(cal, item.href, [ics.Occurrence(item.href, "", None, None, "", False, f"invalid data: {exc}", None)])
+            entries.remember(cal, item.href, item.etag, "")
+            entries.replace(cal, item.href, [ics.Occurrence(item.href, "", None, None, "", False, f"invalid data: {exc}", None)])
             return
-        self._remember(cal, item.href, item.etag, uid)
+        entries.remember(cal, item.href, item.etag, uid)
         if not vevents:
-            self._replace_entries(cal, item.href, [])
+            entries.replace(cal, item.href, [])
             return
         appointment = None
         if link is None and uid:
@@ -235,62 +243,33 @@ class ConnectionSync:
                 occ = ics.expand(parsed, self.window_start, self.window_end, self.tz, all_day_policy="busy", max_occurrences=1)[0]
                 occ.loaded, occ.info = False, self._echo_info(item.href)
                 rows = [occ]
-            self._replace_entries(cal, item.href, rows)
+            entries.replace(cal, item.href, rows)
             return
         if not cal.is_busy_source:
-            self._replace_entries(cal, item.href, [])
+            entries.replace(cal, item.href, [])
             return
-        rows = ics.expand(
+        rows = expander.expand(
+            item.data,
             parsed,
             self.window_start,
             self.window_end,
             self.tz,
             all_day_policy=self.settings.all_day_policy,
             max_occurrences=self.settings.max_occurrences,
+            timeout=self.settings.parse_timeout,
+            budget=self.expansions,
         )
-        self._replace_entries(cal, item.href, rows)
+        entries.replace(cal, item.href, rows)
+
+    def check_budget(self) -> None:
+        """A sync past its wall-clock budget ends as a transient failure (its lease is released)."""
+        if time.monotonic() > self.ends_at:
+            raise Transient(f"the sync {self.budget_text}: the calendar holds too much to read in one run, "
+                            "or the provider is very slow")
 
     def _echo_info(self, href: str) -> str:
         note = self.own.notes.get(href)
         return f"{ics.INFO_ECHO}; {note}" if note else ics.INFO_ECHO
-
-    def _remember(self, cal: m.Calendar, href: str, etag: str, uid: str) -> None:
-        (
-            m.RemoteObject.insert(calendar=cal, href=href, etag=etag, uid=uid)
-            .on_conflict(
-                conflict_target=[m.RemoteObject.calendar, m.RemoteObject.href],
-                update={m.RemoteObject.etag: etag, m.RemoteObject.uid: uid},
-            )
-            .execute()
-        )
-
-    def _replace_entries(self, cal: m.Calendar, href: str, rows: list[ics.Occurrence]) -> None:
-        m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == href).execute()
-        now = clock.now()
-        seen: set[tuple[str, str]] = set()
-        for occ in rows:
-            uid = occ.uid or href
-            key = (uid, occ.recurrence_id)
-            if key in seen:
-                continue
-            seen.add(key)
-            # The same UID under another href (a copy of the event): the newest read wins.
-            m.FeedEntry.delete().where(
-                m.FeedEntry.calendar == cal, m.FeedEntry.uid == uid, m.FeedEntry.recurrence_id == occ.recurrence_id
-            ).execute()
-            m.FeedEntry.create(
-                calendar=cal,
-                href=href,
-                uid=uid,
-                recurrence_id=occ.recurrence_id,
-                starts_at=occ.starts_at,
-                ends_at=occ.ends_at,
-                subject=occ.subject[:500],
-                loaded=occ.loaded,
-                info=occ.info[:1000],
-                remote_updated_at=occ.remote_updated_at,
-                seen_at=now,
-            )
 
     # -- pushing --------------------------------------------------------------
 
@@ -312,6 +291,7 @@ class ConnectionSync:
             .order_by(m.Appointment.starts_at)
         )
         for link in list(work):
+            self.check_budget()
             try:
                 self._push_one(cal, link)
             except ProviderError as exc:
@@ -383,14 +363,14 @@ class ConnectionSync:
         link.updated_at = clock.now()
         with m.db.atomic():
             link.save()
-            self._remember(cal, href, etag, appointment.uid)
+            entries.remember(cal, href, etag, appointment.uid)
             if cal.is_busy_source:
                 # Our own event in a calendar we also read: shown in the feed, never blocking twice.
                 echo = ics.Occurrence(
                     appointment.uid, "", appointment.starts_at, appointment.ends_at, appointment.subject,
                     False, self._echo_info(href), appointment.updated_at,
                 )
-                self._replace_entries(cal, href, [echo])
+                entries.replace(cal, href, [echo])
 
 
 def sync_connection(runtime, conn: m.Connection, provider: Provider | None = None, cause: str = "sync") -> SyncReport:

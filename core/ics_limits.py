@@ -1,0 +1,120 @@
+"""Limits on hostile iCalendar, applied to the text before the icalendar library parses it.
+
+Parsing and expanding are where a 4 KB file can cost minutes or gigabytes, so what could blow up
+is cut on the way in, in one linear pass over the (unfolded) lines:
+
+- **Time zones**: a VTIMEZONE whose TZID zoneinfo knows (IANA or a Windows name) is dropped, the
+  zone is read from zoneinfo; a custom one is kept only when its rules repeat at most monthly
+  (real ones repeat yearly) and are few; otherwise it is dropped and its TZID is then an
+  *unknown time zone*, which the feed entry says. A VTIMEZONE of ``FREQ=SECONDLY`` from 1601
+  therefore costs nothing.
+- **Date lists**: an event with more than ``MAX_VALUES`` RDATE/EXDATE values keeps none of them
+  and is marked invalid (``X-CALSYNC-INVALID``), so it becomes an "invalid data: …" entry instead
+  of millions of occurrences.
+- **Repeat rules** are checked per event by :func:`check_rule` (``INTERVAL=0`` never advances,
+  an absurd ``COUNT``); the expansion itself is capped (``CALSYNC_MAX_OCCURRENCES``) and runs
+  bounded in time and memory (:mod:`core.expander`).
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+
+MAX_VALUES = 1000  # RDATE + EXDATE values one event may carry
+MAX_ZONE_RULES = 20  # STANDARD/DAYLIGHT parts of one custom VTIMEZONE
+SAFE_ZONE_FREQS = ("YEARLY", "MONTHLY")
+MAX_INTERVAL = 10_000
+INVALID_PROP = "X-CALSYNC-INVALID"
+
+_FOLD = re.compile(r"\r?\n[ \t]")
+
+
+def _windows_zones() -> dict:
+    try:
+        from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+    except ImportError:  # an icalendar without the table: IANA names only
+        return {}
+    return WINDOWS_TO_OLSON
+
+
+def known_zone(tzid: str) -> bool:
+    """True when zoneinfo can give this zone (by its IANA name, or its Windows name)."""
+    tzid = tzid.strip().strip('"')
+    if not tzid or len(tzid) > 100:
+        return False
+    if tzid in _windows_zones():
+        return True
+    try:
+        zoneinfo.ZoneInfo(tzid)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _name_and_value(line: str) -> tuple[str, str]:
+    head, _, value = line.partition(":")
+    return head.split(";", 1)[0].strip().upper(), value
+
+
+def _zone_is_safe(lines: list[str]) -> bool:
+    parts = sum(1 for line in lines if _name_and_value(line)[0] == "BEGIN") - 1
+    if parts > MAX_ZONE_RULES:
+        return False
+    for line in lines:
+        name, value = _name_and_value(line)
+        if name == "RRULE" and _rule_parts(value).get("FREQ") not in SAFE_ZONE_FREQS:
+            return False
+        if name == "RDATE" and value.count(",") >= MAX_VALUES:
+            return False
+    return True
+
+
+def _rule_parts(value: str) -> dict:
+    return {k.strip().upper(): v.strip() for k, _, v in (p.partition("=") for p in value.split(";")) if k}
+
+
+def sanitize(text: str) -> str:
+    """``text`` with the limits above applied (line endings become CRLF, long lines unfolded)."""
+    lines = _FOLD.sub("", text).replace("\r\n", "\n").split("\n")
+    out: list[str] = []
+    zone: list[str] | None = None
+    event_start = values = 0
+    for line in lines:
+        if zone is not None:
+            zone.append(line)
+            if line.strip().upper() == "END:VTIMEZONE":
+                tzid = next((v for ln in zone for n, v in [_name_and_value(ln)] if n == "TZID"), "")
+                if not known_zone(tzid) and _zone_is_safe(zone):
+                    out.extend(zone)
+                zone = None
+            continue
+        upper = line.strip().upper()
+        if upper == "BEGIN:VTIMEZONE":
+            zone = [line]
+            continue
+        if upper == "BEGIN:VEVENT":
+            event_start, values = len(out), 0
+        name, value = _name_and_value(line)
+        if name in ("RDATE", "EXDATE"):
+            values += value.count(",") + 1
+            if values > MAX_VALUES:
+                continue
+        if upper == "END:VEVENT" and values > MAX_VALUES:
+            out[event_start:] = [ln for ln in out[event_start:] if _name_and_value(ln)[0] not in ("RDATE", "EXDATE")]
+            out.append(f"{INVALID_PROP}:it lists {values} RDATE/EXDATE dates (more than the {MAX_VALUES} "
+                       "calsync reads of one event)")
+        out.append(line)
+    return "\r\n".join(out)
+
+
+def check_rule(rule_text: str) -> str:
+    """Why a repeat rule is not read (``""`` when it is fine)."""
+    parts = _rule_parts(rule_text)
+    interval = parts.get("INTERVAL", "1")
+    if not interval.isdigit() or not 1 <= int(interval) <= MAX_INTERVAL:
+        return f"its repeat rule has INTERVAL={interval[:20]}, which must be a whole number from 1 to {MAX_INTERVAL}"
+    count = parts.get("COUNT")
+    if count is not None and (not count.isdigit() or int(count) > 1_000_000):
+        return f"its repeat rule has COUNT={count[:20]}, which must be a whole number up to 1,000,000"
+    return ""
