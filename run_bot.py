@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -58,6 +59,7 @@ def announce(rt) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global abandoned
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from core import runtime
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 if web_server is not None:
                     web_server.close()
                 return 2
-            scheduler.run_forever(rt, stop)
+            abandoned = scheduler.run_forever(rt, stop)
         else:
             stop.wait()
         if web_server is not None:
@@ -122,5 +124,20 @@ def main(argv: list[str] | None = None) -> int:
         rt.close()
 
 
+def exit_now(code: int) -> None:
+    """Exit, also when a worker is stuck in a provider call or a parse: its lease expires by itself,
+    and waiting for it would break the promise to stop within 30 seconds of SIGTERM."""
+    if abandoned:
+        log.warning("%d worker(s) were still busy at shutdown and are abandoned", abandoned)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+abandoned = 0  # set by main(): scheduler workers still busy when it stopped
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

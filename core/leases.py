@@ -20,6 +20,7 @@ import os
 import random
 import socket
 import threading
+import time
 
 import peewee as pw
 
@@ -107,26 +108,39 @@ def reap_dead(host: str | None = None) -> int:
     return freed
 
 
-def renew(owner: str) -> int:
-    """Everything ``owner`` holds is held for another LEASE_TTL."""
-    return (m.Connection.update(lease_expires_at=clock.now() + LEASE_TTL)
-            .where(m.Connection.lease_owner == owner).execute())
+def renew(owner: str, only=None) -> int:
+    """What ``owner`` holds (or only the connections ``only``) is held for another LEASE_TTL."""
+    query = m.Connection.update(lease_expires_at=clock.now() + LEASE_TTL).where(m.Connection.lease_owner == owner)
+    if only is not None:
+        query = query.where(m.Connection.id.in_(list(only)))
+    return query.execute()
 
 
 class Keeper:
-    """Renews an owner's leases every third of LEASE_TTL while it runs (a thread of its own)."""
+    """Renews an owner's leases every third of LEASE_TTL while it runs (a thread of its own).
 
-    def __init__(self, owner: str):
+    ``alive`` (a callable giving the connection ids whose run is still within its budget) or
+    ``until`` (a ``time.monotonic()`` moment) stop the renewal of a run that is stuck: its lease
+    then expires and another process may take the connection.
+    """
+
+    def __init__(self, owner: str, alive=None, until: float | None = None):
         self.owner = owner
+        self.alive = alive
+        self.until = until
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"lease-keeper {owner}", daemon=True)
 
     def _run(self) -> None:
         interval = max(LEASE_TTL.total_seconds() / 3, 1.0)
         while not self.stop.wait(interval):
+            if self.until is not None and time.monotonic() > self.until:
+                return
             try:
                 with m.db.connection_context():
-                    renew(self.owner)
+                    only = self.alive() if self.alive is not None else None
+                    if only is None or only:
+                        renew(self.owner, only)
             except Exception:  # the next round tries again; the lease outlives one miss
                 log.exception("renewing the leases of %s failed", self.owner)
 
@@ -202,13 +216,19 @@ def release(rt, conn_id: int, owner: str, ok: bool) -> None:
     )
 
 
-def release_all(owner: str) -> int:
-    """On shutdown: what this process still holds is free for others at once."""
-    return (
-        m.Connection.update(lease_owner=None, lease_expires_at=None)
-        .where(m.Connection.lease_owner == owner)
-        .execute()
-    )
+def release_check(conn_id: int, owner: str) -> None:
+    """Give the connection back after a health check: its next sync stays when it was."""
+    (m.Connection.update(lease_owner=None, lease_expires_at=None)
+     .where(m.Connection.id == conn_id, m.Connection.lease_owner == owner).execute())
+
+
+def release_all(owner: str, keep=()) -> int:
+    """On shutdown: what this process still holds is free for others at once, except ``keep`` (runs
+    still going: their leases expire, so nobody syncs those connections twice at once)."""
+    query = m.Connection.update(lease_owner=None, lease_expires_at=None).where(m.Connection.lease_owner == owner)
+    if keep:
+        query = query.where(m.Connection.id.not_in(list(keep)))
+    return query.execute()
 
 
 def beat(owner: str, running: int) -> None:

@@ -45,7 +45,7 @@ def sync_with_lease(rt, conn: m.Connection, cause: str, wait: float = 15.0) -> S
         raise Busy(f"connection {conn.id} is being synced by {holder(conn.id)}")
     report = None
     try:
-        with leases.Keeper(owner):
+        with leases.Keeper(owner, until=time.monotonic() + rt.settings.sync_budget + 60):
             report = sync_connection(rt, m.Connection.get_by_id(conn.id), cause=cause)
         return report
     finally:
@@ -77,7 +77,8 @@ def run_claimed(rt, conn_ids: list[int], owner: str, progress=None) -> list[Sync
         return []
     reports: dict[int, SyncReport] = {}
     workers = max(1, min(rt.settings.workers, len(conn_ids)))
-    with leases.Keeper(owner):
+    rounds = -(-len(conn_ids) // workers)
+    with leases.Keeper(owner, until=time.monotonic() + rounds * rt.settings.sync_budget + 60):
         if workers == 1:
             for done, cid in enumerate(conn_ids, 1):
                 reports[cid] = sync_claimed(rt, cid, owner)

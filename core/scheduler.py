@@ -70,32 +70,66 @@ def cleanup(rt) -> dict:
 
 
 class Dispatcher:
-    """Claims due connections and keeps the worker pool busy, never waiting for a slow one."""
+    """Claims due syncs and health checks and keeps the worker pool busy, never waiting for a slow one.
+
+    Nothing that talks to a provider runs on the scheduler's own thread: a provider that does not
+    answer holds one worker until its deadline, and the heartbeat, the outbox and every other
+    connection go on.
+    """
 
     def __init__(self, rt, owner: str):
         self.rt = rt
         self.owner = owner
         self.pool = concurrent.futures.ThreadPoolExecutor(rt.settings.workers, thread_name_prefix="sync")
         self.running: dict[int, concurrent.futures.Future] = {}
+        self.started: dict[int, float] = {}  # when each running job began (time.monotonic)
         self.lock = threading.Lock()
         self.accepting = True
 
+    def _free(self) -> int:
+        with self.lock:
+            return self.rt.settings.workers - len(self.running)
+
+    def _submit(self, conn_id: int, work) -> None:
+        future = self.pool.submit(work, self.rt, conn_id, self.owner)
+        with self.lock:
+            self.running[conn_id] = future
+            self.started[conn_id] = time.monotonic()
+        future.add_done_callback(lambda _f, cid=conn_id: self._done(cid))
+
     def tick(self) -> int:
+        """Due syncs into free workers."""
+        if not self.accepting:
+            return 0
+        claimed = leases.claim_due(self.owner, self._free())
+        for conn_id in claimed:
+            self._submit(conn_id, runner.sync_claimed)
+        return len(claimed)
+
+    def sweep_tick(self) -> int:
+        """Due health checks into free workers (a connection being synced is skipped: that is its check)."""
         if not self.accepting:
             return 0
         with self.lock:
-            free = self.rt.settings.workers - len(self.running)
-        claimed = leases.claim_due(self.owner, free)
-        for conn_id in claimed:
-            future = self.pool.submit(runner.sync_claimed, self.rt, conn_id, self.owner)
-            with self.lock:
-                self.running[conn_id] = future
-            future.add_done_callback(lambda _f, cid=conn_id: self._done(cid))
-        return len(claimed)
+            busy = list(self.running)
+        taken = 0
+        for conn_id in health.due(self.rt, self._free(), exclude=busy):
+            if leases.claim(conn_id, self.owner):
+                self._submit(conn_id, health.check_claimed)
+                taken += 1
+        return taken
 
     def _done(self, conn_id: int) -> None:
         with self.lock:
             self.running.pop(conn_id, None)
+            self.started.pop(conn_id, None)
+
+    def alive(self) -> list[int]:
+        """The running jobs still within their budget: only their leases are renewed (a stuck one's expires)."""
+        limit = self.rt.settings.sync_budget + 60
+        now = time.monotonic()
+        with self.lock:
+            return [cid for cid, began in self.started.items() if now - began < limit]
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> int:
         """Stop taking work, let what runs finish for ``grace`` seconds, free the rest."""
@@ -107,12 +141,18 @@ class Dispatcher:
                     break
             time.sleep(0.2)
         with self.lock:
-            left = len(self.running)
+            stuck = list(self.running)
         self.pool.shutdown(wait=False, cancel_futures=True)
-        released = leases.release_all(self.owner)
-        if left:
-            log.warning("shutdown: %d sync(s) still running after %ss; their leases were released", left, grace)
+        released = leases.release_all(self.owner, keep=stuck)
+        if stuck:
+            log.warning("shutdown: %d sync(s) still running after %ss are abandoned; their leases expire "
+                        "(connections %s)", len(stuck), grace, ", ".join(map(str, stuck)))
         return released
+
+    @property
+    def abandoned(self) -> int:
+        with self.lock:
+            return len(self.running)
 
 
 def _guarded(name, fn, *args):
@@ -129,7 +169,7 @@ def _guarded(name, fn, *args):
 def build(rt, dispatcher: Dispatcher) -> schedule.Scheduler:
     jobs = schedule.Scheduler()
     jobs.every(TICK).seconds.do(_guarded("sync", dispatcher.tick))
-    jobs.every(SWEEP_TICK).seconds.do(_guarded("sweep", health.sweep, rt))
+    jobs.every(SWEEP_TICK).seconds.do(_guarded("sweep", dispatcher.sweep_tick))
     jobs.every(60).seconds.do(_guarded("incidents", incidents.check, rt))
     jobs.every(OUTBOX_TICK).seconds.do(_guarded("outbox", outbox.deliver_pending, rt))
     jobs.every(BEAT_TICK).seconds.do(_guarded("heartbeat", lambda: leases.beat(dispatcher.owner, len(dispatcher.running))))
@@ -154,7 +194,8 @@ def single_scheduler_lock(rt):
     return handle
 
 
-def run_forever(rt, stop: threading.Event) -> None:
+def run_forever(rt, stop: threading.Event) -> int:
+    """Run until ``stop`` is set; returns how many workers were still busy (abandoned) at the end."""
     owner = leases.owner_id()
     dispatcher = Dispatcher(rt, owner)
     jobs = build(rt, dispatcher)
@@ -162,7 +203,7 @@ def run_forever(rt, stop: threading.Event) -> None:
     log.info("scheduler %s started: sync every %ss, sweep every %ss, %d worker(s)",
              owner, rt.settings.sync_interval, rt.settings.sweep_interval, rt.settings.workers)
     jobs.run_all()
-    with leases.Keeper(owner):  # a long sync keeps its lease while this process lives
+    with leases.Keeper(owner, alive=dispatcher.alive):  # a long sync keeps its lease while it is within budget
         while not stop.is_set():
             jobs.run_pending()
             stop.wait(1)
@@ -170,3 +211,4 @@ def run_forever(rt, stop: threading.Event) -> None:
     with m.db.connection_context():
         dispatcher.shutdown()
         leases.forget(owner)
+    return dispatcher.abandoned
