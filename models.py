@@ -477,6 +477,23 @@ class SqliteDatabase(pw.SqliteDatabase):
         return super().begin(lock_type or "IMMEDIATE")
 
 
+BUSY_WAIT_SECONDS = 15
+BUSY_MESSAGE = (f"the database is busy (another calsync process held it for more than {BUSY_WAIT_SECONDS} s); "
+                "nothing was changed, try again in a moment")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True when ``exc`` means another process holds the database lock past the busy timeout.
+
+    Adapters answer it as "try again" (CLI exit 1 with :data:`BUSY_MESSAGE`,
+    API 503 with Retry-After); the transaction that hit it was rolled back.
+    """
+    if not isinstance(exc, pw.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text or "lock timeout" in text
+
+
 def open_database(url: str) -> pw.Database:
     """A peewee database for ``url`` (sqlite:///path or postgresql://...)."""
     parts = urlsplit(url)
@@ -489,10 +506,10 @@ def open_database(url: str) -> pw.Database:
             pragmas={
                 "journal_mode": "wal",
                 "foreign_keys": 1,
-                "busy_timeout": 15000,
+                "busy_timeout": BUSY_WAIT_SECONDS * 1000,
                 "synchronous": "normal",
             },
-            timeout=15,
+            timeout=BUSY_WAIT_SECONDS,
         )
     return connect_url(url)
 
