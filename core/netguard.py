@@ -272,3 +272,21 @@ def check_url(url: str, allow_private: bool) -> None:
     for info in infos:
         if not _allowed(info[4][0], allow_private=False):
             raise _refusal(parts.hostname, info[4][0].split("%")[0])
+
+
+def bounded(session, allow_private: bool = True):
+    """Put another library's requests session (an OAuth client, the host webhook) on calsync's sockets.
+
+    Its requests then end by :func:`deadline` like providers' do; ``allow_private`` stays on for
+    endpoints an operator configured (they may well be on the private network).
+    """
+    adapter = GuardedAdapter(allow_private)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = False
+    return session
+
+
+def within(seconds: float):
+    """A :func:`deadline` ``seconds`` from now."""
+    return deadline(time.monotonic() + seconds)

@@ -17,7 +17,7 @@ import secrets as pysecrets
 import time
 
 import models as m
-from core import clock
+from core import clock, netguard
 from core.providers.base import AuthRejected, Transient
 
 STATE_TTL = dt.timedelta(minutes=15)
@@ -67,14 +67,14 @@ def _session(rt, provider: str, **kwargs):
     from authlib.integrations.requests_client import OAuth2Session
 
     c = client(rt, provider)
-    return OAuth2Session(
+    return netguard.bounded(OAuth2Session(
         c.client_id,
         c.client_secret.reveal(),
         scope=" ".join(SCOPES[provider]),
         redirect_uri=redirect_uri(rt, provider),
         code_challenge_method="S256",
         **kwargs,
-    )
+    ))
 
 
 def _hash(value: str) -> str:
@@ -126,7 +126,9 @@ def exchange(rt, provider: str, code: str, verifier: str) -> dict:
 
     c = client(rt, provider)
     try:
-        token = _session(rt, provider).fetch_token(c.token_url, code=code, code_verifier=verifier, timeout=rt.settings.http_timeout)
+        with netguard.within(rt.settings.http_deadline):  # the whole call, not each read
+            token = _session(rt, provider).fetch_token(c.token_url, code=code, code_verifier=verifier,
+                                                       timeout=rt.settings.http_timeout)
     except OAuthError as exc:
         raise OAuthFailed(f"{provider_name(provider)} refused the sign-in ({exc.error}): "
                           f"{_first_line(exc.description) or 'no details'}") from None
@@ -164,9 +166,10 @@ def refresh(rt_settings, provider: str, secrets: dict, timeout: float = 20.0) ->
     c = rt_settings.oauth.get(provider)
     if c is None:
         raise AuthRejected(f"sign-in with {provider} is no longer configured here (client id/secret missing)")
-    session = OAuth2Session(c.client_id, c.client_secret.reveal())
+    session = netguard.bounded(OAuth2Session(c.client_id, c.client_secret.reveal()))
     try:
-        token = session.refresh_token(c.token_url, refresh_token=secrets.get("refresh_token", ""), timeout=timeout)
+        with netguard.within(rt_settings.http_deadline):  # the whole call, not each read
+            token = session.refresh_token(c.token_url, refresh_token=secrets.get("refresh_token", ""), timeout=timeout)
     except OAuthError as exc:
         if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):
             raise AuthRejected(

@@ -15,6 +15,7 @@ import time
 
 import requests
 
+from core import netguard
 from core.secret import Secret
 
 EVENTS = ("appointment.external_edit", "appointment.external_delete", "appointment.conflict")  # core.outbox.HOST_EVENTS
@@ -28,11 +29,12 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 class WebhookSender:
     channel = "webhook"
 
-    def __init__(self, url: str, secret: Secret, timeout: float = 10.0):
+    def __init__(self, url: str, secret: Secret, timeout: float = 10.0, deadline: float = 30.0):
         self.url = url
         self.secret = secret
         self.timeout = timeout
-        self.session = requests.Session()
+        self.deadline = deadline  # the whole POST, however slowly the host answers
+        self.session = netguard.bounded(requests.Session())
 
     def send(self, outgoing) -> str:
         body = json.dumps({"event": outgoing.event, "id": outgoing.notification.dedupe_key, **outgoing.payload},
@@ -41,7 +43,10 @@ class WebhookSender:
         headers = {"Content-Type": "application/json", "User-Agent": "calsync-webhook/1"}
         if self.secret:
             headers["X-Calsync-Signature"] = signature(self.secret.reveal(), timestamp, body)
-        response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False)
+        with netguard.within(self.deadline):
+            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout,
+                                         allow_redirects=False, stream=True)
+            response.close()  # only the status matters: a huge or endless answer is never read
         if response.status_code >= 300:
             raise RuntimeError(f"the host answered HTTP {response.status_code}")
         return str(response.status_code)

@@ -292,3 +292,23 @@ def test_one_hostile_calendar_cannot_stall_the_scheduler(tmp_path, serve):
     assert time.monotonic() - stopping < 30, "SIGTERM is obeyed within 30 s even with a stuck worker"
     assert service.returncode == 0, err
     assert "abandoned" in err
+
+
+@pytest.mark.parametrize("behave", [trickle_body, trickle_headers], ids=["body", "headers"])
+def test_an_oauth_token_refresh_against_a_trickling_endpoint_ends_transient(tmp_path, serve, behave):
+    """The token endpoint is another library's requests session (authlib): it runs on calsync's
+    sockets, so its whole call ends by the deadline, and the failure is transient (not a revoked grant)."""
+    from core import oauth
+    from core.config import load_settings
+    from core.providers.base import AuthRejected
+
+    server = serve(behave)
+    settings = load_settings(make_env(
+        tmp_path, CALSYNC_HTTP_DEADLINE=2, CALSYNC_GOOGLE_CLIENT_ID="id", CALSYNC_GOOGLE_CLIENT_SECRET="s",
+        CALSYNC_GOOGLE_TOKEN_URL=server.url + "/token"), read_dotenv=False)
+    started_at = time.monotonic()
+    with pytest.raises(Transient) as caught:
+        oauth.refresh(settings, "google", {"refresh_token": "r", "access_token": "a"}, timeout=5)
+    assert not isinstance(caught.value, AuthRejected)
+    assert time.monotonic() - started_at < 10
+    assert "sign-in service" in str(caught.value)
