@@ -39,12 +39,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/compare_bench.py
 	$(BIN)/python bench/sweep_bench.py
 	$(BIN)/python bench/console_bench.py
+	$(BIN)/python bench/hostile_bench.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/sync_bench.py --quick
 	$(BIN)/python bench/feed_bench.py --quick
 	$(BIN)/python bench/compare_bench.py --quick
 	$(BIN)/python bench/sweep_bench.py --quick
+	$(BIN)/python bench/hostile_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
 from conftest import soon
 from test_ics_url import Subscription, calendar, event, feed, runtime_with  # noqa: F401 (fixtures)
 
 import models as m
+from core import actions
+from core.actions import ActionError
 
 
 def one_event_with(uid: str, summary: str, start: dt.datetime, lines: str) -> str:
@@ -106,3 +109,21 @@ def test_a_feed_of_too_many_events_is_refused_with_a_clear_reason(runtime_with, 
     assert report["outcome"] == "failed" and "20,001 events, more than the 20,000" in report["error"]
     assert [e["uid"] for e in sub.entries()] == ["first-1"], "what was read before is kept"
     assert m.SyncRun.select().where(m.SyncRun.outcome == "running").count() == 0
+
+
+def test_a_feed_far_past_the_cap_is_refused_before_it_is_parsed(runtime_with, feed):
+    """Counted in the raw text: neither connect nor a sync builds 60,000 components to say no."""
+    rt = runtime_with(CALSYNC_ICS_MAX_BYTES=16 * 1024 * 1024)
+    sub = Subscription(rt, feed, calendar(event("first-1", "First", soon(1, 9))))
+    sub.sync()
+    huge = calendar(*(event(f"e-{i}", "Busy", soon(1, 9)) for i in range(60_000)))
+    feed.serve(huge, "/huge.ics")
+    actions.add_staff(rt, "bob@example.com", "Bob")
+    with pytest.raises(ActionError, match="more than the 20,000 events"):
+        actions.connect(rt, "bob@example.com", "ics", url=feed.url("/huge.ics"))  # refused at connect, too
+    feed.serve(huge)
+    started = time.monotonic()
+    report = sub.sync()
+    assert report["outcome"] == "failed" and "more than the 20,000 events calsync reads" in report["error"]
+    assert time.monotonic() - started < 20, "counting lines, not building 60,000 components"
+    assert [e["uid"] for e in sub.entries()] == ["first-1"], "what was read before is kept"

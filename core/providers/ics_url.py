@@ -11,6 +11,8 @@ connection shows only its host.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
 from collections import OrderedDict
 from urllib.parse import urlsplit
 
@@ -57,6 +59,10 @@ def feed_label(url: str) -> str:
 
 
 MAX_FEED_EVENTS = 20_000  # events (UIDs) one feed may hold
+# Counted in the raw text before parsing: a feed far past the cap is refused without building it
+# (an event's moved occurrences share its UID, hence the margin before the exact count decides).
+_VEVENT = re.compile(rb"^begin:vevent\s*$", re.I | re.M)
+RAW_VEVENT_CAP = 2 * MAX_FEED_EVENTS
 
 
 def _tzid(event) -> str:
@@ -120,6 +126,10 @@ class ICSURLProvider(Provider):
             )
         if not head.startswith(b"begin:vcalendar"):
             raise BadData("the URL did not return an iCalendar file (it does not start with BEGIN:VCALENDAR)")
+        raw_events = sum(1 for _ in itertools.islice(_VEVENT.finditer(body), RAW_VEVENT_CAP + 1))
+        if raw_events > RAW_VEVENT_CAP:
+            raise BadData(f"the feed holds more than {RAW_VEVENT_CAP:,} event entries, more than the {MAX_FEED_EVENTS:,} "
+                          "events calsync reads of one feed; subscribe to a smaller calendar")
         try:
             return ics.parse(body.decode("utf-8", errors="replace"))  # with the limits on hostile input
         except ics.InvalidData as exc:
