@@ -11,13 +11,15 @@ in batches with calendar-multiget and written with If-None-Match / If-Match.
 from __future__ import annotations
 
 import hashlib
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # the parsed answers' type (parsed by defusedxml)
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
 from defusedxml.ElementTree import fromstring as parse_xml
 
 from core.http import URLNotAllowed
+from core.providers import caldav_xml
+from core.providers.caldav_xml import CAL, CS, DAV, NS
 from core.providers.base import (
     AlreadyExists,
     AuthRejected,
@@ -39,27 +41,8 @@ from core.providers.base import (
     transport_error,
 )
 
-DAV = "DAV:"
-CAL = "urn:ietf:params:xml:ns:caldav"
-CS = "http://calendarserver.org/ns/"
-NS = {"d": DAV, "c": CAL, "cs": CS}
 MULTIGET_BATCH = 100
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
-
-for _prefix, _uri in NS.items():
-    ET.register_namespace(_prefix, _uri)
-
-
-def _q(ns: str, tag: str) -> str:
-    return f"{{{ns}}}{tag}"
-
-
-def _propfind_body(*props: tuple[str, str]) -> bytes:
-    root = ET.Element(_q(DAV, "propfind"))
-    prop = ET.SubElement(root, _q(DAV, "prop"))
-    for ns, tag in props:
-        ET.SubElement(prop, _q(ns, tag))
-    return ET.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
 def _answer(response: requests.Response) -> str:
@@ -133,7 +116,7 @@ class CalDAVProvider(Provider):
             "PROPFIND",
             url,
             collection=collection,
-            data=_propfind_body(*props),
+            data=caldav_xml.propfind(*props),
             headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
         )
         if response.status_code == 404:
@@ -248,17 +231,12 @@ class CalDAVProvider(Provider):
             return self._listing(state)
 
     def _sync_collection(self, state: CalendarState, token: str) -> Changes:
-        root = ET.Element(_q(DAV, "sync-collection"))
-        ET.SubElement(root, _q(DAV, "sync-token")).text = token
-        ET.SubElement(root, _q(DAV, "sync-level")).text = "1"
-        prop = ET.SubElement(root, _q(DAV, "prop"))
-        ET.SubElement(prop, _q(DAV, "getetag"))
         response = self._request(
             "REPORT",
             state.remote_id,
             collection=True,
             passthrough=(400, 403, 409, 412, 422),
-            data=ET.tostring(root, xml_declaration=True, encoding="utf-8"),
+            data=caldav_xml.sync_collection(token),
             headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
         )
         if response.status_code in (400, 403, 409, 412, 422):
@@ -313,17 +291,11 @@ class CalDAVProvider(Provider):
         items: list[RemoteItem] = []
         for start in range(0, len(hrefs), MULTIGET_BATCH):
             batch = hrefs[start : start + MULTIGET_BATCH]
-            root = ET.Element(_q(CAL, "calendar-multiget"))
-            prop = ET.SubElement(root, _q(DAV, "prop"))
-            ET.SubElement(prop, _q(DAV, "getetag"))
-            ET.SubElement(prop, _q(CAL, "calendar-data"))
-            for href in batch:
-                ET.SubElement(root, _q(DAV, "href")).text = urlsplit(href).path
             response = self._request(
                 "REPORT",
                 calendar_url,
                 collection=True,
-                data=ET.tostring(root, xml_declaration=True, encoding="utf-8"),
+                data=caldav_xml.multiget(batch),
                 headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
             )
             for r in self._multistatus(response):
@@ -365,17 +337,8 @@ class CalDAVProvider(Provider):
 
     def find_uid(self, calendar_url: str, uid: str) -> str:
         """The href of the object with this UID in the calendar ('' if none), by calendar-query."""
-        root = ET.Element(_q(CAL, "calendar-query"))
-        prop = ET.SubElement(root, _q(DAV, "prop"))
-        ET.SubElement(prop, _q(DAV, "getetag"))
-        ET.SubElement(prop, _q(CAL, "calendar-data"))
-        calendar = ET.SubElement(ET.SubElement(root, _q(CAL, "filter")), _q(CAL, "comp-filter"), name="VCALENDAR")
-        event = ET.SubElement(calendar, _q(CAL, "comp-filter"), name="VEVENT")
-        match = ET.SubElement(ET.SubElement(event, _q(CAL, "prop-filter"), name="UID"), _q(CAL, "text-match"),
-                              collation="i;octet")
-        match.text = uid
         response = self._request(
-            "REPORT", calendar_url, collection=True, data=ET.tostring(root, xml_declaration=True, encoding="utf-8"),
+            "REPORT", calendar_url, collection=True, data=caldav_xml.uid_query(uid),
             headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
         )
         for r in self._multistatus(response):

@@ -35,14 +35,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import zoneinfo
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
 from icalendar import Calendar as ICalendar
-from icalendar import Event
 
-from core import clock, ics
+from core import clock
 from core.providers.base import (
     AlreadyExists,
     AuthRejected,
@@ -59,6 +57,7 @@ from core.providers.base import (
     Transient,
     WriteForbidden,
 )
+from core.providers.google_events import event_to_ics, ics_to_event, rfc3339
 from core.providers.oauth_base import OAuthProvider
 
 PAGE_SIZE = 250
@@ -67,8 +66,6 @@ CONFIRM_GONE_MAX = 100  # GETs that check our own events missing from a full lis
 SLICE_AFTER = dt.timedelta(days=1)  # how far the window's end may move before its new slice is listed
 LISTED_UNTIL = "listed-until:"
 
-EXT_APPOINTMENT = "calsyncAppointment"
-EXT_UID = "calsyncUid"
 WRITE_ROLES = ("owner", "writer")
 RATE_LIMIT_REASONS = ("rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded")
 SCOPE_REASONS = ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
@@ -78,10 +75,6 @@ OWN_EVENT_ID = re.compile(r"^cs[0-9a-f]{40}$")
 def event_id(uid: str) -> str:
     """Our stable event id for a UID: hex is a subset of Google's base32hex alphabet."""
     return "cs" + hashlib.sha256(uid.encode()).hexdigest()[:40]
-
-
-def _rfc3339(value: dt.datetime) -> str:
-    return clock.utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _answer(response: requests.Response) -> str:
@@ -100,102 +93,6 @@ def _error_details(response: requests.Response) -> tuple[str, str]:
     errors = error.get("errors") or [{}]
     reason = str((errors[0] or {}).get("reason", "")) if isinstance(errors, list) else ""
     return reason, str(error.get("message", ""))
-
-
-# -- translation ------------------------------------------------------------------------
-
-
-def _parse_when(value: dict | None) -> dt.datetime | dt.date | None:
-    """A Google ``start``/``end`` as a UTC datetime or, for all-day events, a date."""
-    if not isinstance(value, dict):
-        return None
-    try:
-        if value.get("dateTime"):
-            moment = dt.datetime.fromisoformat(str(value["dateTime"]))
-            if moment.tzinfo is None:
-                try:
-                    moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(str(value.get("timeZone") or "UTC")))
-                except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                    moment = moment.replace(tzinfo=dt.timezone.utc)
-            return moment.astimezone(dt.timezone.utc)
-        if value.get("date"):
-            return dt.date.fromisoformat(str(value["date"]))
-    except (TypeError, ValueError):
-        return None
-    return None
-
-
-def _parse_stamp(value) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(str(value)).astimezone(dt.timezone.utc) if value else None
-    except ValueError:
-        return None
-
-
-def event_to_ics(event: dict) -> str:
-    """One Google event as the iCalendar object the engine reads."""
-    vevent = Event()
-    vevent.add("uid", str(event.get("id", "")))
-    updated = _parse_stamp(event.get("updated"))
-    vevent.add("dtstamp", updated or clock.now())
-    # A start or end Google sent in a shape we cannot read is left out: the engine
-    # then records the event as "invalid data" instead of guessing a time.
-    start, end = _parse_when(event.get("start")), _parse_when(event.get("end"))
-    if start is not None:
-        vevent.add("dtstart", start)
-    if end is not None and type(end) is type(start):
-        vevent.add("dtend", end)
-    for field in ("summary", "description", "location"):
-        if event.get(field):
-            vevent.add(field, str(event[field]))
-    if event.get("transparency") == "transparent":
-        vevent.add("transp", "TRANSPARENT")
-    status = str(event.get("status") or "").lower()
-    if status in ("confirmed", "tentative", "cancelled"):
-        vevent.add("status", status.upper())
-    if updated is not None:
-        vevent.add("last-modified", updated)
-    props = event.get("extendedProperties")
-    private = props.get("private") if isinstance(props, dict) else None
-    if isinstance(private, dict) and private.get(EXT_APPOINTMENT):
-        vevent.add(ics.CALSYNC_PROP, str(private[EXT_APPOINTMENT]))
-    cal = ics.new_calendar()
-    cal.add_component(vevent)
-    return cal.to_ical().decode("utf-8")
-
-
-def _when(value) -> dict:
-    if isinstance(value, dt.datetime):
-        return {"dateTime": _rfc3339(value), "timeZone": "UTC"}
-    return {"date": value.isoformat()}
-
-
-def ics_to_event(data: str, uid: str) -> dict:
-    """The JSON body for an appointment's ICS (``core.ics.render_appointment``)."""
-    try:
-        cal = ICalendar.from_ical(data)
-        vevent = next(c for c in cal.walk("VEVENT"))
-        start = vevent.decoded("DTSTART")
-        end = vevent.decoded("DTEND") if "DTEND" in vevent else start + vevent.decoded("DURATION")
-    except Exception as exc:  # icalendar raises many types; StopIteration when there is no VEVENT
-        raise BadData(f"calsync could not read the event it was about to write ({exc.__class__.__name__})") from None
-    private = {EXT_UID: uid}
-    marker = vevent.get(ics.CALSYNC_PROP)
-    if marker:
-        private[EXT_APPOINTMENT] = str(marker)
-    return {
-        "summary": str(vevent.get("SUMMARY", "") or ""),
-        # Always sent, also when empty: a PATCH must clear what an update removed.
-        "description": str(vevent.get("DESCRIPTION", "") or ""),
-        "location": str(vevent.get("LOCATION", "") or ""),
-        "start": _when(start),
-        "end": _when(end),
-        "transparency": "transparent" if str(vevent.get("TRANSP", "")).upper() == "TRANSPARENT" else "opaque",
-        # An event deleted in Google stays as a cancelled tombstone under its id; writing
-        # it again (the "restore" policy, or a takeover after 409) brings it back.
-        "status": "confirmed",
-        "extendedProperties": {"private": private},
-    }
 
 
 def _listed_until(ctag: str) -> dt.datetime | None:
@@ -406,7 +303,7 @@ class GoogleProvider(OAuthProvider):
         if sync_token:
             params["syncToken"] = sync_token
         else:
-            params["timeMin"], params["timeMax"] = _rfc3339(time_min), _rfc3339(time_max)
+            params["timeMin"], params["timeMax"] = rfc3339(time_min), rfc3339(time_max)
         url = f"{self._calendar_url(state.remote_id)}/events"
         found = _Listing()
         for _ in range(MAX_PAGES):

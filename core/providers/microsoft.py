@@ -37,17 +37,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
-import re
 import uuid
-import zoneinfo
 from urllib.parse import quote, urlsplit
 
 import requests
-from icalendar import Event
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
-from core import clock, ics
+from core import clock
 from core.providers.base import (
     AlreadyExists,
     AuthRejected,
@@ -64,12 +59,17 @@ from core.providers.base import (
     Transient,
     WriteForbidden,
 )
+from core.providers.graph_events import (
+    APPOINTMENT_PROPERTY,
+    UID_PROPERTY,
+    etag_of,
+    event_to_ics,
+    ics_to_event,
+    marker_of,
+    moment_of,
+)
 from core.providers.oauth_base import OAuthProvider
 
-# calsync's own property set (a GUID of ours): Graph extended property ids name a set and a name.
-PROPERTY_SET = "{66f5a359-4659-4830-9070-00047ec6ac6e}"
-APPOINTMENT_PROPERTY = f"String {PROPERTY_SET} Name calsyncAppointment"
-UID_PROPERTY = f"String {PROPERTY_SET} Name calsyncUid"
 TRANSACTION_PREFIX = "calsync-"
 PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
 SYNC_STATE_CODES = {"syncstatenotfound", "syncstateinvalid", "resyncrequired"}
@@ -111,157 +111,6 @@ def _expand_marker() -> str:
     return _query({"$expand": f"singleValueExtendedProperties($filter=id eq {_odata(APPOINTMENT_PROPERTY)})"})
 
 
-# -- Graph event -> iCalendar ------------------------------------------------------------------
-
-_DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?")
-
-
-def _instant(value) -> dt.datetime | None:
-    """A DateTimeOffset such as ``2026-05-01T10:00:00.1234567Z`` (7 fractional digits) as aware UTC."""
-    match = _DATETIME.fullmatch(str(value or "").strip())
-    if not match:
-        return None
-    parsed = dt.datetime.fromisoformat(match.group(1) + (match.group(2) or "Z").replace("Z", "+00:00"))
-    return parsed.astimezone(dt.timezone.utc)
-
-
-def _zone(name: str) -> dt.tzinfo | None:
-    name = (name or "").strip()
-    if name.upper() in ("UTC", "GMT", "Z", "ETC/UTC"):
-        return dt.timezone.utc
-    try:
-        return zoneinfo.ZoneInfo(WINDOWS_TO_OLSON.get(name, name))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def _moment(value) -> tuple[dt.datetime | None, str]:
-    """A dateTimeTimeZone as aware UTC, or (naive local time, zone name) when the zone is unknown."""
-    if not isinstance(value, dict):
-        return None, ""
-    match = _DATETIME.fullmatch(str(value.get("dateTime") or "").strip())
-    if not match:
-        return None, ""
-    local = dt.datetime.fromisoformat(match.group(1))
-    zone_name = str(value.get("timeZone") or "UTC")
-    zone = _zone(zone_name)
-    if zone is None:
-        return local, zone_name
-    return local.replace(tzinfo=zone).astimezone(dt.timezone.utc), ""
-
-
-def _text_body(body) -> str:
-    if not isinstance(body, dict):
-        return ""
-    content = str(body.get("content") or "")
-    if str(body.get("contentType", "text")).lower() == "html":
-        # Asked for text, but some mailboxes answer HTML anyway: keep the words, not the markup.
-        content = re.sub(r"(?is)<(script|style)[^>]*>.*?</\1>", "", content)
-        content = re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", content)
-        content = html.unescape(re.sub(r"<[^>]+>", "", content)).strip()
-    # Exchange stores text bodies with CRLF; calsync's descriptions use LF.
-    return content.replace("\r\n", "\n")
-
-
-def _marker(event: dict) -> str:
-    for prop in event.get("singleValueExtendedProperties") or []:
-        if isinstance(prop, dict) and str(prop.get("id", "")).lower() == APPOINTMENT_PROPERTY.lower():
-            return str(prop.get("value") or "")
-    return ""
-
-
-def _etag(event: dict) -> str:
-    return str(event.get("@odata.etag") or (f'W/"{event["changeKey"]}"' if event.get("changeKey") else ""))
-
-
-def event_to_ics(event: dict) -> str:
-    """One Graph event as the iCalendar object the sync engine reads."""
-    vevent = Event()
-    vevent.add("uid", str(event.get("id", "")))
-    modified = _instant(event.get("lastModifiedDateTime"))
-    vevent.add("dtstamp", modified or clock.now())
-    all_day = bool(event.get("isAllDay"))
-    for name, key in (("dtstart", "start"), ("dtend", "end")):
-        value, unknown_zone = _moment(event.get(key))
-        if value is None:
-            continue  # the engine reports the event as invalid data ("no start time")
-        if all_day:
-            # All-day events float: the day is the date as written, in whatever zone it came.
-            vevent.add(name, dt.date.fromisoformat(str(event[key]["dateTime"])[:10]))
-        elif unknown_zone:
-            # Read in the staff member's zone by the engine, which says so in the feed entry.
-            vevent.add(name, value, parameters={"TZID": unknown_zone})
-        else:
-            vevent.add(name, value)
-    vevent.add("summary", str(event.get("subject") or ""))
-    description = _text_body(event.get("body"))
-    if description:
-        vevent.add("description", description)
-    location = str((event.get("location") or {}).get("displayName") or "")
-    if location:
-        vevent.add("location", location)
-    vevent.add("transp", "TRANSPARENT" if str(event.get("showAs", "")).lower() == "free" else "OPAQUE")
-    if event.get("isCancelled"):
-        vevent.add("status", "CANCELLED")
-    if modified:
-        vevent.add("last-modified", modified)
-    marker = _marker(event)
-    if marker:
-        vevent.add(ics.CALSYNC_PROP, marker)
-    cal = ics.new_calendar()
-    cal.add_component(vevent)
-    return cal.to_ical().decode("utf-8")
-
-
-# -- iCalendar -> Graph event ------------------------------------------------------------------
-
-
-def _graph_time(value) -> dict:
-    if isinstance(value, dt.datetime):
-        value = clock.utc(value)  # a floating time is taken as UTC, as calsync writes only UTC
-        return {"dateTime": value.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
-    return {"dateTime": value.strftime("%Y-%m-%dT00:00:00"), "timeZone": "UTC"}
-
-
-def ics_to_event(data: str, uid: str = "") -> dict:
-    """The Graph event for the iCalendar object the engine wants written."""
-    try:
-        vevents = ics.events(ics.parse(data))
-    except ics.InvalidData as exc:
-        raise BadData(f"calsync could not read the event it was to write: {exc}") from None
-    if not vevents:
-        raise BadData("calsync was asked to write an iCalendar object without an event")
-    vevent = vevents[0]
-    try:
-        start = vevent.decoded("DTSTART")
-        if "DTEND" in vevent:
-            end = vevent.decoded("DTEND")
-        elif "DURATION" in vevent:
-            end = start + vevent.decoded("DURATION")
-        else:
-            end = start
-    except Exception as exc:  # icalendar raises several types for a broken date
-        raise BadData(f"the event to write has an unreadable start or end ({exc.__class__.__name__})") from None
-    all_day = not isinstance(start, dt.datetime)
-    properties = []
-    marker = str(vevent.get(ics.CALSYNC_PROP, "") or "")
-    if marker:
-        properties.append({"id": APPOINTMENT_PROPERTY, "value": marker})
-    uid = uid or str(vevent.get("UID", "") or "")
-    if uid:
-        properties.append({"id": UID_PROPERTY, "value": uid})
-    return {
-        "subject": str(vevent.get("SUMMARY", "") or ""),
-        "body": {"contentType": "text", "content": str(vevent.get("DESCRIPTION", "") or "")},
-        "start": _graph_time(start),
-        "end": _graph_time(end),
-        "isAllDay": all_day,
-        "location": {"displayName": str(vevent.get("LOCATION", "") or "")},
-        "showAs": "free" if str(vevent.get("TRANSP", "") or "").upper() == "TRANSPARENT" else "busy",
-        "singleValueExtendedProperties": properties,
-    }
-
-
 # -- the stored sync token ---------------------------------------------------------------------
 
 
@@ -275,8 +124,8 @@ class _Window:
 
     def holds(self, event: dict) -> bool:
         """Whether a Graph event overlaps the window (an unreadable time counts as inside)."""
-        start, zone = _moment(event.get("start"))
-        end, end_zone = _moment(event.get("end"))
+        start, zone = moment_of(event.get("start"))
+        end, end_zone = moment_of(event.get("end"))
         if start is None or end is None or zone or end_zone:
             return True
         return start < self.end and end > self.start
@@ -427,7 +276,7 @@ class MicrosoftProvider(OAuthProvider):
         for event_id, row in listed.items():
             href = self._href(state.remote_id, event_id)
             hrefs.add(href)
-            if state.known.get(href) and state.known[href] == _etag(row):
+            if state.known.get(href) and state.known[href] == etag_of(row):
                 continue
             items.append(self._item(href, row))
         if incremental:
@@ -446,10 +295,10 @@ class MicrosoftProvider(OAuthProvider):
             except NotFound:
                 deleted.append(href)
                 continue
-            if not _marker(current) and not window.holds(current):
+            if not marker_of(current) and not window.holds(current):
                 deleted.append(href)  # someone else's event that left the window blocks no time: forgotten
-            elif _etag(current) != state.known.get(href):
-                items.append(RemoteItem(href=href, etag=_etag(current), data=event_to_ics(current)))
+            elif etag_of(current) != state.known.get(href):
+                items.append(RemoteItem(href=href, etag=etag_of(current), data=event_to_ics(current)))
         return deleted
 
     def _settle_unlisted(self, state: CalendarState, hrefs: list[str], items: list) -> list[str]:
@@ -479,7 +328,7 @@ class MicrosoftProvider(OAuthProvider):
             "$select": "id",
             "$top": "1000",
         })
-        return {self._href(calendar_id, str(e["id"])): _etag(e)
+        return {self._href(calendar_id, str(e["id"])): etag_of(e)
                 for e in self._pages(url, "listing calsync's events", calendar=True) if e.get("id")}
 
     def _listing(self, url: str, incremental: bool) -> tuple[dict[str, dict], set[str], str]:
@@ -523,14 +372,14 @@ class MicrosoftProvider(OAuthProvider):
                 row = self._get_event(href)
             except NotFound:
                 pass  # deleted since the listing: the next round reports it
-        return RemoteItem(href=href, etag=_etag(row), data=event_to_ics(row))
+        return RemoteItem(href=href, etag=etag_of(row), data=event_to_ics(row))
 
     def _get_event(self, href: str) -> dict:
         return self._json(self._call("GET", href + _expand_marker(), doing="reading the event"))
 
     def get(self, href: str) -> RemoteItem:
         event = self._get_event(href)
-        return RemoteItem(href=href, etag=_etag(event), data=event_to_ics(event))
+        return RemoteItem(href=href, etag=etag_of(event), data=event_to_ics(event))
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -559,12 +408,12 @@ class MicrosoftProvider(OAuthProvider):
         created = self._json(response)
         if not created.get("id"):
             raise BadData(f"{NAME} did not say which event it created", _answer(response))
-        return self._href(calendar_id, str(created["id"])), _etag(created)
+        return self._href(calendar_id, str(created["id"])), etag_of(created)
 
     def _update(self, href: str, data: str, etag: str) -> str:
         response = self._call("PATCH", href, doing="updating the event", write=True, json=ics_to_event(data),
                               headers={"If-Match": etag} if etag else {})
-        return _etag(self._json(response))
+        return etag_of(self._json(response))
 
     def _delete(self, href: str, etag: str) -> None:
         try:

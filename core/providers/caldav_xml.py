@@ -1,0 +1,69 @@
+"""The request bodies calsync sends a CalDAV server (RFC 4918 PROPFIND, RFC 6578 sync-collection,
+RFC 4791 calendar-multiget and calendar-query), built with ElementTree so every value is escaped.
+
+Answers are parsed in :mod:`core.providers.caldav` with defusedxml (no entities, no DTDs).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
+
+DAV = "DAV:"
+CAL = "urn:ietf:params:xml:ns:caldav"
+CS = "http://calendarserver.org/ns/"
+NS = {"d": DAV, "c": CAL, "cs": CS}
+
+for _prefix, _uri in NS.items():
+    ET.register_namespace(_prefix, _uri)
+
+
+def q(ns: str, tag: str) -> str:
+    return f"{{{ns}}}{tag}"
+
+
+def _bytes(root: ET.Element) -> bytes:
+    return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+def propfind(*props: tuple[str, str]) -> bytes:
+    root = ET.Element(q(DAV, "propfind"))
+    prop = ET.SubElement(root, q(DAV, "prop"))
+    for ns, tag in props:
+        ET.SubElement(prop, q(ns, tag))
+    return _bytes(root)
+
+
+def sync_collection(token: str) -> bytes:
+    """RFC 6578 §3.2: what changed since ``token`` ('' for everything), with each object's etag."""
+    root = ET.Element(q(DAV, "sync-collection"))
+    ET.SubElement(root, q(DAV, "sync-token")).text = token
+    ET.SubElement(root, q(DAV, "sync-level")).text = "1"
+    prop = ET.SubElement(root, q(DAV, "prop"))
+    ET.SubElement(prop, q(DAV, "getetag"))
+    return _bytes(root)
+
+
+def multiget(hrefs: list[str]) -> bytes:
+    """RFC 4791 §7.9: these objects' etags and data in one answer."""
+    root = ET.Element(q(CAL, "calendar-multiget"))
+    prop = ET.SubElement(root, q(DAV, "prop"))
+    ET.SubElement(prop, q(DAV, "getetag"))
+    ET.SubElement(prop, q(CAL, "calendar-data"))
+    for href in hrefs:
+        ET.SubElement(root, q(DAV, "href")).text = urlsplit(href).path
+    return _bytes(root)
+
+
+def uid_query(uid: str) -> bytes:
+    """RFC 4791 §7.8: the VEVENT whose UID is exactly ``uid`` (octet collation)."""
+    root = ET.Element(q(CAL, "calendar-query"))
+    prop = ET.SubElement(root, q(DAV, "prop"))
+    ET.SubElement(prop, q(DAV, "getetag"))
+    ET.SubElement(prop, q(CAL, "calendar-data"))
+    calendar = ET.SubElement(ET.SubElement(root, q(CAL, "filter")), q(CAL, "comp-filter"), name="VCALENDAR")
+    event = ET.SubElement(calendar, q(CAL, "comp-filter"), name="VEVENT")
+    match = ET.SubElement(ET.SubElement(event, q(CAL, "prop-filter"), name="UID"), q(CAL, "text-match"),
+                          collation="i;octet")
+    match.text = uid
+    return _bytes(root)
