@@ -1,10 +1,16 @@
-"""Block Kit builders: data in, dicts out. No Slack calls, no rules."""
+"""Block Kit builders: data in, dicts out. No Slack calls, no rules.
+
+Raw values go in; mrkdwn is composed with ``md`` (bot/mrkdwn.py), which
+escapes every value, and ``plain`` text is never escaped, only clipped. Bot
+tokens (``<!date^…>``) are ``Mrkdwn`` already and pass through untouched.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 
+from bot.mrkdwn import Mrkdwn, clip, lines, md
 from core.messages import STATUS_ADVICE
 from core.notices import headline, provider_name
 
@@ -36,6 +42,9 @@ SUPPORT_SUBCOMMANDS = [
 ]
 
 
+MAX_ROWS = 45  # a message holds at most 50 blocks
+MAX_HOME_ROWS = 32  # three blocks a row; a Home tab holds at most 100
+
 FIX_LABELS = {
     "relink_required": "Relink",
     "calendar_missing": "Choose a calendar",
@@ -50,46 +59,74 @@ def badge(status: str, failing: bool = False) -> str:
     return BADGES.get(status, status)
 
 
-def _when(value: str | None) -> str:
+def section(text) -> dict:
+    """A mrkdwn section; a plain ``str`` is escaped on the way out, a ``Mrkdwn`` is kept."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def context(text) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def plain(text, limit: int = 75) -> dict:
+    """Shown literally by Slack: never escaped, but clipped so a long name cannot get the message refused."""
+    return {"type": "plain_text", "text": clip(text, limit)}
+
+
+def button(action_id: str, label: str, **fields) -> dict:
+    return {"type": "button", "action_id": action_id, "text": plain(label), **fields}
+
+
+def _when(value: str | None) -> Mrkdwn:
     if not value:
-        return "never"
+        return Mrkdwn("never")
     try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        return value
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
+        return md("{}", value)
+    # The bot's own token, of numbers only: a Mrkdwn so it is not escaped.
+    return Mrkdwn(f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{moment:%Y-%m-%d %H:%M} UTC>")
 
 
 def help_blocks(support: bool) -> list[dict]:
-    lines = [f"`/calsync {name}` — {text}" for name, text in SUBCOMMANDS]
+    rows = [md("`/calsync {}` — {}", name, text) for name, text in SUBCOMMANDS]
     if support:
-        lines += ["", "*Support:*"] + [f"`/calsync {name}` — {text}" for name, text in SUPPORT_SUBCOMMANDS]
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": "*Calsync commands*\n" + "\n".join(lines)}}]
+        rows += ["", Mrkdwn("*Support:*")] + [md("`/calsync {}` — {}", name, text) for name, text in SUPPORT_SUBCOMMANDS]
+    return [section(lines(Mrkdwn("*Calsync commands*"), *rows))]
 
 
-def connection_line(row: dict) -> str:
-    text = (f"*{row['id']}.* {provider_name(row['provider'])} · `{row['account']}` — {badge(row['status'], row.get('failing'))}"
-            f"\n{row['reason']}. Last sync: {_when(row.get('last_sync_at'))}.")
+def connection_line(row: dict) -> Mrkdwn:
+    text = md("*{}.* {} · `{}` — {}\n{}. Last sync: {}.", row["id"], provider_name(row["provider"]), clip(row["account"], 200),
+              badge(row["status"], row.get("failing")), clip(row["reason"], 500), _when(row.get("last_sync_at")))
     if row.get("destination") and row["status"] != "stopped":
-        text += f" Appointments go to *{row['destination']}*."
+        text += md(" Appointments go to *{}*.", clip(row["destination"], 200))
     elif row["provider"] == "ics":
-        text += " Busy times only (read-only)."
+        text += Mrkdwn(" Busy times only (read-only).")
     if row.get("missed"):
-        text += f" *{row['missed']} appointment(s) waiting.*"
+        text += md(" *{} appointment(s) waiting.*", row["missed"])
     if row.get("errors"):
-        text += f" *{row['errors']} appointment(s) could not be written* (support can see why)."
+        text += md(" *{} appointment(s) could not be written* (support can see why).", row["errors"])
     if row["status"] == "stopped" and row.get("orphaned"):
-        text += f" {row['orphaned']} appointment(s) were left behind when it stopped (support follows up)."
+        text += md(" {} appointment(s) were left behind when it stopped (support follows up).", row["orphaned"])
     return text
 
 
 def status_blocks(rows: list[dict], whose: str = "Your") -> list[dict]:
     if not rows:
-        return [{"type": "section", "text": {"type": "mrkdwn", "text": f"{whose} calendar connections: none yet. `/calsync connect` adds one."}}]
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{whose} calendar connections*"}}]
-    for row in rows:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": connection_line(row)}})
-    return blocks
+        return [section(md("{} calendar connections: none yet. `/calsync connect` adds one.", whose))]
+    shown = rows[:MAX_ROWS]
+    blocks = [section(md("*{}*", f"{whose} calendar connections"))] + [section(connection_line(row)) for row in shown]
+    return blocks + _more(rows, shown)
+
+
+def _more(rows: list, shown: list) -> list[dict]:
+    """Slack refuses a whole message over its block limit: the rest is counted, not dropped silently."""
+    left = len(rows) - len(shown)
+    return [context(md("…and {} more: `run_console.py status` lists them all.", left))] if left else []
+
+
+def _options(calendars: list[dict], value) -> list[dict]:
+    return [{"text": plain(c["name"]), "value": value(c)} for c in calendars[:100]]
 
 
 def _buttons(payload: dict, relink_url: str, download_url: str, calendars: list[dict]) -> list[dict]:
@@ -97,18 +134,16 @@ def _buttons(payload: dict, relink_url: str, download_url: str, calendars: list[
     elements: list[dict] = []
     if relink_url:
         label = FIX_LABELS.get(payload.get("status", ""), "Relink")
-        elements.append({"type": "button", "action_id": "calsync_relink_open", "text": {"type": "plain_text", "text": label},
-                         "url": relink_url, "style": "primary"})
-    elements.append({"type": "button", "action_id": "calsync_test", "value": conn, "text": {"type": "plain_text", "text": "Test connection"}})
+        elements.append(button("calsync_relink_open", label, url=relink_url, style="primary"))
+    elements.append(button("calsync_test", "Test connection", value=conn))
     if download_url:
-        elements.append({"type": "button", "action_id": "calsync_download_open", "url": download_url,
-                         "text": {"type": "plain_text", "text": "Download missed (.ics)"}})
+        elements.append(button("calsync_download_open", "Download missed (.ics)", url=download_url))
     if payload.get("status") == "calendar_missing" and calendars:
         elements.append({
             "type": "static_select",
             "action_id": "calsync_primary_select",
-            "placeholder": {"type": "plain_text", "text": "Choose a new primary calendar"},
-            "options": [{"text": {"type": "plain_text", "text": c["name"][:75]}, "value": f"{conn}:{c['id']}"} for c in calendars[:100]],
+            "placeholder": plain("Choose a new primary calendar", 150),
+            "options": _options(calendars, lambda c: f"{conn}:{c['id']}"),
         })
     return elements
 
@@ -118,19 +153,16 @@ def alert_blocks(event: str, payload: dict, relink_url: str = "", download_url: 
     title = headline(event, payload)
     if event == "incident.reminder":
         title = "Reminder: " + title[0].lower() + title[1:]
-    facts = [
-        f"*What broke:* {payload.get('meaning', '')} — {payload.get('reason', '')}",
-        f"*Account:* {provider_name(payload.get('provider', ''))} `{payload.get('account', '')}`",
-        f"*Since:* {_when(payload.get('since'))}",
-        f"*Appointments waiting:* {payload.get('missed', 0)}",
-    ]
+    facts = lines(
+        md("*What broke:* {} — {}", payload.get("meaning", ""), clip(payload.get("reason", ""), 500)),
+        md("*Account:* {} `{}`", provider_name(payload.get("provider", "")), clip(payload.get("account", ""), 200)),
+        md("*Since:* {}", _when(payload.get("since"))),
+        md("*Appointments waiting:* {}", payload.get("missed", 0)),
+    )
     advice = STATUS_ADVICE.get(payload.get("status", ""), "")
-    blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)}},
-    ]
+    blocks = [{"type": "header", "text": plain(title, 150)}, section(facts)]
     if advice:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": advice}]})
+        blocks.append(context(advice))
     blocks.append({"type": "actions", "block_id": f"calsync_fix_{payload['connection']}",
                    "elements": _buttons(payload, relink_url, download_url, calendars or [])})
     return blocks
@@ -138,108 +170,104 @@ def alert_blocks(event: str, payload: dict, relink_url: str = "", download_url: 
 
 def resolved_blocks(payload: dict) -> list[dict]:
     delivered = int(payload.get("delivered") or 0)
-    text = (f"✅ *Reconnected* at {_when(payload.get('resolved_at'))}: your {provider_name(payload.get('provider', ''))} "
-            f"account `{payload.get('account', '')}` works again; {delivered} missed appointment(s) delivered.")
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    return [section(md("✅ *Reconnected* at {}: your {} account `{}` works again; {} missed appointment(s) delivered.",
+                       _when(payload.get("resolved_at")), provider_name(payload.get("provider", "")),
+                       clip(payload.get("account", ""), 200), delivered))]
 
 
 def escalation_blocks(payload: dict) -> list[dict]:
-    text = (f"🚨 *{headline('incident.escalated', payload)}*\n"
-            f"Connection {payload.get('connection')} of {payload.get('staff')} — {badge(payload.get('status', ''))} "
-            f"since {_when(payload.get('since'))}: {payload.get('reason', '')}. "
-            f"Appointments waiting: {payload.get('missed', 0)}.")
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    return [section(md("🚨 *{}*\nConnection {} of {} — {} since {}: {}. Appointments waiting: {}.",
+                       clip(headline("incident.escalated", payload), 300), payload.get("connection"),
+                       clip(payload.get("staff"), 200), badge(payload.get("status", "")), _when(payload.get("since")),
+                       clip(payload.get("reason", ""), 500), payload.get("missed", 0)))]
 
 
 def relink_link_blocks(payload: dict, relink_url: str) -> list[dict]:
-    text = (f"Here is a new link to reconnect your {provider_name(payload.get('provider', ''))} account "
-            f"`{payload.get('account', '')}` (it works once; earlier links no longer work).")
-    return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {"type": "actions", "elements": [{"type": "button", "action_id": "calsync_relink_open", "style": "primary",
-                                          "text": {"type": "plain_text", "text": "Relink"}, "url": relink_url}]},
-    ]
+    text = md("Here is a new link to reconnect your {} account `{}` (it works once; earlier links no longer work).",
+              provider_name(payload.get("provider", "")), clip(payload.get("account", ""), 200))
+    return [section(text), {"type": "actions", "elements": [button("calsync_relink_open", "Relink", style="primary", url=relink_url)]}]
+
+
+def connect_blocks(url: str) -> list[dict]:
+    return [section("Connect a calendar (CalDAV or an iCalendar URL) on this page; the link works once, for 24 hours."),
+            {"type": "actions", "elements": [button("calsync_connect_open", "Connect a calendar", style="primary", url=url)]}]
+
+
+def download_blocks(conn_id: int, count: int, url: str) -> list[dict]:
+    text = md("{} appointment(s) missed while connection {} was broken. The file is a snapshot: it will not update. "
+              "You may import it into your calendar: calsync recognises these appointments after the repair "
+              "and updates them in place, without duplicates.", count, conn_id)
+    return [section(text), {"type": "actions", "elements": [button("calsync_download_open", "Download missed (.ics)", url=url)]}]
 
 
 def test_result_blocks(result: dict) -> list[dict]:
-    lines = [f"{'✅' if c['ok'] else '❌'} {c['check']}: {c['detail']}" for c in result["checks"]]
-    head = f"*Connection {result['connection']}:* {badge(result['status'])} — {result['reason']}"
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": head + "\n" + "\n".join(lines)}}]
+    checks = [md("{} {}: {}", "✅" if c["ok"] else "❌", c["check"], clip(c["detail"], 300)) for c in result["checks"]]
+    head = md("*Connection {}:* {} — {}", result["connection"], badge(result["status"]), clip(result["reason"], 500))
+    blocks = [section(lines(head, *checks))]
     if result.get("provider_answer"):
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "Provider's answer: ```" + result["provider_answer"][:500] + "```"}]})
+        blocks.append(context(md("Provider's answer: ```{}```", clip(result["provider_answer"], 500))))
     return blocks
 
 
 def stop_modal(plan: dict) -> dict:
-    lines = [f"*What will happen:* {plan['effect']}."]
+    said = [md("*What will happen:* {}.", plan["effect"])]
     if plan.get("warning"):
-        lines.append(f"⚠️ {plan['warning']}.")
+        said.append(md("⚠️ {}.", plan["warning"]))
     if plan["needs_force"]:
-        lines.append("Relinking first lets calsync remove its events and deliver what waits. If you stop now, "
-                     "they are recorded for support, and the waiting appointments stay downloadable.")
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]
-    options = [{"text": {"type": "plain_text", "text": "Keep calsync's events on the calendar"}, "value": "keep_events"}]
+        said.append("Relinking first lets calsync remove its events and deliver what waits. If you stop now, "
+                    "they are recorded for support, and the waiting appointments stay downloadable.")
+    options = [{"text": plain("Keep calsync's events on the calendar"), "value": "keep_events"}]
     if plan["needs_force"]:
         left = []
         if plan["events_on_calendar"]:
             left.append(f"{plan['events_on_calendar']} event(s) on the calendar")
         if plan.get("waiting"):
             left.append(f"{plan['waiting']} appointment(s) undelivered")
-        options.append({"text": {"type": "plain_text", "text": f"Stop anyway, leaving {' and '.join(left)}"[:75]},
-                        "value": "force"})
-    blocks.append({"type": "input", "block_id": "options", "optional": True, "label": {"type": "plain_text", "text": "Options"},
-                   "element": {"type": "checkboxes", "action_id": "choice", "options": options}})
+        options.append({"text": plain(f"Stop anyway, leaving {' and '.join(left)}"), "value": "force"})
+    blocks = [section(lines(*said)),
+              {"type": "input", "block_id": "options", "optional": True, "label": plain("Options", 2000),
+               "element": {"type": "checkboxes", "action_id": "choice", "options": options}}]
+    return _modal("calsync_stop", {"connection": plan["connection"]}, "Stop sync?", "Stop sync", blocks)
+
+
+def _modal(callback_id: str, meta: dict, title: str, submit: str, blocks: list[dict]) -> dict:
     return {
         "type": "modal",
-        "callback_id": "calsync_stop",
-        "private_metadata": json.dumps({"connection": plan["connection"]}),
-        "title": {"type": "plain_text", "text": "Stop sync?"},
-        "submit": {"type": "plain_text", "text": "Stop sync"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "callback_id": callback_id,
+        "private_metadata": json.dumps(meta),
+        "title": plain(title, 24),
+        "submit": plain(submit, 24),
+        "close": plain("Cancel", 24),
         "blocks": blocks,
     }
 
 
 def feed_reset_modal(staff_email: str) -> dict:
-    return {
-        "type": "modal",
-        "callback_id": "calsync_feed_reset",
-        "private_metadata": json.dumps({"staff": staff_email}),
-        "title": {"type": "plain_text", "text": "Reset feed URL?"},
-        "submit": {"type": "plain_text", "text": "Reset"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text":
-                    "A new private feed URL is made and the current one stops working at once: calendar apps "
-                    "subscribed to it stop updating until you subscribe to the new one."}}],
-    }
+    return _modal("calsync_feed_reset", {"staff": staff_email}, "Reset feed URL?", "Reset", [section(
+        "A new private feed URL is made and the current one stops working at once: calendar apps "
+        "subscribed to it stop updating until you subscribe to the new one.")])
 
 
 def primary_modal(conn_id: int, calendars: list[dict]) -> dict:
-    options = [{"text": {"type": "plain_text", "text": c["name"][:75]}, "value": str(c["id"])}
-               for c in calendars if c["writable"]][:100]
-    return {
-        "type": "modal",
-        "callback_id": "calsync_primary",
-        "private_metadata": json.dumps({"connection": conn_id}),
-        "title": {"type": "plain_text", "text": "Primary calendar"},
-        "submit": {"type": "plain_text", "text": "Use this calendar"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [{"type": "input", "block_id": "calendar", "label": {"type": "plain_text", "text": "Write appointments to"},
-                    "element": {"type": "static_select", "action_id": "choice", "options": options}}],
-    }
+    options = _options([c for c in calendars if c["writable"]], lambda c: str(c["id"]))
+    return _modal("calsync_primary", {"connection": conn_id}, "Primary calendar", "Use this calendar", [
+        {"type": "input", "block_id": "calendar", "label": plain("Write appointments to", 2000),
+         "element": {"type": "static_select", "action_id": "choice", "options": options}}])
 
 
 def home_view(rows: list[dict], name: str) -> dict:
-    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Your calendar connections"}}]
+    blocks = [{"type": "header", "text": plain("Your calendar connections", 150)}]
     if not rows:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"Hello {name}: no connection yet. `/calsync connect` adds one."}})
-    for row in rows:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": connection_line(row)}})
+        blocks.append(section(md("Hello {}: no connection yet. `/calsync connect` adds one.", clip(name, 200))))
+    shown = rows[:MAX_HOME_ROWS]
+    for row in shown:
+        blocks.append(section(connection_line(row)))
         if row["status"] != "stopped":
+            conn = str(row["id"])
             blocks.append({"type": "actions", "elements": [
-                {"type": "button", "action_id": "calsync_test", "value": str(row["id"]), "text": {"type": "plain_text", "text": "Test connection"}},
-                {"type": "button", "action_id": "calsync_relink", "value": str(row["id"]), "text": {"type": "plain_text", "text": "Relink"}},
-                {"type": "button", "action_id": "calsync_stop_open", "value": str(row["id"]), "style": "danger", "text": {"type": "plain_text", "text": "Stop sync"}},
+                button("calsync_test", "Test connection", value=conn),
+                button("calsync_relink", "Relink", value=conn),
+                button("calsync_stop_open", "Stop sync", value=conn, style="danger"),
             ]})
         blocks.append({"type": "divider"})
-    return {"type": "home", "blocks": blocks}
+    return {"type": "home", "blocks": blocks + _more(rows, shown)}

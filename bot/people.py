@@ -1,4 +1,4 @@
-"""Who is talking to the bot, and how to answer them privately."""
+"""Who is talking to the bot."""
 
 from __future__ import annotations
 
@@ -15,9 +15,3 @@ def principal(rt, client, user_id: str) -> access.Principal:
             profile = {}
         found = access.slack_principal(rt, user_id, profile.get("email"))
     return found
-
-
-def dm(client, user_id: str, text: str, blocks: list | None = None) -> None:
-    """A private message to the user (for results of modals and Home buttons, which have no response_url)."""
-    channel = client.conversations_open(users=user_id)["channel"]["id"]
-    client.chat_postMessage(channel=channel, text=text, blocks=blocks)

@@ -15,8 +15,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 import models as m
-from bot import blocks
-from core import actions
+from bot import blocks, out
+from core import access, actions
 
 log = logging.getLogger("calsync.slack")
 
@@ -31,19 +31,29 @@ class SlackSender:
 
     def _user_channel(self, recipient: str, notification: m.Notification) -> str:
         if recipient.startswith("email:"):
-            email = recipient[len("email:"):]
-            try:
-                user = self.client.users_lookupByEmail(email=email)["user"]
-            except SlackApiError as exc:
-                if exc.response.get("error") == "users_not_found":
-                    raise RuntimeError(f"no Slack user with the e-mail {email}; set the staff member's --slack-id") from None
-                raise
-            if notification.staff_id:
-                m.Staff.update(slack_id=user["id"]).where(m.Staff.id == notification.staff_id).execute()
-            recipient = user["id"]
+            recipient = self._user_by_email(recipient[len("email:"):], notification.staff_id)
         if recipient.startswith(("U", "W")):
             return self.client.conversations_open(users=recipient)["channel"]["id"]
         return recipient
+
+    def _user_by_email(self, email: str, staff_id: int | None) -> str:
+        """The Slack user holding the staff member's e-mail, remembered as theirs.
+
+        Never a Slack user already linked to another staff member: their profile
+        e-mail is not proof enough to hand them this staff member's links.
+        """
+        try:
+            user_id = self.client.users_lookupByEmail(email=email)["user"]["id"]
+        except SlackApiError as exc:
+            if exc.response.get("error") == "users_not_found":
+                raise RuntimeError(f"no Slack user with the e-mail {email}; set the staff member's --slack-id") from None
+            raise
+        if access.slack_id_taken(user_id, staff_id):
+            raise RuntimeError(f"the Slack user with the e-mail {email} is linked to another staff member; "
+                               "set this staff member's --slack-id")
+        if staff_id:
+            access.link_slack_id(staff_id, user_id)
+        return user_id
 
     def send(self, outgoing) -> str:
         notification, payload, event = outgoing.notification, outgoing.payload, outgoing.event
@@ -70,7 +80,7 @@ class SlackSender:
             block_list = blocks.relink_link_blocks(payload, outgoing.relink_url)
         else:
             block_list = blocks.alert_blocks(event, payload, outgoing.relink_url, self._download_url(payload), self._calendars(payload))
-        response = self.client.chat_postMessage(channel=channel, text=outgoing.subject, blocks=block_list)
+        response = out.post(self.client, channel, outgoing.subject, block_list)
         self._refresh_home(notification)
         return f"{response['channel']}|{response['ts']}"
 
@@ -121,7 +131,7 @@ class SlackSender:
         for delivery in earlier:
             channel, _, ts = delivery.external_ref.partition("|")
             try:
-                self.client.chat_update(channel=channel, ts=ts, text=text, blocks=new_blocks)
+                out.update(self.client, channel, ts, text, new_blocks)
             except SlackApiError as exc:
                 if exc.response.get("error") not in ("message_not_found", "channel_not_found", "cant_update_message"):
                     raise

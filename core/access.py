@@ -31,14 +31,37 @@ class Principal:
         return self.staff is not None or self.support
 
 
+def _unlinked():
+    return m.Staff.slack_id.is_null() | (m.Staff.slack_id == "")
+
+
+def slack_id_taken(slack_id: str, staff_id: int | None = None) -> bool:
+    """Whether a staff member other than ``staff_id`` already holds this Slack id."""
+    others = m.Staff.select().where(m.Staff.slack_id == slack_id)
+    if staff_id is not None:
+        others = others.where(m.Staff.id != staff_id)
+    return others.exists()
+
+
+def link_slack_id(staff_id: int, slack_id: str) -> bool:
+    """Remember ``slack_id`` as the staff member's, only if they have none yet (atomic: the first claim wins)."""
+    if not slack_id or slack_id_taken(slack_id, staff_id):
+        return False
+    return m.Staff.update(slack_id=slack_id).where(m.Staff.id == staff_id, _unlinked()).execute() == 1
+
+
 def slack_principal(rt, slack_id: str, email: str | None = None) -> Principal:
-    """The person behind a Slack user id; ``email`` (from users.info) links a staff member on first contact."""
-    staff = m.Staff.get_or_none(m.Staff.slack_id == slack_id)
-    if staff is None and email:
-        staff = m.Staff.get_or_none(m.Staff.email == email.strip().lower())
-        if staff is not None and not staff.slack_id:
-            staff.slack_id = slack_id
-            staff.save()
+    """The person behind a Slack user id; ``email`` (from users.info) links a staff member on first contact.
+
+    A Slack profile's e-mail can be changed by its owner, so it only ever
+    claims a staff record no Slack user holds yet: a record holding another
+    Slack id is someone else's, whatever the e-mail says.
+    """
+    staff = m.Staff.get_or_none(m.Staff.slack_id == slack_id) if slack_id else None
+    if staff is None and slack_id and email:
+        candidate = m.Staff.get_or_none(m.Staff.email == email.strip().lower())
+        if candidate is not None and link_slack_id(candidate.id, slack_id):
+            staff = m.Staff.get_by_id(candidate.id)
     return Principal(slack_id=slack_id, staff=staff, support=slack_id in rt.settings.support_users)
 
 
@@ -53,6 +76,20 @@ def require_known(principal: Principal) -> None:
         raise NotAllowed(NO_ACCESS)
 
 
+def staff_named(who: str) -> m.Staff | None:
+    """A staff member named in a command: an e-mail matches only e-mails, a Slack id only Slack ids.
+
+    (One OR over both columns would let a record whose slack_id is someone's
+    e-mail stand in for that person.)
+    """
+    who = who.strip()
+    if "@" in who:
+        return m.Staff.get_or_none(m.Staff.email == who.lower())
+    if not who:
+        return None
+    return m.Staff.get_or_none(m.Staff.slack_id == who)
+
+
 def target_staff(rt, principal: Principal, who: str | None) -> m.Staff:
     """Whose connections: the principal's own, or (support only) someone else's by Slack id or e-mail."""
     require_known(principal)
@@ -60,7 +97,7 @@ def target_staff(rt, principal: Principal, who: str | None) -> m.Staff:
         if principal.staff is None:
             raise NotAllowed("You are support but not a staff member: name whose connections, e.g. `@ada` or ada@example.com.")
         return principal.staff
-    staff = m.Staff.get_or_none((m.Staff.slack_id == who) | (m.Staff.email == who.strip().lower()))
+    staff = staff_named(who)
     if staff is None:
         raise NotFoundError(f"no staff member {who!r}")
     if principal.staff is not None and staff.id == principal.staff.id:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from bot import blocks, people
+from bot import blocks, out, people
 from core import access, actions
 
 
 def _reply(body, respond, client, text: str, block_list=None) -> None:
     """Ephemeral where Slack gave a response_url (messages), a DM otherwise (Home tab)."""
     if body.get("response_url"):
-        respond(response_type="ephemeral", replace_original=False, text=text, blocks=block_list)
+        out.reply(respond, text, block_list, replace_original=False)
     else:
-        people.dm(client, body["user"]["id"], text, block_list)
+        out.dm(client, body["user"]["id"], text, block_list)
 
 
 def _on_connection(rt, body, respond, client, work, value: str | None = None) -> None:
@@ -58,7 +58,7 @@ def register(app, rt) -> None:
 
         def work(principal, conn):
             plan = actions.stop_plan(rt, conn.id, for_support=principal.support)
-            client.views_open(trigger_id=body["trigger_id"], view=blocks.stop_modal(plan))
+            out.open_modal(client, body["trigger_id"], blocks.stop_modal(plan))
 
         _on_connection(rt, body, respond, client, work)
 

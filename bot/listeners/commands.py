@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-from bot import blocks, people
+from bot import blocks, out, people
+from bot.mrkdwn import unescape
 from core import access, actions
 
 log = logging.getLogger("calsync.slack")
@@ -15,7 +16,11 @@ EMAIL = re.compile(r"^(?:<mailto:)?([^@\s|<>]+@[^@\s|<>]+\.[^@\s|<>]+?)(?:\|[^>]
 
 
 def parse(text: str) -> tuple[str, list[str], str | None]:
-    """(subcommand, numbers and words, whose) from the command's text."""
+    """(subcommand, numbers and words, whose) from the command's text.
+
+    Mentions and e-mails are Slack's own ``<…>`` tokens; every other word is
+    unescaped to what the user typed, so a reply that quotes it escapes it once.
+    """
     words = (text or "").split()
     who = None
     rest = []
@@ -24,9 +29,9 @@ def parse(text: str) -> tuple[str, list[str], str | None]:
         if mention:
             who = mention.group(1)
         elif email:
-            who = email.group(1).lower()
+            who = unescape(email.group(1)).lower()
         else:
-            rest.append(word)
+            rest.append(unescape(word))
     if not rest:
         return "help", [], who
     sub = rest[0].lower()
@@ -46,14 +51,14 @@ def register(app, rt) -> None:
         try:
             handler = HANDLERS.get(sub)
             if handler is None:
-                respond(response_type="ephemeral", text=f"I don't know `{sub}`. `/calsync help` lists what I can do.")
+                out.reply(respond, f"I don't know `{sub}`. `/calsync help` lists what I can do.")
                 return
             principal = people.principal(rt, client, user_id)
             if sub != "help":
                 access.require_known(principal)
             handler(rt, principal, args, who, respond, client, command)
         except actions.ActionError as exc:
-            respond(response_type="ephemeral", text=str(exc))
+            out.reply(respond, str(exc))
 
 
 def _number(args: list[str]) -> str | None:
@@ -61,14 +66,14 @@ def _number(args: list[str]) -> str | None:
 
 
 def cmd_help(rt, principal, args, who, respond, client, command):
-    respond(response_type="ephemeral", text="Calsync commands", blocks=blocks.help_blocks(principal.support))
+    out.reply(respond, "Calsync commands", blocks.help_blocks(principal.support))
 
 
 def cmd_status(rt, principal, args, who, respond, client, command):
     staff = access.target_staff(rt, principal, who)
     rows = actions.list_statuses(rt, staff.email)
     whose = "Your" if principal.staff is not None and staff.id == principal.staff.id else f"{staff.name}'s"
-    respond(response_type="ephemeral", text=f"{whose} calendar connections", blocks=blocks.status_blocks(rows, whose))
+    out.reply(respond, f"{whose} calendar connections", blocks.status_blocks(rows, whose))
 
 
 def cmd_support_status(rt, principal, args, who, respond, client, command):
@@ -76,72 +81,59 @@ def cmd_support_status(rt, principal, args, who, respond, client, command):
         raise access.NotAllowed("`support status` is for support users.")
     rows = [r for r in actions.list_statuses(rt) if r["status"] not in ("active", "stopped")]
     text = "Every connection works." if not rows else "Connections that need attention"
-    respond(response_type="ephemeral", text=text, blocks=blocks.status_blocks(rows, "Broken or pending") if rows else None)
+    out.reply(respond, text, blocks.status_blocks(rows, "Broken or pending") if rows else None)
 
 
 def cmd_test(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
-    respond(response_type="ephemeral", text=f"Testing connection {conn.id}…")
+    out.reply(respond, f"Testing connection {conn.id}…")
     result = actions.test_connection(rt, conn.id, actor=principal.actor)
-    respond(response_type="ephemeral", text=f"Connection {conn.id}: {result['status']}", blocks=blocks.test_result_blocks(result))
+    out.reply(respond, f"Connection {conn.id}: {result['status']}", blocks.test_result_blocks(result))
 
 
 def cmd_relink(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
     result = actions.issue_relink(rt, conn.id, via=(), actor=principal.actor)
     payload = {"provider": conn.provider, "account": conn.account}
-    respond(response_type="ephemeral", text=f"Relink: {result['url']}", blocks=blocks.relink_link_blocks(payload, result["url"]))
+    out.reply(respond, f"Relink: {result['url']}", blocks.relink_link_blocks(payload, result["url"]))
 
 
 def cmd_connect(rt, principal, args, who, respond, client, command):
     staff = access.target_staff(rt, principal, who)
     result = actions.connect_link(rt, staff.email, actor=principal.actor)
-    respond(response_type="ephemeral", text=f"Connect a calendar: {result['url']}", blocks=[
-        {"type": "section", "text": {"type": "mrkdwn", "text": "Connect a calendar (CalDAV or an iCalendar URL) on this page; "
-                                                               "the link works once, for 24 hours."}},
-        {"type": "actions", "elements": [{"type": "button", "action_id": "calsync_connect_open", "style": "primary",
-                                          "text": {"type": "plain_text", "text": "Connect a calendar"}, "url": result["url"]}]},
-    ])
+    out.reply(respond, f"Connect a calendar: {result['url']}", blocks.connect_blocks(result["url"]))
 
 
 def cmd_feed(rt, principal, args, who, respond, client, command):
     staff = access.target_staff(rt, principal, who)
     result = actions.feed_url(rt, staff.email, actor=principal.actor)
-    respond(response_type="ephemeral", text=(
-        f"Private calendar feed of {staff.name} (subscribe to it in any calendar app; keep it to yourself):\n{result['url']}"))
+    out.reply(respond, f"Private calendar feed of {staff.name} (subscribe to it in any calendar app; keep it to yourself):\n{result['url']}")
 
 
 def cmd_feed_reset(rt, principal, args, who, respond, client, command):
     staff = access.target_staff(rt, principal, who)
-    client.views_open(trigger_id=command["trigger_id"], view=blocks.feed_reset_modal(staff.email))
+    out.open_modal(client, command["trigger_id"], blocks.feed_reset_modal(staff.email))
 
 
 def cmd_download(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
     result = actions.download_link(rt, conn.id, actor=principal.actor)
     if not result["count"]:
-        respond(response_type="ephemeral", text=f"No missed appointments on connection {conn.id}: everything reached the calendar.")
+        out.reply(respond, f"No missed appointments on connection {conn.id}: everything reached the calendar.")
         return
-    respond(response_type="ephemeral", text=f"Missed appointments: {result['url']}", blocks=[
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{result['count']} appointment(s) missed while connection {conn.id} "
-                                                               "was broken. The file is a snapshot: it will not update. You may import it into your "
-                                                               "calendar: calsync recognises these appointments after the repair "
-                                                               "and updates them in place, without duplicates."}},
-        {"type": "actions", "elements": [{"type": "button", "action_id": "calsync_download_open", "url": result["url"],
-                                          "text": {"type": "plain_text", "text": "Download missed (.ics)"}}]},
-    ])
+    out.reply(respond, f"Missed appointments: {result['url']}", blocks.download_blocks(conn.id, result["count"], result["url"]))
 
 
 def cmd_stop(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
     plan = actions.stop_plan(rt, conn.id, for_support=principal.support)
-    client.views_open(trigger_id=command["trigger_id"], view=blocks.stop_modal(plan))
+    out.open_modal(client, command["trigger_id"], blocks.stop_modal(plan))
 
 
 def cmd_primary(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
     calendars = actions.list_calendars(rt, conn.id, refresh=True)
-    client.views_open(trigger_id=command["trigger_id"], view=blocks.primary_modal(conn.id, calendars))
+    out.open_modal(client, command["trigger_id"], blocks.primary_modal(conn.id, calendars))
 
 
 HANDLERS = {

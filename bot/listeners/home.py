@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import blocks, people
+from bot import blocks, out, people
 from core import actions
 
 
@@ -13,7 +13,7 @@ def publish_home(rt, client, user_id: str) -> None:
             "Calsync does not know you yet. Ask support to link your Slack account to your staff profile.")}}]}
     else:
         view = blocks.home_view(actions.list_statuses(rt, principal.staff.email), principal.staff.name)
-    client.views_publish(user_id=user_id, view=view)
+    out.publish_home(client, user_id, view)
 
 
 def register(app, rt) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot import blocks, people
+from bot import blocks, out, people
 from core import access, actions
 
 
@@ -25,7 +25,7 @@ def register(app, rt) -> None:
                 text += f" Note: {result['warning']}."
         except actions.ActionError as exc:
             text = f"Nothing was stopped: {exc}"
-        people.dm(client, user_id, text)
+        out.dm(client, user_id, text)
 
     @app.view("calsync_feed_reset")
     def feed_reset_submitted(ack, body, view, client):
@@ -39,7 +39,7 @@ def register(app, rt) -> None:
             text = f"New private feed URL of {staff.name}; the old one no longer works:\n{result['url']}"
         except actions.ActionError as exc:
             text = f"The feed URL was not reset: {exc}"
-        people.dm(client, user_id, text)
+        out.dm(client, user_id, text)
 
     @app.view("calsync_primary")
     def primary_submitted(ack, body, view, client):
@@ -59,4 +59,4 @@ def register(app, rt) -> None:
                     f"Status: {blocks.badge(result['status'])}; {written} appointment(s) written.")
         except actions.ActionError as exc:
             text = f"The primary calendar was not changed: {exc}"
-        people.dm(client, user_id, text)
+        out.dm(client, user_id, text)
