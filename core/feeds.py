@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import threading
 from collections import OrderedDict
 
@@ -23,6 +24,8 @@ import peewee as pw
 
 import models as m
 from core import clock, ics
+
+log = logging.getLogger("calsync.feeds")
 
 
 def _derive(rt, staff: m.Staff, generation: int) -> str:
@@ -126,11 +129,31 @@ def render_cached(rt, staff: m.Staff, etag: str) -> bytes:
 
 
 def render(rt, staff: m.Staff) -> bytes:
+    appointments = list(_appointments(rt, staff).order_by(m.Appointment.starts_at))
+    try:
+        return _calendar(staff, appointments).to_ical()
+    except Exception:  # noqa: BLE001 — a row stored before today's checks: find it, leave it out
+        return _calendar(staff, [a for a in appointments if _renders(a)]).to_ical()
+
+
+def _calendar(staff: m.Staff, appointments: list):
     cal = ics.new_calendar(f"Calsync — {staff.name}")
     cal.add("x-wr-caldesc", "Your appointments from calsync (read-only; times in UTC)")
     cal.add("x-published-ttl", "PT1H")
     cal.add("refresh-interval", dt.timedelta(hours=1), parameters={"VALUE": "DURATION"})
     stamp = clock.now()
-    for appointment in _appointments(rt, staff).order_by(m.Appointment.starts_at):
+    for appointment in appointments:
         cal.add_component(ics.feed_event(appointment, stamp))
-    return cal.to_ical()
+    return cal
+
+
+def _renders(appointment) -> bool:
+    """Whether this one appointment can be written as iCalendar; one that cannot is logged and
+    left out, so it costs its own event and not the staff member's whole feed."""
+    try:
+        ics.feed_event(appointment, clock.now()).to_ical()
+        return True
+    except Exception as exc:  # noqa: BLE001
+        log.error("feed: appointment %s cannot be written as iCalendar (%s); it is left out of the feed",
+                  appointment.id, type(exc).__name__)
+        return False

@@ -9,16 +9,23 @@ account (broken or stale), so availability never silently ignores them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import logging
 import secrets
+
+import peewee as pw
 
 import models as m
 from core import clock, waiting
 from core.messages import meaning
 
+log = logging.getLogger("calsync.hostapi")
+
 KEY_PREFIX = "csk_"
 MAX_RANGE = dt.timedelta(days=366)
+USE_RECORDED_EVERY = dt.timedelta(minutes=10)  # last_used_at is this precise, so most requests write nothing
 
 
 def _iso(value):
@@ -45,8 +52,43 @@ def verify_key(key: str) -> m.ApiKey | None:
         return None
     row = m.ApiKey.get_or_none(m.ApiKey.key_hash == key_hash(key), m.ApiKey.revoked_at.is_null())
     if row is not None:
-        m.ApiKey.update(last_used_at=clock.now()).where(m.ApiKey.id == row.id).execute()
+        _record_use(row)
     return row
+
+
+def _record_use(row: m.ApiKey) -> None:
+    """Note when the key was last used, at most once per USE_RECORDED_EVERY, and never at the
+    cost of the request: a read must not wait for, or fail on, another process's write lock."""
+    now = clock.now()
+    cutoff = now - USE_RECORDED_EVERY
+    if row.last_used_at is not None and row.last_used_at > cutoff:
+        return
+    try:
+        with _without_waiting():
+            m.ApiKey.update(last_used_at=now).where(
+                m.ApiKey.id == row.id, m.ApiKey.last_used_at.is_null() | (m.ApiKey.last_used_at <= cutoff)
+            ).execute()
+    except pw.OperationalError as exc:
+        if not m.is_busy(exc):
+            raise
+        log.debug("API key %s: last use not recorded, the database is busy", row.prefix)
+
+
+@contextlib.contextmanager
+def _without_waiting():
+    """Statements inside fail at once instead of waiting out the busy timeout (SQLite) or a row lock (PostgreSQL)."""
+    database = m.db.obj
+    if isinstance(database, pw.SqliteDatabase):
+        previous = database.execute_sql("PRAGMA busy_timeout").fetchone()[0]
+        database.execute_sql("PRAGMA busy_timeout = 0")
+        try:
+            yield
+        finally:
+            database.execute_sql(f"PRAGMA busy_timeout = {int(previous)}")
+    else:
+        with database.atomic():
+            database.execute_sql("SET LOCAL lock_timeout = '200ms'")
+            yield
 
 
 def merge(blocks: list[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.datetime, dt.datetime]]:

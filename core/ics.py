@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import itertools
+import re
 import zoneinfo
 
 import recurring_ical_events
@@ -20,6 +22,7 @@ from icalendar import Calendar as ICalendar
 from icalendar import Event
 
 from core import clock, ics_limits
+from core.text import control_characters
 
 PRODID = "-//Calsync//calsync 0.1//EN"
 CALSYNC_PROP = "X-CALSYNC-APPOINTMENT"
@@ -33,14 +36,36 @@ INFO_ALL_DAY = "all-day event ignored by policy"
 RULE_STEPS_BEFORE_WINDOW = 200_000  # repeat-rule starts walked to reach the sync window
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:@~+=-]{1,200}")  # the documented appointment-id set (core.actions.common)
+
+
 def appointment_uid(external_id: str) -> str:
-    """The stable UID of an appointment: the same id always gives the same UID."""
-    return f"calsync-{external_id}@calsync"
+    """The stable UID of an appointment: the same id always gives the same UID.
+
+    Ids in the documented set appear as they are; any other id (one stored before ids
+    were checked) as a hash, so no UID ever needs escaping or carries a control character.
+    """
+    if _PLAIN_ID.fullmatch(external_id or ""):
+        return f"calsync-{external_id}@calsync"
+    return f"calsync-x{hashlib.sha256((external_id or '').encode('utf-8', 'surrogatepass')).hexdigest()[:40]}@calsync"
+
+
+def _safe_uid(appointment) -> str:
+    """The stored UID, unless it holds control characters (an id stored before ids were
+    checked): icalendar would write those raw or refuse the whole feed."""
+    return appointment.uid if not control_characters(appointment.uid) else appointment_uid(appointment.external_id)
+
+
+def _marker(external_id: str) -> str:
+    """The X-CALSYNC-APPOINTMENT value: the id, or an escaped one-line form of a legacy id that is not plain text."""
+    if not control_characters(external_id):
+        return external_id
+    return external_id.encode("unicode_escape").decode("ascii")
 
 
 def _event_for(appointment, stamp: dt.datetime) -> Event:
     event = Event()
-    event.add("uid", appointment.uid)
+    event.add("uid", _safe_uid(appointment))
     event.add("dtstamp", stamp)
     event.add("dtstart", clock.utc(appointment.starts_at))
     event.add("dtend", clock.utc(appointment.ends_at))
@@ -52,7 +77,7 @@ def _event_for(appointment, stamp: dt.datetime) -> Event:
     event.add("sequence", max(appointment.version - 1, 0))
     event.add("last-modified", clock.utc(appointment.updated_at))
     event.add("transp", "OPAQUE")
-    event.add(CALSYNC_PROP, appointment.external_id)
+    event.add(CALSYNC_PROP, _marker(appointment.external_id))
     return event
 
 

@@ -289,8 +289,8 @@ def test_a_body_beyond_the_server_limit_is_still_a_json_413(rt, ada, host):
     assert m.Appointment.select().count() == 0
 
 
-def test_an_overlong_appointment_id_is_422(rt, ada, host):
-    error = assert_json_error(host.put("A" * 201, appointment_body(soon())), 422, "invalid")
+def test_an_overlong_appointment_id_is_400(rt, ada, host):
+    error = assert_json_error(host.put("A" * 201, appointment_body(soon())), 400, "bad_id")
     assert "1 to 200 characters" in error["message"]
     assert m.Appointment.select().count() == 0
 

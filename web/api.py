@@ -1,22 +1,32 @@
 """The host API, `/api/v1`: bearer API keys, JSON in and out.
 
-Errors are JSON `{"error": code, "message": plain words}` with 400 (malformed),
-401 (no or bad key), 404 (unknown staff or appointment), 409 (conflict),
-413 (body too large) or 422 (valid JSON, invalid values); bad input changes
-nothing.
+Errors are JSON `{"error": code, "message": plain words}` with 400 (malformed
+JSON, or an appointment id outside the documented set: `bad_id`), 401 (no or
+bad key), 404 (unknown staff or appointment), 409 (conflict), 413 (body too
+large), 422 (valid JSON, invalid values), 503 (`busy`: the database is locked
+by another process; Retry-After says when to try again) or 500 (`internal`,
+with no details); bad input changes nothing.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+
 import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+import models as m
 from core import actions, hostapi
-from web.app import runtime
+from web.app import RETRY_AFTER, runtime
+
+log = logging.getLogger("calsync.web")
 
 blueprint = flask.Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_BODY = 32 * 1024
+MAX_DEPTH = 20  # an appointment is one flat object; deeper nesting is only ever an attack on the parser
 APPOINTMENT_FIELDS = {"staff", "start", "end", "subject", "description", "location", "timezone"}
 
 
@@ -43,6 +53,8 @@ def _api_error(exc: ApiError):
 def _action_error(exc: actions.ActionError):
     if isinstance(exc, actions.NotFoundError):
         return _error(404, "not_found", str(exc))
+    if isinstance(exc, actions.InvalidId):
+        return _error(400, "bad_id", str(exc))
     if isinstance(exc, actions.InvalidInput):
         return _error(422, "invalid", str(exc))
     return _error(409, "conflict", str(exc))
@@ -53,6 +65,20 @@ def _http_error(exc: HTTPException):
     if isinstance(exc, RequestEntityTooLarge):
         return _error(413, "too_large", f"the body may be at most {MAX_BODY} bytes")
     return _error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+
+
+@blueprint.errorhandler(Exception)
+def unexpected(exc: Exception):
+    """Whatever else went wrong is still JSON: a busy database says when to retry, the rest says nothing of the inside."""
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    if m.is_busy(exc):
+        log.warning("host API %s %s: %s", flask.request.method, flask.request.endpoint, m.BUSY_MESSAGE)
+        response = _error(503, "busy", m.BUSY_MESSAGE)
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
+    flask.current_app.log_exception((type(exc), exc, exc.__traceback__))
+    return _error(500, "internal", "something went wrong on our side; nothing was changed, try again in a few minutes")
 
 
 def _unrouted(exc: HTTPException):
@@ -94,13 +120,61 @@ def _json_body() -> dict:
     raw = flask.request.get_data(cache=False)
     if len(raw) > MAX_BODY:
         raise ApiError(413, "too_large", f"the body may be at most {MAX_BODY} bytes")
-    try:
-        body = flask.json.loads(raw or b"null")
-    except ValueError:
-        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object")
     return body
+
+
+def parse_json(raw: bytes):
+    """Strict JSON: UTF-8, nested at most MAX_DEPTH deep, no NaN/Infinity, no repeated keys, no broken text."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_json", "the body is not valid JSON: it is not UTF-8 text") from None
+    if _depth(text) > MAX_DEPTH:
+        raise ApiError(400, "bad_json", f"the body nests arrays or objects more than {MAX_DEPTH} levels deep")
+    try:
+        return json.loads(text or "null", object_pairs_hook=_object, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+
+
+def _depth(text: str) -> int:
+    """How deep arrays and objects nest (brackets inside strings do not count), before the parser
+    recurses into them; stops counting past MAX_DEPTH."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _object(pairs: list) -> dict:
+    """An object without repeated keys (which parsers resolve differently) or strings that cannot be stored."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ApiError(400, "bad_json", f"the key {key[:50]!r} appears twice in one object of the body")
+        for text in (key, value, *(value if isinstance(value, list) else ())):
+            if isinstance(text, str) and re.search("[\ud800-\udfff]", text):
+                raise ApiError(400, "bad_json", "the body is not valid text: a string holds an unpaired surrogate (\\ud800-\\udfff)")
+        seen[key] = value
+    return seen
+
+
+def _no_constant(name: str):
+    raise ApiError(400, "bad_json", f"the body is not valid JSON: {name} is not a number JSON allows")
 
 
 def _actor() -> str:

@@ -18,6 +18,7 @@ from core import notices
 log = logging.getLogger("calsync.web")
 
 RUNTIME = "calsync.runtime"
+RETRY_AFTER = 5  # seconds, when the database is busy: a writer holds the SQLite lock for well under this
 
 # Every form post needs its token; JSON APIs with their own auth call csrf.exempt(blueprint).
 csrf = CSRFProtect()
@@ -133,8 +134,14 @@ def _open_database() -> None:
 
 
 def _close_database(exc) -> None:
-    if flask.g.get("opened_database") and not m.db.is_closed():
-        m.db.close()
+    # Runs after the answer is made: a failure here can only be logged, never change the answer.
+    try:
+        if flask.g.get("opened_database") and not m.db.is_closed():
+            if m.db.in_transaction():
+                m.db.rollback()  # nothing half-written survives a request that ended inside a transaction
+            m.db.close()
+    except Exception as error:  # noqa: BLE001 — the answer has been made; keep the thread serving
+        log.warning("closing the database after %s failed: %s", flask.request.endpoint, type(error).__name__)
 
 
 def _security_headers(https: bool):
@@ -183,8 +190,20 @@ def _http_error(exc: HTTPException):
 
 
 def _unexpected(exc: Exception):
+    if flask.request.path.startswith("/api/v1/"):
+        # Raised before a route was chosen (opening the database): the host still gets JSON.
+        from web.api import unexpected as api_unexpected
+
+        return api_unexpected(exc)
     if isinstance(exc, HTTPException):
         return _http_error(exc)
+    if m.is_busy(exc):
+        log.warning("%s %s: %s", flask.request.method, flask.request.endpoint, m.BUSY_MESSAGE)
+        return flask.render_template(
+            "message.html",
+            title="Busy, please try again",
+            message="Calsync is busy with other work right now; nothing was changed. Please try again in a moment.",
+        ), 503, {"Retry-After": str(RETRY_AFTER)}
     flask.current_app.log_exception((type(exc), exc, exc.__traceback__))
     return flask.render_template(
         "message.html",

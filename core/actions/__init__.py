@@ -16,7 +16,7 @@ from core.actions.appointments import (
     missed_appointments,
     upsert_appointment,
 )
-from core.actions.common import ActionError, InvalidInput, NotFoundError, _connection, _validate_url, audit, new_token
+from core.actions.common import ActionError, InvalidId, InvalidInput, NotFoundError, _connection, _validate_url, audit, new_token
 from core.actions.connections import (
     connect,
     list_calendars,
@@ -44,6 +44,7 @@ from core.actions.links import (
     connect_link_staff,
     download_by_link,
     download_link,
+    give_back_connect_link,
     spend_connect_link,
 )
 from core.actions.relinking import (
@@ -61,14 +62,14 @@ from core.actions.syncing import list_entries, sync_now
 from core.actions.views import appointment_dict, calendar_dict, connection_dict, connection_flags, staff_dict
 
 __all__ = [
-    "ActionError", "InvalidInput", "NotFoundError", "add_staff", "apikey_create", "apikey_list", "apikey_revoke",
+    "ActionError", "InvalidId", "InvalidInput", "NotFoundError", "add_staff", "apikey_create", "apikey_list", "apikey_revoke",
     "appointment_dict", "audit", "audit_log", "book", "busy_times", "calendar_dict", "cancel_appointment",
     "complete_relink", "connect", "connect_by_link", "connect_link", "connect_link_info", "connect_link_staff",
     "connection_detail", "connection_dict", "connection_flags", "download_by_link", "download_link", "download_missed",
     "feed_reset", "feed_url", "get_appointment", "get_connection", "issue_relink", "list_calendars", "list_entries",
     "list_staff", "list_statuses", "missed_appointments", "new_token", "oauth_callback", "oauth_connect_url",
     "oauth_relink_url", "refresh_calendars", "relink_choose_calendar", "relink_page", "relink_test", "request_new_link", "rotate_key",
-    "set_destination", "spend_connect_link", "staff_connections", "staff_dict", "staff_overview", "status_counts",
+    "set_destination", "give_back_connect_link", "spend_connect_link", "staff_connections", "staff_dict", "staff_overview", "status_counts",
     "stop_plan", "stop_sync", "sync_now", "test_connection", "update_credentials",
     "upsert_appointment", "_connection", "_validate_url",
 ]

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 import uuid
 
 import models as m
 from core import clock, ics, waiting
-from core.actions.common import ActionError, InvalidInput, NotFoundError, _connection, _parse_time, _staff, _valid_timezone, audit, audited
+from core.actions.common import (
+    ActionError,
+    InvalidInput,
+    NotFoundError,
+    _check_appointment_id,
+    _connection,
+    _parse_time,
+    _staff,
+    _valid_timezone,
+    audit,
+    audited,
+)
 from core.actions.views import appointment_dict
-
 
 SNAPSHOT_NOTE = (
     "Snapshot from calsync taken {when}: this file will not update. If the appointment is "
@@ -38,11 +49,11 @@ def upsert_appointment(
     """Create or change an appointment; repeating the same call changes nothing.
 
     Times with a UTC offset are taken as they are; times without one are read
-    in ``timezone`` (an IANA name) or else the staff member's zone.
+    in ``timezone`` (an IANA name) or else the staff member's zone. A new id must
+    be in the documented set; one stored before ids were checked keeps working.
     """
-    external_id = (external_id or "").strip()
-    if not external_id or len(external_id) > 200:
-        raise InvalidInput("the appointment id must be 1 to 200 characters")
+    if _stored(external_id) is None:
+        _check_appointment_id(external_id)
     staff = _staff(staff_email)
     tz = ics.zone(_valid_timezone(timezone) if timezone else staff.timezone)
     starts_at = _parse_time(start, tz, "start")
@@ -51,16 +62,7 @@ def upsert_appointment(
         raise InvalidInput("the appointment must end after it starts")
     if ends_at - starts_at > dt.timedelta(days=31):
         raise InvalidInput("an appointment may last at most 31 days")
-    subject = (subject or "").strip()
-    if not subject:
-        raise InvalidInput("the appointment needs a subject")
-    fields = {
-        "starts_at": starts_at,
-        "ends_at": ends_at,
-        "subject": subject[:500],
-        "description": (description or "")[:8000],
-        "location": (location or "")[:500],
-    }
+    fields = {"starts_at": starts_at, "ends_at": ends_at, **_texts(subject, description, location)}
     with m.db.atomic():
         appointment = m.Appointment.get_or_none(m.Appointment.external_id == external_id)
         if appointment is None:
@@ -82,8 +84,8 @@ def upsert_appointment(
             appointment.save()
             changed = "updated"
         waiting.after_appointment_change(appointment)
-    if actor:
-        audit(actor, f"appointment.{changed}", external_id)
+        if actor:  # in the same transaction: a busy database leaves neither half
+            audit(actor, f"appointment.{changed}", external_id)
     return {**appointment_dict(appointment), "change": changed}
 
 
@@ -93,10 +95,38 @@ def book(rt, staff_email: str, start, end, subject: str, description: str = "", 
     return upsert_appointment(rt, external_id, staff_email, start, end, subject, description, location, source="cli", actor=actor)
 
 
-def get_appointment(rt, external_id: str) -> dict:
-    appointment = m.Appointment.get_or_none(m.Appointment.external_id == (external_id or "").strip())
+def _texts(subject, description, location) -> dict:
+    """Subject and location are one line, the description may break lines; no other control
+    characters or broken (surrogate) text, which iCalendar cannot carry and calendars refuse."""
+    subject = (subject or "").strip()
+    if not subject:
+        raise InvalidInput("the appointment needs a subject")
+    for what, value, allowed in (("subject", subject, "\t"), ("location", location, "\t"),
+                                 ("description", description, "\t\r\n")):
+        found = [f"U+{ord(c):04X}" for c in dict.fromkeys(value or "")
+                 if c not in allowed and unicodedata.category(c) in ("Cc", "Cs")]
+        if found:
+            raise InvalidInput(f"the {what} may not contain control characters (found {', '.join(found[:5])})")
+    return {"subject": subject[:500], "description": (description or "")[:8000], "location": (location or "")[:500]}
+
+
+def _stored(external_id) -> m.Appointment | None:
+    """The appointment with exactly this id (ids stored before they were checked included)."""
+    if not isinstance(external_id, str) or not external_id or len(external_id) > 1000:
+        return None
+    return m.Appointment.get_or_none(m.Appointment.external_id == external_id)
+
+
+def _existing(external_id) -> m.Appointment:
+    appointment = _stored(external_id)
     if appointment is None:
+        _check_appointment_id(external_id)  # a malformed id is a bad request, not an unknown one
         raise NotFoundError(f"no appointment with id {external_id!r}")
+    return appointment
+
+
+def get_appointment(rt, external_id: str) -> dict:
+    appointment = _existing(external_id)
     links = [
         {"calendar": link.calendar.name, "connection": link.calendar.connection_id, "state": link.state}
         for link in appointment.links
@@ -105,9 +135,7 @@ def get_appointment(rt, external_id: str) -> dict:
 
 
 def cancel_appointment(rt, external_id: str, reason: str = "cancelled by the host", actor: str = "") -> dict:
-    appointment = m.Appointment.get_or_none(m.Appointment.external_id == (external_id or "").strip())
-    if appointment is None:
-        raise NotFoundError(f"no appointment with id {external_id!r}")
+    appointment = _existing(external_id)
     if appointment.cancelled:
         return {**appointment_dict(appointment), "change": "unchanged"}
     with m.db.atomic():
@@ -116,8 +144,8 @@ def cancel_appointment(rt, external_id: str, reason: str = "cancelled by the hos
         appointment.updated_at = clock.now()
         appointment.save()
         waiting.after_appointment_change(appointment)
-    if actor:
-        audit(actor, "appointment.cancel", external_id)
+        if actor:
+            audit(actor, "appointment.cancel", external_id)
     return {**appointment_dict(appointment), "change": "cancelled"}
 
 

@@ -13,7 +13,7 @@ import zoneinfo
 import models as m
 from core import clock
 from core.http import URLNotAllowed, check_url
-
+from core.text import control_characters
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -32,6 +32,10 @@ class InvalidInput(ActionError):
 
 class NotFoundError(ActionError):
     pass
+
+
+class InvalidId(InvalidInput):
+    """An appointment id outside :data:`APPOINTMENT_ID_CHARACTERS` or too long; the API answers 400 (the id is in the URL)."""
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -87,20 +91,65 @@ def _connection(conn_id) -> m.Connection:
     return conn
 
 
+# Appointment ids travel in URLs and iCalendar text: a small set that needs no escaping anywhere.
+APPOINTMENT_ID_CHARACTERS = "A-Z a-z 0-9 . _ : @ ~ + = -"
+APPOINTMENT_ID_MAX = 200
+_APPOINTMENT_ID = re.compile(r"[A-Za-z0-9._:@~+=-]+")
+
+
+def _check_appointment_id(value) -> str:
+    """``value`` when it is a valid new appointment id; else InvalidId (length or characters: the id is
+    part of the URL, so the API answers 400)."""
+    rule = f"1 to {APPOINTMENT_ID_MAX} characters of {APPOINTMENT_ID_CHARACTERS}"
+    if not isinstance(value, str) or not value or len(value) > APPOINTMENT_ID_MAX:
+        raise InvalidId(f"the appointment id must be {rule}")
+    if value in (".", "..") or not _APPOINTMENT_ID.fullmatch(value):
+        found = control_characters(value) or sorted({f"{c!r}" for c in value if not _APPOINTMENT_ID.fullmatch(c)})
+        detail = f" (found {', '.join(found[:5])})" if found else ""
+        raise InvalidId(f"the appointment id must be {rule}, and not '.' or '..'{detail}")
+    return value
+
+
+# Times the host sends: anything outside these bounds is a mistake, and near datetime's
+# own limits (years 1 and 9999) converting between zones overflows.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)
+MAX_OFFSET = dt.timedelta(hours=14)  # the widest UTC offset in use (Kiribati)
+
+
 def _parse_time(value, tz: dt.tzinfo, what: str) -> dt.datetime:
+    """An aware UTC time between EARLIEST and LATEST, or InvalidInput that says which rule it broke."""
+    example = "such as 2026-12-01T10:00:00+01:00"
     if isinstance(value, dt.datetime):
         parsed = value
     else:
         text = str(value or "").strip()
-        if text.endswith("Z"):
+        if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
-            parsed = dt.datetime.fromisoformat(text)
+            parsed = dt.datetime.fromisoformat(text) if len(text) <= 64 else None
         except ValueError:
-            raise InvalidInput(f"{what} {value!r} is not an ISO 8601 date-time such as 2026-12-01T10:00:00+01:00") from None
+            parsed = None
+        if parsed is None:
+            raise InvalidInput(f"{what} {_shown(value)} is not an ISO 8601 date-time {example}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(dt.timezone.utc)
+    offset = parsed.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        raise InvalidInput(f"{what} {_shown(value)} has a UTC offset beyond ±14:00")
+    try:
+        moment = parsed.astimezone(dt.timezone.utc)
+    except (OverflowError, ValueError):
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise InvalidInput(f"{what} {_shown(value)} is outside the supported range 1970-01-01 to 2200-01-01 (UTC)")
+    return moment
+
+
+def _shown(value) -> str:
+    """A time as typed, short and on one line, for an error message."""
+    text = repr(str(value)) if not isinstance(value, dt.datetime) else repr(value.isoformat())
+    return text if len(text) <= 70 else text[:60] + "…'"
 
 
 def _validate_url(rt, url: str, what: str) -> str:
