@@ -21,7 +21,7 @@ ALIVE_WITHIN = dt.timedelta(seconds=60)
 
 
 def backlog() -> int:
-    return m.Delivery.select().where(m.Delivery.state != m.DELIVERY_SENT).count()
+    return m.Delivery.select().where(m.Delivery.state.not_in(list(m.DELIVERY_DONE))).count()
 
 
 def scheduler_state() -> dict:

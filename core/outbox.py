@@ -9,6 +9,8 @@ the scheduler). ``deliver_pending`` hands due deliveries to the senders of
 this process and leaves the others for a process that has them (the
 service); a failure is kept and retried with backoff, never dropped, and a
 delivery is claimed before it is sent so two schedulers never send it twice.
+Only a :class:`PermanentFailure` (a recipient or message that can never be
+accepted) ends, after PERMANENT_ATTEMPTS, as ``failed`` with its reason.
 The relink URL a notification carries is encrypted and wiped once every
 channel has sent it.
 """
@@ -25,10 +27,14 @@ import peewee as pw
 
 import models as m
 from core import clock, waiting
+from core.text import for_terminal
 
 log = logging.getLogger("calsync.outbox")
 
 MAX_BACKOFF = dt.timedelta(hours=1)
+PERMANENT_ATTEMPTS = 3
+# Names and accounts come from outside (an old database, a provider): one line each in every message.
+ONE_LINE_FIELDS = ("staff", "staff_name", "account", "provider")
 STALE_CLAIM = dt.timedelta(minutes=10)
 BATCH = 100
 
@@ -44,6 +50,10 @@ class Outgoing:
     relink_url: str
     subject: str
     text: str
+
+
+class PermanentFailure(Exception):
+    """A sender's "this can never be delivered" (an invalid recipient, a refused message): not retried forever."""
 
 
 class Sender(Protocol):
@@ -187,18 +197,12 @@ def deliver_pending(rt, limit: int = BATCH) -> dict:
             continue
         try:
             relink_url = rt.vault.decrypt(notification.secret).get("relink_url", "") if notification.secret else ""
+            payload = _one_line_fields(payload)
             subject, text = notices.render(notification.event, payload, relink_url)
             ref = sender.send(Outgoing(notification, delivery, notification.event, payload, relink_url, subject, text))
         except Exception as exc:  # any sender failure: keep it, retry later
-            delivery.attempts += 1
-            delay = min(dt.timedelta(seconds=30 * 2 ** min(delivery.attempts - 1, 10)), MAX_BACKOFF)
-            delivery.state = m.DELIVERY_PENDING
-            delivery.next_attempt_at = clock.now() + delay
-            delivery.last_error = f"{exc.__class__.__name__}: {exc}"[:1000]
-            delivery.save()
+            _failed(delivery, notification, exc)
             failed += 1
-            log.warning("delivery %s (%s, %s) failed, retry in %ss: %s", delivery.id, delivery.channel,
-                        notification.event, int(delay.total_seconds()), delivery.last_error)
             continue
         delivery.state = m.DELIVERY_SENT
         delivery.attempts += 1
@@ -211,6 +215,31 @@ def deliver_pending(rt, limit: int = BATCH) -> dict:
     return {"sent": sent, "failed": failed}
 
 
+def _failed(delivery: m.Delivery, notification: m.Notification, exc: Exception) -> None:
+    """Keep a failed send for a retry with backoff; a permanent one gives up after PERMANENT_ATTEMPTS."""
+    delivery.attempts += 1
+    delivery.last_error = for_terminal(f"{exc.__class__.__name__}: {exc}")[:1000]
+    if isinstance(exc, PermanentFailure) and delivery.attempts >= PERMANENT_ATTEMPTS:
+        delivery.state = m.DELIVERY_FAILED
+        delivery.save()
+        log.error("delivery %s (%s, %s) failed for good after %s attempts: %s", delivery.id, delivery.channel,
+                  notification.event, delivery.attempts, delivery.last_error)
+        _wipe_secret_when_done(notification)
+        return
+    delay = min(dt.timedelta(seconds=30 * 2 ** min(delivery.attempts - 1, 10)), MAX_BACKOFF)
+    delivery.state = m.DELIVERY_PENDING
+    delivery.next_attempt_at = clock.now() + delay
+    delivery.save()
+    log.warning("delivery %s (%s, %s) failed, retry in %ss: %s", delivery.id, delivery.channel,
+                notification.event, int(delay.total_seconds()), delivery.last_error)
+
+
+def _one_line_fields(payload: dict) -> dict:
+    """The payload with its names made one line: a stored CR/LF cannot add lines to a message or the log."""
+    return {k: " ".join(for_terminal(v).split()) if k in ONE_LINE_FIELDS and isinstance(v, str) else v
+            for k, v in payload.items()}
+
+
 def _outdated(notification: m.Notification) -> bool:
     if notification.event not in ("incident.opened", "incident.reminder") or not notification.incident_id:
         return False
@@ -220,7 +249,9 @@ def _outdated(notification: m.Notification) -> bool:
 def _wipe_secret_when_done(notification: m.Notification) -> None:
     if not notification.secret:
         return
-    open_ = m.Delivery.select().where(m.Delivery.notification == notification, m.Delivery.state != m.DELIVERY_SENT).exists()
+    open_ = (m.Delivery.select()
+             .where(m.Delivery.notification == notification, m.Delivery.state.not_in(list(m.DELIVERY_DONE)))
+             .exists())
     if not open_:
         m.Notification.update(secret="").where(m.Notification.id == notification.id).execute()
 

@@ -58,7 +58,7 @@ def cleanup(rt) -> dict:
         m.Notification.delete()
         .where(
             m.Notification.created_at < now - KEEP_DELIVERED,
-            ~pw.fn.EXISTS(m.Delivery.select().where(m.Delivery.notification == m.Notification.id, m.Delivery.state != m.DELIVERY_SENT)),
+            ~pw.fn.EXISTS(m.Delivery.select().where(m.Delivery.notification == m.Notification.id, m.Delivery.state.not_in(list(m.DELIVERY_DONE)))),
         )
         .execute()
     )

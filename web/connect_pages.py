@@ -5,17 +5,21 @@ from __future__ import annotations
 import flask
 
 from core import actions
+from core.actions.links import ConnectLinkSpent
 from web.app import runtime
 from web.oauth import allow_consent_redirects
 
 blueprint = flask.Blueprint("connect", __name__)
 
 
-def _invalid():
-    return flask.render_template(
-        "message.html", title="This link does not work any more",
-        message="Connect links work once, for 24 hours. Ask for a new one with /calsync connect in Slack.",
-    ), 410
+INVALID = "Connect links work once, for 24 hours. Ask for a new one with /calsync connect in Slack."
+# A form sent twice (or from two tabs) at once: one of them connected, this one did nothing.
+SPENT = ("This link was already used. If you just connected a calendar with it, it is connected: "
+         "/calsync status in Slack shows your connections. Ask for a new link with /calsync connect to add another.")
+
+
+def _invalid(message: str = INVALID):
+    return flask.render_template("message.html", title="This link does not work any more", message=message), 410
 
 
 @blueprint.get("/connect/<token>")
@@ -48,6 +52,8 @@ def submit(token: str):
     try:
         result = actions.connect_by_link(rt, token, provider, url=form.get("url", ""), username=form.get("username", ""),
                                          password=form.get("password", ""))
+    except ConnectLinkSpent:
+        return _invalid(SPENT)
     except actions.ActionError as exc:
         allow_consent_redirects(*rt.settings.oauth)
         return flask.render_template("connect.html", staff=staff, token=token, expires=_expiry(token), form=form,

@@ -85,15 +85,16 @@ def callback(provider: str):
 @blueprint.post("/connect/<token>/oauth/<provider>")
 def connect_start(token: str, provider: str):
     rt = runtime()
-    staff = actions.connect_link_staff(rt, token)
+    # Spent before anything starts: of several sign-ins started at once, one goes on to consent.
+    staff = actions.spend_connect_link(rt, token)
     if staff is None:
         return flask.render_template("message.html", title="This link does not work any more",
                                      message="Connect links work once, for 24 hours. Ask for a new one with /calsync connect."), 410
     try:
         consent_url = actions.oauth_connect_url(rt, staff.email, provider, actor=f"connect-link:{staff.email}")["url"]
     except actions.ActionError as exc:
+        actions.give_back_connect_link(rt, token)  # nothing was started: the link works again
         return flask.render_template("message.html", title="Sign-in is not set up", message=str(exc)), 501
-    actions.spend_connect_link(rt, token)
     parts = urlsplit(consent_url)
     flask.g.form_action_also = (f"{parts.scheme}://{parts.netloc}",)
     return flask.redirect(consent_url, code=303)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import flask
 
 from core import actions, relink
+from core.actions.relinking import TooManyRequests
 from core.messages import STATUS_ADVICE
 from web.app import runtime
 
@@ -14,6 +16,9 @@ log = logging.getLogger("calsync.web")
 
 blueprint = flask.Blueprint("relink", __name__)
 
+# /relink/request answers on a multiple of this many seconds after it began (the next one after the
+# work, however long that took), so its time does not say whether the address is known.
+ANSWER_SECONDS = 0.25
 # 404 when nobody ever issued the link, 410 when it existed and no longer works.
 INVALID_STATUS = {"unknown": 404, "expired": 410, "used": 410, "replaced": 410}
 
@@ -95,9 +100,20 @@ def _done_facts(rt, result: dict) -> dict:
 
 @blueprint.route("/relink/request", methods=["GET", "POST"])
 def request_link():
+    """Known address or not, broken connection or not: the same page, status and time (ANSWER_SECONDS)."""
     if flask.request.method == "GET":
         return flask.render_template("request_link.html")
-    result = actions.request_new_link(runtime(), flask.request.form.get("email", ""))
+    started = time.monotonic()
+    try:
+        result = actions.request_new_link(runtime(), flask.request.form.get("email", ""),
+                                          client=flask.request.remote_addr or "")
+    except TooManyRequests:
+        # Counted per client address, whatever address was typed: this says nothing about anyone.
+        return flask.render_template(
+            "message.html", title="Too many requests",
+            message="Too many requests for a new link came from your network. Try again in a minute.",
+        ), 429, {"Retry-After": "60"}
+    time.sleep(ANSWER_SECONDS - (time.monotonic() - started) % ANSWER_SECONDS)
     return flask.render_template("message.html", title="Check your e-mail", message=result["message"])
 
 

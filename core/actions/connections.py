@@ -14,8 +14,19 @@ from core.providers import OAUTH_PROVIDERS, PROVIDERS
 from core.providers.base import CalendarState, ProviderError, WriteForbidden
 from core.providers.ics_url import feed_label
 from core.sync import SyncReport, window as sync_window
+from core.text import check_line
 
+USERNAME_MAX = 320  # an e-mail address at most (RFC 5321 allows 64 + 1 + 255)
 READ_ONLY_REASON = "the primary calendar is read-only for this account: calsync can read it but not add events"
+
+
+def one_line(value: str, what: str, max_length: int) -> str:
+    """A one-line field as stored: no CR/LF, NUL, ESC or bidi controls (they break e-mail headers and
+    terminals, and hide text), refused with InvalidInput before anything is stored."""
+    try:
+        return check_line(value, what, max_length)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def sync_after_repair(rt, conn: m.Connection, cause: str) -> SyncReport:
@@ -82,6 +93,7 @@ def connect(
         raise InvalidInput(f"{provider} accounts are connected by signing in: use the consent link (oauth_connect_url)")
     if provider == "caldav":
         url = _validate_url(rt, url, "the CalDAV URL")
+        username = one_line(username, "the user name", USERNAME_MAX)
         if not username:
             raise InvalidInput("a CalDAV connection needs --username")
         if not password:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import models as m
 from core.actions.appointments import download_missed, missed_appointments
-from core.actions.common import NotFoundError, _connection, _iso, _new_one_off, _spend_one_off, _staff, _usable_one_off, audit
+from core import clock
+from core.actions.common import (ActionError, NotFoundError, _connection, _iso, _new_one_off, _spend_one_off, _staff,
+                                _token_hash, _usable_one_off, audit)
 from core.actions.connections import connect
 from core.actions.syncing import sync_now
 from core.actions.views import connection_dict
@@ -51,18 +53,48 @@ def connect_link_staff(rt, token: str) -> m.Staff | None:
     return None if info is None else info["staff"]
 
 
-def spend_connect_link(rt, token: str) -> None:
+class ConnectLinkSpent(NotFoundError):
+    """The connect link is unknown, expired, or was used (perhaps a moment ago, by a form sent twice)."""
+
+
+def spend_connect_link(rt, token: str) -> m.Staff | None:
+    """Spend a usable link: its staff member, or None when it is not usable or another request
+    spent it first (one conditional UPDATE: exactly one request wins)."""
     link = _usable_one_off(m.ConnectLink, token)
-    if link is not None:
-        _spend_one_off(m.ConnectLink, link)
+    return link.staff if link is not None and _spend_one_off(m.ConnectLink, link) else None
+
+
+def give_back_connect_link(rt, token: str) -> None:
+    """Nothing was started with this link (sign-in not set up, say): it works again."""
+    link = m.ConnectLink.get_or_none(m.ConnectLink.token_hash == _token_hash(token)) if token and len(token) <= 100 else None
+    if link is not None and link.expires_at > clock.now():
+        _give_back(link)
+
+
+def _give_back(link: m.ConnectLink) -> None:
+    """Nothing was created with this link (the account refused, a mistyped address): it works again."""
+    m.ConnectLink.update(used_at=None).where(m.ConnectLink.id == link.id).execute()
 
 
 def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = "", password: str = "") -> dict:
-    """Connect from the page: the link is spent only when the connection was made."""
-    staff = connect_link_staff(rt, token)
-    if staff is None:
-        raise NotFoundError("this connect link is not valid any more; ask for a new one with /calsync connect")
-    result = connect(rt, staff.email, provider, url=url, username=username, password=password, actor=f"connect-link:{staff.email}")
-    spend_connect_link(rt, token)
+    """Connect from the page, one connection per link whatever arrives at once.
+
+    The link is spent first, by one conditional UPDATE that only one request
+    can win (the others get ConnectLinkSpent). If the connect is then refused
+    for a reason the user can fix (ActionError: a wrong password, a bad
+    address; raised before anything is stored), the link is given back so
+    the same link works with the right password. Any other failure keeps it
+    spent: a new link is cheap, a second connection is not.
+    """
+    link = _usable_one_off(m.ConnectLink, token)
+    if link is None or not _spend_one_off(m.ConnectLink, link):
+        raise ConnectLinkSpent("this connect link is not valid any more; ask for a new one with /calsync connect")
+    staff = link.staff
+    try:
+        result = connect(rt, staff.email, provider, url=url, username=username, password=password,
+                         actor=f"connect-link:{staff.email}")
+    except ActionError:
+        _give_back(link)
+        raise
     report = sync_now(rt, result["id"])[0]
     return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"], "first_sync": report}

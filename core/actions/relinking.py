@@ -22,14 +22,22 @@ link is spent only once the connection is active.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 import models as m
 from core import clock, incidents, outbox, relink, waiting
 from core.actions.common import ActionError, InvalidInput, _connection, _iso, audit, audited
 from core.actions.connections import refresh_calendars, set_destination, test_connection, update_credentials
 from core.messages import meaning
+from core.text import control_characters
 
+# Self-service requests (/relink/request): at most one message with the link per staff member per
+# REQUEST_THROTTLE_MINUTES (an alert or a support reissue counts), and REQUESTS_PER_CLIENT per client
+# address per CLIENT_WINDOW.
 REQUEST_THROTTLE_MINUTES = 5
+REQUESTS_PER_CLIENT = 5
+CLIENT_WINDOW = dt.timedelta(minutes=1)
+LINK_EVENTS = ("incident.opened", "incident.reminder", "relink.link")
 CREDENTIAL_FORMS = {"caldav": "password", "ics": "url", "google": "oauth", "microsoft": "oauth"}
 FIX_BY_STATUS = {
     m.RELINK_REQUIRED: "credentials",
@@ -148,18 +156,74 @@ def relink_test(rt, token: str) -> dict:
     return _finish(link, result)
 
 
-def request_new_link(rt, email: str) -> dict:
-    """Someone with a dead link asks for a new one: sent by e-mail to the staff member, if any.
+class TooManyRequests(ActionError):
+    """This client asked for links too often; it says nothing about any address."""
 
-    The answer is the same whether or not the address is known, so the page
-    cannot be used to find out who has a connection.
+
+def request_new_link(rt, email: str, client: str = "") -> dict:
+    """Someone with a dead link asks for a new one: the live link is e-mailed again to the staff member, if any.
+
+    The answer is the same whether or not the address is known or has a
+    broken connection, so the page cannot be used to find out who has one;
+    it only writes the outbox (the mail is sent by the scheduler, outside
+    the request) and the web page pads it to a fixed time. Nothing here
+    revokes a link: the button in every earlier message keeps working.
     """
-    staff = m.Staff.get_or_none(m.Staff.email == (email or "").strip().lower())
-    if staff is not None:
-        recent = clock.now() - dt.timedelta(minutes=REQUEST_THROTTLE_MINUTES)
-        for conn in staff.connections.where(m.Connection.status.in_(list(m.BROKEN_STATUSES))):
-            # Each request would revoke the link already in the inbox: at most one per few minutes.
-            if m.RelinkLink.select().where(m.RelinkLink.connection == conn, m.RelinkLink.created_at > recent).exists():
-                continue
-            issue_relink(rt, conn.id, via=("email", "slack"), actor=f"self-service:{staff.email}")
+    _admit(client)
+    staff = _staff_for(email)
+    sent = _send_live_links(rt, staff) if staff is not None else 0
+    if sent:
+        audit(f"self-service:{staff.email}", "connection.relink_resent", staff.email, f"{sent} link(s) queued")
     return {"message": "If this address has a calendar connection that needs relinking, a new link is on its way."}
+
+
+def _admit(client: str) -> None:
+    """At most REQUESTS_PER_CLIENT requests per client address and minute, counted in the audit trail
+    (so every web process agrees); refused requests are not written, so a flood adds no rows."""
+    target = f"client:{client or 'unknown'}"[:200]
+    since = clock.now() - CLIENT_WINDOW
+    with m.db.atomic():
+        asked = (m.AuditEntry.select()
+                 .where(m.AuditEntry.action == "relink.request", m.AuditEntry.target == target, m.AuditEntry.at > since)
+                 .count())
+        if asked >= REQUESTS_PER_CLIENT:
+            raise TooManyRequests("too many requests for a new link from this address: try again in a minute")
+        audit("self-service", "relink.request", target)
+
+
+def _staff_for(email: str) -> m.Staff | None:
+    """The staff member an address names; None for an unknown or malformed one (answered like any other)."""
+    address = (email or "").strip().lower()
+    if not address or len(address) > 254 or control_characters(address):
+        return None
+    return m.Staff.get_or_none(m.Staff.email == address)
+
+
+def _send_live_links(rt, staff: m.Staff) -> int:
+    """One message per broken connection with its live link (a new one only when none is live);
+    nothing when a link went to this staff member less than REQUEST_THROTTLE_MINUTES ago.
+
+    The staff row is locked so two requests at once cannot both pass the
+    throttle, nor both issue a link (the second would revoke the first one's).
+    """
+    with m.db.atomic():
+        locked = m.Staff.select().where(m.Staff.id == staff.id)
+        if m.db.for_update:  # PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock
+            locked = locked.for_update()
+        locked.get()
+        if _mailed_recently(staff):
+            return 0
+        sent = 0
+        for conn in staff.connections.where(m.Connection.status.in_(list(m.BROKEN_STATUSES))):
+            url, link = relink.live_or_new(rt, conn, issued_by=f"self-service:{staff.email}", via="email,slack")
+            payload = outbox.payload_for(rt, conn, link_expires_at=link.expires_at.isoformat(), issued_by="self-service")
+            sent += outbox.notify(rt, "relink.link", f"relink.request:{link.id}:{secrets.token_hex(8)}", payload,
+                                  connection=conn, staff=staff, relink_url=url, channels=("email", "slack")) is not None
+    return sent
+
+
+def _mailed_recently(staff: m.Staff) -> bool:
+    since = clock.now() - dt.timedelta(minutes=REQUEST_THROTTLE_MINUTES)
+    return (m.Notification.select()
+            .where(m.Notification.staff == staff, m.Notification.event.in_(list(LINK_EVENTS)), m.Notification.created_at > since)
+            .exists())
