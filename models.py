@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -276,6 +277,8 @@ class Notification(BaseModel):
 DELIVERY_PENDING = "pending"
 DELIVERY_SENDING = "sending"
 DELIVERY_SENT = "sent"
+DELIVERY_FAILED = "failed"  # given up after a permanent failure (last_error says why); never retried
+DELIVERY_DONE = (DELIVERY_SENT, DELIVERY_FAILED)
 
 
 class Delivery(BaseModel):
@@ -477,9 +480,18 @@ class SqliteDatabase(pw.SqliteDatabase):
         return super().begin(lock_type or "IMMEDIATE")
 
 
-BUSY_WAIT_SECONDS = 15
-BUSY_MESSAGE = (f"the database is busy (another calsync process held it for more than {BUSY_WAIT_SECONDS} s); "
-                "nothing was changed, try again in a moment")
+BUSY_TIMEOUT_ENV = "CALSYNC_DB_BUSY_TIMEOUT"  # seconds a write waits for another process's lock
+DEFAULT_BUSY_WAIT_SECONDS = 15
+MAX_BUSY_WAIT_SECONDS = 3600
+BUSY_WAIT_SECONDS = DEFAULT_BUSY_WAIT_SECONDS  # what the database was last opened with
+
+
+def _busy_message(seconds: int) -> str:
+    return (f"the database is busy (another calsync process held it for more than {seconds} s); "
+            "nothing was changed, try again in a moment")
+
+
+BUSY_MESSAGE = _busy_message(BUSY_WAIT_SECONDS)
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -494,22 +506,69 @@ def is_busy(exc: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text or "lock timeout" in text
 
 
+def busy_timeout(env=None) -> int:
+    """CALSYNC_DB_BUSY_TIMEOUT (default 15): ValueError naming the variable when it is not 1..3600."""
+    raw = (os.environ if env is None else env).get(BUSY_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_BUSY_WAIT_SECONDS
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_BUSY_WAIT_SECONDS):
+        raise ValueError(f"{BUSY_TIMEOUT_ENV}: must be a whole number of seconds from 1 to "
+                         f"{MAX_BUSY_WAIT_SECONDS}, got {raw[:40]!r}")
+    return int(raw)
+
+
+def set_busy_timeout(seconds: int) -> None:
+    """Make BUSY_WAIT_SECONDS and BUSY_MESSAGE say what the database is opened with."""
+    global BUSY_WAIT_SECONDS, BUSY_MESSAGE
+    BUSY_WAIT_SECONDS, BUSY_MESSAGE = seconds, _busy_message(seconds)
+
+
+def _private(path: Path, mode: int) -> None:
+    """Tighten ``path`` to ``mode`` when others may read it and it is ours (installs before 0600)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+        path.chmod(mode)
+        log.warning("%s was open to other users (mode %o): now %o", path, info.st_mode & 0o777, mode)
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """The database file (and its -wal/-shm, which SQLite creates with its mode) only for us: 0600.
+
+    A missing parent is made 0700; the file is created 0600 before SQLite opens it.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for suffix in ("", "-wal", "-shm"):
+            _private(path.with_name(path.name + suffix), 0o600)
+
+
 def open_database(url: str) -> pw.Database:
-    """A peewee database for ``url`` (sqlite:///path or postgresql://...)."""
+    """A peewee database for ``url`` (sqlite:///path or postgresql://...).
+
+    SQLite waits for another process's write lock up to CALSYNC_DB_BUSY_TIMEOUT seconds.
+    """
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
+        seconds = busy_timeout()
+        set_busy_timeout(seconds)
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parts.path
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(Path(path))
         return SqliteDatabase(
             path or ":memory:",
             pragmas={
                 "journal_mode": "wal",
                 "foreign_keys": 1,
-                "busy_timeout": BUSY_WAIT_SECONDS * 1000,
+                "busy_timeout": seconds * 1000,
                 "synchronous": "normal",
             },
-            timeout=BUSY_WAIT_SECONDS,
+            timeout=seconds,
         )
     return connect_url(url)
 

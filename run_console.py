@@ -4,13 +4,30 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class TerminalFormatter(logging.Formatter):
+    """Log lines quote provider text (errors, names): on a terminal, every line is made safe first."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from console.tables import shown_lines
+
+        return shown_lines(super().format(record))
 
 
 def main(argv: list[str] | None = None) -> int:
     from console import cli
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for stream in (sys.stdout, sys.stderr):  # a name the terminal's encoding lacks is shown, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     code = cli.main(argv)
     if code is None:
         return open_console(argv)
@@ -21,21 +38,21 @@ def open_console(argv: list[str] | None = None) -> int:
     """The interactive console, acting as `--as NAME` or the OS user, on the configured database."""
     from console import cli
     from core import runtime
-    from core.config import ConfigError
 
     args = cli.build_parser().parse_args(argv)
     try:
         rt = runtime.start()
-    except ConfigError as exc:
-        print(f"calsync: configuration error: {exc}", file=sys.stderr)
-        return cli.EXIT_USAGE
+    except cli.ANSWERED as exc:
+        return cli.failed(exc)
     # Log lines written to the terminal would tear the screen: they go to a file while it runs.
     root = logging.getLogger()
     terminal_handlers = list(root.handlers)
     for handler in terminal_handlers:
         root.removeHandler(handler)
-    log_file = logging.FileHandler(rt.settings.data_dir / "console.log", encoding="utf-8")
-    log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log_path = rt.settings.data_dir / "console.log"
+    os.close(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # new logs: only for us
+    log_file = logging.FileHandler(log_path, encoding="utf-8")
+    log_file.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(log_file)
     try:
         from console.app import CalsyncConsole

@@ -7,15 +7,16 @@ action's data as the stable interface. Exit codes: 0 ok, 1 the action failed
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import getpass
-import json
 import os
 import sys
 from pathlib import Path
 
-from console.tables import render, when
+import peewee as pw
+
+import models as m
+from console import cli_args
+from console.tables import json_text, render, say, shown, when
 from core import actions
 from core.config import ConfigError
 
@@ -36,10 +37,16 @@ def _actor(args) -> str:
 
 
 def _emit(args, data, text: str) -> None:
+    """The one way a command prints its result: exact JSON, or text safe for a terminal."""
     if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+        print(json_text(data))
     elif text:
-        print(text)
+        say(text)
+
+
+def _note(text: str) -> None:
+    """A line for the person at the terminal (progress, questions), on stderr."""
+    say(text, file=sys.stderr)
 
 
 def _read_secret(prompt: str, env_name: str) -> str:
@@ -129,7 +136,7 @@ def cmd_status(rt, args):
             r["reason"] = f"{r['reason']}; {r['errors']} appointment(s) could not be written (see `entries`/console)"
         if r["orphaned"]:
             r["reason"] = f"{r['reason']}; {r['orphaned']} orphaned"
-    print(render(rows, STATUS_COLUMNS, max_width=70) or "No connections yet: connect one with `connect caldav --staff EMAIL --url URL --username USER`.")
+    say(render(rows, STATUS_COLUMNS, max_width=70) or "No connections yet: connect one with `connect caldav --staff EMAIL --url URL --username USER`.")
 
 
 def cmd_entries(rt, args):
@@ -140,7 +147,7 @@ def cmd_entries(rt, args):
     for r in rows:
         r["starts_h"], r["ends_h"] = when(r["starts_at"]) if r["starts_at"] else "-", when(r["ends_at"]) if r["ends_at"] else "-"
     cols = [("id", "ID"), ("calendar", "CALENDAR"), ("starts_h", "STARTS AT"), ("ends_h", "ENDS AT"), ("subject", "SUBJECT"), ("loaded", "LOADED"), ("info", "INFO")]
-    print(render(rows, cols, max_width=50) or "The sync feed is empty: nothing read from this connection's calendars yet.")
+    say(render(rows, cols, max_width=50) or "The sync feed is empty: nothing read from this connection's calendars yet.")
 
 
 def cmd_book(rt, args):
@@ -151,7 +158,7 @@ def cmd_book(rt, args):
 
 def cmd_test(rt, args):
     if not args.json:
-        print(f"Testing connection {args.connection}…", file=sys.stderr, flush=True)
+        _note(f"Testing connection {args.connection}…")
     result = actions.test_connection(rt, args.connection, actor=_actor(args))
     lines = [f"Connection {result['connection']}: {'OK' if result['ok'] else 'FAILED'} — status {result['status']} ({result['reason']})"]
     for check in result["checks"]:
@@ -166,7 +173,7 @@ def cmd_test(rt, args):
 def cmd_sync(rt, args):
     def progress(done, total, report):
         if not args.json and total > 1:
-            print(f"[{done}/{total}] connection {report.connection_id}: {report.outcome}", file=sys.stderr)
+            _note(f"[{done}/{total}] connection {report.connection_id}: {report.outcome}")
 
     reports = actions.sync_now(rt, args.connection, actor=_actor(args), progress=progress, wait=args.wait)
     cols = [("connection_id", "CONNECTION"), ("outcome", "OUTCOME"), ("status", "STATUS"), ("requests", "REQUESTS"),
@@ -199,13 +206,13 @@ def cmd_download(rt, args):
 def cmd_stop(rt, args):
     plan = actions.stop_plan(rt, args.connection, keep_events=args.keep_events)
     if not args.yes:
-        print(f"Stop sync of connection {plan['connection']} ({plan['status']}): {plan['effect']}.", file=sys.stderr)
+        _note(f"Stop sync of connection {plan['connection']} ({plan['status']}): {plan['effect']}.")
         if plan["warning"]:
-            print(f"Note: {plan['warning']}.", file=sys.stderr)
+            _note(f"Note: {plan['warning']}.")
         if not (sys.stdin and sys.stdin.isatty()):
             raise Usage("stop needs confirmation: run it in a terminal, or add --yes")
         if input("Stop this sync? [y/N] ").strip().lower() not in ("y", "yes"):
-            print("Nothing was changed.", file=sys.stderr)
+            _note("Nothing was changed.")
             return
     result = actions.stop_sync(rt, args.connection, keep_events=args.keep_events, force=args.force, actor=_actor(args))
     text = (f"Stopped connection {result['connection']} ({result['stopped_by']}): {result['removed']} event(s) removed, "
@@ -241,7 +248,7 @@ def cmd_feed(rt, args):
             if not (sys.stdin and sys.stdin.isatty()):
                 raise Usage("feed reset revokes the current URL at once: run it in a terminal, or add --yes")
             if input("Reset the feed URL? Calendar apps subscribed to the old one stop updating. [y/N] ").strip().lower() not in ("y", "yes"):
-                print("Nothing was changed.", file=sys.stderr)
+                _note("Nothing was changed.")
                 return
         result = actions.feed_reset(rt, args.staff, actor=_actor(args))
         text = (f"New private feed of {result['staff']}; the old URL no longer works (re-subscribe with this one):\n"
@@ -307,161 +314,58 @@ def cmd_demo(rt, args):
     _emit(args, result, "\n".join(result["log"]))
 
 
-# -- parser -----------------------------------------------------------------------------------
+# -- entry -------------------------------------------------------------------------------------
 
 
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 600:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds from 0 to 600")
-    return seconds
+def build_parser():
+    """The parser of every command (console.cli_args), each calling its ``cmd_*`` function here."""
+    return cli_args.build_parser(sys.modules[__name__])
 
 
-def _iso_arg(value: str) -> str:
-    try:
-        dt.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date-time such as 2026-12-01T10:00:00+01:00") from None
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="run_console.py",
-        description="Calsync support console. Without a command it opens the interactive console; "
-                    "with one it is a scriptable admin CLI.",
-        epilog="Exit codes: 0 ok, 1 the action failed (reason on stderr), 2 bad usage.",
-    )
-    parser.add_argument("--as", dest="as_user", metavar="NAME", help="audit actions as NAME (default: the OS user)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name, func, help_text, json_flag=True, parent=sub):
-        p = parent.add_parser(name, help=help_text, description=help_text)
-        if json_flag:
-            p.add_argument("--json", action="store_true", help="print the result as JSON")
-        p.set_defaults(func=func)
-        return p
-
-    staff = sub.add_parser("staff", help="add or list staff members", description="Add or list staff members.")
-    staff_sub = staff.add_subparsers(dest="staff_command", metavar="SUBCOMMAND", required=True)
-    p = command("add", cmd_staff_add, "add a staff member", parent=staff_sub)
-    p.add_argument("email", metavar="EMAIL")
-    p.add_argument("--name", required=True, help="the staff member's name")
-    p.add_argument("--slack-id", help="their Slack user id (U…), for alerts")
-    p.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Berlin (default UTC)")
-    command("list", cmd_staff_list, "list staff members", parent=staff_sub)
-
-    p = command("connect", cmd_connect, "connect a staff member's calendar account (credentials are tested first)")
-    p.add_argument("provider", choices=["caldav", "ics", "google", "microsoft"], metavar="PROVIDER",
-                   help="caldav, ics, google or microsoft (the last two print a sign-in link)")
-    p.add_argument("--staff", required=True, metavar="EMAIL")
-    p.add_argument("--url", help="CalDAV server URL, or the iCalendar URL ('-' reads it from stdin)")
-    p.add_argument("--username", help="CalDAV login; the password is read from stdin or CALSYNC_CONNECT_PASSWORD")
-    p.add_argument("--calendar", help="the primary calendar's name (default: the first writable one)")
-    p.add_argument("--no-sync", action="store_true", help="do not run the first sync now (the scheduler will)")
-
-    p = command("status", cmd_status, "one row per connection: status, reason, last sync, missed appointments")
-    p.add_argument("--staff", metavar="EMAIL", help="only this staff member's connections")
-
-    p = command("entries", cmd_entries, "the sync feed of a connection: what was read, loaded or not, and why")
-    p.add_argument("connection", metavar="CONNECTION")
-    p.add_argument("--not-loaded", action="store_true", help="only entries that were not loaded")
-
-    p = command("book", cmd_book, "book a test appointment, created exactly as the host API would")
-    p.add_argument("staff", metavar="STAFF", help="the staff member's e-mail")
-    p.add_argument("--start", required=True, type=_iso_arg, metavar="ISO")
-    p.add_argument("--end", required=True, type=_iso_arg, metavar="ISO")
-    p.add_argument("--subject", required=True)
-    p.add_argument("--description")
-    p.add_argument("--location")
-
-    p = command("test", cmd_test, "test a connection: credentials, read, write permission, primary calendar")
-    p.add_argument("connection", metavar="CONNECTION")
-
-    p = command("sync", cmd_sync, "sync one connection now, or all of them (exit 1 if any did not sync cleanly; "
-                                  "a connection another process is syncing is waited for, then reported busy)")
-    p.add_argument("connection", nargs="?", metavar="CONNECTION")
-    p.add_argument("--wait", type=_seconds, default=10.0, metavar="SECONDS",
-                   help="how long to wait for another process's run of the same connection (default 10)")
-
-    p = command("download", cmd_download, "write the appointments missed while the connection was broken (or never "
-                                          "delivered before a forced stop) to an .ics file")
-    p.add_argument("connection", metavar="CONNECTION")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the .ics ('-' for stdout)")
-
-    p = command("stop", cmd_stop, "stop a connection's sync safely (asks for confirmation)")
-    p.add_argument("connection", metavar="CONNECTION")
-    p.add_argument("--keep-events", action="store_true", help="leave calsync's events on the calendar")
-    p.add_argument("--force", action="store_true", help="stop a broken connection anyway; its events are recorded as orphaned")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-
-    p = command("relink", cmd_relink, "issue a new relink link (single-use, expiring) and send it to the staff member")
-    p.add_argument("connection", metavar="CONNECTION")
-    p.add_argument("--via", default="slack,email", help="channels, comma-separated: slack, email (default both)")
-
-    feed = sub.add_parser("feed", help="a staff member's private calendar-feed URL", description="Show or reset a staff member's private iCalendar feed URL.")
-    feed_sub = feed.add_subparsers(dest="feed_command", metavar="SUBCOMMAND", required=True)
-    p = command("url", cmd_feed, "show the feed URL (made on first use)", parent=feed_sub)
-    p.add_argument("staff", metavar="STAFF", help="the staff member's e-mail")
-    p = command("reset", cmd_feed, "make a new feed URL; the old one stops working at once", parent=feed_sub)
-    p.add_argument("staff", metavar="STAFF", help="the staff member's e-mail")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-
-    apikey = sub.add_parser("apikey", help="API keys of the host API", description="Create, list or revoke host API keys.")
-    apikey_sub = apikey.add_subparsers(dest="apikey_command", metavar="SUBCOMMAND", required=True)
-    p = command("create", cmd_apikey, "create a key (printed once)", parent=apikey_sub)
-    p.add_argument("name", metavar="NAME")
-    p = command("revoke", cmd_apikey, "revoke a key", parent=apikey_sub)
-    p.add_argument("name", metavar="NAME")
-    command("list", cmd_apikey, "list keys (never the keys themselves)", parent=apikey_sub)
-
-    p = command("primary", cmd_primary, "choose the primary calendar (where appointments are written)")
-    p.add_argument("connection", metavar="CONNECTION")
-    p.add_argument("calendar", metavar="CALENDAR", help="calendar name or id (see `calendars`)")
-
-    p = command("calendars", cmd_calendars, "list a connection's calendars")
-    p.add_argument("connection", metavar="CONNECTION")
-    p.add_argument("--refresh", action="store_true", help="ask the provider for the current list first")
-
-    p = command("audit", cmd_audit, "the audit trail of support actions and external changes")
-    p.add_argument("--limit", type=int, default=200, help="rows to show (default 200)")
-
-    command("keygen", cmd_keygen, "print a new key for CALSYNC_SECRET_KEY", json_flag=False)
-    command("rotate-key", cmd_rotate_key, "re-encrypt stored credentials with the first key of CALSYNC_SECRET_KEY")
-
-    p = command("demo", cmd_demo, "seed demo data (a staff member, appointments; with --caldav-url a connection too)")
-    p.add_argument("--caldav-url", help="a CalDAV server to connect the demo staff member to")
-    p.add_argument("--username", default="alice", help="its login (password from stdin or CALSYNC_CONNECT_PASSWORD)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int | None:
+    """Run one command; every failure is one line on stderr and an exit code, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         return None  # the caller opens the interactive console
-    from core import runtime
-
     try:
-        rt = runtime.start()
-    except ConfigError as exc:
-        print(f"calsync: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        args.func(rt, args)
-        return EXIT_OK
+        return _run(args)
     except Usage as exc:
         parser.print_usage(sys.stderr)
-        print(f"calsync: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except actions.ActionError as exc:
-        print(f"calsync: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("calsync: interrupted", file=sys.stderr)
+        return _fail(str(exc), EXIT_USAGE)
+    except ANSWERED as exc:
+        return failed(exc)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
+
+
+ANSWERED = (ConfigError, actions.ActionError, pw.DatabaseError, KeyboardInterrupt)
+
+
+def failed(exc: BaseException) -> int:
+    """One line on stderr for what stopped a command (one of ANSWERED), and its exit code."""
+    if isinstance(exc, ConfigError):
+        return _fail(f"configuration error: {exc}", EXIT_USAGE)
+    if isinstance(exc, actions.ActionError):
+        return _fail(str(exc), exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return _fail("interrupted", EXIT_FAILED)
+    # A lock held past the busy timeout: the transaction was rolled back, nothing changed.
+    return _fail(m.BUSY_MESSAGE if m.is_busy(exc) else f"the database failed: {exc}", EXIT_FAILED)
+
+
+def _run(args) -> int:
+    from core import runtime
+
+    rt = runtime.start()
+    try:
+        args.func(rt, args)
     finally:
         rt.close()
+    return EXIT_OK
+
+
+def _fail(reason: str, code: int) -> int:
+    print(f"calsync: {shown(reason)}", file=sys.stderr)
+    return code

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+from pathlib import Path
 
 import models as m
-from core.config import Settings, load_settings
+from core.config import ConfigError, Settings, load_settings
 from core.crypto import Vault, feed_key
 from core.http import HttpClient
 from core.providers import provider_class
@@ -55,8 +57,16 @@ class Runtime:
 def start(settings: Settings | None = None) -> Runtime:
     """Load settings (unless given), open and migrate the database, open the vault."""
     settings = settings or load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    m.bind(settings.database_url)
+    private_dir(settings.data_dir)
+    try:
+        m.busy_timeout()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        m.bind(settings.database_url)
+    except OSError as exc:
+        raise ConfigError(f"CALSYNC_DATABASE_URL: cannot create {exc.filename or 'the database file'}: "
+                          f"{exc.strerror or exc}") from None
     from core import leases
 
     leases.configure(settings)
@@ -70,6 +80,19 @@ def start(settings: Settings | None = None) -> Runtime:
 
     accounts.backfill(rt)  # connections made before account fingerprints (schema 6)
     return rt
+
+
+def private_dir(path: Path) -> None:
+    """The data dir (keys, database, logs) only for us: made 0700, tightened when it is ours and looser."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+        shared = info.st_mode & 0o1000  # a sticky dir such as /tmp is everyone's: never ours to tighten
+        if info.st_mode & 0o077 and info.st_uid == os.getuid() and not shared:
+            path.chmod(0o700)
+            log.warning("data dir %s was open to other users (mode %o): now 700", path, info.st_mode & 0o777)
+    except OSError as exc:
+        raise ConfigError(f"CALSYNC_DATA_DIR: cannot use {path}: {exc.strerror or exc}") from None
 
 
 def default_senders(settings: Settings) -> list:

@@ -93,7 +93,7 @@ whether it worked.
         ]
         cursor = self.table.cursor_row
         self.table.load(COLUMNS, [
-            (when(e["at"]), plain_cell(e["actor"]), e["action"], plain_cell(e["target"]) or "-",
+            (when(e["at"]), plain_cell(e["actor"]), plain_cell(e["action"]), plain_cell(e["target"]) or "-",
              OK if e["result"] == "ok" else FAILED, plain_cell(e["detail"]) or "-")
             for e in shown
         ])

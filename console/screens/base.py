@@ -9,6 +9,7 @@ from textual import work
 from textual.screen import Screen
 
 import models as m
+from console.tables import shown
 from core import actions
 
 log = logging.getLogger("calsync.console")
@@ -47,15 +48,17 @@ class ConsoleScreen(Screen):
         try:
             with m.db.connection_context():
                 result = job()
-        except actions.ActionError as exc:
-            self._from_thread(self.app.notify, str(exc), title=f"{title}: failed", severity="error", timeout=12)
+        except actions.ActionError as exc:  # its reason may quote a provider: shown, never read as markup
+            self._from_thread(self.app.notify, shown(exc), title=f"{title}: failed", severity="error", timeout=12,
+                              markup=False)
             if failed is not None:
                 self._from_thread(self._deliver, failed, str(exc))
             return None
         except Exception as exc:  # a bug or a lost database: say so, keep the console running
             log.exception("%s failed", title)
-            self._from_thread(self.app.notify, f"internal error: {exc}", title=f"{title}: failed",
-                              severity="error", timeout=12)
+            reason = m.BUSY_MESSAGE if m.is_busy(exc) else f"internal error: {exc}"
+            self._from_thread(self.app.notify, shown(reason), title=f"{title}: failed",
+                              severity="error", timeout=12, markup=False)
             if failed is not None:
                 self._from_thread(self._deliver, failed, str(exc))
             return None

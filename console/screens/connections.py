@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from console.screens.base import FilteredListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
+from console.tables import shown
 from console.widgets.cells import ago, when_and_ago
 from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
 from console.widgets.status_badge import status_text
@@ -53,7 +54,7 @@ def row_cells(row: dict, now) -> tuple:
         str(row["id"]),
         status_text(row["status"], row.get("failing", False)),
         plain_cell(row["staff"]),
-        row["provider"],
+        plain_cell(row["provider"]),
         plain_cell(row["account"]),
         ago(row["since"], now, empty="-"),
         ago(row["last_sync_at"], now),
@@ -239,18 +240,19 @@ and the filter stay as they are.
         text = Text(no_wrap=False, end="")
         text.append(f"#{row['id']} ", style="bold")
         text.append_text(status_text(row["status"]))
-        text.append(f" since {when_and_ago(row['since'], '-')} — {row['staff']} · {row['provider']} · {row['account']}\n")
+        text.append(shown(f" since {when_and_ago(row['since'], '-')} — {row['staff']} · {row['provider']} · "
+                          f"{row['account']}") + "\n")
         text.append("Reason: ", style="bold")
-        text.append(row["reason"] or row["meaning"])
+        text.append(shown(row["reason"] or row["meaning"]))
         if row["flags"]:
             text.append("   Flags: ", style="bold")
-            text.append(", ".join(row["flags"]))
+            text.append(shown(", ".join(row["flags"])))
         if row.get("advice"):
             text.append("\nWhat to do: ", style="bold")
-            text.append(row["advice"])
+            text.append(shown(row["advice"]))
         if row.get("last_error") and row["last_error"] != row["reason"]:
             text.append("\nLast error: ", style="bold")
-            text.append(row["last_error"])
+            text.append(shown(row["last_error"]))
         preview.update(text)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -14,6 +14,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static, TabbedContent, TabPane
 
 from console.screens.base import ConsoleScreen, PaletteCommand
+from console.tables import shown
 from console.widgets.cells import when, when_and_ago
 from console.widgets.confirm_modal import ConfirmModal
 from console.widgets.connection_test_modal import ConnectionTestModal
@@ -142,7 +143,7 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
     def _loaded(self, result) -> None:
         self.detail, self.entries = result
         d = self.detail
-        self.sub_title = f"Connection {d['id']} · {d['staff']} · {d['provider']} {d['account']}"
+        self.sub_title = shown(f"Connection {d['id']} · {d['staff']} · {d['provider']} {d['account']}")
         self.query_one("#summary", Static).update(self._summary(d))
         self.feed.show_entries(self.entries)
         not_loaded = sum(1 for e in self.entries if not e["loaded"])
@@ -162,12 +163,12 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
             for c in d["calendars"]
         ])
         self.query_one("#history", LargeTable).load(HISTORY_COLUMNS, [
-            (when(h["at"]), f"{h['old'] or '(new)'} → {h['new']}", plain_cell(h["cause"]),
+            (when(h["at"]), plain_cell(f"{h['old'] or '(new)'} → {h['new']}"), plain_cell(h["cause"]),
              plain_cell(h["provider_answer"]) or "-")
             for h in d["history"]
         ])
         self.query_one("#incidents", LargeTable).load(INCIDENT_COLUMNS, [
-            (when(i["opened_at"]), i["kind"],
+            (when(i["opened_at"]), plain_cell(i["kind"]),
              f"resolved {when(i['resolved_at'])}" if i["resolved_at"] else Text("open", style="bold #ff5f5f"),
              str(i["failures"]), str(i["reminders"]), when(i["escalated_at"], "-"),
              plain_cell(i["reason"] + (f" — {i['resolution']}" if i["resolution"] else "")))
@@ -175,13 +176,13 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
         ])
         self.query_one("#runs", LargeTable).load(RUN_COLUMNS, [
             (when(r["started_at"]), duration(r["duration_ms"]), str(r["requests"]), str(r["created"]),
-             str(r["updated"]), str(r["deleted"]), str(r["entries_read"]), r["outcome"], plain_cell(r["error"]) or "-")
+             str(r["updated"]), str(r["deleted"]), str(r["entries_read"]), plain_cell(r["outcome"]), plain_cell(r["error"]) or "-")
             for r in d["sync_runs"]
         ])
         waiting_state = "never delivered (orphaned when stopped)" if d["status"] == "stopped" else "waiting"
         self.query_one("#missed", LargeTable).load(MISSED_COLUMNS, [
             *[(plain_cell(a["id"]), when(a["start"]), when(a["end"]), plain_cell(a["subject"]),
-               Text(f"write failed {a['failures']}×: {a['error']}", style="bold #ff5f5f"))
+               Text(shown(f"write failed {a['failures']}×: {a['error']}"), style="bold #ff5f5f"))
               for a in d.get("write_errors", [])],
             *[(plain_cell(a["id"]), when(a["start"]), when(a["end"]), plain_cell(a["subject"]), waiting_state)
               for a in d["missed_appointments"]],
@@ -203,15 +204,18 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
         last_error = d["last_error"] or "none"
         if d["last_error"] and d["last_error"] == d["reason"]:
             last_error = "the reason above"
-        grid.add_row("Connection", f"#{d['id']}  {d['staff']}", "Status", status)
-        grid.add_row("Account", Text(f"{d['account']} ({d['provider']})  {d['server'] or ''}".rstrip()),
-                     "Means", d["meaning"])
-        grid.add_row("Last sync", when_and_ago(d["last_sync_at"]), "Reason", Text(d["reason"] or "-"))
-        grid.add_row("Last success", when_and_ago(d["last_success_at"]), "What to do",
-                     Text(d["advice"] or "nothing"))
-        grid.add_row("Last check", when_and_ago(d["last_check_at"]), "Flags", ", ".join(d["flags"]) or "none")
-        grid.add_row("Missed", f"{missed} appointment(s) waiting" if missed else "none", "Last error", Text(last_error))
-        grid.add_row("Relink link", link_text, "", "")
+
+        def safe(value: str) -> Text:  # a plain string in a Rich table would be read as markup
+            return Text(shown(value))
+
+        grid.add_row("Connection", safe(f"#{d['id']}  {d['staff']}"), "Status", status)
+        grid.add_row("Account", safe(f"{d['account']} ({d['provider']})  {d['server'] or ''}".rstrip()),
+                     "Means", safe(d["meaning"]))
+        grid.add_row("Last sync", when_and_ago(d["last_sync_at"]), "Reason", safe(d["reason"] or "-"))
+        grid.add_row("Last success", when_and_ago(d["last_success_at"]), "What to do", safe(d["advice"] or "nothing"))
+        grid.add_row("Last check", when_and_ago(d["last_check_at"]), "Flags", safe(", ".join(d["flags"]) or "none"))
+        grid.add_row("Missed", f"{missed} appointment(s) waiting" if missed else "none", "Last error", safe(last_error))
+        grid.add_row("Relink link", safe(link_text), "", "")
         return grid
 
     # -- the feed ------------------------------------------------------------------------
@@ -362,8 +366,9 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
         if report["outcome"] == "ok":
             self.notify(f"{counts}; status {report['status']}.", title=f"Synced connection {report['connection_id']}")
         else:
-            self.notify(f"{report['outcome']}: {report['error'] or report['reason']}; status {report['status']}.",
-                        title=f"Sync of connection {report['connection_id']}", severity="error", timeout=12)
+            self.notify(shown(f"{report['outcome']}: {report['error'] or report['reason']}; status {report['status']}."),
+                        title=f"Sync of connection {report['connection_id']}", severity="error", timeout=12,
+                        markup=False)
         self.reload()
 
     def action_reset_feed(self) -> None:
@@ -413,8 +418,8 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
         rt, cid, actor = self.rt, self.conn_id, self.actor
 
         def done(result: dict) -> None:
-            self.notify(f"Primary calendar is now {result.get('primary')!r}; appointments already written stay "
-                        "where they are.", title=f"Connection {cid}")
+            self.notify(shown(f"Primary calendar is now {result.get('primary')!r}; appointments already written "
+                              "stay where they are."), title=f"Connection {cid}", markup=False)
             self.reload()
 
         self.run_core("Primary calendar", lambda: actions.set_destination(rt, cid, calendar_id, actor=actor), done)
@@ -443,8 +448,8 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
             return result["count"], target
 
         self.run_core("Export missed appointments", job, lambda done: self.notify(
-            f"Wrote {done[0]} missed appointment(s) to {done[1]} (a snapshot: it will not update).",
-            title="Exported"))
+            shown(f"Wrote {done[0]} missed appointment(s) to {done[1]} (a snapshot: it will not update)."),
+            title="Exported", markup=False))
 
     def action_stop(self) -> None:
         if not self._start("Stop sync"):
@@ -473,7 +478,7 @@ something ask first; **Cancel changes nothing**. A new relink link or feed URL i
                     "credentials forgotten.")
             if result["warning"]:
                 text += f" Note: {result['warning']}."
-            self.notify(text, title=f"Stopped connection {cid}", timeout=10)
+            self.notify(shown(text), title=f"Stopped connection {cid}", timeout=10, markup=False)
             self.reload()
 
         self.run_core("Stop sync", lambda: actions.stop_sync(rt, cid, keep_events=choice["keep_events"],

@@ -9,6 +9,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from console.screens.base import FilteredListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
+from console.tables import shown
 from console.widgets.confirm_modal import ConfirmModal
 from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
 from console.widgets.link_modal import LinkModal
@@ -111,11 +112,11 @@ have a private calendar-feed URL (and how often it was reset).
         rows = []
         for s, c in items:
             if c is None:
-                rows.append((Text(f"{s['name']} <{s['email']}>", style="bold", no_wrap=True, end=""),
+                rows.append((Text(shown(f"{s['name']} <{s['email']}>"), style="bold", no_wrap=True, end=""),
                              staff_summary(s), "", "", feed_cell(s), ""))
             else:
                 reason = f"[{', '.join(c['flags'])}] {c['reason']}" if c["flags"] else c["reason"]
-                rows.append((f"   └ connection {c['id']}", status_text(c["status"]), c["provider"],
+                rows.append((f"   └ connection {c['id']}", status_text(c["status"]), plain_cell(c["provider"]),
                              plain_cell(c["account"]), "", plain_cell(reason)))
         current = self._current()
         self.table.load(COLUMNS, rows)
@@ -151,7 +152,7 @@ have a private calendar-feed URL (and how often it was reset).
         staff, conn = current
         if conn is None:
             if not staff["connection_list"]:
-                self.notify(f"{staff['email']} has no calendar connection.", severity="warning")
+                self.notify(shown(f"{staff['email']} has no calendar connection."), severity="warning", markup=False)
                 return
             conn = staff["connection_list"][0]
         self.app.push_screen(DetailScreen(conn["id"]))

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from console.tables import shown, shown_lines
+
 
 class ConfirmModal(ModalScreen[bool]):
     CSS_PATH = "modal.tcss"
@@ -19,8 +21,8 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="frame danger" if self.danger else "frame"):
-            yield Static(self.title_text, classes="title", markup=False)
-            yield Static(self.body, classes="body", markup=False)
+            yield Static(shown(self.title_text), classes="title", markup=False)
+            yield Static(shown_lines(self.body), classes="body", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
                 yield Button("Cancel", id="cancel")

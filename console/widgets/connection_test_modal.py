@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from console.tables import shown, shown_lines
 from console.widgets.status_badge import status_text
 from core.messages import meaning
 
@@ -18,8 +19,8 @@ def checks_text(checks: list[dict]) -> Text:
     for check in checks:
         mark, style = ("✔ ok", "#5fd75f") if check["ok"] else ("✖ no", "bold #ff5f5f")
         text.append(f"{mark:5} ", style=style)
-        text.append(f"{check['check']}: ", style="bold")
-        text.append(f"{check['detail']}\n")
+        text.append(shown(f"{check['check']}: "), style="bold")
+        text.append(shown(check["detail"]) + "\n")
     text.rstrip()
     return text
 
@@ -41,12 +42,12 @@ class ConnectionTestModal(ModalScreen[None]):
             status.append_text(status_text(r["status"]))
             status.append(f"  ({meaning(r['status'])})")
             yield Static(status, classes="body", id="test-status")
-            yield Static(f"Reason: {r['reason']}", classes="body", id="test-reason", markup=False)
+            yield Static(shown(f"Reason: {r['reason']}"), classes="body", id="test-reason", markup=False)
             yield Static(checks_text(r["checks"]), classes="body", id="test-checks")
             yield Static("The provider's answer:", classes="hint")
             with VerticalScroll(classes="answer"):
-                yield Static(r["provider_answer"] or "(none: the provider answered as expected)", id="test-answer",
-                             markup=False)
+                yield Static(shown_lines(r["provider_answer"] or "(none: the provider answered as expected)"),
+                             id="test-answer", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close", variant="primary")
 

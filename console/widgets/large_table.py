@@ -23,6 +23,8 @@ from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets._data_table import Row, RowKey
 
+from console.tables import shown
+
 
 @dataclass(frozen=True)
 class ColumnSpec:
@@ -42,11 +44,25 @@ class ColumnSpec:
 
 
 def plain_cell(value) -> str:
-    """A cell from data: never read as Rich markup (reasons may hold brackets)."""
+    """A cell from data: one safe line (no escape sequence, no password in a URL), never read as
+    Rich markup (reasons may hold brackets; DataTable parses string cells as markup)."""
     if value is None:
         return "-"
-    text = str(value).replace("\n", " ")
+    text = shown(value)
     return escape(text) if "[" in text else text
+
+
+def safe_cell(value):
+    """The last guard of every cell the table shows: controls never reach the terminal.
+
+    Cells are made by :func:`plain_cell` or are Text built from it; this only catches the
+    one that was not (``isprintable`` is the cheap test, so 10,000 rows cost nothing).
+    """
+    if isinstance(value, str):
+        return value if value.isprintable() else shown(value)
+    if isinstance(value, Text) and not value.plain.isprintable():
+        return Text(shown(value.plain), style=value.style, no_wrap=value.no_wrap, end="")
+    return value
 
 
 def clip(text: str, width: int) -> str:
@@ -94,7 +110,7 @@ class LargeTable(DataTable):
 
     def load(self, columns: Sequence[ColumnSpec], rows: Iterable[Sequence]) -> None:
         """Replace columns and rows. Long plain cells are clipped to the column's width."""
-        self._source = (columns, list(rows))
+        self._source = (columns, [tuple(map(safe_cell, row)) for row in rows])
         self._layout()
 
     def _layout(self) -> None:
@@ -174,7 +190,7 @@ class LargeTable(DataTable):
     def update_row(self, index: int, values: Sequence) -> None:
         """Replace the cells of the row at ``index`` (the column widths stay as they are)."""
         for column_index, (column, value) in enumerate(zip(self.ordered_columns, values)):
-            self.update_cell_at(Coordinate(index, column_index), clip_cell(value, column.width))
+            self.update_cell_at(Coordinate(index, column_index), clip_cell(safe_cell(value), column.width))
 
     def _update_dimensions(self, new_rows) -> None:
         if any(column.auto_width for column in self.columns.values()):

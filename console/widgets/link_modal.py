@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from console.tables import shown, shown_lines
+
 
 class LinkModal(ModalScreen[None]):
     CSS_PATH = "modal.tcss"
@@ -26,11 +28,11 @@ class LinkModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="frame"):
-            yield Static(self.title_text, classes="title", markup=False)
-            yield Static(self.url, classes="link", id="url", markup=False)
+            yield Static(shown(self.title_text), classes="title", markup=False)
+            yield Static(shown(self.url), classes="link", id="url", markup=False)
             yield Static("Shown once: copy it now. Closing this dialog forgets it.", classes="warning")
             for note in self.notes:
-                yield Static(note, classes="body", markup=False)
+                yield Static(shown_lines(note), classes="body", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Copy link", id="copy", variant="primary")
                 yield Button("Close", id="close")

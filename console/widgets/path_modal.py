@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from console.tables import shown, shown_lines
+
 
 class PathModal(ModalScreen[str | None]):
     CSS_PATH = "modal.tcss"
@@ -19,9 +21,9 @@ class PathModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="frame"):
-            yield Static(self.title_text, classes="title", markup=False)
+            yield Static(shown(self.title_text), classes="title", markup=False)
             if self.hint:
-                yield Static(self.hint, classes="hint", markup=False)
+                yield Static(shown_lines(self.hint), classes="hint", markup=False)
             yield Input(self.default, placeholder="path of the file to write", id="path")
             with Horizontal(classes="buttons"):
                 yield Button(self.confirm_label, id="save", variant="primary")

@@ -9,6 +9,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
+from console.tables import shown, shown_lines
+
 
 class PickerModal(ModalScreen[str | None]):
     """``options`` are (value, label, enabled); a disabled option says why in its label."""
@@ -22,10 +24,12 @@ class PickerModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="frame"):
-            yield Static(self.title_text, classes="title", markup=False)
+            yield Static(shown(self.title_text), classes="title", markup=False)
             if self.hint:
-                yield Static(self.hint, classes="hint", markup=False)
-            yield OptionList(*[Option(label, id=value, disabled=not enabled) for value, label, enabled in self.options])
+                yield Static(shown_lines(self.hint), classes="hint", markup=False)
+            # Labels name calendars from the provider: shown as they are, never read as markup.
+            yield OptionList(*[Option(shown(label), id=value, disabled=not enabled)
+                               for value, label, enabled in self.options], markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
 

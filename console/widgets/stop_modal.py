@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Static
 
+from console.tables import shown
+
 
 class StopModal(ModalScreen[dict | None]):
     """Returns {"keep_events": bool, "force": bool}, or None when cancelled."""
@@ -22,7 +24,7 @@ class StopModal(ModalScreen[dict | None]):
     def __init__(self, plan_remove: dict, plan_keep: dict, staff: str = "", account: str = "") -> None:
         super().__init__(classes="dialog")
         self.plans = {False: plan_remove, True: plan_keep}
-        self.who = f" ({staff}, {account})" if staff else ""
+        self.who = shown(f" ({staff}, {account})") if staff else ""
 
     @property
     def keep_events(self) -> bool:
@@ -51,7 +53,7 @@ class StopModal(ModalScreen[dict | None]):
 
     def _show(self) -> None:
         plan = self.plans[self.keep_events]
-        self.query_one("#effect", Static).update(f"What will happen: {plan['effect']}.")
+        self.query_one("#effect", Static).update(shown(f"What will happen: {plan['effect']}."))
         orphans = self.query_one("#orphans", Static)
         orphans.display = bool(plan["orphans"])
         if plan["orphans"]:
@@ -66,7 +68,7 @@ class StopModal(ModalScreen[dict | None]):
                            "Relink first to finish cleanly.")
         shared = self.query_one("#shared", Static)
         shared.display = bool(plan["warning"])
-        shared.update(f"Shared account: {plan['warning']}." if plan["warning"] else "")
+        shared.update(shown(f"Shared account: {plan['warning']}.") if plan["warning"] else "")
         button = self.query_one("#stop", Button)
         button.label = f"Stop anyway, leave {plan['orphans']} orphan(s)" if plan["needs_force"] else "Stop sync"
 

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Markdown, Static
 
+from console.tables import shown, shown_lines
+
 
 class TextModal(ModalScreen[None]):
     CSS_PATH = "modal.tcss"
@@ -19,10 +21,10 @@ class TextModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="frame wide"):
-            yield Static(self.title_text, classes="title", markup=False)
+            yield Static(shown(self.title_text), classes="title", markup=False)
             with VerticalScroll(classes="help"):
                 if self.plain is not None:
-                    yield Static(self.plain, markup=False, id="text")
+                    yield Static(shown_lines(self.plain), markup=False, id="text")
                 else:
                     yield Markdown(self.markdown, id="text")
             with Horizontal(classes="buttons"):
