@@ -78,42 +78,12 @@ def _armed(sock, op_timeout: float | None) -> None:
     sock.settimeout(remaining if op_timeout is None else min(op_timeout, remaining))
 
 
-class DeadlineSocket(socket.socket):
-    """A plain socket whose every blocking call ends by the thread's request deadline."""
+class _DeadlineMixin:
+    """Every blocking call of the socket ends by the thread's request deadline.
 
-    op_timeout: float | None = None
-
-    def settimeout(self, value):  # urllib3 sets the read timeout: keep it as the per-read bound
-        if not getattr(self, "_arming", False):
-            self.op_timeout = value
-        super().settimeout(value)
-
-    def _arm(self):
-        self._arming = True
-        try:
-            _armed(self, self.op_timeout)
-        finally:
-            self._arming = False
-
-    def recv(self, *args):
-        self._arm()
-        return super().recv(*args)
-
-    def recv_into(self, *args):
-        self._arm()
-        return super().recv_into(*args)
-
-    def send(self, *args):
-        self._arm()
-        return super().send(*args)
-
-    def sendall(self, *args):
-        self._arm()
-        return super().sendall(*args)
-
-
-class DeadlineSSLSocket(ssl.SSLSocket):
-    """The TLS socket over it, with the same rule (the handshake included)."""
+    urllib3 sets the per-read timeout with ``settimeout``: it is kept as ``op_timeout`` and each
+    call may wait for it or for what is left of the deadline, whichever is shorter.
+    """
 
     op_timeout: float | None = None
 
@@ -129,33 +99,26 @@ class DeadlineSSLSocket(ssl.SSLSocket):
         finally:
             self._arming = False
 
-    def do_handshake(self, *args):
-        self._arm()
-        return super().do_handshake(*args)
 
-    def recv(self, *args):
+def _bounded(name: str):
+    def method(self, *args):
         self._arm()
-        return super().recv(*args)
+        return getattr(super(_DeadlineMixin, self), name)(*args)
 
-    def recv_into(self, *args):
-        self._arm()
-        return super().recv_into(*args)
+    method.__name__ = name
+    return method
 
-    def read(self, *args):
-        self._arm()
-        return super().read(*args)
 
-    def send(self, *args):
-        self._arm()
-        return super().send(*args)
+for _name in ("recv", "recv_into", "send", "sendall", "read", "write", "do_handshake"):
+    setattr(_DeadlineMixin, _name, _bounded(_name))
 
-    def sendall(self, *args):
-        self._arm()
-        return super().sendall(*args)
 
-    def write(self, *args):
-        self._arm()
-        return super().write(*args)
+class DeadlineSocket(_DeadlineMixin, socket.socket):
+    """A plain socket under the deadline (what guarded_socket connects)."""
+
+
+class DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):
+    """The TLS socket over it, under the same rule (the handshake included)."""
 
 
 # -- connecting only where calsync may go ------------------------------------------------------------

@@ -312,3 +312,75 @@ def test_an_oauth_token_refresh_against_a_trickling_endpoint_ends_transient(tmp_
     assert not isinstance(caught.value, AuthRejected)
     assert time.monotonic() - started_at < 10
     assert "sign-in service" in str(caught.value)
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """A self-signed certificate for 127.0.0.1 (cert path, key path)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("stall", ["handshake", "body"])
+def test_over_tls_a_stalled_handshake_or_a_trickle_ends_at_the_deadline(serve, tls_files, stall):
+    """Providers are https: the TLS socket keeps the same deadline, the handshake included."""
+    import ssl
+
+    cert_path, key_path = tls_files
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+
+    def behave(server, conn, head):
+        pass  # never used: the TLS server below reads the request itself
+
+    server = serve(behave)
+    server.stopping.set()  # take over the listening socket: accept and wrap it here
+    server.accepter.join(5)
+
+    def tls_accept():
+        try:
+            raw, _ = server.sock.accept()
+        except OSError:
+            return
+        if stall == "handshake":
+            time.sleep(8)  # TCP accepted, the TLS handshake never answered
+            raw.close()
+            return
+        try:
+            with context.wrap_socket(raw, server_side=True) as tls:
+                tls.recv(65536)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                for _ in range(30):
+                    tls.sendall(b"X")
+                    time.sleep(0.3)
+        except OSError:
+            pass  # calsync hung up at its deadline
+
+    server.sock.settimeout(10)
+    thread = threading.Thread(target=tls_accept, daemon=True)
+    thread.start()
+    started_at = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="did not finish within 2 s"):
+        client().request("GET", f"https://127.0.0.1:{server.port}/", verify=str(cert_path))
+    assert time.monotonic() - started_at < 6
+    thread.join(15)
