@@ -203,9 +203,10 @@ class ConnectionSync:
         }
         # One transaction for the whole read: a first sync of 1,000 events was mostly commits.
         with m.db.atomic():
+            ceiling = entries.Ceiling(cal) if cal.is_busy_source else None
             for item in changes.items:
                 self.check_budget()
-                self._apply_item(cal, item, links.get(item.href))
+                self._apply_item(cal, item, links.get(item.href), ceiling)
         for href in changes.deleted:
             with m.db.atomic():
                 m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == href).execute()
@@ -214,7 +215,7 @@ class ConnectionSync:
                 if link is not None and link.state in (m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED):
                     self.own.deleted(link)
 
-    def _apply_item(self, cal: m.Calendar, item, link: m.AppointmentLink | None) -> None:
+    def _apply_item(self, cal: m.Calendar, item, link: m.AppointmentLink | None, ceiling: entries.Ceiling | None) -> None:
         self.report.entries_read += 1
         try:
             parsed = ics.parse(item.data)
@@ -259,7 +260,7 @@ class ConnectionSync:
             timeout=self.settings.parse_timeout,
             budget=self.expansions,
         )
-        entries.replace(cal, item.href, rows)
+        ceiling.replace(item.href, rows)
 
     def check_budget(self) -> None:
         """A sync past its wall-clock budget ends as a transient failure (its lease is released)."""

@@ -127,3 +127,18 @@ def test_a_feed_far_past_the_cap_is_refused_before_it_is_parsed(runtime_with, fe
     assert report["outcome"] == "failed" and "more than the 20,000 events calsync reads" in report["error"]
     assert time.monotonic() - started < 20, "counting lines, not building 60,000 components"
     assert [e["uid"] for e in sub.entries()] == ["first-1"], "what was read before is kept"
+
+
+def test_a_calendar_of_many_long_series_stops_at_its_occurrence_cap_and_says_so(rt, feed, monkeypatch):
+    """Per feed, not only per event: what would pass the calendar's cap is one entry that says why."""
+    from core import entries
+
+    monkeypatch.setattr(entries, "MAX_CALENDAR_ENTRIES", 150)
+    series = [one_event_with(f"daily-{i}", f"Daily {i}", soon(1, 9 + i), "RRULE:FREQ=DAILY\r\n") for i in range(3)]
+    found = read(Subscription(rt, feed, calendar(*series, event("dentist-1", "Dentist", soon(2, 14)))))
+    loaded = {uid: len(rows) for uid, rows in found.items() if all(r["loaded"] for r in rows)}
+    assert loaded.get("dentist-1") == 1 and loaded.get("daily-0", 0) > 50, loaded
+    capped = [rows for uid, rows in found.items() if uid.startswith("daily-") and uid not in loaded]
+    assert capped and all(len(rows) == 1 and "past the 150 calsync reads in the sync window" in rows[0]["info"]
+                          for rows in capped), capped
+    assert m.FeedEntry.select().count() <= 150 + len(capped)
