@@ -18,8 +18,7 @@ import requests
 from defusedxml.ElementTree import fromstring as parse_xml
 
 from core.http import URLNotAllowed
-from core.providers import caldav_xml
-from core.providers.caldav_xml import CAL, CS, DAV, NS
+from core.providers.caldav_xml import CAL, CS, DAV, NS, multiget, propfind, sync_collection, uid_query
 from core.providers.base import (
     AlreadyExists,
     AuthRejected,
@@ -116,7 +115,7 @@ class CalDAVProvider(Provider):
             "PROPFIND",
             url,
             collection=collection,
-            data=caldav_xml.propfind(*props),
+            data=propfind(*props),
             headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
         )
         if response.status_code == 404:
@@ -236,7 +235,7 @@ class CalDAVProvider(Provider):
             state.remote_id,
             collection=True,
             passthrough=(400, 403, 409, 412, 422),
-            data=caldav_xml.sync_collection(token),
+            data=sync_collection(token),
             headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
         )
         if response.status_code in (400, 403, 409, 412, 422):
@@ -295,7 +294,7 @@ class CalDAVProvider(Provider):
                 "REPORT",
                 calendar_url,
                 collection=True,
-                data=caldav_xml.multiget(batch),
+                data=multiget(batch),
                 headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
             )
             for r in self._multistatus(response):
@@ -338,7 +337,7 @@ class CalDAVProvider(Provider):
     def find_uid(self, calendar_url: str, uid: str) -> str:
         """The href of the object with this UID in the calendar ('' if none), by calendar-query."""
         response = self._request(
-            "REPORT", calendar_url, collection=True, data=caldav_xml.uid_query(uid),
+            "REPORT", calendar_url, collection=True, data=uid_query(uid),
             headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
         )
         for r in self._multistatus(response):
