@@ -157,12 +157,17 @@ def pg_rt(postgres, tmp_path, request):
 
 
 class Mailbox:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives, with its
+    envelope recipients (smtplib turns a Bcc header into envelope recipients and drops the
+    header); it refuses the addresses in ``unknown`` with 550, as a server does for a mailbox
+    that does not exist."""
 
     def __init__(self):
         from conftest_ports import free_port
 
         self.messages: list = []
+        self.envelopes: list[list[str]] = []
+        self.unknown: set[str] = set()
         self.port = free_port()
         self.controller = None
 
@@ -175,7 +180,14 @@ class Mailbox:
         mailbox = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address in mailbox.unknown:
+                    return "550 5.1.1 no such mailbox"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
+                mailbox.envelopes.append(list(envelope.rcpt_tos))
                 mailbox.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
                 return "250 OK"
 

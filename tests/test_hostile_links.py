@@ -24,7 +24,7 @@ import uuid
 
 import pytest
 import requests
-from conftest import ROOT, Mailbox, Story, make_env, running_web, started, web_env
+from conftest import ROOT, Story, make_env, running_web, started, web_env
 from servers import start_server
 
 import models as m
@@ -38,48 +38,9 @@ CRLF_NAME = "alice\r\nBcc: eve@evil.example"
 # --------------------------------------------------------------------------- servers
 
 
-class EnvelopeBox(Mailbox):
-    """The real SMTP server of conftest, also keeping each message's envelope recipients
-    (smtplib turns a Bcc header into envelope recipients and drops the header); it refuses
-    the addresses in ``unknown`` with 550, as a server does for a mailbox that does not exist."""
-
-    def __init__(self):
-        super().__init__()
-        self.unknown: set[str] = set()
-        self.envelopes: list[list[str]] = []
-
-    def start(self) -> None:
-        import email
-        from email import policy
-
-        from aiosmtpd.controller import Controller
-
-        box = self
-
-        class Handler:
-            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-                if address in box.unknown:
-                    return "550 5.1.1 no such mailbox"
-                envelope.rcpt_tos.append(address)
-                return "250 OK"
-
-            async def handle_DATA(self, server, session, envelope):
-                box.envelopes.append(list(envelope.rcpt_tos))
-                box.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-                return "250 OK"
-
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-
 @pytest.fixture
-def smtp():
-    box = EnvelopeBox()
-    box.start()
-    try:
-        yield box
-    finally:
-        box.stop()
+def smtp(mailbox):
+    return mailbox
 
 
 @pytest.fixture
