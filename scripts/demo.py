@@ -39,6 +39,45 @@ def say(text: str) -> None:
     print("\n" + textwrap.fill(text, 100), flush=True)
 
 
+class SecretAddress:
+    """A calendar's private iCalendar address, as Google or Fastmail give one: an unguessable path,
+    no login. Here it answers with the Radicale collection's iCalendar (read with the account's
+    password on the server side, where the provider keeps it)."""
+
+    def __init__(self, collection: str, auth: tuple[str, str]):
+        import http.server
+        import secrets
+        import threading
+
+        self.path = f"/ical/{secrets.token_urlsafe(16)}/basic.ics"
+        address = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if self.path != address.path:
+                    self.send_error(404)
+                    return
+                answer = requests.get(collection, auth=auth, timeout=10)
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", "text/calendar; charset=utf-8")
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{self.path}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,6 +126,7 @@ def main() -> int:
     DEMO_DIR.mkdir(parents=True)
     server = start_server("radicale", DEMO_DIR / "radicale")
     service = None
+    secret_address = None
     try:
         work = server.make_calendar("work", "Work")
         holidays = server.make_calendar("team-holidays", "Team holidays")
@@ -112,7 +152,8 @@ def main() -> int:
         demo.cli("Ada connects her CalDAV account (the password is read from stdin, never from the command line)",
                  "connect", "caldav", "--staff", "ada@example.com", "--url", server.base_url, "--username",
                  server.username, "--calendar", "Work", "--no-sync", stdin=server.password + "\n")
-        feed_url = holidays.replace("://", f"://{server.username}:{server.password}@")
+        secret_address = SecretAddress(holidays, (server.username, server.password))
+        feed_url = secret_address.url  # the URL is the secret: calsync stores it encrypted, never shows it whole
         demo.cli("Grace subscribes to the team-holidays calendar as a read-only busy source (URL from stdin)",
                  "connect", "ics", "--staff", "grace@example.com", "--url", "-", "--no-sync", stdin=feed_url + "\n")
 
@@ -176,6 +217,8 @@ def main() -> int:
                 service.wait(timeout=35)
             except subprocess.TimeoutExpired:
                 service.kill()
+        if secret_address is not None:
+            secret_address.stop()
         server.stop()
     return 0
 
