@@ -232,6 +232,23 @@ def mail_rt(tmp_path, mailbox):
     clock.set_now(None)
 
 
+@pytest.fixture
+def mail_web_rt(tmp_path, mailbox):
+    """A runtime that mails through the loopback SMTP server and whose links name its own web server."""
+    with started(web_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url, CALSYNC_MAIL_FROM="Calsync <calsync@example.com>")) as rt:
+        yield rt
+
+
+@pytest.fixture
+def radicale(tmp_path):
+    """One Radicale on 127.0.0.1, for tests that need a single server kind."""
+    server = start_server("radicale", tmp_path / "radicale")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -25,7 +25,6 @@ import uuid
 import pytest
 import requests
 from conftest import ROOT, Story, make_env, running_web, started, web_env
-from servers import start_server
 
 import models as m
 from core import actions, clock, outbox
@@ -43,15 +42,6 @@ def smtp(mailbox):
     return mailbox
 
 
-@pytest.fixture
-def radicale(tmp_path):
-    server = start_server("radicale", tmp_path / "radicale")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def web_rt(request, tmp_path, smtp):
     """A runtime (SQLite or PostgreSQL) whose links name its own web server and whose mail goes to ``smtp``."""
@@ -64,9 +54,8 @@ def web_rt(request, tmp_path, smtp):
 
 
 @pytest.fixture
-def sqlite_rt(tmp_path, smtp):
-    with started(web_env(tmp_path, CALSYNC_SMTP_URL=smtp.url, CALSYNC_MAIL_FROM="Calsync <calsync@example.com>")) as rt:
-        yield rt
+def sqlite_rt(mail_web_rt):
+    return mail_web_rt
 
 
 @pytest.fixture
@@ -333,16 +322,25 @@ def test_a_stored_name_with_line_breaks_adds_no_header_and_is_sent_once(sqlite_r
     assert outbox.deliver_pending(sqlite_rt) == {"sent": 0, "failed": 0}
 
 
-def test_a_mail_that_can_never_be_sent_ends_failed_after_a_few_attempts(sqlite_rt, radicale, smtp):
-    story = Story(sqlite_rt, radicale)
+def alert_mail_after_a_day_of_retries(rt, radicale, before_the_break) -> tuple[Story, m.Delivery]:
+    """Ada is synced, ``before_the_break()`` runs, her password changes, and the outbox tries her
+    alert mail ten times, two hours apart."""
+    story = Story(rt, radicale)
     story.sync()
-    m.Staff.update(email="ada@example.com\r\nBcc: eve@evil.example").execute()
+    before_the_break()
     radicale.set_password(NEW_PASSWORD)
     story.sync()
     for _ in range(10):
-        outbox.deliver_pending(sqlite_rt)
+        outbox.deliver_pending(rt)
         later(hours=2)
-    delivery = m.Delivery.get(m.Delivery.channel == "email")
+    return story, m.Delivery.get(m.Delivery.channel == "email")
+
+
+def test_a_mail_that_can_never_be_sent_ends_failed_after_a_few_attempts(sqlite_rt, radicale, smtp):
+    def bad_address():
+        m.Staff.update(email="ada@example.com\r\nBcc: eve@evil.example").execute()
+
+    _, delivery = alert_mail_after_a_day_of_retries(sqlite_rt, radicale, bad_address)
     assert delivery.state == "failed" and delivery.attempts == outbox.PERMANENT_ATTEMPTS
     assert "is not a valid e-mail address" in delivery.last_error and "\n" not in delivery.last_error
     assert smtp.messages == []
@@ -350,15 +348,10 @@ def test_a_mail_that_can_never_be_sent_ends_failed_after_a_few_attempts(sqlite_r
 
 
 def test_a_mailbox_the_server_says_does_not_exist_ends_failed_and_a_server_outage_does_not(sqlite_rt, radicale, smtp):
-    story = Story(sqlite_rt, radicale)
-    story.sync()
-    smtp.unknown = {"ada@example.com"}
-    radicale.set_password(NEW_PASSWORD)
-    story.sync()
-    for _ in range(10):
-        outbox.deliver_pending(sqlite_rt)
-        later(hours=2)
-    delivery = m.Delivery.get(m.Delivery.channel == "email")
+    def unknown_mailbox():
+        smtp.unknown = {"ada@example.com"}
+
+    story, delivery = alert_mail_after_a_day_of_retries(sqlite_rt, radicale, unknown_mailbox)
     assert delivery.state == "failed" and delivery.attempts == outbox.PERMANENT_ATTEMPTS
     assert "refused the recipient" in delivery.last_error and "550" in delivery.last_error
     # A server that does not answer at all is not the recipient's fault: that is retried, however long.

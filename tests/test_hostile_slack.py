@@ -26,7 +26,6 @@ from test_slack_bot import (  # noqa: F401 - fixtures, found by pytest under the
     audit_rows,
     bolt,
     elements,
-    radicale,
     rt,
     slack,
     stub,

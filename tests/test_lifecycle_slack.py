@@ -26,7 +26,6 @@ from test_slack_bot import (  # noqa: F401 (fixtures)
     bolt,
     break_password,
     elements,
-    radicale,
     rt,
     slack,
     stub,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import CHROMIUM_ARGS, Story, chromium_path, running_web, soon, started, web_env
+from conftest import CHROMIUM_ARGS, Story, chromium_path, running_web, soon
 
 import models as m
 from core import outbox
@@ -20,10 +20,8 @@ NEW_PASSWORD = "new-pass-1"
 
 
 @pytest.fixture
-def web_rt(tmp_path, mailbox):
-    """A runtime that mails through the loopback SMTP server and links to its own web server."""
-    with started(web_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url, CALSYNC_MAIL_FROM="Calsync <calsync@example.com>")) as rt:
-        yield rt
+def web_rt(mail_web_rt):
+    return mail_web_rt
 
 
 @pytest.fixture

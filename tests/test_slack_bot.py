@@ -29,7 +29,6 @@ from fakes.slack_api import (
     slash_command_body,
     view_submission_body,
 )
-from servers import start_server
 
 import models as m
 from bot.app import create_app as create_bolt_app, install_sender
@@ -60,15 +59,6 @@ def stub():
         yield s
     finally:
         s.stop()
-
-
-@pytest.fixture
-def radicale(tmp_path):
-    server = start_server("radicale", tmp_path / "radicale")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
