@@ -23,7 +23,8 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
     """
     C, S = m.Connection, m.Staff
     order = pw.Case(C.status, [(s, i) for i, s in enumerate(m.BROKEN_STATUSES)], len(m.BROKEN_STATUSES))
-    columns = [S.email if f == "staff" else getattr(C, f) for f in ROW_FIELDS]
+    staff_columns = {"staff": S.email, "staff_name": S.name, "timezone": S.timezone}
+    columns = [staff_columns[f] if f in staff_columns else getattr(C, f) for f in ROW_FIELDS]
     # Broken first, then the ones failing quietly (before unreachable), then the rest.
     query = C.select(*columns, C.staff, C.account_key).join(S).order_by(order, C.failing_since.is_null(), C.id)
     if staff_email:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import models as m
 from core import waiting
 from core.actions.common import _iso
+from core import wording
 from core.messages import STATUS_ADVICE, failing_reason, meaning
 
 
@@ -48,8 +49,13 @@ def connection_flags(conn: m.Connection) -> list[str]:
 
 
 # The columns a status row is made of, in the order list_statuses selects them.
-ROW_FIELDS = ("id", "staff", "provider", "account", "status", "reason", "status_since", "last_sync_at", "last_check_at",
+# "staff", "staff_name" and "timezone" are the staff member's (e-mail, name, zone).
+ROW_FIELDS = ("id", "staff", "staff_name", "timezone", "provider", "account", "status", "reason", "status_since",
+              "last_sync_at", "last_check_at",
               "last_error", "last_success_at", "server_url", "failing_since", "failures_in_row")
+
+
+_STAFF_FIELDS = ("staff", "staff_name", "timezone")
 
 
 def status_row(values: dict, *, missed: int, errors: int, orphaned: int, flags: list[str], destination: str | None) -> dict:
@@ -69,11 +75,22 @@ def status_row(values: dict, *, missed: int, errors: int, orphaned: int, flags: 
         "failing": failing, "failing_since": _iso(values["failing_since"]) if failing else None,
         "consecutive_failures": values["failures_in_row"] if failing else 0,
         "errors": errors, "orphaned": orphaned,
+        # The words every surface shows (core.wording): what broke and what waits, what the
+        # staff member does next, the provider as people name it, and their zone for times.
+        "staff_name": values["staff_name"], "timezone": values["timezone"],
+        "provider_name": wording.provider_label(values["provider"], values["server_url"]),
+        "problem": wording.problem(status, values["provider"], server_url=values["server_url"], calendar=destination,
+                                   failing=failing),
+        "headline": wording.headline(status, values["provider"], server_url=values["server_url"], calendar=destination,
+                                     waiting=missed, failing=failing),
+        "todo": wording.staff_advice(status, values["provider"], values["server_url"]),
     }
 
 
 def connection_dict(conn: m.Connection, with_calendars: bool = True, missed: int | None = None) -> dict:
-    values = {f: getattr(conn, f) for f in ROW_FIELDS if f != "staff"} | {"staff": conn.staff.email}
+    staff = conn.staff
+    values = {f: getattr(conn, f) for f in ROW_FIELDS if f not in _STAFF_FIELDS} | {
+        "staff": staff.email, "staff_name": staff.name, "timezone": staff.timezone}
     calendars = [calendar_dict(c) for c in conn.calendars.order_by(m.Calendar.id)] if with_calendars else []
     data = status_row(
         values,

@@ -1,0 +1,201 @@
+"""What broke, in the words of the person who reads it.
+
+One owner for the sentences every surface shows about a connection: the Slack alert and
+App Home, the relink and connect pages, the console and the CLI all call these, so a
+Fastmail account that needs its new password is said the same way everywhere, and an
+iCalendar feed never "rejects our credentials".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.parse
+import zoneinfo
+
+from core.clock import utc
+
+PROVIDER_NAMES = {"caldav": "CalDAV", "ics": "calendar feed", "google": "Google Calendar", "microsoft": "Microsoft 365"}
+
+# The CalDAV services people name, recognised by their server address, with what their
+# connect form needs (server address, where an app password is made).
+CALDAV_PRESETS = (
+    {"key": "icloud", "name": "iCloud", "server_url": "https://caldav.icloud.com/",
+     "hosts": ("icloud.com",),
+     "login": "your Apple ID e-mail address",
+     "help": "Use an app-specific password: sign in at appleid.apple.com, open Sign-In and Security, "
+             "App-Specific Passwords, and create one for calsync.",
+     "help_url": "https://support.apple.com/en-us/102654"},
+    {"key": "fastmail", "name": "Fastmail", "server_url": "https://caldav.fastmail.com/",
+     "hosts": ("fastmail.com", "messagingengine.com"),
+     "login": "your Fastmail e-mail address",
+     "help": "Use an app password: in Fastmail open Settings, Privacy & Security, Manage app passwords, "
+             "and create one with access to calendars (CalDAV).",
+     "help_url": "https://www.fastmail.help/hc/en-us/articles/360058752854"},
+    {"key": "nextcloud", "name": "Nextcloud", "server_url": "https://YOUR-NEXTCLOUD/remote.php/dav/",
+     "hosts": (),
+     "login": "your Nextcloud user name",
+     "help": "Use an app password: in Nextcloud open Personal settings, Security, Devices & sessions, "
+             "and create one for calsync. The server address is your Nextcloud address followed by /remote.php/dav/.",
+     "help_url": "https://docs.nextcloud.com/server/latest/user_manual/en/groupware/sync_ios.html"},
+    {"key": "generic", "name": "Other CalDAV server", "server_url": "",
+     "hosts": (),
+     "login": "your user name on that server",
+     "help": "Ask your calendar provider for its CalDAV server address; if your account uses two-step sign-in, "
+             "create an app password for calsync.",
+     "help_url": ""},
+)
+
+
+def preset_for(server_url: str) -> dict | None:
+    """The known CalDAV service a server address belongs to, if any."""
+    host = (urllib.parse.urlsplit(server_url or "").hostname or "").lower()
+    for preset in CALDAV_PRESETS:
+        if any(host == h or host.endswith("." + h) for h in preset["hosts"]):
+            return preset
+    if "/remote.php/dav" in (server_url or "") or "nextcloud" in host:
+        return CALDAV_PRESETS[2]
+    return None
+
+
+def provider_label(provider: str, server_url: str = "") -> str:
+    """'Fastmail', 'iCloud', 'Google Calendar', 'calendar feed', 'CalDAV'."""
+    if provider == "caldav":
+        preset = preset_for(server_url)
+        if preset:
+            return preset["name"]
+    return PROVIDER_NAMES.get(provider, provider)
+
+
+def _quoted(calendar: str | None) -> str:
+    return f"'{calendar}'" if calendar else "your appointments calendar"
+
+
+def problem(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,
+            failing: bool = False) -> str:
+    """One sentence that says what broke (empty for a connection that works)."""
+    label = provider_label(provider, server_url)
+    cal = _quoted(calendar)
+    if status == "relink_required":
+        if provider == "ics":
+            return "Your calendar feed address no longer works"
+        if provider in ("google", "microsoft"):
+            return f"Your {label} connection needs you to sign in again"
+        return f"Your {label} calendar needs your new password"
+    if status == "calendar_missing":
+        if calendar:
+            return f"The calendar {cal} was deleted — choose another"
+        return "Your appointments calendar was deleted — choose another"
+    if status == "read_only":
+        if provider == "ics":
+            return "A calendar feed can only be read — choose a calendar calsync can write to"
+        return f"Calsync can no longer add appointments to {cal} — it became read-only"
+    if status == "unreachable":
+        return f"Your {label} calendar has not answered for a long time"
+    if status == "pending":
+        return f"Your {label} calendar is connected; its first sync has not finished"
+    if status == "stopped":
+        return f"Sync with your {label} calendar is stopped"
+    if failing:
+        return f"Your {label} calendar is not answering at the moment; calsync keeps trying"
+    return ""
+
+
+def waiting_phrase(count: int) -> str:
+    """'3 appointments are waiting', '' when none wait."""
+    count = int(count or 0)
+    if count <= 0:
+        return ""
+    return "1 appointment is waiting" if count == 1 else f"{count} appointments are waiting"
+
+
+def headline(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,
+             waiting: int = 0, failing: bool = False) -> str:
+    """What broke and what waits: 'Your Fastmail calendar needs your new password — 3 appointments are waiting'."""
+    said = problem(status, provider, server_url=server_url, calendar=calendar, failing=failing)
+    waits = waiting_phrase(waiting)
+    if said and waits:
+        return f"{said} — {waits}"
+    if waits:
+        return waits[0].upper() + waits[1:]
+    return said or "Your calendar is syncing"
+
+
+def staff_advice(status: str, provider: str, server_url: str = "") -> str:
+    """What the staff member does next (Slack, pages, e-mail): plain, no keys, no commands."""
+    label = provider_label(provider, server_url)
+    if status == "relink_required":
+        if provider == "ics":
+            return "Paste the calendar's current feed address (it changes when the feed is reset or made private)."
+        if provider in ("google", "microsoft"):
+            return f"Sign in to {label} again and allow calsync access to your calendar."
+        preset = preset_for(server_url)
+        extra = " (an app password, if your account uses two-step sign-in)" if preset else ""
+        return f"Enter your current {label} password{extra}."
+    if status == "calendar_missing":
+        return "Choose the calendar your appointments should go to."
+    if status == "read_only":
+        return "Choose a calendar calsync can write to, or ask your calendar administrator for write access."
+    if status == "unreachable":
+        return "Nothing to do on your side: calsync keeps retrying and tells you when it works again."
+    if status == "pending":
+        return "The first sync runs within minutes."
+    if status == "stopped":
+        return "Connect your calendar again to resume syncing."
+    return ""
+
+
+def duration(seconds: float) -> str:
+    """'less than a minute', '5 minutes', '3 hours', '2 days': never '0.0 hours'."""
+    seconds = max(0, int(seconds or 0))
+    for size, word in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return "less than a minute"
+
+
+def _zone(name: str | None) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        return dt.timezone.utc
+
+
+def zone_name(name: str | None) -> str:
+    """The zone a time is labelled with ('Europe/Berlin'; 'UTC' for an unknown one)."""
+    zone = _zone(name)
+    return getattr(zone, "key", "UTC")
+
+
+def local_time(value: dt.datetime | str | None, zone: str | None, *, label: bool = True) -> str:
+    """A stored (UTC) time in the staff member's zone, labelled: '2026-12-02 09:00 CET (Europe/Berlin)'."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    tz = _zone(zone)
+    local = utc(value).astimezone(tz)
+    text = local.strftime("%Y-%m-%d %H:%M")
+    if not label:
+        return text
+    abbrev = local.tzname() or ""
+    name = zone_name(zone)
+    if abbrev and abbrev != name and not abbrev.startswith(("+", "-")):
+        return f"{text} {abbrev} ({name})"
+    return f"{text} ({name})"
+
+
+def webcal(url: str) -> str:
+    """The subscribe form of a feed URL (calendar apps open webcal:// links)."""
+    for scheme in ("https://", "http://"):
+        if url.startswith(scheme):
+            return "webcal://" + url[len(scheme):]
+    return url
+
+
+SUBSCRIBE_HELP = ("To subscribe: open the webcal link on the device with your calendar app, or in Google Calendar "
+                  "choose Other calendars → From URL, in Outlook Add calendar → Subscribe from web, and paste the address. "
+                  "Keep it private: anyone with it can read your busy times.")
