@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from core import wording
 from core.messages import STATUS_ADVICE
 
 PROVIDER_NAMES = {"caldav": "CalDAV", "ics": "iCalendar feed", "google": "Google Calendar", "microsoft": "Microsoft 365"}
@@ -38,6 +39,8 @@ def headline(event: str, p: dict) -> str:
         return f"Your link to reconnect your {account}"
     if p.get("status") == "pending":
         return f"The first sync of your {account} has not finished"
+    if p.get("headline"):  # what broke and what waits (core.wording), e.g. "... needs your new password — 3 ..."
+        return p["headline"]
     return f"Your calendar connection needs attention: {account}"
 
 
@@ -60,11 +63,20 @@ def render(event: str, p: dict, relink_url: str = "") -> tuple[str, str]:
     else:
         if event == "incident.reminder":
             lines.append("A reminder: this is still not fixed.")
-        lines.append(f"Since {_since(p.get('since', ''))}, calsync cannot sync your calendar: "
-                     f"{p.get('meaning', '')} ({p.get('reason', '')}).")
+        zone = p.get("timezone") or "UTC"
+        problem = p.get("problem") or f"Calsync cannot sync your calendar: {p.get('meaning', '')}"
+        lines.append(f"{problem} (since {wording.local_time(p.get('since'), zone) or _since(p.get('since', ''))}).")
+        reason = p.get("reason", "")
+        if reason and reason != p.get("meaning"):
+            lines.append(f"What {p.get('provider_name') or provider_name(p.get('provider', ''))} answered: {reason}.")
         if missed:
-            lines.append(f"{missed} appointment(s) are waiting and will be added as soon as it works again.")
-        advice = STATUS_ADVICE.get(p.get("status", ""), "")
+            lines.append(f"{wording.waiting_phrase(missed).capitalize()} and will be added as soon as it works again:")
+            listed = p.get("waiting") or []
+            for item in listed:
+                lines.append(f"  - {wording.local_time(item.get('start'), zone)}  {item.get('subject', '')}")
+            if listed and missed > len(listed):
+                lines.append(f"  … and {missed - len(listed)} more")
+        advice = p.get("todo") or STATUS_ADVICE.get(p.get("status", ""), "")
         if advice:
             lines.append(advice)
     if relink_url:

@@ -26,7 +26,7 @@ from typing import Protocol
 import peewee as pw
 
 import models as m
-from core import clock, waiting
+from core import clock, waiting, wording
 from core.text import for_terminal
 
 log = logging.getLogger("calsync.outbox")
@@ -274,5 +274,26 @@ def payload_for(rt, conn: m.Connection, **extra) -> dict:
         "missed": waiting.missed_count(conn),
         "mail_from": rt.settings.mail_from,
     }
+    destination = conn.calendars.where(m.Calendar.is_destination == True).first()  # noqa: E712
+    calendar = destination.name if destination is not None else None
+    failing = waiting.is_failing(conn)
+    missed = waiting.missed_appointments(conn, limit=WAITING_LISTED)
+    # The words and the waiting list every channel shows (core.wording), said once here so an
+    # alert sent later by another process says what this one saw.
+    data.update({
+        "provider_name": wording.provider_label(conn.provider, conn.server_url),
+        "calendar": calendar,
+        "timezone": conn.staff.timezone,
+        "problem": wording.problem(conn.status, conn.provider, server_url=conn.server_url, calendar=calendar,
+                                   failing=failing),
+        "headline": wording.headline(conn.status, conn.provider, server_url=conn.server_url, calendar=calendar,
+                                     waiting=data["missed"], failing=failing),
+        "todo": wording.staff_advice(conn.status, conn.provider, conn.server_url),
+        "waiting": [{"id": a.external_id, "subject": a.subject[:200], "start": clock.utc(a.starts_at).isoformat(),
+                     "end": clock.utc(a.ends_at).isoformat()} for a in missed],
+    })
     data.update(extra)
     return data
+
+
+WAITING_LISTED = 5  # appointments a notification lists by name; the count says the rest

@@ -114,10 +114,10 @@ def error_counts() -> dict[int, int]:
         .group_by(m.Calendar.connection).tuples())
 
 
-def missed_appointments(conn: m.Connection) -> list[m.Appointment]:
+def missed_appointments(conn: m.Connection, limit: int | None = None) -> list[m.Appointment]:
     """What the staff member should have on the calendar and does not: waiting as missed, or
-    (on a stopped connection) never written before the stop."""
-    return list(
+    (on a stopped connection) never written before the stop; the first ``limit`` by start."""
+    query = (
         m.Appointment.select()
         .join(m.AppointmentLink)
         .join(m.Calendar)
@@ -129,6 +129,7 @@ def missed_appointments(conn: m.Connection) -> list[m.Appointment]:
         .order_by(m.Appointment.starts_at)
         .distinct()
     )
+    return list(query.limit(limit) if limit else query)
 
 
 def after_appointment_change(appointment: m.Appointment) -> None:

@@ -67,7 +67,11 @@ def provider_label(provider: str, server_url: str = "") -> str:
 
 
 def _quoted(calendar: str | None) -> str:
-    return f"'{calendar}'" if calendar else "your appointments calendar"
+    """A calendar's name as said in a sentence (it comes from the provider: one line, bounded)."""
+    if not calendar:
+        return "your appointments calendar"
+    name = " ".join(str(calendar).split())
+    return f"'{name[:77]}…'" if len(name) > 80 else f"'{name}'"
 
 
 def problem(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,

@@ -178,7 +178,7 @@ def test_every_way_back_to_working_delivers_what_waited_and_says_so(mail_rt, cal
     waiting = 3 if how == "calendar" else 2  # the deleted calendar took the first one with it
     assert status["missed"] == waiting, "appointments count as missed as soon as they wait"
     outbox.deliver_pending(mail_rt)
-    assert len(mails_about(mailbox, "needs attention")) == 1
+    assert len(mails_about(mailbox, f"{waiting} appointments are waiting")) == 1, "the subject says what waits"
 
     repair(story, name, good)
 

@@ -26,8 +26,8 @@ from core.actions.connections import (
     update_credentials,
 )
 from core.actions.feeds import feed_reset, feed_url
+from core.actions.auditing import audit_log
 from core.actions.inspection import (
-    audit_log,
     busy_times,
     connection_detail,
     get_connection,
@@ -58,7 +58,7 @@ from core.actions.relinking import (
 from core.actions.oauth import oauth_callback, oauth_connect_url, oauth_relink_url
 from core.actions.staff import add_staff, list_staff
 from core.actions.stopping import stop_plan, stop_sync
-from core.actions.syncing import list_entries, sync_now
+from core.actions.syncing import list_entries, sync_now, sync_summary
 from core.actions.views import appointment_dict, calendar_dict, connection_dict, connection_flags, staff_dict
 
 __all__ = [
@@ -70,6 +70,6 @@ __all__ = [
     "list_staff", "list_statuses", "missed_appointments", "new_token", "oauth_callback", "oauth_connect_url",
     "oauth_relink_url", "refresh_calendars", "relink_choose_calendar", "relink_page", "relink_test", "request_new_link", "rotate_key",
     "set_destination", "give_back_connect_link", "spend_connect_link", "staff_connections", "staff_dict", "staff_overview", "status_counts",
-    "stop_plan", "stop_sync", "sync_now", "test_connection", "update_credentials",
+    "stop_plan", "stop_sync", "sync_now", "sync_summary", "test_connection", "update_credentials",
     "upsert_appointment", "_connection", "_validate_url",
 ]

@@ -215,8 +215,10 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
     else:
         lifecycle.succeeded(rt, conn, "test")
     conn = m.Connection.get_by_id(conn.id)
-    audit(actor, "connection.test", conn.id, conn.status, result="ok" if error is None else "failed")
     ok = error is None and (report is None or report.outcome in ("ok", "busy"))
+    said = (f"{error.reason} (now {conn.status})" if error is not None
+            else "the connection works" if ok else f"it answers, but the sync that followed did not finish: {report.error}")
+    audit(actor, "connection.test", conn.id, said, result="ok" if ok else "failed")
     return {
         "connection": conn.id,
         "ok": ok,
@@ -289,9 +291,11 @@ def refresh_calendars(rt, conn: m.Connection) -> list[m.Calendar]:
 
 
 def list_calendars(rt, conn_id, refresh: bool = False) -> list[dict]:
+    """The account's calendars; ``choosable`` marks the ones a picker may offer as the new primary
+    (writable, and not the deleted primary that is kept only until another is chosen)."""
     conn = _connection(conn_id)
     cals = refresh_calendars(rt, conn) if refresh else list(conn.calendars.order_by(m.Calendar.id))
-    return [calendar_dict(c) for c in cals]
+    return [calendar_dict(c, conn) for c in cals]
 
 
 @audited("connection.primary")

@@ -119,14 +119,6 @@ def status_counts(rt) -> dict:
     return counts
 
 
-def audit_log(rt, limit: int = 200) -> list[dict]:
-    rows = m.AuditEntry.select().order_by(m.AuditEntry.at.desc(), m.AuditEntry.id.desc()).limit(limit)
-    return [
-        {"at": _iso(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail, "result": a.result}
-        for a in rows
-    ]
-
-
 def busy_times(rt, staff_email: str, start, end) -> dict:
     from core import hostapi
 

@@ -12,7 +12,7 @@ into nowhere.
 from __future__ import annotations
 
 import models as m
-from core import clock, lifecycle, waiting
+from core import clock, lifecycle, waiting, wording
 from core.actions.common import ActionError, _connection, audit, audited
 from core.actions.views import _same_account
 from core.messages import meaning
@@ -86,10 +86,14 @@ def stop_plan(rt, conn_id, keep_events: bool = False, for_support: bool = True) 
                    else f"{len(shared_with)} other staff member(s) sync the same account; their access is not touched")
     else:
         warning = ""
+    sentences, confirm = _plan_words(conn, keep_events=keep_events, broken=broken, on_calendar=on_calendar,
+                                     waiting_now=len(waiting_now), shared=len(shared_with))
     return {
         "connection": conn.id,
         "status": conn.status,
         "broken": broken,
+        "sentences": sentences,
+        "confirm_label": confirm,
         "events_on_calendar": on_calendar,
         "waiting": len(waiting_now),
         "remove_events": not keep_events and not broken,
@@ -100,6 +104,45 @@ def stop_plan(rt, conn_id, keep_events: bool = False, for_support: bool = True) 
         "effect": "; ".join(parts),
         "warning": warning,
     }
+
+
+def _events(n: int) -> str:
+    return "1 event" if n == 1 else f"{n} events"
+
+
+def _plan_words(conn: m.Connection, *, keep_events: bool, broken: bool, on_calendar: int, waiting_now: int,
+                shared: int) -> tuple[list[str], str]:
+    """What stopping does, in sentences for people, and the words of the button that does it."""
+    said = []
+    if broken:
+        what = (wording.problem(conn.status, conn.provider, server_url=conn.server_url, failing=waiting.is_failing(conn))
+                or conn.reason or meaning(conn.status))
+        said.append(f"{what}, so calsync cannot change that calendar now.")
+    if on_calendar == 0:
+        said.append("Calsync has no events on the calendar.")
+    elif keep_events:
+        said.append(f"The {_events(on_calendar)} calsync added stay on the calendar.")
+    elif broken:
+        said.append(f"The {_events(on_calendar)} calsync added cannot be removed and stay on the calendar.")
+    else:
+        said.append(f"The {_events(on_calendar)} calsync added are removed from the calendar.")
+    if waiting_now:
+        appointments = "1 appointment that is" if waiting_now == 1 else f"{waiting_now} appointments that are"
+        said.append(f"{appointments[0].upper()}{appointments[1:]} waiting will never reach the calendar; "
+                    "they stay downloadable as an .ics file.")
+    if shared:
+        people = "1 other staff member syncs" if shared == 1 else f"{shared} other staff members sync"
+        said.append(f"{people} the same account; their sync is not touched.")
+    said.append("Calsync forgets what it stored to reach this calendar; to sync again, connect it again.")
+    if broken and ((on_calendar and not keep_events) or waiting_now):
+        confirm = "Stop anyway"
+    elif on_calendar and keep_events:
+        confirm = f"Stop and keep {_events(on_calendar)}"
+    elif on_calendar:
+        confirm = f"Stop and remove {_events(on_calendar)}"
+    else:
+        confirm = "Stop sync"
+    return said, confirm
 
 
 @audited("connection.stop")

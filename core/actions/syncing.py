@@ -32,9 +32,30 @@ def sync_now(rt, conn_id=None, actor: str = "", progress=None, wait: float = run
         if conn.id not in reports:
             reports[conn.id] = SyncReport(connection_id=conn.id, outcome="busy", status=conn.status, reason=conn.reason,
                                           error=f"already being synced by {runner.holder(conn.id)}")
+    done = [reports[c.id].to_dict() for c in conns]
     if actor:
-        audit(actor, "connection.sync", conn_id if conn_id is not None else "all")
-    return [reports[c.id].to_dict() for c in conns]
+        detail, failed = sync_summary(done)
+        audit(actor, "connection.sync", conn_id if conn_id is not None else "all", detail,
+              result="failed" if failed else "ok")
+    return done
+
+
+def sync_summary(reports: list[dict]) -> tuple[str, int]:
+    """('3 synced, 1 failed, 1 busy', how many did not sync cleanly) for a list of sync reports.
+
+    One connection: the failure itself ('failed: the CalDAV server rejected the password')."""
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    not_clean = sum(n for outcome, n in counts.items() if outcome != "ok")
+    if len(reports) == 1:
+        r = reports[0]
+        if r["outcome"] == "ok":
+            return "synced", 0
+        return f"{r['outcome']}: {r.get('error') or r.get('reason') or r.get('status')}", not_clean
+    words = {"ok": "synced"}
+    parts = [f"{counts[o]} {words.get(o, o)}" for o in ("ok", *sorted(set(counts) - {"ok"})) if counts.get(o)]
+    return ", ".join(parts) or "nothing to sync", not_clean
 
 
 def list_entries(rt, conn_id, not_loaded_only: bool = False) -> list[dict]:

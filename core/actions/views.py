@@ -91,7 +91,7 @@ def connection_dict(conn: m.Connection, with_calendars: bool = True, missed: int
     staff = conn.staff
     values = {f: getattr(conn, f) for f in ROW_FIELDS if f not in _STAFF_FIELDS} | {
         "staff": staff.email, "staff_name": staff.name, "timezone": staff.timezone}
-    calendars = [calendar_dict(c) for c in conn.calendars.order_by(m.Calendar.id)] if with_calendars else []
+    calendars = [calendar_dict(c, conn) for c in conn.calendars.order_by(m.Calendar.id)] if with_calendars else []
     data = status_row(
         values,
         missed=waiting.missed_count(conn) if missed is None else missed,
@@ -106,8 +106,10 @@ def connection_dict(conn: m.Connection, with_calendars: bool = True, missed: int
     return data
 
 
-def calendar_dict(cal: m.Calendar) -> dict:
-    return {
+def calendar_dict(cal: m.Calendar, conn: m.Connection | None = None) -> dict:
+    """``choosable`` (with ``conn``): a picker may offer it as the new primary: writable, not a
+    read-only feed, and not the deleted primary that is kept only until another is chosen."""
+    data = {
         "id": cal.id,
         "name": cal.name,
         "destination": cal.is_destination,
@@ -115,6 +117,10 @@ def calendar_dict(cal: m.Calendar) -> dict:
         "writable": cal.writable,
         "last_synced_at": _iso(cal.last_synced_at),
     }
+    if conn is not None:
+        gone = conn.status == m.CALENDAR_MISSING and cal.is_destination
+        data["choosable"] = bool(cal.writable and conn.provider != "ics" and not gone)
+    return data
 
 
 def appointment_dict(a: m.Appointment) -> dict:
