@@ -67,9 +67,10 @@ def start(settings: Settings | None = None) -> Runtime:
     except OSError as exc:
         raise ConfigError(f"CALSYNC_DATABASE_URL: cannot create {exc.filename or 'the database file'}: "
                           f"{exc.strerror or exc}") from None
-    from core import leases
+    from core import feeds, leases
 
     leases.configure(settings)
+    feeds.forget_rendered()  # rendered events are keyed by row id: another database, other rows
     rt = Runtime(
         settings=settings,
         vault=Vault.from_settings(settings),

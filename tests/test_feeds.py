@@ -49,6 +49,25 @@ def test_feed_is_rfc5545_that_two_parsers_read_the_same_way(rt, ada):
     assert v_events[0].dtstart.value.tzinfo is not None and v_events[0].dtstart.value.utcoffset() == dt.timedelta(0)
 
 
+def test_the_same_data_gives_the_same_bytes_and_a_change_shows_at_once(rt, ada):
+    """What an ETag promises: nothing changed, the same feed (DTSTAMP is each event's last change,
+    not the render time); one appointment changed, that change and every other event still there."""
+    start = clock.now().replace(microsecond=0) + dt.timedelta(days=1)
+    for i in range(5):
+        book(rt, f"A-{i}", start + dt.timedelta(days=i), subject=f"Session {i}")
+    first = feeds.render(rt, ada)
+    later = clock.now() + dt.timedelta(minutes=7)
+    clock.set_now(lambda: later)
+    assert feeds.render(rt, ada) == first
+    book(rt, "A-2", start + dt.timedelta(days=2, hours=3), subject="Moved session")
+    cal = icalendar.Calendar.from_ical(feeds.render(rt, ada))
+    events = {str(e["SUMMARY"]): e for e in cal.walk("VEVENT")}
+    assert sorted(events) == ["Moved session", "Session 0", "Session 1", "Session 3", "Session 4"]
+    moved = events["Moved session"]
+    assert moved.decoded("DTSTART") == clock.utc(start + dt.timedelta(days=2, hours=3))
+    assert moved.decoded("DTSTAMP") == moved.decoded("LAST-MODIFIED")
+
+
 def test_uids_are_stable_and_a_change_bumps_the_sequence(rt, ada):
     start = clock.now() + dt.timedelta(days=1)
     book(rt, "A-1", start)
