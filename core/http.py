@@ -111,7 +111,9 @@ class HttpClient:
         allow_private: bool = False,
         deadline: float = 60.0,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        ca_file: str | None = None,
     ):
+        """``ca_file``: trust this CA bundle instead of the system's (a server with its own CA)."""
         self.timeout = timeout
         self.deadline = deadline
         self.max_bytes = max_bytes
@@ -136,7 +138,7 @@ class HttpClient:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
-        adapter = netguard.GuardedAdapter(allow_private, max_retries=retry)
+        adapter = netguard.GuardedAdapter(allow_private, ca_file=ca_file, max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.hooks["response"].append(self._count_response)
@@ -182,6 +184,10 @@ class HttpClient:
         own exceptions (ConnectionError, Timeout); HTTP error statuses are returned, not raised.
         """
         kwargs.pop("stream", None)
+        if "verify" in kwargs or "cert" in kwargs:
+            # urllib3 would load them into the TLS context every client shares: trust is set per
+            # client (``ca_file``), never per request.
+            raise TypeError("HttpClient.request takes no verify/cert: give the client a ca_file")
         kwargs.setdefault("timeout", self.timeout)
         cap = self.max_bytes if max_bytes is None else max_bytes
         ends_at, why = self._ends_at()

@@ -173,15 +173,17 @@ class ConnectionSync:
                     self._read(cal)
 
     def _read(self, cal: m.Calendar):
-        """Probe one calendar and, when it moved, apply its changes; returns the probe."""
-        state = calendar_state(cal)
-        info = self.provider.probe(state)
+        """Probe one calendar and, when it moved, apply its changes; returns the probe.
+
+        The probe needs no object list: the known hrefs and ETags are read only when the calendar moved."""
+        info = self.provider.probe(CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag))
         cal.writable = info.writable
         if info.sync_token and cal.sync_token:
             unchanged = info.sync_token == cal.sync_token
         else:
             unchanged = bool(info.ctag) and info.ctag == cal.ctag
         if not (unchanged and cal.last_synced_at is not None):
+            state = calendar_state(cal)
             changes = self.provider.changes(state)
             if not changes.unchanged:
                 self._apply_changes(cal, changes)
