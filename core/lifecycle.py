@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 
 import models as m
-from core import clock, incidents, waiting
+from core import clock, incidents, waiting, wording
 from core.messages import meaning
 
 log = logging.getLogger("calsync.lifecycle")
@@ -91,7 +91,7 @@ def failed(rt, conn: m.Connection, exc, cause: str) -> bool:
         failing_for = (now - conn.failing_since).total_seconds()
         # A connection already broken in a way the staff member can fix stays so: that is what they must do.
         if failing_for >= rt.settings.unreachable_after and conn.status in (m.ACTIVE, m.PENDING):
-            reason = f"the provider has failed for {failing_for / 3600:.1f} hours: {exc.reason}"
+            reason = f"the provider has not answered for {wording.duration(failing_for)}: {exc.reason}"
             return _move(rt, conn, m.UNREACHABLE, reason, cause, exc.answer)
         conn.save()
         if conn.status in m.BROKEN_STATUSES:

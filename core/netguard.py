@@ -221,8 +221,15 @@ class GuardedAdapter(HTTPAdapter):
 
 
 def check_shape(url: str) -> None:
-    """Raise URLNotAllowed unless ``url`` is http(s) with a host and without credentials in it."""
-    parts = urlsplit(url)
+    """Raise URLNotAllowed unless ``url`` is http(s) with a host and without credentials in it.
+
+    A URL Python cannot even split (an unclosed ``[``, a port over 65535) is refused the same way,
+    never as a ValueError from deep inside a request."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise URLNotAllowed("the address is not a valid URL (check the host name and the port)") from None
     if parts.scheme not in ("http", "https"):
         raise URLNotAllowed(f"only http:// and https:// URLs are supported, got {parts.scheme or 'no'} scheme")
     if not parts.hostname:

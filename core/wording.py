@@ -75,32 +75,43 @@ def _quoted(calendar: str | None) -> str:
 
 
 def problem(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,
-            failing: bool = False) -> str:
-    """One sentence that says what broke (empty for a connection that works)."""
+            failing: bool = False, whose: str | None = None) -> str:
+    """One sentence that says what broke (empty for a connection that works).
+
+    ``whose``: said about someone else, for support ("Grace Hopper's Fastmail calendar needs their
+    new password"); without it, to the staff member ("Your Fastmail calendar needs your new password").
+    """
     label = provider_label(provider, server_url)
+    thing = label if label.endswith(("Calendar", "feed")) else f"{label} calendar"  # "Google Calendar", "Fastmail calendar"
     cal = _quoted(calendar)
+    if whose:
+        your, you, your_cal = f"{whose}'s", "them", "their"
+        if not calendar:
+            cal = f"{whose}'s appointments calendar"
+    else:
+        your, you, your_cal = "Your", "you", "your"
     if status == "relink_required":
         if provider == "ics":
-            return "Your calendar feed address no longer works"
+            return f"{your} calendar feed address no longer works"
         if provider in ("google", "microsoft"):
-            return f"Your {label} connection needs you to sign in again"
-        return f"Your {label} calendar needs your new password"
+            return f"{your} {label} connection needs {you} to sign in again"
+        return f"{your} {thing} needs {your_cal} new password"
     if status == "calendar_missing":
         if calendar:
             return f"The calendar {cal} was deleted — choose another"
-        return "Your appointments calendar was deleted — choose another"
+        return f"{your} appointments calendar was deleted — choose another"
     if status == "read_only":
         if provider == "ics":
             return "A calendar feed can only be read — choose a calendar calsync can write to"
         return f"Calsync can no longer add appointments to {cal} — it became read-only"
     if status == "unreachable":
-        return f"Your {label} calendar has not answered for a long time"
+        return f"{your} {thing} has not answered for a long time"
     if status == "pending":
-        return f"Your {label} calendar is connected; its first sync has not finished"
+        return f"{your} {thing} is connected; its first sync has not finished"
     if status == "stopped":
-        return f"Sync with your {label} calendar is stopped"
+        return f"Sync with {your.lower() if not whose else your} {thing} is stopped"
     if failing:
-        return f"Your {label} calendar is not answering at the moment; calsync keeps trying"
+        return f"{your} {thing} is not answering at the moment; calsync keeps trying"
     return ""
 
 
@@ -113,9 +124,9 @@ def waiting_phrase(count: int) -> str:
 
 
 def headline(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,
-             waiting: int = 0, failing: bool = False) -> str:
+             waiting: int = 0, failing: bool = False, whose: str | None = None) -> str:
     """What broke and what waits: 'Your Fastmail calendar needs your new password — 3 appointments are waiting'."""
-    said = problem(status, provider, server_url=server_url, calendar=calendar, failing=failing)
+    said = problem(status, provider, server_url=server_url, calendar=calendar, failing=failing, whose=whose)
     waits = waiting_phrase(waiting)
     if said and waits:
         return f"{said} — {waits}"

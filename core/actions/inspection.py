@@ -27,8 +27,8 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
     columns = [staff_columns[f] if f in staff_columns else getattr(C, f) for f in ROW_FIELDS]
     # Broken first, then the ones failing quietly (before unreachable), then the rest.
     query = C.select(*columns, C.staff, C.account_key).join(S).order_by(order, C.failing_since.is_null(), C.id)
-    if staff_email:
-        query = query.where(S.email == staff_email.strip().lower())
+    if staff_email is not None:
+        query = query.where(S.email == _staff(staff_email).email)  # an unknown e-mail is NotFoundError, not []
     missed, errors = waiting.missed_counts(), waiting.error_counts()
     orphaned = dict(
         m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)

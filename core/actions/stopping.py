@@ -87,7 +87,8 @@ def stop_plan(rt, conn_id, keep_events: bool = False, for_support: bool = True) 
     else:
         warning = ""
     sentences, confirm = _plan_words(conn, keep_events=keep_events, broken=broken, on_calendar=on_calendar,
-                                     waiting_now=len(waiting_now), shared=len(shared_with))
+                                     waiting_now=len(waiting_now), shared=len(shared_with),
+                                     shared_names=shared_with if for_support else [])
     return {
         "connection": conn.id,
         "status": conn.status,
@@ -111,21 +112,24 @@ def _events(n: int) -> str:
 
 
 def _plan_words(conn: m.Connection, *, keep_events: bool, broken: bool, on_calendar: int, waiting_now: int,
-                shared: int) -> tuple[list[str], str]:
+                shared: int, shared_names: list[str]) -> tuple[list[str], str]:
+    """``shared_names`` only for support (a staff member is told how many, never who)."""
     """What stopping does, in sentences for people, and the words of the button that does it."""
     said = []
     if broken:
         what = (wording.problem(conn.status, conn.provider, server_url=conn.server_url, failing=waiting.is_failing(conn))
                 or conn.reason or meaning(conn.status))
         said.append(f"{what}, so calsync cannot change that calendar now.")
+    one = on_calendar == 1
     if on_calendar == 0:
         said.append("Calsync has no events on the calendar.")
     elif keep_events:
-        said.append(f"The {_events(on_calendar)} calsync added stay on the calendar.")
+        said.append(f"The {_events(on_calendar)} calsync added {'stays' if one else 'stay'} on the calendar.")
     elif broken:
-        said.append(f"The {_events(on_calendar)} calsync added cannot be removed and stay on the calendar.")
+        said.append(f"The {_events(on_calendar)} calsync added cannot be removed and "
+                    f"{'stays' if one else 'stay'} on the calendar.")
     else:
-        said.append(f"The {_events(on_calendar)} calsync added are removed from the calendar.")
+        said.append(f"The {_events(on_calendar)} calsync added {'is' if one else 'are'} removed from the calendar.")
     if waiting_now:
         appointments = "1 appointment that is" if waiting_now == 1 else f"{waiting_now} appointments that are"
         said.append(f"{appointments[0].upper()}{appointments[1:]} waiting will never reach the calendar; "
@@ -133,7 +137,10 @@ def _plan_words(conn: m.Connection, *, keep_events: bool, broken: bool, on_calen
     if shared:
         people = "1 other staff member syncs" if shared == 1 else f"{shared} other staff members sync"
         said.append(f"{people} the same account; their sync is not touched.")
+        if shared_names:
+            said.append(f"Also synced by: {', '.join(shared_names)}.")
     said.append("Calsync forgets what it stored to reach this calendar; to sync again, connect it again.")
+    # A button's words (Slack allows 24 characters in a modal's submit): "Stop, keep 12 events".
     if broken and ((on_calendar and not keep_events) or waiting_now):
         confirm = "Stop anyway"
     elif on_calendar and keep_events:
@@ -141,6 +148,10 @@ def _plan_words(conn: m.Connection, *, keep_events: bool, broken: bool, on_calen
     elif on_calendar:
         confirm = f"Stop and remove {_events(on_calendar)}"
     else:
+        confirm = "Stop sync"
+    if len(confirm) > 24:
+        confirm = confirm.replace("Stop and ", "Stop, ")
+    if len(confirm) > 24:
         confirm = "Stop sync"
     return said, confirm
 

@@ -118,8 +118,9 @@ def calendar_dict(cal: m.Calendar, conn: m.Connection | None = None) -> dict:
         "last_synced_at": _iso(cal.last_synced_at),
     }
     if conn is not None:
-        gone = conn.status == m.CALENDAR_MISSING and cal.is_destination
-        data["choosable"] = bool(cal.writable and conn.provider != "ics" and not gone)
+        # The primary of a missing or read-only connection is what broke: never offered as the way out.
+        broken_primary = cal.is_destination and conn.status in (m.CALENDAR_MISSING, m.READ_ONLY)
+        data["choosable"] = bool(cal.writable and conn.provider != "ics" and not broken_primary)
     return data
 
 
