@@ -41,5 +41,10 @@ def open_modal(client, trigger_id: str, view: dict):
     return client.views_open(trigger_id=trigger_id, view=seal(view))
 
 
+def update_modal(client, view_id: str, view_hash: str, view: dict):
+    """Redraw an open modal (``hash``: Slack refuses the update if the modal changed meanwhile)."""
+    return client.views_update(view_id=view_id, hash=view_hash, view=seal(view))
+
+
 def publish_home(client, user_id: str, view: dict):
     return client.views_publish(user_id=user_id, view=seal(view))

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 import models as m
 from bot import blocks, out
-from core import access, actions
+from core import access, actions, wording
 
 log = logging.getLogger("calsync.slack")
 
@@ -56,7 +56,8 @@ class SlackSender:
         return user_id
 
     def send(self, outgoing) -> str:
-        notification, payload, event = outgoing.notification, outgoing.payload, outgoing.event
+        notification, event = outgoing.notification, outgoing.event
+        payload = self._facts(outgoing.payload) if event != "incident.escalated" else outgoing.payload
         if event == "incident.resolved":
             updated = self._update_earlier(notification.incident_id, blocks.resolved_blocks(payload), "Reconnected")
             if updated:
@@ -70,19 +71,47 @@ class SlackSender:
             if incident:
                 self._update_earlier(incident, blocks.alert_blocks(
                     "incident.opened", payload, outgoing.relink_url, self._download_url(payload), self._calendars(payload)),
-                    outgoing.subject)
+                    blocks.alert_title("incident.opened", payload))
         channel = self._user_channel(outgoing.delivery.recipient, notification)
+        text = outgoing.subject
         if event == "incident.escalated":
-            block_list = blocks.escalation_blocks(payload)
+            block_list = blocks.escalation_blocks(payload, outgoing.subject)
         elif event == "incident.resolved":
             block_list = blocks.resolved_blocks(payload)
         elif event == "relink.link":
             block_list = blocks.relink_link_blocks(payload, outgoing.relink_url)
         else:
+            # The notification on the phone says what broke and what waits, like the header.
+            text = blocks.alert_title(event, payload)
             block_list = blocks.alert_blocks(event, payload, outgoing.relink_url, self._download_url(payload), self._calendars(payload))
-        response = out.post(self.client, channel, outgoing.subject, block_list)
+        response = out.post(self.client, channel, text, block_list)
         self._refresh_home(notification)
         return f"{response['channel']}|{response['ts']}"
+
+    def _facts(self, payload: dict) -> dict:
+        """The payload with the words and the waiting list an alert shows. Notifications written
+        before the outbox carried them get them from the connection as it is now."""
+        if payload.get("headline") and "waiting" in payload and "timezone" in payload:
+            return payload
+        try:
+            row = actions.connection_detail(self.rt, payload["connection"], runs=0, history=0)
+        except (actions.ActionError, KeyError):
+            return payload
+        status, missed = payload.get("status", row["status"]), int(payload.get("missed") or 0)
+        facts = {
+            "provider_name": row.get("provider_name"),
+            "server": row.get("server") or "",
+            "calendar": row.get("destination"),
+            "timezone": row.get("timezone"),
+            "headline": wording.headline(status, row["provider"], server_url=row.get("server") or "",
+                                         calendar=row.get("destination"), waiting=missed),
+            "problem": wording.problem(status, row["provider"], server_url=row.get("server") or "",
+                                       calendar=row.get("destination")),
+            "todo": wording.staff_advice(status, row["provider"], row.get("server") or ""),
+            "waiting": [{"subject": a["subject"], "start": a["start"]}
+                        for a in row.get("missed_appointments", [])[:blocks.WAITING_SHOWN]],
+        }
+        return {**facts, **{k: v for k, v in payload.items() if v not in (None, "") or k not in facts}}
 
     def _refresh_home(self, notification: m.Notification) -> None:
         """The staff member's App Home shows the new status too (best effort: the DM is what counts)."""
@@ -104,10 +133,12 @@ class SlackSender:
         return actions.download_link(self.rt, payload["connection"])["url"]
 
     def _calendars(self, payload: dict) -> list[dict]:
-        if payload.get("status") != "calendar_missing":
+        """What the alert's picker offers: calendar_missing and read_only can be fixed by choosing another."""
+        status = payload.get("status", "")
+        if status not in blocks.PICKER_STATUSES:
             return []
         try:
-            return [c for c in actions.list_calendars(self.rt, payload["connection"], refresh=True) if c["writable"]]
+            return blocks.choosable(actions.list_calendars(self.rt, payload["connection"], refresh=True), status)
         except actions.ActionError:
             return []
 

@@ -37,7 +37,7 @@ from bot.mrkdwn import PLAIN_LIMITS
 from core import actions, clock, incidents, lifecycle, outbox
 from core.providers.base import WriteForbidden
 
-EVE = "UEVE"
+EVE = "UEVE00001"
 MENTION, LINK = "<!channel>", "<https://evil.example/|click>"
 STAFF_NAME = f"Ada {MENTION} {LINK} & Co"
 STAFF_EMAIL = "ada<!here>&x@example.com"  # the core accepts it: no space, one @
@@ -45,7 +45,9 @@ CALENDAR = f"Work {MENTION} {LINK} R&D"
 ACCOUNT = f"ada{LINK}&{MENTION}"
 REASON = f"the server said {MENTION} {LINK} & <b>no</b>"
 HOSTILE = (MENTION, LINK, "<https://evil", "<b>")
-BOT_TOKEN = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[0-9: -]+ UTC>")  # the bot's own, in _when
+# The bot's own date token (bot/blocks._when): its fallback is a time and a zone label ("… UTC",
+# "… CET (Europe/Berlin)"), nothing a name or a provider wrote.
+BOT_TOKEN = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|\d{4}-\d\d-\d\d \d\d:\d\d[ A-Za-z0-9()/_+-]*>")
 MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
 VIEW_METHODS = ("views.open", "views.push", "views.update", "views.publish")
 
@@ -286,7 +288,9 @@ def test_an_unlinked_staff_member_is_still_found_by_e_mail_on_first_contact(rt, 
 
 def test_a_slack_id_that_looks_like_an_e_mail_does_not_stand_in_for_that_person(rt, radicale, bolt, stub, slack):
     bob_with_a_connection(rt, radicale)
-    actions.add_staff(rt, "mallory@example.com", "Mallory", slack_id="bob@example.com")  # a bad --slack-id
+    actions.add_staff(rt, "mallory@example.com", "Mallory")
+    # A bad --slack-id stored before calsync checked their shape (an old database).
+    m.Staff.update(slack_id="bob@example.com").where(m.Staff.email == "mallory@example.com").execute()
     [reply] = slack.command("status bob@example.com", user=SUPPORT)
     assert "Bob Babbage's calendar connections" in reply["text"]
 
@@ -313,7 +317,7 @@ def test_a_malformed_timestamp_is_a_401_like_a_bad_signature_and_nothing_runs(rt
 
 
 def test_a_missing_timestamp_or_a_non_ascii_signature_is_a_401(rt, bolt, stub, slack, caplog):
-    _, url = slack.new_response_url()
+    key, url = slack.new_response_url()
     body = block_action_body("calsync_test", value="1", user_id=ADA, response_url=url)
     signed = sign(SIGNING_SECRET, body)
     with caplog.at_level(logging.DEBUG):
@@ -322,6 +326,7 @@ def test_a_missing_timestamp_or_a_non_ascii_signature_is_a_401(rt, bolt, stub, s
     assert (missing.status_code, non_ascii.status_code) == (401, 401)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert slack.post(body).status_code == 200, "the same request, signed right, still works"
+    assert "does not know you yet" in slack.replies(key)[0]["text"]  # answered before the stub stops
 
 
 # -- the rule itself --------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_a_break_found_by_the_cli_reaches_the_dm_on_the_services_next_pass(tmp_p
     assert once.returncode == 0, once.stderr
     assert "2 notification(s) delivered" in once.stdout  # the log and the Slack DM
     (alert,) = stub.messages(ADA)
-    assert "rejected our credentials" in text_of(alert)
+    assert alert["text"] == "Your CalDAV calendar needs your new password", "what broke, in the notification"
     assert "/relink/" in relink_button(alert)
 
 
@@ -109,7 +109,10 @@ def test_the_test_button_repairs_and_the_alert_says_how_many_were_delivered(rt, 
     break_password(ada, subject="Booked meanwhile 1")
     outbox.deliver_pending(rt)
     (alert,) = stub.messages(ADA)
-    assert "*Appointments waiting:* 2" in text_of(alert)
+    said = text_of(alert)
+    assert alert["text"] == "Your CalDAV calendar needs your new password — 2 appointments are waiting"
+    assert "*Waiting to be added to your calendar (2):*" in said
+    assert said.index("Booked meanwhile 1") < said.index("Booked meanwhile 2"), "listed by start"
     ada.server.set_password(good)
     (answer,) = slack.action("calsync_test", value=str(ada.conn_id))
     assert "Active" in text_of(answer)
@@ -126,6 +129,6 @@ def test_a_staff_member_never_sees_who_else_shares_the_account(rt, ada, slack, s
     assert "bob@example.com" not in text_of(reply)
     slack.command(f"stop {ada.conn_id}", replies=0)
     view = slack.opened_view()
-    assert "bob@example.com" not in text_of(view) and "1 other staff member(s)" in text_of(view)
+    assert "bob@example.com" not in text_of(view) and "1 other staff member syncs" in text_of(view)
     slack.command(f"stop {ada.conn_id} <@{ADA}>", user=SUPPORT, replies=0, trigger_id="t2")
     assert "bob@example.com" in text_of(slack.opened_view(2)), "support sees who shares it"

@@ -6,8 +6,8 @@ timestamp checked) → calsync's listeners → ``core.actions`` → the real
 Alerts go through the core's outbox (``deliver_pending``) and calsync's
 ``SlackSender``. CalDAV is a real Radicale server on loopback.
 
-Slack user ids here are upper-case letters and digits (``UADA``), as Slack
-makes them: the bot reads ``<@UADA|ada>`` mentions with Slack's own alphabet.
+Slack user ids here are upper-case letters and digits (``UADA00001``), as Slack
+makes them: the bot reads ``<@UADA00001|ada>`` mentions with Slack's own alphabet.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from core import actions, clock, incidents, outbox, runtime
 from core.config import load_settings
 from web.app import create_app as create_web_app
 
-ADA, BOB, SUPPORT, STRANGER = "UADA", "UBOB", "USUP", "UNOBODY"
+ADA, BOB, SUPPORT, STRANGER = "UADA00001", "UBOB00001", "USUP00001", "UNOBODY01"  # Slack's shape: U + 8 to 11
+EVE = "UEVE00001"
 SIGNING_SECRET = "sig-secret"
 NEW_PASSWORD = "new-pass-1"
 FORM = "application/x-www-form-urlencoded"
@@ -109,7 +110,7 @@ def slack(web, stub):
 
 @pytest.fixture
 def ada(rt, radicale):
-    """Ada (Slack UADA) with one active CalDAV connection to her "Work" calendar."""
+    """Ada (Slack ADA) with one active CalDAV connection to her "Work" calendar."""
     story = Story(rt, radicale)
     m.Staff.update(slack_id=ADA).where(m.Staff.email == "ada@example.com").execute()
     story.sync()
@@ -118,7 +119,7 @@ def ada(rt, radicale):
 
 
 def add_bob(rt, radicale) -> int:
-    """Bob (Slack UBOB) with his own connection, to the same account's "Home" calendar."""
+    """Bob (Slack BOB) with his own connection, to the same account's "Home" calendar."""
     radicale.make_calendar("home", "Home")
     actions.add_staff(rt, "bob@example.com", "Bob Babbage", slack_id=BOB)
     conn = actions.connect(rt, "bob@example.com", "caldav", url=radicale.base_url, username=radicale.username,
@@ -260,8 +261,12 @@ def test_a_changed_password_sends_one_dm_that_turns_into_reconnected_when_the_li
     assert m.Staff.get(m.Staff.email == "ada@example.com").slack_id == ADA  # remembered for next time
     [alert] = stub.messages(ADA)
     said = text_of(alert)
-    assert "*What broke:* the calendar provider rejected our credentials" in said
-    assert f"`{radicale.username}`" in said and "*Appointments waiting:* 1" in said
+    # The phone's notification and the header say what broke and what waits; the reason is said once.
+    headline = "Your CalDAV calendar needs your new password — 1 appointment is waiting"
+    assert alert["text"] == headline and alert["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": headline}}
+    assert said.count("rejected the username or password") == 1 and "rejected our credentials" not in said
+    assert f"`{radicale.username}`" in said and "*Waiting to be added to your calendar (1):*" in said
+    assert "Booked meanwhile" in said
     buttons = {e["text"]["text"]: e for e in elements(alert["blocks"])}
     assert set(buttons) == {"Relink", "Test connection", "Download missed (.ics)"}
     relink_url = buttons["Relink"]["url"]
@@ -505,7 +510,11 @@ def test_stop_shows_what_will_happen_and_stops_only_on_submit(rt, ada, bolt, stu
     assert slack.command(f"stop {ada.conn_id}", replies=0) == []
     modal = slack.opened_view()
     assert modal["callback_id"] == "calsync_stop"
-    assert "1 calsync event(s) are removed from the calendar" in text_of(modal)
+    # Sentences for people, and a confirm button that says what it does (no CLI words).
+    plan = actions.stop_plan(rt, ada.conn_id, for_support=False)
+    assert plan["sentences"] and all(sentence in text_of(modal) for sentence in plan["sentences"])
+    assert modal["submit"]["text"] == "Stop and remove 1 event"
+    assert "--force" not in text_of(modal) and "event(s)" not in text_of(modal)
     time.sleep(0.2)
     assert ada.status()["status"] == "active" and len(ada.events()) == 1, "nothing happens before submit"
 
@@ -516,7 +525,7 @@ def test_stop_shows_what_will_happen_and_stops_only_on_submit(rt, ada, bolt, stu
 
     slack.submit(modal)
     [done] = slack.dms(ADA)
-    assert f"Sync of connection {ada.conn_id} stopped: 1 event(s) removed" in done["text"]
+    assert f"Sync of connection {ada.conn_id} stopped. 1 event was removed from the calendar." in done["text"]
     assert ada.status()["status"] == "stopped" and ada.events() == {}
     assert [a.actor for a in audit_rows() if a.action == "connection.stop"] == [f"slack:{ADA}"]
 
@@ -587,8 +596,8 @@ def test_support_can_act_for_a_staff_member_and_is_audited_with_their_slack_id(r
 
 
 def test_an_unknown_slack_user_is_refused_politely_and_told_how_to_get_access(rt, ada, bolt, stub, slack):
-    stub.add_user("UEVE", "eve@example.com", "eve")  # in Slack, but not a calsync staff member
-    for user in (STRANGER, "UEVE"):
+    stub.add_user(EVE, "eve@example.com", "eve")  # in Slack, but not a calsync staff member
+    for user in (STRANGER, EVE):
         [reply] = slack.command("status", user=user)
         assert reply["response_type"] == "ephemeral"
         assert "does not know you yet" in reply["text"] and "Ask support" in reply["text"], reply
@@ -600,7 +609,7 @@ def test_an_unknown_slack_user_is_refused_politely_and_told_how_to_get_access(rt
     slack.event({"type": "app_home_opened", "user": STRANGER, "tab": "home"})
     stub.wait_for("views.publish", timeout=WAIT)
     assert "does not know you yet" in text_of(stub.home_view(STRANGER))
-    assert audit_rows(f"slack:{STRANGER}") == [] and audit_rows("slack:UEVE") == []
+    assert audit_rows(f"slack:{STRANGER}") == [] and audit_rows(f"slack:{EVE}") == []
 
 
 # -- Home tab and buttons ---------------------------------------------------------------------------------
@@ -613,17 +622,22 @@ def test_opening_the_home_tab_shows_the_connections_with_their_buttons(rt, ada, 
     home = stub.home_view(ADA)
     said = text_of(home)
     assert "Your calendar connections" in said and ada.server.username in said and "Active" in said
-    assert {e["action_id"] for e in elements(home["blocks"])} == {"calsync_test", "calsync_relink", "calsync_stop_open"}
+    # A working connection: Test, and the rest behind "…" (no red Stop button on the row).
+    assert [e["action_id"] for e in elements(home["blocks"])] == ["calsync_test", "calsync_more"]
+    assert not [e for e in elements(home["blocks"]) if e.get("style") == "danger"]
 
     # Buttons on the Home tab have no response_url: the answer comes as a DM.
     on_home = {"id": home["id"], "type": "home"}
     slack.action("calsync_test", value=str(ada.conn_id), view=on_home, replies=0)
     [tested] = slack.dms(ADA)
     assert f"Connection {ada.conn_id}" in text_of(tested) and "✅ credentials" in text_of(tested)
-    slack.action("calsync_relink", value=str(ada.conn_id), view=on_home, replies=0)
+    [menu] = [e for e in elements(home["blocks"]) if e["type"] == "overflow"]
+    chosen = {o["value"].partition(":")[0]: o for o in menu["options"]}
+    assert set(chosen) == {"relink", "stop"}
+    slack.action("calsync_more", view=on_home, replies=0, action={"type": "overflow", "selected_option": chosen["relink"]})
     _, relinked = slack.dms(ADA, 2)
     assert f"{rt.settings.base_url}/relink/" in text_of(relinked)
-    slack.action("calsync_stop_open", value=str(ada.conn_id), view=on_home, replies=0)
+    slack.action("calsync_more", view=on_home, replies=0, action={"type": "overflow", "selected_option": chosen["stop"]})
     assert slack.opened_view()["callback_id"] == "calsync_stop"
     assert ada.status()["status"] == "active"
 

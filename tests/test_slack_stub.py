@@ -100,6 +100,31 @@ def test_post_update_and_messages(stub, client):
     assert error_of(lambda: client.chat_postMessage(channel="C1", text="x", blocks=too_many)).response["error"] == "invalid_blocks"
 
 
+def test_block_kit_limits_are_refused_like_slack_does(stub, client):
+    def post(*blocks):
+        return lambda: client.chat_postMessage(channel="C1", text="x", blocks=list(blocks))
+
+    def header(n):
+        return {"type": "header", "text": {"type": "plain_text", "text": "h" * n}}
+
+    def button(n):
+        return {"type": "button", "action_id": "b", "text": {"type": "plain_text", "text": "b" * n}}
+
+    def overflow(n):
+        return {"type": "overflow", "action_id": "o", "options": [
+            {"text": {"type": "plain_text", "text": f"o{i}"}, "value": str(i)} for i in range(n)]}
+
+    assert client.chat_postMessage(channel="C1", text="x", blocks=[
+        header(150), {"type": "actions", "elements": [button(75), overflow(2)]}])["ok"]
+    for too_much in (post(header(151)), post({"type": "actions", "elements": [button(76)]}),
+                     post({"type": "actions", "elements": [overflow(1)]}), post({"type": "actions", "elements": [overflow(6)]}),
+                     post({"type": "section", "text": {"type": "mrkdwn", "text": "s" * 3001}})):
+        assert error_of(too_much).response["error"] == "invalid_blocks"
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Stop"}, "blocks": [],
+             "submit": {"type": "plain_text", "text": "Stop and remove 12 events"}}
+    assert error_of(lambda: client.views_open(trigger_id="t1", view=modal)).response["error"] == "invalid_blocks"
+
+
 def test_form_encoded_blocks_are_decoded(stub, client):
     blocks = [{"type": "divider"}]
     client.api_call("chat.postEphemeral", data=None, params={"channel": "C1", "user": "U1", "text": "hi",

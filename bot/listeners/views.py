@@ -14,15 +14,20 @@ def register(app, rt) -> None:
         ack()
         user_id = body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
-        chosen = {o["value"] for o in view["state"]["values"].get("options", {}).get("choice", {}).get("selected_options", []) or []}
+        box = view["state"]["values"].get("options", {}).get(blocks.KEEP_ACTION, {})
+        keep = bool(box.get("selected_options"))
+        # The button said "Stop anyway" for this choice: pressing it is the consent to force.
+        force = bool(meta.get("force")) and bool(meta.get("keep")) == keep
         try:
             principal = people.principal(rt, client, user_id)
             conn = access.connection_for(rt, principal, meta.get("connection"))
-            result = actions.stop_sync(rt, conn.id, keep_events="keep_events" in chosen, force="force" in chosen, actor=principal.actor)
-            text = (f"Sync of connection {conn.id} stopped: {result['removed']} event(s) removed, {result['kept']} kept, "
-                    f"{result['orphaned']} left behind; the credentials were forgotten.")
-            if result.get("warning"):
-                text += f" Note: {result['warning']}."
+            plan = actions.stop_plan(rt, conn.id, keep_events=keep, for_support=principal.support)
+            if plan["needs_force"] and not force:
+                text = (f"Nothing was stopped: connection {conn.id} changed since you opened this. "
+                        f"`/calsync stop {conn.id}` shows what stopping does now.")
+            else:
+                result = actions.stop_sync(rt, conn.id, keep_events=keep, force=force, actor=principal.actor)
+                text = blocks.stop_result(conn.id, result)
         except actions.ActionError as exc:
             text = f"Nothing was stopped: {exc}"
         out.dm(client, user_id, text)
@@ -53,10 +58,8 @@ def register(app, rt) -> None:
         try:
             principal = people.principal(rt, client, user_id)
             conn = access.connection_for(rt, principal, meta.get("connection"))
-            result = actions.set_destination(rt, conn.id, selected["value"], actor=principal.actor)
-            written = (result.get("sync") or {}).get("created", 0)
-            text = (f"Appointments of connection {conn.id} now go to {result.get('primary', selected['value'])!r}. "
-                    f"Status: {blocks.badge(result['status'])}; {written} appointment(s) written.")
+            result = actions.set_destination(rt, conn.id, selected["value"], actor=principal.actor)  # syncs at once
+            text = blocks.primary_result(conn.id, result)
         except actions.ActionError as exc:
             text = f"The primary calendar was not changed: {exc}"
         out.dm(client, user_id, text)

@@ -17,6 +17,11 @@ while it was written, so details beyond the ones below are not claimed):
   views.push, views.update (``not_found``, ``hash_conflict``), views.publish.
 * https://api.slack.com/reference/block-kit/blocks -- at most 50 blocks in a
   message, 100 in a modal or Home tab (``invalid_blocks``).
+* https://docs.slack.dev/reference/block-kit -- the limits ``_check_limits``
+  refuses with ``invalid_blocks``: header text 150 characters, section and
+  context text 3000, button and option text 75, placeholder 150; a modal's
+  title, submit and close 24; an overflow menu holds 2 to 5 options, a static
+  select at most 100, an actions block at most 25 elements, a context block 10.
 * https://api.slack.com/docs/rate-limits -- a rate-limited call is answered
   ``HTTP 429`` with a ``Retry-After: <seconds>`` header and
   ``{"ok": false, "error": "ratelimited"}`` (``SlackStub.fail_next``).
@@ -134,6 +139,38 @@ def _check_blocks(blocks: Any, limit: int) -> None:
         raise _SlackError("invalid_blocks_format")
     if len(blocks) > limit or not all(isinstance(b, dict) and b.get("type") for b in blocks):
         raise _SlackError("invalid_blocks")
+    for block in blocks:
+        _check_limits(block)
+
+
+# Text limits by where a text object sits (Block Kit reference).
+TEXT_LIMITS = {"header": 150, "section": 3000, "context": 3000, "button": 75, "option": 75, "placeholder": 150,
+               "title": 24, "submit": 24, "close": 24, "label": 2000}
+COUNT_LIMITS = {("overflow", "options"): (2, 5), ("static_select", "options"): (1, 100),
+                ("checkboxes", "options"): (1, 10), ("actions", "elements"): (1, 25), ("context", "elements"): (1, 10)}
+
+
+def _check_limits(node: Any, where: str = "") -> None:
+    """Slack refuses a message or view with a text over its limit or a list of the wrong size."""
+    if isinstance(node, list):
+        for item in node:
+            _check_limits(item, where)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    if kind in ("plain_text", "mrkdwn") and isinstance(node.get("text"), str):
+        if len(node["text"]) > TEXT_LIMITS.get(where, 3000):
+            raise _SlackError("invalid_blocks", [f"[ERROR] {where} text longer than {TEXT_LIMITS.get(where, 3000)}"])
+        return
+    for (owner, key), (low, high) in COUNT_LIMITS.items():
+        if kind == owner and key in node and not low <= len(node[key]) <= high:
+            raise _SlackError("invalid_blocks", [f"[ERROR] {owner} needs {low} to {high} {key}"])
+    if kind == "button" and len(str(node.get("url", ""))) > 3000:
+        raise _SlackError("invalid_blocks", ["[ERROR] url longer than 3000"])
+    here = kind if isinstance(kind, str) else ("option" if "value" in node else where)
+    for key, value in node.items():
+        _check_limits(value, key if key in TEXT_LIMITS else here)
 
 
 def _dm_id(channel: str) -> str:
@@ -400,6 +437,7 @@ class SlackStub:
         if not isinstance(view, dict) or view.get("type") not in kinds:
             raise _SlackError("invalid_arguments", [f"[ERROR] view.type must be one of {', '.join(kinds)}"])
         _check_blocks(view.get("blocks", []), MAX_VIEW_BLOCKS)
+        _check_limits({k: view[k] for k in ("title", "submit", "close") if isinstance(view.get(k), dict)})
         view_id = view_id or f"V{next(self._seq):06d}"
         record = {
             "id": view_id, "team_id": TEAM_ID, "type": view["type"], "blocks": [], "private_metadata": "",
