@@ -10,6 +10,12 @@ import sys
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def own_lines(record: logging.LogRecord) -> bool:
+    """Only calsync's own log lines reach the terminal: a library's (urllib3's "Retrying (Retry(total=0…))"
+    before a request that calsync then reports in its own words) would say the same thing twice, raw."""
+    return record.name == "calsync" or record.name.startswith("calsync.")
+
+
 class TerminalFormatter(logging.Formatter):
     """Log lines quote provider text (errors, names): on a terminal, every line is made safe first."""
 
@@ -27,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     handler = logging.StreamHandler()
     handler.setFormatter(TerminalFormatter(LOG_FORMAT))
+    handler.addFilter(own_lines)
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.captureWarnings(True)  # Python warnings (a library's deprecations) become "py.warnings" records: filtered too
     code = cli.main(argv)
     if code is None:
         return open_console(argv)

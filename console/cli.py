@@ -7,17 +7,21 @@ action's data as the stable interface. Exit codes: 0 ok, 1 the action failed
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
+import json
 import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 import peewee as pw
 
 import models as m
 from console import cli_args
-from console.tables import json_text, render, say, shown, when
-from core import actions
+from console.tables import json_text, redact_urls, render, say, shown, when
+from core import actions, wording
 from core.config import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -47,6 +51,12 @@ def _emit(args, data, text: str) -> None:
 def _note(text: str) -> None:
     """A line for the person at the terminal (progress, questions), on stderr."""
     say(text, file=sys.stderr)
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr (stdout is the result, JSON with --json); yes only for y/yes. EOF is no."""
+    print(question, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _read_secret(prompt: str, env_name: str) -> str:
@@ -93,6 +103,10 @@ def cmd_connect(rt, args):
             url = _read_secret("Calendar URL: ", "CALSYNC_CONNECT_URL")
         if not url:
             raise Usage("connect ics needs the calendar URL (--url URL, or --url - to read it from stdin)")
+        try:
+            cli_args.url(url)
+        except cli_args.argparse.ArgumentTypeError:
+            raise Usage("the calendar URL read from stdin is not a valid URL") from None  # not echoed: it may be secret
         result = actions.connect(rt, args.staff, "ics", url=url, actor=_actor(args))
     lines = [f"Connected {result['provider']} account {result['account']} for {result['staff']} as connection {result['id']}."]
     for cal in result["calendars"]:
@@ -116,7 +130,7 @@ STATUS_COLUMNS = [
 
 
 def cmd_status(rt, args):
-    rows = actions.list_statuses(rt, args.staff)
+    rows = actions.list_statuses(rt, args.staff)  # an unknown e-mail is NotFoundError (exit 1), not an empty list
     if args.json:
         keys = ("id", "staff", "provider", "account", "status", "reason", "since", "last_sync_at", "last_check_at",
                 "missed", "last_error", "last_success_at", "flags", "meaning", "destination", "failing", "failing_since",
@@ -152,8 +166,30 @@ def cmd_entries(rt, args):
 
 def cmd_book(rt, args):
     result = actions.book(rt, args.staff, args.start, args.end, args.subject, args.description or "", args.location or "", actor=_actor(args))
-    _emit(args, result, f"Booked appointment {result['id']} for {result['staff']}: {result['subject']} "
-                        f"{when(result['start'])} – {when(result['end'])}. It is written on the next sync.")
+    name, zone = result.get("staff_name") or result["staff"], result.get("timezone")
+    start, end = (wording.local_time(result[k], zone, label=False) for k in ("start", "end"))
+    label = wording.local_time(result["start"], zone)[len(start):]  # ' CET (Europe/Berlin)'
+    span = f"{start}–{end[11:]}" if end[:10] == start[:10] else f"{start} – {end}"
+    lines = [f"Booked appointment {result['id']} for {name} <{result['staff']}>: {result['subject']}, {span}{label}."]
+    writers = [r for r in actions.list_statuses(rt, result["staff"]) if r["status"] != "stopped" and r["destination"]]
+    for row in writers:
+        if row["status"] in m.BROKEN_STATUSES or row["failing"]:
+            lines.append(f"It waits: {_about(row)}, so it is written once the connection works (connection {row['id']}; "
+                         f"`download {row['id']} -o FOLDER/` exports what waits).")
+        else:
+            lines.append(f"It is written to {name}'s {row['provider_name']} calendar {row['destination']!r} on the next "
+                         f"sync (connection {row['id']}; `sync {row['id']}` does it now).")
+    if not writers:
+        lines.append(f"It is on no calendar: {name} has no connected calendar calsync writes to (see `status --staff "
+                     f"{result['staff']}`).")
+    _emit(args, result, "\n".join(lines))
+
+
+def _about(row: dict) -> str:
+    """What broke (core.wording), about someone else's calendar: support reads it, not the staff member."""
+    return wording.problem(row["status"], row["provider"], server_url=row.get("server") or "",
+                           calendar=row["destination"], failing=row["failing"],
+                           whose=row["staff_name"] or row["staff"])
 
 
 def cmd_test(rt, args):
@@ -182,36 +218,89 @@ def cmd_sync(rt, args):
     _emit(args, reports, render(reports, cols) or "Nothing to sync: no connection is active.")
     if args.connection is not None and reports and reports[0]["outcome"] != "ok":
         raise actions.ActionError(reports[0]["error"] or reports[0]["reason"])
-    failed = [r for r in reports if r["outcome"] != "ok"]
-    if failed:
-        kinds = ", ".join(f"{sum(r['outcome'] == o for r in failed)} {o}"
-                          for o in ("busy", "partial", "transient", "failed") if any(r["outcome"] == o for r in failed))
-        raise actions.ActionError(f"{len(failed)} of {len(reports)} connection(s) did not sync cleanly ({kinds})")
+    summary = sync_summary(reports)
+    if any(r["outcome"] != "ok" for r in reports):
+        unclean = [str(r["connection_id"]) for r in reports if r["outcome"] != "ok"]
+        raise actions.ActionError(f"{summary} (not synced cleanly: connection {', '.join(unclean[:20])}"
+                                  f"{' …' if len(unclean) > 20 else ''}; see the ERROR column)")
+    if reports and not args.json:
+        _note(summary)
+
+
+SYNC_WORDS = (("ok", "synced"), ("partial", "partly synced"), ("failed", "failed"), ("busy", "busy"))
+
+
+def sync_summary(reports: list[dict]) -> str:
+    """'3 synced, 1 failed, 1 busy': how many of each outcome (transient counts as failed)."""
+    counts = {"ok": 0, "partial": 0, "failed": 0, "busy": 0}
+    for report in reports:
+        outcome = report["outcome"]
+        counts["failed" if outcome not in counts else outcome] += 1
+    return ", ".join(f"{counts[key]} {word}" for key, word in SYNC_WORDS if counts[key] or key == "ok")
 
 
 def cmd_download(rt, args):
-    result = actions.download_missed(rt, args.connection, actor=_actor(args))
-    out = Path(args.output)
-    if str(out) == "-":
-        sys.stdout.buffer.write(result["ics"])
+    if args.output == "-":
+        sys.stdout.buffer.write(actions.download_missed(rt, args.connection, actor=_actor(args))["ics"])
         return
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_bytes(result["ics"])
-    tmp.replace(out)
+    folder, name = _download_target(args.output)  # checked before anything is read or audited
+    result = actions.download_missed(rt, args.connection, actor=_actor(args))
+    out = folder / (name or result["filename"])
+    _write_file(out, result["ics"])
     data = {k: v for k, v in result.items() if k != "ics"} | {"path": str(out)}
-    _emit(args, data, f"Wrote {result['count']} missed appointment(s) to {out} (a snapshot: it will not update).\n"
-                      f"{result['import_note']}")
+    if result["count"]:
+        text = (f"Wrote {result['count']} missed appointment(s) to {out} (a snapshot: it will not update).\n"
+                f"{result['import_note']}")
+    else:
+        text = f"No appointment of connection {result['connection']} is waiting: {out} holds an empty calendar."
+    _emit(args, data, text)
+
+
+def _download_target(output: str) -> tuple[Path, str]:
+    """(folder, file name) for ``-o``: a path ending in a slash, or an existing folder, gets the
+    file inside it under the download's own name (an empty name here)."""
+    path = Path(os.path.expanduser(output))
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        folder, name = path, ""
+    else:
+        folder, name = path.parent, path.name
+    if folder.exists() and not folder.is_dir():
+        raise actions.ActionError(f"cannot write into {folder}: it is a file, not a folder (choose another -o)")
+    if not folder.is_dir():
+        raise actions.ActionError(f"cannot write into {folder}: the folder does not exist (create it first, or choose another -o)")
+    return folder, name
+
+
+def _write_file(out: Path, data: bytes) -> None:
+    """Write ``out`` whole or not at all: a temporary file beside it, renamed over it, removed on failure."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out)
+        tmp = None
+    except OSError as exc:
+        raise actions.ActionError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def cmd_stop(rt, args):
     plan = actions.stop_plan(rt, args.connection, keep_events=args.keep_events)
     if not args.yes:
-        _note(f"Stop sync of connection {plan['connection']} ({plan['status']}): {plan['effect']}.")
-        if plan["warning"]:
-            _note(f"Note: {plan['warning']}.")
-        if not (sys.stdin and sys.stdin.isatty()):
+        terminal = bool(sys.stdin and sys.stdin.isatty())
+        if terminal or not args.json:  # a script's --json failure is only the JSON error on stderr
+            _note(f"Stop sync of connection {plan['connection']} ({plan['status']}): {plan['effect']}.")
+            if plan["warning"]:
+                _note(f"Note: {plan['warning']}.")
+        if not terminal:
             raise Usage("stop needs confirmation: run it in a terminal, or add --yes")
-        if input("Stop this sync? [y/N] ").strip().lower() not in ("y", "yes"):
+        if not _confirm("Stop this sync? [y/N] "):
             _note("Nothing was changed.")
             return
     result = actions.stop_sync(rt, args.connection, keep_events=args.keep_events, force=args.force, actor=_actor(args))
@@ -247,7 +336,7 @@ def cmd_feed(rt, args):
         if not args.yes:
             if not (sys.stdin and sys.stdin.isatty()):
                 raise Usage("feed reset revokes the current URL at once: run it in a terminal, or add --yes")
-            if input("Reset the feed URL? Calendar apps subscribed to the old one stop updating. [y/N] ").strip().lower() not in ("y", "yes"):
+            if not _confirm("Reset the feed URL? Calendar apps subscribed to the old one stop updating. [y/N] "):
                 _note("Nothing was changed.")
                 return
         result = actions.feed_reset(rt, args.staff, actor=_actor(args))
@@ -323,36 +412,81 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    """Run one command; every failure is one line on stderr and an exit code, never a traceback."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; every failure is one line on stderr and an exit code, never a traceback.
+
+    With ``--json`` the line is a JSON object, ``{"error": CODE, "message": TEXT}``, and stdout
+    stays empty (``test`` and ``sync`` still print their report: it is the data of the failure).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+    cli_args.Parser.json_errors = as_json
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    finally:
+        cli_args.Parser.json_errors = False
     if args.command is None:
         return None  # the caller opens the interactive console
     try:
         return _run(args)
     except Usage as exc:
-        parser.print_usage(sys.stderr)
-        return _fail(str(exc), EXIT_USAGE)
+        if not as_json:
+            _command_parser(parser, args).print_usage(sys.stderr)
+        return _fail(str(exc), EXIT_USAGE, "usage", as_json)
     except ANSWERED as exc:
-        return failed(exc)
+        return failed(exc, as_json)
     except BrokenPipeError:  # the reader went away (`| head`): nothing more to tell it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
+    except Unexpected as exc:
+        return _fail(str(exc), EXIT_FAILED, "internal", as_json)
+
+
+def _command_parser(parser, args):
+    """The (sub)parser of the command that ran, so a usage line shows that command's flags."""
+    # nested commands keep theirs in "<command>_command" (staff, feed, apikey)
+    for dest in ("command", f"{args.command}_command"):
+        choices = next((a.choices for a in parser._actions if isinstance(a, cli_args.argparse._SubParsersAction)), {})
+        name = getattr(args, dest, None)
+        if name not in choices:
+            break
+        parser = choices[name]
+    return parser
 
 
 ANSWERED = (ConfigError, actions.ActionError, pw.DatabaseError, KeyboardInterrupt)
 
 
-def failed(exc: BaseException) -> int:
-    """One line on stderr for what stopped a command (one of ANSWERED), and its exit code."""
+class Unexpected(Exception):
+    """A bug, not bad input: said in one line; the traceback goes to the data dir's console.log."""
+
+
+def error_code(exc: BaseException) -> str:
+    """The ``error`` of a ``--json`` failure: a stable word per kind of failure."""
     if isinstance(exc, ConfigError):
-        return _fail(f"configuration error: {exc}", EXIT_USAGE)
+        return "config"
+    if isinstance(exc, actions.NotFoundError):
+        return "not_found"
+    if isinstance(exc, actions.InvalidInput):
+        return "invalid_input"
     if isinstance(exc, actions.ActionError):
-        return _fail(str(exc), exc.exit_code)
+        return "failed"
     if isinstance(exc, KeyboardInterrupt):
-        return _fail("interrupted", EXIT_FAILED)
+        return "interrupted"
+    return "database_busy" if m.is_busy(exc) else "database"
+
+
+def failed(exc: BaseException, as_json: bool = False) -> int:
+    """One line on stderr for what stopped a command (one of ANSWERED), and its exit code."""
+    code = error_code(exc)
+    if isinstance(exc, ConfigError):
+        return _fail(f"configuration error: {exc}", EXIT_USAGE, code, as_json)
+    if isinstance(exc, actions.ActionError):
+        return _fail(str(exc), exc.exit_code, code, as_json)
+    if isinstance(exc, KeyboardInterrupt):
+        return _fail("interrupted", EXIT_FAILED, code, as_json)
     # A lock held past the busy timeout: the transaction was rolled back, nothing changed.
-    return _fail(m.BUSY_MESSAGE if m.is_busy(exc) else f"the database failed: {exc}", EXIT_FAILED)
+    return _fail(m.BUSY_MESSAGE if m.is_busy(exc) else f"the database failed: {exc}", EXIT_FAILED, code, as_json)
 
 
 def _run(args) -> int:
@@ -361,11 +495,32 @@ def _run(args) -> int:
     rt = runtime.start()
     try:
         args.func(rt, args)
+    except (*ANSWERED, Usage, BrokenPipeError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the CLI's edge: a bug is one line, never a traceback on the terminal
+        where = _keep_traceback(rt.settings.data_dir / "console.log", args.command)
+        raise Unexpected(f"unexpected error ({type(exc).__name__}); this is a bug in calsync, "
+                         f"please report it{where}") from None
     finally:
         rt.close()
     return EXIT_OK
 
 
-def _fail(reason: str, code: int) -> int:
-    print(f"calsync: {shown(reason)}", file=sys.stderr)
+def _keep_traceback(path: Path, command: str) -> str:
+    """Append the current traceback to ``path`` (0600, credentials out of URLs); ' (details in PATH)'."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as log:
+            log.write(f"{dt.datetime.now(dt.UTC).isoformat()} command {command!r} failed:\n"
+                      f"{redact_urls(traceback.format_exc())}\n")
+    except OSError:
+        return ""
+    return f" (details in {path})"
+
+
+def _fail(reason: str, code: int, error: str = "failed", as_json: bool = False) -> int:
+    if as_json:
+        print(json.dumps({"error": error, "message": shown(reason)}, ensure_ascii=True), file=sys.stderr)
+    else:
+        print(f"calsync: {shown(reason)}", file=sys.stderr)
     return code

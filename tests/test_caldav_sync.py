@@ -245,7 +245,7 @@ def test_long_outage_becomes_unreachable(story):
     clock.set_now(lambda: later)
     report = story.sync()
     assert report["status"] == "unreachable"
-    assert "failed for 7.0 hours" in story.status()["reason"]
+    assert "has not answered for 7 hours" in story.status()["reason"]
 
 
 def test_servers_without_sync_collection_are_read_by_ctag_and_etags(story, monkeypatch):

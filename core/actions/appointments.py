@@ -90,9 +90,12 @@ def upsert_appointment(
 
 
 def book(rt, staff_email: str, start, end, subject: str, description: str = "", location: str = "", actor: str = "") -> dict:
-    """A test appointment, created exactly as the host API creates one."""
+    """A test appointment, created exactly as the host API creates one; with the staff member's
+    name and zone, so the caller can say the time where they live."""
     external_id = f"test-{uuid.uuid4().hex[:12]}"
-    return upsert_appointment(rt, external_id, staff_email, start, end, subject, description, location, source="cli", actor=actor)
+    booked = upsert_appointment(rt, external_id, staff_email, start, end, subject, description, location, source="cli", actor=actor)
+    staff = _staff(staff_email)
+    return {**booked, "staff_name": staff.name, "timezone": staff.timezone}
 
 
 def _texts(subject, description, location) -> dict:

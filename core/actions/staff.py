@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import models as m
 from core.actions.common import EMAIL_RE, ActionError, InvalidInput, _valid_timezone, audit
 from core.actions.connections import one_line
@@ -9,7 +11,20 @@ from core.actions.views import staff_dict
 
 EMAIL_MAX = 254  # RFC 5321's longest forward path, minus the angle brackets
 NAME_MAX = 200
-SLACK_ID_MAX = 64
+# Slack's user ids: U (or W for Enterprise Grid) and 8 to 11 upper-case letters and digits.
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{8,11}")
+SLACK_ID_RULE = "U or W followed by 8 to 11 upper-case letters and digits, e.g. U024BE7LH"
+
+
+def check_slack_id(value: str | None) -> str | None:
+    """A Slack user id as stored (None for none), or InvalidInput saying what one looks like."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not SLACK_USER_ID.fullmatch(value):
+        raise InvalidInput(f"{value[:40]!r} is not a Slack user id ({SLACK_ID_RULE}; "
+                           "in Slack: the person's profile, More, Copy member ID)")
+    return value
 
 
 def add_staff(rt, email: str, name: str, slack_id: str | None = None, timezone: str = "UTC", actor: str = "") -> dict:
@@ -20,7 +35,7 @@ def add_staff(rt, email: str, name: str, slack_id: str | None = None, timezone: 
     name = one_line(name, "the name", NAME_MAX)
     if not name:
         raise InvalidInput("the staff member needs a name (--name)")
-    slack_id = one_line(slack_id or "", "the Slack id", SLACK_ID_MAX) or None
+    slack_id = check_slack_id(slack_id)
     _valid_timezone(timezone)
     if m.Staff.select().where(m.Staff.email == email).exists():
         raise ActionError(f"a staff member with e-mail {email} exists already")

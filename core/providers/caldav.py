@@ -42,6 +42,10 @@ from core.providers.base import (
 
 MULTIGET_BATCH = 100
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
+NOT_CALDAV = "this address is not a CalDAV server (check the server address)"
+# PROPFIND is what every WebDAV server answers (RFC 4918 §9.1): "not implemented", "method not
+# allowed" or a plain page (2xx without a multistatus) come from a web server that is not one.
+NOT_DAV_STATUSES = (405, 501)
 
 
 def _answer(response: requests.Response) -> str:
@@ -68,6 +72,8 @@ class CalDAVProvider(Provider):
             response = self.http.request(method, url, headers=headers, auth=auth, **kwargs)
         except (URLNotAllowed, requests.RequestException) as exc:
             raise transport_error(exc, f"the CalDAV server at {urlsplit(url).netloc}") from None
+        except ValueError as exc:  # urllib's word on an address that does not parse (a port past 65535)
+            raise UrlRefused(f"the CalDAV server address is not a valid URL ({exc})") from None
         status = response.status_code
         if status in passthrough:
             return response
@@ -115,11 +121,15 @@ class CalDAVProvider(Provider):
             "PROPFIND",
             url,
             collection=collection,
+            passthrough=NOT_DAV_STATUSES,
             data=propfind(*props),
             headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
         )
-        if response.status_code == 404:
+        status = response.status_code
+        if status == 404:
             raise NotFound(f"{url} does not exist on the CalDAV server", _answer(response))
+        if status in NOT_DAV_STATUSES or (200 <= status < 300 and status != 207):
+            raise NotCalDAV(NOT_CALDAV, _answer(response))
         return self._multistatus(response)
 
     # -- discovery --------------------------------------------------------------
@@ -130,9 +140,13 @@ class CalDAVProvider(Provider):
         well_known = urljoin(base, "/.well-known/caldav")
         if well_known.rstrip("/") != base.rstrip("/"):
             candidates.append(well_known)
+        not_caldav = None
         for url in candidates:
             try:
                 responses = self._propfind(url, "0", (DAV, "current-user-principal"))
+            except NotCalDAV as exc:
+                not_caldav = not_caldav or exc
+                continue
             except (NotFound, ProviderError) as exc:
                 if isinstance(exc, (AuthRejected, Transient, UrlRefused, SourceRefused)):
                     raise
@@ -143,6 +157,8 @@ class CalDAVProvider(Provider):
                     href = self._href(url, props.find("d:current-user-principal/d:href", NS))
                     if href:
                         return href
+        if not_caldav is not None:  # and /.well-known/caldav led nowhere either
+            raise not_caldav
         raise BadData(
             "no CalDAV account was found at this URL (no current-user-principal); check the server URL",
         )
@@ -387,6 +403,10 @@ class CalDAVProvider(Provider):
         if response.status_code in (200, 204, 404, 410):
             return
         raise ProviderError(f"the CalDAV server did not delete the event (HTTP {response.status_code})", _answer(response))
+
+
+class NotCalDAV(BadData):
+    """The address answers HTTP but not WebDAV: a web site, a proxy's page, the wrong port."""
 
 
 class _UidConflict(ProviderError):
