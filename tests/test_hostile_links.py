@@ -316,7 +316,7 @@ def test_a_stored_name_with_line_breaks_adds_no_header_and_is_sent_once(sqlite_r
     (mail,) = smtp.wait_for(1)
     assert smtp.envelopes == [["ada@example.com"]]
     assert mail["To"] == "ada@example.com" and mail["Bcc"] is None and mail["X-Injected"] is None
-    assert "\n" not in mail["Subject"] and "alice Bcc: eve@evil.example" in mail["Subject"]
+    assert "\n" not in mail["Subject"] and mail["Subject"].startswith("Your CalDAV calendar needs your new password")
     assert not [line for line in mail.get_content().splitlines() if line.startswith(("Bcc:", "X-Injected:"))]
     assert m.Delivery.get(m.Delivery.channel == "email").state == m.DELIVERY_SENT
     assert outbox.deliver_pending(sqlite_rt) == {"sent": 0, "failed": 0}

@@ -55,7 +55,7 @@ def test_a_changed_password_is_fixed_from_the_e_mailed_link_in_a_browser(web_rt,
             header = page.locator("header.site").evaluate("e => getComputedStyle(e).backgroundColor")
             assert header == "rgb(27, 31, 36)", "the stylesheet did not load"
             expect(page.get_by_role("heading", name="Reconnect your calendar")).to_be_visible()
-            expect(page.get_by_text("rejected our credentials")).to_be_visible()
+            expect(page.get_by_text("rejected the username or password")).to_be_visible()
             expect(page.locator("dd", has_text=caldav.username).first).to_be_visible()
             expect(page.get_by_text("1 appointment booked meanwhile")).to_be_visible()
 

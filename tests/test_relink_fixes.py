@@ -177,8 +177,8 @@ def test_a_changed_password_is_asked_for_tested_and_fixes_the_connection(ada):
     assert_private(page)
     text = words(page)
     assert "Hello Ada Lovelace" in text and ada.server.username in text
-    assert "Status Relink required" in text
-    assert "rejected our credentials" in text
+    assert "Status Needs reconnecting" in text
+    assert "rejected the username or password" in text
     assert "1 appointment booked meanwhile will be added" in text
     assert "Enter the new password" in text and 'type="password"' in page.text
     assert not visitor.has_form("/calendar")
@@ -360,7 +360,7 @@ def test_a_read_only_calendar_says_what_to_change_and_test_again_fixes_it(ada):
     assert "The calendar is not working yet" in text
     assert "Status: Read only" in text
     assert "read-only for this account" in text
-    assert "Ask your calendar administrator for write permission" in text
+    assert "ask your calendar administrator for write access" in text
     assert "try again below with this same link" in text
     assert ada.status()["status"] == "read_only"
     assert summaries(ada.server, ada.calendar_url) == []

@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 import models as m
-from core import notices
+from core import notices, wording
 
 log = logging.getLogger("calsync.web")
 
@@ -99,6 +99,12 @@ def create_app(rt, bolt_app=None) -> flask.Flask:
     app.add_template_filter(capfirst)
     app.add_template_filter(sentence)
     app.add_template_filter(plural)
+    app.add_template_filter(local)
+    app.add_template_filter(badge)
+    app.add_template_filter(heading)
+    app.add_template_filter(wording.webcal, "webcal")
+    app.add_template_filter(wording.zone_name, "zone_name")
+    app.jinja_env.globals["subscribe_help"] = wording.SUBSCRIBE_HELP
     return app
 
 
@@ -228,6 +234,35 @@ def when(value: str | None) -> str:
 
 def status_label(status: str) -> str:
     return (status or "unknown").replace("_", " ").capitalize()
+
+
+def local(value: str | None, zone: str | None, label: bool = True) -> str:
+    """A time from core in the staff member's zone, labelled: '2026-12-02 09:00 CET (Europe/Berlin)'."""
+    if not value:
+        return "unknown"
+    return wording.local_time(value.replace("Z", "+00:00") if isinstance(value, str) else value, zone, label=label)
+
+
+# The status as the pages' badge says it, and the page heading (and <title>) that goes with it:
+# the two use the same words ("Reconnect your calendar" / "Needs reconnecting").
+BADGES = {"relink_required": "Needs reconnecting"}
+HEADINGS = {
+    "relink_required": "Reconnect your calendar",
+    "calendar_missing": "Your calendar is missing",
+    "read_only": "Your calendar is read only",
+    "unreachable": "Your calendar is unreachable",
+    "pending": "Your calendar is pending its first sync",
+    "active": "Your calendar is active",
+    "stopped": "Your calendar sync is stopped",
+}
+
+
+def badge(status: str) -> str:
+    return BADGES.get(status) or status_label(status)
+
+
+def heading(status: str) -> str:
+    return HEADINGS.get(status, "Your calendar connection")
 
 
 def capfirst(text: str) -> str:

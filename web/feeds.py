@@ -51,9 +51,8 @@ def feed(token: str):
 def download(token: str):
     result = actions.download_by_link(runtime(), token)
     if result is None:
-        response = flask.Response(
-            "This download link is not valid any more (it works once, for 24 hours). "
-            "Ask for a new one with /calsync download.\n", status=410, mimetype="text/plain")
+        # One page for an unknown, a used and an expired link: what happened and what to do next.
+        response = flask.make_response(flask.render_template("download_gone.html"), 410)
         response.headers["Cache-Control"] = "no-store"
         return response
     response = flask.Response(result["ics"], mimetype="text/calendar")

@@ -76,10 +76,16 @@ def callback(provider: str):
                                      message=f"{str(exc)[:1].upper()}{str(exc)[1:]}. Nothing was changed."), 400
     if result["purpose"] == "relink":
         if result["status"] != "active":
+            said = result.get("problem") or result.get("reason") or result["status"]
+            todo = result.get("todo") or ""
             return flask.render_template("message.html", title="Signed in, but not working yet",
-                                         message=f"Status: {result['status']} — {result['reason']}."), 200
+                                         message=f"{said[:1].upper()}{said[1:]}. {todo}".strip()), 200
         return flask.render_template("relink_done.html", result=result, delivered=result["delivered"])
-    return flask.render_template("connect_done.html", result=result)
+    try:
+        feed = actions.feed_url(runtime(), result["staff"])["url"]
+    except (actions.ActionError, KeyError):
+        feed = ""
+    return flask.render_template("connect_done.html", result=result, feed_url=feed)
 
 
 @blueprint.post("/connect/<token>/oauth/<provider>")

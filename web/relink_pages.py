@@ -7,9 +7,13 @@ import time
 
 import flask
 
-from core import actions, relink
-from core.actions.relinking import TooManyRequests
-from core.messages import STATUS_ADVICE
+from core import actions, relink, wording
+from core.actions.relinking import (
+    TooManyRequests,
+    link_channels,
+    relink_download,
+    request_words,
+)
 from web.app import runtime
 
 log = logging.getLogger("calsync.web")
@@ -65,6 +69,18 @@ def choose_calendar(token: str):
     return _after_fix(rt, token, result, "calendar")
 
 
+@blueprint.get("/relink/<token>/waiting.ics")
+def download(token: str):
+    """The appointments waiting, as an .ics snapshot; the live relink link is the key."""
+    try:
+        result = relink_download(runtime(), token)
+    except relink.LinkInvalid as exc:
+        return link_invalid(exc)
+    response = flask.Response(result["ics"], mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'attachment; filename="{result["filename"]}"'
+    return response
+
+
 @blueprint.post("/relink/<token>/test")
 def test_again(token: str):
     rt = runtime()
@@ -101,8 +117,9 @@ def _done_facts(rt, result: dict) -> dict:
 @blueprint.route("/relink/request", methods=["GET", "POST"])
 def request_link():
     """Known address or not, broken connection or not: the same page, status and time (ANSWER_SECONDS)."""
+    channels = link_channels(runtime())
     if flask.request.method == "GET":
-        return flask.render_template("request_link.html")
+        return flask.render_template("request_link.html", request=request_words(channels), channels=channels)
     started = time.monotonic()
     try:
         result = actions.request_new_link(runtime(), flask.request.form.get("email", ""),
@@ -114,7 +131,7 @@ def request_link():
             message="Too many requests for a new link came from your network. Try again in a minute.",
         ), 429, {"Retry-After": "60"}
     time.sleep(ANSWER_SECONDS - (time.monotonic() - started) % ANSWER_SECONDS)
-    return flask.render_template("message.html", title="Check your e-mail", message=result["message"])
+    return flask.render_template("message.html", title=result["title"], message=result["message"])
 
 
 def render_form(token: str, page: dict, error: str = "", still_wrong: dict | None = None, fixed: str = "") -> str:
@@ -122,18 +139,28 @@ def render_form(token: str, page: dict, error: str = "", still_wrong: dict | Non
         from web.oauth import allow_consent_redirects
 
         allow_consent_redirects(page["provider"])
+    still_problem = still_todo = ""
+    if still_wrong:
+        # What is wrong now, in the same words as the rest of the page (core.wording).
+        still_problem = wording.problem(still_wrong["status"], page["provider"], server_url=page["server"],
+                                        calendar=page["calendar"], failing=bool(still_wrong.get("failing")))
+        still_todo = wording.staff_advice(still_wrong["status"], page["provider"], page["server"])
     return flask.render_template(
         "relink.html",
         token=token,
         page=page,
         error=error,
         still_wrong=still_wrong,
+        still_problem=still_problem,
+        still_todo=still_todo,
         fixed=fixed,
-        advice=STATUS_ADVICE.get(still_wrong["status"], "") if still_wrong else "",
+        preset=wording.preset_for(page["server"]) if page["form"] == "password" else None,
     )
 
 
 def link_invalid(exc: relink.LinkInvalid):
+    channels = link_channels(runtime())
     return flask.render_template(
-        "link_invalid.html", why=exc.why, why_text=relink.WHY_TEXT.get(exc.why, relink.WHY_TEXT["unknown"])
+        "link_invalid.html", why=exc.why, why_text=relink.WHY_TEXT.get(exc.why, relink.WHY_TEXT["unknown"]),
+        request=request_words(channels), channels=channels,
     ), INVALID_STATUS.get(exc.why, 404)

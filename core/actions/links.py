@@ -5,14 +5,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import models as m
-from core.actions.appointments import download_missed, missed_appointments
 from core import clock
-from core.actions.common import (ActionError, NotFoundError, _connection, _iso, _new_one_off, _spend_one_off, _staff,
-                                _token_hash, _usable_one_off, audit)
-from core.actions.connections import connect
+from core.actions.appointments import download_missed, missed_appointments
+from core.actions.common import (
+    ActionError,
+    NotFoundError,
+    _connection,
+    _iso,
+    _new_one_off,
+    _spend_one_off,
+    _staff,
+    _token_hash,
+    _usable_one_off,
+    audit,
+)
+from core.actions.connections import connect, set_destination
 from core.actions.syncing import sync_now
 from core.actions.views import connection_dict
+
+# How long a new connection with several calendars waits for the person to choose one before
+# the scheduler syncs it to the first writable calendar.
+CHOICE_MINUTES = 15
 
 
 def download_link(rt, conn_id, actor: str = "") -> dict:
@@ -85,6 +101,12 @@ def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = 
     address; raised before anything is stored), the link is given back so
     the same link works with the right password. Any other failure keeps it
     spent: a new link is cheap, a second connection is not.
+
+    An account with several calendars calsync may write to is not synced yet
+    (``choose`` is True): the page asks which one the appointments go to
+    (:func:`connect_link_choose_calendar`), so nothing is written to a
+    calendar the person did not choose. Until then the first writable one is
+    the primary, and the scheduler syncs to it after CHOICE_MINUTES.
     """
     link = _usable_one_off(m.ConnectLink, token)
     if link is None or not _spend_one_off(m.ConnectLink, link):
@@ -96,5 +118,31 @@ def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = 
     except ActionError:
         _give_back(link)
         raise
+    conn = m.Connection.get_by_id(result["id"])
+    choosable = [c for c in connection_dict(conn)["calendars"] if c.get("choosable", c["writable"])]
+    if len(choosable) > 1:
+        # The scheduler waits for the choice a while, so it does not write to a calendar nobody chose.
+        m.Connection.update(next_sync_at=clock.now() + dt.timedelta(minutes=CHOICE_MINUTES)).where(
+            m.Connection.id == conn.id).execute()
+        return {**connection_dict(conn), "warnings": result["warnings"], "first_sync": None, "choose": True}
     report = sync_now(rt, result["id"])[0]
-    return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"], "first_sync": report}
+    return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"],
+            "first_sync": report, "choose": False}
+
+
+def connect_link_choose_calendar(rt, token: str, conn_id, calendar) -> dict:
+    """The calendar the appointments of a connection just made with this connect link go to.
+
+    Only with the link that made it (spent, not expired, same staff member, the connection
+    made after the link was spent); set_destination syncs at once.
+    """
+    link = (m.ConnectLink.get_or_none(m.ConnectLink.token_hash == _token_hash(token))
+            if token and len(token) <= 100 else None)
+    try:
+        conn = _connection(conn_id)
+    except ActionError:  # not a number, or no such connection: the same answer as a bad link
+        conn = None
+    if (link is None or link.used_at is None or link.expires_at <= clock.now() or conn is None
+            or conn.staff_id != link.staff_id or clock.utc(conn.created_at) < clock.utc(link.used_at)):
+        raise ConnectLinkSpent("this connect link is not valid any more; ask for a new one with /calsync connect")
+    return set_destination(rt, conn.id, str(calendar), actor=f"connect-link:{link.staff.email}")

@@ -22,12 +22,25 @@ link is spent only once the connection is active.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 
 import models as m
-from core import clock, incidents, outbox, relink, waiting
-from core.actions.common import ActionError, InvalidInput, _connection, _iso, audit, audited
-from core.actions.connections import refresh_calendars, set_destination, test_connection, update_credentials
+from core import clock, incidents, outbox, relink, waiting, wording
+from core.actions.common import (
+    ActionError,
+    InvalidInput,
+    _connection,
+    _iso,
+    audit,
+    audited,
+)
+from core.actions.connections import (
+    refresh_calendars,
+    set_destination,
+    test_connection,
+    update_credentials,
+)
 from core.messages import meaning
 from core.text import control_characters
 
@@ -47,6 +60,10 @@ FIX_BY_STATUS = {
     m.PENDING: "test",
     m.ACTIVE: "nothing",
 }
+# The relink page lists this many waiting appointments by name and time; "+N more" says the rest.
+WAITING_LISTED = 10
+# lifecycle's reason for an outage carries its own (rounded) length; the page says it in words instead.
+_OUTAGE_PREFIX = re.compile(r"^the provider has failed for [0-9.]+ hours?: ")
 READ_ONLY_ADVICE = (
     "Calsync can read this calendar but may not add events to it. Ask whoever shares it with you (or your "
     "calendar administrator) for permission to edit events, or choose another calendar of yours below."
@@ -85,20 +102,34 @@ def issue_relink(rt, conn_id, via: tuple[str, ...] = ("email", "slack"), actor: 
 
 
 def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
-    """What the relink page shows: the account, what broke, and what fixes it."""
+    """What the relink page shows: the account, what broke (core.wording), what waits, and what fixes it."""
     link = relink.lookup(token)
     conn = link.connection
+    destination = conn.calendars.where(m.Calendar.is_destination == True).first()
+    calendar = destination.name if destination is not None else None
+    failing = waiting.is_failing(conn)
+    missed = waiting.missed_count(conn)
+    listed = waiting.missed_appointments(conn, limit=WAITING_LISTED) if missed else []
     page = {
         "connection": conn.id,
         "staff_name": conn.staff.name,
+        "timezone": conn.staff.timezone,
         "provider": conn.provider,
+        "provider_name": wording.provider_label(conn.provider, conn.server_url),
         "account": conn.account,
         "server": conn.server_url if conn.provider != "ics" else "",
         "status": conn.status,
         "meaning": meaning(conn.status),
         "reason": conn.reason or meaning(conn.status),
+        "problem": wording.problem(conn.status, conn.provider, server_url=conn.server_url, calendar=calendar,
+                                   failing=failing),
+        "todo": wording.staff_advice(conn.status, conn.provider, conn.server_url),
+        "detail": _detail(conn),
+        "calendar": calendar,
         "since": _iso(conn.status_since),
-        "missed": waiting.missed_count(conn),
+        "missed": missed,
+        "waiting": [{"subject": a.subject, "start": _iso(a.starts_at), "end": _iso(a.ends_at)} for a in listed],
+        "waiting_more": max(0, missed - len(listed)),
         "fix": FIX_BY_STATUS.get(conn.status, "test"),
         "form": CREDENTIAL_FORMS.get(conn.provider, "password"),
         "expires_at": _iso(link.expires_at),
@@ -115,6 +146,29 @@ def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
             page["calendars"] = [{"id": c.id, "name": c.name} for c in calendars
                                  if c.writable and not (c.is_destination and conn.status != m.ACTIVE)]
     return page
+
+
+def _detail(conn: m.Connection) -> str:
+    """The provider's own words for what broke, said once (not the status meaning again); an outage
+    says how long in words ("7 hours", never "0.0 hours")."""
+    reason = (conn.reason or "").strip()
+    if reason == meaning(conn.status):
+        reason = ""
+    if conn.status == m.UNREACHABLE:
+        reason = _OUTAGE_PREFIX.sub("", reason)
+        began = conn.failing_since or conn.status_since
+        if began is not None:
+            length = wording.duration((clock.now() - clock.utc(began)).total_seconds())
+            reason = f"no answer for {length}" + (f": {reason}" if reason else "")
+    return reason
+
+
+def relink_download(rt, token: str) -> dict:
+    """The waiting appointments as an .ics snapshot, from the relink page (the live link is the key)."""
+    from core.actions.appointments import download_missed
+
+    link = relink.lookup(token)
+    return download_missed(rt, link.connection_id, actor=f"relink-link:{link.connection.staff.email}")
 
 
 def _finish(link: m.RelinkLink, result: dict) -> dict:
@@ -160,21 +214,59 @@ class TooManyRequests(ActionError):
     """This client asked for links too often; it says nothing about any address."""
 
 
+def link_channels(rt) -> list[str]:
+    """How a requested link reaches a staff member here: "email" and/or "slack" ([] when neither is set up).
+
+    Slack finds a staff member without a Slack id by e-mail, so every staff member gets the same
+    channels: the answer can say how the link arrives without saying whether the address is known.
+    """
+    configured = outbox.configured_channels(rt.settings)
+    return [c for c in ("email", "slack") if c in configured]
+
+
+def request_words(channels: list[str]) -> dict:
+    """The request page's title, its introduction and its answer, for the channels that exist."""
+    if not channels:
+        return {
+            "title": "Ask your support team for a new link",
+            "intro": "This calsync cannot send links by itself (it has no e-mail or Slack set up). "
+                     "Ask your support team: they can send you a new link.",
+            "message": "This calsync cannot send links by itself (it has no e-mail or Slack set up), so nothing "
+                       "was sent. Ask your support team: they can send you a new link.",
+        }
+    how = {("email",): "by e-mail", ("slack",): "as a Slack message from calsync",
+           ("email", "slack"): "by e-mail and as a Slack message from calsync"}[tuple(channels)]
+    where = {("email",): "Check your inbox (and its spam folder)",
+             ("slack",): "Check your direct messages in Slack",
+             ("email", "slack"): "Check your inbox (and its spam folder) and your direct messages in Slack"}[tuple(channels)]
+    title = {("email",): "Check your e-mail", ("slack",): "Check Slack",
+             ("email", "slack"): "Check your e-mail and Slack"}[tuple(channels)]
+    return {
+        "title": title,
+        "intro": f"If your calendar connection needs to be reconnected, calsync sends you a new link {how}.",
+        "message": f"If this address has a calendar connection that needs reconnecting, a new link is on its way "
+                   f"{how}. {where} in a few minutes. Nothing arrives? Ask your support team.",
+    }
+
+
 def request_new_link(rt, email: str, client: str = "") -> dict:
-    """Someone with a dead link asks for a new one: the live link is e-mailed again to the staff member, if any.
+    """Someone with a dead link asks for a new one: the live link is sent again to the staff member, if any.
 
     The answer is the same whether or not the address is known or has a
-    broken connection, so the page cannot be used to find out who has one;
-    it only writes the outbox (the mail is sent by the scheduler, outside
-    the request) and the web page pads it to a fixed time. Nothing here
-    revokes a link: the button in every earlier message keeps working.
+    broken connection, so the page cannot be used to find out who has one
+    (it says how a link would arrive, which depends only on this
+    installation's channels); it only writes the outbox (the message is sent
+    by the scheduler, outside the request) and the web page pads it to a
+    fixed time. Nothing here revokes a link: the button in every earlier
+    message keeps working.
     """
     _admit(client)
     staff = _staff_for(email)
     sent = _send_live_links(rt, staff) if staff is not None else 0
     if sent:
         audit(f"self-service:{staff.email}", "connection.relink_resent", staff.email, f"{sent} link(s) queued")
-    return {"message": "If this address has a calendar connection that needs relinking, a new link is on its way."}
+    channels = link_channels(rt)
+    return {**request_words(channels), "channels": channels}
 
 
 def _admit(client: str) -> None:
