@@ -178,6 +178,50 @@ def test_connect_from_the_connect_page_in_the_browser_by_allowing_access(grt, go
     assert secrets_["access_token"] not in conn.credentials and secrets_["refresh_token"] not in conn.credentials
 
 
+def test_an_account_with_two_writable_calendars_asks_which_one_and_only_the_signed_in_browser_may_choose(
+        grt, google, web):
+    from core.actions.links import CHOICE_MINUTES
+
+    coaching = google.add_calendar("coaching@group.calendar.google.com", "Coaching")
+    story = Story(grt, google)
+    story.book(soon(), subject="Intro call")
+    back = answer_consent(google, actions.oauth_connect_url(grt, EMAIL, "google")["url"])
+    browser = requests.Session()
+    step = browser.get(grt.settings.base_url + "/oauth/google/callback", params=back, timeout=10)
+    assert step.status_code == 200 and "Choose the calendar for your appointments" in step.text
+    (conn,) = m.Connection.select()
+    assert conn.status == m.PENDING and conn.last_sync_at is None  # nothing written before the choice
+    assert conn.next_sync_at >= clock.now() + dt.timedelta(minutes=CHOICE_MINUTES - 1)
+    assert google.events(EMAIL) == [] and google.events(coaching) == []
+    offered = {name: key for key, name in re.findall(r'<label for="calendar-(\d+)">([^<]*)</label>', step.text)}
+    assert set(offered) == {EMAIL, "Coaching"}
+    action = re.search(r'<form method="post" action="([^"]+)"', step.text).group(1)
+    assert action == "/oauth/google/calendar"
+    choice = {"csrf_token": csrf_of(step.text), "connection": str(conn.id), "calendar": offered["Coaching"]}
+
+    stranger = requests.Session()  # another browser, without the sign-in: refused, nothing changes
+    page = stranger.get(actions.connect_link(grt, EMAIL)["url"], timeout=10)
+    refused = stranger.post(grt.settings.base_url + action, data={**choice, "csrf_token": csrf_of(page.text)},
+                            timeout=10)
+    assert refused.status_code == 410 and "Nothing was changed" in refused.text
+    assert m.Calendar.get(m.Calendar.is_destination == True).name == EMAIL
+    assert m.Connection.get_by_id(conn.id).last_sync_at is None
+
+    done = browser.post(grt.settings.base_url + action, data=choice, timeout=10)
+    assert done.status_code == 200 and "Calendar connected" in done.text
+    assert 'Your appointments go to the calendar <strong class="wrap">Coaching</strong>' in done.text
+    assert m.Connection.get_by_id(conn.id).status == m.ACTIVE
+    assert [e["summary"] for e in google.events(coaching)] == ["Intro call"]
+    assert google.events(EMAIL) == []
+    again = browser.post(grt.settings.base_url + action, data={**choice, "calendar": offered[EMAIL]}, timeout=10)
+    assert again.status_code == 410  # the choice is made once; later changes are /calsync primary
+    assert m.Calendar.get(m.Calendar.is_destination == True).name == "Coaching"
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
 def test_deny_on_the_consent_screen_says_so_and_connects_nothing(grt, google, web, page):
     from playwright.sync_api import expect
 

@@ -180,6 +180,57 @@ def test_discovery_reads_every_page_of_calendars_and_writes_to_the_default_one(a
     assert any("$skip=" in path for _, path in graph.requests)
 
 
+def test_connecting_an_account_with_two_writable_calendars_asks_which_one_from_the_signed_in_browser_only(
+        ada, graph, web):
+    from core.actions.links import CHOICE_MINUTES
+
+    coaching = graph.add_calendar("Coaching")
+    ada.book(soon(), "Intro call")
+    browser = requests.Session()  # the connect page, "Sign in with Microsoft 365", consent, back to calsync
+    link = actions.connect_link(ada.rt, EMAIL)["url"]
+    form = browser.get(link, timeout=10).text
+    action = re.search(r'<form method="post" action="([^"]+/oauth/microsoft)"', form).group(1)
+    consent = browser.post(urljoin(link, action), data={"csrf_token": _csrf(form)}, allow_redirects=False, timeout=10)
+    assert consent.status_code == 303
+    step = browser.get(graph.consent_redirect(consent.headers["Location"]), timeout=10)
+    assert step.status_code == 200 and "Choose the calendar for your appointments" in step.text
+    assert "If you close this page, your appointments go to" in step.text
+    conn = m.Connection.get()
+    ada.conn_id = conn.id
+    assert conn.status == m.PENDING and conn.last_sync_at is None
+    assert conn.next_sync_at >= clock.now() + dt.timedelta(minutes=CHOICE_MINUTES - 1)
+    offered = {name: key for key, name in re.findall(r'<label for="calendar-(\d+)">([^<]*)</label>', step.text)}
+    assert set(offered) == {"Calendar", "Coaching"}
+    choose = urljoin(web, re.search(r'<form method="post" action="([^"]+)"', step.text).group(1))
+    choice = {"csrf_token": _csrf(step.text), "connection": str(conn.id), "calendar": offered["Coaching"]}
+
+    with requests.Session() as stranger:  # no sign-in in this browser: refused, nothing changes
+        other = stranger.get(actions.connect_link(ada.rt, EMAIL)["url"], timeout=10).text
+        refused = stranger.post(choose, data={**choice, "csrf_token": _csrf(other)}, timeout=10)
+    assert refused.status_code == 410 and "Nothing was changed" in refused.text
+    assert [c["name"] for c in ada.status()["calendars"] if c["destination"]] == ["Calendar"]
+    assert graph.live_events() == [] and graph.live_events(coaching) == []
+
+    done = browser.post(choose, data=choice, timeout=10)
+    assert done.status_code == 200 and "Calendar connected" in done.text
+    assert 'Your appointments go to the calendar <strong class="wrap">Coaching</strong>' in done.text
+    assert ada.status()["status"] == "active"
+    assert [e.subject for e in graph.live_events(coaching)] == ["Intro call"]
+    assert graph.live_events() == []
+
+    # Signing in again (a relink) keeps the calendar chosen: no choose step.
+    graph.revoke_grant()
+    assert ada.sync()["status"] == "relink_required"
+    relinked = _relink_over_http(browser, actions.issue_relink(ada.rt, ada.conn_id, via=())["url"], graph)
+    assert relinked.status_code == 200 and "Your calendar is connected again" in relinked.text
+    assert "Choose the calendar" not in relinked.text
+    assert [c["name"] for c in ada.status()["calendars"] if c["destination"]] == ["Coaching"]
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
 def test_an_account_without_a_mail_address_is_named_by_its_user_principal_name(ada, graph):
     graph.mail = None
     graph.user_principal_name = "ada_example.com#EXT#@contoso.onmicrosoft.com"

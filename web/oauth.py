@@ -14,7 +14,15 @@ from urllib.parse import urlsplit
 import flask
 
 from core import actions, notices, relink
+from core.actions.links import CHOICE_MINUTES
+from core.actions.oauth import ChoiceRefused, oauth_choose_calendar
 from web.app import runtime
+
+# The connection this browser just made by signing in, and the consent's state (already spent,
+# and in this browser's address bar anyway): only this browser may choose its calendar
+# (core.actions.oauth.oauth_choose_calendar checks the state made that connection).
+CHOICE = "oauth_choice"
+
 
 def allow_consent_redirects(*providers: str) -> None:
     """This page's sign-in forms may lead to the providers' consent pages.
@@ -81,11 +89,45 @@ def callback(provider: str):
             return flask.render_template("message.html", title="Signed in, but not working yet",
                                          message=f"{said[:1].upper()}{said[1:]}. {todo}".strip()), 200
         return flask.render_template("relink_done.html", result=result, delivered=result["delivered"])
+    if result.get("choose"):
+        flask.session[CHOICE] = {"connection": result["id"], "provider": provider, "state": args.get("state", "")}
+        return _render_choice(provider, result)
+    return _render_done(result)
+
+
+def _render_done(result: dict):
     try:
         feed = actions.feed_url(runtime(), result["staff"])["url"]
     except (actions.ActionError, KeyError):
         feed = ""
     return flask.render_template("connect_done.html", result=result, feed_url=feed)
+
+
+def _render_choice(provider: str, result: dict, error: str = ""):
+    calendars = [c for c in result["calendars"] if c.get("choosable", c["writable"])]
+    return flask.render_template("connect_choose.html", result=result, calendars=calendars, error=error,
+                                 choice_minutes=CHOICE_MINUTES,
+                                 action=flask.url_for("oauth.choose_calendar", provider=provider))
+
+
+@blueprint.post("/oauth/<provider>/calendar")
+def choose_calendar(provider: str):
+    """The calendar the appointments of the connection this browser just made go to (then the first sync)."""
+    rt = runtime()
+    form = flask.request.form
+    conn_id = form.get("connection", "")
+    kept = flask.session.get(CHOICE)
+    if not isinstance(kept, dict) or str(kept.get("connection", "")) != conn_id or kept.get("provider") != provider:
+        return _choice_refused()
+    try:
+        result = oauth_choose_calendar(rt, provider, str(kept.get("state", "")), conn_id, form.get("calendar", ""))
+    except ChoiceRefused:
+        flask.session.pop(CHOICE, None)
+        return _choice_refused()
+    except actions.ActionError as exc:
+        return _render_choice(provider, actions.get_connection(rt, conn_id), str(exc)), 422
+    flask.session.pop(CHOICE, None)
+    return _render_done(result)
 
 
 @blueprint.post("/connect/<token>/oauth/<provider>")
@@ -104,6 +146,14 @@ def connect_start(token: str, provider: str):
     parts = urlsplit(consent_url)
     flask.g.form_action_also = (f"{parts.scheme}://{parts.netloc}",)
     return flask.redirect(consent_url, code=303)
+
+
+def _choice_refused():
+    return flask.render_template(
+        "message.html", title="This page cannot choose a calendar",
+        message="Only the browser that signed in can choose the calendar of the new connection, for a day. "
+                "Nothing was changed. /calsync status in Slack shows your connections; /calsync primary "
+                "chooses the calendar your appointments go to."), 410
 
 
 def sign_in_not_configured(provider: str):

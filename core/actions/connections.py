@@ -84,8 +84,13 @@ def connect(
     password: str = "",
     calendar: str | None = None,
     actor: str = "",
+    choice_minutes: int = 0,
 ) -> dict:
-    """Link a staff member to an external calendar account (credentials tested first)."""
+    """Link a staff member to an external calendar account (credentials tested first).
+
+    ``choice_minutes``: when the account has several calendars to choose from and none was named,
+    its first sync waits that long for the person's choice (set in the same transaction, so no
+    scheduler can write to a calendar nobody chose in between)."""
     staff = _staff(staff_email)
     if provider not in PROVIDERS:
         raise InvalidInput(f"unknown provider {provider!r}; this calsync supports: {', '.join(PROVIDERS)}")
@@ -118,6 +123,9 @@ def connect(
         conn.credentials = rt.vault.encrypt(credentials)
         lifecycle.begin(conn, "connect")
         _save_calendars(rt, conn, infos, calendar)
+        if choice_minutes and calendar is None and sum(bool(i.writable) for i in infos) > 1 and provider != "ics":
+            conn.next_sync_at = clock.now() + dt.timedelta(minutes=choice_minutes)
+            conn.save()
     audit(actor, "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
     result = connection_dict(conn)
     result["warnings"] = []

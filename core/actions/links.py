@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import models as m
 from core import clock
 from core.actions.appointments import download_missed, missed_appointments
@@ -114,16 +112,14 @@ def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = 
     staff = link.staff
     try:
         result = connect(rt, staff.email, provider, url=url, username=username, password=password,
-                         actor=f"connect-link:{staff.email}")
+                         actor=f"connect-link:{staff.email}", choice_minutes=CHOICE_MINUTES)
     except ActionError:
         _give_back(link)
         raise
     conn = m.Connection.get_by_id(result["id"])
     choosable = [c for c in connection_dict(conn)["calendars"] if c.get("choosable", c["writable"])]
     if len(choosable) > 1:
-        # The scheduler waits for the choice a while, so it does not write to a calendar nobody chose.
-        m.Connection.update(next_sync_at=clock.now() + dt.timedelta(minutes=CHOICE_MINUTES)).where(
-            m.Connection.id == conn.id).execute()
+        # connect() already made the scheduler wait for the choice (choice_minutes, in its transaction).
         return {**connection_dict(conn), "warnings": result["warnings"], "first_sync": None, "choose": True}
     report = sync_now(rt, result["id"])[0]
     return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"],

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import models as m
 from core import clock, incidents, lifecycle
-from core.actions.common import ActionError, InvalidInput, _staff, audit
-from core.actions.connections import _save_calendars, identify, sync_after_repair
+from core.actions.common import (
+    ActionError,
+    InvalidInput,
+    NotFoundError,
+    _connection,
+    _staff,
+    audit,
+)
+from core.actions.connections import (
+    _save_calendars,
+    identify,
+    set_destination,
+    sync_after_repair,
+)
+from core.actions.links import CHOICE_MINUTES
 from core.actions.syncing import sync_now
 from core.actions.views import connection_dict, connection_flags
 from core.providers import OAUTH_PROVIDERS
@@ -81,10 +96,58 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
         conn.credentials = rt.vault.encrypt(prov.secrets)
         lifecycle.begin(conn, "connect")
         _save_calendars(rt, conn, infos, None)
+        # The consent that made it: only its browser may choose the calendar (oauth_choose_calendar).
+        m.OAuthState.update(connection=conn).where(m.OAuthState.id == row.id).execute()
+        choose = len(_choosable(conn)) > 1
+        if choose:
+            # In the same transaction as the connection: the scheduler never sees it due before the
+            # person had CHOICE_MINUTES to choose, so nothing goes to a calendar nobody chose.
+            m.Connection.update(next_sync_at=clock.now() + dt.timedelta(minutes=CHOICE_MINUTES)).where(
+                m.Connection.id == conn.id).execute()
     audit(f"oauth:{staff.email}", "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
+    warnings = [f"{f} account" for f in connection_flags(conn)]
+    if choose:
+        return {**connection_dict(m.Connection.get_by_id(conn.id)), "first_sync": None, "purpose": "connect",
+                "warnings": warnings, "choose": True}
     report = sync_now(rt, conn.id)[0]
     return {**connection_dict(m.Connection.get_by_id(conn.id)), "first_sync": report, "purpose": "connect",
-            "warnings": [f"{f} account" for f in connection_flags(conn)]}
+            "warnings": warnings, "choose": False}
+
+
+# How long after the sign-in its browser may still choose the calendar (as long as a connect link lives).
+CHOICE_WINDOW = dt.timedelta(hours=24)
+
+
+def _choosable(conn: m.Connection) -> list[dict]:
+    return [c for c in connection_dict(conn)["calendars"] if c.get("choosable", c["writable"])]
+
+
+class ChoiceRefused(NotFoundError):
+    """Not the sign-in that made this connection, or too long ago: nothing was changed."""
+
+
+def oauth_choose_calendar(rt, provider: str, state: str, conn_id, calendar) -> dict:
+    """The calendar the appointments of a connection just made by signing in go to.
+
+    Only for the consent ``state`` that made it (kept by the browser that came back from the
+    provider), a connect (never a relink), the same staff member, within CHOICE_WINDOW of the
+    sign-in; set_destination syncs at once.
+    """
+    from core import oauth
+
+    row = (m.OAuthState.get_or_none(m.OAuthState.state_hash == oauth._hash(state), m.OAuthState.provider == provider)
+           if state and len(state) <= 200 else None)
+    try:
+        conn = _connection(conn_id)
+    except ActionError:  # not a number, or no such connection: the same answer as a foreign one
+        conn = None
+    if (row is None or conn is None or row.purpose != "connect" or row.used_at is None
+            or row.connection_id != conn.id or row.staff_id != conn.staff_id or conn.provider != provider
+            or clock.utc(row.used_at) + CHOICE_WINDOW <= clock.utc(clock.now())):
+        raise ChoiceRefused("this sign-in cannot choose a calendar any more; /calsync status in Slack shows "
+                            "your connections, and /calsync primary chooses the calendar")
+    result = set_destination(rt, conn.id, str(calendar), actor=f"oauth:{conn.staff.email}")
+    return {**result, "warnings": [f"{f} account" for f in connection_flags(conn)]}
 
 
 def _store_oauth_and_sync(rt, conn: m.Connection, secrets_: dict, cause: str) -> dict:
