@@ -193,27 +193,21 @@ def claim_due(owner: str, limit: int) -> list[int]:
 def release(rt, conn_id: int, owner: str, ok: bool) -> None:
     """Give the connection back and say when it is due again (jittered; failures back off;
     a sync asked for during the run is due at once)."""
-    row = (m.Connection.select(m.Connection.failures_in_row, m.Connection.sync_requested_at)
-           .where(m.Connection.id == conn_id).tuples().first())
-    if row is None:
-        return
-    failures, requested = row
+    C = m.Connection
     interval = rt.settings.sync_interval
-    if requested is not None:
-        delay = 0.0
-    elif ok:
+    now = clock.now()
+    if ok:
         delay = interval * random.uniform(0.9, 1.1)  # 1,000 connections must not all fire at once
     else:
+        failures = C.select(C.failures_in_row).where(C.id == conn_id).scalar()
+        if failures is None:
+            return
         delay = min(interval, FIRST_RETRY * 2 ** min(max(failures, 1) - 1, 16)) * random.uniform(0.9, 1.0)
-    (
-        m.Connection.update(
-            lease_owner=None,
-            lease_expires_at=None,
-            next_sync_at=clock.now() + dt.timedelta(seconds=delay),
-        )
-        .where(m.Connection.id == conn_id, m.Connection.lease_owner == owner)
-        .execute()
-    )
+    later = C.next_sync_at.db_value(now + dt.timedelta(seconds=delay))
+    # A sync asked for during the run (sync_requested_at set) is due at once; one statement either way.
+    due = pw.Case(None, [(C.sync_requested_at.is_null(False), C.next_sync_at.db_value(now))], later)
+    C.update(lease_owner=None, lease_expires_at=None, next_sync_at=due).where(
+        C.id == conn_id, C.lease_owner == owner).execute()
 
 
 def release_check(conn_id: int, owner: str) -> None:

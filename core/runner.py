@@ -46,10 +46,15 @@ def sync_with_lease(rt, conn: m.Connection, cause: str, wait: float = 15.0) -> S
     report = None
     try:
         with leases.Keeper(owner, until=time.monotonic() + rt.settings.sync_budget + 60):
-            report = sync_connection(rt, m.Connection.get_by_id(conn.id), cause=cause)
+            report = sync_connection(rt, _with_staff(conn.id), cause=cause)
         return report
     finally:
         leases.release(rt, conn.id, owner, ok=report is not None and report.outcome == "ok")
+
+
+def _with_staff(conn_id: int) -> m.Connection:
+    """The connection and its staff member in one query (a sync needs the staff member's zone)."""
+    return m.Connection.select(m.Connection, m.Staff).join(m.Staff).where(m.Connection.id == conn_id).get()
 
 
 def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
@@ -57,8 +62,7 @@ def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
     with m.db.connection_context():
         report = None
         try:
-            conn = m.Connection.get_by_id(conn_id)
-            report = sync_connection(rt, conn)
+            report = sync_connection(rt, _with_staff(conn_id))
         except Exception as exc:
             log.exception("sync of connection %s failed internally", conn_id)
             # An internal fault is not the provider's: the status stays, and the report says which it is.

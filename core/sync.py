@@ -91,19 +91,31 @@ class ConnectionSync:
 
     def run(self, cause: str = "sync") -> SyncReport:
         started = time.monotonic()
+        run_started = clock.now()
         budget = self.settings.sync_budget
         self.ends_at = started + budget
         self.budget_text = f"ran past the sync's {budget} s budget"
         if getattr(self.provider, "http", None) is not None:
             self.provider.http.set_budget(budget, self.budget_text)  # every request ends by then at the latest
-        run_row = m.SyncRun.create(connection=self.conn, started_at=clock.now())
-        # A sync asked for before this run started is this run.
-        m.Connection.update(last_sync_at=clock.now(), sync_requested_at=None).where(m.Connection.id == self.conn.id).execute()
+        calendars = list(
+            m.Calendar.select().where(m.Calendar.connection == self.conn).order_by(m.Calendar.is_destination.desc(), m.Calendar.id)
+        )
+        run_row = None
         try:
-            self._pull_and_push()
+            probes = self._probe_all(calendars)
+            if self._quiet(calendars, probes):
+                return self._finish_quietly(calendars, started, run_started)
+            run_row = m.SyncRun.create(connection=self.conn, started_at=run_started)
+            # A sync asked for before this run started is this run.
+            m.Connection.update(last_sync_at=run_started, sync_requested_at=None).where(m.Connection.id == self.conn.id).execute()
+            self._pull_and_push(calendars, probes)
         except ProviderError as exc:
             self.report.outcome = "transient" if exc.transient else "failed"
             self.report.error = exc.reason
+            if run_row is None:
+                run_row = m.SyncRun.create(connection=self.conn, started_at=run_started)
+                m.Connection.update(last_sync_at=run_started, sync_requested_at=None).where(
+                    m.Connection.id == self.conn.id).execute()
             lifecycle.failed(self.rt, self.conn, exc, cause)
         except Exception as exc:
             # An internal fault must not change the connection's status: it is not the provider's.
@@ -118,39 +130,104 @@ class ConnectionSync:
                 self.report.error = f"{self.report.errors} appointment(s) could not be written (see status)"
             lifecycle.succeeded(self.rt, self.conn, cause)
         finally:
-            self.rt.keep_secrets(self.conn, self.provider)
-            self.report.requests = self.provider.requests_made
-            self.report.duration_ms = int((time.monotonic() - started) * 1000)
-            self.conn = m.Connection.get_by_id(self.conn.id)
-            self.report.status = self.conn.status
-            self.report.reason = self.conn.reason
-            self.report.missed = waiting.missed_count(self.conn)
-            r = self.report
-            run_row.finished_at = clock.now()
-            run_row.duration_ms, run_row.requests = r.duration_ms, r.requests
-            run_row.created, run_row.updated, run_row.deleted = r.created, r.updated, r.deleted
-            run_row.entries_read, run_row.applied_back = r.entries_read, r.applied_back
-            run_row.outcome, run_row.error = r.outcome, r.error
-            run_row.save()
-            log.info(
-                "sync connection=%s outcome=%s status=%s requests=%d created=%d updated=%d deleted=%d "
-                "entries=%d applied_back=%d missed=%d ms=%d%s",
-                self.conn.id, r.outcome, r.status, r.requests, r.created, r.updated, r.deleted,
-                r.entries_read, r.applied_back, r.missed, r.duration_ms, f" error={r.error!r}" if r.error else "",
-            )
+            if run_row is not None or self.report.outcome == "failed":
+                self._finish(run_row or m.SyncRun.create(connection=self.conn, started_at=run_started), started)
         return self.report
 
-    def _pull_and_push(self) -> None:
-        calendars = list(
-            m.Calendar.select().where(m.Calendar.connection == self.conn).order_by(m.Calendar.is_destination.desc(), m.Calendar.id)
+    def _finish(self, run_row: m.SyncRun, started: float) -> None:
+        """Record the outcome of a run that read or wrote something (or failed)."""
+        self.rt.keep_secrets(self.conn, self.provider)
+        self.report.requests = self.provider.requests_made
+        self.report.duration_ms = int((time.monotonic() - started) * 1000)
+        self.conn = m.Connection.get_by_id(self.conn.id)
+        self.report.status = self.conn.status
+        self.report.reason = self.conn.reason
+        self.report.missed = waiting.missed_count(self.conn)
+        r = self.report
+        run_row.finished_at = clock.now()
+        run_row.duration_ms, run_row.requests = r.duration_ms, r.requests
+        run_row.created, run_row.updated, run_row.deleted = r.created, r.updated, r.deleted
+        run_row.entries_read, run_row.applied_back = r.entries_read, r.applied_back
+        run_row.outcome, run_row.error = r.outcome, r.error
+        run_row.save()
+        self._log()
+
+    def _log(self) -> None:
+        r = self.report
+        log.info(
+            "sync connection=%s outcome=%s status=%s requests=%d created=%d updated=%d deleted=%d "
+            "entries=%d applied_back=%d missed=%d ms=%d%s",
+            self.conn.id, r.outcome, r.status, r.requests, r.created, r.updated, r.deleted,
+            r.entries_read, r.applied_back, r.missed, r.duration_ms, f" error={r.error!r}" if r.error else "",
         )
-        destination_writable = True
+
+    # -- the no-change path -----------------------------------------------------
+
+    def _probe_all(self, calendars: list[m.Calendar]) -> dict:
+        """Each calendar's probe (None: a busy source that is gone); a destination that is gone raises."""
+        probes = {}
         for cal in calendars:
             try:
-                info = self._read(cal)
+                probes[cal.id] = self._probe(cal)
             except CalendarGone:
                 if cal.is_destination:
                     raise
+                probes[cal.id] = None
+        return probes
+
+    def _probe(self, cal: m.Calendar):
+        """The cheap question (exists, writable, moved?): no object list, the known state is read only on a move."""
+        return self.provider.probe(CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag))
+
+    @staticmethod
+    def _unchanged(cal: m.Calendar, info) -> bool:
+        if info.sync_token and cal.sync_token:
+            same = info.sync_token == cal.sync_token
+        else:
+            same = bool(info.ctag) and info.ctag == cal.ctag
+        return same and cal.last_synced_at is not None
+
+    def _quiet(self, calendars: list[m.Calendar], probes: dict) -> bool:
+        """Nothing moved, nothing waits, nothing changes status: the run is one read and one write."""
+        conn = self.conn
+        if conn.status != m.ACTIVE or conn.failing_since is not None or conn.failures_in_row or not calendars:
+            return False
+        for cal in calendars:
+            info = probes[cal.id]
+            if info is None or not self._unchanged(cal, info) or bool(info.writable) != bool(cal.writable):
+                return False
+        destinations = [c.id for c in calendars if c.is_destination]
+        return waiting.nothing_to_do(conn, destinations, self.window_start)
+
+    def _finish_quietly(self, calendars: list[m.Calendar], started: float, run_started) -> SyncReport:
+        """The no-change run's writes: its SyncRun, the connection's success, the calendars' time."""
+        now = clock.now()
+        self.rt.keep_secrets(self.conn, self.provider)
+        r = self.report
+        r.outcome, r.status, r.reason, r.missed = "ok", self.conn.status, self.conn.reason, 0
+        r.requests = self.provider.requests_made
+        r.duration_ms = int((time.monotonic() - started) * 1000)
+        m.SyncRun.insert(connection=self.conn.id, started_at=run_started, finished_at=now, duration_ms=r.duration_ms,
+                         requests=r.requests, outcome="ok").execute()
+        lifecycle.succeeded_quietly(self.conn, run_started)
+        m.Calendar.update(last_synced_at=now).where(m.Calendar.connection == self.conn.id).execute()
+        self._log()
+        return r
+
+    # -- reading and writing ------------------------------------------------------
+
+    def _pull_and_push(self, calendars: list[m.Calendar], probes: dict) -> None:
+        destination_writable = True
+        for cal in calendars:
+            info = probes[cal.id]
+            try:
+                if info is not None:
+                    self._apply_probe(cal, info)
+            except CalendarGone:
+                if cal.is_destination:
+                    raise
+                info = None
+            if info is None:
                 # A busy source that vanished: its events no longer block time.
                 log.info("busy source %s of connection %s is gone; its entries are dropped", cal.id, self.conn.id)
                 m.FeedEntry.delete().where(m.FeedEntry.calendar == cal).execute()
@@ -170,19 +247,12 @@ class ConnectionSync:
                     # Record the calendar's state after our own writes, so the next run sees
                     # only what others changed (some servers' ctags return to an old value
                     # when an event is added and removed again).
-                    self._read(cal)
+                    self._apply_probe(cal, self._probe(cal))
 
-    def _read(self, cal: m.Calendar):
-        """Probe one calendar and, when it moved, apply its changes; returns the probe.
-
-        The probe needs no object list: the known hrefs and ETags are read only when the calendar moved."""
-        info = self.provider.probe(CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag))
+    def _apply_probe(self, cal: m.Calendar, info) -> None:
+        """When the probe says the calendar moved, read and apply its changes; record its state."""
         cal.writable = info.writable
-        if info.sync_token and cal.sync_token:
-            unchanged = info.sync_token == cal.sync_token
-        else:
-            unchanged = bool(info.ctag) and info.ctag == cal.ctag
-        if not (unchanged and cal.last_synced_at is not None):
+        if not self._unchanged(cal, info):
             state = calendar_state(cal)
             changes = self.provider.changes(state)
             if not changes.unchanged:
@@ -194,7 +264,6 @@ class ConnectionSync:
                 cal.ctag = ""
         cal.last_synced_at = clock.now()
         cal.save()
-        return info
 
     # -- pulling --------------------------------------------------------------
 

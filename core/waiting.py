@@ -155,25 +155,46 @@ def after_appointment_change(appointment: m.Appointment) -> None:
             link.save()
 
 
+def _unlinked(cal_id: int, staff_id: int, since: dt.datetime):
+    """Appointments of the staff member this destination should hold and has no link for."""
+    return m.Appointment.select(m.Appointment.id).where(
+        m.Appointment.staff == staff_id,
+        m.Appointment.cancelled == False,  # noqa: E712 (peewee expression)
+        m.Appointment.ends_at >= since,
+        ~pw.fn.EXISTS(
+            m.AppointmentLink.select(m.AppointmentLink.id).where(
+                m.AppointmentLink.appointment == m.Appointment.id,
+                # Already on this calendar, or left on purpose where it was written
+                # (a primary or provider switch moves only what comes next).
+                (m.AppointmentLink.calendar == cal_id) | (m.AppointmentLink.state == m.LINK_KEPT),
+            )
+        ),
+    )
+
+
+def nothing_to_do(conn: m.Connection, destinations: list[int], since: dt.datetime) -> bool:
+    """True when a run that read no change has nothing to write, release or tell: no appointment
+    waits (pending, changed, missed, or without a link on a destination) and no repaired
+    incident still owes its "delivered" message. One query, for the no-change path of a sync."""
+    L, A = m.AppointmentLink, m.Appointment
+    calendars = _calendars(conn)
+    checks = [
+        pw.fn.EXISTS(L.select(L.id).join(A).where(L.calendar.in_(calendars), _missed())),
+        pw.fn.EXISTS(m.Incident.select(m.Incident.id).where(m.Incident.connection == conn.id,
+                                                             m.Incident.delivery_open == True)),  # noqa: E712
+    ]
+    for cal_id in destinations:
+        checks.append(pw.fn.EXISTS(L.select(L.id).join(A).where(
+            L.calendar == cal_id,
+            (L.state == m.LINK_PENDING) | ((L.state == m.LINK_SYNCED) & (L.pushed_version < A.version)))))
+        checks.append(pw.fn.EXISTS(_unlinked(cal_id, conn.staff_id, since)))
+    row = m.Connection.select(*checks).where(m.Connection.id == conn.id).tuples().first()
+    return row is not None and not any(row)
+
+
 def ensure_links(cal: m.Calendar, since: dt.datetime, state: str = m.LINK_PENDING) -> int:
     """Every appointment of the staff member that this destination should hold has a link."""
-    conn = cal.connection
-    missing = (
-        m.Appointment.select(m.Appointment.id)
-        .where(
-            m.Appointment.staff == conn.staff_id,
-            m.Appointment.cancelled == False,  # noqa: E712 (peewee expression)
-            m.Appointment.ends_at >= since,
-            ~pw.fn.EXISTS(
-                m.AppointmentLink.select(m.AppointmentLink.id).where(
-                    m.AppointmentLink.appointment == m.Appointment.id,
-                    # Already on this calendar, or left on purpose where it was written
-                    # (a primary or provider switch moves only what comes next).
-                    (m.AppointmentLink.calendar == cal) | (m.AppointmentLink.state == m.LINK_KEPT),
-                )
-            ),
-        )
-    )
+    missing = _unlinked(cal.id, cal.connection.staff_id, since)
     rows = [{"appointment": a.id, "calendar": cal.id, "state": state} for a in missing]
     if rows:
         m.AppointmentLink.insert_many(rows).execute()
