@@ -297,3 +297,27 @@ def test_windows_time_zone_names_are_understood(story):
     (entry,) = story.entries()
     assert entry["loaded"] is True
     assert entry["starts_at"].endswith("T09:00:00Z")  # 10:00 Berlin winter time
+
+
+def test_events_too_large_for_one_multiget_answer_still_all_arrive(caldav, tmp_path):
+    """A first sync asks for many events at once (one request for up to 1,000); when the answer
+    would pass CALSYNC_HTTP_MAX_BYTES it asks again for fewer, and every event is read."""
+    from conftest import Story, make_env
+    from core import runtime
+    from core.config import load_settings
+
+    rt = runtime.start(load_settings(make_env(tmp_path, CALSYNC_HTTP_MAX_BYTES=str(128 * 1024)), read_dotenv=False))
+    try:
+        story = Story(rt, caldav)
+        start = soon()
+        notes = "DESCRIPTION:" + "x" * 4000 + "\r\n"  # ~4 KB each: 40 of them are ~160 KB, past the 128 KB cap
+        for i in range(40):
+            when = start + dt.timedelta(hours=i)
+            caldav.put_event(story.calendar_url, f"big-{i}.ics",
+                             vevent(f"big-{i}", when, when + dt.timedelta(minutes=30), f"Long meeting {i}", notes))
+        report = story.sync()
+        assert report["outcome"] == "ok", report
+        loaded = [e for e in story.entries() if e["loaded"]]
+        assert sorted(e["subject"] for e in loaded) == sorted(f"Long meeting {i}" for i in range(40))
+    finally:
+        rt.close()

@@ -69,6 +69,10 @@ class SourceRefused(BadData):
     would carry credentials to another host, a loop of redirects."""
 
 
+class AnswerTooLarge(SourceRefused):
+    """The answer was larger than CALSYNC_HTTP_MAX_BYTES (asking for less may fit)."""
+
+
 class UrlRefused(ProviderError):
     """A user-supplied URL points somewhere calsync may not go (private networks)."""
 
@@ -104,7 +108,7 @@ def transport_error(exc: Exception, who: str) -> ProviderError:
     if isinstance(exc, http.DeadlineExceeded):
         return Transient(f"{who} {exc}")
     if isinstance(exc, http.AnswerTooLarge):
-        return SourceRefused(f"{who} sent an answer too large to read: {exc}")
+        return AnswerTooLarge(f"{who} sent an answer too large to read: {exc}")
     if isinstance(exc, http.CredentialsRedirect):
         return SourceRefused(f"{who} redirected to another host ({exc.host}); calsync does not send your credentials "
                              "there. If the calendar moved, connect again with its new address")

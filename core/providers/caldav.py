@@ -21,6 +21,7 @@ from core.http import URLNotAllowed
 from core.providers.caldav_xml import CAL, CS, DAV, NS, multiget, propfind, sync_collection, uid_query
 from core.providers.base import (
     AlreadyExists,
+    AnswerTooLarge,
     AuthRejected,
     BadData,
     CalendarGone,
@@ -40,7 +41,11 @@ from core.providers.base import (
     transport_error,
 )
 
-MULTIGET_BATCH = 100
+# calendar-multiget asks for up to MULTIGET_BATCH events at once (a first sync of 1,000 events is one
+# request, as vdirsyncer's); an answer past the size cap (or a 413/507) is asked again in quarters,
+# down to MULTIGET_MIN, so large events still fit under CALSYNC_HTTP_MAX_BYTES.
+MULTIGET_BATCH = 1000
+MULTIGET_MIN = 25
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
 NOT_CALDAV = "this address is not a CalDAV server (check the server address)"
 # PROPFIND is what every WebDAV server answers (RFC 4918 §9.1): "not implemented", "method not
@@ -304,15 +309,25 @@ class CalDAVProvider(Provider):
 
     def _multiget(self, calendar_url: str, hrefs: list[str]) -> list[RemoteItem]:
         items: list[RemoteItem] = []
-        for start in range(0, len(hrefs), MULTIGET_BATCH):
-            batch = hrefs[start : start + MULTIGET_BATCH]
-            response = self._request(
-                "REPORT",
-                calendar_url,
-                collection=True,
-                data=multiget(batch),
-                headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
-            )
+        size, start = MULTIGET_BATCH, 0
+        while start < len(hrefs):  # each turn moves on by a batch or makes the batch smaller: bounded
+            batch = hrefs[start : start + size]
+            try:
+                response = self._request(
+                    "REPORT",
+                    calendar_url,
+                    collection=True,
+                    data=multiget(batch),
+                    headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
+                )
+            except AnswerTooLarge:
+                if len(batch) <= MULTIGET_MIN:
+                    raise
+                size = max(MULTIGET_MIN, len(batch) // 4)
+                continue
+            if response.status_code in (413, 507) and len(batch) > MULTIGET_MIN:
+                size = max(MULTIGET_MIN, len(batch) // 4)
+                continue
             for r in self._multistatus(response):
                 href = self._href(calendar_url, r.find("d:href", NS))
                 props = self._ok_props(r)
@@ -325,6 +340,7 @@ class CalDAVProvider(Provider):
                         data=props.findtext("c:calendar-data", default="", namespaces=NS) or "",
                     )
                 )
+            start += len(batch)
         return items
 
     def get(self, href: str) -> RemoteItem:
