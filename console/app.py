@@ -14,37 +14,65 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 from textual.screen import ModalScreen
 
 from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, PaletteCommand
 from console.screens.connections import ConnectionsScreen
 from console.screens.staff import StaffScreen
+from console.tables import shown
 from console.widgets.text_modal import TextModal
+from core import actions
 
 VIEWS = {"connections": "Connections", "staff": "Staff", "audit": "Audit trail"}
 VIEW_KEYS = Binding.Group("Views", compact=True)
 
 
 class ConsoleCommands(Provider):
-    """The command palette lists the current screen's commands, then the app's ("view: …", "app: …")."""
+    """The command palette: the current screen's commands, then the app's ("view: …", "app: …"),
+    each with its key, then Textual's own (theme, keys, screenshot, quit).
 
-    def _commands(self) -> list[PaletteCommand]:
-        screen = self.screen
+    One provider, so the order is always this one (providers answer concurrently)."""
+
+    def _commands(self) -> list[tuple[str, Any, str, str]]:
+        screen, app = self.screen, self.app
         own = screen.palette_commands() if isinstance(screen, ConsoleScreen) else []
-        app = self.app
-        return own + (app.palette_commands() if isinstance(app, CalsyncConsole) else [])
+        ours = app.palette_commands() if isinstance(app, CalsyncConsole) else []
+        listed = [(name, callback, help_text, key_for(app, screen, callback)) for name, callback, help_text in own + ours]
+        listed += [(c.title, c.callback, c.help, "") for c in app.get_system_commands(screen) if c.discover]
+        return listed
 
     async def discover(self) -> Hits:
-        for name, callback, help_text in self._commands():
-            yield DiscoveryHit(name, callback, help=help_text)
+        for name, callback, help_text, key in self._commands():
+            yield DiscoveryHit(with_key(Content(name), key), callback, text=name, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, callback, help_text in self._commands():
+        for name, callback, help_text, key in self._commands():
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, text=name, help=help_text)
+                yield Hit(score, with_key(matcher.highlight(name), key), callback, text=name, help=help_text)
+
+
+def with_key(name: Content, key: str) -> Content:
+    return name + Content.styled(f"   {key}", "bold $accent") if key else name
+
+
+def key_for(app: App, screen, callback) -> str:
+    """The key bound to the action a palette command runs ('t', 'ctrl+p'), or ''."""
+    func = callback.func if isinstance(callback, partial) else callback
+    name = getattr(func, "__name__", "")
+    if not name.startswith("action_"):
+        return ""
+    action = name[7:]
+    if isinstance(callback, partial):
+        action = f"{action}({', '.join(repr(a) for a in callback.args)})"
+    for source in (screen, app):
+        for binding in getattr(source, "BINDINGS", []):
+            if isinstance(binding, Binding) and binding.action == action:
+                return binding.key_display or " / ".join(app.get_key_display(Binding(k, "")) for k in binding.key.split(","))
+    return ""
 
 
 def default_actor() -> str:
@@ -61,7 +89,10 @@ class CalsyncConsole(App):
     TITLE = "calsync console"
     MODES = {"connections": ConnectionsScreen, "staff": StaffScreen, "audit": AuditScreen}
     DEFAULT_MODE = "connections"
-    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    COMMANDS = {ConsoleCommands}
+    # Classes on every screen by its size: dialogs and the detail summary get tighter on a small terminal.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("c", "view('connections')", "Connections", group=VIEW_KEYS, tooltip="the list of every connection"),
         Binding("s", "view('staff')", "Staff", group=VIEW_KEYS, tooltip="connections grouped by staff member"),
@@ -112,13 +143,34 @@ class CalsyncConsole(App):
             (f"view: {label.lower()}", partial(self.action_view, name), f"switch to the {label.lower()} screen")
             for name, label in VIEWS.items()
         ]
+        commands.insert(0, ("connection: open connection…", self.action_open_connection,
+                            "choose a connection by number, staff member or account, and open it"))
         commands.append(("app: help for this screen", self.action_help, "what this screen shows and its keys"))
         return commands
 
+    def action_open_connection(self) -> None:
+        """A second palette listing every connection ("#27 Ada Lovelace · relink_required · …")."""
+        screen = self.screen
+        if not isinstance(screen, ConsoleScreen):
+            return
+        rt = self.rt
+        screen.run_core("Open connection", lambda: actions.list_statuses(rt), self._choose_connection)
+
+    def _choose_connection(self, rows: list[dict]) -> None:
+        from console.screens.detail import DetailScreen
+
+        def item(row: dict):
+            who = row.get("staff_name") or row["staff"]
+            name = shown(f"#{row['id']} {who} · {row['status'].replace('_', ' ')} · "
+                         f"{row.get('provider_name') or row['provider']} {row['account']}")
+            return name, lambda cid=row["id"]: self.push_screen(DetailScreen(cid)), shown(row["reason"] or row["meaning"])
+
+        self.search_commands([item(r) for r in rows], placeholder="Open connection: type its number, staff or account…")
+
 
 def help_markdown(app: App, screen) -> str:
-    """The screen's own help, then every key that works on it."""
-    lines = [getattr(screen, "HELP", "").strip(), "", "**Keys**", ""]
+    """Every key that works on the screen first (what support looks for), then the screen's own help."""
+    lines = ["**Keys**", ""]
     seen: set[str] = set()
     for source in (screen, app):
         for binding in source.BINDINGS:
@@ -128,6 +180,7 @@ def help_markdown(app: App, screen) -> str:
             keys = binding.key_display or " / ".join(app.get_key_display(Binding(k, "")) for k in binding.key.split(","))
             lines.append(f"- `{keys}` {binding.tooltip or binding.description}")
     lines.append(f"- `{app.get_key_display(Binding('ctrl+p', ''))}` the command palette: every action by name")
+    lines += ["", "**About this screen**", "", getattr(screen, "HELP", "").strip()]
     return "\n".join(lines)
 
 

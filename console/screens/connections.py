@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from rich.text import Text
@@ -13,33 +14,50 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from console.screens.base import FilteredListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
 from console.tables import shown
-from console.widgets.cells import ago, when_and_ago
+from console.widgets.cells import ago, local
 from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
 from console.widgets.status_badge import status_text
 from console.widgets.status_counts import StatusCounts
+from console.widgets.support_words import support_todo
 from core import actions, clock
+from models import BROKEN_STATUSES
 
+# On a narrow screen the columns to the right of Staff are left out (highest ``drop``
+# first) before the reason is cut: id, status, staff and reason always show.
 COLUMNS = (
     ColumnSpec("ID", "id", max_width=7),
     ColumnSpec("Status", "status", max_width=18),
-    ColumnSpec("Staff", "staff", max_width=28, squeeze=1, squeeze_to=18),
-    ColumnSpec("Provider", "provider", max_width=9),
-    ColumnSpec("Account", "account", max_width=26, squeeze=2, squeeze_to=18),
-    ColumnSpec("Since", "since", max_width=9),
-    ColumnSpec("Last sync", "last_sync", max_width=9),
-    ColumnSpec("Missed", "missed", max_width=6),
-    ColumnSpec("Reason", "reason", max_width=70, squeeze=3, squeeze_to=8),
+    ColumnSpec("Staff", "staff", max_width=28, squeeze=1, squeeze_to=12),
+    ColumnSpec("Provider", "provider", max_width=15, drop=3),
+    ColumnSpec("Account", "account", max_width=26, squeeze=2, squeeze_to=16, drop=6),
+    ColumnSpec("Since", "since", max_width=9, drop=5),
+    ColumnSpec("Last sync", "last_sync", max_width=9, drop=4),
+    ColumnSpec("Missed", "missed", max_width=6, drop=2),
+    ColumnSpec("Reason", "reason", max_width=400, squeeze=3, squeeze_to=20),
 )
+JUMP = re.compile(r"#(\d+)")
 # A keystroke filters at once; keystrokes that follow within this window are
 # applied together when it ends, so fast typing never queues table rebuilds.
 FILTER_WINDOW = 0.12
 
 
 def haystack(row: dict) -> str:
-    """What the filter matches: staff, account, status (also with spaces), provider, failing."""
+    """What the filter matches: staff e-mail and name, account, status (also with spaces), provider,
+    reason, flags (shared, duplicate), and the words broken, failing and missed when they apply."""
     status = row["status"]
-    failing = "\nfailing" if row.get("failing") else ""
-    return f"{row['staff']}\n{row['account']}\n{status}\n{status.replace('_', ' ')}\n{row['provider']}{failing}".lower()
+    words = [row["staff"], row.get("staff_name") or "", row["account"], status, status.replace("_", " "),
+             row["provider"], row.get("provider_name") or "", row["reason"] or "", *row["flags"]]
+    if status in BROKEN_STATUSES:
+        words.append("broken")
+    if row.get("failing"):
+        words.append("failing")
+    if row.get("missed"):
+        words.append("missed")
+    return "\n".join(words).lower()
+
+
+def staff_cell(row: dict) -> str:
+    return plain_cell(row.get("staff_name") or row["staff"])
 
 
 def row_cells(row: dict, now) -> tuple:
@@ -53,8 +71,8 @@ def row_cells(row: dict, now) -> tuple:
     return (
         str(row["id"]),
         status_text(row["status"], row.get("failing", False)),
-        plain_cell(row["staff"]),
-        plain_cell(row["provider"]),
+        staff_cell(row),
+        plain_cell(row.get("provider_name") or row["provider"]),
         plain_cell(row["account"]),
         ago(row["since"], now, empty="-"),
         ago(row["last_sync_at"], now),
@@ -92,15 +110,22 @@ unreachable), then pending, active and stopped. The bar at the top counts the co
 in each status. The list refreshes by itself every few seconds; the row under the cursor
 and the filter stay as they are.
 
-- **Filter**: press `/` and type. Every word must match the staff e-mail, the account,
-  the status or the provider (`relink ada`, `google`, `read only`). `Escape` clears it.
+- **Filter**: press `/` and type. Every word must match the staff member's name or e-mail,
+  the account, the status, the provider, the reason or a flag (`relink ada`, `google`,
+  `read only`, `shared`, `duplicate`, `broken`, `missed`). `Escape` clears it.
+- **Go to a connection**: press `#` and type its number (`#27`), then Enter; or
+  "Open connection…" in the command palette (Ctrl+P).
 - **Enter** opens the connection: its calendars, status history, incidents, sync runs,
   missed appointments and sync feed, and the actions (test, relink, sync, stop...).
-- The line under the table explains the highlighted connection in plain words.
+- The lines under the table explain the highlighted connection and what to do, with the key.
+- On a narrow screen the provider, account, times and missed columns are left out; the
+  lines under the table still name them.
 """
 
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", tooltip="type to narrow the list (Enter returns to the table)"),
+        Binding("number_sign", "jump", "Go to #", key_display="#",
+                tooltip="go to a connection by its number: type #27, then Enter"),
         Binding("escape", "clear_filter", "Clear filter", tooltip="clear the filter", show=False),
         Binding("r", "refresh", "Refresh", tooltip="read the statuses now (they refresh every few seconds anyway)"),
     ]
@@ -123,8 +148,7 @@ and the filter stay as they are.
     def compose(self) -> ComposeResult:
         yield Header()
         yield StatusCounts("Loading connections…", id="counts")
-        yield Input(placeholder="Filter: staff, account, status or provider — e.g. relink, ada@, google",
-                    id="filter")
+        yield Input(placeholder="Filter: #27, staff, account, status, reason, shared, broken…", id="filter")
         yield LargeTable(id="connections", cursor_type="row", zebra_stripes=True)
         yield Static("", id="preview")
         yield Footer()
@@ -179,14 +203,38 @@ and the filter stay as they are.
             self.apply_filter()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            self.table.focus()
+        if event.input.id != "filter":
+            return
+        jump = JUMP.fullmatch(event.value.strip())
+        if jump:
+            self.open_id(int(jump.group(1)))
+            return
+        self.table.focus()
+
+    def action_jump(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        filter_input.value = "#"
+        filter_input.focus()
+        self.call_after_refresh(filter_input.action_end)  # after focus selected the text: type after the #
+
+    def open_id(self, conn_id: int) -> None:
+        """Open connection ``conn_id`` (the list shows it alone while the filter says #N)."""
+        if self.loaded_once and conn_id not in {r["id"] for r in self.rows}:
+            self.notify(f"There is no connection #{conn_id}.", severity="warning")
+            return
+        self.table.focus()
+        self.app.push_screen(DetailScreen(conn_id))
 
     def apply_filter(self) -> None:
-        """Show the rows matching the filter; keep the cursor on the same connection."""
+        """Show the rows matching the filter; keep the cursor on the same connection.
+
+        A word like ``#27`` matches connection 27 only; every other word must appear in the row."""
         words = self.filter_text.lower().split()
-        if words:
-            picked = [i for i, hay in enumerate(self._haystacks) if all(w in hay for w in words)]
+        numbers = {int(j.group(1)) for j in map(JUMP.fullmatch, words) if j}
+        words = [w for w in words if not JUMP.fullmatch(w) and w != "#"]
+        if words or numbers:
+            picked = [i for i, hay in enumerate(self._haystacks)
+                      if all(w in hay for w in words) and (not numbers or self.rows[i]["id"] in numbers)]
             shown = [self.rows[i] for i in picked]
             cells = [self._cells[i] for i in picked]
         else:
@@ -212,7 +260,7 @@ and the filter stay as they are.
                 table.move_cursor(row=index, animate=False)
         self.shown, self._shown_cells = shown, cells
         self.applied_filter = self.filter_text
-        self.query_one("#counts", StatusCounts).show(self.counts, len(shown), filtered=bool(words))
+        self.query_one("#counts", StatusCounts).show(self.counts, len(shown), filtered=bool(words or numbers))
         self._preview()
 
     def current_id(self) -> int | None:
@@ -237,21 +285,27 @@ and the filter stay as they are.
         if not 0 <= index < len(self.shown):
             return
         row = self.shown[index]
+        # What to do comes second: on a small screen the lines after it may be cut.
         text = Text(no_wrap=False, end="")
         text.append(f"#{row['id']} ", style="bold")
-        text.append_text(status_text(row["status"]))
-        text.append(shown(f" since {when_and_ago(row['since'], '-')} — {row['staff']} · {row['provider']} · "
-                          f"{row['account']}") + "\n")
+        text.append_text(status_text(row["status"], row.get("failing", False)))
+        name = row.get("staff_name") or ""
+        who = f"{name} <{row['staff']}>" if name else row["staff"]
+        text.append(shown(f" — {who} · {row.get('provider_name') or row['provider']} · {row['account']}") + "\n")
+        text.append("What to do: ", style="bold")
+        text.append(shown(support_todo(row, from_list=True)) + "\n")
         text.append("Reason: ", style="bold")
         text.append(shown(row["reason"] or row["meaning"]))
         if row["flags"]:
             text.append("   Flags: ", style="bold")
             text.append(shown(", ".join(row["flags"])))
-        if row.get("advice"):
-            text.append("\nWhat to do: ", style="bold")
-            text.append(shown(row["advice"]))
+        if row["missed"]:
+            text.append(f"   Missed: {row['missed']}", style="bold")
+        if row["since"]:
+            text.append("\nSince: ", style="bold")
+            text.append(shown(f"{local(row['since'], row.get('timezone'))} ({ago(row['since'])})"))
         if row.get("last_error") and row["last_error"] != row["reason"]:
-            text.append("\nLast error: ", style="bold")
+            text.append("   Last error: ", style="bold")
             text.append(shown(row["last_error"]))
         preview.update(text)
 
@@ -270,7 +324,9 @@ and the filter stay as they are.
     def palette_commands(self) -> list[PaletteCommand]:
         return [
             ("connection: open", self.action_open, "open the highlighted connection: feed, history, actions"),
-            ("connections: filter", self.action_focus_filter, "narrow the list by staff, account, status or provider"),
+            ("connections: go to #…", self.action_jump, "type a connection's number (#27), then Enter"),
+            ("connections: filter", self.action_focus_filter,
+             "narrow the list by staff, account, status, provider, reason or flag"),
             ("connections: clear filter", self.action_clear_filter, "show every connection again"),
             ("connections: refresh now", self.action_refresh, "read the statuses again (they refresh every few seconds)"),
         ]

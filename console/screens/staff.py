@@ -9,20 +9,19 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from console.screens.base import FilteredListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
+from console.screens.detail_actions import confirm_feed_reset, feed_modal
 from console.tables import shown
-from console.widgets.confirm_modal import ConfirmModal
 from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
-from console.widgets.link_modal import LinkModal
 from console.widgets.status_badge import status_text
 from core import actions
 
 COLUMNS = (
-    ColumnSpec("Staff member / connection", "who", 44),
+    ColumnSpec("Staff member / connection", "who", 44, squeeze=2, squeeze_to=24),
     ColumnSpec("Status", "status", 20),
-    ColumnSpec("Provider", "provider", 9),
-    ColumnSpec("Account", "account", 28),
-    ColumnSpec("Feed URL", "feed", 18),
-    ColumnSpec("Reason", "reason", 60),
+    ColumnSpec("Provider", "provider", 15, drop=2),
+    ColumnSpec("Account", "account", 28, drop=3, squeeze=1, squeeze_to=16),
+    ColumnSpec("Feed URL", "feed", 18, drop=1),
+    ColumnSpec("Reason", "reason", 300, squeeze=3, squeeze_to=16),
 )
 
 
@@ -53,14 +52,17 @@ have a private calendar-feed URL (and how often it was reset).
 
 - `/` filters by name, e-mail or account; `Escape` clears the filter.
 - **Enter** on a connection opens it.
-- `f` resets the private feed URL of the highlighted staff member (after a confirmation):
-  the old URL stops working at once, and the new one is shown **once**.
+- `f` shows the private feed URL of the highlighted staff member, with its webcal://
+  subscribe link and how to subscribe; `F` resets it (after a confirmation): the old URL
+  stops working at once.
 """
 
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("f", "reset_feed", "Reset feed URL", tooltip="a new private feed URL for the highlighted staff member (asks first)"),
+        Binding("f", "feed_url", "Feed URL", tooltip="show the highlighted staff member's private feed URL"),
+        Binding("F", "reset_feed", "Reset feed",
+                tooltip="a new private feed URL for the highlighted staff member (asks first)"),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -116,7 +118,8 @@ have a private calendar-feed URL (and how often it was reset).
                              staff_summary(s), "", "", feed_cell(s), ""))
             else:
                 reason = f"[{', '.join(c['flags'])}] {c['reason']}" if c["flags"] else c["reason"]
-                rows.append((f"   └ connection {c['id']}", status_text(c["status"]), plain_cell(c["provider"]),
+                rows.append((f"   └ connection {c['id']}", status_text(c["status"], c.get("failing", False)),
+                             plain_cell(c.get("provider_name") or c["provider"]),
                              plain_cell(c["account"]), "", plain_cell(reason)))
         current = self._current()
         self.table.load(COLUMNS, rows)
@@ -157,6 +160,19 @@ have a private calendar-feed URL (and how often it was reset).
             conn = staff["connection_list"][0]
         self.app.push_screen(DetailScreen(conn["id"]))
 
+    def action_feed_url(self) -> None:
+        current = self._current()
+        if current is None:
+            return
+        email, rt, actor = current[0]["email"], self.rt, self.actor
+
+        def show(result: dict) -> None:
+            self.app.push_screen(feed_modal(f"Private feed URL of {result['staff']}", result["url"],
+                                            ["F resets it (the old address then stops working)."]))
+            self.reload()
+
+        self.run_core("Feed URL", lambda: actions.feed_url(rt, email, actor=actor), show)
+
     def action_reset_feed(self) -> None:
         current = self._current()
         if current is None:
@@ -166,22 +182,20 @@ have a private calendar-feed URL (and how often it was reset).
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.run_core("Reset feed URL", lambda: actions.feed_reset(rt, email, actor=actor), shown)
+                self.run_core("Reset feed URL", lambda: actions.feed_reset(rt, email, actor=actor), show)
 
-        def shown(result: dict) -> None:
-            self.app.push_screen(LinkModal(f"New private feed URL of {result['staff']}", result["url"],
-                                           ["The old URL no longer works: calendar apps must subscribe to this one."]))
+        def show(result: dict) -> None:
+            self.app.push_screen(feed_modal(f"New private feed URL of {result['staff']}", result["url"],
+                                            ["The old URL no longer works: calendar apps must subscribe to this one."]))
             self.reload()
 
-        self.app.push_screen(ConfirmModal(
-            f"Reset the private feed URL of {email}?",
-            "The current feed URL stops working at once: calendar apps subscribed to it stop updating "
-            "until they subscribe to the new URL, which is shown once.",
-            "Reset feed URL", danger=True), confirmed)
+        self.app.push_screen(confirm_feed_reset(email), confirmed)
 
     def palette_commands(self) -> list[PaletteCommand]:
         return [
             ("staff: open connection", self.action_open, "open the highlighted connection"),
+            ("staff: show feed URL", self.action_feed_url,
+             "the highlighted staff member's private feed URL, with its webcal:// link"),
             ("staff: reset feed URL", self.action_reset_feed,
              "a new private feed URL for the highlighted staff member; the old one stops working"),
             ("staff: filter", self.action_focus_filter, "narrow the list by name, e-mail or account"),

@@ -6,7 +6,7 @@ import datetime as dt
 
 from rich.text import Text
 
-from core import clock
+from core import clock, wording
 
 LOADED_YES = Text("✔ yes", style="#5fd75f", no_wrap=True, end="")
 LOADED_NO = Text("✖ no", style="bold #ff5f5f", no_wrap=True, end="")
@@ -44,6 +44,29 @@ def when_and_ago(value: str | None, empty: str = "never") -> str:
     if not value:
         return empty
     return f"{when(value)} ({ago(value)})"
+
+
+def local(value: str | None, zone: str | None, empty: str = "never", label: bool = True) -> str:
+    """A stored UTC time in the staff member's zone: '2026-03-02 10:30 CET (Europe/Berlin)'
+    (``label=False`` drops the zone, for a column whose header names it)."""
+    if not value:
+        return empty
+    return wording.local_time(value, zone, label=label) or empty
+
+
+def local_and_ago(value: str | None, zone: str | None, empty: str = "never") -> str:
+    if not value:
+        return empty
+    return f"{local(value, zone)}, {ago(value)}"
+
+
+def zone_label(zone: str | None) -> str:
+    """The zone a column of times is in, for its header: 'Europe/Berlin'."""
+    return wording.zone_name(zone)
+
+
+def yes_no(value) -> str:
+    return "yes" if value else "no"
 
 
 def loaded_text(loaded: bool) -> Text:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -20,10 +20,10 @@ class ConfirmModal(ModalScreen[bool]):
         self.title_text, self.body, self.confirm_label, self.danger = title, body, confirm_label, danger
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="frame danger" if self.danger else "frame"):
+        with VerticalScroll(classes="frame danger" if self.danger else "frame"):
             yield Static(shown(self.title_text), classes="title", markup=False)
             yield Static(shown_lines(self.body), classes="body", markup=False)
-            with Horizontal(classes="buttons"):
+            with Horizontal(classes="buttons"):  # docked: in view however long the text
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
                 yield Button("Cancel", id="cancel")
 

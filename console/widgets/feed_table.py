@@ -1,5 +1,7 @@
 """The sync feed of a connection, with the six columns support knows from the help
-articles: ID, Starts at, Ends at, Subject, Loaded, Info (why an entry was not loaded)."""
+articles: ID, Starts at, Ends at, Subject, Loaded, Info (why an entry was not loaded).
+
+Times are in the staff member's zone (``zone``), named in the headers."""
 
 from __future__ import annotations
 
@@ -7,17 +9,18 @@ import dataclasses
 
 from textual.message import Message
 
-from console.widgets.cells import loaded_text, when
+from console.widgets.cells import loaded_text, local, zone_label
 from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
 
 COLUMNS = (
-    ColumnSpec("ID", "id", max_width=8),
+    ColumnSpec("ID", "id", max_width=8, drop=1),
     ColumnSpec("Starts at", "starts_at", max_width=16, min_width=16),
-    ColumnSpec("Ends at", "ends_at", max_width=16, min_width=16),
-    ColumnSpec("Subject", "subject", max_width=32),
+    ColumnSpec("Ends at", "ends_at", max_width=16, min_width=16, drop=2),
+    ColumnSpec("Subject", "subject", max_width=40, squeeze=2, squeeze_to=12),
     ColumnSpec("Loaded", "loaded", max_width=6),
-    ColumnSpec("Info", "info", max_width=48),
+    ColumnSpec("Info", "info", max_width=200, squeeze=3, squeeze_to=14),
 )
+ZONED = ("starts_at", "ends_at")
 COLUMN_KEYS = [c.key for c in COLUMNS]
 
 
@@ -43,6 +46,7 @@ class FeedTable(LargeTable):
         self.sort_column = "starts_at"
         self.sort_reverse = False
         self.not_loaded_only = False
+        self.zone: str | None = None  # the staff member's zone: every time is shown in it
 
     @property
     def shown(self) -> list[dict]:
@@ -79,15 +83,17 @@ class FeedTable(LargeTable):
 
     def _redraw(self) -> None:
         arrow = " ▼" if self.sort_reverse else " ▲"
+        zone = f" ({zone_label(self.zone)})"
         columns = [
-            dataclasses.replace(c, label=c.label + (arrow if c.key == self.sort_column else ""))
+            dataclasses.replace(c, label=label, max_width=max(c.max_width, len(label)))
             for c in COLUMNS
+            for label in [c.label + (zone if c.key in ZONED else "") + (arrow if c.key == self.sort_column else "")]
         ]
         rows = [
             (
                 str(e["id"]),
-                when(e["starts_at"], "-"),
-                when(e["ends_at"], "-"),
+                local(e["starts_at"], self.zone, "-", label=False),
+                local(e["ends_at"], self.zone, "-", label=False),
                 plain_cell(e["subject"]) or "(no subject)",
                 loaded_text(e["loaded"]),
                 plain_cell(e["info"]),

@@ -30,9 +30,11 @@ from console.tables import shown
 class ColumnSpec:
     """One column: its header, key, and the widths it may take.
 
-    When the table is wider than the screen, columns with a ``squeeze`` rank give up
-    width, the highest rank first, down to ``squeeze_to`` (the last column does, down
-    to 12, when no column has a rank).
+    When the table is wider than the screen, columns with a ``drop`` rank are left out,
+    the highest rank first, until the others fit at their narrowest; then columns with a
+    ``squeeze`` rank give up width, the highest rank first, down to ``squeeze_to`` (the
+    last column does, down to 12, when no column has a rank). A column with a large
+    ``max_width`` (the reason) so takes whatever width is left on a wide screen.
     """
 
     label: str
@@ -41,6 +43,7 @@ class ColumnSpec:
     min_width: int = 0
     squeeze: int = 0
     squeeze_to: int = 0
+    drop: int = 0
 
 
 def plain_cell(value) -> str:
@@ -99,14 +102,16 @@ def clip_cell(value, width: int):
 class LargeTable(DataTable):
     """A DataTable whose columns are laid out from the data in one pass.
 
-    The last column gives up width so the table fits the screen (its cells end in
-    "…"); the layout is redone when the table is resized.
+    Columns are left out or give up width by their ``drop`` and ``squeeze`` ranks so the
+    table fits the screen (cut cells end in "…"); the layout is redone when the table is
+    resized.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._source: tuple[Sequence[ColumnSpec], list[Sequence]] | None = None
         self._laid_out_for = 0
+        self._visible: list[int] = []  # the indices of the columns shown (narrow screens leave some out)
 
     def load(self, columns: Sequence[ColumnSpec], rows: Iterable[Sequence]) -> None:
         """Replace columns and rows. Long plain cells are clipped to the column's width."""
@@ -122,22 +127,43 @@ class LargeTable(DataTable):
         widths = [max(spec.min_width, min(spec.max_width, max(w, len(spec.label)))) for spec, w in zip(columns, widest)]
         available = self.size.width - 1  # room for the vertical scrollbar
         self._laid_out_for = self.size.width
+        visible = list(range(len(columns)))
         if available > 0 and widths:
-            excess = sum(widths) + 2 * self.cell_padding * len(widths) - available
             ranked = sorted((i for i, spec in enumerate(columns) if spec.squeeze), key=lambda i: -columns[i].squeeze)
-            for i in ranked or [len(columns) - 1]:
+
+            def floor(i: int) -> int:
+                if ranked:
+                    return max(columns[i].squeeze_to, len(columns[i].label)) if columns[i].squeeze else widths[i]
+                return min(widths[i], 12) if i == len(columns) - 1 else widths[i]
+
+            def narrowest(shown: list[int]) -> int:
+                return sum(floor(i) for i in shown) + 2 * self.cell_padding * len(shown)
+
+            for i in sorted((i for i, spec in enumerate(columns) if spec.drop), key=lambda i: -columns[i].drop):
+                if narrowest(visible) <= available:
+                    break
+                visible.remove(i)
+            excess = sum(widths[i] for i in visible) + 2 * self.cell_padding * len(visible) - available
+            for i in [i for i in ranked if i in visible] or [visible[-1]]:
                 if excess <= 0:
                     break
-                floor = max(columns[i].squeeze_to, len(columns[i].label)) if ranked else 12
-                given = min(excess, widths[i] - floor)
+                given = min(excess, widths[i] - floor(i)) if ranked else min(excess, widths[i] - min(widths[i], 12))
                 if given > 0:
                     widths[i] -= given
                     excess -= given
+        if len(visible) < len(columns):
+            columns = [columns[i] for i in visible]
+            cells_by_column = [cells_by_column[i] for i in visible] if rows else [() for _ in columns]
+            widest = [widest[i] for i in visible]
+            widths = [widths[i] for i in visible]
+        self._visible = visible
         if any(w > width for w, width in zip(widest, widths)):
             cells_by_column = [
                 values if w <= width else [clip_cell(value, width) for value in values]
                 for values, w, width in zip(cells_by_column, widest, widths)
             ]
+            rows = list(zip(*cells_by_column))
+        elif len(visible) < len(self._source[0]):
             rows = list(zip(*cells_by_column))
         self.clear(columns=True)
         for spec, width in zip(columns, widths):
@@ -188,7 +214,11 @@ class LargeTable(DataTable):
         return keys
 
     def update_row(self, index: int, values: Sequence) -> None:
-        """Replace the cells of the row at ``index`` (the column widths stay as they are)."""
+        """Replace the cells of the row at ``index`` (all columns, shown or not; the widths stay as they are)."""
+        if self._source is not None:
+            self._source[1][index] = tuple(map(safe_cell, values))
+        if len(self._visible) < len(values):
+            values = [values[i] for i in self._visible if i < len(values)]
         for column_index, (column, value) in enumerate(zip(self.ordered_columns, values)):
             self.update_cell_at(Coordinate(index, column_index), clip_cell(safe_cell(value), column.width))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -20,12 +20,12 @@ class PathModal(ModalScreen[str | None]):
         self.title_text, self.default, self.hint, self.confirm_label = title, default, hint, confirm_label
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="frame"):
+        with VerticalScroll(classes="frame"):
             yield Static(shown(self.title_text), classes="title", markup=False)
             if self.hint:
                 yield Static(shown_lines(self.hint), classes="hint", markup=False)
             yield Input(self.default, placeholder="path of the file to write", id="path")
-            with Horizontal(classes="buttons"):
+            with Horizontal(classes="buttons"):  # docked: in view however long the text
                 yield Button(self.confirm_label, id="save", variant="primary")
                 yield Button("Cancel", id="cancel")
 

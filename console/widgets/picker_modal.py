@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
@@ -23,14 +23,14 @@ class PickerModal(ModalScreen[str | None]):
         self.title_text, self.options, self.hint = title, options, hint
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="frame"):
+        with VerticalScroll(classes="frame"):
             yield Static(shown(self.title_text), classes="title", markup=False)
             if self.hint:
                 yield Static(shown_lines(self.hint), classes="hint", markup=False)
             # Labels name calendars from the provider: shown as they are, never read as markup.
             yield OptionList(*[Option(shown(label), id=value, disabled=not enabled)
                                for value, label, enabled in self.options], markup=False)
-            with Horizontal(classes="buttons"):
+            with Horizontal(classes="buttons"):  # docked: in view however long the text
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:

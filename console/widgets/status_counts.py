@@ -1,4 +1,9 @@
-"""The header bar of the connections screen: how many connections are in each status."""
+"""The header bar of the connections screen: how many connections are in each status.
+
+Each count ("✖ relink_required 3") is one item that never breaks across lines: the
+items are packed into lines as wide as the bar, and on a narrow screen the statuses
+with no connection are left out before a group takes a third line.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +14,80 @@ from console.widgets.status_badge import status_text
 from models import BROKEN_STATUSES, STATUSES
 
 OTHER_STATUSES = ("pending", "active", "stopped")
+LABEL_WIDTH = 8  # "Broken  ", "Others  "
+GAP = "  "
 
 
 class StatusCounts(Static):
-    """Two lines: the broken statuses (in the table's order), then the others, the total and the filter."""
+    """The broken statuses (in the table's order), then the others, the total and the filter."""
 
     DEFAULT_CSS = """
-    StatusCounts { height: 2; }
+    StatusCounts { height: auto; }
     """
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._last: tuple[dict[str, int], int | None, bool] | None = None
+
     def show(self, counts: dict[str, int], shown: int | None = None, filtered: bool = False) -> None:
-        text = Text(end="")
-        text.append("Broken  ", style="bold")
-        self._line(text, [s for s in BROKEN_STATUSES if s in counts], counts)
+        self._last = (dict(counts), shown, filtered)
+        self._draw()
+
+    def on_resize(self, event) -> None:
+        if self._last is not None:
+            self._draw()
+
+    def _groups(self, with_zero: bool) -> list[tuple[str, list[Text]]]:
+        counts, shown, filtered = self._last
         broken = sum(counts.get(s, 0) for s in BROKEN_STATUSES)
-        text.append(f"│ {broken:,} broken\n", style="bold" if broken else "dim")
-        text.append("Others  ", style="bold")
-        others = [s for s in OTHER_STATUSES if s in counts]
-        self._line(text, others, counts)
+        first = [self._item(s, counts[s]) for s in BROKEN_STATUSES if s in counts and (with_zero or counts[s])]
+        first.append(Text(f"│ {broken:,} broken", style="bold" if broken else "dim", end=""))
+        second = [self._item(s, counts[s]) for s in OTHER_STATUSES if s in counts and (with_zero or counts[s])]
         failing = counts.get("failing", 0)
         if failing:  # a part of "active": recent runs failed, not yet unreachable
-            text.append_text(status_text("active", failing=True))
-            text.append(f" {failing:,}   ", style="bold")
-        text.append(f"│ {sum(counts.get(s, 0) for s in STATUSES):,} in all", style="bold")
+            item = status_text("active", failing=True).copy()
+            item.append(f" {failing:,}", style="bold")
+            second.append(item)
+        second.append(Text(f"│ {sum(counts.get(s, 0) for s in STATUSES):,} in all", style="bold", end=""))
         if filtered and shown is not None:
-            text.append(f"  │ {shown:,} match the filter", style="bold italic")
+            second.append(Text(f"│ {shown:,} match the filter", style="bold italic", end=""))
+        return [("Broken", first), ("Others", second)]
+
+    @staticmethod
+    def _item(status: str, count: int) -> Text:
+        item = status_text(status).copy()
+        if not count:
+            item.stylize("dim")
+        item.append(f" {count:,}", style="bold" if count else "dim")
+        return item
+
+    def _draw(self) -> None:
+        width = self.content_region.width or self.size.width
+        lines = self._pack(self._groups(True), width)
+        if width and len(lines) > 2:
+            lines = self._pack(self._groups(False), width)
+        text = Text(end="")
+        for index, line in enumerate(lines):
+            if index:
+                text.append("\n")
+            text.append_text(line)
         self.update(text)
 
     @staticmethod
-    def _line(text: Text, statuses: list[str], counts: dict[str, int]) -> None:
-        for status in statuses:
-            count = counts[status]
-            badge = status_text(status).copy()
-            if not count:
-                badge.stylize("dim")
-            text.append_text(badge)
-            text.append(f" {count:,}   ", style="bold" if count else "dim")
+    def _pack(groups: list[tuple[str, list[Text]]], width: int) -> list[Text]:
+        lines: list[Text] = []
+        for label, items in groups:
+            line = Text(f"{label:<{LABEL_WIDTH}}", style="bold", end="")
+            used = 0
+            for item in items:
+                need = item.cell_len + (len(GAP) if used else 0)
+                if used and width and LABEL_WIDTH + used + need > width:
+                    lines.append(line)
+                    line, used = Text(" " * LABEL_WIDTH, end=""), 0
+                    need = item.cell_len
+                if used:
+                    line.append(GAP)
+                line.append_text(item)
+                used += need
+            lines.append(line)
+        return lines

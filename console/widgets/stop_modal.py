@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Static
 
@@ -32,7 +32,7 @@ class StopModal(ModalScreen[dict | None]):
 
     def compose(self) -> ComposeResult:
         plan = self.plans[False]
-        with Vertical(classes="frame danger"):
+        with VerticalScroll(classes="frame danger"):
             yield Static(f"Stop sync of connection {plan['connection']}{self.who}?", classes="title", markup=False)
             yield Static(id="effect", classes="body", markup=False)
             yield Static(id="orphans", classes="warning", markup=False)
@@ -40,7 +40,7 @@ class StopModal(ModalScreen[dict | None]):
             yield Static("Calsync then forgets this connection's credentials; its status becomes stopped.",
                          classes="hint")
             yield Checkbox("Keep calsync's events on the calendar", id="keep-events")
-            with Horizontal(classes="buttons"):
+            with Horizontal(classes="buttons"):  # docked: in view however long the text
                 yield Button("Stop sync", id="stop", variant="error")
                 yield Button("Cancel", id="cancel")
 
@@ -53,10 +53,14 @@ class StopModal(ModalScreen[dict | None]):
 
     def _show(self) -> None:
         plan = self.plans[self.keep_events]
-        self.query_one("#effect", Static).update(shown(f"What will happen: {plan['effect']}."))
+        sentences = plan.get("sentences")  # core's words for people, when it gives them
+        self.query_one("#effect", Static).update(
+            shown(" ".join(sentences)) if sentences else shown(f"What will happen: {plan['effect']}."))
         orphans = self.query_one("#orphans", Static)
         orphans.display = bool(plan["orphans"])
-        if plan["orphans"]:
+        if plan["orphans"] and sentences:  # the sentences said what stays behind
+            orphans.update(f"The connection is {plan['status']}: relink first to finish cleanly.")
+        elif plan["orphans"]:
             left = []
             if plan["orphans"] - plan.get("waiting", 0) > 0:
                 left.append(f"{plan['orphans'] - plan.get('waiting', 0)} appointment(s) would stay on the calendar "
@@ -70,7 +74,8 @@ class StopModal(ModalScreen[dict | None]):
         shared.display = bool(plan["warning"])
         shared.update(shown(f"Shared account: {plan['warning']}.") if plan["warning"] else "")
         button = self.query_one("#stop", Button)
-        button.label = f"Stop anyway, leave {plan['orphans']} orphan(s)" if plan["needs_force"] else "Stop sync"
+        button.label = plan.get("confirm_label") or (
+            f"Stop anyway, leave {plan['orphans']} orphan(s)" if plan["needs_force"] else "Stop sync")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "stop":
