@@ -378,8 +378,18 @@ def cmd_calendars(rt, args):
 
 def cmd_audit(rt, args):
     rows = actions.audit_log(rt, limit=args.limit)
-    cols = [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"), ("target", "TARGET"), ("result", "RESULT"), ("detail", "DETAIL")]
-    _emit(args, rows, render(rows, cols, max_width=80) or "The audit trail is empty.")
+    for r in rows:
+        r_at = r["at"] or ""
+        r["at_h"] = f"{r_at[:10]} {r_at[11:19]}" if r_at else "-"
+        r["conn_h"] = str(r["connection"]) if r["connection"] is not None else "-"
+        r["staff_h"] = r["staff"] or "-"
+    cols = [("at_h", "AT (UTC)"), ("actor", "ACTOR"), ("staff_h", "STAFF"), ("conn_h", "CONN"), ("result", "RESULT"),
+            ("summary", "WHAT HAPPENED")]
+    shown = render(rows, cols, max_width=80) if rows else ""
+    for r in rows:
+        for key in ("at_h", "conn_h", "staff_h"):
+            del r[key]
+    _emit(args, rows, shown or "The audit trail is empty.")
 
 
 def cmd_keygen(rt, args):

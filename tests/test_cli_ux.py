@@ -249,6 +249,13 @@ def test_a_web_server_that_is_not_caldav_is_named_so_at_connect_and_test(run, en
     assert code == 1
     assert "[no] error: this address is not a CalDAV server" in out and "HTTP 200" in out  # the raw answer, below
     assert err.endswith("calsync: this address is not a CalDAV server (check the server address)\n")
+    # The audit trail says the test failed, whose connection it was, and why, in words.
+    code, out, _ = run("audit")
+    line = next(line for line in out.splitlines() if "tested the connection" in line)
+    assert "ada@example.com" in line and f" {conn.id} " in line and " failed " in line
+    assert "tested the connection — failed: this address is not a CalDAV server" in line
+    (entry,) = [e for e in json.loads(run("audit", "--json")[1]) if e["action"] == "connection.test"]
+    assert (entry["result"], entry["connection"], entry["staff"]) == ("failed", conn.id, "ada@example.com")
 
 
 def test_sync_of_all_counts_what_failed_and_shows_no_library_warnings(env, site):

@@ -23,23 +23,23 @@ ACTION_WORDS = {
     "staff.connect_link": "made a link to connect a calendar",
     "feed.url": "looked up the private feed URL",
     "feed.reset": "reset the private feed URL",
-    "apikey.create": "created an API key",
-    "apikey.revoke": "revoked an API key",
+    "apikey.create": "created API key {target}",
+    "apikey.revoke": "revoked API key {target}",
     "keys.rotate": "re-encrypted the stored credentials",
-    "appointment.created": "booked an appointment",
-    "appointment.updated": "changed an appointment",
-    "appointment.unchanged": "sent an appointment again, unchanged",
-    "appointment.cancel": "cancelled an appointment",
-    "appointment.external_edit": "an appointment was changed on the calendar",
-    "appointment.external_delete": "an appointment was deleted on the calendar",
-    "appointment.conflict": "an appointment was changed in two places",
-    "appointment.adopted": "an imported copy of an appointment was found and kept",
+    "appointment.created": "booked appointment {target}",
+    "appointment.updated": "changed appointment {target}",
+    "appointment.unchanged": "sent appointment {target} again, unchanged",
+    "appointment.cancel": "cancelled appointment {target}",
+    "appointment.external_edit": "appointment {target} was changed on the calendar",
+    "appointment.external_delete": "appointment {target} was deleted on the calendar",
+    "appointment.conflict": "appointment {target} was changed in two places",
+    "appointment.adopted": "an imported copy of appointment {target} was found and kept",
 }
 
 
-def summary(action: str, detail: str, result: str) -> str:
+def summary(action: str, detail: str, result: str, target: str = "") -> str:
     """'tested the connection — failed: the CalDAV server rejected the password'."""
-    words = ACTION_WORDS.get(action, action.replace(".", " ").replace("_", " "))
+    words = ACTION_WORDS.get(action, action.replace(".", " ").replace("_", " ")).replace("{target}", target or "?")
     if action == "connection.primary" and detail and result != "failed":
         words = f"chose '{detail}' as the primary calendar"
         detail = ""
@@ -86,5 +86,5 @@ def audit_log(rt, limit: int = 200) -> list[dict]:
             name = by_email.get(email, "")
         out.append({"at": _iso(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail,
                     "result": a.result, "connection": cid, "staff": email, "staff_name": name,
-                    "summary": summary(a.action, a.detail, a.result)})
+                    "summary": summary(a.action, a.detail, a.result, a.target)})
     return out
