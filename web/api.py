@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import models as m
 from core import actions, hostapi
-from web.app import RETRY_AFTER, runtime
+from web.pages import RETRY_AFTER, runtime
 
 log = logging.getLogger("calsync.web")
 
@@ -87,7 +87,7 @@ def _unrouted(exc: HTTPException):
     # handler never sees it and the app's HTML page would answer the host.
     path = flask.request.path
     if path != blueprint.url_prefix and not path.startswith(blueprint.url_prefix + "/"):
-        from web.app import _http_error as html_page
+        from web.pages import http_error as html_page
 
         return html_page(exc)
     if exc.code == 405:

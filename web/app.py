@@ -14,11 +14,10 @@ from werkzeug.exceptions import HTTPException
 
 import models as m
 from core import notices, wording
+from web.pages import RETRY_AFTER, RUNTIME, http_error
 
 log = logging.getLogger("calsync.web")
 
-RUNTIME = "calsync.runtime"
-RETRY_AFTER = 5  # seconds, when the database is busy: a writer holds the SQLite lock for well under this
 
 # Every form post needs its token; JSON APIs with their own auth call csrf.exempt(blueprint).
 csrf = CSRFProtect()
@@ -33,11 +32,6 @@ class CalsyncFlask(flask.Flask):
         if token:
             text = text.replace(token, "<token>")
         log.error("unhandled error in %s %s\n%s", flask.request.method, flask.request.endpoint, text)
-
-
-def runtime():
-    """The core Runtime this app was built with."""
-    return flask.current_app.extensions[RUNTIME]
 
 
 def session_secret(rt) -> bytes:
@@ -91,7 +85,7 @@ def create_app(rt, bolt_app=None) -> flask.Flask:
     app.teardown_request(_close_database)
     app.after_request(_security_headers(https))
     app.register_error_handler(CSRFError, _csrf_failed)
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, _unexpected)
     app.add_template_filter(when)
     app.add_template_filter(status_label)
@@ -183,18 +177,6 @@ def _csrf_failed(exc: CSRFError):
     ), 400
 
 
-def _http_error(exc: HTTPException):
-    if exc.code == 404:
-        message = "There is no page at this address. If you followed a link, it may have been cut off."
-    elif exc.code == 405:
-        message = "This page cannot be used that way. Go back and use the form on the page."
-    elif exc.code == 413:
-        message = "What was sent is too large."
-    else:
-        message = exc.description or "The request could not be handled."
-    return flask.render_template("message.html", title=exc.name, message=message), exc.code
-
-
 def _unexpected(exc: Exception):
     if flask.request.path.startswith("/api/v1/"):
         # Raised before a route was chosen (opening the database): the host still gets JSON.
@@ -202,7 +184,7 @@ def _unexpected(exc: Exception):
 
         return api_unexpected(exc)
     if isinstance(exc, HTTPException):
-        return _http_error(exc)
+        return http_error(exc)
     if m.is_busy(exc):
         log.warning("%s %s: %s", flask.request.method, flask.request.endpoint, m.BUSY_MESSAGE)
         return flask.render_template(

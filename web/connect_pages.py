@@ -17,8 +17,7 @@ from core.actions.links import (
     ConnectLinkSpent,
     connect_link_choose_calendar,
 )
-from web.app import runtime
-from web.oauth import allow_consent_redirects
+from web.pages import allow_consent_redirects, runtime
 
 blueprint = flask.Blueprint("connect", __name__)
 

@@ -6,7 +6,7 @@ import flask
 from werkzeug.http import http_date
 
 from core import actions, feeds
-from web.app import runtime
+from web.pages import runtime
 
 blueprint = flask.Blueprint("feeds", __name__)
 

@@ -16,27 +16,12 @@ import flask
 from core import actions, notices, relink
 from core.actions.links import CHOICE_MINUTES
 from core.actions.oauth import ChoiceRefused, oauth_choose_calendar
-from web.app import runtime
+from web.pages import link_invalid, runtime, sign_in_not_configured
 
 # The connection this browser just made by signing in, and the consent's state (already spent,
 # and in this browser's address bar anyway): only this browser may choose its calendar
 # (core.actions.oauth.oauth_choose_calendar checks the state made that connection).
 CHOICE = "oauth_choice"
-
-
-def allow_consent_redirects(*providers: str) -> None:
-    """This page's sign-in forms may lead to the providers' consent pages.
-
-    Chromium checks a form post's redirect against the form-action of the page
-    that holds the form, so the page itself must name the consent origin.
-    """
-    origins = []
-    for provider in providers:
-        client = runtime().settings.oauth.get(provider)
-        if client is not None:
-            parts = urlsplit(client.auth_url)
-            origins.append(f"{parts.scheme}://{parts.netloc}")
-    flask.g.form_action_also = tuple(dict.fromkeys(origins))
 
 
 def _relink_start(rt, token: str) -> str:
@@ -50,8 +35,6 @@ blueprint = flask.Blueprint("oauth", __name__)
 
 @blueprint.post("/relink/<token>/oauth")
 def start(token: str):
-    from web.relink_pages import link_invalid
-
     rt = runtime()
     try:
         page = actions.relink_page(rt, token)
@@ -154,14 +137,3 @@ def _choice_refused():
         message="Only the browser that signed in can choose the calendar of the new connection, for a day. "
                 "Nothing was changed. /calsync status in Slack shows your connections; /calsync primary "
                 "chooses the calendar your appointments go to."), 410
-
-
-def sign_in_not_configured(provider: str):
-    name = notices.provider_name(provider)
-    return flask.render_template(
-        "message.html",
-        title="Sign-in is not set up",
-        message=f"Sign-in with {name} is not configured in this installation yet, so this account cannot be "
-                "reconnected from this page. Nothing was changed. Please tell your support team; "
-                "your link stays valid until it expires.",
-    ), 501

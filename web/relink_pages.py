@@ -14,7 +14,7 @@ from core.actions.relinking import (
     relink_download,
     request_words,
 )
-from web.app import runtime
+from web.pages import allow_consent_redirects, link_invalid, runtime, sign_in_not_configured
 
 log = logging.getLogger("calsync.web")
 
@@ -23,8 +23,6 @@ blueprint = flask.Blueprint("relink", __name__)
 # /relink/request answers on a multiple of this many seconds after it began (the next one after the
 # work, however long that took), so its time does not say whether the address is known.
 ANSWER_SECONDS = 0.25
-# 404 when nobody ever issued the link, 410 when it existed and no longer works.
-INVALID_STATUS = {"unknown": 404, "expired": 410, "used": 410, "replaced": 410}
 
 
 @blueprint.get("/relink/<token>")
@@ -42,8 +40,6 @@ def submit(token: str):
     try:
         page = actions.relink_page(rt, token, list_calendars=False)
         if page["form"] == "oauth":
-            from web.oauth import sign_in_not_configured
-
             return sign_in_not_configured(page["provider"])
         result = actions.complete_relink(
             rt, token, password=flask.request.form.get("password", ""), url=flask.request.form.get("url", "")
@@ -136,8 +132,6 @@ def request_link():
 
 def render_form(token: str, page: dict, error: str = "", still_wrong: dict | None = None, fixed: str = "") -> str:
     if page["form"] == "oauth":
-        from web.oauth import allow_consent_redirects
-
         allow_consent_redirects(page["provider"])
     still_problem = still_todo = ""
     if still_wrong:
@@ -156,11 +150,3 @@ def render_form(token: str, page: dict, error: str = "", still_wrong: dict | Non
         fixed=fixed,
         preset=wording.preset_for(page["server"]) if page["form"] == "password" else None,
     )
-
-
-def link_invalid(exc: relink.LinkInvalid):
-    channels = link_channels(runtime())
-    return flask.render_template(
-        "link_invalid.html", why=exc.why, why_text=relink.WHY_TEXT.get(exc.why, relink.WHY_TEXT["unknown"]),
-        request=request_words(channels), channels=channels,
-    ), INVALID_STATUS.get(exc.why, 404)
