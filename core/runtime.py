@@ -9,14 +9,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from pathlib import Path
 
 import models as m
 from core.config import ConfigError, Settings, load_settings
 from core.crypto import Vault, feed_key
-from core.http import HttpClient
-from core.providers import provider_class
-from core.providers.base import Provider
+
+# HTTP, the providers and the feed renderer are imported when first used: a CLI command that only
+# reads the database (``status``) starts without requests, icalendar or OAuth.
 
 log = logging.getLogger("calsync")
 
@@ -28,10 +29,16 @@ class Runtime:
     senders: list = dataclasses.field(default_factory=list)  # outbox senders (core.outbox.Sender)
     feed_key: bytes = b""
 
-    def http(self) -> HttpClient:
+    def http(self):
+        """A new core.http.HttpClient with the settings' limits."""
+        from core.http import HttpClient
+
         return HttpClient.from_settings(self.settings)
 
-    def provider_for(self, conn: m.Connection, secrets: dict | None = None) -> Provider:
+    def provider_for(self, conn: m.Connection, secrets: dict | None = None):
+        """The core.providers.base.Provider for ``conn``."""
+        from core.providers import provider_class
+
         params = {
             "server_url": conn.server_url,
             "account": conn.account,
@@ -43,7 +50,7 @@ class Runtime:
         provider.settings = self.settings  # OAuth providers refresh their tokens with it
         return provider
 
-    def keep_secrets(self, conn: m.Connection, provider: Provider) -> None:
+    def keep_secrets(self, conn: m.Connection, provider) -> None:
         """Store credentials a provider renewed (a refreshed OAuth token), encrypted."""
         if getattr(provider, "secrets_changed", False) and conn.id is not None:
             m.Connection.update(credentials=self.vault.encrypt(provider.secrets)).where(m.Connection.id == conn.id).execute()
@@ -67,10 +74,12 @@ def start(settings: Settings | None = None) -> Runtime:
     except OSError as exc:
         raise ConfigError(f"CALSYNC_DATABASE_URL: cannot create {exc.filename or 'the database file'}: "
                           f"{exc.strerror or exc}") from None
-    from core import feeds, leases
+    from core import leases
 
     leases.configure(settings)
-    feeds.forget_rendered()  # rendered events are keyed by row id: another database, other rows
+    feeds = sys.modules.get("core.feeds")  # its render caches exist only once it was imported
+    if feeds is not None:
+        feeds.forget_rendered()  # rendered events are keyed by row id: another database, other rows
     rt = Runtime(
         settings=settings,
         vault=Vault.from_settings(settings),

@@ -6,70 +6,93 @@ raises :class:`ActionError` with a plain-words reason. Support actions are
 audited with the ``actor`` that did them. The functions live in one module
 per noun; this package is their one front door, so adapters write
 ``actions.test_connection(rt, 7)`` whatever module holds it.
+
+Each name is loaded from its module on first use (PEP 562): a command that needs one action
+(``status``) does not import what every other action needs (HTTP, iCalendar, OAuth).
 """
 
-from core.actions.appointments import (
-    book,
-    cancel_appointment,
-    download_missed,
-    get_appointment,
-    missed_appointments,
-    upsert_appointment,
-)
-from core.actions.common import ActionError, InvalidId, InvalidInput, NotFoundError, _connection, _validate_url, audit, new_token
-from core.actions.connections import (
-    connect,
-    list_calendars,
-    refresh_calendars,
-    set_destination,
-    test_connection,
-    update_credentials,
-)
-from core.actions.feeds import feed_reset, feed_url
-from core.actions.auditing import audit_log
-from core.actions.inspection import (
-    busy_times,
-    connection_detail,
-    get_connection,
-    list_statuses,
-    staff_connections,
-    staff_overview,
-    status_counts,
-)
-from core.actions.keys import apikey_create, apikey_list, apikey_revoke, rotate_key
-from core.actions.links import (
-    connect_by_link,
-    connect_link,
-    connect_link_info,
-    connect_link_staff,
-    download_by_link,
-    download_link,
-    give_back_connect_link,
-    spend_connect_link,
-)
-from core.actions.relinking import (
-    complete_relink,
-    issue_relink,
-    relink_choose_calendar,
-    relink_page,
-    relink_test,
-    request_new_link,
-)
-from core.actions.oauth import oauth_callback, oauth_connect_url, oauth_relink_url
-from core.actions.staff import add_staff, list_staff
-from core.actions.stopping import stop_plan, stop_sync
-from core.actions.syncing import list_entries, sync_now, sync_summary
-from core.actions.views import appointment_dict, calendar_dict, connection_dict, connection_flags, staff_dict
+from __future__ import annotations
 
-__all__ = [
-    "ActionError", "InvalidId", "InvalidInput", "NotFoundError", "add_staff", "apikey_create", "apikey_list", "apikey_revoke",
-    "appointment_dict", "audit", "audit_log", "book", "busy_times", "calendar_dict", "cancel_appointment",
-    "complete_relink", "connect", "connect_by_link", "connect_link", "connect_link_info", "connect_link_staff",
-    "connection_detail", "connection_dict", "connection_flags", "download_by_link", "download_link", "download_missed",
-    "feed_reset", "feed_url", "get_appointment", "get_connection", "issue_relink", "list_calendars", "list_entries",
-    "list_staff", "list_statuses", "missed_appointments", "new_token", "oauth_callback", "oauth_connect_url",
-    "oauth_relink_url", "refresh_calendars", "relink_choose_calendar", "relink_page", "relink_test", "request_new_link", "rotate_key",
-    "set_destination", "give_back_connect_link", "spend_connect_link", "staff_connections", "staff_dict", "staff_overview", "status_counts",
-    "stop_plan", "stop_sync", "sync_now", "sync_summary", "test_connection", "update_credentials",
-    "upsert_appointment", "_connection", "_validate_url",
-]
+import importlib
+
+# name -> the module of this package that defines it
+_HOME = {
+    "book": "appointments",
+    "cancel_appointment": "appointments",
+    "download_missed": "appointments",
+    "get_appointment": "appointments",
+    "missed_appointments": "appointments",
+    "upsert_appointment": "appointments",
+    "audit_log": "auditing",
+    "ActionError": "common",
+    "InvalidId": "common",
+    "InvalidInput": "common",
+    "NotFoundError": "common",
+    "_connection": "common",
+    "_validate_url": "common",
+    "audit": "common",
+    "new_token": "common",
+    "connect": "connections",
+    "list_calendars": "connections",
+    "refresh_calendars": "connections",
+    "set_destination": "connections",
+    "test_connection": "connections",
+    "update_credentials": "connections",
+    "feed_reset": "feeds",
+    "feed_url": "feeds",
+    "busy_times": "inspection",
+    "connection_detail": "inspection",
+    "get_connection": "inspection",
+    "list_statuses": "inspection",
+    "staff_connections": "inspection",
+    "staff_overview": "inspection",
+    "status_counts": "inspection",
+    "apikey_create": "keys",
+    "apikey_list": "keys",
+    "apikey_revoke": "keys",
+    "rotate_key": "keys",
+    "connect_by_link": "links",
+    "connect_link": "links",
+    "connect_link_info": "links",
+    "connect_link_staff": "links",
+    "download_by_link": "links",
+    "download_link": "links",
+    "give_back_connect_link": "links",
+    "spend_connect_link": "links",
+    "oauth_callback": "oauth",
+    "oauth_connect_url": "oauth",
+    "oauth_relink_url": "oauth",
+    "complete_relink": "relinking",
+    "issue_relink": "relinking",
+    "relink_choose_calendar": "relinking",
+    "relink_page": "relinking",
+    "relink_test": "relinking",
+    "request_new_link": "relinking",
+    "add_staff": "staff",
+    "list_staff": "staff",
+    "stop_plan": "stopping",
+    "stop_sync": "stopping",
+    "list_entries": "syncing",
+    "sync_now": "syncing",
+    "sync_summary": "syncing",
+    "appointment_dict": "views",
+    "calendar_dict": "views",
+    "connection_dict": "views",
+    "connection_flags": "views",
+    "staff_dict": "views",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core.actions' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"core.actions.{module}"), name)
+    globals()[name] = value  # found once; later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

@@ -12,8 +12,7 @@ import zoneinfo
 
 import models as m
 from core import clock
-from core.http import URLNotAllowed, check_url
-from core.text import control_characters
+from core.text import check_line, control_characters
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -153,6 +152,8 @@ def _shown(value) -> str:
 
 
 def _validate_url(rt, url: str, what: str) -> str:
+    from core.netguard import URLNotAllowed, check_url  # the socket guard: only for commands that take a URL
+
     url = (url or "").strip()
     if url.startswith("webcal://"):
         url = "https://" + url[len("webcal://"):]
@@ -195,3 +196,12 @@ def _spend_one_off(model, link) -> bool:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def one_line(value: str, what: str, max_length: int) -> str:
+    """A one-line field as stored: no CR/LF, NUL, ESC or bidi controls (they break e-mail headers and
+    terminals, and hide text), refused with InvalidInput before anything is stored."""
+    try:
+        return check_line(value, what, max_length)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None

@@ -7,26 +7,16 @@ import uuid
 
 import models as m
 from core import accounts, clock, ics, lifecycle, runner, waiting
-from core.actions.common import ActionError, InvalidInput, _connection, _staff, _validate_url, audit, audited
+from core.actions.common import ActionError, InvalidInput, _connection, _staff, _validate_url, audit, audited, one_line
 from core.actions.views import calendar_dict, connection_dict
 from core.messages import meaning
 from core.providers import OAUTH_PROVIDERS, PROVIDERS
 from core.providers.base import CalendarState, ProviderError, WriteForbidden
 from core.providers.ics_url import feed_label
 from core.sync import SyncReport, window as sync_window
-from core.text import check_line
 
 USERNAME_MAX = 320  # an e-mail address at most (RFC 5321 allows 64 + 1 + 255)
 READ_ONLY_REASON = "the primary calendar is read-only for this account: calsync can read it but not add events"
-
-
-def one_line(value: str, what: str, max_length: int) -> str:
-    """A one-line field as stored: no CR/LF, NUL, ESC or bidi controls (they break e-mail headers and
-    terminals, and hide text), refused with InvalidInput before anything is stored."""
-    try:
-        return check_line(value, what, max_length)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
 
 
 def sync_after_repair(rt, conn: m.Connection, cause: str) -> SyncReport:

@@ -8,7 +8,6 @@ import peewee as pw
 
 import models as m
 from core import clock, waiting
-from core.actions.appointments import missed_appointments
 from core.actions.common import InvalidInput, _connection, _iso, _parse_time, _staff
 from core.actions.views import (ROW_FIELDS, account_identity, appointment_dict, connection_dict, flags_for, staff_dict,
                                 status_row)
@@ -76,7 +75,7 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
          "outcome": r.outcome, "error": r.error}
         for r in conn.sync_runs.order_by(m.SyncRun.started_at.desc(), m.SyncRun.id.desc()).limit(runs)
     ]
-    data["missed_appointments"] = [appointment_dict(a) for a in missed_appointments(conn)]
+    data["missed_appointments"] = [appointment_dict(a) for a in waiting.missed_appointments(conn)]
     data["write_errors"] = [
         {**appointment_dict(link.appointment), "calendar": link.calendar.name, "error": link.last_error,
          "failures": link.write_failures}

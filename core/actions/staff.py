@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import models as m
-from core.actions.common import EMAIL_RE, ActionError, InvalidInput, _valid_timezone, audit
-from core.actions.connections import one_line
+from core.actions.common import EMAIL_RE, ActionError, InvalidInput, _valid_timezone, audit, one_line
 from core.actions.views import staff_dict
 
 EMAIL_MAX = 254  # RFC 5321's longest forward path, minus the angle brackets
