@@ -126,22 +126,24 @@ def prometheus_metrics():
 
 
 def _open_database() -> None:
-    # waitress serves from a pool of threads and peewee keeps one connection
-    # per thread: open it for the request and give it back afterwards.
-    flask.g.opened_database = m.db.is_closed()
-    if flask.g.opened_database:
+    # waitress serves from a fixed pool of threads and peewee keeps one connection per thread:
+    # each thread opens its connection once and keeps it for the next request (opening and
+    # closing SQLite per request was ~1 ms of every feed refresh).
+    if m.db.is_closed():
         m.db.connect(reuse_if_open=True)
 
 
 def _close_database(exc) -> None:
     # Runs after the answer is made: a failure here can only be logged, never change the answer.
     try:
-        if flask.g.get("opened_database") and not m.db.is_closed():
-            if m.db.in_transaction():
-                m.db.rollback()  # nothing half-written survives a request that ended inside a transaction
-            m.db.close()
+        if not m.db.is_closed() and m.db.in_transaction():
+            m.db.rollback()  # nothing half-written survives a request that ended inside a transaction
     except Exception as error:  # noqa: BLE001 — the answer has been made; keep the thread serving
-        log.warning("closing the database after %s failed: %s", flask.request.endpoint, type(error).__name__)
+        log.warning("ending the transaction after %s failed: %s", flask.request.endpoint, type(error).__name__)
+        try:
+            m.db.close()  # a connection in an unknown state is not kept for the next request
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _security_headers(https: bool):
