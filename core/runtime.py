@@ -107,11 +107,12 @@ def private_dir(path: Path) -> None:
 
 def default_senders(settings: Settings) -> list:
     """The log always; e-mail when CALSYNC_SMTP_URL is set. (Slack adds its own.)"""
-    from core.mail import EmailSender
     from core.outbox import LogSender
 
     senders: list = [LogSender()]
     if settings.smtp_url:
+        from core.mail import EmailSender  # the e-mail package only where mail is configured
+
         senders.append(EmailSender(settings.smtp_url.reveal(), settings.mail_from))
     if settings.host_webhook_url:
         from core.webhook import WebhookSender
