@@ -9,6 +9,7 @@ iCalendar feed never "rejects our credentials".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import urllib.parse
 import zoneinfo
 
@@ -46,6 +47,7 @@ CALDAV_PRESETS = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a listing of 10,000 rows says the same few things
 def preset_for(server_url: str) -> dict | None:
     """The known CalDAV service a server address belongs to, if any."""
     host = (urllib.parse.urlsplit(server_url or "").hostname or "").lower()
@@ -57,6 +59,7 @@ def preset_for(server_url: str) -> dict | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # a listing of 10,000 rows says the same few things
 def provider_label(provider: str, server_url: str = "") -> str:
     """'Fastmail', 'iCloud', 'Google Calendar', 'calendar feed', 'CalDAV'."""
     if provider == "caldav":
@@ -74,6 +77,7 @@ def _quoted(calendar: str | None) -> str:
     return f"'{name[:77]}…'" if len(name) > 80 else f"'{name}'"
 
 
+@functools.lru_cache(maxsize=4096)  # a listing of 10,000 rows says the same few things
 def problem(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,
             failing: bool = False, whose: str | None = None) -> str:
     """One sentence that says what broke (empty for a connection that works).
@@ -123,6 +127,7 @@ def waiting_phrase(count: int) -> str:
     return "1 appointment is waiting" if count == 1 else f"{count} appointments are waiting"
 
 
+@functools.lru_cache(maxsize=4096)  # a listing of 10,000 rows says the same few things
 def headline(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,
              waiting: int = 0, failing: bool = False, whose: str | None = None) -> str:
     """What broke and what waits: 'Your Fastmail calendar needs your new password — 3 appointments are waiting'."""
@@ -135,6 +140,7 @@ def headline(status: str, provider: str, *, server_url: str = "", calendar: str 
     return said or "Your calendar is syncing"
 
 
+@functools.lru_cache(maxsize=4096)  # a listing of 10,000 rows says the same few things
 def staff_advice(status: str, provider: str, server_url: str = "") -> str:
     """What the staff member does next (Slack, pages, e-mail): plain, no keys, no commands."""
     label = provider_label(provider, server_url)
