@@ -57,12 +57,25 @@ def _with_staff(conn_id: int) -> m.Connection:
     return m.Connection.select(m.Connection, m.Staff).join(m.Staff).where(m.Connection.id == conn_id).get()
 
 
+def _load(conn_id: int) -> tuple[m.Connection, list[m.Calendar] | None]:
+    """The connection, its staff member and its calendars (destination first) in one query."""
+    C, S, K = m.Connection, m.Staff, m.Calendar
+    rows = list(K.select(K, C, S).join(C).join(S).where(K.connection == conn_id).order_by(K.is_destination.desc(), K.id))
+    if not rows:
+        return _with_staff(conn_id), None
+    conn = rows[0].connection
+    for cal in rows:
+        cal.connection = conn  # one connection object for all of them
+    return conn, rows
+
+
 def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
     """Sync one connection this process holds the lease of, then release it."""
     with m.db.connection_context():
         report = None
         try:
-            report = sync_connection(rt, _with_staff(conn_id))
+            conn, calendars = _load(conn_id)
+            report = sync_connection(rt, conn, calendars=calendars)
         except Exception as exc:
             log.exception("sync of connection %s failed internally", conn_id)
             # An internal fault is not the provider's: the status stays, and the report says which it is.

@@ -75,8 +75,11 @@ def calendar_state(cal: m.Calendar) -> CalendarState:
 class ConnectionSync:
     """One run over one connection with one provider instance."""
 
-    def __init__(self, runtime, conn: m.Connection, provider: Provider | None = None):
+    def __init__(self, runtime, conn: m.Connection, provider: Provider | None = None,
+                 calendars: list[m.Calendar] | None = None):
+        """``calendars``: the connection's calendars when the caller read them with it (one query)."""
         self.rt = runtime
+        self.calendars = calendars
         self.settings = runtime.settings
         self.conn = conn
         self.provider = provider or runtime.provider_for(conn)
@@ -97,7 +100,7 @@ class ConnectionSync:
         self.budget_text = f"ran past the sync's {budget} s budget"
         if getattr(self.provider, "http", None) is not None:
             self.provider.http.set_budget(budget, self.budget_text)  # every request ends by then at the latest
-        calendars = list(
+        calendars = self.calendars if self.calendars is not None else list(
             m.Calendar.select().where(m.Calendar.connection == self.conn).order_by(m.Calendar.is_destination.desc(), m.Calendar.id)
         )
         run_row = None
@@ -445,5 +448,6 @@ class ConnectionSync:
                 entries.replace(cal, href, [echo])
 
 
-def sync_connection(runtime, conn: m.Connection, provider: Provider | None = None, cause: str = "sync") -> SyncReport:
-    return ConnectionSync(runtime, conn, provider).run(cause)
+def sync_connection(runtime, conn: m.Connection, provider: Provider | None = None, cause: str = "sync",
+                    calendars: list[m.Calendar] | None = None) -> SyncReport:
+    return ConnectionSync(runtime, conn, provider, calendars).run(cause)
