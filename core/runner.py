@@ -8,7 +8,9 @@ never synced twice at once, whichever process asks.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
+import queue
 import time
 
 import models as m
@@ -69,9 +71,23 @@ def _load(conn_id: int) -> tuple[m.Connection, list[m.Calendar] | None]:
     return conn, rows
 
 
+@contextlib.contextmanager
+def _connected():
+    """This thread's database connection for the work inside: opened if it is not, and closed
+    afterwards only by whoever opened it (a worker keeps one for all its syncs)."""
+    opened = m.db.is_closed()
+    if opened:
+        m.db.connect()
+    try:
+        yield
+    finally:
+        if opened and not m.db.is_closed():
+            m.db.close()
+
+
 def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
     """Sync one connection this process holds the lease of, then release it."""
-    with m.db.connection_context():
+    with _connected():
         report = None
         try:
             conn, calendars = _load(conn_id)
@@ -102,11 +118,36 @@ def run_claimed(rt, conn_ids: list[int], owner: str, progress=None) -> list[Sync
                 if progress:
                     progress(done, len(conn_ids), reports[cid])
         else:
+            # Each worker takes the next connection from one queue and keeps one database connection
+            # for all of them: opening one per sync cost PostgreSQL ~12 ms of CPU a sync.
+            todo: queue.SimpleQueue = queue.SimpleQueue()
+            for cid in conn_ids:
+                todo.put(cid)
+            finished: queue.SimpleQueue = queue.SimpleQueue()
+
+            def work() -> None:
+                with _connected():
+                    while True:
+                        try:
+                            cid = todo.get_nowait()
+                        except queue.Empty:
+                            return
+                        finished.put((cid, sync_claimed(rt, cid, owner)))
+
             with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
-                futures = {pool.submit(sync_claimed, rt, cid, owner): cid for cid in conn_ids}
-                for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-                    report = future.result()
-                    reports[futures[future]] = report
+                running = [pool.submit(work) for _ in range(workers)]
+                for done in range(1, len(conn_ids) + 1):
+                    while True:
+                        try:
+                            cid, report = finished.get(timeout=1.0)
+                            break
+                        except queue.Empty:
+                            failed = next((f for f in running if f.done() and f.exception() is not None), None)
+                            if failed is not None:
+                                raise failed.exception()
+                            if all(f.done() for f in running) and finished.empty():
+                                raise RuntimeError("the sync workers ended with connections left unsynced")
+                    reports[cid] = report
                     if progress:
                         progress(done, len(conn_ids), report)
     return [reports[c] for c in conn_ids]

@@ -72,6 +72,7 @@ def test_a_first_release_database_is_upgraded_in_place(rt):
     database.execute_sql("DROP INDEX staff_feed_token_hash")
     database.execute_sql("ALTER TABLE staff DROP COLUMN feed_token_hash")
     database.execute_sql("ALTER TABLE staff DROP COLUMN feed_generation")
+    database.execute_sql("DROP INDEX connection_lease_owner_held")  # schema 7
     for column in ("lease_owner", "lease_expires_at", "failures_in_row"):
         database.execute_sql(f"ALTER TABLE connection DROP COLUMN {column}")
     m.SchemaVersion.delete().where(m.SchemaVersion.version > 1).execute()
@@ -79,5 +80,6 @@ def test_a_first_release_database_is_upgraded_in_place(rt):
     assert m.migrate(database) == m.SCHEMA_VERSION
     assert "result" in {c.name for c in database.get_columns("audit_entry")}
     assert {"feed_generation", "feed_token_hash"} <= {c.name for c in database.get_columns("staff")}
+    assert "connection_lease_owner_held" in {i.name for i in database.get_indexes("connection")}
     assert m.Staff.get().email == "ada@example.com"  # the data survived
     assert m.AuditEntry.get().result == "ok"
