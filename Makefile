@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test demo bench bench-quick clean
+.PHONY: install system-deps test demo bench bench-10000 bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/sweep_bench.py
 	$(BIN)/python bench/console_bench.py
 	$(BIN)/python bench/hostile_bench.py
+	$(BIN)/python bench/scaleout_bench.py
+
+# The 10,000-connection no-change sweep (issue 15): about 30 minutes on 2 cores.
+bench-10000: $(STAMP)
+	$(BIN)/python bench/sweep_bench.py --connections 10000
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/sync_bench.py --quick
