@@ -7,7 +7,8 @@ import datetime as dt
 from core import wording
 from core.messages import STATUS_ADVICE
 
-PROVIDER_NAMES = {"caldav": "CalDAV", "ics": "iCalendar feed", "google": "Google Calendar", "microsoft": "Microsoft 365"}
+# The provider names of core.wording; in a mail's "… account …" phrases a feed is an "iCalendar feed".
+PROVIDER_NAMES = {**wording.PROVIDER_NAMES, "ics": "iCalendar feed"}
 
 
 FIX_WORDS = {
