@@ -20,8 +20,9 @@ The parent process
 4. for each S in ``--schedulers`` (1, 2, 4): makes every connection due, starts S **child processes**
    (this script with ``--child``; each its own runtime, ``CALSYNC_WORKERS`` and the HTTP settings
    left at the product defaults), waits until all of them are ready, then tells them to go at once;
-   each runs ``core.runner.sync_due`` (the scheduler's pass: claim in batches of 500 with
-   ``FOR UPDATE SKIP LOCKED``, sync on the worker threads) with its own lease owner id.
+   each runs ``core.runner.sync_due`` (the scheduler's pass: each free worker claims the next
+   ``CALSYNC_WORKERS`` due connections with ``FOR UPDATE SKIP LOCKED``, so the schedulers share the
+   pass by how fast each syncs) with its own lease owner id.
    Measured: wall time of the pass (the go to the last child done), syncs per second in total and per
    scheduler. Checked (exit 1 when not): every connection has exactly one SyncRun row for the
    pass, every report and row is ``ok`` with one request, the stand-in saw N PROPFINDs and nothing
@@ -31,7 +32,7 @@ The parent process
    and runs ``EXPLAIN (ANALYZE, BUFFERS)`` on every statement ``leases.claim_due`` sends (captured from
    peewee's query log: the ``reap_dead`` look-up and the claim ``UPDATE ... FOR UPDATE SKIP LOCKED``),
    each inside a transaction that is rolled back, in two states: the seeded connections due
-   (limit 500, ``sync_due``'s batch) and nothing due (limit 8, a ``Dispatcher`` tick with 8 free
+   (limit 500, a large claim) and nothing due (limit 8, a ``sync_due`` or ``Dispatcher`` claim with 8 free
    workers). It prints each plan, its execution time (median of 5), whether it uses an index, then
    creates candidate indexes **in the bench database only** and measures again.
 

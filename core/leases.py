@@ -154,12 +154,16 @@ class Keeper:
         self.thread.join(timeout=5)
 
 
-def claim_due(owner: str, limit: int) -> list[int]:
-    """Claim up to ``limit`` connections whose sync is due; returns their ids."""
+def claim_due(owner: str, limit: int, *, due_by: dt.datetime | None = None, reap: bool = True) -> list[int]:
+    """Claim up to ``limit`` connections whose sync is due (by ``due_by``, default now: a pass
+    takes what was due when it began, not what became due while it ran); returns their ids.
+    ``reap``: first free the leases of dead processes of this host (once per pass is enough)."""
     if limit <= 0:
         return []
-    reap_dead()
+    if reap:
+        reap_dead()
     now = clock.now()
+    due_by = now if due_by is None or due_by > now else due_by
     database = m.db.obj
     if isinstance(database, pw.PostgresqlDatabase):
         cursor = database.execute_sql(
@@ -175,39 +179,58 @@ def claim_due(owner: str, limit: int) -> list[int]:
                 FOR UPDATE SKIP LOCKED)
             RETURNING id
             """,
-            (owner, clock.naive_utc(now + LEASE_TTL), clock.naive_utc(now), clock.naive_utc(now), limit),
+            (owner, clock.naive_utc(now + LEASE_TTL), clock.naive_utc(due_by), clock.naive_utc(now), limit),
         )
         return [row[0] for row in cursor.fetchall()]
-    candidates = (
-        m.Connection.select(m.Connection.id)
-        .where(
-            m.Connection.status != m.STOPPED,
-            (m.Connection.next_sync_at.is_null()) | (m.Connection.next_sync_at <= now),
-            _free(now),
-        )
-        .order_by(m.Connection.next_sync_at.asc(nulls="FIRST"), m.Connection.id)
+    # SQLite: one writer at a time, so one UPDATE of the first due ones is the whole claim.
+    C = m.Connection
+    due = (
+        C.select(C.id)
+        .where(C.status != m.STOPPED, (C.next_sync_at.is_null()) | (C.next_sync_at <= due_by), _free(now))
+        .order_by(C.next_sync_at.asc(nulls="FIRST"), C.id)
         .limit(limit)
     )
-    return [c.id for c in candidates if claim(c.id, owner)]
+    query = (C.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL)
+             .where(C.id.in_(due)).returning(C.id).tuples())
+    return sorted(row[0] for row in query.execute())
+
+
+def next_due(rt, ok: bool, failures: int = 0) -> dt.datetime:
+    """When a connection is due again after a run: one interval later (jittered, so 1,000
+    connections do not all fire at once), or backing off after ``failures`` runs in a row failed."""
+    interval = rt.settings.sync_interval
+    if ok:
+        delay = interval * random.uniform(0.9, 1.1)
+    else:
+        delay = min(interval, FIRST_RETRY * 2 ** min(max(failures, 1) - 1, 16)) * random.uniform(0.9, 1.0)
+    return clock.now() + dt.timedelta(seconds=delay)
+
+
+def giving_back(owner: str, now: dt.datetime, next_at: dt.datetime) -> dict:
+    """The columns of an UPDATE that gives the connection back, if ``owner`` holds it, due at
+    ``next_at`` (or at ``now`` when a sync was asked for during the run). For :func:`release`,
+    and for a run's own last write, which then needs no statement of its own."""
+    C = m.Connection
+    mine = C.lease_owner == owner
+    due = pw.Case(None, [(C.sync_requested_at.is_null(False), C.next_sync_at.db_value(now))],
+                  C.next_sync_at.db_value(next_at))
+    return {
+        C.lease_owner: pw.Case(None, [(mine, None)], C.lease_owner),
+        C.lease_expires_at: pw.Case(None, [(mine, None)], C.lease_expires_at),
+        C.next_sync_at: pw.Case(None, [(mine, due)], C.next_sync_at),
+    }
 
 
 def release(rt, conn_id: int, owner: str, ok: bool) -> None:
     """Give the connection back and say when it is due again (jittered; failures back off;
     a sync asked for during the run is due at once)."""
     C = m.Connection
-    interval = rt.settings.sync_interval
-    now = clock.now()
-    if ok:
-        delay = interval * random.uniform(0.9, 1.1)  # 1,000 connections must not all fire at once
-    else:
+    failures = 0
+    if not ok:
         failures = C.select(C.failures_in_row).where(C.id == conn_id).scalar()
         if failures is None:
             return
-        delay = min(interval, FIRST_RETRY * 2 ** min(max(failures, 1) - 1, 16)) * random.uniform(0.9, 1.0)
-    later = C.next_sync_at.db_value(now + dt.timedelta(seconds=delay))
-    # A sync asked for during the run (sync_requested_at set) is due at once; one statement either way.
-    due = pw.Case(None, [(C.sync_requested_at.is_null(False), C.next_sync_at.db_value(now))], later)
-    C.update(lease_owner=None, lease_expires_at=None, next_sync_at=due).where(
+    C.update(giving_back(owner, clock.now(), next_due(rt, ok, failures))).where(
         C.id == conn_id, C.lease_owner == owner).execute()
 
 

@@ -11,11 +11,12 @@ import concurrent.futures
 import contextlib
 import logging
 import queue
+import threading
 import time
 
 import models as m
-from core import leases
-from core.sync import SyncReport, sync_connection
+from core import clock, leases, prepared, waiting
+from core.sync import ConnectionSync, SyncReport, sync_connection, window as sync_window
 
 log = logging.getLogger("calsync.runner")
 
@@ -59,16 +60,25 @@ def _with_staff(conn_id: int) -> m.Connection:
     return m.Connection.select(m.Connection, m.Staff).join(m.Staff).where(m.Connection.id == conn_id).get()
 
 
-def _load(conn_id: int) -> tuple[m.Connection, list[m.Calendar] | None]:
-    """The connection, its staff member and its calendars (destination first) in one query."""
+def _load_query(conn_id, since):
     C, S, K = m.Connection, m.Staff, m.Calendar
-    rows = list(K.select(K, C, S).join(C).join(S).where(K.connection == conn_id).order_by(K.is_destination.desc(), K.id))
+    return (K.select(K, C, S, waiting.waits_on(since).alias("waits")).join(C).join(S)
+            .where(K.connection == conn_id).order_by(K.is_destination.desc(), K.id))
+
+
+_LOAD = prepared.Prepared(_load_query)
+
+
+def _load(rt, conn_id: int) -> tuple[m.Connection, list[m.Calendar] | None, bool | None]:
+    """The connection, its staff member, its calendars (destination first) and whether anything
+    waits on them (:func:`waiting.waits_on`), in one query."""
+    rows = _LOAD.fetch(conn_id=conn_id, since=sync_window(rt.settings)[0])
     if not rows:
-        return _with_staff(conn_id), None
+        return _with_staff(conn_id), None, None
     conn = rows[0].connection
     for cal in rows:
         cal.connection = conn  # one connection object for all of them
-    return conn, rows
+    return conn, rows, not any(cal.waits for cal in rows)
 
 
 @contextlib.contextmanager
@@ -88,10 +98,13 @@ def _connected():
 def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
     """Sync one connection this process holds the lease of, then release it."""
     with _connected():
-        report = None
+        report = job = None
         try:
-            conn, calendars = _load(conn_id)
-            report = sync_connection(rt, conn, calendars=calendars)
+            read_at = clock.now()
+            conn, calendars, nothing_waits = _load(rt, conn_id)
+            job = ConnectionSync(rt, conn, calendars=calendars, nothing_waits=nothing_waits, lease_owner=owner,
+                                 read_at=read_at)
+            report = job.run()
         except Exception as exc:
             log.exception("sync of connection %s failed internally", conn_id)
             # An internal fault is not the provider's: the status stays, and the report says which it is.
@@ -100,66 +113,130 @@ def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
             report = SyncReport(connection_id=conn_id, outcome="failed", status=status, reason=reason,
                                 error=f"internal error: {exc}")
         finally:
-            leases.release(rt, conn_id, owner, ok=report is not None and report.outcome == "ok")
+            if job is None or not job.lease_released:
+                leases.release(rt, conn_id, owner, ok=report is not None and report.outcome == "ok")
         return report
 
 
+class _Fixed:
+    """Connections already claimed by the caller, handed out one at a time."""
+
+    def __init__(self, conn_ids: list[int]):
+        self.todo = list(conn_ids)
+        self.lock = threading.Lock()
+        self.total: int | None = len(self.todo)
+
+    def next(self) -> int | None:
+        with self.lock:
+            return self.todo.pop(0) if self.todo else None
+
+    def held(self) -> list[int]:
+        with self.lock:
+            return list(self.todo)
+
+
+class _Claiming:
+    """Due connections claimed as workers become free, a few at a time (``batch``): several
+    schedulers then share one pass by how fast each syncs, not by who claimed everything first."""
+
+    def __init__(self, owner: str, batch: int, limit: int):
+        self.owner, self.batch, self.left = owner, max(1, batch), limit
+        self.todo: list[int] = []
+        self.lock = threading.Lock()
+        self.reaped = False
+        self.began = clock.now()  # the pass takes what was due when it began (each connection once)
+        self.total: int | None = None  # not known before the pass ends
+
+    def next(self) -> int | None:
+        with self.lock:
+            if not self.todo and self.left > 0:
+                # Leases of dead processes of this host are freed once per pass, not per claim.
+                self.todo = leases.claim_due(self.owner, min(self.batch, self.left), due_by=self.began,
+                                             reap=not self.reaped)
+                self.reaped = True
+                self.left -= len(self.todo)
+                if not self.todo:
+                    self.left = 0  # nothing is due: this pass is done
+            return self.todo.pop(0) if self.todo else None
+
+    def held(self) -> list[int]:
+        with self.lock:
+            return list(self.todo)
+
+
+def _run(rt, feed, owner: str, progress=None) -> list[SyncReport]:
+    """Sync what ``feed`` hands out on CALSYNC_WORKERS threads; each worker keeps one database
+    connection for all its syncs (one per sync cost PostgreSQL ~12 ms of CPU a sync). Leases
+    are renewed for the runs within their budget and for what is claimed and not yet started."""
+    reports: list[SyncReport] = []
+    workers = max(1, rt.settings.workers if feed.total is None else min(rt.settings.workers, feed.total))
+    running: dict[int, float] = {}
+    lock = threading.Lock()
+    limit = rt.settings.sync_budget + 60
+
+    def alive() -> list[int]:
+        now = time.monotonic()
+        with lock:
+            mine = [cid for cid, began in running.items() if now - began < limit]
+        return mine + feed.held()
+
+    def record(report: SyncReport) -> None:  # on the calling thread only
+        reports.append(report)
+        if progress:
+            progress(len(reports), feed.total, report)
+
+    def work(done) -> None:
+        with _connected():
+            while True:
+                cid = feed.next()
+                if cid is None:
+                    return
+                with lock:
+                    running[cid] = time.monotonic()
+                try:
+                    report = sync_claimed(rt, cid, owner)
+                finally:
+                    with lock:
+                        running.pop(cid, None)
+                done(report)
+
+    with leases.Keeper(owner, alive=alive):
+        if workers == 1:
+            work(record)
+            return reports
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
+            threads = [pool.submit(work, finished.put) for _ in range(workers)]
+            while True:
+                try:
+                    record(finished.get(timeout=1.0))
+                    continue
+                except queue.Empty:
+                    pass
+                failed = next((f for f in threads if f.done() and f.exception() is not None), None)
+                if failed is not None:
+                    raise failed.exception()
+                if all(f.done() for f in threads):
+                    while not finished.empty():
+                        record(finished.get_nowait())
+                    break
+    return reports
+
+
 def run_claimed(rt, conn_ids: list[int], owner: str, progress=None) -> list[SyncReport]:
-    """Sync connections this process claimed, on CALSYNC_WORKERS threads, renewing the leases."""
+    """Sync connections this process claimed, on CALSYNC_WORKERS threads, renewing the leases;
+    the reports in the order of ``conn_ids``."""
     if not conn_ids:
         return []
-    reports: dict[int, SyncReport] = {}
-    workers = max(1, min(rt.settings.workers, len(conn_ids)))
-    rounds = -(-len(conn_ids) // workers)
-    with leases.Keeper(owner, until=time.monotonic() + rounds * rt.settings.sync_budget + 60):
-        if workers == 1:
-            for done, cid in enumerate(conn_ids, 1):
-                reports[cid] = sync_claimed(rt, cid, owner)
-                if progress:
-                    progress(done, len(conn_ids), reports[cid])
-        else:
-            # Each worker takes the next connection from one queue and keeps one database connection
-            # for all of them: opening one per sync cost PostgreSQL ~12 ms of CPU a sync.
-            todo: queue.SimpleQueue = queue.SimpleQueue()
-            for cid in conn_ids:
-                todo.put(cid)
-            finished: queue.SimpleQueue = queue.SimpleQueue()
-
-            def work() -> None:
-                with _connected():
-                    while True:
-                        try:
-                            cid = todo.get_nowait()
-                        except queue.Empty:
-                            return
-                        finished.put((cid, sync_claimed(rt, cid, owner)))
-
-            with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
-                running = [pool.submit(work) for _ in range(workers)]
-                for done in range(1, len(conn_ids) + 1):
-                    while True:
-                        try:
-                            cid, report = finished.get(timeout=1.0)
-                            break
-                        except queue.Empty:
-                            failed = next((f for f in running if f.done() and f.exception() is not None), None)
-                            if failed is not None:
-                                raise failed.exception()
-                            if all(f.done() for f in running) and finished.empty():
-                                raise RuntimeError("the sync workers ended with connections left unsynced")
-                    reports[cid] = report
-                    if progress:
-                        progress(done, len(conn_ids), report)
-    return [reports[c] for c in conn_ids]
+    by_id = {r.connection_id: r for r in _run(rt, _Fixed(conn_ids), owner, progress)}
+    missing = [c for c in conn_ids if c not in by_id]
+    if missing:
+        raise RuntimeError(f"the sync workers ended with connections left unsynced: {missing[:10]}")
+    return [by_id[c] for c in conn_ids]
 
 
-def sync_due(rt, progress=None, owner: str | None = None) -> list[SyncReport]:
-    """One pass of the scheduler: claim every connection whose turn it is and sync it."""
+def sync_due(rt, progress=None, owner: str | None = None, limit: int = 5_000_000) -> list[SyncReport]:
+    """One pass of the scheduler: every connection whose turn it is, each claimed by a worker
+    when it is free (at most ``limit``: bounded)."""
     owner = owner or leases.owner_id()
-    claimed: list[int] = []
-    for _ in range(10_000):  # batches of claims; bounded
-        batch = leases.claim_due(owner, 500)
-        if not batch:
-            break
-        claimed += batch
-    return run_claimed(rt, claimed, owner, progress)
+    return _run(rt, _Claiming(owner, rt.settings.workers, limit), owner, progress)

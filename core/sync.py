@@ -17,7 +17,7 @@ import logging
 import time
 
 import models as m
-from core import clock, entries, expander, ics, lifecycle, waiting
+from core import clock, entries, expander, ics, lifecycle, prepared, waiting
 from core.reconcile import OwnEvents
 from core.providers.base import (
     AlreadyExists,
@@ -72,14 +72,32 @@ def calendar_state(cal: m.Calendar) -> CalendarState:
     return CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag, known=known)
 
 
+def _quiet_run(conn_id, started_at, finished_at, duration_ms, requests):
+    return m.SyncRun.insert(connection=conn_id, started_at=started_at, finished_at=finished_at,
+                            duration_ms=duration_ms, requests=requests, outcome="ok")
+
+
+_QUIET_RUN = prepared.Prepared(_quiet_run)
+
+
 class ConnectionSync:
     """One run over one connection with one provider instance."""
 
     def __init__(self, runtime, conn: m.Connection, provider: Provider | None = None,
-                 calendars: list[m.Calendar] | None = None):
-        """``calendars``: the connection's calendars when the caller read them with it (one query)."""
+                 calendars: list[m.Calendar] | None = None, nothing_waits: bool | None = None,
+                 lease_owner: str | None = None, read_at: dt.datetime | None = None):
+        """``calendars``: the connection's calendars when the caller read them with it (one query),
+        and ``nothing_waits`` what :func:`waiting.waits_on` said of them in that query (read
+        before the run began). ``lease_owner``: the caller holds the lease; a run that finds
+        nothing to do gives it back in its own last write (``lease_released`` then says so).
+        ``read_at``: when the caller read the connection (the run counts as begun then, so a sync
+        asked for after that read is never taken as done by this run)."""
+        self.read_at = read_at
         self.rt = runtime
         self.calendars = calendars
+        self.nothing_waits = nothing_waits if calendars is not None else None
+        self.lease_owner = lease_owner
+        self.lease_released = False
         self.settings = runtime.settings
         self.conn = conn
         self.provider = provider or runtime.provider_for(conn)
@@ -94,7 +112,7 @@ class ConnectionSync:
 
     def run(self, cause: str = "sync") -> SyncReport:
         started = time.monotonic()
-        run_started = clock.now()
+        run_started = self.read_at or clock.now()
         budget = self.settings.sync_budget
         self.ends_at = started + budget
         self.budget_text = f"ran past the sync's {budget} s budget"
@@ -199,21 +217,22 @@ class ConnectionSync:
             info = probes[cal.id]
             if info is None or not self._unchanged(cal, info) or bool(info.writable) != bool(cal.writable):
                 return False
-        destinations = [c.id for c in calendars if c.is_destination]
-        return waiting.nothing_to_do(conn, destinations, self.window_start)
+        if self.nothing_waits is not None:
+            return self.nothing_waits
+        return waiting.nothing_to_do(conn, self.window_start)
 
     def _finish_quietly(self, calendars: list[m.Calendar], started: float, run_started) -> SyncReport:
-        """The no-change run's writes: its SyncRun, the connection's success, the calendars' time."""
-        now = clock.now()
+        """The no-change run's two writes: its SyncRun, and the connection's success with the time
+        its calendars were seen unchanged (and the lease given back, when the run holds it)."""
         self.rt.keep_secrets(self.conn, self.provider)
         r = self.report
         r.outcome, r.status, r.reason, r.missed = "ok", self.conn.status, self.conn.reason, 0
         r.requests = self.provider.requests_made
         r.duration_ms = int((time.monotonic() - started) * 1000)
-        m.SyncRun.insert(connection=self.conn.id, started_at=run_started, finished_at=now, duration_ms=r.duration_ms,
-                         requests=r.requests, outcome="ok").execute()
-        lifecycle.succeeded_quietly(self.conn, run_started)
-        m.Calendar.update(last_synced_at=now).where(m.Calendar.connection == self.conn.id).execute()
+        _QUIET_RUN.execute(conn_id=self.conn.id, started_at=run_started, finished_at=clock.now(),
+                           duration_ms=r.duration_ms, requests=r.requests)
+        lifecycle.succeeded_quietly(self.rt, self.conn, run_started, self.lease_owner)
+        self.lease_released = self.lease_owner is not None
         self._log()
         return r
 

@@ -15,7 +15,7 @@ import datetime as dt
 import peewee as pw
 
 import models as m
-from core import clock
+from core import clock, prepared
 
 WAITING = (m.LINK_PENDING, m.LINK_MISSED)
 
@@ -155,8 +155,9 @@ def after_appointment_change(appointment: m.Appointment) -> None:
             link.save()
 
 
-def _unlinked(cal_id: int, staff_id: int, since: dt.datetime):
-    """Appointments of the staff member this destination should hold and has no link for."""
+def _unlinked(cal_id, staff_id, since: dt.datetime):
+    """Appointments of the staff member this destination should hold and has no link for
+    (``cal_id`` and ``staff_id`` may be columns of an outer query)."""
     return m.Appointment.select(m.Appointment.id).where(
         m.Appointment.staff == staff_id,
         m.Appointment.cancelled == False,  # noqa: E712 (peewee expression)
@@ -172,24 +173,36 @@ def _unlinked(cal_id: int, staff_id: int, since: dt.datetime):
     )
 
 
-def nothing_to_do(conn: m.Connection, destinations: list[int], since: dt.datetime) -> bool:
-    """True when a run that read no change has nothing to write, release or tell: no appointment
-    waits (pending, changed, missed, or without a link on a destination) and no repaired
-    incident still owes its "delivered" message. One query, for the no-change path of a sync."""
-    L, A = m.AppointmentLink, m.Appointment
-    calendars = _calendars(conn)
-    checks = [
-        pw.fn.EXISTS(L.select(L.id).join(A).where(L.calendar.in_(calendars), _missed())),
-        pw.fn.EXISTS(m.Incident.select(m.Incident.id).where(m.Incident.connection == conn.id,
-                                                             m.Incident.delivery_open == True)),  # noqa: E712
-    ]
-    for cal_id in destinations:
-        checks.append(pw.fn.EXISTS(L.select(L.id).join(A).where(
-            L.calendar == cal_id,
-            (L.state == m.LINK_PENDING) | ((L.state == m.LINK_SYNCED) & (L.pushed_version < A.version)))))
-        checks.append(pw.fn.EXISTS(_unlinked(cal_id, conn.staff_id, since)))
-    row = m.Connection.select(*checks).where(m.Connection.id == conn.id).tuples().first()
-    return row is not None and not any(row)
+def waits_on(since: dt.datetime):
+    """SQL, for a query over calendars joined with their connection: does anything wait on this
+    calendar row? An appointment missed here, one pending or changed or without a link here (a
+    destination), or a repaired incident of the connection that still owes its "delivered" message.
+    The one definition of "nothing to do" (:func:`nothing_to_do`, and the scheduler's read of a
+    connection with its calendars)."""
+    K, C, L, A = m.Calendar, m.Connection, m.AppointmentLink, m.Appointment
+    missed = pw.fn.EXISTS(L.select(L.id).join(A).where(L.calendar == K.id, _missed()))
+    owed = pw.fn.EXISTS(m.Incident.select(m.Incident.id).where(m.Incident.connection == K.connection,
+                                                                m.Incident.delivery_open == True))  # noqa: E712
+    to_write = pw.fn.EXISTS(L.select(L.id).join(A).where(
+        L.calendar == K.id,
+        (L.state == m.LINK_PENDING) | ((L.state == m.LINK_SYNCED) & (L.pushed_version < A.version))))
+    unlinked = pw.fn.EXISTS(_unlinked(K.id, C.staff, since))
+    return pw.Case(None, [(missed | owed | ((K.is_destination == True) & (to_write | unlinked)), 1)], 0)  # noqa: E712
+
+
+def _nothing_to_do(conn_id, since):
+    K = m.Calendar
+    return K.select(pw.fn.MAX(waits_on(since))).join(m.Connection).where(K.connection == conn_id)
+
+
+_NOTHING_TO_DO = prepared.Prepared(_nothing_to_do)
+
+
+def nothing_to_do(conn: m.Connection, since: dt.datetime) -> bool:
+    """True when a run that read no change has nothing to write, release or tell (:func:`waits_on`
+    on every calendar of the connection). One query, for the no-change path of a sync."""
+    rows = _NOTHING_TO_DO.rows(conn_id=conn.id, since=since)
+    return bool(rows) and rows[0][0] == 0
 
 
 def ensure_links(cal: m.Calendar, since: dt.datetime, state: str = m.LINK_PENDING) -> int:

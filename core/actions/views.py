@@ -106,6 +106,15 @@ def connection_dict(conn: m.Connection, with_calendars: bool = True, missed: int
     return data
 
 
+def _seen_at(cal: m.Calendar, conn: m.Connection | None):
+    """When a run last read the calendar or saw it unchanged (a no-change run stamps the
+    connection's ``quiet_at``, not each calendar)."""
+    quiet = conn.quiet_at if conn is not None else None
+    if cal.last_synced_at is None or quiet is None:
+        return cal.last_synced_at  # a calendar never read was never seen unchanged either
+    return max(cal.last_synced_at, quiet)
+
+
 def calendar_dict(cal: m.Calendar, conn: m.Connection | None = None) -> dict:
     """``choosable`` (with ``conn``): a picker may offer it as the new primary: writable, not a
     read-only feed, and not the deleted primary that is kept only until another is chosen."""
@@ -115,7 +124,7 @@ def calendar_dict(cal: m.Calendar, conn: m.Connection | None = None) -> dict:
         "destination": cal.is_destination,
         "busy_source": cal.is_busy_source,
         "writable": cal.writable,
-        "last_synced_at": _iso(cal.last_synced_at),
+        "last_synced_at": _iso(_seen_at(cal, conn)),
     }
     if conn is not None:
         # The primary of a missing or read-only connection is what broke: never offered as the way out.

@@ -1,0 +1,69 @@
+"""Prepared queries: the SQL written once must run exactly as peewee's own for every value.
+
+A wrong slot (a value put where another belongs, a value peewee wrote into the text and the
+cache kept) would give a wrong answer silently; the property test compares the prepared query's
+SQL and parameters, and its rows, with a freshly built peewee query for random values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import peewee as pw
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import models as m
+from core import prepared, waiting
+
+UTC = dt.timezone.utc
+
+aware = st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2100, 1, 1),
+                     timezones=st.just(UTC))
+ids = st.integers(min_value=1, max_value=2**31)
+
+
+def _mixed(conn_id, since, owner, ids_in, flag):
+    C = m.Connection
+    query = C.select(C.id).where(C.id == conn_id, C.last_sync_at >= since, C.lease_owner == owner, C.id.in_(ids_in))
+    return query.where(C.status != "stopped") if flag else query
+
+
+MIXED = prepared.Prepared(_mixed)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conn_id=ids, since=aware, owner=st.text(min_size=0, max_size=20),
+       ids_in=st.lists(ids, min_size=1, max_size=4), flag=st.booleans())
+def test_a_prepared_query_sends_what_peewee_would_send_for_any_values(rt, conn_id, since, owner, ids_in, flag):
+    assert MIXED.sql(conn_id=conn_id, since=since, owner=owner, ids_in=ids_in, flag=flag) == \
+        _mixed(conn_id, since, owner, ids_in, flag).sql()
+
+
+def test_the_scheduler_s_question_gives_the_same_answer_as_its_peewee_query(rt):
+    staff = m.Staff.create(email="p@example.com", name="P")
+    conn = m.Connection.create(staff=staff, provider="caldav", account="p", status=m.ACTIVE)
+    cal = m.Calendar.create(connection=conn, remote_id="https://example.com/cal/", is_destination=True)
+    since = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    fresh = lambda: waiting._nothing_to_do(conn.id, since).scalar()  # noqa: E731
+    assert waiting.nothing_to_do(conn, since) is True and fresh() == 0
+    appointment = m.Appointment.create(external_id="a1", staff=staff, uid="u1", subject="S",
+                                       starts_at=dt.datetime(2026, 6, 1, 9, tzinfo=UTC),
+                                       ends_at=dt.datetime(2026, 6, 1, 10, tzinfo=UTC))
+    assert waiting.nothing_to_do(conn, since) is False and fresh() == 1  # booked, no link yet
+    link = m.AppointmentLink.create(appointment=appointment, calendar=cal, state=m.LINK_PENDING)
+    assert waiting.nothing_to_do(conn, since) is False  # pending
+    link.state, link.pushed_version, link.href = m.LINK_SYNCED, appointment.version, "x.ics"
+    link.save()
+    assert waiting.nothing_to_do(conn, since) is True and fresh() == 0
+    # An appointment that ended before the window does not wait.
+    assert waiting.nothing_to_do(conn, dt.datetime(2027, 1, 1, tzinfo=UTC)) is True
+
+
+def test_a_value_peewee_writes_into_the_text_is_refused_when_first_built(rt):
+    def inlined(days):
+        return m.Connection.select().where(m.Connection.id > pw.SQL(str(days)))
+
+    with pytest.raises(TypeError, match="days is written into the SQL text"):
+        prepared.Prepared(inlined).sql(days=3)
