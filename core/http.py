@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -73,6 +74,33 @@ class _CappedRetry(Retry):
         return min(super().get_backoff_time(), netguard.left(RETRY_AFTER_CAP))
 
 
+@functools.lru_cache(maxsize=16)
+def _shared_adapter(allow_private: bool, ca_file: str | None, retries: int, backoff: float,
+                    pool_size: int) -> netguard.GuardedAdapter:
+    """One adapter per set of rules for the whole process, so its connections are kept alive from
+    one sync to the next (a worker's next sync of the same host skips the TCP and TLS handshakes).
+
+    Only connections are shared: each client keeps its own session (cookies, headers) and sends
+    its credentials with each request. A connection is opened under the client's rules (the
+    guard, the deadline of the request that opened it) and reused only by clients with the same
+    rules; an answer not read to the end closes its connection instead of returning it."""
+    retry = _CappedRetry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        redirect=0,
+        backoff_factor=backoff,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=None,  # our writes are conditional (If-Match / If-None-Match): safe to repeat
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    return netguard.GuardedAdapter(allow_private, ca_file=ca_file, max_retries=retry,
+                                   pool_connections=32, pool_maxsize=pool_size)
+
+
 def is_timeout(exc: BaseException) -> bool:
     """True for a timeout, also when urllib3's retries wrapped it into a ConnectionError."""
     from urllib3.exceptions import MaxRetryError
@@ -112,8 +140,10 @@ class HttpClient:
         deadline: float = 60.0,
         max_bytes: int = DEFAULT_MAX_BYTES,
         ca_file: str | None = None,
+        pool_size: int = 10,
     ):
-        """``ca_file``: trust this CA bundle instead of the system's (a server with its own CA)."""
+        """``ca_file``: trust this CA bundle instead of the system's (a server with its own CA).
+        ``pool_size``: idle connections kept per host (one per worker thread is enough)."""
         self.timeout = timeout
         self.deadline = deadline
         self.max_bytes = max_bytes
@@ -125,20 +155,7 @@ class HttpClient:
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy or .netrc from the environment: the guard decides where
         self.session.headers["User-Agent"] = USER_AGENT
-        retry = _CappedRetry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            other=0,
-            redirect=0,
-            backoff_factor=backoff,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=None,  # our writes are conditional (If-Match / If-None-Match): safe to repeat
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        adapter = netguard.GuardedAdapter(allow_private, ca_file=ca_file, max_retries=retry)
+        adapter = _shared_adapter(allow_private, ca_file, retries, backoff, max(pool_size, 1))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.hooks["response"].append(self._count_response)
@@ -152,6 +169,7 @@ class HttpClient:
             allow_private=settings.allow_private_urls,
             deadline=getattr(settings, "http_deadline", 60.0),
             max_bytes=getattr(settings, "http_max_bytes", DEFAULT_MAX_BYTES),
+            pool_size=getattr(settings, "workers", 10),
         )
 
     def _count_response(self, response, *args, **kwargs):
@@ -262,4 +280,6 @@ class HttpClient:
         response._content_consumed = True
 
     def close(self) -> None:
+        # The adapter (and its kept-alive connections) belongs to every client of the process.
+        self.session.adapters.clear()
         self.session.close()

@@ -211,13 +211,19 @@ class GuardedAdapter(HTTPAdapter):
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
         context = _ssl_context() if self.ca_file is None else _own_ssl_context(self.ca_file)
         super().init_poolmanager(connections, maxsize, block=block, ssl_context=context, **pool_kwargs)
-        flag = {"allow_private": self.allow_private}
-        http_conn = type("GuardedHTTPConnection", (_GuardedMixin, HTTPConnection), flag)
-        https_conn = type("GuardedHTTPSConnection", (_GuardedMixin, HTTPSConnection), flag)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
-            "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
-        }
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.allow_private)
+
+
+@functools.lru_cache(maxsize=2)
+def _pool_classes(allow_private: bool) -> dict:
+    """urllib3's pools with the guarded connections, one pair per rule (built once, not per client)."""
+    flag = {"allow_private": allow_private}
+    http_conn = type("GuardedHTTPConnection", (_GuardedMixin, HTTPConnection), flag)
+    https_conn = type("GuardedHTTPSConnection", (_GuardedMixin, HTTPSConnection), flag)
+    return {
+        "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+        "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+    }
 
 
 def check_shape(url: str) -> None:
