@@ -23,7 +23,7 @@ from collections import OrderedDict
 import peewee as pw
 
 import models as m
-from core import clock, ics
+from core import clock, ics, prepared
 
 log = logging.getLogger("calsync.feeds")
 
@@ -58,10 +58,14 @@ def reset(rt, staff: m.Staff) -> str:
     return _derive(rt, staff, staff.feed_generation)
 
 
+_BY_TOKEN = prepared.Prepared(lambda digest: m.Staff.select().where(m.Staff.feed_token_hash == digest).limit(1))
+
+
 def lookup(token: str) -> m.Staff | None:
     if not token or len(token) > 100:
         return None
-    return m.Staff.get_or_none(m.Staff.feed_token_hash == token_hash(token))
+    found = _BY_TOKEN.fetch(digest=token_hash(token))
+    return found[0] if found else None
 
 
 def window(rt) -> tuple[dt.datetime, dt.datetime]:
@@ -85,15 +89,20 @@ class Validators:
     last_modified: dt.datetime
 
 
+def _newest(staff_id, after, before):
+    A = m.Appointment
+    return (A.select(pw.fn.MAX(A.updated_at), pw.fn.COUNT(A.id))
+            .where(A.staff == staff_id, A.ends_at > after, A.starts_at < before).tuples())
+
+
+_NEWEST = prepared.Prepared(_newest)  # every feed request asks it: built once
+
+
 def validators(rt, staff: m.Staff) -> Validators:
     """ETag and Last-Modified without rendering: changes, cancellations and the moving window all count."""
     start, end = window(rt)
-    newest, count = (
-        m.Appointment.select(pw.fn.MAX(m.Appointment.updated_at), pw.fn.COUNT(m.Appointment.id))
-        .where(m.Appointment.staff == staff, m.Appointment.ends_at > start - dt.timedelta(days=1),
-               m.Appointment.starts_at < end + dt.timedelta(days=1))
-        .scalar(as_tuple=True)
-    )
+    newest, count = _NEWEST.fetch(staff_id=staff.id, after=start - dt.timedelta(days=1),
+                                 before=end + dt.timedelta(days=1))[0]
     newest = clock.utc(newest) if isinstance(newest, dt.datetime) else clock.utc(staff.created_at)
     if isinstance(newest, str):  # some drivers hand aggregates back as text
         newest = clock.utc(dt.datetime.fromisoformat(newest))

@@ -16,13 +16,22 @@ import itertools
 import re
 import zoneinfo
 
-import recurring_ical_events
-from dateutil.rrule import rruleset, rrulestr
-from icalendar import Calendar as ICalendar
-from icalendar import Event
+from typing import TYPE_CHECKING
 
 from core import clock, ics_limits
 from core.text import control_characters
+
+if TYPE_CHECKING:
+    from icalendar import Calendar as ICalendar
+    from icalendar import Event
+
+
+def _icalendar():
+    """icalendar (with recurring_ical_events, ~100 ms to import): only a run that reads or writes
+    events needs it, not a no-change sync nor most commands."""
+    import icalendar
+
+    return icalendar
 
 PRODID = "-//Calsync//calsync 0.1//EN"
 CALSYNC_PROP = "X-CALSYNC-APPOINTMENT"
@@ -64,7 +73,7 @@ def _marker(external_id: str) -> str:
 
 
 def _event_for(appointment, stamp: dt.datetime) -> Event:
-    event = Event()
+    event = _icalendar().Event()
     event.add("uid", _safe_uid(appointment))
     event.add("dtstamp", stamp)
     event.add("dtstart", clock.utc(appointment.starts_at))
@@ -88,7 +97,7 @@ def feed_event(appointment, stamp: dt.datetime) -> Event:
 
 
 def new_calendar(name: str | None = None) -> ICalendar:
-    cal = ICalendar()
+    cal = _icalendar().Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
@@ -124,10 +133,10 @@ class InvalidData(ValueError):
 def parse(data: str) -> ICalendar:
     """One iCalendar object, with the limits on hostile input applied first (core.ics_limits)."""
     try:
-        cal = ICalendar.from_ical(ics_limits.sanitize(data))
+        cal = _icalendar().Calendar.from_ical(ics_limits.sanitize(data))
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError on broken input
         raise InvalidData(f"cannot be parsed: {str(exc)[:160]}") from None
-    if not isinstance(cal, ICalendar) or cal.name != "VCALENDAR":
+    if not isinstance(cal, _icalendar().Calendar) or cal.name != "VCALENDAR":
         raise InvalidData("not a VCALENDAR object")
     return cal
 
@@ -314,6 +323,8 @@ def _rule_horizon(master, window_start: dt.datetime, window_end: dt.datetime, tz
         rule_tz, wall_start = tz, dt.datetime.combine(start, dt.time())
     rules = master.get("RRULE")
     rules = rules if isinstance(rules, list) else [rules]
+    from dateutil.rrule import rruleset, rrulestr
+
     series = rruleset()
     for rule in rules:
         text = ";".join(p for p in rule.to_ical().decode().split(";") if not p.upper().startswith("UNTIL="))
@@ -340,6 +351,8 @@ def _occurrences_in_window(cal, master, window_start, window_end, tz, limit: int
     repeating every second made it build days of occurrences: only as much of
     the window is read as holds ``limit`` + 1 starts of the rule.
     """
+    import recurring_ical_events
+
     query = recurring_ical_events.of(cal, skip_bad_series=True)
     wanted = limit + 1
     for _ in range(24):  # wanted doubles each time: 24 rounds pass any RULE_STEPS_BEFORE_WINDOW
