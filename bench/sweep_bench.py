@@ -46,6 +46,7 @@ under 6 ms x N per pass, i.e. 60 s for 10,000; always: under 300 MB, 1 request, 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import json
 import logging
@@ -349,9 +350,15 @@ def child(cfg: dict) -> dict:
             position = _radicale_log_position(log_path)
             cpu_self, cpu_server = _cpu_seconds_self(), _cpu_seconds_of(cfg["radicale_pid"])
             counter = _StatementCounter()
+            profiler = cProfile.Profile() if cfg.get("profile") else None
             started = time.perf_counter()
             with counter:
+                if profiler:
+                    profiler.enable()
                 result = scheduler.run_once(rt)
+                if profiler:
+                    profiler.disable()
+                    profiler.dump_stats(cfg["profile"])
             seconds = time.perf_counter() - started
             cpu_self = _cpu_seconds_self() - cpu_self
             after = _cpu_seconds_of(cfg["radicale_pid"])
@@ -402,6 +409,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; "
                                                      "--quick: latest-quick.json)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the timed passes to this file "
+                                                      "(the scheduler's thread only: use with --workers 1)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -570,6 +579,7 @@ def bench(args) -> int:
                 "password": server.password, "admin_username": server.admin_username,
                 "admin_password": server.admin_password, "log_path": str(server.log_path),
                 "radicale_pid": server.pid, "seed": args.seed, "seed_seconds": seed_seconds,
+                "profile": str(args.profile.resolve()) if args.profile else None,
             }
             data = run_child(cfg, tmp_path / "result.json")
         finally:
