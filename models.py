@@ -57,6 +57,16 @@ class UTCDateTimeField(pw.DateTimeField):
         return value
 
 
+def utc_from_db(value):
+    """A stored time as aware UTC, for bulk reads that take the database's rows as they come
+    (peewee's per-column conversion of 10,000 rows was half of the console's listing)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class BaseModel(pw.Model):
     class Meta:
         database = db

@@ -13,6 +13,15 @@ from core.actions.views import (ROW_FIELDS, account_identity, appointment_dict, 
                                 status_row)
 
 
+_TIME_FIELDS = {name for name, field in m.Connection._meta.fields.items() if isinstance(field, m.UTCDateTimeField)}
+
+
+def _raw(query):
+    """The database's rows as they come: text and numbers need no conversion, and the times are
+    converted by the caller (:func:`models.utc_from_db`), not column by column by peewee."""
+    return m.db.execute_sql(*query.sql())
+
+
 def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
     """One row per connection, broken first; a handful of queries whatever the count.
 
@@ -33,13 +42,17 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
         m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
         .where(m.AppointmentLink.state == m.LINK_ORPHANED).group_by(m.Calendar.connection).tuples())
     accounts: dict[tuple, list] = {}
-    for provider, key, server, account, staff_id in (
-            C.select(C.provider, C.account_key, C.server_url, C.account, C.staff).where(C.status != m.STOPPED).tuples()):
+    for provider, key, server, account, staff_id in _raw(
+            C.select(C.provider, C.account_key, C.server_url, C.account, C.staff).where(C.status != m.STOPPED)):
         accounts.setdefault(account_identity(provider, key, server, account), []).append(staff_id)
     destinations = dict(
         m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
+    times = [i for i, f in enumerate(ROW_FIELDS) if f in _TIME_FIELDS]
     rows = []
-    for row in query.tuples():
+    for row in _raw(query):
+        row = list(row)
+        for i in times:
+            row[i] = m.utc_from_db(row[i])
         values = dict(zip(ROW_FIELDS, row))
         staff_id, key = row[len(ROW_FIELDS)], row[len(ROW_FIELDS) + 1]
         others = list(accounts.get(account_identity(values["provider"], key, values["server_url"], values["account"]), []))
