@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import functools
+import http.client
 import socket
 import threading
 import time
@@ -97,8 +98,20 @@ def _shared_adapter(allow_private: bool, ca_file: str | None, retries: int, back
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    return netguard.GuardedAdapter(allow_private, ca_file=ca_file, max_retries=retry,
-                                   pool_connections=32, pool_maxsize=pool_size)
+    adapter = netguard.GuardedAdapter(allow_private, ca_file=ca_file, max_retries=retry,
+                                      pool_connections=32, pool_maxsize=pool_size)
+    _ADAPTERS.append(adapter)
+    return adapter
+
+
+_ADAPTERS: list = []
+
+
+def close_idle() -> None:
+    """Close every kept-alive connection of the process (at shutdown: servers need not wait
+    for our idle connections to time out)."""
+    for adapter in list(_ADAPTERS):
+        adapter.poolmanager.clear()
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -111,6 +124,20 @@ def is_timeout(exc: BaseException) -> bool:
     reason = inner.reason if isinstance(inner, MaxRetryError) else None
     # urllib3's NewConnectionError (refused, unreachable) is a ConnectTimeoutError by inheritance only.
     return isinstance(reason, (ReadTimeoutError, ConnectTimeoutError)) and not isinstance(reason, NewConnectionError)
+
+
+def _closed_under_us(exc: BaseException) -> bool:
+    """The connection was closed by the server between two requests: reset, or closed before
+    any byte of the answer (what a server that ends idle keep-alive connections causes)."""
+    from urllib3.exceptions import MaxRetryError, ProtocolError
+
+    inner = exc.args[0] if exc.args else None
+    if isinstance(inner, MaxRetryError):
+        inner = inner.reason
+    if not isinstance(inner, ProtocolError):
+        return False
+    cause = inner.args[1] if len(inner.args) > 1 else None
+    return isinstance(cause, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected))
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -216,7 +243,7 @@ class HttpClient:
             for _ in range(MAX_REDIRECTS + 1):
                 netguard.check_shape(url)
                 try:
-                    response = self.session.request(method, url, allow_redirects=False, stream=True, **kwargs)
+                    response = self._send(method, url, kwargs)
                 except requests.RequestException:
                     with self._lock:
                         self._count += 1  # no answer, but the provider saw the attempt
@@ -243,6 +270,16 @@ class HttpClient:
                 if response.status_code == 303:
                     method, kwargs = "GET", {k: v for k, v in kwargs.items() if k != "data"}
         raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    def _send(self, method: str, url: str, kwargs: dict) -> requests.Response:
+        """One request; sent once more on a new connection when a kept-alive one turns out closed
+        by the server before it answered (it never saw the request: the retry rules do not apply)."""
+        try:
+            return self.session.request(method, url, allow_redirects=False, stream=True, **kwargs)
+        except requests.ConnectionError as exc:
+            if not _closed_under_us(exc) or netguard.expired():
+                raise
+        return self.session.request(method, url, allow_redirects=False, stream=True, **kwargs)
 
     @staticmethod
     def _read_body(response: requests.Response, cap: int) -> None:

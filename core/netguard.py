@@ -192,12 +192,26 @@ def _ssl_context() -> ssl.SSLContext:
     return context
 
 
+@functools.lru_cache(maxsize=8)
 def _own_ssl_context(ca_file: str) -> ssl.SSLContext:
-    """A context that trusts ``ca_file`` only (never shared: urllib3 would add to a shared one)."""
+    """A context that trusts ``ca_file`` only (one per file, never the shared one: urllib3 would add to it)."""
     context = create_urllib3_context()
     context.load_verify_locations(cafile=ca_file)
     context.sslsocket_class = DeadlineSSLSocket
     return context
+
+
+class _TLSOnFirstUse:
+    """The TLS context is taken when the first https connection is made, not when the pool is:
+    a process that only speaks http (the CLI against a server on its own network) never loads
+    the CA store."""
+
+    ca_file: str | None = None
+
+    def connect(self):
+        if self.ssl_context is None:
+            self.ssl_context = _ssl_context() if self.ca_file is None else _own_ssl_context(self.ca_file)
+        return super().connect()
 
 
 class GuardedAdapter(HTTPAdapter):
@@ -209,17 +223,17 @@ class GuardedAdapter(HTTPAdapter):
         super().__init__(**kwargs)
 
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
-        context = _ssl_context() if self.ca_file is None else _own_ssl_context(self.ca_file)
-        super().init_poolmanager(connections, maxsize, block=block, ssl_context=context, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.allow_private)
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.allow_private, self.ca_file)
 
 
-@functools.lru_cache(maxsize=2)
-def _pool_classes(allow_private: bool) -> dict:
+@functools.lru_cache(maxsize=8)
+def _pool_classes(allow_private: bool, ca_file: str | None) -> dict:
     """urllib3's pools with the guarded connections, one pair per rule (built once, not per client)."""
     flag = {"allow_private": allow_private}
     http_conn = type("GuardedHTTPConnection", (_GuardedMixin, HTTPConnection), flag)
-    https_conn = type("GuardedHTTPSConnection", (_GuardedMixin, HTTPSConnection), flag)
+    https_conn = type("GuardedHTTPSConnection", (_GuardedMixin, _TLSOnFirstUse, HTTPSConnection),
+                      {**flag, "ca_file": ca_file})
     return {
         "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
         "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),

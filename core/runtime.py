@@ -59,6 +59,9 @@ class Runtime:
     def close(self) -> None:
         if not m.db.is_closed():
             m.db.close()
+        http = sys.modules.get("core.http")  # not imported just to close nothing
+        if http is not None:
+            http.close_idle()
 
 
 def start(settings: Settings | None = None) -> Runtime:

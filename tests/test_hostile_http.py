@@ -219,6 +219,34 @@ def test_credentials_never_follow_a_redirect_to_another_host(serve):
     assert len(other.heads) == 1 and b"authorization" not in other.heads[0].lower()
 
 
+def keep_alive(server, conn, head):
+    """Answers every request on the connection until the client closes it (HTTP/1.1 keep-alive)."""
+    while True:
+        conn.sendall(b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nContent-Length: 0\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            piece = conn.recv(4096)
+            if not piece:
+                return
+            head += piece
+        server.heads.append(head)
+
+
+def test_syncs_of_one_host_share_a_kept_alive_connection_and_a_dropped_one_costs_nothing(serve):
+    server = serve(keep_alive)
+    for _ in range(4):  # four syncs, each with its own client: one TCP connection
+        assert client().request("PROPFIND", server.url + "/dav/").status_code == 207
+    assert len(server.heads) == 4 and len(server.threads) == 1
+    core_http.close_idle()  # the server's thread ends now, not at its read timeout
+    # A server that closes each connection after answering, without saying so: the next
+    # request finds the kept connection closed and goes out again on a new one, even with
+    # retries off; every request is answered and each reached the server once.
+    rude = serve(record)
+    for _ in range(4):
+        assert client().request("PROPFIND", rude.url + "/dav/").status_code == 207
+    assert len(rude.heads) == 4
+
+
 def test_the_address_checked_is_the_address_connected_to(serve, monkeypatch):
     """DNS rebinding: the name resolves to a public address when checked, to loopback a moment later."""
     server = serve(record)
