@@ -72,9 +72,12 @@ STARTUP_RUNS = 5
 
 # Targets (from the issue)
 NOCHANGE_REQUESTS_TARGET = 1          # requests per calendar, no-change resync
-NOCHANGE_BYTES_TARGET = 2048          # bytes on the wire, no-change resync
-NOCHANGE_BYTES_RATIO_TARGET = 0.01    # ours / vdirsyncer's (at least 100x fewer)
-TIME_RATIO_TARGET = 1.0               # ours / vdirsyncer's, first sync and no-change
+NOCHANGE_BYTES_TARGET = 1500          # bytes on the wire, no-change resync (issue 15: at the header floor, keep it)
+# Issue 8's "1 % of vdirsyncer's bytes" is below the HTTP header floor: retired by issue 15 (the
+# ratio is still printed and kept in latest.json).
+FIRST_TIME_RATIO_TARGET = 0.8         # ours / vdirsyncer's, whole processes (issue 15)
+NOCHANGE_TIME_RATIO_TARGET = 0.5
+FIRST_REQUESTS_RATIO_TARGET = 2.0
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
               "te", "trailer", "transfer-encoding", "upgrade"}
@@ -590,18 +593,19 @@ def report(summary: dict, startup: dict, overhead: dict, rounds: int) -> tuple[s
     targets = [
         ("no-change requests per calendar", keys["nochange_requests_per_calendar"], f"<= {NOCHANGE_REQUESTS_TARGET}",
          keys["nochange_requests_per_calendar"] <= NOCHANGE_REQUESTS_TARGET),
-        ("no-change bytes on the wire", keys["nochange_bytes"], f"< {NOCHANGE_BYTES_TARGET}",
-         keys["nochange_bytes"] < NOCHANGE_BYTES_TARGET),
-        ("no-change bytes, calsync / vdirsyncer", keys["nochange_bytes_ratio_vs_vdirsyncer"],
-         f"<= {NOCHANGE_BYTES_RATIO_TARGET}", keys["nochange_bytes_ratio_vs_vdirsyncer"] <= NOCHANGE_BYTES_RATIO_TARGET),
-        ("first sync time, calsync / vdirsyncer", keys["first_sync_time_ratio_vs_vdirsyncer"], f"<= {TIME_RATIO_TARGET}",
-         keys["first_sync_time_ratio_vs_vdirsyncer"] <= TIME_RATIO_TARGET),
-        ("no-change time, calsync / vdirsyncer", keys["nochange_time_ratio_vs_vdirsyncer"], f"<= {TIME_RATIO_TARGET}",
-         keys["nochange_time_ratio_vs_vdirsyncer"] <= TIME_RATIO_TARGET),
+        ("no-change bytes on the wire", keys["nochange_bytes"], f"<= {NOCHANGE_BYTES_TARGET}",
+         keys["nochange_bytes"] <= NOCHANGE_BYTES_TARGET),
+        ("first sync requests, calsync / vdirsyncer", keys["first_sync_requests_ratio_vs_vdirsyncer"],
+         f"<= {FIRST_REQUESTS_RATIO_TARGET:g}", keys["first_sync_requests_ratio_vs_vdirsyncer"] <= FIRST_REQUESTS_RATIO_TARGET),
+        ("first sync time, calsync / vdirsyncer", keys["first_sync_time_ratio_vs_vdirsyncer"],
+         f"<= {FIRST_TIME_RATIO_TARGET:g}", keys["first_sync_time_ratio_vs_vdirsyncer"] <= FIRST_TIME_RATIO_TARGET),
+        ("no-change time, calsync / vdirsyncer", keys["nochange_time_ratio_vs_vdirsyncer"],
+         f"<= {NOCHANGE_TIME_RATIO_TARGET:g}", keys["nochange_time_ratio_vs_vdirsyncer"] <= NOCHANGE_TIME_RATIO_TARGET),
     ]
     lines.append(render_table(("target", "measured", "target", "verdict"),
                               [(n, f"{v:.4g}", t, "OK" if ok else "MISSED") for n, v, t, ok in targets]))
-    lines.append(f"(bytes uncompressed, no-change, calsync / vdirsyncer: "
+    lines.append(f"(bytes, no-change, calsync / vdirsyncer: {keys['nochange_bytes_ratio_vs_vdirsyncer']:.4g}, "
+                 f"uncompressed: "
                  f"{keys['nochange_bytes_uncompressed_ratio_vs_vdirsyncer']:.4g}; time ratios without each CLI's "
                  f"start-up: first sync {keys['first_sync_time_ratio_vs_vdirsyncer_without_startup']:.3g}, "
                  f"no-change {keys['nochange_time_ratio_vs_vdirsyncer_without_startup']:.3g})")
