@@ -26,6 +26,14 @@ def remember(cal: m.Calendar, href: str, etag: str, uid: str) -> None:
     )
 
 
+def _entry(cal: m.Calendar, href: str, uid: str, occ: ics.Occurrence, now) -> dict:
+    """One feed entry's columns (cut to what the feed shows)."""
+    return {"calendar": cal.id, "href": href, "uid": uid, "recurrence_id": occ.recurrence_id,
+            "starts_at": occ.starts_at, "ends_at": occ.ends_at, "subject": occ.subject[:500],
+            "loaded": occ.loaded, "info": occ.info[:1000], "remote_updated_at": occ.remote_updated_at,
+            "seen_at": now}
+
+
 def replace(cal: m.Calendar, href: str, rows: list[ics.Occurrence]) -> int:
     """The feed entries of one object, as just read (an occurrence per row); returns how many
     entries the calendar gained (negative: lost)."""
@@ -43,19 +51,7 @@ def replace(cal: m.Calendar, href: str, rows: list[ics.Occurrence]) -> int:
             m.FeedEntry.calendar == cal, m.FeedEntry.uid == uid, m.FeedEntry.recurrence_id == occ.recurrence_id
         ).execute()
         change += 1
-        m.FeedEntry.create(
-            calendar=cal,
-            href=href,
-            uid=uid,
-            recurrence_id=occ.recurrence_id,
-            starts_at=occ.starts_at,
-            ends_at=occ.ends_at,
-            subject=occ.subject[:500],
-            loaded=occ.loaded,
-            info=occ.info[:1000],
-            remote_updated_at=occ.remote_updated_at,
-            seen_at=now,
-        )
+        m.FeedEntry.create(**_entry(cal, href, uid, occ, now))
     return change
 
 
@@ -108,12 +104,7 @@ class Batch:
                         continue
                     here.add(key)
                     rows.pop(key, None)  # the same UID under another href (a copy): the newest read wins
-                    rows[key] = {
-                        "calendar": cal.id, "href": href, "uid": uid, "recurrence_id": occ.recurrence_id,
-                        "starts_at": occ.starts_at, "ends_at": occ.ends_at, "subject": occ.subject[:500],
-                        "loaded": occ.loaded, "info": occ.info[:1000], "remote_updated_at": occ.remote_updated_at,
-                        "seen_at": now,
-                    }
+                    rows[key] = _entry(cal, href, uid, occ, now)
             for chunk in pw.chunked(list(rows), CHUNK // 2):
                 change -= F.delete().where(F.calendar == cal, pw.Tuple(F.uid, F.recurrence_id).in_(chunk)).execute()
             for chunk in pw.chunked(list(rows.values()), CHUNK // 4):
