@@ -67,6 +67,18 @@ def utc_from_db(value):
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def iso_from_db(value) -> str | None:
+    """A stored time as the ISO text every view shows ("2026-12-02T11:00:00Z"), straight from
+    SQLite's text ("2026-12-02 11:00:00"; the same as ``utc_from_db`` then ``isoformat``, without
+    building a datetime: the console's listing shows four times per row of 10,000)."""
+    if isinstance(value, str) and len(value) >= 19 and value[10] == " ":
+        fraction = value[19:]  # "" or ".123456"; anything else (an offset) goes the long way
+        if not fraction or (fraction[0] == "." and fraction[1:].isdigit()):
+            return f"{value[:10]}T{value[11:]}Z"
+    value = utc_from_db(value)
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
 class BaseModel(pw.Model):
     class Meta:
         database = db

@@ -65,7 +65,7 @@ def open_console(argv: list[str] | None = None) -> int:
     try:
         from console.app import CalsyncConsole
 
-        CalsyncConsole(rt=rt, actor=cli._actor(args)).run()
+        CalsyncConsole(rt=rt, actor=cli._actor(args), freeze_startup=True).run()
     finally:
         root.removeHandler(log_file)
         log_file.close()

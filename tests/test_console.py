@@ -27,6 +27,7 @@ from console.widgets.confirm_modal import ConfirmModal
 from console.widgets.connection_test_modal import ConnectionTestModal
 from console.widgets.feed_table import FeedTable
 from console.widgets.large_table import LargeTable
+from console.widgets.virtual_table import VirtualTable
 from console.widgets.link_modal import LinkModal
 from console.widgets.path_modal import PathModal
 from console.widgets.picker_modal import PickerModal
@@ -459,9 +460,9 @@ def test_the_palette_lists_the_screens_actions_and_the_footer_their_keys(story):
         assert isinstance(pilot.app.screen, TextModal) and "`x` stop sync" in pilot.app.screen.markdown
         assert pilot.app.screen.markdown.startswith("**Keys**")  # the keys first: what support looks for
         await press(pilot, "escape", "s")
-        assert "ada@example.com" in str(table_rows(pilot.app.screen.query_one("#staff", LargeTable))[0][0])
+        assert "ada@example.com" in str(table_rows(pilot.app.screen.query_one("#staff", VirtualTable))[0][0])
         await press(pilot, "a")
-        audit = table_rows(pilot.app.screen.query_one("#audit", LargeTable))
+        audit = table_rows(pilot.app.screen.query_one("#audit", VirtualTable))
         assert any(r[2] == "connection.connect" for r in audit)
 
     drive(console(story.rt), scenario)
@@ -607,7 +608,7 @@ def test_audit_rows_say_failed_name_staff_and_connection_and_open_it(rt):
     async def scenario(pilot):
         await press(pilot, "a")
         screen = pilot.app.screen
-        rows = table_rows(screen.query_one("#audit", LargeTable))
+        rows = table_rows(screen.query_one("#audit", VirtualTable))
         assert rows[0][3:6] == ["Ada Lovelace", "#1", "✖ failed"]
         assert "refused" in rows[0][6] and rows[1][5] == "✔ ok"
         await press(pilot, "v")

@@ -189,7 +189,7 @@ def _screen_output(app) -> str:
 def test_the_console_shows_provider_text_as_text(env):
     from console.app import CalsyncConsole
     from console.screens.detail import DetailScreen
-    from console.widgets.large_table import LargeTable
+    from console.widgets.virtual_table import VirtualTable
 
     cid = seed_hostile(env)
 
@@ -200,7 +200,7 @@ def test_the_console_shows_provider_text_as_text(env):
                 await pilot.press(view)
                 await app.workers.wait_for_complete()
                 await pilot.pause()
-                table = app.screen.query_one(table_id, LargeTable)
+                table = app.screen.query_one(table_id, VirtualTable)
                 shown = _widget_text(table, 4)
                 assert "\x1b" not in shown and BIDI not in shown, (view, shown)
                 out = _screen_output(app)

@@ -83,3 +83,29 @@ def test_a_first_release_database_is_upgraded_in_place(rt):
     assert "connection_lease_owner_held" in {i.name for i in database.get_indexes("connection")}
     assert m.Staff.get().email == "ada@example.com"  # the data survived
     assert m.AuditEntry.get().result == "ok"
+
+
+def test_times_read_as_text_are_the_same_text_as_through_a_datetime():
+    """``iso_from_db`` (the console's listing) skips the datetime; what it shows must not change."""
+    import datetime as dt
+
+    from hypothesis import given, settings, strategies as st
+
+    from core.actions.common import _iso
+
+    field = m.UTCDateTimeField()
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2200, 1, 1),
+                        timezones=st.sampled_from([None, dt.timezone.utc, dt.timezone(dt.timedelta(hours=-5)),
+                                                   dt.timezone(dt.timedelta(hours=5, minutes=30))])))
+    def check(when):
+        stored = field.db_value(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+        assert m.iso_from_db(str(stored)) == _iso(m.utc_from_db(str(stored)))
+        assert m.iso_from_db(stored) == _iso(m.utc_from_db(stored))  # PostgreSQL hands out datetimes
+        offset_text = when.isoformat(" ") if when.tzinfo else None  # text with an offset goes the long way
+        if offset_text:
+            assert m.iso_from_db(offset_text) == _iso(m.utc_from_db(offset_text))
+
+    check()
+    assert m.iso_from_db(None) is None

@@ -5,12 +5,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from console.screens.base import FilteredListScreen, PaletteCommand
 from console.widgets.cells import local
-from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
+from console.widgets.large_table import ColumnSpec, plain_cell
 from console.widgets.text_modal import TextModal
+from console.widgets.virtual_table import VirtualTable
 from core import actions
 
 LIMIT = 500
@@ -102,7 +103,7 @@ done. Times are in UTC.
         yield Header()
         yield Static("Loading the audit trail…", id="audit-summary")
         yield Input(placeholder="Filter: actor, action, staff, #27, what happened, failed", id="audit-filter")
-        yield LargeTable(id="audit", cursor_type="row", zebra_stripes=True)
+        yield VirtualTable(id="audit", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -167,7 +168,7 @@ done. Times are in UTC.
         index = self.table.cursor_row
         return self.shown[index] if self.shown and 0 <= index < len(self.shown) else None
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_virtual_table_row_selected(self, event: VirtualTable.RowSelected) -> None:
         event.stop()
         self.action_open()
 

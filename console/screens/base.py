@@ -85,9 +85,9 @@ class FilteredListScreen(ConsoleScreen):
 
     @property
     def table(self):
-        from console.widgets.large_table import LargeTable
+        from console.widgets.virtual_table import VirtualTable
 
-        return self.query_one(f"#{self.TABLE_ID}", LargeTable)
+        return self.query_one(f"#{self.TABLE_ID}", VirtualTable)
 
     def reload(self) -> None:  # pragma: no cover - each screen reads its own data
         raise NotImplementedError

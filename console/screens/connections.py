@@ -9,16 +9,17 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from console.screens.base import FilteredListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
 from console.tables import shown
 from console.widgets.cells import ago, local
-from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
+from console.widgets.large_table import ColumnSpec, plain_cell
 from console.widgets.status_badge import status_text
 from console.widgets.status_counts import StatusCounts
 from console.widgets.support_words import support_todo
+from console.widgets.virtual_table import VirtualTable, widest_cells
 from core import actions, clock
 from models import BROKEN_STATUSES
 
@@ -86,16 +87,23 @@ class Listing(NamedTuple):
     counts: dict[str, int]  # core.actions.status_counts
     cells: list[tuple]  # per row: its cells in the table
     haystacks: list[str]  # per row: what the filter matches
+    widest: list[int]  # per column: its widest cell (the filtered table keeps these widths)
 
 
-def read_listing(rt) -> Listing:
-    """Read and prepare every row (in a worker thread): typing in the filter then only picks rows."""
-    return prepare_listing(actions.list_statuses(rt), actions.status_counts(rt))
+# The console's first read takes only this many rows (the first screenfuls, broken first),
+# drawn at once; the whole list follows straight after (10,000 rows take a few hundred ms).
+FIRST_PAGE = 200
+
+
+def read_listing(rt, limit: int | None = None) -> Listing:
+    """Read and prepare the rows (in a worker thread): typing in the filter then only picks rows."""
+    return prepare_listing(actions.list_statuses(rt, limit=limit), actions.status_counts(rt))
 
 
 def prepare_listing(rows: list[dict], counts: dict[str, int]) -> Listing:
     now = clock.now()
-    return Listing(rows, counts, [row_cells(r, now) for r in rows], [haystack(r) for r in rows])
+    cells = [row_cells(r, now) for r in rows]
+    return Listing(rows, counts, cells, [haystack(r) for r in rows], widest_cells(cells, len(COLUMNS)))
 
 
 class ConnectionsScreen(FilteredListScreen):
@@ -135,12 +143,14 @@ and the filter stay as they are.
         self.rows: list[dict] = []  # every connection, as core.actions.list_statuses gives them
         self._haystacks: list[str] = []  # per row: what the filter matches
         self._cells: list[tuple] = []  # per row: its cells in the table
+        self._widest: list[int] = []  # per column: the widest of its cells in every row
+        self._narrowed: tuple[str, list[int] | None] = ("", None)  # the last filter and the rows it matched
         self.counts: dict[str, int] = {}
         self.shown: list[dict] = []  # the rows in the table, in its order
-        self._shown_cells: list[tuple] = []
         self.filter_text = ""
         self.applied_filter = ""  # the filter the table shows now (typing may be a keystroke ahead)
-        self.loaded_once = False
+        self.loaded_once = False  # some rows are shown
+        self.complete = False  # every connection is in self.rows (not only the first page)
         self._loading = False
         self._filter_timer: Timer | None = None
         self._filter_pending = False
@@ -149,7 +159,7 @@ and the filter stay as they are.
         yield Header()
         yield StatusCounts("Loading connections…", id="counts")
         yield Input(placeholder="Filter: #27, staff, account, status, reason, shared, broken…", id="filter")
-        yield LargeTable(id="connections", cursor_type="row", zebra_stripes=True)
+        yield VirtualTable(id="connections", zebra_stripes=True)
         yield Static("", id="preview")
         yield Footer()
 
@@ -173,16 +183,32 @@ and the filter stay as they are.
             return
         self._loading = True
         rt = self.rt
+        if not self.loaded_once:  # the first screenful first, then everything
+            self.run_core("Load connections", lambda: read_listing(rt, FIRST_PAGE), self._show_first_page,
+                          self._load_failed)
+            return
         self.run_core("Load connections", lambda: read_listing(rt), self.show_listing, self._load_failed)
 
     def _load_failed(self, reason: str) -> None:
         self._loading = False
 
-    def show_listing(self, listing: Listing) -> None:
+    def _show_first_page(self, listing: Listing) -> None:
+        if self.loaded_once:  # a full listing came first (the screen was resumed): keep it
+            self._loading = False
+            return
+        self.show_listing(listing, complete=len(listing.rows) < FIRST_PAGE)
+        if not self.complete:
+            self.reload()
+
+    def show_listing(self, listing: Listing, complete: bool = True) -> None:
         self._loading = False
-        self.rows, self.counts, self._cells, self._haystacks = listing
+        self.rows, self.counts, self._cells, self._haystacks, self._widest = listing
+        self._narrowed = ("", None)
         self.loaded_once = True
+        self.complete = complete
         self.apply_filter()
+        if complete:
+            self.app.startup_settled()
 
     # -- filtering -----------------------------------------------------------------------
 
@@ -219,7 +245,7 @@ and the filter stay as they are.
 
     def open_id(self, conn_id: int) -> None:
         """Open connection ``conn_id`` (the list shows it alone while the filter says #N)."""
-        if self.loaded_once and conn_id not in {r["id"] for r in self.rows}:
+        if self.complete and conn_id not in {r["id"] for r in self.rows}:
             self.notify(f"There is no connection #{conn_id}.", severity="warning")
             return
         self.table.focus()
@@ -233,23 +259,20 @@ and the filter stay as they are.
         numbers = {int(j.group(1)) for j in map(JUMP.fullmatch, words) if j}
         words = [w for w in words if not JUMP.fullmatch(w) and w != "#"]
         if words or numbers:
-            picked = [i for i, hay in enumerate(self._haystacks)
-                      if all(w in hay for w in words) and (not numbers or self.rows[i]["id"] in numbers)]
+            picked = self._pick(words, numbers)
             shown = [self.rows[i] for i in picked]
             cells = [self._cells[i] for i in picked]
         else:
             shown, cells = self.rows, self._cells
         table = self.table
         same_rows = table.row_count == len(shown) and [r["id"] for r in shown] == [r["id"] for r in self.shown]
-        if same_rows:
-            for index, (old, new) in enumerate(zip(self._shown_cells, cells)):
-                if old is not new and old != new:
-                    table.update_row(index, new)
+        if same_rows:  # the same connections in the same order: the cursor and the scroll stay
+            table.load(COLUMNS, cells, self._widest)
         else:
             current = self.current_id()
             old_index = table.cursor_row
             scroll_y = table.scroll_y
-            table.load(COLUMNS, cells)
+            table.load(COLUMNS, cells, self._widest)
             if shown:
                 ids = [r["id"] for r in shown]
                 if current in ids:
@@ -258,10 +281,31 @@ and the filter stay as they are.
                     index = 0 if self.filter_text else min(max(old_index, 0), len(ids) - 1)
                 table.scroll_to(y=scroll_y, animate=False, immediate=True)
                 table.move_cursor(row=index, animate=False)
-        self.shown, self._shown_cells = shown, cells
+        self.shown = shown
         self.applied_filter = self.filter_text
-        self.query_one("#counts", StatusCounts).show(self.counts, len(shown), filtered=bool(words or numbers))
+        self.query_one("#counts", StatusCounts).show(self.counts, len(shown), filtered=bool(words or numbers),
+                                                      loading=not self.complete)
         self._preview()
+
+    def _pick(self, words: list[str], numbers: set[int]) -> list[int]:
+        """The indices of the rows matching. Typing on narrows: when the filter only grew at its
+        end (``go`` after ``g``), the rows to look at are those the shorter filter matched."""
+        text, haystacks = self.filter_text.lower(), self._haystacks
+        narrowed_from, before = self._narrowed
+        if before is not None and not numbers and narrowed_from.split() and text.startswith(narrowed_from):
+            candidates: range | list[int] = before
+        else:
+            candidates = range(len(haystacks))
+        if numbers:
+            rows = self.rows
+            picked = [i for i in candidates if rows[i]["id"] in numbers and all(w in haystacks[i] for w in words)]
+        elif len(words) == 1:
+            word = words[0]
+            picked = [i for i in candidates if word in haystacks[i]]
+        else:
+            picked = [i for i in candidates if all(w in haystacks[i] for w in words)]
+        self._narrowed = (text, None if numbers else picked)
+        return picked
 
     def current_id(self) -> int | None:
         table = self.table
@@ -272,7 +316,7 @@ and the filter stay as they are.
 
     # -- the highlighted connection -------------------------------------------------------
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_virtual_table_row_highlighted(self, event: VirtualTable.RowHighlighted) -> None:
         self._preview()
 
     def _preview(self) -> None:
@@ -309,7 +353,7 @@ and the filter stay as they are.
             text.append(shown(row["last_error"]))
         preview.update(text)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_virtual_table_row_selected(self, event: VirtualTable.RowSelected) -> None:
         event.stop()
         self.action_open()
 

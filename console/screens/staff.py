@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from console.screens.base import FilteredListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
 from console.screens.detail_actions import confirm_feed_reset, feed_modal
 from console.tables import shown
-from console.widgets.large_table import ColumnSpec, LargeTable, plain_cell
+from console.widgets.large_table import ColumnSpec, plain_cell
 from console.widgets.status_badge import status_text
+from console.widgets.virtual_table import VirtualTable, widest_cells
 from core import actions
 
 COLUMNS = (
@@ -38,6 +41,41 @@ def staff_summary(staff: dict) -> Text:
     if not count:
         return Text("no connection", style="dim", end="")
     return Text(f"{count} connection{'s' if count != 1 else ''}", end="")
+
+
+class StaffListing(NamedTuple):
+    staff: list[dict]  # core.actions.staff_overview
+    items: list[tuple[dict, dict | None]]  # per table row: (staff member, connection or None)
+    rows: list[tuple]  # per table row: its cells
+    owners: list[int]  # per table row: the index of its staff member in ``staff``
+    haystacks: list[str]  # per staff member: what the filter matches (name, e-mail, accounts)
+    widest: list[int]  # per column: its widest cell
+
+
+def read_staff(rt) -> StaffListing:
+    """Read and prepare every row (in a worker thread): typing in the filter then only picks rows."""
+    return prepare_staff(actions.staff_overview(rt))
+
+
+def prepare_staff(staff: list[dict]) -> StaffListing:
+    items: list[tuple[dict, dict | None]] = []
+    rows: list[tuple] = []
+    owners: list[int] = []
+    haystacks: list[str] = []
+    for index, s in enumerate(staff):
+        haystacks.append(" ".join([s["name"], s["email"]] + [c["account"] for c in s["connection_list"]]).lower())
+        items.append((s, None))
+        owners.append(index)
+        rows.append((Text(shown(f"{s['name']} <{s['email']}>"), style="bold", no_wrap=True, end=""),
+                     staff_summary(s), "", "", feed_cell(s), ""))
+        for c in s["connection_list"]:
+            reason = f"[{', '.join(c['flags'])}] {c['reason']}" if c["flags"] else c["reason"]
+            items.append((s, c))
+            owners.append(index)
+            rows.append((f"   └ connection {c['id']}", status_text(c["status"], c.get("failing", False)),
+                         plain_cell(c.get("provider_name") or c["provider"]), plain_cell(c["account"]), "",
+                         plain_cell(reason)))
+    return StaffListing(staff, items, rows, owners, haystacks, widest_cells(rows, len(COLUMNS)))
 
 
 class StaffScreen(FilteredListScreen):
@@ -69,6 +107,7 @@ have a private calendar-feed URL (and how often it was reset).
     def __init__(self) -> None:
         super().__init__()
         self.staff: list[dict] = []
+        self.listing = prepare_staff([])
         self.items: list[tuple[dict, dict | None]] = []  # per table row: (staff, connection or None)
         self.filter_text = ""
         self._loading = False
@@ -77,7 +116,7 @@ have a private calendar-feed URL (and how often it was reset).
         yield Header()
         yield Static("Loading staff…", id="staff-summary")
         yield Input(placeholder="Filter: name, e-mail or account", id="staff-filter")
-        yield LargeTable(id="staff", cursor_type="row")
+        yield VirtualTable(id="staff")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -92,37 +131,29 @@ have a private calendar-feed URL (and how often it was reset).
             return
         self._loading = True
         rt = self.rt
-        self.run_core("Load staff", lambda: actions.staff_overview(rt), self._loaded, self._load_failed)
+        self.run_core("Load staff", lambda: read_staff(rt), self._loaded, self._load_failed)
 
     def _load_failed(self, reason: str) -> None:
         self._loading = False
 
-    def _loaded(self, staff: list[dict]) -> None:
+    def _loaded(self, listing: "StaffListing") -> None:
         self._loading = False
-        self.staff = staff
+        self.listing = listing
+        self.staff = listing.staff
         self.show()
 
     def show(self) -> None:
+        listing = self.listing
         words = self.filter_text.lower().split()
-        items: list[tuple[dict, dict | None]] = []
-        for s in self.staff:
-            hay = " ".join([s["name"], s["email"]] + [c["account"] for c in s["connection_list"]]).lower()
-            if words and not all(w in hay for w in words):
-                continue
-            items.append((s, None))
-            items.extend((s, c) for c in s["connection_list"])
-        rows = []
-        for s, c in items:
-            if c is None:
-                rows.append((Text(shown(f"{s['name']} <{s['email']}>"), style="bold", no_wrap=True, end=""),
-                             staff_summary(s), "", "", feed_cell(s), ""))
-            else:
-                reason = f"[{', '.join(c['flags'])}] {c['reason']}" if c["flags"] else c["reason"]
-                rows.append((f"   └ connection {c['id']}", status_text(c["status"], c.get("failing", False)),
-                             plain_cell(c.get("provider_name") or c["provider"]),
-                             plain_cell(c["account"]), "", plain_cell(reason)))
+        if words:
+            keep = [all(w in hay for w in words) for hay in listing.haystacks]
+            picked = [i for i, owner in enumerate(listing.owners) if keep[owner]]
+            items = [listing.items[i] for i in picked]
+            rows = [listing.rows[i] for i in picked]
+        else:
+            items, rows = listing.items, listing.rows
         current = self._current()
-        self.table.load(COLUMNS, rows)
+        self.table.load(COLUMNS, rows, listing.widest)
         self.items = items
         if current in items:
             self.table.move_cursor(row=items.index(current), animate=False)
@@ -144,7 +175,7 @@ have a private calendar-feed URL (and how often it was reset).
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.table.focus()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_virtual_table_row_selected(self, event: VirtualTable.RowSelected) -> None:
         event.stop()
         self.action_open()
 

@@ -18,7 +18,6 @@ from typing import Iterable, Sequence
 from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
-from textual.coordinate import Coordinate
 from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets._data_table import Row, RowKey
@@ -83,20 +82,58 @@ def cell_width(value) -> int:
 
 
 def column_width(values: Sequence) -> int:
-    """The widest cell of a column, in terminal cells."""
+    """The widest cell of a column, in terminal cells (Rich Text cells by their plain text)."""
     if not values:
         return 0
+    plain = [value.plain if isinstance(value, Text) else value for value in values]
     try:
-        joined = "".join(values)
-    except TypeError:  # Rich Text cells
+        joined = "".join(plain)
+    except TypeError:  # not text at all
         return max(map(cell_width, values))
-    return max(map(len, values)) if joined.isascii() else max(map(cell_width, values))
+    if joined.isascii() or all(cell_len(c) == 1 for c in set(joined) if not c.isascii()):
+        return max(map(len, plain))  # every character one cell wide ("└", "✖"): the longest is the widest
+    return max(map(cell_width, set(plain)))  # wide or zero-width characters: measure each value once
 
 
 def clip_cell(value, width: int):
     if isinstance(value, Text) or cell_width(value) <= width:
         return value
     return clip(str(value), width)
+
+
+def fit_columns(columns: Sequence[ColumnSpec], widest: Sequence[int], available: int,
+                padding: int) -> tuple[list[int], list[int]]:
+    """Which columns show and how wide, for cells at most ``widest`` wide in ``available`` cells.
+
+    Returns the indices of the columns shown and their widths (see :class:`ColumnSpec`);
+    ``padding`` is the blank cells on each side of a column.
+    """
+    widths = [max(spec.min_width, min(spec.max_width, max(w, len(spec.label)))) for spec, w in zip(columns, widest)]
+    visible = list(range(len(columns)))
+    if available > 0 and widths:
+        ranked = sorted((i for i, spec in enumerate(columns) if spec.squeeze), key=lambda i: -columns[i].squeeze)
+
+        def floor(i: int) -> int:
+            if ranked:
+                return max(columns[i].squeeze_to, len(columns[i].label)) if columns[i].squeeze else widths[i]
+            return min(widths[i], 12) if i == len(columns) - 1 else widths[i]
+
+        def narrowest(shown: list[int]) -> int:
+            return sum(floor(i) for i in shown) + 2 * padding * len(shown)
+
+        for i in sorted((i for i, spec in enumerate(columns) if spec.drop), key=lambda i: -columns[i].drop):
+            if narrowest(visible) <= available:
+                break
+            visible.remove(i)
+        excess = sum(widths[i] for i in visible) + 2 * padding * len(visible) - available
+        for i in [i for i in ranked if i in visible] or [visible[-1]]:
+            if excess <= 0:
+                break
+            given = min(excess, widths[i] - floor(i)) if ranked else min(excess, widths[i] - min(widths[i], 12))
+            if given > 0:
+                widths[i] -= given
+                excess -= given
+    return visible, [widths[i] for i in visible]
 
 
 class LargeTable(DataTable):
@@ -124,38 +161,12 @@ class LargeTable(DataTable):
         # Column by column: each step is one pass in C over a column's values.
         cells_by_column = list(zip(*rows)) if rows else [() for _ in columns]
         widest = [column_width(values) for values in cells_by_column]
-        widths = [max(spec.min_width, min(spec.max_width, max(w, len(spec.label)))) for spec, w in zip(columns, widest)]
-        available = self.size.width - 1  # room for the vertical scrollbar
         self._laid_out_for = self.size.width
-        visible = list(range(len(columns)))
-        if available > 0 and widths:
-            ranked = sorted((i for i, spec in enumerate(columns) if spec.squeeze), key=lambda i: -columns[i].squeeze)
-
-            def floor(i: int) -> int:
-                if ranked:
-                    return max(columns[i].squeeze_to, len(columns[i].label)) if columns[i].squeeze else widths[i]
-                return min(widths[i], 12) if i == len(columns) - 1 else widths[i]
-
-            def narrowest(shown: list[int]) -> int:
-                return sum(floor(i) for i in shown) + 2 * self.cell_padding * len(shown)
-
-            for i in sorted((i for i, spec in enumerate(columns) if spec.drop), key=lambda i: -columns[i].drop):
-                if narrowest(visible) <= available:
-                    break
-                visible.remove(i)
-            excess = sum(widths[i] for i in visible) + 2 * self.cell_padding * len(visible) - available
-            for i in [i for i in ranked if i in visible] or [visible[-1]]:
-                if excess <= 0:
-                    break
-                given = min(excess, widths[i] - floor(i)) if ranked else min(excess, widths[i] - min(widths[i], 12))
-                if given > 0:
-                    widths[i] -= given
-                    excess -= given
+        visible, widths = fit_columns(columns, widest, self.size.width - 1, self.cell_padding)  # -1: the scrollbar
         if len(visible) < len(columns):
             columns = [columns[i] for i in visible]
             cells_by_column = [cells_by_column[i] for i in visible] if rows else [() for _ in columns]
             widest = [widest[i] for i in visible]
-            widths = [widths[i] for i in visible]
         self._visible = visible
         if any(w > width for w, width in zip(widest, widths)):
             cells_by_column = [
@@ -212,15 +223,6 @@ class LargeTable(DataTable):
             self._update_count += 1
             self.check_idle()
         return keys
-
-    def update_row(self, index: int, values: Sequence) -> None:
-        """Replace the cells of the row at ``index`` (all columns, shown or not; the widths stay as they are)."""
-        if self._source is not None:
-            self._source[1][index] = tuple(map(safe_cell, values))
-        if len(self._visible) < len(values):
-            values = [values[i] for i in self._visible if i < len(values)]
-        for column_index, (column, value) in enumerate(zip(self.ordered_columns, values)):
-            self.update_cell_at(Coordinate(index, column_index), clip_cell(safe_cell(value), column.width))
 
     def _update_dimensions(self, new_rows) -> None:
         if any(column.auto_width for column in self.columns.values()):

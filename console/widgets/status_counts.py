@@ -27,10 +27,12 @@ class StatusCounts(Static):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._last: tuple[dict[str, int], int | None, bool] | None = None
+        self._last: tuple[dict[str, int], int | None, bool, bool] | None = None
 
-    def show(self, counts: dict[str, int], shown: int | None = None, filtered: bool = False) -> None:
-        self._last = (dict(counts), shown, filtered)
+    def show(self, counts: dict[str, int], shown: int | None = None, filtered: bool = False,
+             loading: bool = False) -> None:
+        """``loading``: the table holds only the first rows yet (a filter may match more)."""
+        self._last = (dict(counts), shown, filtered, loading)
         self._draw()
 
     def on_resize(self, event) -> None:
@@ -38,7 +40,7 @@ class StatusCounts(Static):
             self._draw()
 
     def _groups(self, with_zero: bool) -> list[tuple[str, list[Text]]]:
-        counts, shown, filtered = self._last
+        counts, shown, filtered, loading = self._last
         broken = sum(counts.get(s, 0) for s in BROKEN_STATUSES)
         first = [self._item(s, counts[s]) for s in BROKEN_STATUSES if s in counts and (with_zero or counts[s])]
         first.append(Text(f"│ {broken:,} broken", style="bold" if broken else "dim", end=""))
@@ -51,6 +53,8 @@ class StatusCounts(Static):
         second.append(Text(f"│ {sum(counts.get(s, 0) for s in STATUSES):,} in all", style="bold", end=""))
         if filtered and shown is not None:
             second.append(Text(f"│ {shown:,} match the filter", style="bold italic", end=""))
+        if loading:
+            second.append(Text("│ loading the rest…", style="dim italic", end=""))
         return [("Broken", first), ("Others", second)]
 
     @staticmethod

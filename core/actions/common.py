@@ -37,7 +37,10 @@ class InvalidId(InvalidInput):
     """An appointment id outside :data:`APPOINTMENT_ID_CHARACTERS` or too long; the API answers 400 (the id is in the URL)."""
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def _iso(value: dt.datetime | str | None) -> str | None:
+    """A time as ISO text in UTC ("…Z"); text is taken as already in that form (``models.iso_from_db``)."""
+    if isinstance(value, str):
+        return value
     return clock.utc(value).isoformat().replace("+00:00", "Z") if value else None
 
 

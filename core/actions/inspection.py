@@ -22,8 +22,9 @@ def _raw(query):
     return m.db.execute_sql(*query.sql())
 
 
-def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
+def list_statuses(rt, staff_email: str | None = None, limit: int | None = None) -> list[dict]:
     """One row per connection, broken first; a handful of queries whatever the count.
+    ``limit``: only the first rows of that order (the console draws its first screenful from them).
 
     Plain tuples of the listed columns, not model objects: the console opens on
     10,000 connections, and building a Connection and a Staff per row cost half
@@ -37,6 +38,8 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
     query = C.select(*columns, C.staff, C.account_key).join(S).order_by(order, C.failing_since.is_null(), C.id)
     if staff_email is not None:
         query = query.where(S.email == _staff(staff_email).email)  # an unknown e-mail is NotFoundError, not []
+    if limit is not None:
+        query = query.limit(max(int(limit), 0))
     missed, errors = waiting.missed_counts(), waiting.error_counts()
     orphaned = dict(
         m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
@@ -47,12 +50,17 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
         accounts.setdefault(account_identity(provider, key, server, account), []).append(staff_id)
     destinations = dict(
         m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
-    times = [i for i, f in enumerate(ROW_FIELDS) if f in _TIME_FIELDS]
+    # Times are shown as text, read straight from the stored text; failing_since is also
+    # written out in words (core.messages.failing_reason), so it stays a datetime.
+    times = [i for i, f in enumerate(ROW_FIELDS) if f in _TIME_FIELDS and f != "failing_since"]
+    failing_at = ROW_FIELDS.index("failing_since")
+    words: dict = {}  # the sentences of each (status, provider, calendar, ...) seen: the same for many rows
     rows = []
     for row in _raw(query):
         row = list(row)
         for i in times:
-            row[i] = m.utc_from_db(row[i])
+            row[i] = m.iso_from_db(row[i])
+        row[failing_at] = m.utc_from_db(row[failing_at])
         values = dict(zip(ROW_FIELDS, row))
         staff_id, key = row[len(ROW_FIELDS)], row[len(ROW_FIELDS) + 1]
         others = list(accounts.get(account_identity(values["provider"], key, values["server_url"], values["account"]), []))
@@ -60,7 +68,8 @@ def list_statuses(rt, staff_email: str | None = None) -> list[dict]:
             others.remove(staff_id)
         cid = values["id"]
         rows.append(status_row(values, missed=missed.get(cid, 0), errors=errors.get(cid, 0), orphaned=orphaned.get(cid, 0),
-                               flags=flags_for(staff_id, others), destination=destinations.get(cid)))
+                               flags=flags_for(staff_id, others), destination=destinations.get(cid),
+                               words=words))
     return rows
 
 

@@ -58,10 +58,20 @@ ROW_FIELDS = ("id", "staff", "staff_name", "timezone", "provider", "account", "s
 _STAFF_FIELDS = ("staff", "staff_name", "timezone")
 
 
-def status_row(values: dict, *, missed: int, errors: int, orphaned: int, flags: list[str], destination: str | None) -> dict:
-    """One connection as every list shows it (the CLI's `status`, the console, Slack, App Home)."""
+def status_row(values: dict, *, missed: int, errors: int, orphaned: int, flags: list[str], destination: str | None,
+               words: dict | None = None) -> dict:
+    """One connection as every list shows it (the CLI's `status`, the console, Slack, App Home).
+
+    ``words``: a dict kept across the rows of one listing, so the sentences of rows that only
+    differ in who and when are worded once."""
     status = values["status"]
     failing = status not in (m.STOPPED,) and values["failing_since"] is not None
+    key = (status, values["provider"], values["server_url"], destination, failing, missed)
+    said = words.get(key) if words is not None else None
+    if said is None:
+        said = _status_words(status, values["provider"], values["server_url"], destination, failing, missed)
+        if words is not None:
+            words[key] = said
     reason = values["reason"] or meaning(status)
     if failing and status == m.ACTIVE:
         reason = failing_reason(values["failures_in_row"], values["failing_since"], values["last_error"])
@@ -78,12 +88,18 @@ def status_row(values: dict, *, missed: int, errors: int, orphaned: int, flags: 
         # The words every surface shows (core.wording): what broke and what waits, what the
         # staff member does next, the provider as people name it, and their zone for times.
         "staff_name": values["staff_name"], "timezone": values["timezone"],
-        "provider_name": wording.provider_label(values["provider"], values["server_url"]),
-        "problem": wording.problem(status, values["provider"], server_url=values["server_url"], calendar=destination,
-                                   failing=failing),
-        "headline": wording.headline(status, values["provider"], server_url=values["server_url"], calendar=destination,
-                                     waiting=missed, failing=failing),
-        "todo": wording.staff_advice(status, values["provider"], values["server_url"]),
+        **said,
+    }
+
+
+def _status_words(status: str, provider: str, server_url: str, destination: str | None, failing: bool,
+                  missed: int) -> dict:
+    return {
+        "provider_name": wording.provider_label(provider, server_url),
+        "problem": wording.problem(status, provider, server_url=server_url, calendar=destination, failing=failing),
+        "headline": wording.headline(status, provider, server_url=server_url, calendar=destination, waiting=missed,
+                                     failing=failing),
+        "todo": wording.staff_advice(status, provider, server_url),
     }
 
 
