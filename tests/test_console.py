@@ -842,3 +842,47 @@ def test_snapshot_row_detail_dialog_of_a_calendar(rt, snap_compare, size):
 @SIZES
 def test_snapshot_confirm_dialog_of_a_feed_reset(rt, snap_compare, size):
     assert snapshot(rt, snap_compare, size, ada, "F")
+
+
+def test_long_lists_show_their_first_rows_then_all_of_them_and_say_so_meanwhile(rt, monkeypatch):
+    """The connections and staff screens read the first page, draw it, then read everything; while
+    only the first page is in, the screen says the rest is loading (a filter is not the whole answer)."""
+    import console.screens.connections as connections_screen
+    import console.screens.staff as staff_screen
+
+    monkeypatch.setattr(connections_screen, "FIRST_PAGE", 2)
+    monkeypatch.setattr(staff_screen, "FIRST_PAGE", 2)
+    seen: dict[str, list] = {"connections": [], "staff": []}
+    original_connections = connections_screen.ConnectionsScreen.show_listing
+    original_staff = staff_screen.StaffScreen._loaded
+
+    def record_connections(self, listing, complete=True):
+        original_connections(self, listing, complete)
+        seen["connections"].append((self.table.row_count, complete, self.query_one("#counts").render().plain))
+
+    def record_staff(self, listing, complete=True):
+        original_staff(self, listing, complete)
+        seen["staff"].append((self.table.row_count, complete, str(self.query_one("#staff-summary").render())))
+
+    monkeypatch.setattr(connections_screen.ConnectionsScreen, "show_listing", record_connections)
+    monkeypatch.setattr(staff_screen.StaffScreen, "_loaded", record_staff)
+
+    async def scenario(pilot):
+        await pilot.press("s")
+        await settle(pilot)
+
+    drive_seeded(rt, scenario)
+    first, *later = seen["connections"]
+    assert first[:2] == (2, False) and "loading the rest" in first[2]
+    assert later and later[0][:2] == (6, True) and "loading the rest" not in later[0][2]
+    first, *later = seen["staff"]
+    assert first[:2] == (2 + 1 + 2, False) and "loading the rest" in first[2]  # Ada (1 connection), Alan (2)
+    assert later and later[0][:2] == (4 + 6, True) and "loading the rest" not in later[0][2]
+
+
+def test_the_first_staff_page_is_the_first_staff_members_of_the_whole_list(rt):
+    seed_fixed(rt)
+    everyone = actions.staff_overview(rt)
+    first = actions.staff_overview(rt, limit=2)
+    assert first == everyone[:2]
+    assert actions.list_statuses(rt, limit=3) == actions.list_statuses(rt)[:3]

@@ -197,8 +197,8 @@ and the filter stay as they are.
             self._loading = False
             return
         self.show_listing(listing, complete=len(listing.rows) < FIRST_PAGE)
-        if not self.complete:
-            self.reload()
+        if not self.complete:  # the rest once the first rows are on screen
+            self.table.after_drawn(self.reload)
 
     def show_listing(self, listing: Listing, complete: bool = True) -> None:
         self._loading = False

@@ -52,9 +52,14 @@ class StaffListing(NamedTuple):
     widest: list[int]  # per column: its widest cell
 
 
-def read_staff(rt) -> StaffListing:
-    """Read and prepare every row (in a worker thread): typing in the filter then only picks rows."""
-    return prepare_staff(actions.staff_overview(rt))
+# The first read takes only this many staff members (the first screenfuls, by name); everyone
+# follows straight after.
+FIRST_PAGE = 100
+
+
+def read_staff(rt, limit: int | None = None) -> StaffListing:
+    """Read and prepare the rows (in a worker thread): typing in the filter then only picks rows."""
+    return prepare_staff(actions.staff_overview(rt, limit=limit))
 
 
 def prepare_staff(staff: list[dict]) -> StaffListing:
@@ -108,6 +113,7 @@ have a private calendar-feed URL (and how often it was reset).
         super().__init__()
         self.staff: list[dict] = []
         self.listing = prepare_staff([])
+        self.complete = False  # every staff member is in the listing (not only the first page)
         self.items: list[tuple[dict, dict | None]] = []  # per table row: (staff, connection or None)
         self.filter_text = ""
         self._loading = False
@@ -131,15 +137,27 @@ have a private calendar-feed URL (and how often it was reset).
             return
         self._loading = True
         rt = self.rt
+        if not self.complete and not self.listing.staff:  # the first screenful first, then everyone
+            self.run_core("Load staff", lambda: read_staff(rt, FIRST_PAGE), self._first_page, self._load_failed)
+            return
         self.run_core("Load staff", lambda: read_staff(rt), self._loaded, self._load_failed)
 
     def _load_failed(self, reason: str) -> None:
         self._loading = False
 
-    def _loaded(self, listing: "StaffListing") -> None:
+    def _first_page(self, listing: StaffListing) -> None:
+        if self.complete:  # everyone came first (the screen was resumed): keep it
+            self._loading = False
+            return
+        self._loaded(listing, complete=len(listing.staff) < FIRST_PAGE)
+        if not self.complete:  # the rest once the first rows are on screen
+            self.table.after_drawn(self.reload)
+
+    def _loaded(self, listing: StaffListing, complete: bool = True) -> None:
         self._loading = False
         self.listing = listing
         self.staff = listing.staff
+        self.complete = complete
         self.show()
 
     def show(self) -> None:
@@ -162,7 +180,7 @@ have a private calendar-feed URL (and how often it was reset).
         feeds = sum(1 for s, c in items if c is None and s["feed"] == "active")
         self.query_one("#staff-summary", Static).update(
             f"{people} staff member(s) · {len(items) - people} connection(s), {broken} broken · "
-            f"{feeds} with a private feed URL")
+            f"{feeds} with a private feed URL" + ("" if self.complete else " · loading the rest…"))
 
     def _current(self) -> tuple[dict, dict | None] | None:
         index = self.table.cursor_row

@@ -14,6 +14,7 @@ the same look through the ``virtual-table--*`` component classes) and posts
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar, Sequence
 
 from rich.segment import Segment
@@ -147,6 +148,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self._laid_out_for = -1
         self._cursor = 0
         self._lines: dict[tuple, Strip] = {}
+        self._after_drawn = None  # called once rows have been drawn (see after_drawn)
+        self.first_drawn: float | None = None  # when rows were first drawn (perf_counter; for the benchmark)
 
     # -- the data ---------------------------------------------------------------------
 
@@ -161,6 +164,12 @@ class VirtualTable(ScrollView, can_focus=True):
         self._widest = list(widest) if widest is not None else widest_cells(self._rows, len(columns))
         self._layout()
         self._set_cursor(min(self._cursor, max(len(self._rows) - 1, 0)), scroll=False, force=True)
+
+    def after_drawn(self, callback) -> None:
+        """Call ``callback`` (once) when rows are next drawn on screen: the console reads the rest
+        of a long list only then, since a worker busy reading would hold the first rows back."""
+        self._after_drawn = callback
+        self.refresh()
 
     @property
     def row_count(self) -> int:
@@ -273,6 +282,11 @@ class VirtualTable(ScrollView, can_focus=True):
         row = round(self.scroll_y) + y - 1
         if not 0 <= row < len(self._rows):
             return Strip.blank(width, base)
+        if self.first_drawn is None:
+            self.first_drawn = time.perf_counter()
+        if self._after_drawn is not None:
+            callback, self._after_drawn = self._after_drawn, None
+            self.call_later(callback)
         return self._line((row, row == self._cursor, width), base, lambda: self._row(row))
 
     def _line(self, key: tuple, base: Style, make) -> Strip:

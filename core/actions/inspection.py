@@ -22,9 +22,11 @@ def _raw(query):
     return m.db.execute_sql(*query.sql())
 
 
-def list_statuses(rt, staff_email: str | None = None, limit: int | None = None) -> list[dict]:
+def list_statuses(rt, staff_email: str | None = None, limit: int | None = None,
+                  staff_ids: list[int] | None = None) -> list[dict]:
     """One row per connection, broken first; a handful of queries whatever the count.
-    ``limit``: only the first rows of that order (the console draws its first screenful from them).
+    ``limit``: only the first rows of that order (the console draws its first screenful from them);
+    ``staff_ids``: only these staff members' connections.
 
     Plain tuples of the listed columns, not model objects: the console opens on
     10,000 connections, and building a Connection and a Staff per row cost half
@@ -38,6 +40,8 @@ def list_statuses(rt, staff_email: str | None = None, limit: int | None = None) 
     query = C.select(*columns, C.staff, C.account_key).join(S).order_by(order, C.failing_since.is_null(), C.id)
     if staff_email is not None:
         query = query.where(S.email == _staff(staff_email).email)  # an unknown e-mail is NotFoundError, not []
+    if staff_ids is not None:
+        query = query.where(C.staff.in_(staff_ids))
     if limit is not None:
         query = query.limit(max(int(limit), 0))
     missed, errors = waiting.missed_counts(), waiting.error_counts()
@@ -115,18 +119,21 @@ def _link_state(conn: m.Connection) -> dict | None:
     return {"issued_at": _iso(link.created_at), "expires_at": _iso(link.expires_at), "state": state, "issued_by": link.issued_by}
 
 
-def staff_overview(rt) -> list[dict]:
+def staff_overview(rt, limit: int | None = None) -> list[dict]:
     """Staff members with their connections (the rows of :func:`list_statuses`) and whether they
     have a feed URL: a handful of queries whatever the count (the console's staff screen opens on
-    10,000 staff members)."""
-    by_email: dict[str, list[dict]] = {}
-    for row in list_statuses(rt):
-        by_email.setdefault(row["staff"], []).append(row)
+    10,000 staff members). ``limit``: only the first staff members by name (and their connections)."""
     S = m.Staff
+    query = S.select(S.id, S.email, S.name, S.slack_id, S.timezone, S.feed_token_hash, S.feed_generation
+                     ).order_by(S.name, S.email)
+    if limit is not None:
+        query = query.limit(max(int(limit), 0))
+    staff = list(query.tuples())
+    by_email: dict[str, list[dict]] = {}
+    for row in list_statuses(rt, staff_ids=[s[0] for s in staff] if limit is not None else None):
+        by_email.setdefault(row["staff"], []).append(row)
     rows = []
-    for staff_id, email, name, slack_id, timezone, token_hash, generation in (
-            S.select(S.id, S.email, S.name, S.slack_id, S.timezone, S.feed_token_hash, S.feed_generation)
-            .order_by(S.name, S.email).tuples()):
+    for staff_id, email, name, slack_id, timezone, token_hash, generation in staff:
         conns = sorted(by_email.get(email, ()), key=lambda c: c["id"])
         rows.append({
             "id": staff_id, "email": email, "name": name, "slack_id": slack_id, "timezone": timezone,
