@@ -132,6 +132,13 @@ class Connection(BaseModel):
     # Since schema 8: when a run last found every calendar unchanged and nothing to write (such a
     # run writes this instead of each calendar's last_synced_at: one statement fewer).
     quiet_at = UTCDateTimeField(null=True)
+    # Since schema 9: the open stretch of no-change runs, kept on the connection (core.sync_runs):
+    # how many, since when, and their requests and time. A run that does something first writes
+    # the stretch as one SyncRun row (``runs`` = the count), so quiet runs add no rows.
+    quiet_runs = pw.IntegerField(default=0)
+    quiet_since = UTCDateTimeField(null=True)
+    quiet_requests = pw.IntegerField(default=0)
+    quiet_ms = pw.IntegerField(default=0)
 
     class Meta:
         # save() writes only what this process changed: a scheduler's lease, a requested sync or
@@ -244,6 +251,7 @@ class SyncRun(BaseModel):
     applied_back = pw.IntegerField(default=0)
     outcome = pw.CharField(default="running")  # ok | transient | failed | running
     error = pw.TextField(default="")
+    runs = pw.IntegerField(default=1)  # since schema 9: a stretch of no-change runs is one row (core.sync_runs)
 
 
 class StatusChange(BaseModel):
@@ -494,6 +502,13 @@ def _migration_8(database: pw.Database) -> None:
     _add_column_if_missing(database, Connection, "quiet_at")
 
 
+def _migration_9(database: pw.Database) -> None:
+    """No-change runs as a stretch on the connection, written as one SyncRun row when it ends."""
+    for column in ("quiet_runs", "quiet_since", "quiet_requests", "quiet_ms"):
+        _add_column_if_missing(database, Connection, column)
+    _add_column_if_missing(database, SyncRun, "runs")
+
+
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
@@ -504,6 +519,7 @@ MIGRATIONS = {
     6: _migration_6,
     7: _migration_7,
     8: _migration_8,
+    9: _migration_9,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

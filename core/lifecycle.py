@@ -28,7 +28,7 @@ import logging
 import peewee as pw
 
 import models as m
-from core import clock, incidents, leases, prepared, waiting, wording
+from core import clock, incidents, leases, prepared, sync_runs, waiting, wording
 from core.messages import meaning
 
 log = logging.getLogger("calsync.lifecycle")
@@ -77,9 +77,10 @@ def succeeded(rt, conn: m.Connection, cause: str) -> bool:
     return changed
 
 
-def _quiet_success(conn_id, run_started, now, owner, next_at):
+def _quiet_success(conn_id, run_started, now, owner, next_at, requests, duration_ms):
     C = m.Connection
     columns = {
+        **sync_runs.stretch_columns(run_started, requests, duration_ms),
         C.last_sync_at: run_started, C.last_success_at: now, C.quiet_at: now,
         # A sync asked for after the run began stays asked for.
         C.sync_requested_at: pw.Case(None, [(C.sync_requested_at <= C.sync_requested_at.db_value(run_started), None)],
@@ -93,14 +94,17 @@ def _quiet_success(conn_id, run_started, now, owner, next_at):
 _QUIET_SUCCESS = prepared.Prepared(_quiet_success)
 
 
-def succeeded_quietly(rt, conn: m.Connection, run_started, lease_owner: str | None = None) -> None:
+def succeeded_quietly(rt, conn: m.Connection, run_started, lease_owner: str | None = None, *,
+                      requests: int = 0, duration_ms: int = 0) -> None:
     """A run of an active, healthy connection that found nothing to do (:func:`waiting.nothing_to_do`):
     what :func:`succeeded` would write, in one statement: the time every calendar was last seen
-    unchanged (``quiet_at``) and, when the run holds the lease as ``lease_owner``, the lease given
-    back (:func:`leases.giving_back`)."""
+    unchanged (``quiet_at``), the run counted into the open stretch of no-change runs
+    (:mod:`core.sync_runs`: no SyncRun row of its own) and, when the run holds the lease as
+    ``lease_owner``, the lease given back (:func:`leases.giving_back`)."""
     now = clock.now()
     next_at = leases.next_due(rt, ok=True) if lease_owner is not None else None
-    _QUIET_SUCCESS.execute(conn_id=conn.id, run_started=run_started, now=now, owner=lease_owner, next_at=next_at)
+    _QUIET_SUCCESS.execute(conn_id=conn.id, run_started=run_started, now=now, owner=lease_owner, next_at=next_at,
+                           requests=requests, duration_ms=duration_ms)
     conn.last_sync_at, conn.last_success_at, conn.quiet_at = run_started, now, now
 
 

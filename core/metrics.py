@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 import models as m
-from core import clock
+from core import clock, sync_runs
 
 BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 ALIVE_WITHIN = dt.timedelta(seconds=60)
@@ -42,16 +42,20 @@ def scheduler_state() -> dict:
 class DatabaseCollector:
     def collect(self):
         runs = CounterMetricFamily("calsync_sync_runs", "Sync runs recorded (kept 30 days), by outcome", labels=["outcome"])
-        for outcome, count in m.SyncRun.select(m.SyncRun.outcome, pw.fn.COUNT(m.SyncRun.id)).group_by(m.SyncRun.outcome).tuples():
+        for outcome, count in sync_runs.counted_runs().items():
             runs.add_metric([outcome], count)
         yield runs
 
-        durations = [d for (d,) in m.SyncRun.select(m.SyncRun.duration_ms).where(m.SyncRun.outcome != "running").tuples()]
-        buckets, total = [], 0
+        # A stretch of no-change runs counts as its runs, each of their mean duration.
+        timed = [(d / max(n, 1), n) for d, n in m.SyncRun.select(m.SyncRun.duration_ms, m.SyncRun.runs)
+                 .where(m.SyncRun.outcome != "running").tuples()]
+        timed += [(d / n, n) for d, n in m.Connection.select(m.Connection.quiet_ms, m.Connection.quiet_runs)
+                  .where(m.Connection.quiet_runs > 0).tuples()]
+        buckets = []
         for bound in BUCKETS_MS:
-            buckets.append((str(bound / 1000), sum(1 for d in durations if d <= bound)))
-        buckets.append(("+Inf", len(durations)))
-        total = sum(durations) / 1000
+            buckets.append((str(bound / 1000), sum(n for d, n in timed if d <= bound)))
+        buckets.append(("+Inf", sum(n for _, n in timed)))
+        total = sum(d * n for d, n in timed) / 1000
         histogram = HistogramMetricFamily("calsync_sync_duration_seconds", "Duration of sync runs")
         histogram.add_metric([], buckets, total)
         yield histogram

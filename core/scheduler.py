@@ -53,7 +53,9 @@ def run_once(rt) -> dict:
 def cleanup(rt) -> dict:
     """Old sync runs, delivered notifications and dead links go; history and incidents stay."""
     now = clock.now()
-    runs = m.SyncRun.delete().where(m.SyncRun.started_at < now - KEEP_RUNS).execute()
+    # By when a run ended: a stretch of no-change runs may have begun long before.
+    ended = pw.fn.COALESCE(m.SyncRun.finished_at, m.SyncRun.started_at)
+    runs = m.SyncRun.delete().where(ended < m.SyncRun.finished_at.db_value(now - KEEP_RUNS)).execute()
     delivered = (
         m.Notification.delete()
         .where(

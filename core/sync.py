@@ -6,7 +6,8 @@ become feed entries (busy sources) and external edits or deletions of
 calsync's own events (destinations). Then the appointments that are new,
 changed or cancelled are written to each destination, each with a stable
 UID and a conditional PUT, so a retry or a crash between the PUT and the
-database commit never leaves a duplicate. Every run leaves a SyncRun row.
+database commit never leaves a duplicate. Every run is recorded (core.sync_runs: a stretch of
+no-change runs is one row).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import peewee as pw
 
 import models as m
-from core import clock, entries, expander, ics, lifecycle, prepared, waiting
+from core import clock, entries, expander, ics, lifecycle, sync_runs, waiting
 from core.reconcile import OwnEvents
 from core.providers.base import (
     AlreadyExists,
@@ -74,14 +75,6 @@ def calendar_state(cal: m.Calendar) -> CalendarState:
     return CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag, known=known)
 
 
-def _quiet_run(conn_id, started_at, finished_at, duration_ms, requests):
-    return m.SyncRun.insert(connection=conn_id, started_at=started_at, finished_at=finished_at,
-                            duration_ms=duration_ms, requests=requests, outcome="ok")
-
-
-_QUIET_RUN = prepared.Prepared(_quiet_run)
-
-
 class ConnectionSync:
     """One run over one connection with one provider instance."""
 
@@ -128,7 +121,7 @@ class ConnectionSync:
             probes = self._probe_all(calendars)
             if self._quiet(calendars, probes):
                 return self._finish_quietly(calendars, started, run_started)
-            run_row = m.SyncRun.create(connection=self.conn, started_at=run_started)
+            run_row = sync_runs.open_run(self.conn, run_started)
             # A sync asked for before this run started is this run.
             m.Connection.update(last_sync_at=run_started, sync_requested_at=None).where(m.Connection.id == self.conn.id).execute()
             self._pull_and_push(calendars, probes)
@@ -136,7 +129,7 @@ class ConnectionSync:
             self.report.outcome = "transient" if exc.transient else "failed"
             self.report.error = exc.reason
             if run_row is None:
-                run_row = m.SyncRun.create(connection=self.conn, started_at=run_started)
+                run_row = sync_runs.open_run(self.conn, run_started)
                 m.Connection.update(last_sync_at=run_started, sync_requested_at=None).where(
                     m.Connection.id == self.conn.id).execute()
             lifecycle.failed(self.rt, self.conn, exc, cause)
@@ -154,7 +147,7 @@ class ConnectionSync:
             lifecycle.succeeded(self.rt, self.conn, cause)
         finally:
             if run_row is not None or self.report.outcome == "failed":
-                self._finish(run_row or m.SyncRun.create(connection=self.conn, started_at=run_started), started)
+                self._finish(run_row or sync_runs.open_run(self.conn, run_started), started)
         return self.report
 
     def _finish(self, run_row: m.SyncRun, started: float) -> None:
@@ -224,16 +217,16 @@ class ConnectionSync:
         return waiting.nothing_to_do(conn, self.window_start)
 
     def _finish_quietly(self, calendars: list[m.Calendar], started: float, run_started) -> SyncReport:
-        """The no-change run's two writes: its SyncRun, and the connection's success with the time
-        its calendars were seen unchanged (and the lease given back, when the run holds it)."""
+        """The no-change run's one write: the connection's success with the time its calendars were
+        seen unchanged, the run counted into the connection's open stretch of no-change runs
+        (:mod:`core.sync_runs`), and the lease given back when the run holds it."""
         self.rt.keep_secrets(self.conn, self.provider)
         r = self.report
         r.outcome, r.status, r.reason, r.missed = "ok", self.conn.status, self.conn.reason, 0
         r.requests = self.provider.requests_made
         r.duration_ms = int((time.monotonic() - started) * 1000)
-        _QUIET_RUN.execute(conn_id=self.conn.id, started_at=run_started, finished_at=clock.now(),
-                           duration_ms=r.duration_ms, requests=r.requests)
-        lifecycle.succeeded_quietly(self.rt, self.conn, run_started, self.lease_owner)
+        lifecycle.succeeded_quietly(self.rt, self.conn, run_started, self.lease_owner, requests=r.requests,
+                                    duration_ms=r.duration_ms)
         self.lease_released = self.lease_owner is not None
         self._log()
         return r

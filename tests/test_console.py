@@ -886,3 +886,16 @@ def test_the_first_staff_page_is_the_first_staff_members_of_the_whole_list(rt):
     first = actions.staff_overview(rt, limit=2)
     assert first == everyone[:2]
     assert actions.list_statuses(rt, limit=3) == actions.list_statuses(rt)[:3]
+
+
+def test_the_runs_tab_shows_a_stretch_of_no_change_runs_as_one_line(story):
+    from console.screens.detail_sections import table_rows as detail_tables
+
+    story.sync()
+    for _ in range(4):
+        story.sync()
+    columns, rows = detail_tables(actions.connection_detail(story.rt, story.conn_id))["runs"]
+    assert len(rows) == 2
+    stretch = [str(c) for c in rows[0]]
+    assert stretch[7] == "ok ×4" and "4 runs found nothing to do" in stretch[8]
+    assert [str(c) for c in rows[1]][7] == "ok"

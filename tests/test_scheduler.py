@@ -12,10 +12,10 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, Story, make_env
+from conftest import ROOT, Story, make_env, soon, vevent
 
 import models as m
-from core import actions, clock, leases, lifecycle, scheduler
+from core import actions, clock, leases, lifecycle, metrics, scheduler
 from core.providers.base import Transient
 
 FEED = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:e1\r\nDTSTAMP:20260101T000000Z\r\n"
@@ -152,7 +152,34 @@ def test_cleanup_keeps_history_and_drops_old_runs(story):
     clock.set_now(lambda: later)
     story.sync()
     assert scheduler.cleanup(story.rt)["sync_runs"] == 1
-    assert m.SyncRun.select().count() == 1 and m.StatusChange.select().count() == 2
+    assert m.SyncRun.select().count() == 0 and m.StatusChange.select().count() == 2
+    # The second run found nothing to do: it is the connection's open stretch, still shown.
+    runs = actions.connection_detail(story.rt, story.conn_id)["sync_runs"]
+    assert [(r["outcome"], r["runs"]) for r in runs] == [("ok", 1)]
+
+
+def test_no_change_runs_are_one_stretch_closed_by_the_next_run_that_does_something(story):
+    """Quiet runs add no rows; the run that reads something first writes them as one, in order."""
+    story.sync()
+    for _ in range(3):
+        story.sync()
+    assert m.SyncRun.select().count() == 1
+    runs = actions.connection_detail(story.rt, story.conn_id)["sync_runs"]
+    assert [(r["outcome"], r["runs"]) for r in runs] == [("ok", 3), ("ok", 1)]
+    assert runs[0]["requests"] >= 3
+
+    start = soon()
+    story.server.put_event(story.calendar_url, "outside-1.ics",  # a change: the next run reads it
+                           vevent("outside-1", start, start + dt.timedelta(hours=1), "Dentist"))
+    story.sync()
+    rows = list(m.SyncRun.select().order_by(m.SyncRun.id))
+    assert [r.runs for r in rows] == [1, 3, 1]
+    assert rows[1].finished_at <= rows[2].started_at
+    assert m.Connection.get_by_id(story.conn_id).quiet_runs == 0
+    runs = actions.connection_detail(story.rt, story.conn_id)["sync_runs"]
+    assert [r["runs"] for r in runs] == [1, 3, 1]  # newest first
+    story.sync()  # quiet again: a new open stretch, counted by the metrics as its runs
+    assert 'calsync_sync_runs_total{outcome="ok"} 6.0' in metrics.render().decode()
 
 
 @pytest.mark.postgres

@@ -55,6 +55,18 @@ def run_columns(zone):
             ColumnSpec("Error", "error", 300, squeeze=3, squeeze_to=12))
 
 
+def run_cells(r: dict, at) -> tuple:
+    """A run, or a stretch of no-change runs (``runs`` > 1: one line, its mean duration)."""
+    runs = r.get("runs", 1)
+    if runs > 1:
+        return (at(r["started_at"]), duration(r["duration_ms"] // runs), str(r["requests"]), "0", "0", "0", "0",
+                plain_cell(f"{r['outcome']} ×{runs}"),
+                plain_cell(f"{runs} runs found nothing to do, the last at {at(r.get('finished_at'))}"))
+    return (at(r["started_at"]), duration(r["duration_ms"]), str(r["requests"]), str(r["created"]),
+            str(r["updated"]), str(r["deleted"]), str(r["entries_read"]), plain_cell(r["outcome"]),
+            plain_cell(r["error"]) or "-")
+
+
 def missed_columns(zone):
     return (ColumnSpec("ID", "id", 24, drop=2), time_column("Starts", "start", zone),
             ColumnSpec("Ends", "end", TIME, drop=3), ColumnSpec("Subject", "subject", 40, squeeze=2, squeeze_to=12),
@@ -95,11 +107,7 @@ def table_rows(d: dict) -> dict[str, tuple]:
              str(i["failures"]), str(i["reminders"]), at(i["escalated_at"], "-"),
              plain_cell(i["reason"] + (f" — {i['resolution']}" if i["resolution"] else "")))
             for i in d["incidents"]]),
-        "runs": (run_columns(zone), [
-            (at(r["started_at"]), duration(r["duration_ms"]), str(r["requests"]), str(r["created"]),
-             str(r["updated"]), str(r["deleted"]), str(r["entries_read"]), plain_cell(r["outcome"]),
-             plain_cell(r["error"]) or "-")
-            for r in d["sync_runs"]]),
+        "runs": (run_columns(zone), [run_cells(r, at) for r in d["sync_runs"]]),
         "missed": (missed_columns(zone), [
             *[(plain_cell(a["id"]), at(a["start"]), at(a["end"]), plain_cell(a["subject"]),
                Text(shown(f"write failed {a['failures']}×: {a['error']}"), style="bold #ff5f5f"))

@@ -7,7 +7,7 @@ import datetime as dt
 import peewee as pw
 
 import models as m
-from core import clock, waiting
+from core import clock, sync_runs, waiting
 from core.actions.common import InvalidInput, _connection, _iso, _parse_time, _staff
 from core.actions.views import (ROW_FIELDS, account_identity, appointment_dict, connection_dict, flags_for,
                                 status_row)
@@ -95,12 +95,19 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
          "resolved_at": _iso(i.resolved_at), "resolution": i.resolution, "missed_delivered": i.missed_delivered}
         for i in conn.incidents.order_by(m.Incident.opened_at.desc(), m.Incident.id.desc())
     ]
-    data["sync_runs"] = [
-        {"started_at": _iso(r.started_at), "duration_ms": r.duration_ms, "requests": r.requests, "created": r.created,
-         "updated": r.updated, "deleted": r.deleted, "entries_read": r.entries_read, "applied_back": r.applied_back,
-         "outcome": r.outcome, "error": r.error}
+    # Newest first; a stretch of no-change runs is one entry (``runs`` > 1), the open one first.
+    stretch = sync_runs.open_stretch(conn)
+    data["sync_runs"] = ([] if stretch is None else [
+        {"started_at": _iso(stretch["started_at"]), "finished_at": _iso(stretch["finished_at"]),
+         "duration_ms": stretch["duration_ms"], "requests": stretch["requests"], "created": 0, "updated": 0,
+         "deleted": 0, "entries_read": 0, "applied_back": 0, "outcome": "ok", "error": "", "runs": stretch["runs"]}
+    ]) + [
+        {"started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at), "duration_ms": r.duration_ms,
+         "requests": r.requests, "created": r.created, "updated": r.updated, "deleted": r.deleted,
+         "entries_read": r.entries_read, "applied_back": r.applied_back, "outcome": r.outcome, "error": r.error,
+         "runs": r.runs}
         for r in conn.sync_runs.order_by(m.SyncRun.started_at.desc(), m.SyncRun.id.desc()).limit(runs)
-    ]
+    ][:runs]
     data["missed_appointments"] = [appointment_dict(a) for a in waiting.missed_appointments(conn)]
     data["write_errors"] = [
         {**appointment_dict(link.appointment), "calendar": link.calendar.name, "error": link.last_error,
