@@ -847,25 +847,22 @@ def test_snapshot_confirm_dialog_of_a_feed_reset(rt, snap_compare, size):
 def test_long_lists_show_their_first_rows_then_all_of_them_and_say_so_meanwhile(rt, monkeypatch):
     """The connections and staff screens read the first page, draw it, then read everything; while
     only the first page is in, the screen says the rest is loading (a filter is not the whole answer)."""
-    import console.screens.connections as connections_screen
-    import console.screens.staff as staff_screen
+    from console.screens.base import PagedListScreen
+    from console.screens.staff import StaffScreen
 
-    monkeypatch.setattr(connections_screen, "FIRST_PAGE", 2)
-    monkeypatch.setattr(staff_screen, "FIRST_PAGE", 2)
+    monkeypatch.setattr(ConnectionsScreen, "FIRST_PAGE", 2)
+    monkeypatch.setattr(StaffScreen, "FIRST_PAGE", 2)
     seen: dict[str, list] = {"connections": [], "staff": []}
-    original_connections = connections_screen.ConnectionsScreen.show_listing
-    original_staff = staff_screen.StaffScreen._loaded
+    original = PagedListScreen._arrived
 
-    def record_connections(self, listing, complete=True):
-        original_connections(self, listing, complete)
-        seen["connections"].append((self.table.row_count, complete, self.query_one("#counts").render().plain))
+    def record(self, listing, complete=True):
+        original(self, listing, complete)
+        if isinstance(self, ConnectionsScreen):
+            seen["connections"].append((self.table.row_count, complete, self.query_one("#counts").render().plain))
+        else:
+            seen["staff"].append((self.table.row_count, complete, str(self.query_one("#staff-summary").render())))
 
-    def record_staff(self, listing, complete=True):
-        original_staff(self, listing, complete)
-        seen["staff"].append((self.table.row_count, complete, str(self.query_one("#staff-summary").render())))
-
-    monkeypatch.setattr(connections_screen.ConnectionsScreen, "show_listing", record_connections)
-    monkeypatch.setattr(staff_screen.StaffScreen, "_loaded", record_staff)
+    monkeypatch.setattr(PagedListScreen, "_arrived", record)
 
     async def scenario(pilot):
         await pilot.press("s")

@@ -107,3 +107,58 @@ class FilteredListScreen(ConsoleScreen):
 
     def action_refresh(self) -> None:
         self.reload()
+
+
+class PagedListScreen(FilteredListScreen):
+    """A long list read in two steps, each in a worker thread: its first page (``FIRST_PAGE``
+    items), drawn at once, then everything once that page is on screen (a worker busy reading
+    would hold the first rows back). ``complete`` says whether everything is in."""
+
+    FIRST_PAGE = 100
+    LOAD_TITLE = "Load"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded_once = False  # some rows are shown
+        self.complete = False  # every row is in, not only the first page
+        self._loading = False
+
+    def read(self, rt, limit: int | None) -> Any:  # pragma: no cover - each screen reads its own data
+        """The listing (in a worker thread): the first ``limit`` items, or all of them."""
+        raise NotImplementedError
+
+    def page_items(self, listing) -> int:  # pragma: no cover
+        """How many items (of the kind ``FIRST_PAGE`` counts) ``listing`` holds."""
+        raise NotImplementedError
+
+    def show_listing(self, listing) -> None:  # pragma: no cover
+        """Show ``listing`` (on the UI thread; ``complete`` is already set)."""
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        rt, first = self.rt, not self.loaded_once
+        limit = self.FIRST_PAGE if first else None
+        self.run_core(self.LOAD_TITLE, lambda: self.read(rt, limit), self._first_page if first else self._arrived,
+                      self._load_failed)
+
+    def _load_failed(self, reason: str) -> None:
+        self._loading = False
+
+    def _first_page(self, listing) -> None:
+        if self.loaded_once:  # everything came first (the screen was resumed): keep it
+            self._loading = False
+            return
+        self._arrived(listing, complete=self.page_items(listing) < self.FIRST_PAGE)
+        if not self.complete:
+            self.table.after_drawn(self.reload)
+
+    def _arrived(self, listing, complete: bool = True) -> None:
+        self._loading = False
+        self.loaded_once = True
+        self.complete = complete
+        self.show_listing(listing)
+        if complete:
+            self.app.startup_settled()

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
 
-from console.screens.base import FilteredListScreen, PaletteCommand
+from console.screens.base import PagedListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
 from console.tables import shown
 from console.widgets.cells import ago, local
@@ -90,11 +90,6 @@ class Listing(NamedTuple):
     widest: list[int]  # per column: its widest cell (the filtered table keeps these widths)
 
 
-# The console's first read takes only this many rows (the first screenfuls, broken first),
-# drawn at once; the whole list follows straight after (10,000 rows take a few hundred ms).
-FIRST_PAGE = 200
-
-
 def read_listing(rt, limit: int | None = None) -> Listing:
     """Read and prepare the rows (in a worker thread): typing in the filter then only picks rows."""
     return prepare_listing(actions.list_statuses(rt, limit=limit), actions.status_counts(rt))
@@ -106,10 +101,12 @@ def prepare_listing(rows: list[dict], counts: dict[str, int]) -> Listing:
     return Listing(rows, counts, cells, [haystack(r) for r in rows], widest_cells(cells, len(COLUMNS)))
 
 
-class ConnectionsScreen(FilteredListScreen):
+class ConnectionsScreen(PagedListScreen):
 
     TABLE_ID = "connections"
     FILTER_ID = "filter"
+    LOAD_TITLE = "Load connections"
+    FIRST_PAGE = 200  # rows, broken first: the first screenfuls; all 10,000 take a few hundred ms more
     CSS_PATH = "connections.tcss"
     AUTO_FOCUS = "#connections"
     HELP = """
@@ -149,9 +146,6 @@ and the filter stay as they are.
         self.shown: list[dict] = []  # the rows in the table, in its order
         self.filter_text = ""
         self.applied_filter = ""  # the filter the table shows now (typing may be a keystroke ahead)
-        self.loaded_once = False  # some rows are shown
-        self.complete = False  # every connection is in self.rows (not only the first page)
-        self._loading = False
         self._filter_timer: Timer | None = None
         self._filter_pending = False
 
@@ -178,37 +172,16 @@ and the filter stay as they are.
 
     # -- loading -------------------------------------------------------------------------
 
-    def reload(self) -> None:
-        if self._loading:
-            return
-        self._loading = True
-        rt = self.rt
-        if not self.loaded_once:  # the first screenful first, then everything
-            self.run_core("Load connections", lambda: read_listing(rt, FIRST_PAGE), self._show_first_page,
-                          self._load_failed)
-            return
-        self.run_core("Load connections", lambda: read_listing(rt), self.show_listing, self._load_failed)
+    def read(self, rt, limit: int | None) -> Listing:
+        return read_listing(rt, limit)
 
-    def _load_failed(self, reason: str) -> None:
-        self._loading = False
+    def page_items(self, listing: Listing) -> int:
+        return len(listing.rows)
 
-    def _show_first_page(self, listing: Listing) -> None:
-        if self.loaded_once:  # a full listing came first (the screen was resumed): keep it
-            self._loading = False
-            return
-        self.show_listing(listing, complete=len(listing.rows) < FIRST_PAGE)
-        if not self.complete:  # the rest once the first rows are on screen
-            self.table.after_drawn(self.reload)
-
-    def show_listing(self, listing: Listing, complete: bool = True) -> None:
-        self._loading = False
+    def show_listing(self, listing: Listing) -> None:
         self.rows, self.counts, self._cells, self._haystacks, self._widest = listing
         self._narrowed = ("", None)
-        self.loaded_once = True
-        self.complete = complete
         self.apply_filter()
-        if complete:
-            self.app.startup_settled()
 
     # -- filtering -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Input, Static
 
-from console.screens.base import FilteredListScreen, PaletteCommand
+from console.screens.base import PagedListScreen, PaletteCommand
 from console.screens.detail import DetailScreen
 from console.screens.detail_actions import confirm_feed_reset, feed_modal
 from console.tables import shown
@@ -52,11 +52,6 @@ class StaffListing(NamedTuple):
     widest: list[int]  # per column: its widest cell
 
 
-# The first read takes only this many staff members (the first screenfuls, by name); everyone
-# follows straight after.
-FIRST_PAGE = 100
-
-
 def read_staff(rt, limit: int | None = None) -> StaffListing:
     """Read and prepare the rows (in a worker thread): typing in the filter then only picks rows."""
     return prepare_staff(actions.staff_overview(rt, limit=limit))
@@ -83,10 +78,12 @@ def prepare_staff(staff: list[dict]) -> StaffListing:
     return StaffListing(staff, items, rows, owners, haystacks, widest_cells(rows, len(COLUMNS)))
 
 
-class StaffScreen(FilteredListScreen):
+class StaffScreen(PagedListScreen):
 
     TABLE_ID = "staff"
     FILTER_ID = "staff-filter"
+    LOAD_TITLE = "Load staff"
+    FIRST_PAGE = 100  # staff members, by name: the first screenfuls
     CSS_PATH = "staff.tcss"
     AUTO_FOCUS = "#staff"
     HELP = """
@@ -113,10 +110,8 @@ have a private calendar-feed URL (and how often it was reset).
         super().__init__()
         self.staff: list[dict] = []
         self.listing = prepare_staff([])
-        self.complete = False  # every staff member is in the listing (not only the first page)
         self.items: list[tuple[dict, dict | None]] = []  # per table row: (staff, connection or None)
         self.filter_text = ""
-        self._loading = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -132,32 +127,15 @@ have a private calendar-feed URL (and how often it was reset).
     def on_screen_resume(self) -> None:
         self.reload()
 
-    def reload(self) -> None:
-        if self._loading:
-            return
-        self._loading = True
-        rt = self.rt
-        if not self.complete and not self.listing.staff:  # the first screenful first, then everyone
-            self.run_core("Load staff", lambda: read_staff(rt, FIRST_PAGE), self._first_page, self._load_failed)
-            return
-        self.run_core("Load staff", lambda: read_staff(rt), self._loaded, self._load_failed)
+    def read(self, rt, limit: int | None) -> StaffListing:
+        return read_staff(rt, limit)
 
-    def _load_failed(self, reason: str) -> None:
-        self._loading = False
+    def page_items(self, listing: StaffListing) -> int:
+        return len(listing.staff)
 
-    def _first_page(self, listing: StaffListing) -> None:
-        if self.complete:  # everyone came first (the screen was resumed): keep it
-            self._loading = False
-            return
-        self._loaded(listing, complete=len(listing.staff) < FIRST_PAGE)
-        if not self.complete:  # the rest once the first rows are on screen
-            self.table.after_drawn(self.reload)
-
-    def _loaded(self, listing: StaffListing, complete: bool = True) -> None:
-        self._loading = False
+    def show_listing(self, listing: StaffListing) -> None:
         self.listing = listing
         self.staff = listing.staff
-        self.complete = complete
         self.show()
 
     def show(self) -> None:
