@@ -29,20 +29,28 @@ def stretch_columns(run_started, requests, duration_ms) -> dict:
     }
 
 
+def _stretch(conn_id: int) -> dict | None:
+    """The connection's open stretch of no-change runs, or None."""
+    C = m.Connection
+    row = (C.select(C.quiet_runs, C.quiet_since, C.quiet_at, C.quiet_requests, C.quiet_ms)
+           .where(C.id == conn_id, C.quiet_runs > 0).tuples().first())
+    if row is None:
+        return None
+    runs, since, until, requests, ms = row
+    return {"started_at": since or until, "finished_at": until, "duration_ms": ms, "requests": requests, "runs": runs}
+
+
 def close_stretch(conn_id: int) -> int:
     """Write the connection's open stretch of no-change runs as one SyncRun row and empty it;
     returns how many runs it held (0: there was none)."""
-    C, R = m.Connection, m.SyncRun
     with m.db.atomic():
-        row = (C.select(C.quiet_runs, C.quiet_since, C.quiet_at, C.quiet_requests, C.quiet_ms)
-               .where(C.id == conn_id, C.quiet_runs > 0).tuples().first())
-        if row is None:
+        stretch = _stretch(conn_id)
+        if stretch is None:
             return 0
-        runs, since, until, requests, ms = row
-        R.insert(connection=conn_id, started_at=since or until, finished_at=until, duration_ms=ms, requests=requests,
-                 outcome="ok", runs=runs).execute()
-        C.update(quiet_runs=0, quiet_since=None, quiet_requests=0, quiet_ms=0).where(C.id == conn_id).execute()
-    return runs
+        m.SyncRun.insert(connection=conn_id, outcome="ok", **stretch).execute()
+        m.Connection.update(quiet_runs=0, quiet_since=None, quiet_requests=0, quiet_ms=0).where(
+            m.Connection.id == conn_id).execute()
+    return stretch["runs"]
 
 
 def open_run(conn: m.Connection, started_at) -> m.SyncRun:
@@ -53,15 +61,10 @@ def open_run(conn: m.Connection, started_at) -> m.SyncRun:
 
 
 def open_stretch(conn: m.Connection) -> dict | None:
-    """The open stretch as a run of the views (``runs`` no-change runs), or None."""
-    fresh = m.Connection.select(m.Connection.quiet_runs, m.Connection.quiet_since, m.Connection.quiet_at,
-                                m.Connection.quiet_requests, m.Connection.quiet_ms
-                                ).where(m.Connection.id == conn.id).tuples().first()
-    if fresh is None or not fresh[0]:
-        return None
-    runs, since, until, requests, ms = fresh
-    return {"started_at": since or until, "finished_at": until, "duration_ms": ms, "requests": requests,
-            "runs": runs}
+    """The open stretch as a run of the views (``runs`` no-change runs, outcome ok), or None."""
+    stretch = _stretch(conn.id)
+    return None if stretch is None else {"created": 0, "updated": 0, "deleted": 0, "entries_read": 0,
+                                         "applied_back": 0, "outcome": "ok", "error": "", **stretch}
 
 
 def counted_runs() -> dict[str, int]:

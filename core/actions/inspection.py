@@ -97,17 +97,8 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
     ]
     # Newest first; a stretch of no-change runs is one entry (``runs`` > 1), the open one first.
     stretch = sync_runs.open_stretch(conn)
-    data["sync_runs"] = ([] if stretch is None else [
-        {"started_at": _iso(stretch["started_at"]), "finished_at": _iso(stretch["finished_at"]),
-         "duration_ms": stretch["duration_ms"], "requests": stretch["requests"], "created": 0, "updated": 0,
-         "deleted": 0, "entries_read": 0, "applied_back": 0, "outcome": "ok", "error": "", "runs": stretch["runs"]}
-    ]) + [
-        {"started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at), "duration_ms": r.duration_ms,
-         "requests": r.requests, "created": r.created, "updated": r.updated, "deleted": r.deleted,
-         "entries_read": r.entries_read, "applied_back": r.applied_back, "outcome": r.outcome, "error": r.error,
-         "runs": r.runs}
-        for r in conn.sync_runs.order_by(m.SyncRun.started_at.desc(), m.SyncRun.id.desc()).limit(runs)
-    ][:runs]
+    rows = conn.sync_runs.order_by(m.SyncRun.started_at.desc(), m.SyncRun.id.desc()).limit(runs)
+    data["sync_runs"] = [_run_dict(r) for r in ([stretch] if stretch else []) + [r.__data__ for r in rows]][:runs]
     data["missed_appointments"] = [appointment_dict(a) for a in waiting.missed_appointments(conn)]
     data["write_errors"] = [
         {**appointment_dict(link.appointment), "calendar": link.calendar.name, "error": link.last_error,
@@ -116,6 +107,16 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
     ]
     data["relink_link"] = _link_state(conn)
     return data
+
+
+_RUN_FIELDS = ("duration_ms", "requests", "created", "updated", "deleted", "entries_read", "applied_back", "outcome",
+               "error", "runs")
+
+
+def _run_dict(run: dict) -> dict:
+    """A SyncRun's columns (or an open stretch, core.sync_runs) as the views show them."""
+    return {"started_at": _iso(run["started_at"]), "finished_at": _iso(run["finished_at"]),
+            **{f: run[f] for f in _RUN_FIELDS}}
 
 
 def _link_state(conn: m.Connection) -> dict | None:
