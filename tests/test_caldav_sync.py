@@ -321,3 +321,31 @@ def test_events_too_large_for_one_multiget_answer_still_all_arrive(caldav, tmp_p
         assert sorted(e["subject"] for e in loaded) == sorted(f"Long meeting {i}" for i in range(40))
     finally:
         rt.close()
+
+
+def test_a_probe_with_a_stored_sync_token_asks_only_for_the_token_and_still_sees_changes(story, monkeypatch):
+    # Servers that compute the ctag and the sync token each from every object (Radicale) did the
+    # work twice on every no-change probe; the token alone says whether the calendar moved.
+    from core.providers import caldav as caldav_module
+
+    asked = []
+
+    def recording_propfind(*props):
+        asked.append({name for _ns, name in props})
+        return caldav_module.caldav_xml_propfind(*props)
+
+    monkeypatch.setattr(caldav_module, "caldav_xml_propfind", caldav_module.propfind, raising=False)
+    monkeypatch.setattr(caldav_module, "propfind", recording_propfind)
+    start = soon(2, 15)
+    story.server.put_event(story.calendar_url, "a.ics", vevent("a", start, start + dt.timedelta(hours=1), "First"))
+    story.sync()
+    assert m.Calendar.get().sync_token, "both servers support sync-collection"
+    asked.clear()
+    report = story.sync()
+    assert report["requests"] == 1 and report["entries_read"] == 0, report
+    assert asked == [{"resourcetype", "displayname", "current-user-privilege-set", "sync-token",
+                      "supported-calendar-component-set"}]
+    story.server.put_event(story.calendar_url, "b.ics", vevent("b", start + dt.timedelta(hours=2), start + dt.timedelta(hours=3), "Second"))
+    story.sync()
+    assert sorted(e["subject"] for e in story.entries()) == ["First", "Second"]
+    assert all("getctag" not in props for props in asked)

@@ -226,9 +226,14 @@ class CalDAVProvider(Provider):
                 calendars.append(info)
         return calendars
 
+    # When a sync token is stored, it alone says whether the calendar moved (RFC 6578 §4): asking
+    # for the ctag too makes servers that compute both from every object (Radicale) do the work twice.
+    _PROBE_PROPS_WITH_TOKEN = tuple(p for p in _CALENDAR_PROPS if p != (CS, "getctag"))
+
     def probe(self, state: CalendarState) -> CalendarInfo:
+        props = self._PROBE_PROPS_WITH_TOKEN if state.sync_token else self._CALENDAR_PROPS
         try:
-            responses = self._propfind(state.remote_id, "0", *self._CALENDAR_PROPS, collection=True)
+            responses = self._propfind(state.remote_id, "0", *props, collection=True)
         except NotFound as exc:
             raise CalendarGone("the calendar no longer exists on the CalDAV server", exc.answer) from None
         for r in responses:
