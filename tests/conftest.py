@@ -69,6 +69,30 @@ def rt(env):
     clock.set_now(None)
 
 
+@pytest.fixture
+def google():
+    """The local Google stand-in (OAuth + Calendar API v3, push channels) for ada@example.com."""
+    from fakes.google_api import FakeGoogle
+
+    fake = FakeGoogle("ada@example.com").start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def graph():
+    """The local Microsoft stand-in (identity platform + Graph v1.0 calendars, subscriptions)."""
+    from fakes.microsoft_graph import GraphFake
+
+    fake = GraphFake().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
 @pytest.fixture(params=SERVER_KINDS)
 def caldav(request, tmp_path):
     server = start_server(request.param, tmp_path / request.param)

@@ -33,15 +33,6 @@ HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture
-def graph():
-    fake = GraphFake().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
 def ms_rt(tmp_path, graph):
     """A runtime signed in to the fake, linking to its own web server's port."""
     with started(web_env(tmp_path, CALSYNC_MICROSOFT_CLIENT_ID="cid", CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",

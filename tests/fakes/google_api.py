@@ -1,5 +1,40 @@
 """A local stand-in for Google's OAuth 2.0 endpoints and the Calendar API v3.
 
+Held to Google's machine-readable description of the API, the discovery
+document ``calendar.v3.json`` that google-api-python-client ships
+(tests/test_google_description.py checks every request calsync sends and every
+answer this fake gives against it). What the description cannot show, and this
+fake therefore takes from the guides or assumes:
+
+* Order: a listing is in the order events were created (the description says
+  only "an unspecified, stable order"). Page sizes come from the parameters'
+  prose: events 250 by default, at most 2500; calendarList 100, at most 250.
+* A cancelled event in a listing carries only ``kind``, ``id``, ``etag``,
+  ``status``, ``updated`` (and, for instances, ``recurringEventId``,
+  ``originalStartTime``); read by id it is answered 200 the same way, a second
+  delete is 410 ``deleted``; a ``freeBusyReader`` sees times only (assumed).
+* What ``syncToken`` refuses with it and 410 ``fullSyncRequired`` come from the
+  parameter's prose and guides/sync; ``If-Match`` and 412 from
+  guides/version-resources.
+* Every error body and reason (guides/errors: the discovery document describes
+  no error shape); a wrongly typed parameter is 400 ``invalid`` (wording assumed).
+* Ignored: unknown query parameters (assumed to be what Google does), and, not
+  modelled, ``q``, ``orderBy``, ``iCalUID``, ``updatedMin``, ``timeZone``,
+  ``eventTypes``, the ``*ExtendedProperty`` filters, calendarList's
+  ``minAccessRole``, ``showHidden``, ``showDeleted`` and ``syncToken``. Methods
+  the fake does not serve answer 404 or 405.
+* Push (guides/push; not in the description beyond the ``Channel`` schema): a
+  notification is headers only, with an empty body; ``sync`` first (number 1),
+  then ``exists`` for each change (several changes send several: Google does not
+  reliably coalesce them), ``not_exists`` when the calendar is deleted; numbers
+  increase per channel. The fake sends ``sync`` after the watch answer (Google
+  may send it before). Assumed: the 400 reasons ``channelIdNotUnique`` and
+  ``push.webhookUrlNotHttps``, a 30-day limit on a channel's life, a
+  ``resourceUri`` naming the canonical calendar id, a channel that stays live
+  after its calendar's ``not_exists`` (until stopped or expired). Not modelled: Google's
+  retries when the receiver answers 5xx; dropped notifications are what
+  ``silence_push`` is for.
+
 Written from these documentation pages (no network access while it was
 written, so only what they say is claimed; details beyond them are marked
 "assumed"):
@@ -24,7 +59,8 @@ written, so only what they say is claimed; details beyond them are marked
   on its start), ``maxResults`` (default 250, at most 2500), ``pageToken`` /
   ``nextPageToken``, ``syncToken`` / ``nextSyncToken`` (on the last page only).
 * .../calendar/api/guides/sync -- with ``syncToken``, ``timeMin``/``timeMax``/
-  ``updatedMin``/``q``/``orderBy``/``iCalUID`` are refused, deleted events always
+  ``updatedMin``/``q``/``orderBy``/``iCalUID``/``privateExtendedProperty``/
+  ``sharedExtendedProperty`` are refused, deleted events always
   come back (``status: cancelled``), an invalidated token gives ``410``.
 * .../v3/reference/events/insert, get, update, patch, delete -- a client-chosen
   ``id`` (base32hex ``a-v0-9``, 5-1024 chars, unique per calendar; deleted
@@ -32,13 +68,26 @@ written, so only what they say is claimed; details beyond them are marked
 * .../calendar/api/guides/version-resources -- ``If-Match`` → ``412`` when the
   ETag no longer matches.
 * .../calendar/api/guides/errors -- the error body shape
-  ``{"error": {"errors": [{"domain", "reason", "message"}], "code", "message"}}``;
-  401 ``authError`` "Invalid Credentials"; 403 ``usageLimits`` /
-  ``rateLimitExceeded`` / ``userRateLimitExceeded``; 403 ``requiredAccessLevel``
-  "You need to have writer access to this calendar."; 404 ``notFound``;
-  409 ``duplicate`` "The requested identifier already exists."; 410
-  ``fullSyncRequired`` / ``deleted``; 412 ``conditionNotMet``; 429
-  ``rateLimitExceeded``.
+  ``{"error": {"errors": [{"domain", "reason", "message"[, "locationType",
+  "location"]}], "code", "message"}}``; 400 ``calendar``/``timeRangeEmpty``
+  (at ``timeMax``); 401 ``authError`` "Invalid Credentials" (at the
+  ``Authorization`` header); 403 ``usageLimits`` / ``rateLimitExceeded`` /
+  ``userRateLimitExceeded``; 403 ``requiredAccessLevel`` "You need to have
+  writer access to this calendar."; 404 ``notFound``; 409 ``duplicate`` "The
+  requested identifier already exists."; 410 ``calendar``/``fullSyncRequired``
+  (at ``syncToken``) / ``deleted``; 412 ``conditionNotMet`` (at ``If-Match``);
+  429 ``rateLimitExceeded``.
+* .../calendar/api/guides/push, v3/reference/events/watch, channels/stop -- a
+  ``Channel`` (``id`` at most 64 characters, ``type`` ``web_hook``, an HTTPS
+  ``address``, ``token`` at most 256 characters, ``expiration`` in ms,
+  ``params.ttl`` in s) answered with ``kind: api#channel``, ``resourceId``,
+  ``resourceUri``, ``expiration`` (int64: a JSON string); the notification
+  headers ``X-Goog-Channel-ID``, ``-Channel-Token``, ``-Channel-Expiration``
+  (RFC 1123), ``-Resource-ID``, ``-Resource-URI``, ``-Resource-State``,
+  ``-Message-Number``, user agent ``APIs-Google``; ``channels.stop`` by ``id``
+  and ``resourceId``, 204. The fake also accepts ``http://127.0.0.1:…`` and
+  ``http://localhost:…`` addresses (test receivers), and delivers only to
+  loopback addresses; a channel lives ``params.ttl``, else 604800 s.
 
 Assumed: a deleted event read by id is answered 200 with ``status: cancelled``
 (a second delete is 410 ``deleted``); a cancelled event in a listing carries
@@ -51,7 +100,14 @@ two years.
 Test hooks: ``add_event``, ``edit_event``, ``delete_event`` (changes "from
 outside"), ``add_calendar``, ``set_access_role``, ``delete_calendar``,
 ``revoke_grant``, ``expire_access_tokens``, ``invalidate_sync_tokens``,
-``fail_next``, ``withhold_scopes``; ``calls`` records every Calendar API request.
+``fail_next``, ``withhold_scopes``; ``calls`` records every Calendar API request
+with the answer it got. Push: ``channels(calendar_id=None)``,
+``push_deliveries``, ``wait_for_deliveries(count, timeout=5.0)``,
+``silence_push(on=True)``, ``expire_channel(channel_id)``,
+``notify(calendar_id, state="exists", count=1)``. Notifications go out on one
+delivery thread (each POST with a 5 s timeout), never inside the request that
+caused them or while the fake holds its lock; ``stop()`` ends the thread.
+Channels outlive ``revoke_grant()``: calsync finds out on its next API call.
 """
 
 from __future__ import annotations
@@ -60,16 +116,21 @@ import base64
 import copy
 import dataclasses
 import datetime as dt
+import email.utils
 import hashlib
 import html
+import http.client
 import json
+import queue
 import re
 import secrets
+import ssl
 import threading
 import time
 import zoneinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
+from typing import NamedTuple
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 SCOPE_TEXT = {
@@ -81,19 +142,64 @@ READ_SCOPES = (CALENDAR_SCOPE, "https://www.googleapis.com/auth/calendar.readonl
                "https://www.googleapis.com/auth/calendar.events", "https://www.googleapis.com/auth/calendar.events.readonly")
 WRITE_SCOPES = (CALENDAR_SCOPE, "https://www.googleapis.com/auth/calendar.events")
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
+# events.list's syncToken: "There are several query parameters that cannot be specified together with nextSyncToken".
+SYNC_REFUSES = ("iCalUID", "orderBy", "privateExtendedProperty", "q", "sharedExtendedProperty", "timeMin", "timeMax",
+                "updatedMin")
 API_PREFIX = "/calendar/v3"
 UTC = dt.timezone.utc
 
+# Push (guides/push, events.watch, channels.stop).
+PUSH_TTL_DEFAULT = 604800  # seconds, when the watch asks for neither params.ttl nor an expiration
+# The guide: the expiration is "determined either by your request or by any Google Calendar API
+# internal limits or defaults (the more restrictive value is used)" and names no limit for
+# events; the fake's limit is 30 days (assumed), so a client must take the expiration it is given.
+PUSH_TTL_MAX = 30 * 86400
+PUSH_TIMEOUT = 5.0  # seconds for each notification POST
+CHANNEL_ID_MAX, CHANNEL_TOKEN_MAX = 64, 256  # "Maximum length: 64 characters" / "256 characters"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+PUSH_USER_AGENT = "APIs-Google (+https://developers.google.com/webmasters/APIs-Google.html)"
+
 
 class ApiError(Exception):
-    def __init__(self, code: int, reason: str, message: str, domain: str = "global", headers: dict | None = None):
+    """An error answer in the shape of guides/errors; ``location`` names the header or parameter at fault."""
+
+    def __init__(self, code: int, reason: str, message: str, domain: str = "global", headers: dict | None = None,
+                 location: str = "", location_type: str = ""):
         super().__init__(message)
         self.code, self.reason, self.message, self.domain = code, reason, message, domain
         self.headers = headers or {}
+        self.location, self.location_type = location, location_type
 
     def body(self) -> dict:
-        return {"error": {"errors": [{"domain": self.domain, "reason": self.reason, "message": self.message}],
-                          "code": self.code, "message": self.message}}
+        item = {"domain": self.domain, "reason": self.reason, "message": self.message}
+        if self.location:
+            item.update(locationType=self.location_type, location=self.location)
+        return {"error": {"errors": [item], "code": self.code, "message": self.message}}
+
+
+def _invalid_parameter(name: str, message: str) -> ApiError:
+    # Assumed reason and wording: the description only types the parameter.
+    return ApiError(400, "invalid", message, location=name, location_type="parameter")
+
+
+def _int_param(query: dict, name: str, default: int, most: int) -> int:
+    """An integer parameter with the description's ``minimum: 1``; above ``most`` (the prose's cap) it is capped."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"-?\d+", raw) or int(raw) < 1:
+        raise _invalid_parameter(name, f"Invalid value '{raw}'. Values must be within the range: [1, {most}]")
+    return min(int(raw), most)
+
+
+def _bool_param(query: dict, name: str) -> bool | None:
+    """A ``type: boolean`` parameter; None when absent."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() not in ("true", "false"):
+        raise _invalid_parameter(name, f"Invalid boolean value: '{raw}'.")
+    return raw.lower() == "true"
 
 
 @dataclasses.dataclass
@@ -112,11 +218,83 @@ class AccessToken:
 
 @dataclasses.dataclass
 class Call:
+    """One Calendar API request and the answer the fake gave it."""
+
     method: str
-    path: str
+    path: str  # as sent, percent-encoded
     query: dict
     headers: dict
     body: dict | None = None
+    query_pairs: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # repeats kept
+    status: int | None = None
+    response: dict | None = None  # the JSON body answered (None: empty)
+
+
+@dataclasses.dataclass
+class WatchChannel:
+    """A notification channel made by events.watch."""
+
+    id: str
+    resource_id: str
+    resource_uri: str
+    address: str
+    token: str | None
+    expires_at: float  # seconds since the epoch
+    calendar_id: str
+    messages: int = 0  # the last X-Goog-Message-Number sent
+    stopped: bool = False
+
+    def live(self, now: float) -> bool:
+        return not self.stopped and self.expires_at > now
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "resourceId": self.resource_id, "resourceUri": self.resource_uri,
+                "address": self.address, "token": self.token,
+                "expiration": dt.datetime.fromtimestamp(self.expires_at, UTC), "calendar_id": self.calendar_id,
+                "messages": self.messages}
+
+
+class PushDelivery(NamedTuple):
+    """One notification POST the fake made: read by attribute (``d.state``) or by key (``d["state"]``)."""
+
+    channel_id: str
+    state: str  # X-Goog-Resource-State: sync, exists, not_exists
+    message_number: int
+    status: int | None  # the receiver's HTTP status; None when the POST did not get an answer
+    error: str = ""  # why there was no answer
+
+    def __getitem__(self, key):
+        return getattr(self, key) if isinstance(key, str) else tuple.__getitem__(self, key)
+
+
+def _resource_id(calendar_id: str) -> str:
+    """An opaque id for a calendar's events collection, the same for every channel on it."""
+    return hashlib.sha256(("events:" + calendar_id).encode()).hexdigest()[:19]
+
+
+def _post_notification(address: str, headers: dict) -> tuple[int | None, str]:
+    """(status, error) of one notification POST, an empty body as Google sends."""
+    parts = urlsplit(address)
+    if parts.hostname not in LOOPBACK:
+        # Tests never leave the machine: an https address elsewhere is accepted by watch
+        # (as Google accepts it) but nothing is sent there.
+        return None, f"not delivered: the fake delivers only to loopback addresses, not {parts.hostname}"
+    if parts.scheme == "https":
+        # Google refuses self-signed certificates too (guides/push), so verification stays on.
+        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=PUSH_TIMEOUT,
+                                                 context=ssl.create_default_context())
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=PUSH_TIMEOUT)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", target, body=b"", headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, ""
+    except (OSError, http.client.HTTPException) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    finally:
+        connection.close()
 
 
 def _stamp(moment: dt.datetime | None = None) -> str:
@@ -160,6 +338,17 @@ class FakeGoogle:
         self.granted_before = ["openid", "https://www.googleapis.com/auth/userinfo.email"]
         self.calls: list[Call] = []
         self.token_requests: list[dict] = []
+        # Push: channels by id; notifications a request or hook caused wait in ``_held`` (per
+        # thread) until it has answered or let go of the lock, then go through ``_outbox`` to
+        # the one delivery thread.
+        self._channels: dict[str, WatchChannel] = {}
+        self._silenced = False
+        self._held = threading.local()
+        self._outbox: queue.Queue = queue.Queue()
+        self._halt = threading.Event()
+        self._delivery_thread: threading.Thread | None = None
+        self._delivered = threading.Condition()
+        self._deliveries: list[PushDelivery] = []
         self.add_calendar(email, email, role="owner", primary=True)
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -176,13 +365,22 @@ class FakeGoogle:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-google", daemon=True)
         self.thread.start()
+        self._halt.clear()
+        self._delivery_thread = threading.Thread(target=self._deliver_until_halted, name="fake-google-push",
+                                                 daemon=True)
+        self._delivery_thread.start()
         return self
 
     def stop(self) -> None:
+        """Stops the server and the delivery thread; notifications not yet sent are dropped."""
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        self._halt.set()
+        if self._delivery_thread is not None:
+            self._delivery_thread.join(timeout=PUSH_TIMEOUT + 2)
+            self._delivery_thread = None
 
     @property
     def url(self) -> str:
@@ -221,6 +419,8 @@ class FakeGoogle:
     def delete_calendar(self, calendar_id: str) -> None:
         with self.lock:
             del self.calendars[calendar_id]
+            self._hold(calendar_id, "not_exists")
+        self._release()
 
     def add_event(self, calendar_id: str, summary: str, start: dt.datetime, end: dt.datetime, *,
                   transparent: bool = False, recurrence: list[str] | None = None, description: str = "",
@@ -235,7 +435,9 @@ class FakeGoogle:
         if private:
             body["extendedProperties"] = {"private": dict(private)}
         with self.lock:
-            return self._insert(calendar_id, body)["id"]
+            event_id = self._insert(calendar_id, body)["id"]
+        self._release()
+        return event_id
 
     def edit_event(self, calendar_id: str, event_id: str, *, start: dt.datetime | None = None,
                    end: dt.datetime | None = None, **fields) -> dict:
@@ -246,13 +448,16 @@ class FakeGoogle:
             if end is not None:
                 event["end"] = self._when(end, False)
             event.update(fields)
-            return copy.deepcopy(self._bump(calendar_id, event))
+            edited = copy.deepcopy(self._bump(calendar_id, event))
+        self._release()
+        return edited
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         with self.lock:
             event = self.calendars[calendar_id]["events"][event_id]
             event["status"] = "cancelled"
             self._bump(calendar_id, event)
+        self._release()
 
     def events(self, calendar_id: str, include_deleted: bool = False) -> list[dict]:
         with self.lock:
@@ -286,6 +491,104 @@ class FakeGoogle:
     def api_calls(self, method: str | None = None, path_contains: str = "") -> list[Call]:
         return [c for c in self.calls if (method is None or c.method == method) and path_contains in c.path]
 
+    # -- push: test hooks ----------------------------------------------------------------
+
+    def channels(self, calendar_id: str | None = None) -> list[dict]:
+        """The live channels (not stopped, not expired), of one calendar or all: ``id``, ``resourceId``,
+        ``resourceUri``, ``address``, ``token`` (None without one), ``expiration`` (an aware datetime),
+        ``calendar_id``, ``messages`` (how many were sent)."""
+        with self.lock:
+            wanted = self.email if calendar_id == "primary" else calendar_id
+            now = time.time()
+            return [c.as_dict() for c in self._channels.values()
+                    if c.live(now) and (wanted is None or c.calendar_id == wanted)]
+
+    @property
+    def push_deliveries(self) -> list[PushDelivery]:
+        """Every notification POST made so far, in order."""
+        with self._delivered:
+            return list(self._deliveries)
+
+    def wait_for_deliveries(self, count: int, timeout: float = 5.0) -> bool:
+        """True once ``count`` notifications were POSTed (answered or failed), False after ``timeout`` s."""
+        with self._delivered:
+            return self._delivered.wait_for(lambda: len(self._deliveries) >= count, timeout=timeout)
+
+    def silence_push(self, on: bool = True) -> None:
+        """Channels stay live but changes meanwhile are never delivered (a channel that stopped working)."""
+        with self.lock:
+            self._silenced = on
+
+    def expire_channel(self, channel_id: str) -> None:
+        """The channel's expiration is now in the past: it delivers nothing more."""
+        with self.lock:
+            self._channels[channel_id].expires_at = time.time() - 1
+
+    def notify(self, calendar_id: str, state: str = "exists", count: int = 1) -> None:
+        """``count`` notifications on each live channel of the calendar, without any change (bursts)."""
+        with self.lock:
+            self._hold(self.email if calendar_id == "primary" else calendar_id, state, count)
+        self._release()
+
+    # -- push: delivery ------------------------------------------------------------------
+
+    def _hold(self, calendar_id: str, state: str, count: int = 1) -> None:
+        """Notifications for each live channel of the calendar, sent once ``_release`` runs (lock held)."""
+        if self._silenced:
+            return
+        now = time.time()
+        channels = [c.id for c in self._channels.values() if c.calendar_id == calendar_id and c.live(now)]
+        self._hold_for(channels, state, count)
+
+    def _hold_for(self, channel_ids: list[str], state: str, count: int = 1) -> None:
+        held = self._held.__dict__.setdefault("jobs", [])
+        for _ in range(count):
+            held += [(channel_id, state) for channel_id in channel_ids]
+
+    def _release(self) -> None:
+        """Hands what this thread held to the delivery thread: after the answer, outside the lock."""
+        jobs, self._held.jobs = getattr(self._held, "jobs", []), []
+        for job in jobs:
+            self._outbox.put(job)
+
+    def _deliver_until_halted(self) -> None:
+        while not self._halt.is_set():
+            try:
+                channel_id, state = self._outbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                delivery = self._deliver(channel_id, state)
+            except Exception as exc:  # a fake bug must not end delivery for the rest of the test
+                delivery = PushDelivery(channel_id, state, 0, None, f"fake error: {exc!r}")
+            if delivery is not None:
+                with self._delivered:
+                    self._deliveries.append(delivery)
+                    self._delivered.notify_all()
+
+    def _deliver(self, channel_id: str, state: str) -> PushDelivery | None:
+        with self.lock:
+            channel = self._channels.get(channel_id)
+            if channel is None or not channel.live(time.time()):
+                return None  # stopped or expired since the change
+            channel.messages += 1
+            number = channel.messages
+            headers = {
+                "Content-Type": "application/json; utf-8",
+                "User-Agent": PUSH_USER_AGENT,
+                "X-Goog-Channel-ID": channel.id,
+                "X-Goog-Channel-Expiration": email.utils.formatdate(channel.expires_at, usegmt=True),
+                "X-Goog-Resource-ID": channel.resource_id,
+                "X-Goog-Resource-URI": channel.resource_uri,
+                "X-Goog-Resource-State": state,
+                "X-Goog-Message-Number": str(number),
+            }
+            if channel.token is not None:
+                headers["X-Goog-Channel-Token"] = channel.token
+            address = channel.address
+        status, error = _post_notification(address, headers)
+        return PushDelivery(channel_id, state, number, status, error)
+
     # -- events, stored in Google's shape ----------------------------------------------
 
     def _when(self, moment: dt.datetime, all_day: bool) -> dict:
@@ -298,11 +601,13 @@ class FakeGoogle:
         self.calendars[calendar_id]["entry"]["etag"] = f'"{int(time.time() * 1000)}{secrets.randbelow(1000):03d}"'
 
     def _bump(self, calendar_id: str, event: dict) -> dict:
+        """Every change to an event: a new etag and sync position, and a notification on each channel."""
         self.seq += 1
         event["etag"] = f'"{3400000000000000 + self.seq * 1000}"'
         event["updated"] = _stamp()
         event["sequence"] = event.get("sequence", -1) + 1
         self.calendars[calendar_id]["seq"][event["id"]] = self.seq
+        self._hold(calendar_id, "exists")
         return event
 
     def _normalise_time(self, value, field: str) -> dict:
@@ -445,7 +750,8 @@ class FakeGoogle:
         except Exception:
             data = None
         if not isinstance(data, dict) or data.get("c") != calendar_id or data.get("e") != self.token_epoch:
-            raise ApiError(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
+            raise ApiError(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.",
+                           domain="calendar", location="syncToken", location_type="parameter")
         return data
 
     # -- the Calendar API --------------------------------------------------------------
@@ -454,22 +760,46 @@ class FakeGoogle:
         auth = headers.get("Authorization", "")
         token = self.access_tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
         if token is None or token.grant.revoked or token.expires_at <= time.time():
-            raise ApiError(401, "authError", "Invalid Credentials",
+            raise ApiError(401, "authError", "Invalid Credentials", location="Authorization", location_type="header",
                            headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
         if not set(token.scopes) & set(WRITE_SCOPES if need_write else READ_SCOPES):
             raise ApiError(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
         return token
 
-    def api(self, method: str, path: str, query: dict, headers, body) -> tuple[int, dict | None, dict]:
-        """(status, JSON body, extra headers) for one Calendar API request."""
+    def api(self, method: str, path: str, query: dict, headers, body,
+            query_pairs: list[tuple[str, str]] | None = None) -> tuple[int, dict | None, dict]:
+        """(status, JSON body, extra headers) for one Calendar API request, recorded in ``calls``.
+
+        Notifications it causes are held for the calling thread; the HTTP handler sends them on
+        (``_release``) once it has answered.
+        """
         with self.lock:
-            self.calls.append(Call(method, path, query, dict(headers), body))
-            self.authorise(headers, need_write=method != "GET")
+            call = Call(method, path, dict(query), dict(headers), copy.deepcopy(body),
+                        list(query_pairs if query_pairs is not None else query.items()))
+            self.calls.append(call)
+            try:
+                status, payload, extra = self._route(method, path, query, headers, body)
+            except ApiError as exc:
+                call.status, call.response = exc.code, exc.body()
+                raise
+            call.status, call.response = status, copy.deepcopy(payload)
+            return status, payload, extra
+
+    def _route(self, method: str, path: str, query: dict, headers, body) -> tuple[int, dict | None, dict]:
+        with self.lock:
+            parts = [unquote(p) for p in path[len(API_PREFIX):].strip("/").split("/")]
+            # events.watch and channels.stop take the read scopes (their scopes in the description).
+            watching = method == "POST" and (parts == ["channels", "stop"] or parts[2:] == ["events", "watch"])
+            self.authorise(headers, need_write=method != "GET" and not watching)
             if self.failures:
                 status, reason = self.failures.pop(0)
                 message = "Rate Limit Exceeded" if reason == "rateLimitExceeded" else "User Rate Limit Exceeded"
                 raise ApiError(status, reason, message, domain="usageLimits")
-            parts = [unquote(p) for p in path[len(API_PREFIX):].strip("/").split("/")]
+            if parts == ["channels", "stop"] and method == "POST":
+                return self._stop_channel(body)
+            if len(parts) == 4 and parts[0] == "calendars" and parts[2:] == ["events", "watch"] and method == "POST":
+                cal = self._calendar(parts[1])
+                return 200, self._watch(cal["entry"]["id"], body), {}
             if parts[:3] == ["users", "me", "calendarList"]:
                 if method != "GET":
                     raise ApiError(405, "methodNotAllowed", "Method Not Allowed")
@@ -488,6 +818,81 @@ class FakeGoogle:
                 elif len(parts) == 4:
                     return self._one_event(cal, calendar_id, parts[3], method, headers, body)
             raise ApiError(404, "notFound", "Not Found")
+
+    def _watch(self, calendar_id: str, body) -> dict:
+        """events.watch: a channel on the calendar's events, and its ``sync`` message."""
+        body = self._body(body)
+        for field in ("id", "type", "address"):
+            if not body.get(field):
+                raise ApiError(400, "required", f"Required channel {field}.")  # wording assumed
+        channel_id, address, token = str(body["id"]), str(body["address"]), body.get("token")
+        if body["type"] not in ("web_hook", "webhook"):  # Channel.type: "web_hook" (or "webhook")
+            raise ApiError(400, "invalid", f"Invalid channel type: {body['type']}.")
+        if len(channel_id) > CHANNEL_ID_MAX:
+            raise ApiError(400, "invalid", f"The channel id may have at most {CHANNEL_ID_MAX} characters.")
+        if token is not None and (not isinstance(token, str) or len(token) > CHANNEL_TOKEN_MAX):
+            raise ApiError(400, "invalid",
+                           f"The channel token must be a string of at most {CHANNEL_TOKEN_MAX} characters.")
+        target = urlsplit(address)
+        # Google wants https ("it must use HTTPS"); the fake also takes http on loopback, for test receivers.
+        test_receiver = target.scheme == "http" and target.hostname in LOOPBACK
+        if not target.hostname or not (target.scheme == "https" or test_receiver):
+            raise ApiError(400, "push.webhookUrlNotHttps", f"WebHook callback must be HTTPS: {address}")
+        expires_at = self._channel_expiry(body)
+        now = time.time()
+        if any(c.id == channel_id and c.live(now) for c in self._channels.values()):
+            # Assumed: the reason client libraries handle; the guide only says ids must be unique.
+            raise ApiError(400, "channelIdNotUnique", f"Channel id {channel_id} not unique")
+        channel = WatchChannel(
+            id=channel_id, resource_id=_resource_id(calendar_id),
+            # Assumed: the canonical calendar id, as in the guide's example (never "primary").
+            resource_uri=f"{self.url}{API_PREFIX}/calendars/{quote(calendar_id, safe='@')}/events",
+            address=address, token=token, expires_at=expires_at, calendar_id=calendar_id,
+        )
+        self._channels[channel_id] = channel
+        # Google may send the sync message even before the watch answer arrives; the fake sends
+        # it right after the answer.
+        if not self._silenced:
+            self._hold_for([channel_id], "sync")
+        answer = {"kind": "api#channel", "id": channel.id, "resourceId": channel.resource_id,
+                  "resourceUri": channel.resource_uri, "expiration": str(int(expires_at * 1000))}
+        if token is not None:
+            answer["token"] = token
+        return answer
+
+    @staticmethod
+    def _channel_expiry(body: dict) -> float:
+        """When the channel ends: the most restrictive of params.ttl, expiration (ms) and the fake's limit."""
+        now = time.time()
+        ends = [now + PUSH_TTL_MAX]
+        params = body.get("params") or {}
+        if not isinstance(params, dict):
+            raise ApiError(400, "invalid", "Invalid channel params.")
+        if "ttl" in params:
+            ttl = str(params["ttl"])
+            if not ttl.isdigit() or int(ttl) < 1:
+                raise ApiError(400, "invalid", f"Invalid ttl value: {ttl}.")
+            ends.append(now + int(ttl))
+        if body.get("expiration") is not None:
+            wanted = str(body["expiration"])
+            if not wanted.isdigit() or int(wanted) / 1000 <= now:
+                raise ApiError(400, "invalid", f"Invalid expiration value: {wanted}.")
+            ends.append(int(wanted) / 1000)
+        if len(ends) == 1:
+            ends.append(now + PUSH_TTL_DEFAULT)
+        return int(min(ends) * 1000) / 1000  # whole milliseconds, as the answer says it
+
+    def _stop_channel(self, body) -> tuple[int, None, dict]:
+        """channels.stop: 204, or 404 when no live channel has that id and resourceId."""
+        body = self._body(body)
+        for field in ("id", "resourceId"):
+            if not body.get(field):
+                raise ApiError(400, "required", f"Required channel {field}.")
+        channel = self._channels.get(str(body["id"]))
+        if channel is None or channel.resource_id != body["resourceId"] or not channel.live(time.time()):
+            raise ApiError(404, "notFound", f"Channel '{body['id']}' not found for project 'calsync-fake'")
+        channel.stopped = True
+        return 204, None, {}
 
     def _calendar(self, calendar_id: str) -> dict:
         if calendar_id == "primary":
@@ -510,15 +915,15 @@ class FakeGoogle:
 
     def _calendar_list(self, query: dict) -> dict:
         entries = [copy.deepcopy(c["entry"]) for c in self.calendars.values()]
-        return self._paged("calendar#calendarList", entries, query, "")
+        return self._paged("calendar#calendarList", entries, query, "", size=_int_param(query, "maxResults", 100, 250))
 
-    def _paged(self, kind: str, items: list, query: dict, sync_token: str) -> dict:
+    def _paged(self, kind: str, items: list, query: dict, sync_token: str, size: int | None = None) -> dict:
+        size = size or _int_param(query, "maxResults", 250, 2500)
         if query.get("pageToken"):
             saved = self.pages.pop(query["pageToken"], None)
             if saved is None:
                 raise ApiError(400, "invalid", "Invalid page token value.")
             items, sync_token = saved
-        size = max(1, min(int(query.get("maxResults") or 250), 2500))
         page, rest = items[:size], items[size:]
         answer = {"kind": kind, "etag": f'"p{self.seq}"', "items": page}
         if rest:
@@ -534,24 +939,25 @@ class FakeGoogle:
         role = cal["entry"]["accessRole"]
         if query.get("pageToken"):
             return self._paged("calendar#events", [], query, "")
-        single = query.get("singleEvents") == "true"
+        single = bool(_bool_param(query, "singleEvents"))
+        show_deleted = _bool_param(query, "showDeleted")
         sync = query.get("syncToken")
         if sync:
-            refused = [p for p in ("timeMin", "timeMax", "updatedMin", "q", "orderBy", "iCalUID") if p in query]
+            refused = [p for p in SYNC_REFUSES if p in query]
             if refused:
                 raise ApiError(400, "invalid", f"Sync token cannot be used with {', '.join(refused)}.")
-            if query.get("showDeleted") == "false":
+            if show_deleted is False:
                 raise ApiError(400, "invalid", "showDeleted cannot be false with a sync token.")
             since = self._read_sync_token(sync, calendar_id)["s"]
             events = [e for eid, e in cal["events"].items() if cal["seq"][eid] > since]
             low = high = None
         else:
-            show_deleted = query.get("showDeleted") == "true"
             events = [e for e in cal["events"].values() if show_deleted or e.get("status") != "cancelled"]
             low = _parse_rfc3339(query["timeMin"], "timeMin") if query.get("timeMin") else None
             high = _parse_rfc3339(query["timeMax"], "timeMax") if query.get("timeMax") else None
             if low and high and low >= high:
-                raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", domain="calendar")
+                raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", domain="calendar",
+                               location="timeMax", location_type="parameter")
         listed = []
         for event in events:
             for item in (self._instances(event) if single else [event]):
@@ -579,7 +985,8 @@ class FakeGoogle:
             raise ApiError(400, "invalid", "This fake does not change single instances of a series.")
         wanted = headers.get("If-Match")
         if wanted and wanted != "*" and wanted != master["etag"]:
-            raise ApiError(412, "conditionNotMet", "Precondition Failed", headers={"ETag": master["etag"]})
+            raise ApiError(412, "conditionNotMet", "Precondition Failed", location="If-Match", location_type="header",
+                           headers={"ETag": master["etag"]})
         if method == "DELETE":
             if master.get("status") == "cancelled":
                 raise ApiError(410, "deleted", "Resource has been deleted")
@@ -589,28 +996,30 @@ class FakeGoogle:
         if method not in ("PUT", "PATCH"):
             raise ApiError(405, "methodNotAllowed", "Method Not Allowed")
         body = self._body(body)
+        changed = copy.deepcopy(master)
         if method == "PUT":
-            keep = {k: master[k] for k in ("kind", "id", "htmlLink", "created", "creator", "organizer", "iCalUID",
-                                           "etag", "sequence", "eventType")}
-            master.clear()
-            master.update(keep)
-            master["reminders"] = {"useDefault": True}
+            keep = ("kind", "id", "htmlLink", "created", "creator", "organizer", "iCalUID", "etag", "sequence",
+                    "eventType")
+            changed = {k: changed[k] for k in keep if k in changed}
+            changed["reminders"] = {"useDefault": True}
         for field, value in body.items():
             if field in ("id", "etag", "kind", "created", "updated", "htmlLink", "iCalUID"):
                 continue
             if field in ("start", "end"):
-                master[field] = self._normalise_time(value, field)
+                changed[field] = self._normalise_time(value, field)
             elif field == "extendedProperties" and method == "PATCH":
-                props = master.setdefault("extendedProperties", {})
+                props = changed.setdefault("extendedProperties", {})
                 for scope, values in (value or {}).items():
                     props.setdefault(scope, {}).update(values or {})
             else:
-                master[field] = copy.deepcopy(value)
-        if "start" not in master or "end" not in master:
+                changed[field] = copy.deepcopy(value)
+        if "start" not in changed or "end" not in changed:
             raise ApiError(400, "required", "Missing end time.")
         # Writing a deleted event again brings it back (its id is kept by the tombstone).
         was = master.get("status", "confirmed")
-        master["status"] = body.get("status") or ("confirmed" if was == "cancelled" else was)
+        changed["status"] = body.get("status") or ("confirmed" if was == "cancelled" else was)
+        master.clear()
+        master.update(changed)
         self._bump(calendar_id, master)
         return 200, copy.deepcopy(master), {"ETag": master["etag"]}
 
@@ -758,7 +1167,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         parts = urlsplit(self.path)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        query = dict(pairs)
         raw = self._read()
         g = self.google
         try:
@@ -778,13 +1188,15 @@ class _Handler(BaseHTTPRequestHandler):
                         body = json.loads(raw)
                     except ValueError:
                         raise ApiError(400, "parseError", "Parse Error") from None
-                status, payload, headers = g.api(self.command, parts.path, query, self.headers, body)
+                status, payload, headers = g.api(self.command, parts.path, query, self.headers, body, pairs)
                 return self._json(status, payload, headers)
             raise ApiError(404, "notFound", "Not Found")
         except ApiError as exc:
             return self._json(exc.code, exc.body(), exc.headers)
+        finally:
+            g._release()  # the notifications this request caused, now that it has been answered
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
-__all__ = ["CALENDAR_SCOPE", "FakeGoogle"]
+__all__ = ["API_PREFIX", "CALENDAR_SCOPE", "Call", "FakeGoogle", "PushDelivery"]

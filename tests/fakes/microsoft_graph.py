@@ -1,5 +1,23 @@
 """A local fake of Microsoft's sign-in (identity platform, OAuth 2.0 v2.0 endpoints) and of
-Microsoft Graph v1.0's calendar API, served on 127.0.0.1 for calsync's tests.
+Microsoft Graph v1.0's calendar API and change notifications, served on 127.0.0.1 for calsync's tests.
+
+Every JSON body it sends and every request body calsync sends it is held to msgraph-sdk's models of
+Graph v1.0 (tests/test_graph_description.py, tests/test_graph_fake_push.py). What those models
+cannot show is this fake's reading of the docs below:
+
+* paging: which collections page, by ``$skip`` (calendars, events) or ``$skiptoken`` (delta), at
+  ``Prefer: odata.maxpagesize`` / ``$top``; a delta round ends with ``@odata.deltaLink``;
+* delta semantics: the window fixed by a round's first request, ``@removed`` for events deleted
+  *or* moved out of it, occurrences instead of series masters, an expired token (410);
+* which fields come back: ``$select`` keeps ``id`` and ``@odata.etag``; ``$expand`` of one
+  extended property; ``transactionId`` only when an app set it (the models have no required fields);
+* query semantics: the extended-property ``$filter`` (case-insensitive value), ``Prefer:
+  outlook.timezone`` / ``outlook.body-content-type``, a retried POST with the same transactionId;
+* status codes, error codes, headers (``ETag``, ``If-Match`` -> 412, ``Retry-After``, 401/403/404);
+* push: the validation handshake, that nothing is sent for a deleted, expired or silenced
+  subscription, delivery order and timing, lifecycle triggers, the 10080-minute limit. Not modelled:
+  Graph's retries (for up to 4 hours), throttling of slow endpoints, re-validation on renewal,
+  ``/reauthorize``, the pause of notifications after a revoked grant, resource data in notifications.
 
 It follows these documentation pages. Those marked (read) were read from a stored copy of
 microsoftgraph/microsoft-graph-docs-contrib while this was written; the others are from
@@ -44,11 +62,47 @@ memory (no network), so only the shapes below are claimed:
   AADSTS50173 once the grant is revoked; ``offline_access`` is never echoed in ``scope``
   while ``openid profile email`` are (as a Microsoft Q&A answer on learn.microsoft.com shows).
 
+* graph/api/subscription-post-subscriptions (read), resources/subscription (read), subscription-update,
+  subscription-get, subscription-delete -- ``POST /subscriptions`` (changeType: a
+  comma-separated subset of created, updated, deleted; notificationUrl; lifecycleNotificationUrl;
+  resource ``me/calendars/{id}/events`` or ``me/events``; expirationDateTime; clientState, at most 128
+  characters) answered 201 with the subscription; ``PATCH`` (renew, which also reauthorizes) 200,
+  ``GET`` 200, ``DELETE`` 204; "Creating a subscription requires read scope to the resource"
+  (Calendars.Read). Graph requires https: this fake also takes ``http://127.0.0.1:…`` and
+  ``http://localhost:…`` and never contacts any other host (such a subscription fails validation).
+  The stored copy read lists 4230 minutes for Outlook events; the current page lists 10080 minutes
+  (under 7 days), which the fake uses. An expiration more than that ahead, or past, is 400
+  ``ExtensionError``: that is the service's code for it ("Subscription expiration can only be 4230
+  minutes in the future.", quoted in microsoftgraph/microsoft-graph-docs#2988), where
+  ``InvalidRequest`` is its code for a malformed request. An unknown id is 404 ``ResourceNotFound``
+  "The object was not found." (msgraph-sdk-php#221). An unknown calendar is 404 too. The docs'
+  example answer has ``notificationContentType``, which the v1.0 model lacks: not sent.
+* graph/change-notifications-delivery-webhooks (read) and its include "notificationUrl validation"
+  (read) -- ``POST {url}?validationToken=…`` (``Content-Type: text/plain; charset=utf-8``); the app
+  answers within 10 seconds 200, text/plain, the decoded token; otherwise 400 ``ValidationError``
+  "Subscription validation request failed. Notification endpoint must respond with 200 OK to
+  validation request." (as quoted in splunk/azure-functions-splunk#26; a wrong body: "... Response
+  must exactly match validationToken query parameter.", java-spring-webhooks-sample#82). Both URLs
+  are validated. A change notification is ``{"value": [{subscriptionId,
+  subscriptionExpirationDateTime, changeType, resource, resourceData {@odata.type, @odata.id,
+  @odata.etag, id}, clientState, tenantId}]}``; a 2xx (202 expected) means delivered.
+* graph/change-notifications-lifecycle-events (read) -- ``reauthorizationRequired`` (also when access
+  is revoked: ``revoke_grant``), ``subscriptionRemoved``, ``missed``, sent to the
+  lifecycleNotificationUrl as ``{"value": [{subscriptionId, subscriptionExpirationDateTime,
+  tenantId, clientState, lifecycleEvent}]}``. Without a lifecycleNotificationUrl they go to the
+  notificationUrl, as graph/webhooks-outlook-authz (read) says (the current lifecycle page says none
+  are sent then).
+
 The consent page itself is the fake's own (Microsoft's is not an API): it names the account
 and the permissions and has "Accept" and "Cancel" buttons. Test hooks are plain methods:
 ``add_event``, ``edit_event``, ``delete_event``, ``add_calendar``, ``set_can_edit``,
 ``delete_calendar``, ``revoke_grant``, ``expire_access_tokens``, ``fail_next``,
-``expire_delta_tokens``, ``grant_only``.
+``expire_delta_tokens``, ``grant_only``; for push ``subscriptions``, ``push_deliveries``,
+``wait_for_deliveries``, ``wait_for_push_idle``, ``silence_push``, ``expire_subscription``,
+``notify``, ``send_lifecycle`` (and the attributes ``now``, ``validation_timeout``,
+``delivery_timeout``). Deliveries and lifecycle notifications go out from one background thread,
+in order, never under the fake's lock or inside the request that caused them; ``stop`` ends it.
+``calls`` records every Graph request with its JSON bodies.
 """
 
 from __future__ import annotations
@@ -59,6 +113,7 @@ import datetime as dt
 import hashlib
 import html
 import json
+import queue
 import re
 import secrets
 import threading
@@ -66,15 +121,27 @@ import time
 import uuid
 import zoneinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-__all__ = ["GraphFake", "SCOPE_TEXT", "weekly"]
+import requests
+
+__all__ = ["Call", "GraphFake", "PushDelivery", "SCOPE_TEXT", "weekly"]
 
 UTC = dt.timezone.utc
 GRAPH = "/v1.0"
 ACCESS_TOKEN_LIFETIME = 3599
 DEFAULT_PAGE_SIZE = 10
 OIDC_SCOPES = ("openid", "profile", "email")
+
+CHANGE_TYPES = ("created", "updated", "deleted")
+LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+# graph/api/resources/subscription, "Maximum length of subscription per resource type": Outlook
+# event, 10080 minutes (under 7 days) on the current page (4230 in older copies).
+MAX_SUBSCRIPTION_MINUTES = 10080
+VALIDATION_SECONDS = 10.0  # change-notifications-delivery-webhooks: "respond ... within 10 seconds"
+DELIVERY_SECONDS = 5.0
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 SCOPE_TEXT = {
     "offline_access": "Maintain access to data you have given it access to",
@@ -198,6 +265,54 @@ class FakeEvent:
 
 
 @dataclasses.dataclass
+class Call:
+    """One Graph request and the answer the fake gave it."""
+
+    method: str
+    path: str  # decoded, without the query
+    query_text: str  # the decoded query string ('' when none)
+    status: int
+    body: dict | list | None = None  # the JSON request body (None: none, or not JSON)
+    response: dict | list | None = None  # the JSON answer (None: empty, or not JSON)
+
+
+class PushDelivery(NamedTuple):
+    """One POST the fake made to an app's endpoint: read by attribute (``d.kind``) or key (``d["kind"]``)."""
+
+    subscription_id: str
+    kind: str  # "validation", "change" or "lifecycle"
+    changeType: str | None  # of a change notification
+    lifecycleEvent: str | None  # of a lifecycle notification
+    status: int | None  # the HTTP status the endpoint answered; None when it did not
+    error: str = ""  # why nothing usable came back (a failed handshake: what was wrong)
+    ok: bool = False  # a 2xx; for a validation: the handshake passed
+    url: str = ""
+    body: dict | None = None  # the JSON sent (None for a validation: it has no body)
+
+    def __getitem__(self, key):
+        return getattr(self, key) if isinstance(key, str) else tuple.__getitem__(self, key)
+
+
+@dataclasses.dataclass
+class FakeSubscription:
+    """One change-notification subscription on a calendar's events."""
+
+    id: str
+    resource: str  # as the app sent it
+    calendar_id: str
+    change_type: str  # as sent, e.g. "created,updated"
+    notification_url: str
+    lifecycle_url: str | None
+    expiration: dt.datetime  # aware UTC
+    client_state: str | None
+    tls_version: str = "v1_2"
+    deleted: bool = False
+
+    def covers(self, change_type: str) -> bool:
+        return change_type in {c.strip() for c in self.change_type.split(",")}
+
+
+@dataclasses.dataclass
 class _Instance:
     """What a calendar view lists: a single event, or one occurrence of a series."""
 
@@ -235,6 +350,7 @@ class GraphFake:
         self.user_principal_name = user_principal_name
         self.display_name = display_name
         self.user_id = str(uuid.uuid4())
+        self.tenant_id = str(uuid.uuid4())
         self.lock = threading.RLock()
         self.page_size = DEFAULT_PAGE_SIZE
         self.calendars: dict[str, FakeCalendar] = {}
@@ -252,7 +368,19 @@ class GraphFake:
         self._failures: list[tuple[int, str]] = []
         self.requests: list[tuple[str, str]] = []  # (method, decoded path?query) of every Graph request
         self.answers: list[tuple[str, str, int]] = []  # (method, path, status)
+        self.calls: list[Call] = []  # every Graph request, with its JSON bodies
         self.token_requests: list[str] = []  # grant types asked at the token endpoint
+        # Push. ``now`` is the fake's clock for subscription expiry (a test may hand it core.clock.now).
+        self.now = lambda: dt.datetime.now(UTC)
+        self.validation_timeout = VALIDATION_SECONDS
+        self.delivery_timeout = DELIVERY_SECONDS
+        self._subscriptions: dict[str, FakeSubscription] = {}
+        self._silenced = False
+        self._outbox: queue.Queue = queue.Queue()  # deliveries, sent by one thread outside the lock
+        self._pushed = threading.Condition()  # guards _push_log; notified on each record
+        self._push_log: list[PushDelivery] = []
+        self._courier: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.default_calendar_id = self.add_calendar("Calendar", is_default=True)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -268,11 +396,20 @@ class GraphFake:
         Handler.fake = fake
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="graph-fake", daemon=True)
+        # A short poll interval: stop() (serve_forever's shutdown) then takes 50 ms, not 500.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="graph-fake", daemon=True)
         self._thread.start()
+        self._stopping.clear()
+        self._courier = threading.Thread(target=self._deliver_until_stopped, name="graph-fake-push", daemon=True)
+        self._courier.start()
         return self
 
     def stop(self) -> None:
+        if self._courier is not None:
+            self._stopping.set()  # what is still queued is dropped, not sent
+            self._outbox.put(None)
+            self._courier.join(timeout=self.delivery_timeout + 1)
+            self._courier = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -318,13 +455,25 @@ class GraphFake:
         self.granted_scopes = set(scopes)
 
     def revoke_grant(self) -> None:
-        """The user removed calsync's access (or changed the password): every token stops working."""
+        """The user removed calsync's access (or changed the password): every token stops working,
+        and every live subscription is told ``reauthorizationRequired``.
+
+        graph/change-notifications-lifecycle-events: reauthorizationRequired is sent "when an
+        administrator has revoked your app's permissions to read a resource" (also when the access
+        token or the subscription is about to expire), "before any of these conditions become true";
+        change notifications "may continue for a while" and then pause until the app reauthorizes
+        (POST /subscriptions/{id}/reauthorize) or renews (PATCH), which needs a token that works --
+        here, a new sign-in. The fake keeps delivering changes meanwhile (the pause is not modelled).
+        For a password reset or a revoked account graph/webhooks-outlook-authz says Outlook removes
+        the subscription instead (``subscriptionRemoved``): a test sends that with ``send_lifecycle``.
+        """
         with self.lock:
             self.grant_revoked = True
             for token in self._access_tokens.values():
                 token["revoked"] = True
             for token in self._refresh_tokens.values():
                 token["revoked"] = True
+            self.send_lifecycle("reauthorizationRequired")
 
     def expire_access_tokens(self) -> None:
         """Access tokens issued so far expire now (before the time they announced)."""
@@ -347,6 +496,89 @@ class GraphFake:
     def access_tokens(self) -> list[str]:
         with self.lock:
             return list(self._access_tokens)
+
+    # -- test hooks: push ------------------------------------------------------------------
+
+    def subscriptions(self) -> list[dict]:
+        """The live subscriptions (not deleted, not expired)."""
+        with self.lock:
+            return [{
+                "id": sub.id, "resource": sub.resource, "calendar_id": sub.calendar_id, "clientState": sub.client_state,
+                "notificationUrl": sub.notification_url, "lifecycleNotificationUrl": sub.lifecycle_url,
+                "expiration": sub.expiration, "changeType": sub.change_type,
+            } for sub in self._live_subscriptions()]
+
+    @property
+    def push_deliveries(self) -> list[PushDelivery]:
+        """Every POST the fake made to an app's endpoint (handshakes, changes, lifecycle), oldest first."""
+        with self._pushed:
+            return list(self._push_log)
+
+    def wait_for_deliveries(self, count: int, timeout: float = 5.0) -> bool:
+        """True once ``push_deliveries`` holds at least ``count`` records (validations included)."""
+        with self._pushed:
+            return self._pushed.wait_for(lambda: len(self._push_log) >= count, timeout=timeout)
+
+    def wait_for_push_idle(self, timeout: float = 5.0) -> bool:
+        """True once every queued delivery has been sent (or dropped): for "nothing more came" tests."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._outbox.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return self._outbox.unfinished_tasks == 0
+
+    def silence_push(self, on: bool = True) -> None:
+        """While silenced nothing is delivered (as when Graph drops notifications); subscriptions stay."""
+        with self.lock:
+            self._silenced = on
+
+    def expire_subscription(self, subscription_id: str) -> None:
+        """The subscription reaches its expirationDateTime now (Graph then deletes it)."""
+        with self.lock:
+            self._subscriptions[subscription_id].expiration = self.now() - dt.timedelta(seconds=1)
+
+    def notify(self, calendar_id: str | None = None, change_type: str = "updated", count: int = 1) -> int:
+        """``count`` change notifications (one POST each) to every live subscription of the calendar whose
+        changeType covers ``change_type``, without any change (bursts, duplicates); returns how many."""
+        if change_type not in CHANGE_TYPES:
+            raise ValueError(f"change_type must be one of {CHANGE_TYPES}")
+        with self.lock:
+            wanted = calendar_id or self.default_calendar_id
+            events = sorted((e for e in self.events.values() if e.calendar_id == wanted and not e.deleted),
+                            key=lambda e: e.seq)
+            event = events[-1] if events else FakeEvent(id=_graph_id(), calendar_id=wanted, subject="",
+                                                        start=self.now(), end=self.now())
+            queued = 0
+            for _ in range(count):
+                queued += self._notify_change(event, change_type)
+            return queued
+
+    def send_lifecycle(self, event: str, subscription_id: str | None = None) -> int:
+        """A lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``) to one
+        live subscription, or to each; ``subscriptionRemoved`` also deletes it. Returns how many were queued."""
+        if event not in LIFECYCLE_EVENTS:
+            raise ValueError(f"event must be one of {LIFECYCLE_EVENTS}")
+        with self.lock:
+            live = self._live_subscriptions()
+            targets = live if subscription_id is None else [s for s in live if s.id == subscription_id]
+            if subscription_id is not None and not targets:
+                raise KeyError(f"no live subscription {subscription_id}")
+            queued = 0
+            for sub in targets:
+                notification = {"subscriptionId": sub.id, "subscriptionExpirationDateTime": _stamp(sub.expiration),
+                                "tenantId": self.tenant_id}
+                if sub.client_state is not None:
+                    notification["clientState"] = sub.client_state
+                notification["lifecycleEvent"] = event
+                # Without a lifecycleNotificationUrl: "subscriptionRemoved and missed notifications will be
+                # delivered to the existing notificationUrl" (graph/webhooks-outlook-authz); the current
+                # change-notifications-lifecycle-events says such subscriptions get none. The fake does the former.
+                queued += self._queue_push("lifecycle", sub, sub.lifecycle_url or sub.notification_url,
+                                           {"value": [notification]}, lifecycleEvent=event)
+                if event == "subscriptionRemoved":
+                    sub.deleted = True
+            return queued
 
     # -- test hooks: events, as a user or another app changes them ------------------------
 
@@ -380,6 +612,7 @@ class GraphFake:
             )
             event.seq = self._next_seq()
             self.events[event.id] = event
+            self._notify_change(event, "created")
             return event.id
 
     def edit_event(self, event_id: str, **changes) -> None:
@@ -398,12 +631,14 @@ class GraphFake:
             if "body" not in changes and event.body_type == "text" and event.body:
                 event.body, event.body_type = f"<html><body><p>{html.escape(event.body)}</p></body></html>", "html"
             event.touch(self._next_seq())
+            self._notify_change(event, "updated")
 
     def delete_event(self, event_id: str) -> None:
         with self.lock:
             event = self.events[event_id]
             event.deleted = True
             event.touch(self._next_seq())
+            self._notify_change(event, "deleted")
 
     def live_events(self, calendar_id: str | None = None) -> list[FakeEvent]:
         """The events (single instances and series masters) on a calendar now."""
@@ -415,8 +650,6 @@ class GraphFake:
 
     def consent_redirect(self, authorize_url: str, accept: bool = True) -> str:
         """Open the consent page and press Accept (or Cancel); returns where it redirects to."""
-        import requests
-
         page = requests.get(authorize_url, timeout=10)
         page.raise_for_status()
         request_id = re.search(r'name="request" value="([^"]+)"', page.text).group(1)
@@ -575,6 +808,8 @@ class GraphFake:
         prefer = _prefer(headers)
         ctx = _Context(self, scopes, prefer, origin, query, headers)
         segments = [unquote(s) for s in path[len(GRAPH):].strip("/").split("/")]
+        if segments[:1] == ["subscriptions"]:
+            return self._subscriptions_route(method, segments[1:], ctx, body)  # locks itself: it calls the app
         with self.lock:
             return self._route(method, segments, ctx, body)
 
@@ -645,6 +880,7 @@ class GraphFake:
                 ctx.check_if_match(instance.event)
                 instance.event.deleted = True
                 instance.event.touch(self._next_seq())
+                self._notify_change(instance.event, "deleted")
                 return 204, {}, b""
         raise _GraphError(405 if tail and tail[0] == "events" else 400, "BadRequest",
                           f"The request is not supported: {method} {'/'.join(tail)}")
@@ -821,6 +1057,7 @@ class GraphFake:
             raise _GraphError(400, "ErrorInvalidRequest", "The end time of the event must be after the start time.")
         event.seq = self._next_seq()
         self.events[event.id] = event
+        self._notify_change(event, "created")
         instance = _Instance(event.id, event, event.start, event.end)
         return ctx.json({"@odata.context": ctx.origin + GRAPH + "/$metadata#me/calendars('x')/events/$entity",
                          **self._event_json(instance, ctx, expand=False)}, status=201, etag=event.etag)
@@ -841,6 +1078,7 @@ class GraphFake:
         fields = self._parse_event(payload, partial=True)
         self._apply(instance.event, fields)
         instance.event.touch(self._next_seq())
+        self._notify_change(instance.event, "updated")
         fresh = _Instance(instance.id, instance.event, instance.event.start, instance.event.end, instance.kind)
         return ctx.json(self._event_json(fresh, ctx, expand=False), etag=instance.event.etag)
 
@@ -859,6 +1097,238 @@ class GraphFake:
             instance = _Instance(event.id, event, event.start, event.end, "seriesMaster" if event.recurrence else "singleInstance")
             rows.append(ctx.select(self._event_json(instance, ctx)))
         return ctx.page(rows, GRAPH + f"/me/calendars/{quote(calendar.id, safe='')}/events")
+
+    # -- Graph: subscriptions (change notifications) --------------------------------------
+
+    def _subscriptions_route(self, method: str, rest: list[str], ctx: "_Context", body: bytes):
+        # subscription-post-subscriptions: "Creating a subscription requires read scope to the
+        # resource" (Calendars.Read for events); the same account reads, renews and deletes it.
+        ctx.need_read()
+        if rest == [] and method == "POST":
+            return self._subscribe(ctx, body)
+        if rest == [] and method == "GET":
+            with self.lock:
+                rows = [self._subscription_json(sub, ctx, context=False) for sub in self._live_subscriptions()]
+            return ctx.json({"@odata.context": ctx.origin + GRAPH + "/$metadata#subscriptions", "value": rows})
+        if len(rest) == 1 and method in ("GET", "PATCH", "DELETE"):
+            with self.lock:
+                sub = self._subscription(rest[0])
+                if method == "DELETE":
+                    sub.deleted = True
+                    return 204, {}, b""
+                if method == "PATCH":
+                    payload = ctx.payload(body)
+                    if "expirationDateTime" not in payload:
+                        raise _GraphError(400, "InvalidRequest", "Subscription must contain either the "
+                                          "'expirationDateTime' or 'notificationUrl' property and its value.")
+                    if set(payload) - {"expirationDateTime", "@odata.type"}:
+                        raise _GraphError(400, "InvalidRequest",
+                                          "This fake renews a subscription's expirationDateTime only.")
+                    # subscription-update: renewing also reauthorizes (change-notifications-lifecycle-events).
+                    sub.expiration = self._expiration(payload["expirationDateTime"])
+                return ctx.json(self._subscription_json(sub, ctx))
+        raise _GraphError(405 if rest else 400, "BadRequest", f"The request is not supported: {method} subscriptions")
+
+    def _subscribe(self, ctx: "_Context", body: bytes):
+        payload = ctx.payload(body)
+        for name in ("changeType", "notificationUrl", "resource"):
+            if not isinstance(payload.get(name), str) or not payload[name].strip():
+                raise _GraphError(400, "InvalidRequest", f"{name} is a required property for subscription creation.")
+        if "expirationDateTime" not in payload:
+            raise _GraphError(400, "InvalidRequest", "expirationDateTime must be provided with the subscription.")
+        change_type = payload["changeType"]
+        kinds = [c.strip() for c in change_type.split(",")]
+        if not set(kinds) <= set(CHANGE_TYPES) or len(kinds) != len(set(kinds)):
+            raise _GraphError(400, "InvalidRequest", f"'{change_type}' is not a valid changeType; use a "
+                                                     "comma-separated list of created, updated, deleted.")
+        client_state = payload.get("clientState")
+        if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):
+            raise _GraphError(400, "InvalidRequest", "clientState must be a string of at most 128 characters.")
+        urls = [("notificationUrl", payload["notificationUrl"])]
+        if payload.get("lifecycleNotificationUrl"):
+            urls.append(("lifecycleNotificationUrl", payload["lifecycleNotificationUrl"]))
+        for name, url in urls:
+            _check_hook_url(name, url)
+        tls_version = payload.get("latestSupportedTlsVersion") or "v1_2"  # "defaults the property to v1_2"
+        if tls_version not in ("v1_0", "v1_1", "v1_2", "v1_3"):
+            raise _GraphError(400, "InvalidRequest", f"'{tls_version}' is not a valid latestSupportedTlsVersion.")
+        expiration = self._expiration(payload["expirationDateTime"])
+        with self.lock:
+            calendar_id = self._subscribed_calendar(payload["resource"])
+        sub = FakeSubscription(
+            id=str(uuid.uuid4()), resource=payload["resource"], calendar_id=calendar_id, change_type=change_type,
+            notification_url=payload["notificationUrl"], lifecycle_url=payload.get("lifecycleNotificationUrl") or None,
+            expiration=expiration, client_state=client_state, tls_version=tls_version,
+        )
+        for _, url in urls:  # outside the lock: the app's endpoint may well call Graph meanwhile
+            self._validate_endpoint(sub.id, url)
+        with self.lock:
+            self._subscriptions[sub.id] = sub
+            return ctx.json(self._subscription_json(sub, ctx), status=201)
+
+    def _subscribed_calendar(self, resource: str) -> str:
+        """The calendar whose events ``resource`` names: ``me/calendars/{id}/events`` or ``me/events``."""
+        path = resource.strip().lstrip("/")
+        if path.lower() in ("me/events", "me/calendar/events"):
+            return self.default_calendar_id
+        match = re.fullmatch(r"me/calendars/([^/]+)/events", path, flags=re.IGNORECASE)
+        if match is None:
+            raise _GraphError(400, "InvalidRequest", f"The resource '{resource}' is not supported by this fake; "
+                                                     "subscribe to me/calendars/{id}/events or me/events.")
+        calendar_id = unquote(match.group(1).strip("'()"))
+        calendar = self.calendars.get(calendar_id)
+        if calendar is None or calendar.deleted:
+            # The subscription service wraps the mailbox's answer (as in its "Operation: Update;
+            # Exception: [Status Code: Unauthorized; ...]" errors seen in the wild).
+            raise _GraphError(404, "ExtensionError", "Operation: Create; Exception: [Status Code: NotFound; "
+                                                     "Reason: The specified object was not found in the store.]")
+        return calendar.id
+
+    def _expiration(self, value) -> dt.datetime:
+        if not isinstance(value, str):
+            raise _GraphError(400, "InvalidRequest", "expirationDateTime must be provided with the subscription.")
+        try:
+            expiration = _parse_range(value, "expirationDateTime")
+        except _GraphError:
+            raise _GraphError(400, "InvalidRequest", f"'{value}' is not a valid expirationDateTime.") from None
+        now = self.now()
+        # ExtensionError is the subscription service's answer to an expiration out of range ("Subscription
+        # expiration can only be 4230 minutes in the future.", microsoftgraph/microsoft-graph-docs#2988).
+        if expiration - now > dt.timedelta(minutes=MAX_SUBSCRIPTION_MINUTES):
+            raise _GraphError(400, "ExtensionError",
+                              f"Subscription expiration can only be {MAX_SUBSCRIPTION_MINUTES} minutes in the future.")
+        if expiration <= now:
+            raise _GraphError(400, "ExtensionError", "Subscription expiration can only be in the future.")
+        return expiration
+
+    def _subscription(self, subscription_id: str) -> FakeSubscription:
+        sub = self._subscriptions.get(subscription_id)
+        if sub is None or not self._is_live(sub):
+            raise _GraphError(404, "ResourceNotFound", "The object was not found.")
+        return sub
+
+    def _is_live(self, sub: FakeSubscription) -> bool:
+        return not sub.deleted and sub.expiration > self.now()
+
+    def _live_subscriptions(self) -> list[FakeSubscription]:
+        return [sub for sub in self._subscriptions.values() if self._is_live(sub)]
+
+    def _subscription_json(self, sub: FakeSubscription, ctx: "_Context", *, context: bool = True) -> dict:
+        data = {
+            "id": sub.id,
+            "resource": sub.resource,
+            "applicationId": self.client_id,
+            "changeType": sub.change_type,
+            "clientState": sub.client_state,
+            "notificationUrl": sub.notification_url,
+            "notificationQueryOptions": None,
+            "lifecycleNotificationUrl": sub.lifecycle_url,
+            "expirationDateTime": _stamp(sub.expiration),
+            "creatorId": self.user_id,
+            "includeResourceData": False,
+            "latestSupportedTlsVersion": sub.tls_version,
+            "encryptionCertificate": None,
+            "encryptionCertificateId": None,
+            "notificationUrlAppId": None,
+        }
+        if context:
+            data = {"@odata.context": ctx.origin + GRAPH + "/$metadata#subscriptions/$entity", **data}
+        return data
+
+    # -- push: the validation handshake and the deliveries ----------------------------------
+
+    def _validate_endpoint(self, subscription_id: str, url: str) -> None:
+        """change-notifications-delivery-webhooks, "notificationUrl validation": POST
+        ``{url}?validationToken=...`` (text/plain, no body); the app must answer 200, text/plain, with
+        the decoded token, within 10 seconds. Raises the 400 Graph answers otherwise."""
+        token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
+        record = {"subscription_id": subscription_id, "kind": "validation", "url": url}
+        failed = ("Subscription validation request failed. Notification endpoint must respond with 200 OK to "
+                  "validation request.")
+        if urlsplit(url).hostname not in LOOPBACK_HOSTS:
+            self._record(record, None, "not contacted: this fake reaches only 127.0.0.1 and localhost", False)
+            raise _GraphError(400, "ValidationError", failed)
+        try:
+            status, content_type, text = _post(_with_query(url, "validationToken=" + quote(token, safe="")), b"",
+                                               "text/plain; charset=utf-8", self.validation_timeout)
+        except requests.Timeout:
+            self._record(record, None, f"no answer within {self.validation_timeout:g} s", False)
+            # A real timeout was answered {"code": "InvalidRequest", "message": "Subscription validation request
+            # timed out."} (microsoftgraph/nodejs-webhooks-sample#350); one code here for every failed handshake.
+            raise _GraphError(400, "ValidationError", "Subscription validation request timed out.") from None
+        except requests.RequestException as exc:
+            self._record(record, None, f"{type(exc).__name__}: {exc}", False)
+            raise _GraphError(400, "ValidationError", failed) from None
+        if status != 200:
+            self._record(record, status, f"HTTP {status}", False)
+            raise _GraphError(400, "ValidationError", failed)
+        if content_type.split(";")[0].strip().lower() != "text/plain":
+            self._record(record, status, f"Content-Type {content_type!r}, not text/plain", False)
+            raise _GraphError(400, "ValidationError", "Subscription validation request failed. The response must have "
+                                                      "Content-Type text/plain.")
+        if text != token.encode():
+            self._record(record, status, "the body is not the decoded validationToken", False)
+            raise _GraphError(400, "ValidationError", "Subscription validation request failed. Response must exactly "
+                                                      "match validationToken query parameter.")
+        self._record(record, status, "", True)
+
+    def _notify_change(self, event: FakeEvent, change_type: str) -> int:
+        """Queue a change notification for each live subscription of the event's calendar that wants it."""
+        resource = f"Users/{self.user_id}/Events/{event.id}"
+        queued = 0
+        for sub in self._live_subscriptions():
+            if sub.calendar_id != event.calendar_id or not sub.covers(change_type):
+                continue
+            notification = {
+                "subscriptionId": sub.id,
+                "subscriptionExpirationDateTime": _stamp(sub.expiration),
+                "changeType": change_type,
+                "resource": resource,
+                "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource,
+                                 "@odata.etag": event.etag, "id": event.id},
+            }
+            if sub.client_state is not None:
+                notification["clientState"] = sub.client_state
+            notification["tenantId"] = self.tenant_id
+            queued += self._queue_push("change", sub, sub.notification_url, {"value": [notification]},
+                                       changeType=change_type)
+        return queued
+
+    def _queue_push(self, kind: str, sub: FakeSubscription, url: str, payload: dict, **what) -> int:
+        if self._silenced:
+            return 0
+        self._outbox.put({"subscription_id": sub.id, "kind": kind, "url": url, "body": payload, **what})
+        return 1
+
+    def _deliver_until_stopped(self) -> None:
+        """The courier: one delivery at a time, in order, until ``stop`` queues None."""
+        for job in iter(self._outbox.get, None):
+            try:
+                self._deliver(job)
+            finally:
+                self._outbox.task_done()
+        self._outbox.task_done()  # the None
+
+    def _deliver(self, job: dict) -> None:
+        # Whether a subscription hears of a change is decided when the change happens (_notify_change):
+        # once queued, a notification is in flight, whatever happens to the subscription next.
+        # Silencing drops what is in flight too.
+        with self.lock:
+            if self._silenced or self._stopping.is_set():
+                return
+        try:
+            status, _, _ = _post(job["url"], json.dumps(job["body"]).encode(), "application/json",
+                                 self.delivery_timeout)
+        except requests.RequestException as exc:
+            self._record(job, None, f"{type(exc).__name__}: {exc}", False)
+            return
+        self._record(job, status, "", 200 <= status < 300)
+
+    def _record(self, what: dict, status: int | None, error: str, ok: bool) -> None:
+        record = PushDelivery(**{"changeType": None, "lifecycleEvent": None, **what}, status=status, error=error, ok=ok)
+        with self._pushed:
+            self._push_log.append(record)
+            self._pushed.notify_all()
 
     # -- Graph: the calendar view delta -----------------------------------------------
 
@@ -937,6 +1407,41 @@ def _same_property(a: str, b: str) -> bool:
         return head.lower(), name
 
     return norm(a) == norm(b)
+
+
+def _check_hook_url(name: str, url: str) -> None:
+    """Graph requires https; this fake also takes plain http to 127.0.0.1 / localhost, where tests listen."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+        return
+    raise _GraphError(400, "InvalidRequest", f"The {name} must use the HTTPS protocol.")
+
+
+def _post(url: str, body: bytes, content_type: str, timeout: float) -> tuple[int, str, bytes]:
+    """One POST to an app's endpoint: (status, Content-Type, at most 64 KiB of body), within ``timeout`` in all."""
+    deadline = time.monotonic() + timeout
+    with requests.Session() as session:
+        session.trust_env = False  # never through a proxy: the endpoint is on this machine
+        with session.post(url, data=body, headers={"Content-Type": content_type}, timeout=timeout,
+                          allow_redirects=False, stream=True) as response:
+            text = b""
+            for chunk in response.iter_content(4096):
+                text += chunk
+                if len(text) > 65536 or time.monotonic() > deadline:
+                    break
+            if time.monotonic() > deadline:
+                raise requests.Timeout(f"no complete answer within {timeout:g} s")
+            return response.status_code, response.headers.get("Content-Type", ""), text
+
+
+def _json_or_none(content_type: str | None, body: bytes):
+    """A JSON body as data (for ``calls``); anything else as None."""
+    if not body or "json" not in (content_type or ""):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _with_query(url: str, query: str) -> str:
@@ -1123,6 +1628,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(GRAPH):
             with fake.lock:
                 fake.answers.append((self.command, path, result[0]))
+                fake.calls.append(Call(
+                    self.command, unquote(path), unquote(parts.query), result[0],
+                    _json_or_none(self.headers.get("Content-Type"), body),
+                    _json_or_none(result[1].get("Content-Type"), result[2])))
         self._reply(*result)
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
