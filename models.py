@@ -16,7 +16,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import peewee as pw
-from playhouse.db_url import connect as connect_url
 
 log = logging.getLogger("calsync.db")
 
@@ -156,9 +155,19 @@ class Calendar(BaseModel):
     sync_token = pw.TextField(default="")
     ctag = pw.TextField(default="")
     last_synced_at = UTCDateTimeField(null=True)
+    # Since schema 10 (core.push): when a sync must next look at this calendar's push channel
+    # (to open one, renew it, or see whether it echoed our own write); None: not watched. A
+    # sync compares it in memory, so a watched calendar's quiet run costs no statement more.
+    push_check_at = UTCDateTimeField(null=True)
+    # Since schema 10: the last read of the whole calendar (not only its changes). Once a day a
+    # calendar that moved is read whole again, whatever push and the sync tokens say.
+    full_read_at = UTCDateTimeField(null=True)
 
     class Meta:
         indexes = ((("connection", "remote_id"), True),)
+        # A sync's save() writes only what it changed: a push notification that asked for a full
+        # read or a channel renewal meanwhile (core.push_inbox) must not be undone by the run's copy.
+        only_save_dirty = True
 
 
 class RemoteObject(BaseModel):
@@ -402,6 +411,33 @@ class OAuthState(BaseModel):
     used_at = UTCDateTimeField(null=True)
 
 
+# PushChannel.state
+PUSH_LIVE = "live"  # delivering, as far as calsync knows
+PUSH_SILENT = "silent"  # our own write was not echoed in time: polling carries the calendar
+PUSH_FAILED = "failed"  # the provider refused the channel (reason says why); asked again later
+PUSH_REAUTHORIZE = "reauthorize"  # Graph asked for a reauthorization: the next sync renews it
+PUSH_STATES = (PUSH_LIVE, PUSH_SILENT, PUSH_FAILED, PUSH_REAUTHORIZE)
+
+
+class PushChannel(BaseModel):
+    """A provider's push channel on one calendar (since schema 10, core.push): a Google
+    ``events.watch`` channel or a Microsoft Graph subscription. The secret it carries back on
+    every notification (Google's channel token, Graph's ``clientState``) is kept only as a hash."""
+
+    calendar = pw.ForeignKeyField(Calendar, backref="push_channels", on_delete="CASCADE")
+    provider = pw.CharField()  # google | microsoft
+    channel_id = pw.CharField(unique=True)  # Google: our channel id; Graph: the subscription id
+    resource_id = pw.TextField(default="")  # Google: resourceId; Graph: the subscribed resource
+    token_hash = pw.CharField(default="")
+    state = pw.CharField(default=PUSH_LIVE)
+    reason = pw.TextField(default="")
+    created_at = UTCDateTimeField(default=_now)
+    expires_at = UTCDateTimeField(null=True)
+    last_message_at = UTCDateTimeField(null=True)  # the last notification that passed the checks
+    messages = pw.IntegerField(default=0)
+    awaiting_since = UTCDateTimeField(null=True)  # our write not yet echoed by a notification
+
+
 ALL_MODELS = [
     SchemaVersion,
     Staff,
@@ -423,6 +459,7 @@ ALL_MODELS = [
     ApiKey,
     SchedulerBeat,
     OAuthState,
+    PushChannel,
 ]
 
 
@@ -509,6 +546,14 @@ def _migration_9(database: pw.Database) -> None:
     _add_column_if_missing(database, SyncRun, "runs")
 
 
+def _migration_10(database: pw.Database) -> None:
+    """Push channels (Google watch, Graph subscriptions), when each calendar's is looked at next,
+    and when each calendar was last read whole."""
+    _add_column_if_missing(database, Calendar, "push_check_at")
+    _add_column_if_missing(database, Calendar, "full_read_at")
+    database.create_tables([PushChannel])
+
+
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
@@ -520,6 +565,7 @@ MIGRATIONS = {
     7: _migration_7,
     8: _migration_8,
     9: _migration_9,
+    10: _migration_10,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -626,6 +672,9 @@ def open_database(url: str) -> pw.Database:
             },
             timeout=seconds,
         )
+    # Imported here: playhouse.db_url loads psycopg2, ~50 ms of every SQLite command's start-up.
+    from playhouse.db_url import connect as connect_url
+
     return connect_url(url)
 
 

@@ -56,6 +56,9 @@ def announce(rt) -> None:
                     "alerts go to the log and the database only")
     if not s.smtp_url:
         log.info("e-mail is not configured (CALSYNC_SMTP_URL): relink links are not mailed")
+    from core import push
+
+    (log.warning if push.why_off(s) else log.info)("%s", push.status_line(s))
 
 
 def main(argv: list[str] | None = None) -> int:

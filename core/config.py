@@ -69,6 +69,7 @@ class Settings:
     http_max_bytes: int = 32 * 1024 * 1024
     sync_budget: int = 300
     parse_timeout: float = 5.0
+    push: str = "auto"  # CALSYNC_PUSH: auto (a public https base URL), on (any base URL: local use), off
     oauth: dict = dataclasses.field(default_factory=dict)  # provider -> OAuthClient (only the configured ones)
 
     @property
@@ -273,4 +274,5 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         sync_budget=_int(env, "CALSYNC_SYNC_BUDGET", 300, 10, 86400, "the seconds one sync of a connection may take in all"),
         parse_timeout=_float(env, "CALSYNC_PARSE_TIMEOUT", 5.0, 0.5, 600.0,
                              "the seconds of work one recurring event may take to expand"),
+        push=_choice(env, "CALSYNC_PUSH", "auto", ("auto", "on", "off")),
     )

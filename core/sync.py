@@ -20,7 +20,7 @@ import time
 import peewee as pw
 
 import models as m
-from core import clock, entries, expander, ics, lifecycle, sync_runs, waiting
+from core import clock, entries, expander, ics, lifecycle, push, sync_runs, waiting
 from core.reconcile import OwnEvents
 from core.providers.base import (
     AlreadyExists,
@@ -36,6 +36,10 @@ from core.providers.base import (
 )
 
 log = logging.getLogger("calsync.sync")
+
+# A calendar that moved is read whole at least this often, whatever the sync tokens and push say:
+# the backstop against a change an incremental read or a notification never reported.
+FULL_READ_EVERY = dt.timedelta(days=1)
 
 
 @dataclasses.dataclass
@@ -120,11 +124,13 @@ class ConnectionSync:
         try:
             probes = self._probe_all(calendars)
             if self._quiet(calendars, probes):
+                self._keep_watching(calendars)
                 return self._finish_quietly(calendars, started, run_started)
             run_row = sync_runs.open_run(self.conn, run_started)
             # A sync asked for before this run started is this run.
             m.Connection.update(last_sync_at=run_started, sync_requested_at=None).where(m.Connection.id == self.conn.id).execute()
             self._pull_and_push(calendars, probes)
+            self._keep_watching(calendars)
         except ProviderError as exc:
             self.report.outcome = "transient" if exc.transient else "failed"
             self.report.error = exc.reason
@@ -149,6 +155,13 @@ class ConnectionSync:
             if run_row is not None or self.report.outcome == "failed":
                 self._finish(run_row or sync_runs.open_run(self.conn, run_started), started)
         return self.report
+
+    def _keep_watching(self, calendars: list[m.Calendar]) -> None:
+        """Push channels for the calendars read (core.push); a fault there never fails the sync."""
+        try:
+            push.keep_watching(self.rt, self.conn, calendars, self.provider)
+        except Exception:  # noqa: BLE001 - polling carries the calendars; the log says what broke
+            log.exception("push channels of connection %s not kept", self.conn.id)
 
     def _finish(self, run_row: m.SyncRun, started: float) -> None:
         """Record the outcome of a run that read or wrote something (or failed)."""
@@ -261,6 +274,7 @@ class ConnectionSync:
                 writes = self.report.created + self.report.updated + self.report.deleted
                 self._push(cal)
                 if self.report.created + self.report.updated + self.report.deleted > writes:
+                    push.expect_echo(cal)
                     # Record the calendar's state after our own writes, so the next run sees
                     # only what others changed (some servers' ctags return to an old value
                     # when an event is added and removed again).
@@ -271,7 +285,12 @@ class ConnectionSync:
         cal.writable = info.writable
         if not self._unchanged(cal, info):
             state = calendar_state(cal)
+            now = clock.now()
+            if cal.full_read_at is None or now - cal.full_read_at >= FULL_READ_EVERY:
+                state.sync_token = ""  # the backstop behind push and sync tokens: the whole calendar, daily
             changes = self.provider.changes(state)
+            if changes.complete:
+                cal.full_read_at = now
             if not changes.unchanged:
                 self._apply_changes(cal, changes)
                 cal.sync_token = changes.sync_token or ("" if changes.complete else cal.sync_token)

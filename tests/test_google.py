@@ -31,15 +31,6 @@ EMAIL = "ada@example.com"
 
 
 @pytest.fixture
-def google():
-    fake = FakeGoogle(EMAIL).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
 def grt(tmp_path, google):
     """A runtime whose Google sign-in and API are the fake, linking to its own web server."""
     with started(web_env(tmp_path, **google.env())) as rt:
@@ -327,6 +318,8 @@ def test_a_series_keeps_being_read_as_the_window_moves_on(connected, google, grt
     old_end = clock.now() + dt.timedelta(days=grt.settings.sync_future_days)
     later = clock.now() + dt.timedelta(days=8)
     clock.set_now(lambda: later)
+    # Read whole an hour ago (the daily full read, tested below, is not due): only changes and the slice.
+    m.Calendar.update(full_read_at=later - dt.timedelta(hours=1)).execute()
     calls = len(connected.event_lists())
 
     report = connected.sync()
@@ -339,6 +332,25 @@ def test_a_series_keeps_being_read_as_the_window_moves_on(connected, google, grt
     assert dt.datetime.fromisoformat(after[-1].replace("Z", "+00:00")) > old_end
     # Within the day, nothing is listed twice.
     assert connected.sync()["requests"] <= 2
+
+
+def test_a_calendar_is_read_whole_once_a_day_whatever_the_sync_token_says(connected, google, grt):
+    start = soon(1, 8)
+    google.add_event(EMAIL, "Planning", start, start + dt.timedelta(hours=1))
+    connected.sync()
+    calls = len(connected.event_lists())
+    connected.sync()  # within the day: the sync token
+    (incremental,) = connected.event_lists()[calls:]
+    assert incremental.query.get("syncToken")
+    later = clock.now() + dt.timedelta(hours=25)
+    clock.set_now(lambda: later)
+    calls = len(connected.event_lists())
+    report = connected.sync()
+    assert report["outcome"] == "ok", report
+    (whole,) = connected.event_lists()[calls:]
+    assert "syncToken" not in whole.query and whole.query.get("timeMin")
+    assert [e["subject"] for e in connected.entries()] == ["Planning"]
+    assert m.Calendar.get(m.Calendar.remote_id == EMAIL).full_read_at == later
 
 
 def test_a_full_resync_keeps_appointments_that_left_the_window(connected, google, grt):

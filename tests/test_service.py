@@ -36,6 +36,8 @@ def test_run_bot_serves_healthz_and_stops_on_sigterm(tmp_path):
     assert process.returncode == 0, err
     assert "Slack is not configured" in err  # said once at start-up, the service runs without it
     assert err.count("Slack is not configured") == 1
+    # An http:// base URL on loopback: Google and Microsoft could not reach the webhooks.
+    assert err.count("push is off (CALSYNC_BASE_URL is not an https:// URL)") == 1
 
 
 def test_bad_setting_stops_the_service_with_one_line(tmp_path):

@@ -59,7 +59,7 @@ def create_app(rt, bolt_app=None) -> flask.Flask:
     app.extensions[RUNTIME] = rt
     csrf.init_app(app)
 
-    from web import api, connect_pages, feeds, oauth, relink_pages
+    from web import api, connect_pages, feeds, oauth, push, relink_pages
 
     app.register_blueprint(relink_pages.blueprint)
     app.register_blueprint(oauth.blueprint)
@@ -67,6 +67,8 @@ def create_app(rt, bolt_app=None) -> flask.Flask:
     app.register_blueprint(feeds.blueprint)
     app.register_blueprint(api.blueprint)
     csrf.exempt(api.blueprint)  # bearer keys, not cookies: no cross-site forgery to stop
+    app.register_blueprint(push.blueprint)
+    csrf.exempt(push.blueprint)  # provider notifications prove themselves by their channel's secret
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/metrics", "metrics", prometheus_metrics)
     if bolt_app is not None:

@@ -6,6 +6,8 @@ or next to the value.
 
 from __future__ import annotations
 
+import itertools
+
 from rich.table import Table
 from rich.text import Text
 
@@ -126,6 +128,17 @@ def headline(d: dict) -> Text:
     return text
 
 
+def push_words(p: dict) -> str:
+    """How the connection learns of changes (core.push.view), in a few words."""
+    if p["mode"] == "push":
+        return "pushed by the provider within seconds (polling stays the backstop)"
+    polled = [c for c in p["calendars"] if c["state"] != "live"]
+    if p["mode"] == "partly push":
+        names = ", ".join(c["calendar"] for c in polled)
+        return f"pushed, except {names}: polled ({polled[0]['reason'] or 'the channel is not delivering'})"
+    return f"polled: {p['reason']}"
+
+
 def summary(d: dict, wide: bool = True) -> Table:
     """What the connection is and what state it is in, in plain words: two columns of label and
     value on a wide screen, one on a narrow one (what to do first)."""
@@ -160,8 +173,10 @@ def summary(d: dict, wide: bool = True) -> Table:
         ("Missed", f"{missed} appointment(s) waiting" if missed else "none"), ("Last error", safe(last_error)),
         ("Relink link", safe(link_text)), ("Times in", zone_label(zone)),
     ]
+    if d.get("push"):
+        pairs.append(("Changes", safe(push_words(d["push"]))))
     if wide:
-        for (a, va), (b, vb) in zip(pairs[::2], pairs[1::2]):
+        for (a, va), (b, vb) in itertools.zip_longest(pairs[::2], pairs[1::2], fillvalue=("", "")):
             grid.add_row(a, va, b, vb)
     else:
         first = ("Status", "What to do", "Reason", "Staff", "Account", "Missed")

@@ -12,7 +12,7 @@ into nowhere.
 from __future__ import annotations
 
 import models as m
-from core import clock, lifecycle, waiting, wording
+from core import clock, lifecycle, push, waiting, wording
 from core.actions.common import ActionError, _connection, audit, audited
 from core.actions.views import _same_account
 from core.messages import meaning
@@ -189,6 +189,8 @@ def stop_sync(rt, conn_id, keep_events: bool = False, force: bool = False, actor
             removed += 1
             link.state, link.href, link.etag = m.LINK_REMOVED, "", ""
             link.save()
+    # Push channels close while the credentials are still here to close them with (core.push).
+    push.close_all(rt, conn, prov if plan["remove_events"] else None)
     stranded = []
     waits = {link.id for link in waiting_now}
     links = {link.id: link for link in waiting_now} | {link.id: link for link in on_calendar}  # one per row

@@ -59,6 +59,7 @@ from core.providers.base import (
 )
 from core.providers.google_events import event_to_ics, ics_to_event, rfc3339
 from core.providers.oauth_base import OAuthProvider
+from core.providers.push_channels import GoogleChannels
 
 PAGE_SIZE = 250
 MAX_PAGES = 400  # 100,000 events; a server that keeps sending pages is not followed forever
@@ -114,7 +115,7 @@ class _Listing:
         self.sync_token = ""
 
 
-class GoogleProvider(OAuthProvider):
+class GoogleProvider(GoogleChannels, OAuthProvider):
     name = "google"
 
     # -- plumbing ---------------------------------------------------------------

@@ -69,6 +69,7 @@ from core.providers.graph_events import (
     moment_of,
 )
 from core.providers.oauth_base import OAuthProvider
+from core.providers.push_channels import GraphSubscriptions
 
 TRANSACTION_PREFIX = "calsync-"
 PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
@@ -137,7 +138,7 @@ def _split_token(token: str) -> tuple[str, str]:
     return (window, link) if link.startswith(("http://", "https://")) else ("", "")
 
 
-class MicrosoftProvider(OAuthProvider):
+class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
     name = "microsoft"
 
     # -- plumbing -------------------------------------------------------------------
