@@ -32,6 +32,27 @@ log = logging.getLogger("calsync.leases")
 LEASE_TTL = dt.timedelta(minutes=10)  # default; CALSYNC_LEASE_TTL sets it (configure() at start-up)
 FIRST_RETRY = 60  # seconds; doubled per failure in a row, up to the sync interval
 
+# Set when a sync is asked for in this process (a push notification, a repair): a scheduler
+# loop in the same process claims it as soon as the requests settle, not at its next tick.
+_asked = threading.Event()
+# A push notification's sync is due SETTLE seconds after the first of a burst at the latest
+# (lifecycle.request_sync); the scheduler of the same process starts it once QUIET seconds
+# pass without another: a burst of 100 notifications is one sync, a lone one waits QUIET.
+SETTLE = 2.0
+QUIET = 0.3
+
+
+def nudge() -> None:
+    _asked.set()
+
+
+def wait_for_nudge(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for :func:`nudge`; True (and reset) when it came."""
+    if _asked.wait(timeout):
+        _asked.clear()
+        return True
+    return False
+
 
 def configure(settings) -> None:
     """Take the lease length from the settings (a killed worker's connections wait this long)."""
@@ -193,6 +214,34 @@ def claim_due(owner: str, limit: int, *, due_by: dt.datetime | None = None, reap
     query = (C.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL)
              .where(C.id.in_(due)).returning(C.id).tuples())
     return sorted(row[0] for row in query.execute())
+
+
+def claim_requested(owner: str, limit: int, within: float = SETTLE) -> list[int]:
+    """Claim up to ``limit`` connections whose sync was asked for (lifecycle.request_sync) and is
+    due within ``within`` seconds: what a settled burst of notifications asked for, now."""
+    if limit <= 0:
+        return []
+    now = clock.now()
+    C = m.Connection
+    asked = (
+        C.select(C.id)
+        .where(C.status != m.STOPPED, C.sync_requested_at.is_null(False),
+               C.next_sync_at <= now + dt.timedelta(seconds=within), _free(now))
+        .order_by(C.next_sync_at, C.id)
+        .limit(limit)
+    )
+    # The lease condition again on the UPDATE itself: PostgreSQL re-checks it on a row another
+    # scheduler claimed meanwhile, so none is claimed twice.
+    query = (C.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL)
+             .where(C.id.in_(asked), _free(now)).returning(C.id).tuples())
+    return sorted(row[0] for row in query.execute())
+
+
+def settle() -> None:
+    """After a nudge: wait until QUIET seconds pass without another one, SETTLE seconds at most."""
+    deadline = time.monotonic() + SETTLE
+    while time.monotonic() < deadline and wait_for_nudge(min(QUIET, max(0.0, deadline - time.monotonic()))):
+        pass
 
 
 def next_due(rt, ok: bool, failures: int = 0) -> dt.datetime:

@@ -23,6 +23,7 @@ that line.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import peewee as pw
@@ -139,10 +140,19 @@ def stopped(rt, conn: m.Connection, by: str) -> None:
     _move(rt, conn, m.STOPPED, f"sync stopped by {by}", "stop")
 
 
-def request_sync(conn: m.Connection) -> None:
-    """Sync this connection on the next pass, even if a run holds it right now."""
+def request_sync(conn: m.Connection, settle: bool = False) -> None:
+    """Sync this connection on the next pass, even if a run holds it right now. ``settle``: one
+    of a burst (push notifications): due leases.SETTLE seconds after the first at the latest,
+    and started by this process's scheduler once the burst is over (leases.settle)."""
     now = clock.now()
-    m.Connection.update(sync_requested_at=now, next_sync_at=now).where(m.Connection.id == conn.id).execute()
+    C = m.Connection
+    due = now
+    if settle:
+        latest = now + dt.timedelta(seconds=leases.SETTLE)
+        due = pw.Case(None, [((C.next_sync_at.is_null()) | (C.next_sync_at > latest), C.next_sync_at.db_value(latest))],
+                      C.next_sync_at)
+    C.update({C.sync_requested_at: now, C.next_sync_at: due}).where(C.id == conn.id).execute()
+    leases.nudge()
 
 
 def _move(rt, conn: m.Connection, new: str, reason: str, cause: str, answer: str = "") -> bool:

@@ -70,7 +70,7 @@ def _heard(channel: m.PushChannel) -> None:
 def _sync_soon(channel: m.PushChannel) -> None:
     conn = channel.calendar.connection
     if conn.status != m.STOPPED:
-        lifecycle.request_sync(conn)
+        lifecycle.request_sync(conn, settle=True)
 
 
 def google(headers) -> Answer:

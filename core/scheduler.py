@@ -109,6 +109,15 @@ class Dispatcher:
             self._submit(conn_id, runner.sync_claimed)
         return len(claimed)
 
+    def tick_asked(self) -> int:
+        """Syncs asked for (a settled burst of push notifications) into free workers, now."""
+        if not self.accepting:
+            return 0
+        claimed = leases.claim_requested(self.owner, self._free())
+        for conn_id in claimed:
+            self._submit(conn_id, runner.sync_claimed)
+        return len(claimed)
+
     def sweep_tick(self) -> int:
         """Due health checks into free workers (a connection being synced is skipped: that is its check)."""
         if not self.accepting:
@@ -206,10 +215,13 @@ def run_forever(rt, stop: threading.Event) -> int:
     log.info("scheduler %s started: sync every %ss, sweep every %ss, %d worker(s)",
              owner, rt.settings.sync_interval, rt.settings.sweep_interval, rt.settings.workers)
     jobs.run_all()
+    claim_asked = _guarded("asked syncs", dispatcher.tick_asked)
     with leases.Keeper(owner, alive=dispatcher.alive):  # a long sync keeps its lease while it is within budget
         while not stop.is_set():
             jobs.run_pending()
-            stop.wait(1)
+            if leases.wait_for_nudge(1):  # a sync asked for in this process (a push notification)
+                leases.settle()
+                claim_asked()
     log.info("scheduler stopping: no new work; waiting up to %ss for running syncs", SHUTDOWN_GRACE)
     with m.db.connection_context():
         dispatcher.shutdown()

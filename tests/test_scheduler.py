@@ -278,3 +278,42 @@ def test_a_killed_scheduler_s_work_is_taken_over_and_nothing_is_written_twice(po
             p.communicate(timeout=35)
         rt.close()
         caldav.stop()
+
+
+def _asked_rows(count: int) -> list[int]:
+    staff = m.Staff.create(email="asked@example.com", name="Ada")
+    conns = [m.Connection.create(staff=staff, provider="google", account=f"a{i}@example.com", status=m.ACTIVE,
+                                 next_sync_at=clock.now() + dt.timedelta(minutes=15)) for i in range(count)]
+    return [c.id for c in conns]
+
+
+def _claims_of_asked_syncs(rt):
+    ids = _asked_rows(6)
+    quiet = ids[-1]  # nobody asked for this one: its turn is in 15 minutes
+    for cid in ids[:-1]:
+        lifecycle.request_sync(m.Connection.get_by_id(cid), settle=True)
+    assert leases.claim_due("x", 10) == []  # a burst settles: not due at once
+    leases.claim(ids[0], "someone-else")  # one is being synced already
+    got: list[list[int]] = []
+    threads = [threading.Thread(target=lambda o=o: got.append(_claim_in_thread(rt, o))) for o in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    claimed = [cid for batch in got for cid in batch]
+    assert sorted(claimed) == sorted(ids[1:-1])  # each asked one exactly once, none held, not the quiet one
+    assert quiet not in claimed
+
+
+def _claim_in_thread(rt, owner: str) -> list[int]:
+    with m.db.connection_context():
+        return leases.claim_requested(owner, 10)
+
+
+def test_syncs_asked_for_by_push_are_claimed_once_each_after_the_burst_settles(rt):
+    _claims_of_asked_syncs(rt)
+
+
+@pytest.mark.postgres
+def test_syncs_asked_for_by_push_are_claimed_once_each_on_postgresql(pg_rt):
+    _claims_of_asked_syncs(pg_rt)
