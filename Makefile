@@ -28,7 +28,7 @@ system-deps:
 	else echo "missing system packages:$$missing (apt-get install$$missing)" >&2; exit 1; fi
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/console_bench.py
 	$(BIN)/python bench/hostile_bench.py
 	$(BIN)/python bench/scaleout_bench.py
+	$(BIN)/python bench/push_bench.py
 
 # The 10,000-connection no-change sweep (issue 15): about 30 minutes on 2 cores.
 bench-10000: $(STAMP)
@@ -52,6 +53,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/compare_bench.py --quick
 	$(BIN)/python bench/sweep_bench.py --quick
 	$(BIN)/python bench/hostile_bench.py --quick
+	$(BIN)/python bench/push_bench.py --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
