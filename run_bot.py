@@ -14,12 +14,17 @@ import signal
 import sys
 import threading
 
+from core.version import VersionAction
+
 log = logging.getLogger("calsync.service")
+
+
+PROG = "run_bot.py"  # "calsync serve" when run as the calsync command (console.command)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="run_bot.py",
+        prog=PROG,
         description="Run the calsync service: the scheduler (syncs every CALSYNC_SYNC_INTERVAL seconds, a health "
                     "sweep every CALSYNC_SWEEP_INTERVAL, incident reminders, the notification outbox) and the web "
                     "server (relink pages, /healthz) on CALSYNC_HTTP_HOST:CALSYNC_HTTP_PORT.",
@@ -29,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--role", choices=["all", "scheduler", "bot", "web"], default="all",
                         help="the part to run: scheduler (syncs, sweep, incidents, outbox), bot (Slack in Socket "
                              "Mode), web (pages, feeds, host API, Slack over HTTP at /slack/events); default all")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="the least important log lines shown (default INFO)")
+    parser.add_argument("--version", action=VersionAction)
     return parser
 
 

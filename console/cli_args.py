@@ -18,10 +18,14 @@ from console.tables import shown, shown_lines
 from core.actions.common import InvalidInput
 from core.actions.staff import check_slack_id
 from core.text import check_line
+from core.version import VersionAction
 
 MAX_ID = 2**63 - 1  # the largest row id SQLite and PostgreSQL (bigint) hold
 MAX_LIMIT = 100_000
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,30}")
+
+
+PROG = "run_console.py"  # "calsync" when run as the calsync command (console.command)
 
 
 class Parser(argparse.ArgumentParser):
@@ -153,13 +157,14 @@ def build_parser(commands) -> argparse.ArgumentParser:
 
     Every positional and option has a help text (a test walks the tree)."""
     parser = Parser(
-        prog="run_console.py",
+        prog=PROG,
         description="Calsync support console. Without a command it opens the interactive console; "
                     "with one it is a scriptable admin CLI.",
         epilog="Exit codes: 0 ok, 1 the action failed (reason on stderr), 2 bad usage. With --json, "
                "a failure is a JSON object {\"error\": CODE, \"message\": TEXT} on stderr.",
     )
     parser.add_argument("--as", dest="as_user", metavar="NAME", type=actor, help="audit actions as NAME (default: the OS user)")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name, func, help_text, json_flag=True, parent=sub, epilog=None):
