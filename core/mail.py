@@ -2,8 +2,15 @@
 
 ``smtp://user:pass@host:587`` uses STARTTLS when the server offers it
 (``?starttls=require`` insists, ``?starttls=off`` never), ``smtps://`` speaks TLS
-from the first byte. The sender is named in every mail so it can be
-allow-listed.
+from the first byte.
+
+Every mail is ``multipart/alternative``: the plain text of :mod:`core.notices` first,
+unchanged, then the same words as HTML (:mod:`core.mail_html`) with the link the mail is
+about as a button. ``From`` is ``CALSYNC_MAIL_FROM`` (named "Calsync" when it gives no
+name); the footers name the sending address (the HTML one also says the mail is an
+automatic message from Calsync) so staff can allow-list it. ``Auto-Submitted:
+auto-generated`` keeps auto-responders quiet; there is no ``List-Unsubscribe``: these mails
+say a calendar needs fixing, and there is nothing to unsubscribe from.
 
 Every header is built with the stdlib's address and header classes from
 values made one line first, so a name or account holding CR/LF (an old
@@ -23,6 +30,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from core import mail_html
 from core.outbox import PermanentFailure
 from core.text import for_terminal
 
@@ -85,10 +93,15 @@ class EmailSender:
             raise PermanentFailure(f"the recipient {exc}") from None
         message["From"] = sender
         message["To"] = recipient
-        message["Subject"] = one_line(outgoing.subject)
+        message["Subject"] = subject = one_line(outgoing.subject)
         message["Message-ID"] = make_msgid(domain=sender.domain or "calsync.local")
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(outgoing.text)
+        message.add_alternative(
+            mail_html.render(outgoing.text, subject=subject, sender=sender.addr_spec,
+                             links=(outgoing.relink_url,)),
+            subtype="html",
+        )
         return message
 
     def send(self, outgoing) -> str:

@@ -160,7 +160,7 @@ def test_relink_reissue_from_the_cli_is_mailed_on_the_next_pass(tmp_path, caldav
     assert first["url"] != second["url"] and second["sent_via"] == ["email"]
     assert run("run_bot.py", "--once").returncode == 0
     mails = mailbox.wait_for(2)
-    bodies = [m.get_content() for m in mails]
+    bodies = [m.get_body(("plain",)).get_content() for m in mails]
     assert any(second["url"] in b for b in bodies)
     audit = json.loads(run("run_console.py", "audit", "--json").stdout)
     relinks = [a for a in audit if a["action"] == "connection.relink_link"]

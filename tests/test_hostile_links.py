@@ -208,7 +208,7 @@ def later(**delta) -> None:
 
 
 def link_in(message) -> str:
-    return re.search(r"(http://\S+/relink/\S+)", message.get_content()).group(1)
+    return re.search(r"(http://\S+/relink/\S+)", message.get_body(("plain",)).get_content()).group(1)
 
 
 def test_asking_for_a_link_mails_the_live_one_again_and_the_alert_button_keeps_working(sqlite_rt, sqlite_web, radicale, smtp):
@@ -317,7 +317,7 @@ def test_a_stored_name_with_line_breaks_adds_no_header_and_is_sent_once(sqlite_r
     assert smtp.envelopes == [["ada@example.com"]]
     assert mail["To"] == "ada@example.com" and mail["Bcc"] is None and mail["X-Injected"] is None
     assert "\n" not in mail["Subject"] and mail["Subject"].startswith("Your CalDAV calendar needs your new password")
-    assert not [line for line in mail.get_content().splitlines() if line.startswith(("Bcc:", "X-Injected:"))]
+    assert not [line for line in mail.get_body(("plain",)).get_content().splitlines() if line.startswith(("Bcc:", "X-Injected:"))]
     assert m.Delivery.get(m.Delivery.channel == "email").state == m.DELIVERY_SENT
     assert outbox.deliver_pending(sqlite_rt) == {"sent": 0, "failed": 0}
 

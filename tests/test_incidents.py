@@ -33,7 +33,7 @@ def test_relink_e_mail_arrives_through_smtp_and_names_its_sender(mail_rt, caldav
     (mail,) = mailbox.wait_for(1)
     assert mail["To"] == "ada@example.com"
     assert "calsync@example.com" in mail["From"]
-    body = mail.get_content()
+    body = mail.get_body(("plain",)).get_content()
     assert mail["Subject"] == "Your CalDAV calendar needs your new password — 1 appointment is waiting"
     assert "1 appointment is waiting" in body and "Booked meanwhile" in body  # what waits, by name and time
     assert body.count("rejected") <= 1  # the provider's reason is said once

@@ -194,7 +194,7 @@ def test_every_way_back_to_working_delivers_what_waited_and_says_so(mail_rt, cal
     assert {d.channel for d in resolved.deliveries} == {"log", "email"}
     outbox.deliver_pending(mail_rt)
     (mail,) = mails_about(mailbox, "connected again")
-    assert f"{waiting} appointment(s) booked while it was broken are now on your calendar" in mail.get_content()
+    assert f"{waiting} appointment(s) booked while it was broken are now on your calendar" in mail.get_body(("plain",)).get_content()
 
 
 def test_a_repair_while_another_process_syncs_is_delivered_by_the_next_pass(story):

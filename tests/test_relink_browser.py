@@ -43,7 +43,7 @@ def test_a_changed_password_is_fixed_from_the_e_mailed_link_in_a_browser(web_rt,
     (incident,) = m.Incident.select()
     outbox.deliver_pending(web_rt)
     (mail,) = mailbox.wait_for(1)
-    link = re.search(r"http://127\.0\.0\.1:\d+/relink/\S+", mail.get_content()).group(0)
+    link = re.search(r"http://127\.0\.0\.1:\d+/relink/\S+", mail.get_body(("plain",)).get_content()).group(0)
 
     problems: list[str] = []
     with sync_playwright() as pw:
