@@ -100,23 +100,22 @@ class Dispatcher:
             self.started[conn_id] = time.monotonic()
         future.add_done_callback(lambda _f, cid=conn_id: self._done(cid))
 
-    def tick(self) -> int:
-        """Due syncs into free workers."""
+    def _sync(self, claim) -> int:
+        """What ``claim(owner, free workers)`` claimed, synced on free workers."""
         if not self.accepting:
             return 0
-        claimed = leases.claim_due(self.owner, self._free())
+        claimed = claim(self.owner, self._free())
         for conn_id in claimed:
             self._submit(conn_id, runner.sync_claimed)
         return len(claimed)
 
+    def tick(self) -> int:
+        """Due syncs into free workers."""
+        return self._sync(leases.claim_due)
+
     def tick_asked(self) -> int:
         """Syncs asked for (a settled burst of push notifications) into free workers, now."""
-        if not self.accepting:
-            return 0
-        claimed = leases.claim_requested(self.owner, self._free())
-        for conn_id in claimed:
-            self._submit(conn_id, runner.sync_claimed)
-        return len(claimed)
+        return self._sync(leases.claim_requested)
 
     def sweep_tick(self) -> int:
         """Due health checks into free workers (a connection being synced is skipped: that is its check)."""
