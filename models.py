@@ -437,6 +437,10 @@ class PushChannel(BaseModel):
     messages = pw.IntegerField(default=0)
     awaiting_since = UTCDateTimeField(null=True)  # our write not yet echoed by a notification
 
+    class Meta:
+        # A sync's save() writes only what it changed: notifications count themselves meanwhile.
+        only_save_dirty = True
+
 
 ALL_MODELS = [
     SchemaVersion,
