@@ -176,11 +176,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=30, help="outside changes per provider (default 30)")
     parser.add_argument("--quick", action="store_true", help="smoke run: --changes 5")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="results file (default bench/results/latest.json)")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; "
+                                                     "--quick: latest-quick.json)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if args.quick:
         args.changes = 5
+    if args.output is None:
+        args.output = RESULTS.with_name("latest-quick.json" if args.quick else "latest.json")
     if not 1 <= args.changes <= 500:
         parser.error("--changes must be between 1 and 500")
     print(f"push: {args.changes} outside change(s) per provider -> calsync's feed entries "
