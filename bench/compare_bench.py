@@ -54,12 +54,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import start_server  # noqa: E402  (tests/servers.py: a real Radicale on 127.0.0.1)
-from common import merge_results, render_table  # noqa: E402  (bench/common.py)
+from common import add_result_options, merge_results, render_table, results_path  # noqa: E402  (bench/common.py)
 
 HOST = "127.0.0.1"
 CALENDAR = "bench"
@@ -619,10 +618,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1000, help="events in the calendar (default 1000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds from a fresh state; medians are shown (default 3)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: --events 200 --rounds 1")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; "
-                                                     "--quick: latest-quick.json)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    add_result_options(parser, "smoke run: --events 200 --rounds 1")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.rounds = 200, 1
@@ -630,8 +626,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--events must be between 1 and 20000")
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be between 1 and 20")
-    if args.output is None:
-        args.output = RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
+    args.output = results_path(args)
     return args
 
 

@@ -37,9 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from common import merge_results, render_table  # noqa: E402  (bench/common.py)
+from common import add_result_options, merge_results, render_table, results_path  # noqa: E402  (bench/common.py)
 
-RESULTS = ROOT / "bench" / "results" / "latest.json"
 TARGET_P95_S = 5.0
 ARRIVAL_TIMEOUT = 30.0
 EMAIL = "ada@example.com"
@@ -175,15 +174,11 @@ def bench(changes: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=30, help="outside changes per provider (default 30)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: --changes 5")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; "
-                                                     "--quick: latest-quick.json)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    add_result_options(parser, "smoke run: --changes 5")
     args = parser.parse_args(argv)
     if args.quick:
         args.changes = 5
-    if args.output is None:
-        args.output = RESULTS.with_name("latest-quick.json" if args.quick else "latest.json")
+    args.output = results_path(args)
     if not 1 <= args.changes <= 500:
         parser.error("--changes must be between 1 and 500")
     print(f"push: {args.changes} outside change(s) per provider -> calsync's feed entries "

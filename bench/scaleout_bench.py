@@ -64,10 +64,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from common import merge_results, render_table  # bench/common.py
+from common import add_result_options, merge_results, render_table, results_path  # bench/common.py
 
 CTAG = '"scaleout-ctag-1"'
 SYNC_TOKEN = "http://calsync.bench/ns/sync/1"
@@ -642,9 +641,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=10_000, help="due connections (default 10000)")
     parser.add_argument("--schedulers", default="1,2,4", help="scheduler process counts, one pass each (default 1,2,4)")
     parser.add_argument("--grow", type=int, default=100_000, help="connection rows for the claim study (default 100000)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: --connections 1000 (the claim study stays at --grow)")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; --quick: latest-quick.json)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    add_result_options(parser, "smoke run: --connections 1000 (the claim study stays at --grow)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -662,8 +659,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not args.connections <= args.grow <= 2_000_000:
         parser.error("--grow must be between --connections and 2000000")
     args.pass_timeout = max(300.0, args.connections * 0.2)  # 5 ms/sync would be 0.005 s: a wide bound
-    if args.output is None:
-        args.output = RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
+    args.output = results_path(args)
     return args
 
 

@@ -63,10 +63,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from common import merge_results, render_table  # noqa: E402  (bench/common.py)
+from common import add_result_options, merge_results, render_table, results_path  # noqa: E402  (bench/common.py)
 
 SECONDS_TARGET = 6.0  # issue 15 (was 15)
 RSS_TARGET_MB = 300.0
@@ -405,10 +404,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", choices=("files", "put"), default="files",
                         help="files (default): write Radicale's storage files before it starts; "
                              "put: one whole-collection PUT per calendar")
-    parser.add_argument("--quick", action="store_true", help="smoke run: --connections 100 --repeat 1")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; "
-                                                     "--quick: latest-quick.json)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    add_result_options(parser, "smoke run: --connections 100 --repeat 1")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the timed passes to this file "
                                                       "(the scheduler's thread only: use with --workers 1)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -423,8 +419,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--workers must be between 1 and 256")
     if not 1 <= args.repeat <= 20:
         parser.error("--repeat must be between 1 and 20")
-    if args.output is None:
-        args.output = RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
+    args.output = results_path(args)
     return args
 
 
