@@ -467,8 +467,19 @@ ALL_MODELS = [
 ]
 
 
-FIRST_RELEASE = [SchemaVersion, Staff, Connection, Calendar, RemoteObject, Appointment, AppointmentLink,
-                 FeedEntry, SyncRun, StatusChange, AuditEntry]
+FIRST_RELEASE = [
+    SchemaVersion,
+    Staff,
+    Connection,
+    Calendar,
+    RemoteObject,
+    Appointment,
+    AppointmentLink,
+    FeedEntry,
+    SyncRun,
+    StatusChange,
+    AuditEntry,
+]
 
 
 def _migration_1(database: pw.Database) -> None:
@@ -534,8 +545,7 @@ def _migration_7(database: pw.Database) -> None:
     """A partial index on the leases that are held: every claim first looks for leases of dead processes
     of this host, which was a scan of the whole table (~20 ms at 100,000 connections, now ~0.01 ms)."""
     if "connection_lease_owner_held" not in {i.name for i in database.get_indexes("connection")}:
-        database.execute_sql('CREATE INDEX "connection_lease_owner_held" ON "connection" ("lease_owner") '
-                             'WHERE "lease_owner" IS NOT NULL')
+        database.execute_sql('CREATE INDEX "connection_lease_owner_held" ON "connection" ("lease_owner") WHERE "lease_owner" IS NOT NULL')
 
 
 def _migration_8(database: pw.Database) -> None:
@@ -593,8 +603,7 @@ BUSY_WAIT_SECONDS = DEFAULT_BUSY_WAIT_SECONDS  # what the database was last open
 
 
 def _busy_message(seconds: int) -> str:
-    return (f"the database is busy (another calsync process held it for more than {seconds} s); "
-            "nothing was changed, try again in a moment")
+    return f"the database is busy (another calsync process held it for more than {seconds} s); nothing was changed, try again in a moment"
 
 
 BUSY_MESSAGE = _busy_message(BUSY_WAIT_SECONDS)
@@ -618,8 +627,7 @@ def busy_timeout(env=None) -> int:
     if not raw:
         return DEFAULT_BUSY_WAIT_SECONDS
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_BUSY_WAIT_SECONDS):
-        raise ValueError(f"{BUSY_TIMEOUT_ENV}: must be a whole number of seconds from 1 to "
-                         f"{MAX_BUSY_WAIT_SECONDS}, got {raw[:40]!r}")
+        raise ValueError(f"{BUSY_TIMEOUT_ENV}: must be a whole number of seconds from 1 to {MAX_BUSY_WAIT_SECONDS}, got {raw[:40]!r}")
     return int(raw)
 
 
@@ -663,7 +671,7 @@ def open_database(url: str) -> pw.Database:
     if parts.scheme == "sqlite":
         seconds = busy_timeout()
         set_busy_timeout(seconds)
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parts.path
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else parts.path
         if path and path != ":memory:":
             prepare_sqlite_file(Path(path))
         return SqliteDatabase(

@@ -26,16 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Run the calsync service: the scheduler (syncs every CALSYNC_SYNC_INTERVAL seconds, a health "
-                    "sweep every CALSYNC_SWEEP_INTERVAL, incident reminders, the notification outbox) and the web "
-                    "server (relink pages, /healthz) on CALSYNC_HTTP_HOST:CALSYNC_HTTP_PORT.",
+        "sweep every CALSYNC_SWEEP_INTERVAL, incident reminders, the notification outbox) and the web "
+        "server (relink pages, /healthz) on CALSYNC_HTTP_HOST:CALSYNC_HTTP_PORT.",
         epilog="Exit codes: 0 ok, 1 a pass failed internally, 2 bad usage or configuration.",
     )
     parser.add_argument("--once", action="store_true", help="one pass of all due work (syncs, sweep, incidents, outbox), then exit")
-    parser.add_argument("--role", choices=["all", "scheduler", "bot", "web"], default="all",
-                        help="the part to run: scheduler (syncs, sweep, incidents, outbox), bot (Slack in Socket "
-                             "Mode), web (pages, feeds, host API, Slack over HTTP at /slack/events); default all")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="the least important log lines shown (default INFO)")
+    parser.add_argument(
+        "--role",
+        choices=["all", "scheduler", "bot", "web"],
+        default="all",
+        help="the part to run: scheduler (syncs, sweep, incidents, outbox), bot (Slack in Socket "
+        "Mode), web (pages, feeds, host API, Slack over HTTP at /slack/events); default all",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the least important log lines shown (default INFO)",
+    )
     parser.add_argument("--version", action=VersionAction)
     return parser
 
@@ -47,10 +55,12 @@ def run_pass(rt) -> int:
     reports = result["syncs"]
     internal = [r for r in reports if r["error"].startswith("internal error")]
     outcomes = ", ".join(f"{o} {sum(r['outcome'] == o for r in reports)}" for o in ("ok", "transient", "failed"))
-    print(f"One pass: {len(reports)} due connection(s) synced ({outcomes}); "
-          f"sweep checked {result['sweep']['checked']}; "
-          f"{result['incidents']['reminders']} reminder(s), {result['incidents']['escalations']} escalation(s); "
-          f"{result['outbox']['sent']} notification(s) delivered, {result['outbox']['failed']} to retry.")
+    print(
+        f"One pass: {len(reports)} due connection(s) synced ({outcomes}); "
+        f"sweep checked {result['sweep']['checked']}; "
+        f"{result['incidents']['reminders']} reminder(s), {result['incidents']['escalations']} escalation(s); "
+        f"{result['outbox']['sent']} notification(s) delivered, {result['outbox']['failed']} to retry."
+    )
     return 1 if internal else 0
 
 
@@ -59,8 +69,10 @@ def announce(rt) -> None:
     if not s.slack_bot_token:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN): alerts go to the log and the database only")
     elif not (s.slack_signing_secret or s.slack_app_token):
-        log.warning("Slack needs SLACK_SIGNING_SECRET (HTTP at /slack/events) or SLACK_APP_TOKEN (Socket Mode): "
-                    "alerts go to the log and the database only")
+        log.warning(
+            "Slack needs SLACK_SIGNING_SECRET (HTTP at /slack/events) or SLACK_APP_TOKEN (Socket Mode): "
+            "alerts go to the log and the database only"
+        )
     if not s.smtp_url:
         log.info("e-mail is not configured (CALSYNC_SMTP_URL): relink links are not mailed")
     from core import push
@@ -103,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
             web_server = make_server(rt, rt.settings.http_host, rt.settings.http_port, bolt_app=bolt)
             threading.Thread(target=web_server.run, name="web", daemon=True).start()
-            log.info("web server listening on http://%s:%s (public URL %s)", rt.settings.http_host,
-                     rt.settings.http_port, rt.settings.base_url)
+            log.info(
+                "web server listening on http://%s:%s (public URL %s)", rt.settings.http_host, rt.settings.http_port, rt.settings.base_url
+            )
 
         def shutdown(*_):
             stop.set()

@@ -12,8 +12,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 def add_result_options(parser, quick_help: str) -> None:
     """``--quick`` (a smoke run, described by ``quick_help``), ``--output`` and ``--strict``: every benchmark's."""
     parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; "
-                                                     "--quick: latest-quick.json)")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/latest.json; --quick: latest-quick.json)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
 
 

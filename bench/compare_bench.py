@@ -65,23 +65,47 @@ CALENDAR = "bench"
 CALENDAR_NAME = "Bench calendar"
 STAFF = "bench@example.com"
 SPREAD_DAYS = 30
-PROCESS_TIMEOUT = 600.0   # one CLI process
-UPSTREAM_TIMEOUT = 60.0   # one request forwarded by the proxy
+PROCESS_TIMEOUT = 600.0  # one CLI process
+UPSTREAM_TIMEOUT = 60.0  # one request forwarded by the proxy
 STARTUP_RUNS = 5
 
 # Targets (from the issue)
-NOCHANGE_REQUESTS_TARGET = 1          # requests per calendar, no-change resync
-NOCHANGE_BYTES_TARGET = 1500          # bytes on the wire, no-change resync (issue 15: at the header floor, keep it)
+NOCHANGE_REQUESTS_TARGET = 1  # requests per calendar, no-change resync
+NOCHANGE_BYTES_TARGET = 1500  # bytes on the wire, no-change resync (issue 15: at the header floor, keep it)
 # Issue 8's "1 % of vdirsyncer's bytes" is below the HTTP header floor: retired by issue 15 (the
 # ratio is still printed and kept in latest.json).
-FIRST_TIME_RATIO_TARGET = 0.8         # ours / vdirsyncer's, whole processes (issue 15)
+FIRST_TIME_RATIO_TARGET = 0.8  # ours / vdirsyncer's, whole processes (issue 15)
 NOCHANGE_TIME_RATIO_TARGET = 0.5
 FIRST_REQUESTS_RATIO_TARGET = 2.0
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-              "te", "trailer", "transfer-encoding", "upgrade"}
-METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PROPFIND", "PROPPATCH", "REPORT",
-           "MKCALENDAR", "MKCOL", "MOVE", "COPY", "LOCK", "UNLOCK")
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
+METHODS = (
+    "GET",
+    "HEAD",
+    "PUT",
+    "POST",
+    "DELETE",
+    "OPTIONS",
+    "PROPFIND",
+    "PROPPATCH",
+    "REPORT",
+    "MKCALENDAR",
+    "MKCOL",
+    "MOVE",
+    "COPY",
+    "LOCK",
+    "UNLOCK",
+)
 
 
 class BenchFailure(Exception):
@@ -94,10 +118,10 @@ class BenchFailure(Exception):
 class PhaseStats:
     def __init__(self) -> None:
         self.requests = 0
-        self.bytes_sent = 0          # client -> server (request line, headers, body)
-        self.bytes_received = 0      # server -> client (status line, headers, body as sent)
-        self.bodies = 0              # response bodies as sent (part of bytes_received)
-        self.body_uncompressed = 0   # response bodies after undoing Content-Encoding
+        self.bytes_sent = 0  # client -> server (request line, headers, body)
+        self.bytes_received = 0  # server -> client (status line, headers, body as sent)
+        self.bodies = 0  # response bodies as sent (part of bytes_received)
+        self.body_uncompressed = 0  # response bodies after undoing Content-Encoding
         self.methods: Counter = Counter()
         self.statuses: Counter = Counter()
 
@@ -135,7 +159,7 @@ def _uncompressed_size(body: bytes, encoding: str) -> int:
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"   # keep-alive towards the client, as the server would
+    protocol_version = "HTTP/1.1"  # keep-alive towards the client, as the server would
     server_version = "bench-proxy"
 
     def log_message(self, fmt, *args):  # quiet
@@ -213,14 +237,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         head = b"".join(out)
         self.wfile.write(head + data)
         self.wfile.flush()
-        proxy.record(self.command, status, sent, len(head) + len(data), len(data),
-                     _uncompressed_size(data, encoding) if encoding else len(data))
+        proxy.record(
+            self.command, status, sent, len(head) + len(data), len(data), _uncompressed_size(data, encoding) if encoding else len(data)
+        )
 
     def _upstream_request(self, proxy: "CountingProxy", body: bytes):
         for attempt in range(2):  # one reconnect when a kept-alive upstream connection went away
             if self.upstream is None:
-                self.upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port,
-                                                           timeout=UPSTREAM_TIMEOUT)
+                self.upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=UPSTREAM_TIMEOUT)
             conn = self.upstream
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -237,8 +261,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     conn.close()
                     self.upstream = None
                 return resp.status, resp.reason, resp.getheaders(), data
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                    http.client.CannotSendRequest, http.client.ResponseNotReady):
+            except (
+                http.client.RemoteDisconnected,
+                ConnectionResetError,
+                BrokenPipeError,
+                http.client.CannotSendRequest,
+                http.client.ResponseNotReady,
+            ):
                 conn.close()
                 self.upstream = None
                 if attempt == 1:
@@ -265,8 +294,7 @@ class CountingProxy:
         self._lock = threading.Lock()
         self._current: PhaseStats | None = None
         self.unphased = PhaseStats()
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="bench-proxy", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="bench-proxy", daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -316,9 +344,11 @@ class CountingProxy:
 
 def clean_env(**extra: str) -> dict:
     """The environment for a tool's process: no proxies, no CALSYNC_/SLACK_ settings of the caller."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CALSYNC_", "SLACK_")) and k.lower() not in
-           ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CALSYNC_", "SLACK_")) and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    }
     env["NO_PROXY"] = env["no_proxy"] = HOST
     env.update(extra)
     return env
@@ -328,14 +358,21 @@ def run_process(cmd: list[str], *, env: dict, cwd: Path, what: str, stdin: str |
     """Run ``cmd`` to the end; returns (wall seconds, stdout). Non-zero exit -> BenchFailure."""
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, env=env, cwd=cwd, input=stdin, capture_output=True, text=True,
-                              timeout=PROCESS_TIMEOUT, stdin=None if stdin is not None else subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=PROCESS_TIMEOUT,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as exc:
         raise BenchFailure(f"{what}: did not finish within {PROCESS_TIMEOUT:.0f}s") from exc
     wall = time.perf_counter() - started
     if proc.returncode != 0:
-        raise BenchFailure(f"{what}: exit status {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n"
-                           f"--- stderr\n{proc.stderr[-3000:]}")
+        raise BenchFailure(f"{what}: exit status {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}")
     return wall, proc.stdout
 
 
@@ -346,8 +383,7 @@ def vdirsyncer_command() -> list[str]:
     probe = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=120)
     if probe.returncode != 0:
         print("vdirsyncer is not installed here: pip install -q vdirsyncer ...", flush=True)
-        install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vdirsyncer"],
-                                 capture_output=True, text=True, timeout=600)
+        install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vdirsyncer"], capture_output=True, text=True, timeout=600)
         if install.returncode != 0:
             raise BenchFailure(f"pip install vdirsyncer failed:\n{install.stderr[-2000:]}")
         cmd = [str(script)] if script.exists() else [sys.executable, "-m", "vdirsyncer"]
@@ -379,9 +415,12 @@ def seed_calendar(server, events: int) -> str:
         for j in range(events):
             start = (base + step * (j + 0.5)).replace(second=0, microsecond=0)
             uid = f"bench-busy-{j}"
-            resp = session.put(f"{url}{uid}.ics", timeout=30,
-                               data=vevent(uid, start, start + dt.timedelta(minutes=30), f"Busy {j}").encode(),
-                               headers={"Content-Type": "text/calendar; charset=utf-8"})
+            resp = session.put(
+                f"{url}{uid}.ics",
+                timeout=30,
+                data=vevent(uid, start, start + dt.timedelta(minutes=30), f"Busy {j}").encode(),
+                headers={"Content-Type": "text/calendar; charset=utf-8"},
+            )
             if resp.status_code not in (201, 204):
                 raise BenchFailure(f"seeding: PUT {uid}.ics -> HTTP {resp.status_code}")
     found = len(server.list_hrefs(url))
@@ -421,15 +460,30 @@ def write_vdirsyncer_config(work: Path, calendar_url: str, username: str, passwo
 
 def calsync_round(proxy: CountingProxy, server, events: int, work: Path) -> dict:
     work.mkdir(parents=True)
-    env = clean_env(CALSYNC_DATA_DIR=str(work / "var"), CALSYNC_ALLOW_PRIVATE_URLS="1",
-                    CALSYNC_CONNECT_PASSWORD=server.password)
+    env = clean_env(CALSYNC_DATA_DIR=str(work / "var"), CALSYNC_ALLOW_PRIVATE_URLS="1", CALSYNC_CONNECT_PASSWORD=server.password)
     cli = [sys.executable, str(ROOT / "run_console.py")]
-    run_process(cli + ["staff", "add", STAFF, "--name", "Bench Staff", "--timezone", "UTC"],
-                env=env, cwd=work, what="calsync staff add")
+    run_process(cli + ["staff", "add", STAFF, "--name", "Bench Staff", "--timezone", "UTC"], env=env, cwd=work, what="calsync staff add")
     with proxy.phase() as setup:
-        _, out = run_process(cli + ["connect", "caldav", "--staff", STAFF, "--url", proxy.base_url,
-                                    "--username", server.username, "--calendar", CALENDAR_NAME, "--no-sync", "--json"],
-                             env=env, cwd=work, what="calsync connect")
+        _, out = run_process(
+            cli
+            + [
+                "connect",
+                "caldav",
+                "--staff",
+                STAFF,
+                "--url",
+                proxy.base_url,
+                "--username",
+                server.username,
+                "--calendar",
+                CALENDAR_NAME,
+                "--no-sync",
+                "--json",
+            ],
+            env=env,
+            cwd=work,
+            what="calsync connect",
+        )
     conn = json.loads(out)
     calendars = conn.get("calendars", [])
     if len(calendars) != 1 or not calendars[0].get("destination"):
@@ -447,8 +501,7 @@ def calsync_round(proxy: CountingProxy, server, events: int, work: Path) -> dict
         if report["created"] or report["updated"] or report["deleted"]:
             raise BenchFailure(f"calsync {phase} sync wrote to the calendar: {report}")
         if report["requests"] != stats.requests:
-            raise BenchFailure(f"calsync {phase} sync: its report says {report['requests']} requests, "
-                               f"the proxy counted {stats.requests}")
+            raise BenchFailure(f"calsync {phase} sync: its report says {report['requests']} requests, the proxy counted {stats.requests}")
         result[phase] = {"wall": wall, "inner_ms": report["duration_ms"], **stats.to_dict()}
     return result
 
@@ -457,8 +510,7 @@ def vdirsyncer_round(proxy: CountingProxy, server, calendar_url: str, events: in
     config = write_vdirsyncer_config(work, proxy.url_for(calendar_url), server.username, server.password)
     env = clean_env(HOME=str(work), XDG_CONFIG_HOME=str(work / ".config"))
     with proxy.phase() as setup:
-        run_process(cmd + ["-c", str(config), "discover"], env=env, cwd=work, what="vdirsyncer discover",
-                    stdin="y\n" * 5)
+        run_process(cmd + ["-c", str(config), "discover"], env=env, cwd=work, what="vdirsyncer discover", stdin="y\n" * 5)
     result = {"discover_requests": setup.requests}
     for phase in ("first", "nochange"):
         with proxy.phase() as stats:
@@ -479,8 +531,10 @@ def startup_costs(cmd_vdir: list[str], work: Path, vdir_config: Path) -> dict:
     runs = {
         "python -c pass": ([sys.executable, "-c", "pass"], clean_env()),
         "calsync: run_console.py status --json": (cli + ["status", "--json"], env_cal),
-        "vdirsyncer: showconfig": (cmd_vdir + ["-c", str(vdir_config), "showconfig"],
-                                   clean_env(HOME=str(work), XDG_CONFIG_HOME=str(work / ".config"))),
+        "vdirsyncer: showconfig": (
+            cmd_vdir + ["-c", str(vdir_config), "showconfig"],
+            clean_env(HOME=str(work), XDG_CONFIG_HOME=str(work / ".config")),
+        ),
     }
     out = {}
     for name, (cmd, env) in runs.items():
@@ -493,10 +547,16 @@ def proxy_overhead(server, proxy: CountingProxy, calendar_url: str, runs: int = 
     """Median extra milliseconds the proxy adds to one request: a small one and a 1,000-entry listing."""
     import requests
 
-    small = (b'<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
-             "0", server.principal_url)
-    listing = (b'<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:"><prop><resourcetype/><getcontenttype/>'
-               b'<getetag/></prop></propfind>', "1", calendar_url)
+    small = (
+        b'<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
+        "0",
+        server.principal_url,
+    )
+    listing = (
+        b'<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:"><prop><resourcetype/><getcontenttype/><getetag/></prop></propfind>',
+        "1",
+        calendar_url,
+    )
     out = {}
     with requests.Session() as session:
         session.auth = server.user_auth
@@ -507,8 +567,9 @@ def proxy_overhead(server, proxy: CountingProxy, calendar_url: str, runs: int = 
                 for how in ("direct", "proxy") if i % 2 == 0 else ("proxy", "direct"):
                     target = url if how == "direct" else proxy.url_for(url)
                     started = time.perf_counter()
-                    resp = session.request("PROPFIND", target, data=body, timeout=60,
-                                           headers={"Depth": depth, "Content-Type": "application/xml"})
+                    resp = session.request(
+                        "PROPFIND", target, data=body, timeout=60, headers={"Depth": depth, "Content-Type": "application/xml"}
+                    )
                     walls[how].append(time.perf_counter() - started)
                     if resp.status_code != 207:
                         raise BenchFailure(f"proxy overhead check: PROPFIND {target} -> HTTP {resp.status_code}")
@@ -547,71 +608,114 @@ def summarize(rounds: list[dict]) -> dict:
     return out
 
 
-
-
 def _fmt_methods(methods: dict) -> str:
     return " ".join(f"{k}x{v}" for k, v in methods.items())
 
 
 def report(summary: dict, startup: dict, overhead: dict, rounds: int) -> tuple[str, dict]:
-    header = ("phase", "tool", "wall time (s)", "requests", "bytes sent", "bytes received", "bytes total",
-              "total if uncompressed", "requests by method")
+    header = (
+        "phase",
+        "tool",
+        "wall time (s)",
+        "requests",
+        "bytes sent",
+        "bytes received",
+        "bytes total",
+        "total if uncompressed",
+        "requests by method",
+    )
     body = []
     for phase, label in (("first", "first sync"), ("nochange", "no-change resync")):
         for tool in ("calsync", "vdirsyncer"):
             s = summary[tool][phase]
             wall = f"{s['wall']:.2f}" if rounds == 1 else f"{s['wall']:.2f} ({s['wall_min']:.2f}-{s['wall_max']:.2f})"
-            body.append((label, tool, wall, f"{s['requests']:.0f}", f"{s['bytes_sent']:,.0f}",
-                         f"{s['bytes_received']:,.0f}", f"{s['bytes_total']:,.0f}",
-                         f"{s['bytes_total_uncompressed']:,.0f}", _fmt_methods(s["methods"])))
+            body.append(
+                (
+                    label,
+                    tool,
+                    wall,
+                    f"{s['requests']:.0f}",
+                    f"{s['bytes_sent']:,.0f}",
+                    f"{s['bytes_received']:,.0f}",
+                    f"{s['bytes_total']:,.0f}",
+                    f"{s['bytes_total_uncompressed']:,.0f}",
+                    _fmt_methods(s["methods"]),
+                )
+            )
     ours, theirs = summary["calsync"], summary["vdirsyncer"]
     keys = {
         "first_sync_time_ratio_vs_vdirsyncer": ours["first"]["wall"] / theirs["first"]["wall"],
         "nochange_time_ratio_vs_vdirsyncer": ours["nochange"]["wall"] / theirs["nochange"]["wall"],
-        "nochange_requests_per_calendar": ours["nochange"]["requests"],   # one calendar
+        "nochange_requests_per_calendar": ours["nochange"]["requests"],  # one calendar
         "nochange_bytes": ours["nochange"]["bytes_total"],
         "nochange_bytes_ratio_vs_vdirsyncer": ours["nochange"]["bytes_total"] / theirs["nochange"]["bytes_total"],
-        "nochange_bytes_uncompressed_ratio_vs_vdirsyncer":
-            ours["nochange"]["bytes_total_uncompressed"] / theirs["nochange"]["bytes_total_uncompressed"],
+        "nochange_bytes_uncompressed_ratio_vs_vdirsyncer": ours["nochange"]["bytes_total_uncompressed"]
+        / theirs["nochange"]["bytes_total_uncompressed"],
         "first_sync_requests_ratio_vs_vdirsyncer": ours["first"]["requests"] / theirs["first"]["requests"],
         "first_sync_bytes_ratio_vs_vdirsyncer": ours["first"]["bytes_total"] / theirs["first"]["bytes_total"],
     }
     ours_start = startup["calsync: run_console.py status --json"]
     theirs_start = startup["vdirsyncer: showconfig"]
     for phase, key in (("first", "first_sync"), ("nochange", "nochange")):
-        keys[f"{key}_time_ratio_vs_vdirsyncer_without_startup"] = \
-            (ours[phase]["wall"] - ours_start) / max(theirs[phase]["wall"] - theirs_start, 1e-3)
+        keys[f"{key}_time_ratio_vs_vdirsyncer_without_startup"] = (ours[phase]["wall"] - ours_start) / max(
+            theirs[phase]["wall"] - theirs_start, 1e-3
+        )
     lines = [render_table(header, body), ""]
-    lines.append(render_table(("process start-up, no network (median of %d)" % STARTUP_RUNS, "wall time (s)"),
-                              [(k, f"{v:.2f}") for k, v in startup.items()]))
+    lines.append(
+        render_table(
+            ("process start-up, no network (median of %d)" % STARTUP_RUNS, "wall time (s)"), [(k, f"{v:.2f}") for k, v in startup.items()]
+        )
+    )
     lines.append("")
-    lines.append("proxy overhead per request (median of 15, direct vs through the proxy): "
-                 + "; ".join(f"{k.replace('_', ' ')} {v['direct_ms']:.1f} -> {v['proxy_ms']:.1f} ms"
-                             for k, v in overhead.items()))
+    lines.append(
+        "proxy overhead per request (median of 15, direct vs through the proxy): "
+        + "; ".join(f"{k.replace('_', ' ')} {v['direct_ms']:.1f} -> {v['proxy_ms']:.1f} ms" for k, v in overhead.items())
+    )
     lines.append("")
     targets = [
-        ("no-change requests per calendar", keys["nochange_requests_per_calendar"], f"<= {NOCHANGE_REQUESTS_TARGET}",
-         keys["nochange_requests_per_calendar"] <= NOCHANGE_REQUESTS_TARGET),
-        ("no-change bytes on the wire", keys["nochange_bytes"], f"<= {NOCHANGE_BYTES_TARGET}",
-         keys["nochange_bytes"] <= NOCHANGE_BYTES_TARGET),
-        ("first sync requests, calsync / vdirsyncer", keys["first_sync_requests_ratio_vs_vdirsyncer"],
-         f"<= {FIRST_REQUESTS_RATIO_TARGET:g}", keys["first_sync_requests_ratio_vs_vdirsyncer"] <= FIRST_REQUESTS_RATIO_TARGET),
-        ("first sync time, calsync / vdirsyncer", keys["first_sync_time_ratio_vs_vdirsyncer"],
-         f"<= {FIRST_TIME_RATIO_TARGET:g}", keys["first_sync_time_ratio_vs_vdirsyncer"] <= FIRST_TIME_RATIO_TARGET),
-        ("no-change time, calsync / vdirsyncer", keys["nochange_time_ratio_vs_vdirsyncer"],
-         f"<= {NOCHANGE_TIME_RATIO_TARGET:g}", keys["nochange_time_ratio_vs_vdirsyncer"] <= NOCHANGE_TIME_RATIO_TARGET),
+        (
+            "no-change requests per calendar",
+            keys["nochange_requests_per_calendar"],
+            f"<= {NOCHANGE_REQUESTS_TARGET}",
+            keys["nochange_requests_per_calendar"] <= NOCHANGE_REQUESTS_TARGET,
+        ),
+        (
+            "no-change bytes on the wire",
+            keys["nochange_bytes"],
+            f"<= {NOCHANGE_BYTES_TARGET}",
+            keys["nochange_bytes"] <= NOCHANGE_BYTES_TARGET,
+        ),
+        (
+            "first sync requests, calsync / vdirsyncer",
+            keys["first_sync_requests_ratio_vs_vdirsyncer"],
+            f"<= {FIRST_REQUESTS_RATIO_TARGET:g}",
+            keys["first_sync_requests_ratio_vs_vdirsyncer"] <= FIRST_REQUESTS_RATIO_TARGET,
+        ),
+        (
+            "first sync time, calsync / vdirsyncer",
+            keys["first_sync_time_ratio_vs_vdirsyncer"],
+            f"<= {FIRST_TIME_RATIO_TARGET:g}",
+            keys["first_sync_time_ratio_vs_vdirsyncer"] <= FIRST_TIME_RATIO_TARGET,
+        ),
+        (
+            "no-change time, calsync / vdirsyncer",
+            keys["nochange_time_ratio_vs_vdirsyncer"],
+            f"<= {NOCHANGE_TIME_RATIO_TARGET:g}",
+            keys["nochange_time_ratio_vs_vdirsyncer"] <= NOCHANGE_TIME_RATIO_TARGET,
+        ),
     ]
-    lines.append(render_table(("target", "measured", "target", "verdict"),
-                              [(n, f"{v:.4g}", t, "OK" if ok else "MISSED") for n, v, t, ok in targets]))
-    lines.append(f"(bytes, no-change, calsync / vdirsyncer: {keys['nochange_bytes_ratio_vs_vdirsyncer']:.4g}, "
-                 f"uncompressed: "
-                 f"{keys['nochange_bytes_uncompressed_ratio_vs_vdirsyncer']:.4g}; time ratios without each CLI's "
-                 f"start-up: first sync {keys['first_sync_time_ratio_vs_vdirsyncer_without_startup']:.3g}, "
-                 f"no-change {keys['nochange_time_ratio_vs_vdirsyncer_without_startup']:.3g})")
+    lines.append(
+        render_table(("target", "measured", "target", "verdict"), [(n, f"{v:.4g}", t, "OK" if ok else "MISSED") for n, v, t, ok in targets])
+    )
+    lines.append(
+        f"(bytes, no-change, calsync / vdirsyncer: {keys['nochange_bytes_ratio_vs_vdirsyncer']:.4g}, "
+        f"uncompressed: "
+        f"{keys['nochange_bytes_uncompressed_ratio_vs_vdirsyncer']:.4g}; time ratios without each CLI's "
+        f"start-up: first sync {keys['first_sync_time_ratio_vs_vdirsyncer_without_startup']:.3g}, "
+        f"no-change {keys['nochange_time_ratio_vs_vdirsyncer_without_startup']:.3g})"
+    )
     keys["targets_missed"] = [n for n, _, _, ok in targets if not ok]
     return "\n".join(lines), keys
-
-
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -640,10 +744,14 @@ def bench(args) -> int:
         versions["radicale"] = getattr(radicale, "VERSION", "?")
     except ImportError:
         pass
-    print(f"calsync vs vdirsyncer {versions['vdirsyncer']}: one calendar of {args.events} events on one Radicale "
-          f"on 127.0.0.1, behind a counting proxy; {args.rounds} round(s)")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
-          f"load average {load_before[0]:.2f}", flush=True)
+    print(
+        f"calsync vs vdirsyncer {versions['vdirsyncer']}: one calendar of {args.events} events on one Radicale "
+        f"on 127.0.0.1, behind a counting proxy; {args.rounds} round(s)"
+    )
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, load average {load_before[0]:.2f}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="calsync-compare-") as tmp:
         tmp_path = Path(tmp)
         server = proxy = None
@@ -651,8 +759,7 @@ def bench(args) -> int:
             server = start_server("radicale", tmp_path / "radicale")
             started = time.perf_counter()
             calendar_url = seed_calendar(server, args.events)
-            print(f"setup: {args.events} events PUT into {calendar_url} in {time.perf_counter() - started:.1f}s "
-                  f"(not measured)", flush=True)
+            print(f"setup: {args.events} events PUT into {calendar_url} in {time.perf_counter() - started:.1f}s (not measured)", flush=True)
             proxy = CountingProxy(server.base_url)
             proxy.start()
             rounds = []
@@ -668,8 +775,11 @@ def bench(args) -> int:
                         work.mkdir(parents=True)
                         result[tool] = vdirsyncer_round(proxy, server, calendar_url, args.events, work, vdir)
                 c, v = result["calsync"], result["vdirsyncer"]
-                print(f"round {i + 1}: calsync first {c['first']['wall']:.2f}s / no-change {c['nochange']['wall']:.2f}s; "
-                      f"vdirsyncer first {v['first']['wall']:.2f}s / no-change {v['nochange']['wall']:.2f}s", flush=True)
+                print(
+                    f"round {i + 1}: calsync first {c['first']['wall']:.2f}s / no-change {c['nochange']['wall']:.2f}s; "
+                    f"vdirsyncer first {v['first']['wall']:.2f}s / no-change {v['nochange']['wall']:.2f}s",
+                    flush=True,
+                )
                 rounds.append(result)
             overhead = proxy_overhead(server, proxy, calendar_url)
             startup = startup_costs(vdir, tmp_path / "startup", tmp_path / "round-0" / "vdirsyncer" / "config")

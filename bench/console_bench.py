@@ -113,20 +113,28 @@ def seed(count: int) -> float:
     now = clock.now()
     providers = ("google", "microsoft", "caldav", "ics")
     with m.db.atomic():
-        staff = [{"email": f"person-{i:05d}@example.org", "name": f"Person {i:05d}", "timezone": "UTC",
-                  "created_at": now} for i in range(count)]
+        staff = [
+            {"email": f"person-{i:05d}@example.org", "name": f"Person {i:05d}", "timezone": "UTC", "created_at": now} for i in range(count)
+        ]
         for batch in pw.chunked(staff, 500):
             m.Staff.insert_many(batch).execute()
         ids = [s for (s,) in m.Staff.select(m.Staff.id).order_by(m.Staff.id).tuples()]
         rows = []
         for i, staff_id in enumerate(ids):
             status = status_for(i)
-            rows.append({
-                "staff": staff_id, "provider": providers[i % 4], "account": f"person-{i:05d}@corp.example",
-                "server_url": "https://calendar.example", "status": status,
-                "reason": BROKEN_REASONS.get(status, ""), "status_since": now - dt.timedelta(minutes=7 * (i % 500)),
-                "last_sync_at": now - dt.timedelta(minutes=i % 15), "created_at": now,
-            })
+            rows.append(
+                {
+                    "staff": staff_id,
+                    "provider": providers[i % 4],
+                    "account": f"person-{i:05d}@corp.example",
+                    "server_url": "https://calendar.example",
+                    "status": status,
+                    "reason": BROKEN_REASONS.get(status, ""),
+                    "status_since": now - dt.timedelta(minutes=7 * (i % 500)),
+                    "last_sync_at": now - dt.timedelta(minutes=i % 15),
+                    "created_at": now,
+                }
+            )
         for batch in pw.chunked(rows, 500):
             m.Connection.insert_many(batch).execute()
     return time.perf_counter() - started
@@ -197,7 +205,7 @@ async def measure(rt, count: int) -> dict:
         t0 = time.perf_counter()
         screen.show_listing(prepared)
         changed = time.perf_counter() - t0
-        broke = [dict(r, status=m.UNREACHABLE) for r in synced[-len(synced) // 100:]]
+        broke = [dict(r, status=m.UNREACHABLE) for r in synced[-len(synced) // 100 :]]
         prepared = prepare_listing(broke + synced[: len(synced) - len(broke)], listing.counts)
         t0 = time.perf_counter()
         screen.show_listing(prepared)
@@ -207,15 +215,21 @@ async def measure(rt, count: int) -> dict:
         # The staff screen: one row per staff member and one per connection.
         t0 = time.perf_counter()
         await pilot.press("s")
-        await shown(app.screen, lambda: getattr(app.screen, "sub_title", "") == "Staff"
-                    and app.screen.table.first_drawn is not None)
+        await shown(app.screen, lambda: getattr(app.screen, "sub_title", "") == "Staff" and app.screen.table.first_drawn is not None)
         staff_screen = app.screen.table.first_drawn - t0
         await shown(app.screen, lambda: app.screen.complete and app.screen.table.row_count == 2 * count)
         staff_all = time.perf_counter() - t0
     gc.unfreeze()  # the next run starts like a fresh console: nothing frozen yet
-    return {"first_render": first_render, "all_rows": all_rows, "keystrokes": keystrokes, "refresh_unchanged": unchanged,
-            "refresh_changed": changed, "refresh_reordered": reordered, "staff_screen": staff_screen,
-            "staff_all": staff_all}
+    return {
+        "first_render": first_render,
+        "all_rows": all_rows,
+        "keystrokes": keystrokes,
+        "refresh_unchanged": unchanged,
+        "refresh_changed": changed,
+        "refresh_reordered": reordered,
+        "staff_screen": staff_screen,
+        "staff_all": staff_all,
+    }
 
 
 def verdict(value: float, target: float) -> str:
@@ -228,9 +242,11 @@ def main(argv=None) -> int:
         rt = runtime.start(load_settings(make_env(Path(tmp)), read_dotenv=False))
         try:
             seconds = seed(args.connections)
-            print(f"seeded {args.connections:,} connections in {seconds:.2f} s "
-                  f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, SQLite; "
-                  f"load average {os.getloadavg()[0]:.1f} at the start)")
+            print(
+                f"seeded {args.connections:,} connections in {seconds:.2f} s "
+                f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, SQLite; "
+                f"load average {os.getloadavg()[0]:.1f} at the start)"
+            )
             listing = []
             for _ in range(3):
                 t0 = time.perf_counter()
@@ -254,16 +270,24 @@ def main(argv=None) -> int:
     width = 44
     print(f"{'measure':<{width}}{'value':>12}  {'target':>10}  verdict")
     print(f"{'actions.list_statuses (median of 3)':<{width}}{statistics.median(listing) * 1000:>9.0f} ms  {'':>10}")
-    print(f"{'first render, rows drawn (median of %d)' % len(runs):<{width}}{first * 1000:>9.0f} ms  "
-          f"{FIRST_RENDER_TARGET * 1000:>7.0f} ms  {verdict(first, FIRST_RENDER_TARGET)}")
+    print(
+        f"{'first render, rows drawn (median of %d)' % len(runs):<{width}}{first * 1000:>9.0f} ms  "
+        f"{FIRST_RENDER_TARGET * 1000:>7.0f} ms  {verdict(first, FIRST_RENDER_TARGET)}"
+    )
     print(f"{'every row in the table (median of %d)' % len(runs):<{width}}{all_rows * 1000:>9.0f} ms  {'':>10}")
-    print(f"{'filter keystroke, median of %d' % len(times):<{width}}{median_key * 1000:>9.1f} ms  "
-          f"{KEYSTROKE_TARGET * 1000:>7.0f} ms  {verdict(median_key, KEYSTROKE_TARGET)}")
-    print(f"{'filter keystroke, worst':<{width}}{worst_key * 1000:>9.1f} ms  "
-          f"{KEYSTROKE_TARGET * 1000:>7.0f} ms  {verdict(worst_key, KEYSTROKE_TARGET)}")
+    print(
+        f"{'filter keystroke, median of %d' % len(times):<{width}}{median_key * 1000:>9.1f} ms  "
+        f"{KEYSTROKE_TARGET * 1000:>7.0f} ms  {verdict(median_key, KEYSTROKE_TARGET)}"
+    )
+    print(
+        f"{'filter keystroke, worst':<{width}}{worst_key * 1000:>9.1f} ms  "
+        f"{KEYSTROKE_TARGET * 1000:>7.0f} ms  {verdict(worst_key, KEYSTROKE_TARGET)}"
+    )
     staff_screen = statistics.median(r["staff_screen"] for r in runs)
-    print(f"{'staff screen, rows drawn (median of %d)' % len(runs):<{width}}{staff_screen * 1000:>9.0f} ms  "
-          f"{STAFF_SCREEN_TARGET * 1000:>7.0f} ms  {verdict(staff_screen, STAFF_SCREEN_TARGET)}")
+    print(
+        f"{'staff screen, rows drawn (median of %d)' % len(runs):<{width}}{staff_screen * 1000:>9.0f} ms  "
+        f"{STAFF_SCREEN_TARGET * 1000:>7.0f} ms  {verdict(staff_screen, STAFF_SCREEN_TARGET)}"
+    )
     staff_all = statistics.median(r["staff_all"] for r in runs)
     print(f"{'  every staff row in the table (median of %d)' % len(runs):<{width}}{staff_all * 1000:>9.0f} ms")
     print(f"{'live refresh, UI-thread time: nothing changed':<{width}}{runs[-1]['refresh_unchanged'] * 1000:>9.1f} ms")
@@ -279,15 +303,24 @@ def main(argv=None) -> int:
         f"console_staff_all_rows_{args.connections}_ms": round(staff_all * 1000, 1),
         f"console_list_statuses_{args.connections}_ms": round(statistics.median(listing) * 1000, 1),
     }
-    missed = [name for name, ok in (("first render", first <= FIRST_RENDER_TARGET),
-                                    ("worst keystroke", worst_key <= KEYSTROKE_TARGET),
-                                    ("staff screen", staff_screen <= STAFF_SCREEN_TARGET)) if not ok]
-    details = {"measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-               "connections": args.connections, "repeat": args.repeat, "targets_missed": missed,
-               "keystrokes": [{"typed": t, "rows": n, "ms": round(v * 1000, 1)} for t, n, v in strokes],
-               "refresh_ms": {k: round(runs[-1][k] * 1000, 1)
-                              for k in ("refresh_unchanged", "refresh_changed", "refresh_reordered")}}
+    missed = [
+        name
+        for name, ok in (
+            ("first render", first <= FIRST_RENDER_TARGET),
+            ("worst keystroke", worst_key <= KEYSTROKE_TARGET),
+            ("staff screen", staff_screen <= STAFF_SCREEN_TARGET),
+        )
+        if not ok
+    ]
+    details = {
+        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "connections": args.connections,
+        "repeat": args.repeat,
+        "targets_missed": missed,
+        "keystrokes": [{"typed": t, "rows": n, "ms": round(v * 1000, 1)} for t, n, v in strokes],
+        "refresh_ms": {k: round(runs[-1][k] * 1000, 1) for k in ("refresh_unchanged", "refresh_changed", "refresh_reordered")},
+    }
     output = args.output or RESULTS_DIR / "latest.json"
     merge_results(output, "console" if args.connections == 10_000 else f"console_{args.connections}", keys, details)
     print(f"wrote {output}")

@@ -91,22 +91,24 @@ def populate(rt, count: int) -> m.Staff:
     for i in range(count):
         start, _ = appointment_times(i, count)
         external_id = f"bench-{i:05d}"
-        rows.append({
-            "external_id": external_id,
-            "staff": staff.id,
-            "uid": ics.appointment_uid(external_id),
-            "starts_at": start,
-            "ends_at": start + dt.timedelta(minutes=45),
-            "subject": f"Coaching session {i} with client #{i % 97}",
-            "description": "Agenda: review of last week's goals, next steps.\nJoin link in the booking e-mail.",
-            "location": f"Room {i % 12}",
-            "source": "host",
-            "created_at": now,
-            "updated_at": now,
-        })
+        rows.append(
+            {
+                "external_id": external_id,
+                "staff": staff.id,
+                "uid": ics.appointment_uid(external_id),
+                "starts_at": start,
+                "ends_at": start + dt.timedelta(minutes=45),
+                "subject": f"Coaching session {i} with client #{i % 97}",
+                "description": "Agenda: review of last week's goals, next steps.\nJoin link in the booking e-mail.",
+                "location": f"Room {i % 12}",
+                "source": "host",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
     with m.db.atomic():
         for start in range(0, len(rows), 500):
-            m.Appointment.insert_many(rows[start:start + 500]).execute()
+            m.Appointment.insert_many(rows[start : start + 500]).execute()
     return staff
 
 
@@ -176,10 +178,13 @@ def throughput(url: str, seconds: float, headers: dict, expect: int, clients: in
     if errors:
         raise BenchFailure("throughput run failed:\n" + "\n".join(f"  {e}" for e in errors[:5]))
     every = [x for per in latencies for x in per]
-    return {"requests": sum(counts), "wall": wall, "rps": sum(counts) / wall,
-            "median": statistics.median(every), "p95": percentile(every, 95)}
-
-
+    return {
+        "requests": sum(counts),
+        "wall": wall,
+        "rps": sum(counts) / wall,
+        "median": statistics.median(every),
+        "p95": percentile(every, 95),
+    }
 
 
 def ms(seconds: float) -> str:
@@ -190,8 +195,10 @@ def ms(seconds: float) -> str:
 
 
 def bench(args) -> int:
-    print(f"calsync feed benchmark: 1 staff member, {args.appointments} appointments "
-          f"({PAST_DAYS} days back to {FUTURE_DAYS} ahead), waitress (4 threads) on 127.0.0.1, {CLIENTS} clients")
+    print(
+        f"calsync feed benchmark: 1 staff member, {args.appointments} appointments "
+        f"({PAST_DAYS} days back to {FUTURE_DAYS} ahead), waitress (4 threads) on 127.0.0.1, {CLIENTS} clients"
+    )
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="calsync-feed-bench-") as tmp:
         rt = server = thread = None
@@ -222,8 +229,9 @@ def bench(args) -> int:
 
             renders = []
             for n in range(min(args.cold, 5)):
-                actions.upsert_appointment(rt, f"bench-{n * 7:05d}", EMAIL, *appointment_times(n * 7, args.appointments),
-                                           f"Changed session {n}", source="host")
+                actions.upsert_appointment(
+                    rt, f"bench-{n * 7:05d}", EMAIL, *appointment_times(n * 7, args.appointments), f"Changed session {n}", source="host"
+                )
                 seconds, changed = timed_get(requests.Session(), url, {}, 200)
                 if f"Changed session {n}".encode() not in changed.content:
                     raise BenchFailure("the feed did not show the changed appointment")
@@ -243,8 +251,9 @@ def bench(args) -> int:
             not_modified, last304 = sequential(url, args.conditional, conditional, 304)
             if last304.content:
                 raise BenchFailure(f"a 304 carried a body of {len(last304.content)} bytes")
-            print(f"sequential: {args.cold} cold, {args.conditional} conditional; "
-                  f"then {CLIENTS} clients for {args.seconds:g} s each kind\n")
+            print(
+                f"sequential: {args.cold} cold, {args.conditional} conditional; then {CLIENTS} clients for {args.seconds:g} s each kind\n"
+            )
             load_cold = throughput(url, args.seconds, {}, 200)
             load_304 = throughput(url, args.seconds, conditional, 304)
 
@@ -254,33 +263,59 @@ def bench(args) -> int:
                 ("measure", "cold (200, full body)", "304 (If-None-Match)", "cold / 304"),
                 ("median response time, 1 client (ms)", ms(c_med), ms(n_med), f"{c_med / n_med:.1f}"),
                 ("p95 response time, 1 client (ms)", ms(c_p95), ms(n_p95), f"{c_p95 / n_p95:.1f}"),
-                (f"requests/s, {CLIENTS} clients", f"{load_cold['rps']:.1f}", f"{load_304['rps']:.1f}",
-                 f"{load_cold['rps'] / load_304['rps']:.3f}"),
-                (f"median under load, {CLIENTS} clients (ms)", ms(load_cold["median"]), ms(load_304["median"]),
-                 f"{load_cold['median'] / load_304['median']:.1f}"),
-                (f"p95 under load, {CLIENTS} clients (ms)", ms(load_cold["p95"]), ms(load_304["p95"]),
-                 f"{load_cold['p95'] / load_304['p95']:.1f}"),
-                ("requests in the load run (wall s)", f"{load_cold['requests']} ({load_cold['wall']:.1f})",
-                 f"{load_304['requests']} ({load_304['wall']:.1f})", ""),
+                (
+                    f"requests/s, {CLIENTS} clients",
+                    f"{load_cold['rps']:.1f}",
+                    f"{load_304['rps']:.1f}",
+                    f"{load_cold['rps'] / load_304['rps']:.3f}",
+                ),
+                (
+                    f"median under load, {CLIENTS} clients (ms)",
+                    ms(load_cold["median"]),
+                    ms(load_304["median"]),
+                    f"{load_cold['median'] / load_304['median']:.1f}",
+                ),
+                (
+                    f"p95 under load, {CLIENTS} clients (ms)",
+                    ms(load_cold["p95"]),
+                    ms(load_304["p95"]),
+                    f"{load_cold['p95'] / load_304['p95']:.1f}",
+                ),
+                (
+                    "requests in the load run (wall s)",
+                    f"{load_cold['requests']} ({load_cold['wall']:.1f})",
+                    f"{load_304['requests']} ({load_304['wall']:.1f})",
+                    "",
+                ),
                 ("body (bytes)", str(len(first.content)), "0", ""),
                 ("events", str(events), "-", ""),
             ]
             print(render_table(rows[0], rows[1:]))
             print()
-            print(f"cold / 304 median time: {c_med / n_med:.1f}; 304 throughput / cold throughput: "
-                  f"{load_304['rps'] / load_cold['rps']:.1f}; bytes per event: {len(first.content) / events:.0f}")
+            print(
+                f"cold / 304 median time: {c_med / n_med:.1f}; 304 throughput / cold throughput: "
+                f"{load_304['rps'] / load_cold['rps']:.1f}; bytes per event: {len(first.content) / events:.0f}"
+            )
             n = args.appointments
-            keys = {f"feed_render_{n}_ms": round(statistics.median(renders) * 1000, 1),
-                    f"feed_render_cold_{n}_ms": round(statistics.median(cold_renders) * 1000, 1),
-                    "feed_304_median_ms": round(n_med * 1000, 2), "feed_200_median_ms": round(c_med * 1000, 2)}
+            keys = {
+                f"feed_render_{n}_ms": round(statistics.median(renders) * 1000, 1),
+                f"feed_render_cold_{n}_ms": round(statistics.median(cold_renders) * 1000, 1),
+                "feed_304_median_ms": round(n_med * 1000, 2),
+                "feed_200_median_ms": round(c_med * 1000, 2),
+            }
             print()
-            for key, value, target in ((f"feed_render_{n}_ms", keys[f"feed_render_{n}_ms"], TARGETS["render_ms"]),
-                                       ("feed_304_median_ms", keys["feed_304_median_ms"], TARGETS["304_ms"])):
+            for key, value, target in (
+                (f"feed_render_{n}_ms", keys[f"feed_render_{n}_ms"], TARGETS["render_ms"]),
+                ("feed_304_median_ms", keys["feed_304_median_ms"], TARGETS["304_ms"]),
+            ):
                 verdict = "OK" if value <= target else "MISSED"
-                print(f"target {key} <= {target:g}: {value:g} {verdict}" + ("" if n == 2000 or "304" in key
-                                                                            else " (targets are set at 2,000)"))
-            merge_results(RESULTS, "feed", keys, {"appointments": n, "quick": args.quick, "renders_s": renders,
-                                                 "cold_renders_s": cold_renders})
+                print(
+                    f"target {key} <= {target:g}: {value:g} {verdict}"
+                    + ("" if n == 2000 or "304" in key else " (targets are set at 2,000)")
+                )
+            merge_results(
+                RESULTS, "feed", keys, {"appointments": n, "quick": args.quick, "renders_s": renders, "cold_renders_s": cold_renders}
+            )
             return 0
         finally:
             if server is not None:

@@ -48,6 +48,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # -- the cases (run in the child) ------------------------------------------------------------------
 
+
 def _gzip_stream(total: int) -> bytes:
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
     block = b"\0" * (1024 * 1024)
@@ -65,8 +66,10 @@ def _provider_case(name: str) -> str:
         body = _gzip_stream(1024 * 1024 * 1024)
 
         def behave(server, conn, head):
-            conn.sendall(b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nContent-Encoding: gzip\r\n"
-                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            conn.sendall(
+                b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nContent-Encoding: gzip\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body
+            )
     elif name == "huge_propfind":
         piece = b"<d:response><d:href>/x</d:href></d:response>" * 1000
 
@@ -75,9 +78,9 @@ def _provider_case(name: str) -> str:
             for _ in range(512 * 1024 * 1024 // len(piece)):
                 conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
     else:
+
         def behave(server, conn, head):
-            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
-                         % (256 * 1024 * 1024))
+            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % (256 * 1024 * 1024))
             for _ in range(4096):
                 conn.sendall(b"x" * 65536)
 
@@ -107,12 +110,16 @@ def _feed_case(name: str) -> str:
         dates = ",".join((base + dt.timedelta(minutes=i)).strftime("%Y%m%dT%H%M%SZ") for i in range(500_000))
         body = calendar(event("flood-1", "Flood", base, lines=f"RDATE:{dates}\r\n"), event("dentist-1", "Dentist", soon(2, 14)))
     elif name == "timezone_bomb":
-        zone = ("BEGIN:VTIMEZONE\r\nTZID:Custom/Bomb\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
-                "RRULE:FREQ=SECONDLY\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0000\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+        zone = (
+            "BEGIN:VTIMEZONE\r\nTZID:Custom/Bomb\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
+            "RRULE:FREQ=SECONDLY\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0000\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        )
         stamp = base.replace(tzinfo=None)
         events = "".join(
             f"BEGIN:VEVENT\r\nUID:zoned-{i}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Custom/Bomb:{stamp:%Y%m%dT%H%M%S}\r\n"
-            f"DURATION:PT1H\r\nSUMMARY:Zoned {i}\r\nEND:VEVENT\r\n" for i in range(20))
+            f"DURATION:PT1H\r\nSUMMARY:Zoned {i}\r\nEND:VEVENT\r\n"
+            for i in range(20)
+        )
         body = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n" + zone + events + "END:VCALENDAR\r\n"
     else:
         body = calendar(*(event(f"e-{i}", "Busy", base) for i in range(60_000)))
@@ -149,6 +156,7 @@ def run_case(name: str) -> None:
 
 # -- measuring (the parent) --------------------------------------------------------------------------
 
+
 def _tree_rss(root: int) -> int:
     """Resident bytes of ``root`` and every descendant (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -175,8 +183,13 @@ def _tree_rss(root: int) -> int:
 
 def measure(name: str, timeout: float) -> dict:
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, __file__, "--case", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--case", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     peak = 0
     while child.poll() is None and time.monotonic() - started < timeout:
         peak = max(peak, _tree_rss(child.pid))
@@ -206,8 +219,12 @@ def main(argv=None) -> int:
         return 0
     cases = CASES[:3] if args.quick else CASES
     rows = [measure(name, args.timeout) for name in cases]
-    print(render_table(("case", "ended as expected", "seconds", "peak RSS MB", "what calsync said"),
-                       [(r["case"], "yes" if r["ok"] else "NO", r["seconds"], r["peak_rss_mb"], r["said"][:70]) for r in rows]))
+    print(
+        render_table(
+            ("case", "ended as expected", "seconds", "peak RSS MB", "what calsync said"),
+            [(r["case"], "yes" if r["ok"] else "NO", r["seconds"], r["peak_rss_mb"], r["said"][:70]) for r in rows],
+        )
+    )
     worst = max(r["peak_rss_mb"] for r in rows)
     over = [r["case"] for r in rows if r["peak_rss_mb"] > args.ceiling_mb]
     failed = [r["case"] for r in rows if not r["ok"]]

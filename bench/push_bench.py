@@ -89,15 +89,13 @@ def _connect_graph(rt, graph) -> int:
 
     url = actions.oauth_connect_url(rt, EMAIL, "microsoft")["url"]
     back = parse_qs(urlsplit(graph.consent_redirect(url)).query)
-    return actions.oauth_callback(rt, "microsoft", back.get("code", [""])[0], back["state"][0],
-                                  back.get("error", [""])[0])["id"]
+    return actions.oauth_callback(rt, "microsoft", back.get("code", [""])[0], back["state"][0], back.get("error", [""])[0])["id"]
 
 
 def _arrived(conn_id: int, subject: str) -> int:
     import models as m
 
-    return (m.FeedEntry.select().join(m.Calendar)
-            .where(m.Calendar.connection == conn_id, m.FeedEntry.subject == subject).count())
+    return m.FeedEntry.select().join(m.Calendar).where(m.Calendar.connection == conn_id, m.FeedEntry.subject == subject).count()
 
 
 def _measure(provider: str, conn_id: int, add, changes: int) -> dict:
@@ -145,10 +143,17 @@ def bench(changes: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="calsync-push-") as tmp:
         google, graph = FakeGoogle(EMAIL).start(), GraphFake().start()
         try:
-            env = web_env(Path(tmp), CALSYNC_PUSH="on", CALSYNC_WORKERS="4",
-                          CALSYNC_MICROSOFT_CLIENT_ID="cid", CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",
-                          CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url, CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
-                          CALSYNC_MICROSOFT_API_URL=graph.api_url, **google.env())
+            env = web_env(
+                Path(tmp),
+                CALSYNC_PUSH="on",
+                CALSYNC_WORKERS="4",
+                CALSYNC_MICROSOFT_CLIENT_ID="cid",
+                CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",
+                CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url,
+                CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
+                CALSYNC_MICROSOFT_API_URL=graph.api_url,
+                **google.env(),
+            )
             env.pop("CALSYNC_SYNC_INTERVAL", None)  # the default 15 minutes: only push can be this quick
             with _service(env) as rt:
                 actions.add_staff(rt, EMAIL, "Ada Lovelace", timezone="UTC")
@@ -157,12 +162,13 @@ def bench(changes: int) -> dict:
                     mode = actions.connection_detail(rt, conn_id)["push"]["mode"]
                     if mode != "push":
                         raise BenchFailure(f"connection {conn_id} is not pushed ({mode})")
-                results["google"] = _measure(
-                    "google", g_conn, lambda s, a, b: google.add_event(EMAIL, s, a, b), changes)
-                results["microsoft"] = _measure(
-                    "microsoft", m_conn, lambda s, a, b: graph.add_event(s, a, b), changes)
-            refused = [d for d in [*google.push_deliveries, *graph.push_deliveries]
-                       if not isinstance(getattr(d, "status", None), int) or not 200 <= d.status < 300]
+                results["google"] = _measure("google", g_conn, lambda s, a, b: google.add_event(EMAIL, s, a, b), changes)
+                results["microsoft"] = _measure("microsoft", m_conn, lambda s, a, b: graph.add_event(s, a, b), changes)
+            refused = [
+                d
+                for d in [*google.push_deliveries, *graph.push_deliveries]
+                if not isinstance(getattr(d, "status", None), int) or not 200 <= d.status < 300
+            ]
             if refused:
                 raise BenchFailure(f"{len(refused)} notification(s) were not answered 2xx: {refused[:3]}")
         finally:
@@ -181,25 +187,48 @@ def main(argv=None) -> int:
     args.output = results_path(args)
     if not 1 <= args.changes <= 500:
         parser.error("--changes must be between 1 and 500")
-    print(f"push: {args.changes} outside change(s) per provider -> calsync's feed entries "
-          f"(web server + scheduler on 127.0.0.1, sync interval 15 min)", flush=True)
+    print(
+        f"push: {args.changes} outside change(s) per provider -> calsync's feed entries "
+        f"(web server + scheduler on 127.0.0.1, sync interval 15 min)",
+        flush=True,
+    )
     try:
         results = bench(args.changes)
     except BenchFailure as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    rows = [(p, r["changes"], f"{r['p50_s']:.2f}", f"{r['p95_s']:.2f}", f"{r['max_s']:.2f}", r["syncs_per_change"],
-             "OK" if r["p95_s"] <= TARGET_P95_S else "MISSED") for p, r in results.items()]
-    print(render_table(("provider", "changes", "p50 s", "p95 s", "max s", "syncs/change", f"p95 <= {TARGET_P95_S:g} s"),
-                       rows))
-    keys = {"push_change_to_entry_p50_s": {p: r["p50_s"] for p, r in results.items()},
-            "push_change_to_entry_p95_s": {p: r["p95_s"] for p, r in results.items()}}
+    rows = [
+        (
+            p,
+            r["changes"],
+            f"{r['p50_s']:.2f}",
+            f"{r['p95_s']:.2f}",
+            f"{r['max_s']:.2f}",
+            r["syncs_per_change"],
+            "OK" if r["p95_s"] <= TARGET_P95_S else "MISSED",
+        )
+        for p, r in results.items()
+    ]
+    print(render_table(("provider", "changes", "p50 s", "p95 s", "max s", "syncs/change", f"p95 <= {TARGET_P95_S:g} s"), rows))
+    keys = {
+        "push_change_to_entry_p50_s": {p: r["p50_s"] for p, r in results.items()},
+        "push_change_to_entry_p95_s": {p: r["p95_s"] for p, r in results.items()},
+    }
     for p, r in results.items():
         keys[f"push_change_to_entry_p50_s_{p}"] = r["p50_s"]
         keys[f"push_change_to_entry_p95_s_{p}"] = r["p95_s"]
-    merge_results(args.output, "push", keys, {
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "changes": args.changes, "quick": args.quick, "target_p95_s": TARGET_P95_S, "providers": results})
+    merge_results(
+        args.output,
+        "push",
+        keys,
+        {
+            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "changes": args.changes,
+            "quick": args.quick,
+            "target_p95_s": TARGET_P95_S,
+            "providers": results,
+        },
+    )
     print(f"\nwrote {args.output}")
     missed = [p for p, r in results.items() if r["p95_s"] > TARGET_P95_S]
     return 1 if args.strict and missed else 0

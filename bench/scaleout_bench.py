@@ -79,10 +79,8 @@ TICK_MS_TARGET = 10.0  # a whole claim_due call with nothing (or little) due, on
 
 # Candidate indexes for the claim (created in the bench database only, never in models.py).
 CANDIDATE_INDEXES = [
-    ("connection_due_claim",
-     "CREATE INDEX connection_due_claim ON connection (next_sync_at NULLS FIRST, id) WHERE status <> 'stopped'"),
-    ("connection_leased",
-     "CREATE INDEX connection_leased ON connection (lease_owner) WHERE lease_owner IS NOT NULL"),
+    ("connection_due_claim", "CREATE INDEX connection_due_claim ON connection (next_sync_at NULLS FIRST, id) WHERE status <> 'stopped'"),
+    ("connection_leased", "CREATE INDEX connection_leased ON connection (lease_owner) WHERE lease_owner IS NOT NULL"),
 ]
 
 
@@ -110,9 +108,10 @@ PROBE_BODY = f"""<?xml version="1.0" encoding="utf-8"?>
  </d:response>
 </d:multistatus>
 """.encode()
-PROBE_ANSWER = (b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml; charset=utf-8\r\n"
-                b"DAV: 1, 2, 3, calendar-access\r\nContent-Length: " + str(len(PROBE_BODY)).encode()
-                + b"\r\n\r\n" + PROBE_BODY)
+PROBE_ANSWER = (
+    b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml; charset=utf-8\r\n"
+    b"DAV: 1, 2, 3, calendar-access\r\nContent-Length: " + str(len(PROBE_BODY)).encode() + b"\r\n\r\n" + PROBE_BODY
+)
 OTHER_ANSWER = b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"
 MAX_REQUESTS_PER_CONNECTION = 10_000  # keep-alive bound
 MAX_HEADER_LINES = 100
@@ -139,8 +138,7 @@ class _StandIn(socketserver.ThreadingTCPServer):
             methods, self.methods = self.methods, {}
             tcp, self.tcp_connections = self.tcp_connections, 0
             idle, self.idle_timeouts = self.idle_timeouts, 0
-        return {"methods": methods, "requests": sum(methods.values()), "tcp_connections": tcp,
-                "idle_connections_timed_out": idle}
+        return {"methods": methods, "requests": sum(methods.values()), "tcp_connections": tcp, "idle_connections_timed_out": idle}
 
 
 class _StandInHandler(socketserver.StreamRequestHandler):
@@ -213,20 +211,31 @@ def child_main() -> int:
     outcomes: dict[str, int] = {}
     for r in reports:
         outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
-    bad = [{"connection_id": r.connection_id, "outcome": r.outcome, "error": r.error}
-           for r in reports if r.outcome != "ok"][:10]
+    bad = [{"connection_id": r.connection_id, "outcome": r.outcome, "error": r.error} for r in reports if r.outcome != "ok"][:10]
     durations = sorted(r.duration_ms for r in reports) or [0]
-    print("RESULT " + json.dumps({
-        "owner": owner, "pid": os.getpid(), "workers": rt.settings.workers,
-        "started": started, "finished": finished, "syncs": len(reports), "outcomes": outcomes, "bad": bad,
-        "connection_ids": [r.connection_id for r in reports],
-        "requests": sum(r.requests for r in reports),
-        "not_one_request": sum(1 for r in reports if r.requests != 1),
-        "writes": sum(r.created + r.updated + r.deleted + r.entries_read for r in reports),
-        "cpu_seconds": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
-        "sync_ms_median": statistics.median(durations),
-        "sync_ms_p95": durations[min(len(durations) - 1, round(0.95 * (len(durations) - 1)))],
-    }), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "owner": owner,
+                "pid": os.getpid(),
+                "workers": rt.settings.workers,
+                "started": started,
+                "finished": finished,
+                "syncs": len(reports),
+                "outcomes": outcomes,
+                "bad": bad,
+                "connection_ids": [r.connection_id for r in reports],
+                "requests": sum(r.requests for r in reports),
+                "not_one_request": sum(1 for r in reports if r.requests != 1),
+                "writes": sum(r.created + r.updated + r.deleted + r.entries_read for r in reports),
+                "cpu_seconds": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+                "sync_ms_median": statistics.median(durations),
+                "sync_ms_p95": durations[min(len(durations) - 1, round(0.95 * (len(durations) - 1)))],
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 
@@ -258,30 +267,58 @@ def seed(rt, n: int, url: str) -> list[int]:
     batch = 1000
     with m.db.atomic():
         for start in range(0, n, batch):
-            m.Staff.insert_many([{"email": f"scale-{i:06d}@example.com", "name": f"Scale Staff {i}", "timezone": "UTC"}
-                                 for i in range(start, min(n, start + batch))]).execute()
+            m.Staff.insert_many(
+                [
+                    {"email": f"scale-{i:06d}@example.com", "name": f"Scale Staff {i}", "timezone": "UTC"}
+                    for i in range(start, min(n, start + batch))
+                ]
+            ).execute()
         staff_ids = [s for (s,) in m.Staff.select(m.Staff.id).order_by(m.Staff.email).tuples()]
         for start in range(0, n, batch):
-            m.Connection.insert_many([{
-                "staff": staff_ids[i], "provider": "caldav", "account": f"user{i}", "server_url": url,
-                "credentials": credentials, "status": m.ACTIVE, "reason": meaning(m.ACTIVE), "status_since": now,
-                "next_sync_at": due, "created_at": now, "last_sync_at": now, "last_success_at": now,
-                "account_key": accounts.fingerprint(rt, "caldav", url, f"user{i}"),
-            } for i in range(start, min(n, start + batch))]).execute()
+            m.Connection.insert_many(
+                [
+                    {
+                        "staff": staff_ids[i],
+                        "provider": "caldav",
+                        "account": f"user{i}",
+                        "server_url": url,
+                        "credentials": credentials,
+                        "status": m.ACTIVE,
+                        "reason": meaning(m.ACTIVE),
+                        "status_since": now,
+                        "next_sync_at": due,
+                        "created_at": now,
+                        "last_sync_at": now,
+                        "last_success_at": now,
+                        "account_key": accounts.fingerprint(rt, "caldav", url, f"user{i}"),
+                    }
+                    for i in range(start, min(n, start + batch))
+                ]
+            ).execute()
         by_staff = dict(m.Connection.select(m.Connection.staff, m.Connection.id).tuples())
         conn_ids = [by_staff[staff_ids[i]] for i in range(n)]
         for start in range(0, n, batch):
-            m.Calendar.insert_many([{
-                "connection": conn_ids[i], "remote_id": f"{url}cal/{i}/", "name": f"Scale calendar {i}",
-                "is_destination": True, "is_busy_source": True, "writable": True,
-                "sync_token": SYNC_TOKEN, "ctag": CTAG, "last_synced_at": now,
-            } for i in range(start, min(n, start + batch))]).execute()
+            m.Calendar.insert_many(
+                [
+                    {
+                        "connection": conn_ids[i],
+                        "remote_id": f"{url}cal/{i}/",
+                        "name": f"Scale calendar {i}",
+                        "is_destination": True,
+                        "is_busy_source": True,
+                        "writable": True,
+                        "sync_token": SYNC_TOKEN,
+                        "ctag": CTAG,
+                        "last_synced_at": now,
+                    }
+                    for i in range(start, min(n, start + batch))
+                ]
+            ).execute()
     return conn_ids
 
 
 def _pg_sessions(database) -> int:
-    return database.execute_sql(
-        "SELECT sessions FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+    return database.execute_sql("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
 
 
 def make_due(conn_ids_count: int) -> None:
@@ -289,9 +326,15 @@ def make_due(conn_ids_count: int) -> None:
     from core import clock
 
     m.SyncRun.delete().execute()
-    m.Connection.update(next_sync_at=clock.now() - dt.timedelta(seconds=1), lease_owner=None,
-                        lease_expires_at=None, quiet_runs=0, quiet_since=None, quiet_requests=0,
-                        quiet_ms=0).execute()
+    m.Connection.update(
+        next_sync_at=clock.now() - dt.timedelta(seconds=1),
+        lease_owner=None,
+        lease_expires_at=None,
+        quiet_runs=0,
+        quiet_since=None,
+        quiet_requests=0,
+        quiet_ms=0,
+    ).execute()
     if m.Connection.select().where(m.Connection.status == m.ACTIVE).count() != conn_ids_count:
         raise BenchFailure("not every seeded connection is active before the pass")
 
@@ -305,8 +348,16 @@ def run_pass(args, env: dict, schedulers: int, conn_ids: list[int], stand_in: _S
     procs = []
     try:
         for _ in range(schedulers):
-            procs.append(subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child"], env=env,
-                                          cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(Path(__file__).resolve()), "--child"],
+                    env=env,
+                    cwd=str(ROOT),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
         deadline = time.monotonic() + READY_TIMEOUT
         for p in procs:
             while True:
@@ -339,7 +390,7 @@ def run_pass(args, env: dict, schedulers: int, conn_ids: list[int], stand_in: _S
                     if not line:
                         raise BenchFailure(f"scheduler process {p.pid} ended without a result (status {p.wait(5)})")
                     if line.startswith("RESULT "):
-                        result = json.loads(line[len("RESULT "):])
+                        result = json.loads(line[len("RESULT ") :])
             if "error" in result:
                 raise BenchFailure(f"scheduler process {p.pid}: {result['error']}")
             results.append(result)
@@ -359,13 +410,24 @@ def run_pass(args, env: dict, schedulers: int, conn_ids: list[int], stand_in: _S
     check_pass(schedulers, conn_ids, results, served)
     n = len(conn_ids)
     return {
-        "schedulers": schedulers, "wall_seconds": wall, "syncs": n, "syncs_per_s": n / wall,
-        "per_scheduler": [{
-            "pid": r["pid"], "workers": r["workers"], "syncs": r["syncs"], "seconds": r["finished"] - r["started"],
-            "syncs_per_s": r["syncs"] / max(r["finished"] - r["started"], 1e-9), "cpu_seconds": r["cpu_seconds"],
-            "start_lag_ms": (r["started"] - go) * 1000, "sync_ms_median": r["sync_ms_median"],
-            "sync_ms_p95": r["sync_ms_p95"],
-        } for r in results],
+        "schedulers": schedulers,
+        "wall_seconds": wall,
+        "syncs": n,
+        "syncs_per_s": n / wall,
+        "per_scheduler": [
+            {
+                "pid": r["pid"],
+                "workers": r["workers"],
+                "syncs": r["syncs"],
+                "seconds": r["finished"] - r["started"],
+                "syncs_per_s": r["syncs"] / max(r["finished"] - r["started"], 1e-9),
+                "cpu_seconds": r["cpu_seconds"],
+                "start_lag_ms": (r["started"] - go) * 1000,
+                "sync_ms_median": r["sync_ms_median"],
+                "sync_ms_p95": r["sync_ms_p95"],
+            }
+            for r in results
+        ],
         "cpu_seconds_schedulers": sum(r["cpu_seconds"] for r in results),
         "cpu_seconds_postgres": (after_pg - cpu_pg) if after_pg is not None and cpu_pg is not None else None,
         "cpu_seconds_stand_in": cpu_self,
@@ -381,15 +443,16 @@ def check_pass(schedulers: int, conn_ids: list[int], results: list[dict], served
     n = len(conn_ids)
     synced = [cid for r in results for cid in r["connection_ids"]]
     if len(synced) != n or set(synced) != set(conn_ids):
-        raise BenchFailure(f"{what}: the schedulers synced {len(synced)} connection(s) "
-                           f"({len(set(synced))} distinct) of {n} due")
+        raise BenchFailure(f"{what}: the schedulers synced {len(synced)} connection(s) ({len(set(synced))} distinct) of {n} due")
     for r in results:
         if r["bad"] or set(r["outcomes"]) - {"ok"}:
             sample = "\n".join(f"  connection {b['connection_id']}: {b['outcome']} {b['error']!r}" for b in r["bad"])
             raise BenchFailure(f"{what}: process {r['pid']}: outcomes {r['outcomes']}:\n{sample}")
         if r["not_one_request"] or r["writes"]:
-            raise BenchFailure(f"{what}: process {r['pid']}: {r['not_one_request']} sync(s) made other than one "
-                               f"request, {r['writes']} event(s) written or read: not a no-change pass")
+            raise BenchFailure(
+                f"{what}: process {r['pid']}: {r['not_one_request']} sync(s) made other than one "
+                f"request, {r['writes']} event(s) written or read: not a no-change pass"
+            )
     rows = m.SyncRun.select().count()
     if rows:
         raise BenchFailure(f"{what}: {rows} SyncRun row(s) written by a no-change pass (a stretch adds none)")
@@ -434,9 +497,10 @@ def grow(total: int, interval: int) -> int:
     select_list = ", ".join(overrides.get(c, f'"{c}"') for c in columns)
     with m.db.atomic():
         m.db.execute_sql(
-            f'INSERT INTO connection ({", ".join(chr(34) + c + chr(34) for c in columns)}) '
+            f"INSERT INTO connection ({', '.join(chr(34) + c + chr(34) for c in columns)}) "
             f"SELECT {select_list} FROM connection CROSS JOIN generate_series(1, %s) AS g WHERE id = %s",
-            (extra, template))
+            (extra, template),
+        )
     m.db.execute_sql("ANALYZE connection")
     return extra
 
@@ -485,8 +549,11 @@ def claim_statements(limit: int) -> tuple[list[tuple[str, tuple]], float, int]:
         claimed = leases.claim_due("scaleout-explain@bench:0", limit)
         ms = (time.perf_counter() - started) * 1000
         txn.rollback()
-    statements = [(sql, params) for sql, params in capture.statements
-                  if not re.match(r"\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT)", sql, re.IGNORECASE)]
+    statements = [
+        (sql, params)
+        for sql, params in capture.statements
+        if not re.match(r"\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT)", sql, re.IGNORECASE)
+    ]
     return statements, ms, len(claimed)
 
 
@@ -508,9 +575,14 @@ def explain(sql: str, params: tuple) -> dict:
         times.append(found[0] if found else float("nan"))
     text = "\n".join(plan)
     indexes = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)", text)))
-    return {"plan": plan, "execution_ms": statistics.median(times), "execution_ms_all": times,
-            "uses_index": bool(indexes), "indexes": indexes,
-            "seq_scan": bool(re.search(r"Seq Scan on connection", text))}
+    return {
+        "plan": plan,
+        "execution_ms": statistics.median(times),
+        "execution_ms_all": times,
+        "uses_index": bool(indexes),
+        "indexes": indexes,
+        "seq_scan": bool(re.search(r"Seq Scan on connection", text)),
+    }
 
 
 def _label(sql: str) -> str:
@@ -530,11 +602,9 @@ def set_state(due_ids: list[int], due: bool) -> int:
     now = clock.now()
     when = now - dt.timedelta(seconds=1) if due else now + dt.timedelta(seconds=600)
     for start in range(0, len(due_ids), 5000):
-        C.update(next_sync_at=when, lease_owner=None, lease_expires_at=None).where(
-            C.id.in_(due_ids[start:start + 5000])).execute()
+        C.update(next_sync_at=when, lease_owner=None, lease_expires_at=None).where(C.id.in_(due_ids[start : start + 5000])).execute()
     m.db.execute_sql("ANALYZE connection")
-    return C.select().where(C.status != m.STOPPED, C.next_sync_at <= now,
-                            C.lease_expires_at.is_null() | (C.lease_expires_at < now)).count()
+    return C.select().where(C.status != m.STOPPED, C.next_sync_at <= now, C.lease_expires_at.is_null() | (C.lease_expires_at < now)).count()
 
 
 def claim_study(args, conn_ids: list[int], interval: int) -> dict:
@@ -558,16 +628,33 @@ def claim_study(args, conn_ids: list[int], interval: int) -> dict:
             statements, _, claimed = claim_statements(limit)
             explained = []
             for sql, params in statements:
-                explained.append({"statement": _label(sql), "sql": " ".join(sql.split()), "params": [str(p) for p in params],
-                                  **explain(sql, params)})
-            runs.append({"extra_indexes": list(indexes_now), "state": state, "due": due_count, "limit": limit,
-                         "claimed": claimed, "claim_due_call_ms": claim_call_ms(limit), "statements": explained})
-    table_indexes = [row[0] for row in m.db.execute_sql(
-        "SELECT indexdef FROM pg_indexes WHERE tablename = 'connection' ORDER BY indexname").fetchall()]
+                explained.append(
+                    {"statement": _label(sql), "sql": " ".join(sql.split()), "params": [str(p) for p in params], **explain(sql, params)}
+                )
+            runs.append(
+                {
+                    "extra_indexes": list(indexes_now),
+                    "state": state,
+                    "due": due_count,
+                    "limit": limit,
+                    "claimed": claimed,
+                    "claim_due_call_ms": claim_call_ms(limit),
+                    "statements": explained,
+                }
+            )
+    table_indexes = [
+        row[0] for row in m.db.execute_sql("SELECT indexdef FROM pg_indexes WHERE tablename = 'connection' ORDER BY indexname").fetchall()
+    ]
     for name, _ in CANDIDATE_INDEXES:
         m.db.execute_sql(f"DROP INDEX IF EXISTS {name}")
-    return {"rows": rows, "added": added, "grow_seconds": grow_seconds, "runs": runs,
-            "indexes_at_end": table_indexes, "candidates": [ddl for _, ddl in CANDIDATE_INDEXES]}
+    return {
+        "rows": rows,
+        "added": added,
+        "grow_seconds": grow_seconds,
+        "runs": runs,
+        "indexes_at_end": table_indexes,
+        "candidates": [ddl for _, ddl in CANDIDATE_INDEXES],
+    }
 
 
 def _stmt(run: dict, label_start: str) -> dict | None:
@@ -583,35 +670,59 @@ def report(args, passes: list[dict], study: dict, seed_seconds: float) -> tuple[
     rows = []
     for p in passes:
         per = p["per_scheduler"]
-        rows.append((
-            str(p["schedulers"]), f"{p['wall_seconds']:.2f}", f"{p['syncs_per_s']:.0f}",
-            " / ".join(f"{x['syncs']}" for x in per),
-            " / ".join(f"{x['syncs_per_s']:.0f}" for x in per),
-            f"{statistics.median([x['sync_ms_median'] for x in per]):.0f} / {max(x['sync_ms_p95'] for x in per):.0f}",
-            f"{p['cpu_seconds_schedulers']:.1f}", f"{p['cpu_seconds_postgres']:.1f}" if p["cpu_seconds_postgres"] is not None else "n/a",
-            f"{p['cpu_seconds_stand_in']:.1f}", f"{p['pg_sessions_opened']}",
-        ))
+        rows.append(
+            (
+                str(p["schedulers"]),
+                f"{p['wall_seconds']:.2f}",
+                f"{p['syncs_per_s']:.0f}",
+                " / ".join(f"{x['syncs']}" for x in per),
+                " / ".join(f"{x['syncs_per_s']:.0f}" for x in per),
+                f"{statistics.median([x['sync_ms_median'] for x in per]):.0f} / {max(x['sync_ms_p95'] for x in per):.0f}",
+                f"{p['cpu_seconds_schedulers']:.1f}",
+                f"{p['cpu_seconds_postgres']:.1f}" if p["cpu_seconds_postgres"] is not None else "n/a",
+                f"{p['cpu_seconds_stand_in']:.1f}",
+                f"{p['pg_sessions_opened']}",
+            )
+        )
     pass_table = render_table(
-        ("schedulers", "wall s", "syncs/s", "syncs per scheduler", "syncs/s per scheduler", "sync ms med/p95",
-         "CPU s sched.", "CPU s PG", "CPU s stand-in", "PG sessions"), rows)
+        (
+            "schedulers",
+            "wall s",
+            "syncs/s",
+            "syncs per scheduler",
+            "syncs/s per scheduler",
+            "sync ms med/p95",
+            "CPU s sched.",
+            "CPU s PG",
+            "CPU s stand-in",
+            "PG sessions",
+        ),
+        rows,
+    )
 
     base = study["runs"][0:2]  # the table's own indexes
     claim_rows = []
     for run in study["runs"]:
         for s in run["statements"]:
-            claim_rows.append((
-                "+ " + ", ".join(run["extra_indexes"]) if run["extra_indexes"] else "models.py indexes",
-                f"{run['state']} ({run['due']:,}), limit {run['limit']}", s["statement"],
-                f"{s['execution_ms']:.2f}", ", ".join(s["indexes"]) or ("Seq Scan" if s["seq_scan"] else "-"),
-            ))
+            claim_rows.append(
+                (
+                    "+ " + ", ".join(run["extra_indexes"]) if run["extra_indexes"] else "models.py indexes",
+                    f"{run['state']} ({run['due']:,}), limit {run['limit']}",
+                    s["statement"],
+                    f"{s['execution_ms']:.2f}",
+                    ", ".join(s["indexes"]) or ("Seq Scan" if s["seq_scan"] else "-"),
+                )
+            )
         claim_rows.append(("", "", "whole claim_due call (client side)", f"{run['claim_due_call_ms']:.2f}", ""))
     claim_table = render_table(("indexes", "state", "statement", "exec ms", "index used"), claim_rows)
 
     plans = []
     for run in base:
         for s in run["statements"]:
-            plans.append(f"-- {s['statement']}, {run['state']} ({run['due']:,} due), limit {run['limit']}, "
-                         f"{study['rows']:,} rows, models.py indexes:\n" + "\n".join("   " + line for line in s["plan"]))
+            plans.append(
+                f"-- {s['statement']}, {run['state']} ({run['due']:,} due), limit {run['limit']}, "
+                f"{study['rows']:,} rows, models.py indexes:\n" + "\n".join("   " + line for line in s["plan"])
+            )
 
     due_claim = _stmt(study["runs"][0], "claim")
     claim_ms = due_claim["execution_ms"] if due_claim else float("nan")
@@ -626,12 +737,21 @@ def report(args, passes: list[dict], study: dict, seed_seconds: float) -> tuple[
         r = by_s[4]["syncs_per_s"] / s1
         targets.append(("4 schedulers / 1, total syncs/s", r, f">= {SCALE_4_TARGET:g}", r >= SCALE_4_TARGET))
     idle_call = study["runs"][1]["claim_due_call_ms"]
-    targets.append((f"claim_due call, {study['rows']:,} rows, nothing due, limit 8 (ms)", idle_call,
-                    f"<= {TICK_MS_TARGET:g}", idle_call <= TICK_MS_TARGET))
-    target_table = render_table(("target", "measured", "target", "verdict"),
-                                [(t, f"{v:.3g}", lim, "OK" if ok else "MISSED") for t, v, lim, ok in targets])
-    header = (f"{n:,} connections, no-change pass, seeded in {seed_seconds:.1f}s; claim study on {study['rows']:,} "
-              f"rows ({study['added']:,} added in {study['grow_seconds']:.1f}s)")
+    targets.append(
+        (
+            f"claim_due call, {study['rows']:,} rows, nothing due, limit 8 (ms)",
+            idle_call,
+            f"<= {TICK_MS_TARGET:g}",
+            idle_call <= TICK_MS_TARGET,
+        )
+    )
+    target_table = render_table(
+        ("target", "measured", "target", "verdict"), [(t, f"{v:.3g}", lim, "OK" if ok else "MISSED") for t, v, lim, ok in targets]
+    )
+    header = (
+        f"{n:,} connections, no-change pass, seeded in {seed_seconds:.1f}s; claim study on {study['rows']:,} "
+        f"rows ({study['added']:,} added in {study['grow_seconds']:.1f}s)"
+    )
     text = "\n\n".join([header, pass_table, claim_table, *plans, target_table])
     return text, keys, [t for t, _, _, ok in targets if not ok]
 
@@ -673,10 +793,14 @@ def bench(args) -> int:
 
     began = time.perf_counter()
     load_before = list(os.getloadavg())
-    print(f"calsync scale-out: {args.connections:,} CalDAV connections, nothing changed, schedulers "
-          f"{args.schedulers}, one PostgreSQL and one CalDAV stand-in on 127.0.0.1")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
-          f"load average {load_before[0]:.2f}", flush=True)
+    print(
+        f"calsync scale-out: {args.connections:,} CalDAV connections, nothing changed, schedulers "
+        f"{args.schedulers}, one PostgreSQL and one CalDAV stand-in on 127.0.0.1"
+    )
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, load average {load_before[0]:.2f}",
+        flush=True,
+    )
     server = stand_in = None
     stand_in_thread = None
     with tempfile.TemporaryDirectory(prefix="calsync-scaleout-") as tmp:
@@ -688,8 +812,9 @@ def bench(args) -> int:
             pg_version = None
             print(f"  PostgreSQL (PID {server.pid}) on 127.0.0.1:{server.port} in {time.perf_counter() - started:.1f}s", flush=True)
             stand_in = _StandIn()
-            stand_in_thread = threading.Thread(target=stand_in.serve_forever, kwargs={"poll_interval": 0.2},
-                                               name="caldav-stand-in", daemon=True)
+            stand_in_thread = threading.Thread(
+                target=stand_in.serve_forever, kwargs={"poll_interval": 0.2}, name="caldav-stand-in", daemon=True
+            )
             stand_in_thread.start()
             base_url = f"http://127.0.0.1:{stand_in.server_address[1]}/"
 
@@ -705,15 +830,21 @@ def bench(args) -> int:
                 started = time.perf_counter()
                 conn_ids = seed(rt, args.connections, base_url)
                 seed_seconds = time.perf_counter() - started
-                print(f"  seeded {len(conn_ids):,} connections in {seed_seconds:.1f}s "
-                      f"(CALSYNC_WORKERS={settings.workers}, the product default)", flush=True)
+                print(
+                    f"  seeded {len(conn_ids):,} connections in {seed_seconds:.1f}s "
+                    f"(CALSYNC_WORKERS={settings.workers}, the product default)",
+                    flush=True,
+                )
                 passes = []
                 for s in args.scheduler_counts:
                     args._sessions_before = _pg_sessions(m.db.obj)
                     p = run_pass(args, child_env, s, conn_ids, stand_in, server.pid)
                     passes.append(p)
-                    print(f"  {s} scheduler(s): {p['wall_seconds']:.2f}s, {p['syncs_per_s']:.0f} syncs/s "
-                          f"({', '.join(str(x['syncs']) for x in p['per_scheduler'])} each); exactly once, all ok", flush=True)
+                    print(
+                        f"  {s} scheduler(s): {p['wall_seconds']:.2f}s, {p['syncs_per_s']:.0f} syncs/s "
+                        f"({', '.join(str(x['syncs']) for x in p['per_scheduler'])} each); exactly once, all ok",
+                        flush=True,
+                    )
                 started = time.perf_counter()
                 study = claim_study(args, conn_ids, settings.sync_interval)
                 print(f"  claim study on {study['rows']:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
@@ -733,16 +864,21 @@ def bench(args) -> int:
     total = time.perf_counter() - began
     details = {
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "postgresql": pg_version},
-        "connections": args.connections, "quick": args.quick, "workers": settings.workers,
-        "sync_interval": settings.sync_interval, "seed_seconds": seed_seconds, "total_seconds": total,
-        "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
-        "passes": passes, "claim": study, "targets_missed": missed,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(), "postgresql": pg_version},
+        "connections": args.connections,
+        "quick": args.quick,
+        "workers": settings.workers,
+        "sync_interval": settings.sync_interval,
+        "seed_seconds": seed_seconds,
+        "total_seconds": total,
+        "load_average_before": load_before,
+        "load_average_after": list(os.getloadavg()),
+        "passes": passes,
+        "claim": study,
+        "targets_missed": missed,
     }
     merge_results(args.output, "scaleout", keys, details)
-    print(f"\nwhole run {total:.1f}s; wrote "
-          f"{args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    print(f"\nwhole run {total:.1f}s; wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
     return 1 if args.strict and missed else 0
 
 

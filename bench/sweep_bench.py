@@ -157,13 +157,14 @@ def _event_times(j: int, events: int, base: dt.datetime) -> tuple[str, str]:
 
 
 def _calendar_body(i: int, events: int, base: dt.datetime) -> bytes:
-    parts = ["BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync bench//sweep//EN\r\n",
-             f"X-WR-CALNAME:Sweep calendar {i:04d}\r\n"]
+    parts = ["BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync bench//sweep//EN\r\n", f"X-WR-CALNAME:Sweep calendar {i:04d}\r\n"]
     for j in range(events):
         start, end = _event_times(j, events, base)
-        parts.append(f"BEGIN:VEVENT\r\nUID:sweep-{i}-{j}\r\nDTSTAMP:20260101T000000Z\r\n"
-                     f"DTSTART:{start}\r\nDTEND:{end}\r\n"
-                     f"SUMMARY:Busy {i}/{j}\r\nEND:VEVENT\r\n")
+        parts.append(
+            f"BEGIN:VEVENT\r\nUID:sweep-{i}-{j}\r\nDTSTAMP:20260101T000000Z\r\n"
+            f"DTSTART:{start}\r\nDTEND:{end}\r\n"
+            f"SUMMARY:Busy {i}/{j}\r\nEND:VEVENT\r\n"
+        )
     parts.append("END:VCALENDAR\r\n")
     return "".join(parts).encode("utf-8")
 
@@ -188,15 +189,17 @@ def seed_files(collections: Path, username: str, n: int, events: int, base: dt.d
         cal = home / f"cal-{i}"
         cal.mkdir()
         (cal / ".Radicale.props").write_text(
-            json.dumps({"D:displayname": f"Sweep calendar {i:04d}", "tag": "VCALENDAR"}, sort_keys=True),
-            encoding="utf-8")
+            json.dumps({"D:displayname": f"Sweep calendar {i:04d}", "tag": "VCALENDAR"}, sort_keys=True), encoding="utf-8"
+        )
         for j in range(events):
             start, end = _event_times(j, events, base)
             uid = f"sweep-{i}-{j}"
             with open(cal / f"{uid}.ics", "xb") as fh:
-                fh.write(f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{prodid}\r\nBEGIN:VEVENT\r\n"
-                         f"UID:{uid}\r\nDTSTART:{start}\r\nDTEND:{end}\r\nDTSTAMP:20260101T000000Z\r\n"
-                         f"SUMMARY:Busy {i}/{j}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n".encode("utf-8"))
+                fh.write(
+                    f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{prodid}\r\nBEGIN:VEVENT\r\n"
+                    f"UID:{uid}\r\nDTSTART:{start}\r\nDTEND:{end}\r\nDTSTAMP:20260101T000000Z\r\n"
+                    f"SUMMARY:Busy {i}/{j}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n".encode("utf-8")
+                )
         written += 1 + events
     return written
 
@@ -206,17 +209,25 @@ def check_seeded(cfg: dict, urls: list[str]) -> None:
     import requests
     from xml.etree import ElementTree as ET
 
-    body = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
-            b'<D:resourcetype/><D:displayname/></D:prop></D:propfind>')
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:displayname/></D:prop></D:propfind>'
+    )
     for i in sorted({0, len(urls) - 1}):
-        resp = requests.request("PROPFIND", urls[i], data=body, timeout=60,
-                                auth=(cfg["admin_username"], cfg["admin_password"]),
-                                headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"})
+        resp = requests.request(
+            "PROPFIND",
+            urls[i],
+            data=body,
+            timeout=60,
+            auth=(cfg["admin_username"], cfg["admin_password"]),
+            headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
+        )
         if resp.status_code != 207:
             raise BenchFailure(f"seeding: PROPFIND {urls[i]} -> HTTP {resp.status_code}: {resp.text[:300]}")
         tree = ET.fromstring(resp.content)
-        if tree.find(".//{DAV:}resourcetype/{urn:ietf:params:xml:ns:caldav}calendar") is None \
-                or tree.findtext(".//{DAV:}displayname") != f"Sweep calendar {i:04d}":
+        if (
+            tree.find(".//{DAV:}resourcetype/{urn:ietf:params:xml:ns:caldav}calendar") is None
+            or tree.findtext(".//{DAV:}displayname") != f"Sweep calendar {i:04d}"
+        ):
             raise BenchFailure(f"seeding: {urls[i]} is not the calendar 'Sweep calendar {i:04d}': {resp.text[:300]}")
 
 
@@ -230,8 +241,9 @@ def seed(cfg: dict) -> list[str]:
         session.auth = (cfg["admin_username"], cfg["admin_password"])
         for i in range(cfg["connections"]):
             url = f"{cfg['calendar_home_url']}cal-{i}/"
-            resp = session.put(url, data=_calendar_body(i, cfg["events"], base), timeout=60,
-                               headers={"Content-Type": "text/calendar; charset=utf-8"})
+            resp = session.put(
+                url, data=_calendar_body(i, cfg["events"], base), timeout=60, headers={"Content-Type": "text/calendar; charset=utf-8"}
+            )
             if resp.status_code not in (200, 201, 204):
                 raise BenchFailure(f"seeding: PUT {url} -> HTTP {resp.status_code}: {resp.text[:300]}")
             urls.append(url)
@@ -248,25 +260,51 @@ def create_connections(rt, cfg: dict, urls: list[str]) -> list[int]:
     n = cfg["connections"]
     with m.db.atomic():
         for start in range(0, n, 100):
-            m.Staff.insert_many([{"email": f"sweep-{i:04d}@example.com", "name": f"Sweep Staff {i}", "timezone": "UTC"}
-                                 for i in range(start, min(n, start + 100))]).execute()
+            m.Staff.insert_many(
+                [
+                    {"email": f"sweep-{i:04d}@example.com", "name": f"Sweep Staff {i}", "timezone": "UTC"}
+                    for i in range(start, min(n, start + 100))
+                ]
+            ).execute()
         staff_ids = [s.id for s in m.Staff.select(m.Staff.id).order_by(m.Staff.email)]
         for start in range(0, n, 100):
-            m.Connection.insert_many([{
-                "staff": staff_ids[i], "provider": "caldav", "account": cfg["username"], "server_url": cfg["base_url"],
-                "credentials": rt.vault.encrypt({"password": cfg["password"]}), "status": m.PENDING,
-                "reason": meaning(m.PENDING), "status_since": now, "next_sync_at": now, "created_at": now,
-            } for i in range(start, min(n, start + 100))]).execute()
+            m.Connection.insert_many(
+                [
+                    {
+                        "staff": staff_ids[i],
+                        "provider": "caldav",
+                        "account": cfg["username"],
+                        "server_url": cfg["base_url"],
+                        "credentials": rt.vault.encrypt({"password": cfg["password"]}),
+                        "status": m.PENDING,
+                        "reason": meaning(m.PENDING),
+                        "status_since": now,
+                        "next_sync_at": now,
+                        "created_at": now,
+                    }
+                    for i in range(start, min(n, start + 100))
+                ]
+            ).execute()
         by_staff = {c.staff_id: c.id for c in m.Connection.select(m.Connection.id, m.Connection.staff)}
         conn_ids = [by_staff[staff_ids[i]] for i in range(n)]
         for start in range(0, n, 100):
             rows = range(start, min(n, start + 100))
-            m.Calendar.insert_many([{
-                "connection": conn_ids[i], "remote_id": urls[i], "name": f"Sweep calendar {i:04d}",
-                "is_destination": True, "is_busy_source": True, "writable": True,
-            } for i in rows]).execute()
-            m.StatusChange.insert_many([{"connection": conn_ids[i], "at": now, "old": "", "new": m.PENDING,
-                                         "cause": "connect"} for i in rows]).execute()
+            m.Calendar.insert_many(
+                [
+                    {
+                        "connection": conn_ids[i],
+                        "remote_id": urls[i],
+                        "name": f"Sweep calendar {i:04d}",
+                        "is_destination": True,
+                        "is_busy_source": True,
+                        "writable": True,
+                    }
+                    for i in rows
+                ]
+            ).execute()
+            m.StatusChange.insert_many(
+                [{"connection": conn_ids[i], "at": now, "old": "", "new": m.PENDING, "cause": "connect"} for i in rows]
+            ).execute()
     for conn_id, url in zip(conn_ids, urls):
         cals = list(m.Calendar.select().where(m.Calendar.connection == conn_id))
         if len(cals) != 1 or cals[0].remote_id != url or not cals[0].is_destination:
@@ -287,8 +325,10 @@ def check_reports(what: str, reports: list[dict], conn_ids: list[int], entries_e
     if entries_each is not None:
         wrong = [r for r in reports if r["entries_read"] != entries_each]
         if wrong:
-            raise BenchFailure(f"{what}: {len(wrong)} connection(s) read other than {entries_each} events, "
-                               f"e.g. {wrong[0]['connection_id']}: {wrong[0]['entries_read']}")
+            raise BenchFailure(
+                f"{what}: {len(wrong)} connection(s) read other than {entries_each} events, "
+                f"e.g. {wrong[0]['connection_id']}: {wrong[0]['entries_read']}"
+            )
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -304,8 +344,9 @@ def child(cfg: dict) -> dict:
 
     log_path = Path(cfg["log_path"])
     n, events = cfg["connections"], cfg["events"]
-    env = make_env(Path(cfg["work"]), CALSYNC_WORKERS=cfg["workers"], CALSYNC_HTTP_TIMEOUT=20,
-                   CALSYNC_HTTP_RETRIES=2, CALSYNC_HTTP_BACKOFF=0.5)
+    env = make_env(
+        Path(cfg["work"]), CALSYNC_WORKERS=cfg["workers"], CALSYNC_HTTP_TIMEOUT=20, CALSYNC_HTTP_RETRIES=2, CALSYNC_HTTP_BACKOFF=0.5
+    )
     rt = runtime.start(load_settings(env, read_dotenv=False))
     out: dict = {"rss_mb_after_start": _status_kb("VmRSS") / 1024}
     try:
@@ -316,8 +357,7 @@ def child(cfg: dict) -> dict:
             started = time.perf_counter()
             urls = seed(cfg)
             out["seed_seconds"] = time.perf_counter() - started
-            print(f"  seeded {n} calendars x {events} events (whole-collection PUTs) in "
-                  f"{out['seed_seconds']:.1f}s", flush=True)
+            print(f"  seeded {n} calendars x {events} events (whole-collection PUTs) in {out['seed_seconds']:.1f}s", flush=True)
         check_seeded(cfg, urls)
 
         started = time.perf_counter()
@@ -332,14 +372,12 @@ def child(cfg: dict) -> dict:
         out["first_pass_requests"] = sum(r["requests"] for r in first["syncs"])
         out["first_pass_radicale"] = _radicale_log_since(log_path, position)
         out["rss_mb_after_first_pass"] = _status_kb("VmRSS") / 1024
-        print(f"  first pass: {n} connections, {out['first_pass_requests']} requests in "
-              f"{out['first_pass_seconds']:.1f}s", flush=True)
+        print(f"  first pass: {n} connections, {out['first_pass_requests']} requests in {out['first_pass_seconds']:.1f}s", flush=True)
         if m.Connection.select().where(m.Connection.status != m.ACTIVE).count():
             raise BenchFailure("after the first pass not every connection is active")
 
         # The peak so far (seeding, first pass): the counters below are reset for each timed pass.
-        out["peak_rss_mb_before_passes"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                                               _status_kb("VmHWM")) / 1024
+        out["peak_rss_mb_before_passes"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _status_kb("VmHWM")) / 1024
         passes = []
         peak_reset = False
         for k in range(cfg["repeat"]):
@@ -365,30 +403,32 @@ def child(cfg: dict) -> dict:
             reports = result["syncs"]
             check_reports(f"no-change pass {k + 1}", reports, conn_ids, 0)
             durations = [r["duration_ms"] for r in reports]
-            passes.append({
-                "seconds": seconds,
-                "requests": sum(r["requests"] for r in reports),
-                "radicale": _radicale_log_since(log_path, position),
-                "cpu_seconds_calsync": cpu_self,
-                "cpu_seconds_radicale": cpu_server,
-                "sync_ms_median": statistics.median(durations),
-                "sync_ms_p95": _pct(durations, 0.95),
-                "sync_ms_max": max(durations),
-                "sweep_checked": result["sweep"]["checked"],
-                "sql_statements": counter.count,
-                "rss_mb_before": rss_before,
-                "rss_mb_after": _status_kb("VmRSS") / 1024,
-                "peak_rss_mb_during": _status_kb("VmHWM") / 1024 if peak_reset else None,
-            })
-            print(f"  no-change pass {k + 1}: {seconds:.2f}s, {passes[-1]['requests']} requests",
-                  flush=True)
+            passes.append(
+                {
+                    "seconds": seconds,
+                    "requests": sum(r["requests"] for r in reports),
+                    "radicale": _radicale_log_since(log_path, position),
+                    "cpu_seconds_calsync": cpu_self,
+                    "cpu_seconds_radicale": cpu_server,
+                    "sync_ms_median": statistics.median(durations),
+                    "sync_ms_p95": _pct(durations, 0.95),
+                    "sync_ms_max": max(durations),
+                    "sweep_checked": result["sweep"]["checked"],
+                    "sql_statements": counter.count,
+                    "rss_mb_before": rss_before,
+                    "rss_mb_after": _status_kb("VmRSS") / 1024,
+                    "peak_rss_mb_during": _status_kb("VmHWM") / 1024 if peak_reset else None,
+                }
+            )
+            print(f"  no-change pass {k + 1}: {seconds:.2f}s, {passes[-1]['requests']} requests", flush=True)
         out["passes"] = passes
         out["radicale_items"] = n * events
     finally:
         rt.close()
     out["ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    out["peak_rss_mb"] = max([out["ru_maxrss_mb"], out.get("peak_rss_mb_before_passes", 0.0)]
-                             + [p["peak_rss_mb_during"] or 0.0 for p in out.get("passes", [])])
+    out["peak_rss_mb"] = max(
+        [out["ru_maxrss_mb"], out.get("peak_rss_mb_before_passes", 0.0)] + [p["peak_rss_mb_during"] or 0.0 for p in out.get("passes", [])]
+    )
     return out
 
 
@@ -401,12 +441,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20, help="events per calendar (default 20)")
     parser.add_argument("--workers", type=int, default=8, help="CALSYNC_WORKERS (default 8)")
     parser.add_argument("--repeat", type=int, default=3, help="timed no-change passes (default 3)")
-    parser.add_argument("--seed", choices=("files", "put"), default="files",
-                        help="files (default): write Radicale's storage files before it starts; "
-                             "put: one whole-collection PUT per calendar")
+    parser.add_argument(
+        "--seed",
+        choices=("files", "put"),
+        default="files",
+        help="files (default): write Radicale's storage files before it starts; put: one whole-collection PUT per calendar",
+    )
     add_result_options(parser, "smoke run: --connections 100 --repeat 1")
-    parser.add_argument("--profile", type=Path, help="write a cProfile of the timed passes to this file "
-                                                      "(the scheduler's thread only: use with --workers 1)")
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile of the timed passes to this file (the scheduler's thread only: use with --workers 1)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -451,8 +495,7 @@ class _StatementCounter(logging.Handler):
 
 
 def run_child(cfg: dict, result_path: Path) -> dict:
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child"], stdin=subprocess.PIPE,
-                            cwd=cfg["work"], text=True)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child"], stdin=subprocess.PIPE, cwd=cfg["work"], text=True)
     try:
         proc.communicate(json.dumps({**cfg, "result_path": str(result_path)}), timeout=CHILD_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -469,10 +512,6 @@ def run_child(cfg: dict, result_path: Path) -> dict:
     return data
 
 
-
-
-
-
 def report(args, data: dict) -> tuple[str, dict]:
     n = args.connections
     passes = data["passes"]
@@ -484,26 +523,40 @@ def report(args, data: dict) -> tuple[str, dict]:
     peaks = [p["peak_rss_mb_during"] for p in passes if p["peak_rss_mb_during"] is not None]
     rng = f" ({min(secs):.2f}-{max(secs):.2f})" if len(secs) > 1 else ""
     rows = [
-        ("seed: " + ("files written before Radicale started" if args.seed == "files" else "whole-collection PUTs")
-         + " (not measured)", f"{data['seed_seconds']:.1f} s"),
-        ("first pass: reads all busy events (not the target)",
-         f"{data['first_pass_seconds']:.1f} s, {data['first_pass_requests'] / n:.1f} requests/connection"),
+        (
+            "seed: " + ("files written before Radicale started" if args.seed == "files" else "whole-collection PUTs") + " (not measured)",
+            f"{data['seed_seconds']:.1f} s",
+        ),
+        (
+            "first pass: reads all busy events (not the target)",
+            f"{data['first_pass_seconds']:.1f} s, {data['first_pass_requests'] / n:.1f} requests/connection",
+        ),
         (f"no-change pass, run_once, median of {len(secs)}", f"{median:.2f} s{rng}"),
         ("  per connection", f"{median / n * 1000:.1f} ms"),
-        ("  sync duration per connection (median / p95)",
-         f"{statistics.median([p['sync_ms_median'] for p in passes]):.0f} / "
-         f"{statistics.median([p['sync_ms_p95'] for p in passes]):.0f} ms"),
+        (
+            "  sync duration per connection (median / p95)",
+            f"{statistics.median([p['sync_ms_median'] for p in passes]):.0f} / "
+            f"{statistics.median([p['sync_ms_p95'] for p in passes]):.0f} ms",
+        ),
         ("  requests per connection (calsync's count)", f"{reqs:.2f}"),
         ("  requests per connection (Radicale's log)", f"{server_reqs:.2f}"),
         ("  Radicale's own time for them (summed over its threads)", f"{server_secs:.1f} s"),
-        ("  CPU seconds: calsync child / Radicale", f"{statistics.median([p['cpu_seconds_calsync'] for p in passes]):.1f} / "
-         + (f"{statistics.median([p['cpu_seconds_radicale'] for p in passes]):.1f} s"
-            if all(p["cpu_seconds_radicale"] is not None for p in passes) else "n/a")),
+        (
+            "  CPU seconds: calsync child / Radicale",
+            f"{statistics.median([p['cpu_seconds_calsync'] for p in passes]):.1f} / "
+            + (
+                f"{statistics.median([p['cpu_seconds_radicale'] for p in passes]):.1f} s"
+                if all(p["cpu_seconds_radicale"] is not None for p in passes)
+                else "n/a"
+            ),
+        ),
         ("peak RSS of the child, whole life (ru_maxrss / VmHWM)", f"{data['peak_rss_mb']:.0f} MB"),
         ("  of it before the timed passes (seeding, first pass)", f"{data['peak_rss_mb_before_passes']:.0f} MB"),
         ("  during the no-change passes only (VmHWM after a reset)", f"{max(peaks):.0f} MB" if peaks else "n/a"),
-        ("RSS after start / after first pass / after last pass",
-         f"{data['rss_mb_after_start']:.0f} / {data['rss_mb_after_first_pass']:.0f} / {passes[-1]['rss_mb_after']:.0f} MB"),
+        (
+            "RSS after start / after first pass / after last pass",
+            f"{data['rss_mb_after_start']:.0f} / {data['rss_mb_after_first_pass']:.0f} / {passes[-1]['rss_mb_after']:.0f} MB",
+        ),
     ]
     cpu_ms = statistics.median([p["cpu_seconds_calsync"] for p in passes]) / n * 1000
     sql = statistics.median([p["sql_statements"] for p in passes]) / n
@@ -530,12 +583,15 @@ def report(args, data: dict) -> tuple[str, dict]:
         ("calsync CPU ms per connection", cpu_ms, f"<= {CPU_MS_TARGET:g}", cpu_ms <= CPU_MS_TARGET),
         ("SQL statements per connection", sql, f"<= {SQL_TARGET:g}", sql <= SQL_TARGET),
     ]
-    text = "\n".join([
-        render_table((f"{n} connections x {args.events} events, {args.workers} workers", "measured"), rows),
-        "",
-        render_table(("target", "measured", "target", "verdict"),
-                     [(t, f"{v:.4g}", lim, "OK" if ok else "MISSED") for t, v, lim, ok in targets]),
-    ])
+    text = "\n".join(
+        [
+            render_table((f"{n} connections x {args.events} events, {args.workers} workers", "measured"), rows),
+            "",
+            render_table(
+                ("target", "measured", "target", "verdict"), [(t, f"{v:.4g}", lim, "OK" if ok else "MISSED") for t, v, lim, ok in targets]
+            ),
+        ]
+    )
     keys["_missed"] = [t for t, _, _, ok in targets if not ok]
     return text, keys
 
@@ -545,10 +601,14 @@ def bench(args) -> int:
 
     wall_started = time.perf_counter()
     load_before = list(os.getloadavg())
-    print(f"calsync scheduler pass: {args.connections} CalDAV connections x {args.events} events, nothing changed, "
-          f"CALSYNC_WORKERS={args.workers}, 1 Radicale on 127.0.0.1")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
-          f"load average {load_before[0]:.2f}", flush=True)
+    print(
+        f"calsync scheduler pass: {args.connections} CalDAV connections x {args.events} events, nothing changed, "
+        f"CALSYNC_WORKERS={args.workers}, 1 Radicale on 127.0.0.1"
+    )
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, load average {load_before[0]:.2f}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="calsync-sweep-") as tmp:
         tmp_path = Path(tmp)
         server = None
@@ -558,22 +618,33 @@ def bench(args) -> int:
                 # What start_server does, with the calendars written into the storage in between.
                 server = RadicaleServer(tmp_path / "radicale")
                 started = time.perf_counter()
-                files = seed_files(server.root / "collections", server.username, args.connections, args.events,
-                                   _seed_base())
+                files = seed_files(server.root / "collections", server.username, args.connections, args.events, _seed_base())
                 seed_seconds = time.perf_counter() - started
-                print(f"  seeded {args.connections} calendars x {args.events} events as {files} files in "
-                      f"Radicale's storage in {seed_seconds:.1f}s", flush=True)
+                print(
+                    f"  seeded {args.connections} calendars x {args.events} events as {files} files in "
+                    f"Radicale's storage in {seed_seconds:.1f}s",
+                    flush=True,
+                )
                 server.start()
             else:
                 server = start_server("radicale", tmp_path / "radicale")
             (tmp_path / "child").mkdir()
             cfg = {
-                "work": str(tmp_path / "child"), "connections": args.connections, "events": args.events,
-                "workers": args.workers, "repeat": args.repeat, "base_url": server.base_url,
-                "calendar_home_url": server.calendar_home_url, "username": server.username,
-                "password": server.password, "admin_username": server.admin_username,
-                "admin_password": server.admin_password, "log_path": str(server.log_path),
-                "radicale_pid": server.pid, "seed": args.seed, "seed_seconds": seed_seconds,
+                "work": str(tmp_path / "child"),
+                "connections": args.connections,
+                "events": args.events,
+                "workers": args.workers,
+                "repeat": args.repeat,
+                "base_url": server.base_url,
+                "calendar_home_url": server.calendar_home_url,
+                "username": server.username,
+                "password": server.password,
+                "admin_username": server.admin_username,
+                "admin_password": server.admin_password,
+                "log_path": str(server.log_path),
+                "radicale_pid": server.pid,
+                "seed": args.seed,
+                "seed_seconds": seed_seconds,
                 "profile": str(args.profile.resolve()) if args.profile else None,
             }
             data = run_child(cfg, tmp_path / "result.json")
@@ -587,16 +658,24 @@ def bench(args) -> int:
     details = {
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "connections": args.connections, "events": args.events, "workers": args.workers, "quick": args.quick,
-        "seed": args.seed, "wall_seconds": time.perf_counter() - wall_started,
-        "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
-        "targets_missed": missed, **data,
+        "connections": args.connections,
+        "events": args.events,
+        "workers": args.workers,
+        "quick": args.quick,
+        "seed": args.seed,
+        "wall_seconds": time.perf_counter() - wall_started,
+        "load_average_before": load_before,
+        "load_average_after": list(os.getloadavg()),
+        "targets_missed": missed,
+        **data,
     }
     # 1,000 connections keep the section "sweep"; other counts get their own, e.g. "sweep_10000".
     merge_results(args.output, "sweep" if args.connections == 1000 else f"sweep_{args.connections}", keys, details)
-    print(f"\nrun time end to end: {details['wall_seconds']:.0f} s (seeding {data['seed_seconds']:.0f} s, "
-          f"first pass {data['first_pass_seconds']:.0f} s, {len(data['passes'])} timed pass(es) "
-          f"{sum(p['seconds'] for p in data['passes']):.0f} s)")
+    print(
+        f"\nrun time end to end: {details['wall_seconds']:.0f} s (seeding {data['seed_seconds']:.0f} s, "
+        f"first pass {data['first_pass_seconds']:.0f} s, {len(data['passes'])} timed pass(es) "
+        f"{sum(p['seconds'] for p in data['passes']):.0f} s)"
+    )
     print(f"wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
     return 1 if args.strict and missed else 0
 

@@ -59,8 +59,7 @@ class BenchFailure(Exception):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--staff", type=int, default=20, help="staff members = connections = calendars (default 20)")
-    parser.add_argument("--events", type=int, default=50,
-                        help="events per staff member: half busy events, half appointments (default 50)")
+    parser.add_argument("--events", type=int, default=50, help="events per staff member: half busy events, half appointments (default 50)")
     parser.add_argument("--workers", type=int, default=8, help="CALSYNC_WORKERS, sync threads (default 8)")
     parser.add_argument("--quick", action="store_true", help="smoke run: --staff 3 --events 10")
     args = parser.parse_args(argv)
@@ -98,16 +97,14 @@ def populate(rt, server, staff: int, events: int) -> list[int]:
             server.put_event(url, f"{uid}.ics", vevent(uid, start, start + dt.timedelta(minutes=30), f"Busy {i}/{j}"))
         email = f"staff-{i:03d}@example.com"
         actions.add_staff(rt, email, f"Bench Staff {i}", timezone="UTC")
-        conn = actions.connect(rt, email, "caldav", url=server.base_url, username=server.username,
-                               password=server.password, calendar=name)
+        conn = actions.connect(rt, email, "caldav", url=server.base_url, username=server.username, password=server.password, calendar=name)
         conn_id = conn["id"]
         # connect() adds every calendar of the account as a busy source; keep only this
         # staff member's own calendar, so each connection reads exactly one calendar.
         m.Calendar.delete().where(m.Calendar.connection == conn_id, m.Calendar.is_destination == False).execute()  # noqa: E712
         kept = list(m.Calendar.select().where(m.Calendar.connection == conn_id))
         if len(kept) != 1 or kept[0].remote_id.rstrip("/") != url.rstrip("/"):
-            raise BenchFailure(f"connection {conn_id}: expected its destination to be {url}, "
-                               f"got {[c.remote_id for c in kept]}")
+            raise BenchFailure(f"connection {conn_id}: expected its destination to be {url}, got {[c.remote_id for c in kept]}")
         for start in spread(appt_count, base, 0.0):
             actions.book(rt, email, start.isoformat(), (start + dt.timedelta(hours=1)).isoformat(), f"Appointment {i}")
         conn_ids.append(conn_id)
@@ -122,17 +119,19 @@ def run_phase(rt, phase: str, conn_ids: list[int]) -> dict:
     try:
         reports = actions.sync_now(rt)
     except Exception as exc:
-        raise BenchFailure(f"{phase}: actions.sync_now raised {exc.__class__.__name__}: {exc}\n"
-                           f"{traceback.format_exc()}") from exc
+        raise BenchFailure(f"{phase}: actions.sync_now raised {exc.__class__.__name__}: {exc}\n{traceback.format_exc()}") from exc
     wall = time.perf_counter() - started
     bad = [r for r in reports if r.get("outcome") != "ok"]
     if bad:
-        lines = [f"  connection {r['connection_id']}: outcome={r.get('outcome')!r} status={r.get('status')!r} "
-                 f"error={r.get('error')!r}" for r in bad]
+        lines = [
+            f"  connection {r['connection_id']}: outcome={r.get('outcome')!r} status={r.get('status')!r} error={r.get('error')!r}"
+            for r in bad
+        ]
         raise BenchFailure(f"{phase}: {len(bad)} of {len(reports)} sync report(s) are not ok:\n" + "\n".join(lines))
     if sorted(r["connection_id"] for r in reports) != sorted(conn_ids):
-        raise BenchFailure(f"{phase}: expected one report per connection {sorted(conn_ids)}, "
-                           f"got {sorted(r['connection_id'] for r in reports)}")
+        raise BenchFailure(
+            f"{phase}: expected one report per connection {sorted(conn_ids)}, got {sorted(r['connection_id'] for r in reports)}"
+        )
     total = {k: sum(r[k] for r in reports) for k in ("requests", "created", "updated", "deleted", "entries_read")}
     return {"phase": phase, "wall": wall, "reports": reports, **total}
 
@@ -163,8 +162,7 @@ def check_results(server, rows: dict, staff: int, events: int) -> list[str]:
     if initial["entries_read"] < staff * busy_count:
         problems.append(f"initial sync read {initial['entries_read']} entries, expected at least {staff * busy_count}")
     if no_change["created"] or no_change["updated"] or no_change["deleted"]:
-        problems.append("the no-change resync wrote to the server "
-                        f"({no_change['created']}/{no_change['updated']}/{no_change['deleted']})")
+        problems.append(f"the no-change resync wrote to the server ({no_change['created']}/{no_change['updated']}/{no_change['deleted']})")
     for i in range(staff):
         url = f"{server.calendar_home_url}cal-{i}/"
         found = len(server.list_hrefs(url))
@@ -181,9 +179,11 @@ def check_results(server, rows: dict, staff: int, events: int) -> list[str]:
 
 def bench(args) -> int:
     staff, events, workers = args.staff, args.events, args.workers
-    print(f"calsync sync benchmark: {staff} staff x {events} events "
-          f"({events // 2} busy + {events - events // 2} appointments each), CALSYNC_WORKERS={workers}, "
-          f"1 Radicale on 127.0.0.1")
+    print(
+        f"calsync sync benchmark: {staff} staff x {events} events "
+        f"({events // 2} busy + {events - events // 2} appointments each), CALSYNC_WORKERS={workers}, "
+        f"1 Radicale on 127.0.0.1"
+    )
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="calsync-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -196,8 +196,10 @@ def bench(args) -> int:
 
             started = time.perf_counter()
             conn_ids = populate(rt, server, staff, events)
-            print(f"setup: {len(conn_ids)} connections, {staff * events} events in "
-                  f"{time.perf_counter() - started:.1f}s (not measured below)\n")
+            print(
+                f"setup: {len(conn_ids)} connections, {staff * events} events in "
+                f"{time.perf_counter() - started:.1f}s (not measured below)\n"
+            )
 
             rows = {}
             for phase in PHASES:
@@ -212,8 +214,7 @@ def bench(args) -> int:
             per_cal = no_change["requests"] / len(conn_ids) / per_conn_calendars
             verdict = "OK" if per_cal <= NO_CHANGE_TARGET else "ABOVE TARGET"
             print(f"no-change time / initial time: {ratio:.3f}")
-            print(f"no-change requests per connection per calendar: {per_cal:.2f} "
-                  f"(target <= {NO_CHANGE_TARGET}): {verdict}")
+            print(f"no-change requests per connection per calendar: {per_cal:.2f} (target <= {NO_CHANGE_TARGET}): {verdict}")
 
             problems = check_results(server, rows, staff, events)
             if problems:

@@ -135,8 +135,7 @@ def connection_line(row: dict, staff: bool = False) -> Mrkdwn:
     """One connection: number, provider, account, badge; what broke (plain words) and what waits.
 
     ``staff``: name the staff member (support's lists)."""
-    head = md("*{}.* {} · `{}` — {}", row["id"], _provider(row), clip(row["account"], 200),
-              badge(row["status"], row.get("failing")))
+    head = md("*{}.* {} · `{}` — {}", row["id"], _provider(row), clip(row["account"], 200), badge(row["status"], row.get("failing")))
     if staff:
         head += md("\n{} ({})", clip(row.get("staff_name") or "", 200), clip(row.get("staff") or "", 200))
     said = row.get("problem") or ""
@@ -247,8 +246,12 @@ def _buttons(payload: dict, relink_url: str, download_url: str, calendars: list[
 def alert_title(event: str, payload: dict) -> str:
     """The header and the notification text: what broke and what waits (core.wording.headline)."""
     title = payload.get("headline") or wording.headline(
-        payload.get("status", ""), payload.get("provider", ""), server_url=payload.get("server") or "",
-        calendar=payload.get("calendar"), waiting=int(payload.get("missed") or 0))
+        payload.get("status", ""),
+        payload.get("provider", ""),
+        server_url=payload.get("server") or "",
+        calendar=payload.get("calendar"),
+        waiting=int(payload.get("missed") or 0),
+    )
     if event == "incident.reminder":
         title = "Reminder: " + title[:1].lower() + title[1:]
     return title
@@ -268,7 +271,9 @@ def waiting_lines(payload: dict) -> Mrkdwn | None:
     return lines(md("*Waiting to be added to your calendar ({}):*", count), *rows)
 
 
-def alert_blocks(event: str, payload: dict, relink_url: str = "", download_url: str = "", calendars: list[dict] | None = None) -> list[dict]:
+def alert_blocks(
+    event: str, payload: dict, relink_url: str = "", download_url: str = "", calendars: list[dict] | None = None
+) -> list[dict]:
     """The DM for an opened incident or a reminder: what broke and what waits (the header), what to do,
     the waiting appointments, the fixes. The reason is said once: the provider's own words, as a detail."""
     zone = payload.get("timezone")
@@ -286,48 +291,84 @@ def alert_blocks(event: str, payload: dict, relink_url: str = "", download_url: 
     reason = _own_reason(payload)
     if reason:
         blocks.append(context(md("Details: {}", clip(reason, 500))))
-    blocks.append({"type": "actions", "block_id": f"calsync_fix_{payload['connection']}",
-                   "elements": _buttons(payload, relink_url, download_url, calendars or [])})
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": f"calsync_fix_{payload['connection']}",
+            "elements": _buttons(payload, relink_url, download_url, calendars or []),
+        }
+    )
     return blocks
 
 
 def resolved_blocks(payload: dict) -> list[dict]:
     delivered = int(payload.get("delivered") or 0)
-    return [section(md("✅ *Reconnected* at {}: your {} account `{}` works again; {} missed appointment(s) delivered.",
-                       _when(payload.get("resolved_at"), payload.get("timezone")), _provider(payload),
-                       clip(payload.get("account", ""), 200), delivered))]
+    return [
+        section(
+            md(
+                "✅ *Reconnected* at {}: your {} account `{}` works again; {} missed appointment(s) delivered.",
+                _when(payload.get("resolved_at"), payload.get("timezone")),
+                _provider(payload),
+                clip(payload.get("account", ""), 200),
+                delivered,
+            )
+        )
+    ]
 
 
 def escalation_blocks(payload: dict, title: str) -> list[dict]:
     said = payload.get("problem") or payload.get("meaning") or ""
-    return [section(md("🚨 *{}*\nConnection {} of {} ({}) — {} since {}: {}. {}. Appointments waiting: {}.",
-                       clip(title, 300), payload.get("connection"), clip(payload.get("staff_name") or "", 200),
-                       clip(payload.get("staff"), 200), badge(payload.get("status", "")), _when(payload.get("since")),
-                       clip(said, 300), clip(payload.get("reason", ""), 500), payload.get("missed", 0)))]
+    return [
+        section(
+            md(
+                "🚨 *{}*\nConnection {} of {} ({}) — {} since {}: {}. {}. Appointments waiting: {}.",
+                clip(title, 300),
+                payload.get("connection"),
+                clip(payload.get("staff_name") or "", 200),
+                clip(payload.get("staff"), 200),
+                badge(payload.get("status", "")),
+                _when(payload.get("since")),
+                clip(said, 300),
+                clip(payload.get("reason", ""), 500),
+                payload.get("missed", 0),
+            )
+        )
+    ]
 
 
 def relink_link_blocks(payload: dict, relink_url: str) -> list[dict]:
-    text = md("Here is a new link to reconnect your {} account `{}` (it works once; earlier links no longer work).",
-              _provider(payload), clip(payload.get("account", ""), 200))
+    text = md(
+        "Here is a new link to reconnect your {} account `{}` (it works once; earlier links no longer work).",
+        _provider(payload),
+        clip(payload.get("account", ""), 200),
+    )
     return [section(text), {"type": "actions", "elements": [button("calsync_relink_open", "Relink", style="primary", url=relink_url)]}]
 
 
 def connect_blocks(url: str) -> list[dict]:
-    return [section("Connect a calendar (CalDAV or an iCalendar URL) on this page; the link works once, for 24 hours."),
-            {"type": "actions", "elements": [button("calsync_connect_open", "Connect a calendar", style="primary", url=url)]}]
+    return [
+        section("Connect a calendar (CalDAV or an iCalendar URL) on this page; the link works once, for 24 hours."),
+        {"type": "actions", "elements": [button("calsync_connect_open", "Connect a calendar", style="primary", url=url)]},
+    ]
 
 
 def download_blocks(conn_id: int, count: int, url: str) -> list[dict]:
-    text = md("{} appointment(s) missed while connection {} was broken. The file is a snapshot: it will not update. "
-              "You may import it into your calendar: calsync recognises these appointments after the repair "
-              "and updates them in place, without duplicates.", count, conn_id)
+    text = md(
+        "{} appointment(s) missed while connection {} was broken. The file is a snapshot: it will not update. "
+        "You may import it into your calendar: calsync recognises these appointments after the repair "
+        "and updates them in place, without duplicates.",
+        count,
+        conn_id,
+    )
     return [section(text), {"type": "actions", "elements": [button("calsync_download_open", "Download missed (.ics)", url=url)]}]
 
 
 def feed_blocks(url: str, title: str = "Your private calendar feed") -> list[dict]:
     """The private feed URL, its webcal:// subscribe form and how to subscribe (App Home, `/calsync feed`)."""
-    return [section(md("*{}* (keep it to yourself)\n{}\nSubscribe link: `{}`", clip(title, 300), url, wording.webcal(url))),
-            context(md("{}", wording.SUBSCRIBE_HELP))]
+    return [
+        section(md("*{}* (keep it to yourself)\n{}\nSubscribe link: `{}`", clip(title, 300), url, wording.webcal(url))),
+        context(md("{}", wording.SUBSCRIBE_HELP)),
+    ]
 
 
 def test_result_blocks(result: dict) -> list[dict]:
@@ -372,8 +413,10 @@ def stop_result(conn_id, result: dict) -> str:
     if left > 0:
         said.append(f"{_count(left, 'event', 'events')} calsync could not remove stay on the calendar; support follows up.")
     if stranded:
-        said.append(f"{_count(stranded, 'appointment that waited never reached', 'appointments that waited never reached')} "
-                    f"the calendar; `/calsync download {conn_id}` gives them as an .ics file.")
+        said.append(
+            f"{_count(stranded, 'appointment that waited never reached', 'appointments that waited never reached')} "
+            f"the calendar; `/calsync download {conn_id}` gives them as an .ics file."
+        )
     if result.get("warning"):
         said.append(result["warning"][:1].upper() + result["warning"][1:] + ".")
     said.append("Calsync forgot what it stored to reach this calendar; `/calsync connect` connects it again.")
@@ -417,15 +460,27 @@ def stop_modal(plan: dict, keep: bool = False) -> dict:
         said.append(md("Also synced by: {}.", ", ".join(plan["shared_with"])))
     blocks = [section(lines(*said))]
     if plan.get("needs_force"):
-        blocks.append(context("The waiting appointments stay listed for support and downloadable. "
-                              "Relinking first lets calsync tidy up and deliver them instead."))
+        blocks.append(
+            context(
+                "The waiting appointments stay listed for support and downloadable. "
+                "Relinking first lets calsync tidy up and deliver them instead."
+            )
+        )
     if plan.get("events_on_calendar"):
         keep_option = {"text": plain("Keep calsync's events on the calendar"), "value": "keep_events"}
         element = {"type": "checkboxes", "action_id": KEEP_ACTION, "options": [keep_option]}
         if keep:
             element["initial_options"] = [keep_option]
-        blocks.append({"type": "input", "block_id": "options", "optional": True, "dispatch_action": True,
-                       "label": plain("Options", 2000), "element": element})
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "options",
+                "optional": True,
+                "dispatch_action": True,
+                "label": plain("Options", 2000),
+                "element": element,
+            }
+        )
     meta = {"connection": plan["connection"], "keep": keep, "force": bool(plan.get("needs_force"))}
     return _modal("calsync_stop", meta, "Stop sync?", _submit_label(label), blocks)
 
@@ -443,9 +498,18 @@ def _modal(callback_id: str, meta: dict, title: str, submit: str, blocks: list[d
 
 
 def feed_reset_modal(staff_email: str) -> dict:
-    return _modal("calsync_feed_reset", {"staff": staff_email}, "Reset feed URL?", "Reset", [section(
-        "A new private feed URL is made and the current one stops working at once: calendar apps "
-        "subscribed to it stop updating until you subscribe to the new one.")])
+    return _modal(
+        "calsync_feed_reset",
+        {"staff": staff_email},
+        "Reset feed URL?",
+        "Reset",
+        [
+            section(
+                "A new private feed URL is made and the current one stops working at once: calendar apps "
+                "subscribed to it stop updating until you subscribe to the new one."
+            )
+        ],
+    )
 
 
 def primary_modal(conn_id: int, calendars: list[dict], status: str = "") -> dict:
@@ -455,15 +519,25 @@ def primary_modal(conn_id: int, calendars: list[dict], status: str = "") -> dict
     current = next((o for o, c in zip(options, offered) if c.get("destination")), None)
     if current is not None:
         element["initial_option"] = current
-    return _modal("calsync_primary", {"connection": conn_id}, "Primary calendar", "Use and sync now", [
-        {"type": "input", "block_id": "calendar", "label": plain("Write appointments to", 2000), "element": element},
-        context("Calsync syncs at once after you choose: what waits is written to the new calendar.")])
+    return _modal(
+        "calsync_primary",
+        {"connection": conn_id},
+        "Primary calendar",
+        "Use and sync now",
+        [
+            {"type": "input", "block_id": "calendar", "label": plain("Write appointments to", 2000), "element": element},
+            context("Calsync syncs at once after you choose: what waits is written to the new calendar."),
+        ],
+    )
 
 
 def _overflow(conn: str, *choices: tuple[str, str]) -> dict:
     """Less-used actions behind "…" (Block Kit: 2 to 5 options)."""
-    return {"type": "overflow", "action_id": "calsync_more",
-            "options": [{"text": plain(label), "value": f"{what}:{conn}"} for what, label in choices]}
+    return {
+        "type": "overflow",
+        "action_id": "calsync_more",
+        "options": [{"text": plain(label), "value": f"{what}:{conn}"} for what, label in choices],
+    }
 
 
 def home_actions(row: dict, calendars: list[dict] | None = None) -> list[dict]:
@@ -474,8 +548,11 @@ def home_actions(row: dict, calendars: list[dict] | None = None) -> list[dict]:
     if status == "stopped":
         return [button("calsync_connect", "Connect again", value=conn, style="primary")] + download
     if status == "relink_required":
-        return ([button("calsync_relink", "Relink", value=conn, style="primary")] + download
-                + [_overflow(conn, ("test", "Test connection"), ("stop", "Stop sync…"))])
+        return (
+            [button("calsync_relink", "Relink", value=conn, style="primary")]
+            + download
+            + [_overflow(conn, ("test", "Test connection"), ("stop", "Stop sync…"))]
+        )
     first: list[dict] = []
     if status in PICKER_STATUSES and calendars:
         first.append(calendar_picker(conn, calendars))
@@ -490,16 +567,16 @@ def home_view(rows: list[dict], name: str, feed_url: str = "", calendars: dict |
     blocks = [{"type": "header", "text": plain("Your calendar connections", 150)}]
     if not rows:
         blocks.append(section(md("Hello {}: no calendar is connected yet.", clip(name, 200))))
-        blocks.append({"type": "actions", "elements": [
-            button("calsync_connect", "Connect a calendar", value="", style="primary")]})
+        blocks.append({"type": "actions", "elements": [button("calsync_connect", "Connect a calendar", value="", style="primary")]})
     shown = rows[:MAX_HOME_ROWS]
     for row in shown:
         text = connection_line(row)
         if row.get("todo") and row["status"] != "active":
             text += md("\n_{}_", row["todo"])
         blocks.append(section(text))
-        blocks.append({"type": "actions", "block_id": f"calsync_row_{row['id']}",
-                       "elements": home_actions(row, (calendars or {}).get(row["id"]))})
+        blocks.append(
+            {"type": "actions", "block_id": f"calsync_row_{row['id']}", "elements": home_actions(row, (calendars or {}).get(row["id"]))}
+        )
         blocks.append({"type": "divider"})
     blocks += _more(rows, shown)
     if feed_url:

@@ -21,8 +21,7 @@ ELLIPSIS = "…"
 MRKDWN_LIMIT = 3000  # a text object in a section or context block
 FALLBACK_LIMIT = 40000  # chat.postMessage truncates ``text`` beyond this
 # plain_text limits by where the text object sits (Block Kit reference).
-PLAIN_LIMITS = {"button": 75, "option": 75, "header": 150, "placeholder": 150,
-                "title": 24, "submit": 24, "close": 24, "label": 2000}
+PLAIN_LIMITS = {"button": 75, "option": 75, "header": 150, "placeholder": 150, "title": 24, "submit": 24, "close": 24, "label": 2000}
 PLAIN_DEFAULT = 3000
 
 

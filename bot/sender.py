@@ -21,7 +21,6 @@ from core import access, actions, wording
 log = logging.getLogger("calsync.slack")
 
 
-
 class SlackSender:
     channel = "slack"
 
@@ -31,7 +30,7 @@ class SlackSender:
 
     def _user_channel(self, recipient: str, notification: m.Notification) -> str:
         if recipient.startswith("email:"):
-            recipient = self._user_by_email(recipient[len("email:"):], notification.staff_id)
+            recipient = self._user_by_email(recipient[len("email:") :], notification.staff_id)
         if recipient.startswith(("U", "W")):
             return self.client.conversations_open(users=recipient)["channel"]["id"]
         return recipient
@@ -49,8 +48,9 @@ class SlackSender:
                 raise RuntimeError(f"no Slack user with the e-mail {email}; set the staff member's --slack-id") from None
             raise
         if access.slack_id_taken(user_id, staff_id):
-            raise RuntimeError(f"the Slack user with the e-mail {email} is linked to another staff member; "
-                               "set this staff member's --slack-id")
+            raise RuntimeError(
+                f"the Slack user with the e-mail {email} is linked to another staff member; set this staff member's --slack-id"
+            )
         if staff_id:
             access.link_slack_id(staff_id, user_id)
         return user_id
@@ -65,13 +65,19 @@ class SlackSender:
                 return updated
         if event == "relink.link" and notification.connection_id:
             # A reissued link replaces the old one: the open incident's alerts get the new button in place.
-            incident = (m.Incident.select(m.Incident.id)
-                        .where(m.Incident.connection == notification.connection_id, m.Incident.resolved_at.is_null())
-                        .scalar())
+            incident = (
+                m.Incident.select(m.Incident.id)
+                .where(m.Incident.connection == notification.connection_id, m.Incident.resolved_at.is_null())
+                .scalar()
+            )
             if incident:
-                self._update_earlier(incident, blocks.alert_blocks(
-                    "incident.opened", payload, outgoing.relink_url, self._download_url(payload), self._calendars(payload)),
-                    blocks.alert_title("incident.opened", payload))
+                self._update_earlier(
+                    incident,
+                    blocks.alert_blocks(
+                        "incident.opened", payload, outgoing.relink_url, self._download_url(payload), self._calendars(payload)
+                    ),
+                    blocks.alert_title("incident.opened", payload),
+                )
         channel = self._user_channel(outgoing.delivery.recipient, notification)
         text = outgoing.subject
         if event == "incident.escalated":
@@ -103,13 +109,12 @@ class SlackSender:
             "server": row.get("server") or "",
             "calendar": row.get("destination"),
             "timezone": row.get("timezone"),
-            "headline": wording.headline(status, row["provider"], server_url=row.get("server") or "",
-                                         calendar=row.get("destination"), waiting=missed),
-            "problem": wording.problem(status, row["provider"], server_url=row.get("server") or "",
-                                       calendar=row.get("destination")),
+            "headline": wording.headline(
+                status, row["provider"], server_url=row.get("server") or "", calendar=row.get("destination"), waiting=missed
+            ),
+            "problem": wording.problem(status, row["provider"], server_url=row.get("server") or "", calendar=row.get("destination")),
             "todo": wording.staff_advice(status, row["provider"], row.get("server") or ""),
-            "waiting": [{"subject": a["subject"], "start": a["start"]}
-                        for a in row.get("missed_appointments", [])[:blocks.WAITING_SHOWN]],
+            "waiting": [{"subject": a["subject"], "start": a["start"]} for a in row.get("missed_appointments", [])[: blocks.WAITING_SHOWN]],
         }
         return {**facts, **{k: v for k, v in payload.items() if v not in (None, "") or k not in facts}}
 

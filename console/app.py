@@ -102,8 +102,7 @@ class CalsyncConsole(App):
         Binding("q", "leave", "Quit", show=False, tooltip="quit the console (also Ctrl+Q)"),
     ]
 
-    def __init__(self, rt=None, actor: str | None = None, refresh_seconds: float = 5.0,
-                 freeze_startup: bool = False) -> None:
+    def __init__(self, rt=None, actor: str | None = None, refresh_seconds: float = 5.0, freeze_startup: bool = False) -> None:
         super().__init__()
         # Once the first full listing is shown, everything alive then (modules, widgets, styles)
         # lives as long as the console: gc.freeze() takes it out of the collector's full passes,
@@ -157,8 +156,14 @@ class CalsyncConsole(App):
             (f"view: {label.lower()}", partial(self.action_view, name), f"switch to the {label.lower()} screen")
             for name, label in VIEWS.items()
         ]
-        commands.insert(0, ("connection: open connection…", self.action_open_connection,
-                            "choose a connection by number, staff member or account, and open it"))
+        commands.insert(
+            0,
+            (
+                "connection: open connection…",
+                self.action_open_connection,
+                "choose a connection by number, staff member or account, and open it",
+            ),
+        )
         commands.append(("app: help for this screen", self.action_help, "what this screen shows and its keys"))
         return commands
 
@@ -175,8 +180,9 @@ class CalsyncConsole(App):
 
         def item(row: dict):
             who = row.get("staff_name") or row["staff"]
-            name = shown(f"#{row['id']} {who} · {row['status'].replace('_', ' ')} · "
-                         f"{row.get('provider_name') or row['provider']} {row['account']}")
+            name = shown(
+                f"#{row['id']} {who} · {row['status'].replace('_', ' ')} · {row.get('provider_name') or row['provider']} {row['account']}"
+            )
             return name, lambda cid=row["id"]: self.push_screen(DetailScreen(cid)), shown(row["reason"] or row["meaning"])
 
         self.search_commands([item(r) for r in rows], placeholder="Open connection: type its number, staff or account…")

@@ -81,22 +81,34 @@ def cmd_staff_add(rt, args):
 
 def cmd_staff_list(rt, args):
     rows = actions.list_staff(rt)
-    cols = [("id", "ID"), ("email", "EMAIL"), ("name", "NAME"), ("timezone", "TIME ZONE"), ("slack_id", "SLACK"), ("connections", "CONNECTIONS")]
+    cols = [
+        ("id", "ID"),
+        ("email", "EMAIL"),
+        ("name", "NAME"),
+        ("timezone", "TIME ZONE"),
+        ("slack_id", "SLACK"),
+        ("connections", "CONNECTIONS"),
+    ]
     _emit(args, rows, render(rows, cols) or "No staff members yet: add one with `staff add EMAIL --name NAME`.")
 
 
 def cmd_connect(rt, args):
     if args.provider in ("google", "microsoft"):
         result = actions.oauth_connect_url(rt, args.staff, args.provider, actor=_actor(args))
-        _emit(args, result, f"Send {result['staff']} this link to sign in with {args.provider} (valid 15 minutes):\n"
-                            f"  {result['url']}\nThe connection appears in `status` once they allowed access.")
+        _emit(
+            args,
+            result,
+            f"Send {result['staff']} this link to sign in with {args.provider} (valid 15 minutes):\n"
+            f"  {result['url']}\nThe connection appears in `status` once they allowed access.",
+        )
         return
     if args.provider == "caldav":
         if not args.url or not args.username:
             raise Usage("connect caldav needs --url and --username (the password is read from stdin)")
         password = _read_secret(f"Password for {args.username}: ", "CALSYNC_CONNECT_PASSWORD")
-        result = actions.connect(rt, args.staff, "caldav", url=args.url, username=args.username, password=password,
-                                 calendar=args.calendar, actor=_actor(args))
+        result = actions.connect(
+            rt, args.staff, "caldav", url=args.url, username=args.username, password=password, calendar=args.calendar, actor=_actor(args)
+        )
     else:
         url = args.url
         if not url or url == "-":
@@ -124,17 +136,44 @@ def cmd_connect(rt, args):
 
 
 STATUS_COLUMNS = [
-    ("id", "ID"), ("staff", "STAFF"), ("provider", "PROVIDER"), ("account", "ACCOUNT"), ("destination_h", "WRITES TO"), ("status", "STATUS"),
-    ("since_h", "SINCE"), ("last_sync_h", "LAST SYNC"), ("missed", "MISSED"), ("reason", "REASON"),
+    ("id", "ID"),
+    ("staff", "STAFF"),
+    ("provider", "PROVIDER"),
+    ("account", "ACCOUNT"),
+    ("destination_h", "WRITES TO"),
+    ("status", "STATUS"),
+    ("since_h", "SINCE"),
+    ("last_sync_h", "LAST SYNC"),
+    ("missed", "MISSED"),
+    ("reason", "REASON"),
 ]
 
 
 def cmd_status(rt, args):
     rows = actions.list_statuses(rt, args.staff)  # an unknown e-mail is NotFoundError (exit 1), not an empty list
     if args.json:
-        keys = ("id", "staff", "provider", "account", "status", "reason", "since", "last_sync_at", "last_check_at",
-                "missed", "last_error", "last_success_at", "flags", "meaning", "destination", "failing", "failing_since",
-                "consecutive_failures", "errors", "orphaned")
+        keys = (
+            "id",
+            "staff",
+            "provider",
+            "account",
+            "status",
+            "reason",
+            "since",
+            "last_sync_at",
+            "last_check_at",
+            "missed",
+            "last_error",
+            "last_success_at",
+            "flags",
+            "meaning",
+            "destination",
+            "failing",
+            "failing_since",
+            "consecutive_failures",
+            "errors",
+            "orphaned",
+        )
         _emit(args, [{k: r[k] for k in keys} for r in rows], "")
         return
     for r in rows:
@@ -150,7 +189,10 @@ def cmd_status(rt, args):
             r["reason"] = f"{r['reason']}; {r['errors']} appointment(s) could not be written (see `entries`/console)"
         if r["orphaned"]:
             r["reason"] = f"{r['reason']}; {r['orphaned']} orphaned"
-    say(render(rows, STATUS_COLUMNS, max_width=70) or "No connections yet: connect one with `connect caldav --staff EMAIL --url URL --username USER`.")
+    say(
+        render(rows, STATUS_COLUMNS, max_width=70)
+        or "No connections yet: connect one with `connect caldav --staff EMAIL --url URL --username USER`."
+    )
 
 
 def cmd_entries(rt, args):
@@ -160,36 +202,54 @@ def cmd_entries(rt, args):
         return
     for r in rows:
         r["starts_h"], r["ends_h"] = when(r["starts_at"]) if r["starts_at"] else "-", when(r["ends_at"]) if r["ends_at"] else "-"
-    cols = [("id", "ID"), ("calendar", "CALENDAR"), ("starts_h", "STARTS AT"), ("ends_h", "ENDS AT"), ("subject", "SUBJECT"), ("loaded", "LOADED"), ("info", "INFO")]
+    cols = [
+        ("id", "ID"),
+        ("calendar", "CALENDAR"),
+        ("starts_h", "STARTS AT"),
+        ("ends_h", "ENDS AT"),
+        ("subject", "SUBJECT"),
+        ("loaded", "LOADED"),
+        ("info", "INFO"),
+    ]
     say(render(rows, cols, max_width=50) or "The sync feed is empty: nothing read from this connection's calendars yet.")
 
 
 def cmd_book(rt, args):
-    result = actions.book(rt, args.staff, args.start, args.end, args.subject, args.description or "", args.location or "", actor=_actor(args))
+    result = actions.book(
+        rt, args.staff, args.start, args.end, args.subject, args.description or "", args.location or "", actor=_actor(args)
+    )
     name, zone = result.get("staff_name") or result["staff"], result.get("timezone")
     start, end = (wording.local_time(result[k], zone, label=False) for k in ("start", "end"))
-    label = wording.local_time(result["start"], zone)[len(start):]  # ' CET (Europe/Berlin)'
+    label = wording.local_time(result["start"], zone)[len(start) :]  # ' CET (Europe/Berlin)'
     span = f"{start}–{end[11:]}" if end[:10] == start[:10] else f"{start} – {end}"
     lines = [f"Booked appointment {result['id']} for {name} <{result['staff']}>: {result['subject']}, {span}{label}."]
     writers = [r for r in actions.list_statuses(rt, result["staff"]) if r["status"] != "stopped" and r["destination"]]
     for row in writers:
         if row["status"] in m.BROKEN_STATUSES or row["failing"]:
-            lines.append(f"It waits: {_about(row)}, so it is written once the connection works (connection {row['id']}; "
-                         f"`download {row['id']} -o FOLDER/` exports what waits).")
+            lines.append(
+                f"It waits: {_about(row)}, so it is written once the connection works (connection {row['id']}; "
+                f"`download {row['id']} -o FOLDER/` exports what waits)."
+            )
         else:
-            lines.append(f"It is written to {name}'s {row['provider_name']} calendar {row['destination']!r} on the next "
-                         f"sync (connection {row['id']}; `sync {row['id']}` does it now).")
+            lines.append(
+                f"It is written to {name}'s {row['provider_name']} calendar {row['destination']!r} on the next "
+                f"sync (connection {row['id']}; `sync {row['id']}` does it now)."
+            )
     if not writers:
-        lines.append(f"It is on no calendar: {name} has no connected calendar calsync writes to (see `status --staff "
-                     f"{result['staff']}`).")
+        lines.append(f"It is on no calendar: {name} has no connected calendar calsync writes to (see `status --staff {result['staff']}`).")
     _emit(args, result, "\n".join(lines))
 
 
 def _about(row: dict) -> str:
     """What broke (core.wording), about someone else's calendar: support reads it, not the staff member."""
-    return wording.problem(row["status"], row["provider"], server_url=row.get("server") or "",
-                           calendar=row["destination"], failing=row["failing"],
-                           whose=row["staff_name"] or row["staff"])
+    return wording.problem(
+        row["status"],
+        row["provider"],
+        server_url=row.get("server") or "",
+        calendar=row["destination"],
+        failing=row["failing"],
+        whose=row["staff_name"] or row["staff"],
+    )
 
 
 def cmd_test(rt, args):
@@ -212,17 +272,29 @@ def cmd_sync(rt, args):
             _note(f"[{done}/{total}] connection {report.connection_id}: {report.outcome}")
 
     reports = actions.sync_now(rt, args.connection, actor=_actor(args), progress=progress, wait=args.wait)
-    cols = [("connection_id", "CONNECTION"), ("outcome", "OUTCOME"), ("status", "STATUS"), ("requests", "REQUESTS"),
-            ("created", "CREATED"), ("updated", "UPDATED"), ("deleted", "DELETED"), ("entries_read", "READ"),
-            ("applied_back", "APPLIED BACK"), ("missed", "MISSED"), ("duration_ms", "MS"), ("error", "ERROR")]
+    cols = [
+        ("connection_id", "CONNECTION"),
+        ("outcome", "OUTCOME"),
+        ("status", "STATUS"),
+        ("requests", "REQUESTS"),
+        ("created", "CREATED"),
+        ("updated", "UPDATED"),
+        ("deleted", "DELETED"),
+        ("entries_read", "READ"),
+        ("applied_back", "APPLIED BACK"),
+        ("missed", "MISSED"),
+        ("duration_ms", "MS"),
+        ("error", "ERROR"),
+    ]
     _emit(args, reports, render(reports, cols) or "Nothing to sync: no connection is active.")
     if args.connection is not None and reports and reports[0]["outcome"] != "ok":
         raise actions.ActionError(reports[0]["error"] or reports[0]["reason"])
     summary = sync_summary(reports)
     if any(r["outcome"] != "ok" for r in reports):
         unclean = [str(r["connection_id"]) for r in reports if r["outcome"] != "ok"]
-        raise actions.ActionError(f"{summary} (not synced cleanly: connection {', '.join(unclean[:20])}"
-                                  f"{' …' if len(unclean) > 20 else ''}; see the ERROR column)")
+        raise actions.ActionError(
+            f"{summary} (not synced cleanly: connection {', '.join(unclean[:20])}{' …' if len(unclean) > 20 else ''}; see the ERROR column)"
+        )
     if reports and not args.json:
         _note(summary)
 
@@ -249,8 +321,7 @@ def cmd_download(rt, args):
     _write_file(out, result["ics"])
     data = {k: v for k, v in result.items() if k != "ics"} | {"path": str(out)}
     if result["count"]:
-        text = (f"Wrote {result['count']} missed appointment(s) to {out} (a snapshot: it will not update).\n"
-                f"{result['import_note']}")
+        text = f"Wrote {result['count']} missed appointment(s) to {out} (a snapshot: it will not update).\n{result['import_note']}"
     else:
         text = f"No appointment of connection {result['connection']} is waiting: {out} holds an empty calendar."
     _emit(args, data, text)
@@ -304,11 +375,15 @@ def cmd_stop(rt, args):
             _note("Nothing was changed.")
             return
     result = actions.stop_sync(rt, args.connection, keep_events=args.keep_events, force=args.force, actor=_actor(args))
-    text = (f"Stopped connection {result['connection']} ({result['stopped_by']}): {result['removed']} event(s) removed, "
-            f"{result['kept']} kept, {result['orphaned']} orphaned; credentials forgotten.")
+    text = (
+        f"Stopped connection {result['connection']} ({result['stopped_by']}): {result['removed']} event(s) removed, "
+        f"{result['kept']} kept, {result['orphaned']} orphaned; credentials forgotten."
+    )
     if result["waiting_orphaned"]:
-        text += (f"\n{len(result['waiting_orphaned'])} appointment(s) that waited were never delivered; they stay listed "
-                 f"as orphaned (`download {result['connection']} -o FILE` exports them):")
+        text += (
+            f"\n{len(result['waiting_orphaned'])} appointment(s) that waited were never delivered; they stay listed "
+            f"as orphaned (`download {result['connection']} -o FILE` exports them):"
+        )
         text += "".join(f"\n  {a['start']}  {a['subject']}  ({a['id']})" for a in result["waiting_orphaned"])
     if result["warning"]:
         text += f"\nNote: {result['warning']}."
@@ -318,20 +393,24 @@ def cmd_stop(rt, args):
 def cmd_relink(rt, args):
     via = tuple(v.strip() for v in args.via.split(",") if v.strip())
     result = actions.issue_relink(rt, args.connection, via=via, actor=_actor(args))
-    lines = [f"New relink link for connection {result['connection']} (earlier links no longer work; expires {result['expires_at']}):",
-             f"  {result['url']}"]
+    lines = [
+        f"New relink link for connection {result['connection']} (earlier links no longer work; expires {result['expires_at']}):",
+        f"  {result['url']}",
+    ]
     if result["sent_via"]:
         lines.append(f"Sent via {', '.join(result['sent_via'])} (on the scheduler's next outbox pass, or now with `run_bot.py --once`).")
     if result["not_configured"]:
-        lines.append(f"Not sent via {', '.join(result['not_configured'])}: not configured here "
-                     "(CALSYNC_SMTP_URL for e-mail, SLACK_BOT_TOKEN for Slack). Pass the link on yourself.")
+        lines.append(
+            f"Not sent via {', '.join(result['not_configured'])}: not configured here "
+            "(CALSYNC_SMTP_URL for e-mail, SLACK_BOT_TOKEN for Slack). Pass the link on yourself."
+        )
     _emit(args, result, "\n".join(lines))
 
 
 def cmd_feed(rt, args):
     if args.feed_command == "url":
         result = actions.feed_url(rt, args.staff, actor=_actor(args))
-        text = (f"Private feed of {result['staff']} (subscribe to it in any calendar app; keep it secret):\n  {result['url']}")
+        text = f"Private feed of {result['staff']} (subscribe to it in any calendar app; keep it secret):\n  {result['url']}"
     else:
         if not args.yes:
             if not (sys.stdin and sys.stdin.isatty()):
@@ -340,16 +419,19 @@ def cmd_feed(rt, args):
                 _note("Nothing was changed.")
                 return
         result = actions.feed_reset(rt, args.staff, actor=_actor(args))
-        text = (f"New private feed of {result['staff']}; the old URL no longer works (re-subscribe with this one):\n"
-                f"  {result['url']}")
+        text = f"New private feed of {result['staff']}; the old URL no longer works (re-subscribe with this one):\n  {result['url']}"
     _emit(args, result, text)
 
 
 def cmd_apikey(rt, args):
     if args.apikey_command == "create":
         result = actions.apikey_create(rt, args.name, actor=_actor(args))
-        _emit(args, result, f"API key {result['name']!r} (shown once; only its hash is kept):\n  {result['key']}\n"
-                            "Send it as `Authorization: Bearer <key>` to /api/v1.")
+        _emit(
+            args,
+            result,
+            f"API key {result['name']!r} (shown once; only its hash is kept):\n  {result['key']}\n"
+            "Send it as `Authorization: Bearer <key>` to /api/v1.",
+        )
     elif args.apikey_command == "revoke":
         result = actions.apikey_revoke(rt, args.name, actor=_actor(args))
         _emit(args, result, f"API key {result['name']!r} revoked.")
@@ -361,12 +443,16 @@ def cmd_apikey(rt, args):
 
 def cmd_primary(rt, args):
     result = actions.set_destination(rt, args.connection, args.calendar, actor=_actor(args))
-    text = (f"Primary calendar of connection {result['id']} is now {result.get('primary', args.calendar)!r}; "
-            "appointments already written stay where they are.")
+    text = (
+        f"Primary calendar of connection {result['id']} is now {result.get('primary', args.calendar)!r}; "
+        "appointments already written stay where they are."
+    )
     report = result.get("sync")
     if report:
-        text += (f"\nSynced at once: {report['outcome']}, {report['created']} appointment(s) written; "
-                 f"status {result['status']} ({result['reason']}).")
+        text += (
+            f"\nSynced at once: {report['outcome']}, {report['created']} appointment(s) written; "
+            f"status {result['status']} ({result['reason']})."
+        )
     _emit(args, result, text)
 
 
@@ -383,8 +469,14 @@ def cmd_audit(rt, args):
         r["at_h"] = f"{r_at[:10]} {r_at[11:19]}" if r_at else "-"
         r["conn_h"] = str(r["connection"]) if r["connection"] is not None else "-"
         r["staff_h"] = r["staff"] or "-"
-    cols = [("at_h", "AT (UTC)"), ("actor", "ACTOR"), ("staff_h", "STAFF"), ("conn_h", "CONN"), ("result", "RESULT"),
-            ("summary", "WHAT HAPPENED")]
+    cols = [
+        ("at_h", "AT (UTC)"),
+        ("actor", "ACTOR"),
+        ("staff_h", "STAFF"),
+        ("conn_h", "CONN"),
+        ("result", "RESULT"),
+        ("summary", "WHAT HAPPENED"),
+    ]
     shown = render(rows, cols, max_width=80) if rows else ""
     for r in rows:
         for key in ("at_h", "conn_h", "staff_h"):
@@ -509,8 +601,7 @@ def _run(args) -> int:
         raise
     except Exception as exc:  # noqa: BLE001 - the CLI's edge: a bug is one line, never a traceback on the terminal
         where = _keep_traceback(rt.settings.data_dir / "console.log", args.command)
-        raise Unexpected(f"unexpected error ({type(exc).__name__}); this is a bug in calsync, "
-                         f"please report it{where}") from None
+        raise Unexpected(f"unexpected error ({type(exc).__name__}); this is a bug in calsync, please report it{where}") from None
     finally:
         rt.close()
     return EXIT_OK
@@ -521,8 +612,7 @@ def _keep_traceback(path: Path, command: str) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as log:
-            log.write(f"{dt.datetime.now(dt.UTC).isoformat()} command {command!r} failed:\n"
-                      f"{redact_urls(traceback.format_exc())}\n")
+            log.write(f"{dt.datetime.now(dt.UTC).isoformat()} command {command!r} failed:\n{redact_urls(traceback.format_exc())}\n")
     except OSError:
         return ""
     return f" (details in {path})"

@@ -43,8 +43,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         if type(self).json_errors:
-            print(json.dumps({"error": "usage", "message": f"{self.prog}: {shown(message)}"}, ensure_ascii=True),
-                  file=sys.stderr)
+            print(json.dumps({"error": "usage", "message": f"{self.prog}: {shown(message)}"}, ensure_ascii=True), file=sys.stderr)
             self.exit(2)
         super().error(message)
 
@@ -75,8 +74,10 @@ def seconds(value: str) -> float:
     return number
 
 
-TIME_HELP = ("an ISO 8601 date and time, e.g. 2026-12-01T10:00 or 2026-12-01T10:00:00+01:00; without a UTC "
-             "offset (or Z) it is read in the staff member's time zone (`staff list`)")
+TIME_HELP = (
+    "an ISO 8601 date and time, e.g. 2026-12-01T10:00 or 2026-12-01T10:00:00+01:00; without a UTC "
+    "offset (or Z) it is read in the staff member's time zone (`staff list`)"
+)
 
 
 def _is_date_only(value: str) -> bool:
@@ -93,12 +94,12 @@ def iso_time(value: str) -> str:
     if _is_date_only(value):
         raise argparse.ArgumentTypeError(
             f"{value[:40]!r} is a date without a time of day: calsync books timed appointments only "
-            "(no all-day ones), so give the time too, e.g. 2026-12-01T09:00")
+            "(no all-day ones), so give the time too, e.g. 2026-12-01T09:00"
+        )
     try:
         dt.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value[:40]!r} is not an ISO 8601 date-time such as 2026-12-01T10:00:00+01:00") from None
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not an ISO 8601 date-time such as 2026-12-01T10:00:00+01:00") from None
     return value
 
 
@@ -158,10 +159,9 @@ def build_parser(commands) -> argparse.ArgumentParser:
     Every positional and option has a help text (a test walks the tree)."""
     parser = Parser(
         prog=PROG,
-        description="Calsync support console. Without a command it opens the interactive console; "
-                    "with one it is a scriptable admin CLI.",
+        description="Calsync support console. Without a command it opens the interactive console; with one it is a scriptable admin CLI.",
         epilog="Exit codes: 0 ok, 1 the action failed (reason on stderr), 2 bad usage. With --json, "
-               "a failure is a JSON object {\"error\": CODE, \"message\": TEXT} on stderr.",
+        'a failure is a JSON object {"error": CODE, "message": TEXT} on stderr.',
     )
     parser.add_argument("--as", dest="as_user", metavar="NAME", type=actor, help="audit actions as NAME (default: the OS user)")
     parser.add_argument("--version", action=VersionAction)
@@ -170,8 +170,7 @@ def build_parser(commands) -> argparse.ArgumentParser:
     def command(name, func, help_text, json_flag=True, parent=sub, epilog=None):
         p = parent.add_parser(name, help=help_text, description=help_text, epilog=epilog)
         if json_flag:
-            p.add_argument("--json", action="store_true",
-                           help="print the result as JSON (errors too: a JSON object on stderr)")
+            p.add_argument("--json", action="store_true", help="print the result as JSON (errors too: a JSON object on stderr)")
         p.set_defaults(func=func)
         return p
 
@@ -180,17 +179,28 @@ def build_parser(commands) -> argparse.ArgumentParser:
     p = command("add", commands.cmd_staff_add, "add a staff member", parent=staff_sub)
     p.add_argument("email", metavar="EMAIL", help="their e-mail address (how every other command names them)")
     p.add_argument("--name", required=True, help="the staff member's name")
-    p.add_argument("--slack-id", type=slack_id, metavar="ID",
-                   help="their Slack member id for alerts: U or W and 8 to 11 upper-case letters or digits, "
-                        "e.g. U024BE7LH (in Slack: profile, More, Copy member ID)")
-    p.add_argument("--timezone", default="UTC", metavar="TZ",
-                   help="IANA time zone, e.g. Europe/Berlin (default UTC); times given to `book` without an "
-                        "offset are read in it")
+    p.add_argument(
+        "--slack-id",
+        type=slack_id,
+        metavar="ID",
+        help="their Slack member id for alerts: U or W and 8 to 11 upper-case letters or digits, "
+        "e.g. U024BE7LH (in Slack: profile, More, Copy member ID)",
+    )
+    p.add_argument(
+        "--timezone",
+        default="UTC",
+        metavar="TZ",
+        help="IANA time zone, e.g. Europe/Berlin (default UTC); times given to `book` without an offset are read in it",
+    )
     command("list", commands.cmd_staff_list, "list staff members", parent=staff_sub)
 
     p = command("connect", commands.cmd_connect, "connect a staff member's calendar account (credentials are tested first)")
-    p.add_argument("provider", choices=["caldav", "ics", "google", "microsoft"], metavar="PROVIDER",
-                   help="caldav, ics, google or microsoft (the last two print a sign-in link)")
+    p.add_argument(
+        "provider",
+        choices=["caldav", "ics", "google", "microsoft"],
+        metavar="PROVIDER",
+        help="caldav, ics, google or microsoft (the last two print a sign-in link)",
+    )
     p.add_argument("--staff", required=True, type=staff_email, metavar="EMAIL", help=STAFF_HELP)
     p.add_argument("--url", type=url, help="CalDAV server URL, or the iCalendar URL ('-' reads it from stdin)")
     p.add_argument("--username", help="CalDAV login; the password is read from stdin or CALSYNC_CONNECT_PASSWORD")
@@ -198,18 +208,26 @@ def build_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--no-sync", action="store_true", help="do not run the first sync now (the scheduler will)")
 
     p = command("status", commands.cmd_status, "one row per connection: status, reason, last sync, missed appointments")
-    p.add_argument("--staff", type=staff_email, metavar="EMAIL", help="only this staff member's connections (an unknown e-mail is an error)")
+    p.add_argument(
+        "--staff", type=staff_email, metavar="EMAIL", help="only this staff member's connections (an unknown e-mail is an error)"
+    )
 
     p = command("entries", commands.cmd_entries, "the sync feed of a connection: what was read, loaded or not, and why")
     p.add_argument("connection", type=connection_id, metavar="CONNECTION", help=CONNECTION_HELP)
     p.add_argument("--not-loaded", action="store_true", help="only entries that were not loaded")
 
-    p = command("book", commands.cmd_book, "book a test appointment, created exactly as the host API would",
-                epilog="Times without a UTC offset are read in the staff member's time zone; a date without a "
-                       "time is refused (calsync books timed appointments, not all-day ones).")
+    p = command(
+        "book",
+        commands.cmd_book,
+        "book a test appointment, created exactly as the host API would",
+        epilog="Times without a UTC offset are read in the staff member's time zone; a date without a "
+        "time is refused (calsync books timed appointments, not all-day ones).",
+    )
     p.add_argument("staff", type=staff_email, metavar="STAFF", help=STAFF_HELP)
     p.add_argument("--start", required=True, type=iso_time, metavar="ISO", help=f"when it starts: {TIME_HELP}")
-    p.add_argument("--end", required=True, type=iso_time, metavar="ISO", help="when it ends, after the start (at most 31 days); read like --start")
+    p.add_argument(
+        "--end", required=True, type=iso_time, metavar="ISO", help="when it ends, after the start (at most 31 days); read like --start"
+    )
     p.add_argument("--subject", required=True, help="its title on the calendar (one line)")
     p.add_argument("--description", help="its description on the calendar (may have several lines)")
     p.add_argument("--location", help="its location on the calendar (one line)")
@@ -217,19 +235,41 @@ def build_parser(commands) -> argparse.ArgumentParser:
     p = command("test", commands.cmd_test, "test a connection: credentials, read, write permission, primary calendar")
     p.add_argument("connection", type=connection_id, metavar="CONNECTION", help=CONNECTION_HELP)
 
-    p = command("sync", commands.cmd_sync, "sync one connection now, or all of them (exit 1 if any did not sync cleanly; "
-                                  "a connection another process is syncing is waited for, then reported busy)")
-    p.add_argument("connection", nargs="?", type=connection_id, metavar="CONNECTION",
-                   help=f"{CONNECTION_HELP}; without it, every connection that is not stopped")
-    p.add_argument("--wait", type=seconds, default=10.0, metavar="SECONDS",
-                   help="how long to wait for another process's run of the same connection (default 10)")
+    p = command(
+        "sync",
+        commands.cmd_sync,
+        "sync one connection now, or all of them (exit 1 if any did not sync cleanly; "
+        "a connection another process is syncing is waited for, then reported busy)",
+    )
+    p.add_argument(
+        "connection",
+        nargs="?",
+        type=connection_id,
+        metavar="CONNECTION",
+        help=f"{CONNECTION_HELP}; without it, every connection that is not stopped",
+    )
+    p.add_argument(
+        "--wait",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for another process's run of the same connection (default 10)",
+    )
 
-    p = command("download", commands.cmd_download, "write the appointments missed while the connection was broken (or never "
-                                          "delivered before a forced stop) to an .ics file")
+    p = command(
+        "download",
+        commands.cmd_download,
+        "write the appointments missed while the connection was broken (or never delivered before a forced stop) to an .ics file",
+    )
     p.add_argument("connection", type=connection_id, metavar="CONNECTION", help=CONNECTION_HELP)
-    p.add_argument("-o", "--output", required=True, type=output_path, metavar="FILE",
-                   help="the .ics file to write, or a folder to write calsync-missed-CONNECTION.ics into "
-                        "('-' for stdout); the folder must exist")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=output_path,
+        metavar="FILE",
+        help="the .ics file to write, or a folder to write calsync-missed-CONNECTION.ics into ('-' for stdout); the folder must exist",
+    )
 
     p = command("stop", commands.cmd_stop, "stop a connection's sync safely (asks for confirmation)")
     p.add_argument("connection", type=connection_id, metavar="CONNECTION", help=CONNECTION_HELP)
@@ -241,7 +281,9 @@ def build_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("connection", type=connection_id, metavar="CONNECTION", help=CONNECTION_HELP)
     p.add_argument("--via", default="slack,email", help="channels, comma-separated: slack, email (default both)")
 
-    feed = sub.add_parser("feed", help="a staff member's private calendar-feed URL", description="Show or reset a staff member's private iCalendar feed URL.")
+    feed = sub.add_parser(
+        "feed", help="a staff member's private calendar-feed URL", description="Show or reset a staff member's private iCalendar feed URL."
+    )
     feed_sub = feed.add_subparsers(dest="feed_command", metavar="SUBCOMMAND", required=True)
     p = command("url", commands.cmd_feed, "show the feed URL (made on first use)", parent=feed_sub)
     p.add_argument("staff", type=staff_email, metavar="STAFF", help=STAFF_HELP)
@@ -266,8 +308,7 @@ def build_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="ask the provider for the current list first")
 
     p = command("audit", commands.cmd_audit, "the audit trail of support actions and external changes")
-    p.add_argument("--limit", type=limit, default=200, metavar="N",
-                   help=f"rows to show, 1 to {MAX_LIMIT} (default 200)")
+    p.add_argument("--limit", type=limit, default=200, metavar="N", help=f"rows to show, 1 to {MAX_LIMIT} (default 200)")
 
     command("keygen", commands.cmd_keygen, "print a new key for CALSYNC_SECRET_KEY", json_flag=False)
     command("rotate-key", commands.cmd_rotate_key, "re-encrypt stored credentials with the first key of CALSYNC_SECRET_KEY")

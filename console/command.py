@@ -44,8 +44,7 @@ def _console_parser():
     from core.version import VersionAction
 
     parser = Parser(prog="calsync console", description="Open the interactive support console.")
-    parser.add_argument("--as", dest="as_user", metavar="NAME", type=actor,
-                        help="audit actions as NAME (default: the OS user)")
+    parser.add_argument("--as", dest="as_user", metavar="NAME", type=actor, help="audit actions as NAME (default: the OS user)")
     parser.add_argument("--version", action=VersionAction)
     return parser
 

@@ -30,7 +30,7 @@ def normal_url(url: str) -> str:
     """The URL as compared: webcal is https, scheme and host in lower case, no trailing slash."""
     url = (url or "").strip()
     if url.lower().startswith("webcal://"):
-        url = "https://" + url[len("webcal://"):]
+        url = "https://" + url[len("webcal://") :]
     parts = urlsplit(url)
     netloc = parts.netloc.lower()
     path = parts.path.rstrip("/") or "/"

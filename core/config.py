@@ -137,9 +137,7 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
         return ""
     parts = urlsplit(raw)
     if parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(
-            f"{name}: must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {_redact(raw)!r}"
-        )
+        raise ConfigError(f"{name}: must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {_redact(raw)!r}")
     return raw.rstrip("/") if parts.scheme in ("http", "https") else raw
 
 
@@ -208,10 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
     database_url = env.get("CALSYNC_DATABASE_URL", "").strip() or db_default
     scheme = urlsplit(database_url).scheme
     if scheme not in ("sqlite", "postgresql", "postgres"):
-        raise ConfigError(
-            "CALSYNC_DATABASE_URL: must start with sqlite:/// or postgresql://, "
-            f"got {_redact(database_url)!r}"
-        )
+        raise ConfigError(f"CALSYNC_DATABASE_URL: must start with sqlite:/// or postgresql://, got {_redact(database_url)!r}")
 
     host = env.get("CALSYNC_HTTP_HOST", "").strip() or "127.0.0.1"
     port = _int(env, "CALSYNC_HTTP_PORT", 8080, 1, 65535, "the web server's port")
@@ -249,30 +244,56 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         sync_past_days=_int(env, "CALSYNC_SYNC_PAST_DAYS", 7, 0, 3650, "the days of the past the sync reads"),
         sync_future_days=_int(env, "CALSYNC_SYNC_FUTURE_DAYS", 90, 1, 3650, "the days ahead the sync reads"),
         max_occurrences=_int(env, "CALSYNC_MAX_OCCURRENCES", 1000, 1, 100000, "the occurrences one recurring event may expand to"),
-        unreachable_after=_int(env, "CALSYNC_UNREACHABLE_AFTER", 6 * 3600, 60, 30 * 86400, "the seconds of failure before a connection is unreachable"),
+        unreachable_after=_int(
+            env, "CALSYNC_UNREACHABLE_AFTER", 6 * 3600, 60, 30 * 86400, "the seconds of failure before a connection is unreachable"
+        ),
         all_day_policy=_choice(env, "CALSYNC_ALL_DAY_EVENTS", "ignore", ("ignore", "busy")),
         external_edit_policy=_choice(env, "CALSYNC_EXTERNAL_EDIT_POLICY", "apply", ("apply", "revert", "calendar")),
         external_delete_policy=_choice(env, "CALSYNC_EXTERNAL_DELETE_POLICY", "cancel", ("cancel", "restore")),
         sweep_interval=_int(env, "CALSYNC_SWEEP_INTERVAL", 300, 30, 86400, "the health sweep interval in seconds"),
-        reminder_interval=_int(env, "CALSYNC_REMINDER_INTERVAL", 86400, 60, 30 * 86400, "the seconds between reminders of an open incident"),
-        pending_escalate_after=_int(env, "CALSYNC_PENDING_ESCALATE_AFTER", 86400, 60, 30 * 86400, "the seconds a connection may stay pending before support is told"),
-        escalate_after=_int(env, "CALSYNC_ESCALATE_AFTER", 3 * 86400, 60, 90 * 86400, "the seconds an incident may stay open before support is told"),
+        reminder_interval=_int(
+            env, "CALSYNC_REMINDER_INTERVAL", 86400, 60, 30 * 86400, "the seconds between reminders of an open incident"
+        ),
+        pending_escalate_after=_int(
+            env, "CALSYNC_PENDING_ESCALATE_AFTER", 86400, 60, 30 * 86400, "the seconds a connection may stay pending before support is told"
+        ),
+        escalate_after=_int(
+            env, "CALSYNC_ESCALATE_AFTER", 3 * 86400, 60, 90 * 86400, "the seconds an incident may stay open before support is told"
+        ),
         relink_ttl=_int(env, "CALSYNC_RELINK_TTL", 7 * 86400, 60, 90 * 86400, "the lifetime of a relink link in seconds"),
         feed_secret=Secret(env.get("CALSYNC_FEED_SECRET", "").strip()),
         feed_past_days=_int(env, "CALSYNC_FEED_PAST_DAYS", 45, 0, 3650, "the days of the past a feed shows"),
         feed_future_days=_int(env, "CALSYNC_FEED_FUTURE_DAYS", 60, 1, 3650, "the days ahead a feed shows"),
         host_webhook_url=_url(env, "CALSYNC_HOST_WEBHOOK_URL", "", ("http", "https")),
         host_webhook_secret=Secret(env.get("CALSYNC_HOST_WEBHOOK_SECRET", "").strip()),
-        stale_after=_int(env, "CALSYNC_STALE_AFTER", 0, 0, 30 * 86400, "the seconds after which a busy source's last sync is stale (0: twice the sync interval)")
+        stale_after=_int(
+            env,
+            "CALSYNC_STALE_AFTER",
+            0,
+            0,
+            30 * 86400,
+            "the seconds after which a busy source's last sync is stale (0: twice the sync interval)",
+        )
         or 2 * sync_interval,
         oauth=_oauth_clients(env),
         lease_ttl=_int(env, "CALSYNC_LEASE_TTL", 600, 5, 86400, "the seconds a scheduler's claim on a connection lasts"),
-        http_deadline=_float(env, "CALSYNC_HTTP_DEADLINE", 60.0, 1.0, 3600.0,
-                             "the seconds one provider request may take in all (connect, answer, body, retries)"),
-        http_max_bytes=_int(env, "CALSYNC_HTTP_MAX_BYTES", 32 * 1024 * 1024, 64 * 1024, 1024**3,
-                            "the size cap in bytes of one provider answer (after decompression)"),
+        http_deadline=_float(
+            env,
+            "CALSYNC_HTTP_DEADLINE",
+            60.0,
+            1.0,
+            3600.0,
+            "the seconds one provider request may take in all (connect, answer, body, retries)",
+        ),
+        http_max_bytes=_int(
+            env,
+            "CALSYNC_HTTP_MAX_BYTES",
+            32 * 1024 * 1024,
+            64 * 1024,
+            1024**3,
+            "the size cap in bytes of one provider answer (after decompression)",
+        ),
         sync_budget=_int(env, "CALSYNC_SYNC_BUDGET", 300, 10, 86400, "the seconds one sync of a connection may take in all"),
-        parse_timeout=_float(env, "CALSYNC_PARSE_TIMEOUT", 5.0, 0.5, 600.0,
-                             "the seconds of work one recurring event may take to expand"),
+        parse_timeout=_float(env, "CALSYNC_PARSE_TIMEOUT", 5.0, 0.5, 600.0, "the seconds of work one recurring event may take to expand"),
         push=_choice(env, "CALSYNC_PUSH", "auto", ("auto", "on", "off")),
     )

@@ -31,8 +31,7 @@ def _keys_from_text(text: str, origin: str) -> list[Fernet]:
             fernets.append(Fernet(key.encode()))
         except (ValueError, TypeError):
             raise ConfigError(
-                f"{origin}: not a valid key (expected 32 url-safe base64-encoded bytes, "
-                "as made by `run_console.py keygen`)"
+                f"{origin}: not a valid key (expected 32 url-safe base64-encoded bytes, as made by `run_console.py keygen`)"
             ) from None
     return fernets
 
@@ -75,18 +74,14 @@ class Vault:
         try:
             return json.loads(self._multi.decrypt(token.encode()))
         except InvalidToken:
-            raise CredentialsUnreadable(
-                "stored credentials cannot be decrypted with the configured CALSYNC_SECRET_KEY"
-            ) from None
+            raise CredentialsUnreadable("stored credentials cannot be decrypted with the configured CALSYNC_SECRET_KEY") from None
 
     def rotate(self, token: str) -> str:
         """Re-encrypt ``token`` under the first (newest) key."""
         try:
             return self._multi.rotate(token.encode()).decode()
         except InvalidToken:
-            raise CredentialsUnreadable(
-                "stored credentials cannot be decrypted with the configured CALSYNC_SECRET_KEY"
-            ) from None
+            raise CredentialsUnreadable("stored credentials cannot be decrypted with the configured CALSYNC_SECRET_KEY") from None
 
 
 def feed_key(settings: Settings) -> bytes:

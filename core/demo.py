@@ -36,7 +36,9 @@ def seed(rt, caldav_url: str | None = None, username: str = "", password: str = 
         )
         if existing is None:
             connection = actions.connect(rt, DEMO_EMAIL, "caldav", url=caldav_url, username=username, password=password, actor=actor)
-            log.append(f"Connected CalDAV account {username} at {caldav_url} as connection {connection['id']} (pending until the first sync).")
+            log.append(
+                f"Connected CalDAV account {username} at {caldav_url} as connection {connection['id']} (pending until the first sync)."
+            )
         else:
             connection = actions.get_connection(rt, existing.id)
             log.append(f"Connection {existing.id} to {caldav_url} exists already.")

@@ -28,10 +28,19 @@ def remember(cal: m.Calendar, href: str, etag: str, uid: str) -> None:
 
 def _entry(cal: m.Calendar, href: str, uid: str, occ: ics.Occurrence, now) -> dict:
     """One feed entry's columns (cut to what the feed shows)."""
-    return {"calendar": cal.id, "href": href, "uid": uid, "recurrence_id": occ.recurrence_id,
-            "starts_at": occ.starts_at, "ends_at": occ.ends_at, "subject": occ.subject[:500],
-            "loaded": occ.loaded, "info": occ.info[:1000], "remote_updated_at": occ.remote_updated_at,
-            "seen_at": now}
+    return {
+        "calendar": cal.id,
+        "href": href,
+        "uid": uid,
+        "recurrence_id": occ.recurrence_id,
+        "starts_at": occ.starts_at,
+        "ends_at": occ.ends_at,
+        "subject": occ.subject[:500],
+        "loaded": occ.loaded,
+        "info": occ.info[:1000],
+        "remote_updated_at": occ.remote_updated_at,
+        "seen_at": now,
+    }
 
 
 def replace(cal: m.Calendar, href: str, rows: list[ics.Occurrence]) -> int:
@@ -47,9 +56,11 @@ def replace(cal: m.Calendar, href: str, rows: list[ics.Occurrence]) -> int:
             continue
         seen.add(key)
         # The same UID under another href (a copy of the event): the newest read wins.
-        change -= m.FeedEntry.delete().where(
-            m.FeedEntry.calendar == cal, m.FeedEntry.uid == uid, m.FeedEntry.recurrence_id == occ.recurrence_id
-        ).execute()
+        change -= (
+            m.FeedEntry.delete()
+            .where(m.FeedEntry.calendar == cal, m.FeedEntry.uid == uid, m.FeedEntry.recurrence_id == occ.recurrence_id)
+            .execute()
+        )
         change += 1
         m.FeedEntry.create(**_entry(cal, href, uid, occ, now))
     return change
@@ -84,12 +95,13 @@ class Batch:
         """Write what was kept; returns how many entries the calendar gained (negative: lost)."""
         cal, change = self.cal, 0
         R, F = m.RemoteObject, m.FeedEntry
-        objects = [{"calendar": cal.id, "href": href, "etag": etag, "uid": uid}
-                   for href, (etag, uid) in self.objects.items()]
+        objects = [{"calendar": cal.id, "href": href, "etag": etag, "uid": uid} for href, (etag, uid) in self.objects.items()]
         for chunk in pw.chunked(objects, CHUNK):
-            (R.insert_many(chunk)
-             .on_conflict(conflict_target=[R.calendar, R.href], update={R.etag: pw.EXCLUDED.etag, R.uid: pw.EXCLUDED.uid})
-             .execute())
+            (
+                R.insert_many(chunk)
+                .on_conflict(conflict_target=[R.calendar, R.href], update={R.etag: pw.EXCLUDED.etag, R.uid: pw.EXCLUDED.uid})
+                .execute()
+            )
         if self.entries:
             for chunk in pw.chunked(list(self.entries), CHUNK):
                 change -= F.delete().where(F.calendar == cal, F.href.in_(chunk)).execute()
@@ -142,8 +154,17 @@ class Ceiling:
             held = m.FeedEntry.select().where(m.FeedEntry.calendar == self.cal, m.FeedEntry.href == href).count()
             if self.count - held + len(rows) > self.cap:
                 first = rows[0]
-                rows = [ics.Occurrence(first.uid, "", first.starts_at, first.ends_at, first.subject, False,
-                                       f"invalid data: its {len(rows):,} occurrences would take this calendar past "
-                                       f"the {self.cap:,} calsync reads in the sync window; it blocks no time",
-                                       first.remote_updated_at)]
+                rows = [
+                    ics.Occurrence(
+                        first.uid,
+                        "",
+                        first.starts_at,
+                        first.ends_at,
+                        first.subject,
+                        False,
+                        f"invalid data: its {len(rows):,} occurrences would take this calendar past "
+                        f"the {self.cap:,} calsync reads in the sync window; it blocks no time",
+                        first.remote_updated_at,
+                    )
+                ]
         self.count += replace(self.cal, href, rows)

@@ -37,8 +37,7 @@ def _limit_memory(limit: int) -> None:
 
 def _expand_in_worker(data: str, window_start, window_end, tz_name: str, policy: str, max_occurrences: int):
     cal = ics.parse(data)
-    return ics.expand(cal, window_start, window_end, ics.zone(tz_name), all_day_policy=policy,
-                      max_occurrences=max_occurrences)
+    return ics.expand(cal, window_start, window_end, ics.zone(tz_name), all_day_policy=policy, max_occurrences=max_occurrences)
 
 
 def _get_pool():
@@ -51,8 +50,9 @@ def _get_pool():
             context = multiprocessing.get_context("forkserver")
             # Every worker expands with icalendar: loaded once in the server, not in each worker.
             multiprocessing.set_forkserver_preload(["core.ics", "icalendar", "recurring_ical_events"])
-            _pool = pebble.ProcessPool(max_workers=WORKERS, max_tasks=TASKS_PER_WORKER, initializer=_limit_memory,
-                                       initargs=(MEMORY_LIMIT,), context=context)
+            _pool = pebble.ProcessPool(
+                max_workers=WORKERS, max_tasks=TASKS_PER_WORKER, initializer=_limit_memory, initargs=(MEMORY_LIMIT,), context=context
+            )
             atexit.register(shutdown)
         return _pool
 
@@ -80,19 +80,31 @@ class Budget:
         self.left = timeouts
 
 
-def expand(data: str, parsed, window_start: dt.datetime, window_end: dt.datetime, tz, *, all_day_policy: str,
-           max_occurrences: int, timeout: float, budget: Budget | None = None) -> list[ics.Occurrence]:
+def expand(
+    data: str,
+    parsed,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    tz,
+    *,
+    all_day_policy: str,
+    max_occurrences: int,
+    timeout: float,
+    budget: Budget | None = None,
+) -> list[ics.Occurrence]:
     """The feed-entry rows of one object: recurring ones expanded in a worker within ``timeout`` seconds."""
     if not ics.is_recurring(parsed):
-        return ics.expand(parsed, window_start, window_end, tz, all_day_policy=all_day_policy,
-                          max_occurrences=max_occurrences)
+        return ics.expand(parsed, window_start, window_end, tz, all_day_policy=all_day_policy, max_occurrences=max_occurrences)
     why = ics.rule_problem(parsed)
     if why:
         return _invalid(parsed, why)
     if budget is not None and budget.left <= 0:
         return _invalid(parsed, "not read: other repeat rules of this calendar already took too long in this sync")
-    future = _get_pool().schedule(_expand_in_worker, args=(data, window_start, window_end, getattr(tz, "key", "UTC"),
-                                                           all_day_policy, max_occurrences), timeout=timeout)
+    future = _get_pool().schedule(
+        _expand_in_worker,
+        args=(data, window_start, window_end, getattr(tz, "key", "UTC"), all_day_policy, max_occurrences),
+        timeout=timeout,
+    )
     try:
         return future.result()
     except concurrent.futures.TimeoutError:

@@ -91,8 +91,7 @@ class Validators:
 
 def _newest(staff_id, after, before):
     A = m.Appointment
-    return (A.select(pw.fn.MAX(A.updated_at), pw.fn.COUNT(A.id))
-            .where(A.staff == staff_id, A.ends_at > after, A.starts_at < before).tuples())
+    return A.select(pw.fn.MAX(A.updated_at), pw.fn.COUNT(A.id)).where(A.staff == staff_id, A.ends_at > after, A.starts_at < before).tuples()
 
 
 _NEWEST = prepared.Prepared(_newest)  # every feed request asks it: built once
@@ -101,8 +100,7 @@ _NEWEST = prepared.Prepared(_newest)  # every feed request asks it: built once
 def validators(rt, staff: m.Staff) -> Validators:
     """ETag and Last-Modified without rendering: changes, cancellations and the moving window all count."""
     start, end = window(rt)
-    newest, count = _NEWEST.fetch(staff_id=staff.id, after=start - dt.timedelta(days=1),
-                                 before=end + dt.timedelta(days=1))[0]
+    newest, count = _NEWEST.fetch(staff_id=staff.id, after=start - dt.timedelta(days=1), before=end + dt.timedelta(days=1))[0]
     newest = clock.utc(newest) if isinstance(newest, dt.datetime) else clock.utc(staff.created_at)
     if isinstance(newest, str):  # some drivers hand aggregates back as text
         newest = clock.utc(dt.datetime.fromisoformat(newest))
@@ -111,8 +109,9 @@ def validators(rt, staff: m.Staff) -> Validators:
     # Last-Modified moves with the window too (at the start of each UTC day), or a client that
     # sends only If-Modified-Since would never see an appointment booked long ahead enter the window.
     today = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Validators(etag='"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"',
-                      last_modified=max(newest, today).replace(microsecond=0))
+    return Validators(
+        etag='"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"', last_modified=max(newest, today).replace(microsecond=0)
+    )
 
 
 _RENDERED: "OrderedDict[tuple[int, str], bytes]" = OrderedDict()
@@ -165,7 +164,7 @@ def render(rt, staff: m.Staff) -> bytes:
     missing = [key[0] for key, body in parts.items() if body is None]
     fresh = {}
     for start in range(0, len(missing), 500):
-        for appointment in A.select().where(A.id.in_(missing[start:start + 500])):
+        for appointment in A.select().where(A.id.in_(missing[start : start + 500])):
             body = _event_bytes(appointment)
             if body is not None:
                 fresh[(appointment.id, appointment.version, appointment.updated_at)] = body
@@ -186,8 +185,9 @@ def _event_bytes(appointment) -> bytes | None:
     try:
         return ics.feed_event(appointment, clock.utc(appointment.updated_at)).to_ical()
     except Exception as exc:  # noqa: BLE001 — a row stored before today's checks
-        log.error("feed: appointment %s cannot be written as iCalendar (%s); it is left out of the feed",
-                  appointment.id, type(exc).__name__)
+        log.error(
+            "feed: appointment %s cannot be written as iCalendar (%s); it is left out of the feed", appointment.id, type(exc).__name__
+        )
         return None
 
 

@@ -115,38 +115,47 @@ def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
             stale = not never and conn.last_success_at < stale_before
             if broken:
                 state = "broken"
-                warnings.append(f"{cal.name} ({conn.account}) could not be taken into account: the connection is "
-                                f"{conn.status} ({conn.reason or meaning(conn.status)}); busy times from before "
-                                f"{_iso(conn.last_success_at) or 'ever'} are used as last known")
+                warnings.append(
+                    f"{cal.name} ({conn.account}) could not be taken into account: the connection is "
+                    f"{conn.status} ({conn.reason or meaning(conn.status)}); busy times from before "
+                    f"{_iso(conn.last_success_at) or 'ever'} are used as last known"
+                )
             elif never:
                 state = "not_synced_yet"
                 warnings.append(f"{cal.name} ({conn.account}) has not been synced yet: its busy times are unknown")
             elif stale:
                 state = "stale"
-                warnings.append(f"{cal.name} ({conn.account}) was last synced at {_iso(conn.last_success_at)}: "
-                                "its busy times may be out of date")
+                warnings.append(
+                    f"{cal.name} ({conn.account}) was last synced at {_iso(conn.last_success_at)}: its busy times may be out of date"
+                )
             else:
                 state = "ok"
             usable.append(cal.id)
-            sources.append({
-                "calendar": cal.name,
-                "connection": conn.id,
-                "provider": conn.provider,
-                "account": conn.account,
-                "status": conn.status,
-                "state": state,
-                "last_successful_sync": _iso(conn.last_success_at),
-            })
+            sources.append(
+                {
+                    "calendar": cal.name,
+                    "connection": conn.id,
+                    "provider": conn.provider,
+                    "account": conn.account,
+                    "status": conn.status,
+                    "state": state,
+                    "last_successful_sync": _iso(conn.last_success_at),
+                }
+            )
     blocks: list[tuple[dt.datetime, dt.datetime]] = []
     if usable:
         for entry in m.FeedEntry.select().where(
-            m.FeedEntry.calendar.in_(usable), m.FeedEntry.loaded == True,  # noqa: E712
-            m.FeedEntry.starts_at < end, m.FeedEntry.ends_at > start,
+            m.FeedEntry.calendar.in_(usable),
+            m.FeedEntry.loaded == True,  # noqa: E712
+            m.FeedEntry.starts_at < end,
+            m.FeedEntry.ends_at > start,
         ):
             blocks.append((max(entry.starts_at, start), min(entry.ends_at, end)))
     for appointment in m.Appointment.select().where(
-        m.Appointment.staff == staff, m.Appointment.cancelled == False,  # noqa: E712
-        m.Appointment.starts_at < end, m.Appointment.ends_at > start,
+        m.Appointment.staff == staff,
+        m.Appointment.cancelled == False,  # noqa: E712
+        m.Appointment.starts_at < end,
+        m.Appointment.ends_at > start,
     ):
         blocks.append((max(appointment.starts_at, start), min(appointment.ends_at, end)))
     return {
@@ -163,18 +172,20 @@ def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
 def connections(staff: m.Staff) -> list[dict]:
     rows = []
     for conn in m.Connection.select().where(m.Connection.staff == staff).order_by(m.Connection.id):
-        rows.append({
-            "id": conn.id,
-            "provider": conn.provider,
-            "account": conn.account,
-            "status": conn.status,
-            "meaning": meaning(conn.status),
-            "reason": conn.reason or meaning(conn.status),
-            "since": _iso(conn.status_since),
-            "last_sync_at": _iso(conn.last_sync_at),
-            "last_successful_sync": _iso(conn.last_success_at),
-            "missed": waiting.missed_count(conn),
-            "failing_since": _iso(conn.failing_since),
-            "consecutive_failures": conn.failures_in_row if conn.failing_since else 0,
-        })
+        rows.append(
+            {
+                "id": conn.id,
+                "provider": conn.provider,
+                "account": conn.account,
+                "status": conn.status,
+                "meaning": meaning(conn.status),
+                "reason": conn.reason or meaning(conn.status),
+                "since": _iso(conn.status_since),
+                "last_sync_at": _iso(conn.last_sync_at),
+                "last_successful_sync": _iso(conn.last_success_at),
+                "missed": waiting.missed_count(conn),
+                "failing_since": _iso(conn.failing_since),
+                "consecutive_failures": conn.failures_in_row if conn.failing_since else 0,
+            }
+        )
     return rows

@@ -76,8 +76,7 @@ class _CappedRetry(Retry):
 
 
 @functools.lru_cache(maxsize=16)
-def _shared_adapter(allow_private: bool, ca_file: str | None, retries: int, backoff: float,
-                    pool_size: int) -> netguard.GuardedAdapter:
+def _shared_adapter(allow_private: bool, ca_file: str | None, retries: int, backoff: float, pool_size: int) -> netguard.GuardedAdapter:
     """One adapter per set of rules for the whole process, so its connections are kept alive from
     one sync to the next (a worker's next sync of the same host skips the TCP and TLS handshakes).
 
@@ -98,8 +97,7 @@ def _shared_adapter(allow_private: bool, ca_file: str | None, retries: int, back
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    adapter = netguard.GuardedAdapter(allow_private, ca_file=ca_file, max_retries=retry,
-                                      pool_connections=32, pool_maxsize=pool_size)
+    adapter = netguard.GuardedAdapter(allow_private, ca_file=ca_file, max_retries=retry, pool_connections=32, pool_maxsize=pool_size)
     _ADAPTERS.append(adapter)
     return adapter
 
@@ -221,8 +219,7 @@ class HttpClient:
             ends, why = self.budget_ends_at, self.budget_text or "ran past the sync's time budget"
         return ends, why
 
-    def request(self, method: str, url: str, *, follow_redirects: bool = True, max_bytes: int | None = None,
-                **kwargs) -> requests.Response:
+    def request(self, method: str, url: str, *, follow_redirects: bool = True, max_bytes: int | None = None, **kwargs) -> requests.Response:
         """One request (redirects followed hop by hop through the guard), its body read and capped.
 
         Raises URLNotAllowed, DeadlineExceeded, AnswerTooLarge, CredentialsRedirect or requests'
@@ -252,8 +249,7 @@ class HttpClient:
                     raise
                 except socket.timeout:
                     raise DeadlineExceeded(why) from None
-                if not (follow_redirects and response.status_code in (301, 302, 303, 307, 308)
-                        and response.headers.get("Location")):
+                if not (follow_redirects and response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location")):
                     try:
                         self._read_body(response, cap)
                     except socket.timeout:
@@ -291,8 +287,7 @@ class HttpClient:
         encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         if not error and declared.isdigit() and int(declared) > limit and not encoded:
             response.close()
-            raise AnswerTooLarge(f"the answer is larger than the {limit:,}-byte limit ({int(declared):,} bytes)",
-                                 declared=int(declared))
+            raise AnswerTooLarge(f"the answer is larger than the {limit:,}-byte limit ({int(declared):,} bytes)", declared=int(declared))
         chunks, size = [], 0
         try:
             for chunk in response.raw.stream(CHUNK, decode_content=True):

@@ -33,6 +33,7 @@ def _icalendar():
 
     return icalendar
 
+
 PRODID = "-//Calsync//calsync 0.1//EN"
 CALSYNC_PROP = "X-CALSYNC-APPOINTMENT"
 
@@ -254,7 +255,9 @@ def expand(
     if why:
         return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: {why}", None)]
     if "DTSTART" not in master:
-        return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, "invalid data: the event has no start time", None)]
+        return [
+            Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, "invalid data: the event has no start time", None)
+        ]
     recurring = "RRULE" in master or "RDATE" in master or len(vevents) > 1
     if not recurring:
         occ = _occurrence(master, tz, all_day_policy, "", note)
@@ -278,7 +281,18 @@ def expand(
     except InvalidData as exc:
         return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: {exc}", None)]
     except Exception as exc:  # a broken RRULE surfaces as many exception types
-        return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: the repeat rule cannot be read ({str(exc)[:120]})", None)]
+        return [
+            Occurrence(
+                uid,
+                "",
+                None,
+                None,
+                str(master.get("SUMMARY", "") or ""),
+                False,
+                f"invalid data: the repeat rule cannot be read ({str(exc)[:120]})",
+                None,
+            )
+        ]
     if not rows:
         occ = _occurrence(master, tz, all_day_policy, "", note)
         occ.loaded, occ.info = False, INFO_OUTSIDE + " (no occurrence inside it)"

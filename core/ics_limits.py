@@ -102,8 +102,7 @@ def sanitize(text: str) -> str:
                 continue
         if upper == "END:VEVENT" and values > MAX_VALUES:
             out[event_start:] = [ln for ln in out[event_start:] if _name_and_value(ln)[0] not in ("RDATE", "EXDATE")]
-            out.append(f"{INVALID_PROP}:it lists {values} RDATE/EXDATE dates (more than the {MAX_VALUES} "
-                       "calsync reads of one event)")
+            out.append(f"{INVALID_PROP}:it lists {values} RDATE/EXDATE dates (more than the {MAX_VALUES} calsync reads of one event)")
         out.append(line)
     return "\r\n".join(out)
 

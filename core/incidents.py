@@ -25,20 +25,16 @@ PENDING_KIND = "pending"
 
 
 def open_incident(conn: m.Connection) -> m.Incident | None:
-    return (
-        m.Incident.select()
-        .where(m.Incident.connection == conn, m.Incident.resolved_at.is_null())
-        .order_by(m.Incident.id.desc())
-        .first()
-    )
+    return m.Incident.select().where(m.Incident.connection == conn, m.Incident.resolved_at.is_null()).order_by(m.Incident.id.desc()).first()
 
 
 def _notify_open(rt, conn: m.Connection, incident: m.Incident, event: str, key: str) -> None:
     # Every broken status has a page that fixes it (new credentials, a new primary
     # calendar, a test), and every message of one incident carries the same link.
     relink_url, link = relink.live_or_new(rt, conn)
-    payload = outbox.payload_for(rt, conn, incident=incident.id, opened_at=incident.opened_at.isoformat(),
-                                 link_expires_at=link.expires_at.isoformat())
+    payload = outbox.payload_for(
+        rt, conn, incident=incident.id, opened_at=incident.opened_at.isoformat(), link_expires_at=link.expires_at.isoformat()
+    )
     outbox.notify(rt, event, key, payload, incident=incident, connection=conn, staff=conn.staff, relink_url=relink_url)
 
 
@@ -51,8 +47,7 @@ def opened(rt, conn: m.Connection, kind: str, reason: str, answer: str) -> m.Inc
         _close(current, f"became {kind}")
     settle(rt, conn, force=True)  # an earlier repair still delivering: say what it delivered before the new alert
     now = clock.now()
-    incident = m.Incident.create(connection=conn, kind=kind, reason=reason, provider_answer=answer[:4000],
-                                 opened_at=now, last_seen_at=now)
+    incident = m.Incident.create(connection=conn, kind=kind, reason=reason, provider_answer=answer[:4000], opened_at=now, last_seen_at=now)
     log.info("incident %s opened: connection=%s kind=%s", incident.id, conn.id, kind)
     _notify_open(rt, conn, incident, "incident.opened", f"incident:{incident.id}:opened")
     return incident
@@ -92,18 +87,19 @@ def settle(rt, conn: m.Connection, force: bool = False) -> int:
     told = 0
     for incident in m.Incident.select().where(m.Incident.connection == conn, m.Incident.delivery_open == True):  # noqa: E712
         released = m.AppointmentLink.select().where(m.AppointmentLink.released_by == incident.id)
-        still_writing = released.where(m.AppointmentLink.state == m.LINK_PENDING,
-                                       m.AppointmentLink.last_error == "").exists()
+        still_writing = released.where(m.AppointmentLink.state == m.LINK_PENDING, m.AppointmentLink.last_error == "").exists()
         if still_writing and not force:
             continue
         delivered = released.where(m.AppointmentLink.state == m.LINK_SYNCED).count()
         incident.delivery_open = False
         incident.missed_delivered = delivered
         incident.save()
-        payload = outbox.payload_for(rt, conn, incident=incident.id, delivered=delivered,
-                                     resolved_at=incident.resolved_at.isoformat(), broken_status=incident.kind)
-        outbox.notify(rt, "incident.resolved", f"incident:{incident.id}:resolved", payload,
-                      incident=incident, connection=conn, staff=conn.staff)
+        payload = outbox.payload_for(
+            rt, conn, incident=incident.id, delivered=delivered, resolved_at=incident.resolved_at.isoformat(), broken_status=incident.kind
+        )
+        outbox.notify(
+            rt, "incident.resolved", f"incident:{incident.id}:resolved", payload, incident=incident, connection=conn, staff=conn.staff
+        )
         log.info("incident %s resolved: connection=%s delivered=%d", incident.id, conn.id, delivered)
         told += 1
     return told
@@ -111,14 +107,15 @@ def settle(rt, conn: m.Connection, force: bool = False) -> int:
 
 def delivered_since_repair(conn_id: int) -> int:
     """How many appointments that waited through the last break are on the calendar now."""
-    incident = (m.Incident.select(m.Incident.id)
-                .where(m.Incident.connection == conn_id, m.Incident.resolved_at.is_null(False),
-                       m.Incident.kind != PENDING_KIND)
-                .order_by(m.Incident.id.desc()).scalar())
+    incident = (
+        m.Incident.select(m.Incident.id)
+        .where(m.Incident.connection == conn_id, m.Incident.resolved_at.is_null(False), m.Incident.kind != PENDING_KIND)
+        .order_by(m.Incident.id.desc())
+        .scalar()
+    )
     if incident is None:
         return 0
-    return m.AppointmentLink.select().where(m.AppointmentLink.released_by == incident,
-                                            m.AppointmentLink.state == m.LINK_SYNCED).count()
+    return m.AppointmentLink.select().where(m.AppointmentLink.released_by == incident, m.AppointmentLink.state == m.LINK_SYNCED).count()
 
 
 def check(rt) -> dict:
@@ -138,9 +135,15 @@ def check(rt) -> dict:
         if incident.escalated_at is None and (now - incident.opened_at).total_seconds() >= s.escalate_after:
             incident.escalated_at = now
             incident.save()
-            outbox.notify(rt, "incident.escalated", f"incident:{incident.id}:escalated",
-                          outbox.payload_for(rt, conn, incident=incident.id, opened_at=incident.opened_at.isoformat()),
-                          incident=incident, connection=conn, staff=conn.staff)
+            outbox.notify(
+                rt,
+                "incident.escalated",
+                f"incident:{incident.id}:escalated",
+                outbox.payload_for(rt, conn, incident=incident.id, opened_at=incident.opened_at.isoformat()),
+                incident=incident,
+                connection=conn,
+                staff=conn.staff,
+            )
             escalated += 1
     stale = m.Connection.select().where(
         m.Connection.status == m.PENDING,
@@ -149,10 +152,17 @@ def check(rt) -> dict:
     for conn in stale:
         if m.Incident.select().where(m.Incident.connection == conn, m.Incident.kind == PENDING_KIND).exists():
             continue
-        incident = m.Incident.create(connection=conn, kind=PENDING_KIND, reason="the first sync has not finished",
-                                     opened_at=now, last_seen_at=now, escalated_at=now)
-        outbox.notify(rt, "incident.escalated", f"incident:{incident.id}:escalated",
-                      outbox.payload_for(rt, conn, incident=incident.id, pending_since=conn.status_since.isoformat()),
-                      incident=incident, connection=conn, staff=conn.staff)
+        incident = m.Incident.create(
+            connection=conn, kind=PENDING_KIND, reason="the first sync has not finished", opened_at=now, last_seen_at=now, escalated_at=now
+        )
+        outbox.notify(
+            rt,
+            "incident.escalated",
+            f"incident:{incident.id}:escalated",
+            outbox.payload_for(rt, conn, incident=incident.id, pending_since=conn.status_since.isoformat()),
+            incident=incident,
+            connection=conn,
+            staff=conn.staff,
+        )
         escalated += 1
     return {"reminders": reminded, "escalations": escalated}

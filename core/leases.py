@@ -88,9 +88,7 @@ def owner_alive(owner: str | None) -> bool:
 def claim(conn_id: int, owner: str) -> bool:
     now = clock.now()
     claimed = (
-        m.Connection.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL)
-        .where(m.Connection.id == conn_id, _free(now))
-        .execute()
+        m.Connection.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL).where(m.Connection.id == conn_id, _free(now)).execute()
     )
     if claimed == 1:
         return True
@@ -109,23 +107,33 @@ def claim(conn_id: int, owner: str) -> bool:
 
 def _interrupted(conn_ids) -> None:
     """The runs a dead process left "running" say what happened to them."""
-    (m.SyncRun.update(outcome="failed", finished_at=clock.now(),
-                      error="interrupted: the process running this sync ended before it finished")
-     .where(m.SyncRun.connection.in_(conn_ids), m.SyncRun.outcome == "running").execute())
+    (
+        m.SyncRun.update(
+            outcome="failed", finished_at=clock.now(), error="interrupted: the process running this sync ended before it finished"
+        )
+        .where(m.SyncRun.connection.in_(conn_ids), m.SyncRun.outcome == "running")
+        .execute()
+    )
 
 
 def reap_dead(host: str | None = None) -> int:
     """Free every lease held by a process of this host that is gone; returns how many."""
     host = host or socket.gethostname()
-    owners = [o for (o,) in m.Connection.select(m.Connection.lease_owner).distinct()
-              .where(m.Connection.lease_owner.is_null(False),  # the partial index of held leases (schema 7)
-                     m.Connection.lease_owner.contains(f"@{host}:")).tuples()]
+    owners = [
+        o
+        for (o,) in m.Connection.select(m.Connection.lease_owner)
+        .distinct()
+        .where(
+            m.Connection.lease_owner.is_null(False),  # the partial index of held leases (schema 7)
+            m.Connection.lease_owner.contains(f"@{host}:"),
+        )
+        .tuples()
+    ]
     dead = [o for o in owners if not owner_alive(o)]
     if not dead:
         return 0
     _interrupted(m.Connection.select(m.Connection.id).where(m.Connection.lease_owner.in_(dead)))
-    freed = (m.Connection.update(lease_owner=None, lease_expires_at=None)
-             .where(m.Connection.lease_owner.in_(dead)).execute())
+    freed = m.Connection.update(lease_owner=None, lease_expires_at=None).where(m.Connection.lease_owner.in_(dead)).execute()
     log.warning("freed %d lease(s) of %d process(es) of this host that are gone", freed, len(dead))
     return freed
 
@@ -211,8 +219,7 @@ def claim_due(owner: str, limit: int, *, due_by: dt.datetime | None = None, reap
         .order_by(C.next_sync_at.asc(nulls="FIRST"), C.id)
         .limit(limit)
     )
-    query = (C.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL)
-             .where(C.id.in_(due)).returning(C.id).tuples())
+    query = C.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL).where(C.id.in_(due)).returning(C.id).tuples()
     return sorted(row[0] for row in query.execute())
 
 
@@ -225,15 +232,13 @@ def claim_requested(owner: str, limit: int, within: float = SETTLE) -> list[int]
     C = m.Connection
     asked = (
         C.select(C.id)
-        .where(C.status != m.STOPPED, C.sync_requested_at.is_null(False),
-               C.next_sync_at <= now + dt.timedelta(seconds=within), _free(now))
+        .where(C.status != m.STOPPED, C.sync_requested_at.is_null(False), C.next_sync_at <= now + dt.timedelta(seconds=within), _free(now))
         .order_by(C.next_sync_at, C.id)
         .limit(limit)
     )
     # The lease condition again on the UPDATE itself: PostgreSQL re-checks it on a row another
     # scheduler claimed meanwhile, so none is claimed twice.
-    query = (C.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL)
-             .where(C.id.in_(asked), _free(now)).returning(C.id).tuples())
+    query = C.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL).where(C.id.in_(asked), _free(now)).returning(C.id).tuples()
     return sorted(row[0] for row in query.execute())
 
 
@@ -261,8 +266,7 @@ def giving_back(owner: str, now: dt.datetime, next_at: dt.datetime) -> dict:
     and for a run's own last write, which then needs no statement of its own."""
     C = m.Connection
     mine = C.lease_owner == owner
-    due = pw.Case(None, [(C.sync_requested_at.is_null(False), C.next_sync_at.db_value(now))],
-                  C.next_sync_at.db_value(next_at))
+    due = pw.Case(None, [(C.sync_requested_at.is_null(False), C.next_sync_at.db_value(now))], C.next_sync_at.db_value(next_at))
     return {
         C.lease_owner: pw.Case(None, [(mine, None)], C.lease_owner),
         C.lease_expires_at: pw.Case(None, [(mine, None)], C.lease_expires_at),
@@ -279,14 +283,16 @@ def release(rt, conn_id: int, owner: str, ok: bool) -> None:
         failures = C.select(C.failures_in_row).where(C.id == conn_id).scalar()
         if failures is None:
             return
-    C.update(giving_back(owner, clock.now(), next_due(rt, ok, failures))).where(
-        C.id == conn_id, C.lease_owner == owner).execute()
+    C.update(giving_back(owner, clock.now(), next_due(rt, ok, failures))).where(C.id == conn_id, C.lease_owner == owner).execute()
 
 
 def release_check(conn_id: int, owner: str) -> None:
     """Give the connection back after a health check: its next sync stays when it was."""
-    (m.Connection.update(lease_owner=None, lease_expires_at=None)
-     .where(m.Connection.id == conn_id, m.Connection.lease_owner == owner).execute())
+    (
+        m.Connection.update(lease_owner=None, lease_expires_at=None)
+        .where(m.Connection.id == conn_id, m.Connection.lease_owner == owner)
+        .execute()
+    )
 
 
 def release_all(owner: str, keep=()) -> int:

@@ -82,10 +82,11 @@ def _quiet_success(conn_id, run_started, now, owner, next_at, requests, duration
     C = m.Connection
     columns = {
         **sync_runs.stretch_columns(run_started, requests, duration_ms),
-        C.last_sync_at: run_started, C.last_success_at: now, C.quiet_at: now,
+        C.last_sync_at: run_started,
+        C.last_success_at: now,
+        C.quiet_at: now,
         # A sync asked for after the run began stays asked for.
-        C.sync_requested_at: pw.Case(None, [(C.sync_requested_at <= C.sync_requested_at.db_value(run_started), None)],
-                                     C.sync_requested_at),
+        C.sync_requested_at: pw.Case(None, [(C.sync_requested_at <= C.sync_requested_at.db_value(run_started), None)], C.sync_requested_at),
     }
     if owner is not None:
         columns.update(leases.giving_back(owner, now, next_at))
@@ -95,8 +96,9 @@ def _quiet_success(conn_id, run_started, now, owner, next_at, requests, duration
 _QUIET_SUCCESS = prepared.Prepared(_quiet_success)
 
 
-def succeeded_quietly(rt, conn: m.Connection, run_started, lease_owner: str | None = None, *,
-                      requests: int = 0, duration_ms: int = 0) -> None:
+def succeeded_quietly(
+    rt, conn: m.Connection, run_started, lease_owner: str | None = None, *, requests: int = 0, duration_ms: int = 0
+) -> None:
     """A run of an active, healthy connection that found nothing to do (:func:`waiting.nothing_to_do`):
     what :func:`succeeded` would write, in one statement: the time every calendar was last seen
     unchanged (``quiet_at``), the run counted into the open stretch of no-change runs
@@ -104,8 +106,9 @@ def succeeded_quietly(rt, conn: m.Connection, run_started, lease_owner: str | No
     ``lease_owner``, the lease given back (:func:`leases.giving_back`)."""
     now = clock.now()
     next_at = leases.next_due(rt, ok=True) if lease_owner is not None else None
-    _QUIET_SUCCESS.execute(conn_id=conn.id, run_started=run_started, now=now, owner=lease_owner, next_at=next_at,
-                           requests=requests, duration_ms=duration_ms)
+    _QUIET_SUCCESS.execute(
+        conn_id=conn.id, run_started=run_started, now=now, owner=lease_owner, next_at=next_at, requests=requests, duration_ms=duration_ms
+    )
     conn.last_sync_at, conn.last_success_at, conn.quiet_at = run_started, now, now
 
 
@@ -149,8 +152,7 @@ def request_sync(conn: m.Connection, settle: bool = False) -> None:
     due = now
     if settle:
         latest = now + dt.timedelta(seconds=leases.SETTLE)
-        due = pw.Case(None, [((C.next_sync_at.is_null()) | (C.next_sync_at > latest), C.next_sync_at.db_value(latest))],
-                      C.next_sync_at)
+        due = pw.Case(None, [((C.next_sync_at.is_null()) | (C.next_sync_at > latest), C.next_sync_at.db_value(latest))], C.next_sync_at)
     C.update({C.sync_requested_at: now, C.next_sync_at: due}).where(C.id == conn.id).execute()
     leases.nudge()
 

@@ -98,8 +98,7 @@ class EmailSender:
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(outgoing.text)
         message.add_alternative(
-            mail_html.render(outgoing.text, subject=subject, sender=sender.addr_spec,
-                             links=(outgoing.relink_url,)),
+            mail_html.render(outgoing.text, subject=subject, sender=sender.addr_spec, links=(outgoing.relink_url,)),
             subtype="html",
         )
         return message

@@ -69,11 +69,10 @@ def _button(url: str, label: str) -> str:
         f'<table role="presentation" {TABLE} style="margin:4px 0 12px 0;">'
         f'<tr><td style="border-radius:6px;background-color:{ACCENT};">'
         f'<a href="{href}" style="display:inline-block;padding:12px 24px;font-family:{FONT};font-size:16px;'
-        f'font-weight:bold;line-height:1.25;color:#ffffff;background-color:{ACCENT};border-radius:6px;'
+        f"font-weight:bold;line-height:1.25;color:#ffffff;background-color:{ACCENT};border-radius:6px;"
         f'text-decoration:none;">{_text(label)}</a>'
         "</td></tr></table>\n"
-        + _paragraph("If the button does not work, copy this address into your browser:",
-                     f"margin:0 0 4px 0;font-size:14px;color:{MUTED};")
+        + _paragraph("If the button does not work, copy this address into your browser:", f"margin:0 0 4px 0;font-size:14px;color:{MUTED};")
         + "\n"
         + _paragraph(_text(url), "margin:0 0 12px 0;font-size:14px;word-break:break-all;")
     )
@@ -114,9 +113,11 @@ def _body(lines: list[str], links: set[str]) -> list[str]:
 
 def footer(sender: str) -> str:
     """Who sends the mail, in words staff can act on: an automatic message, and the address to allow-list."""
-    return (f"This is an automatic message from Calsync, sent from <strong>{_text(sender)}</strong>. "
-            "Add that address to your contacts or to your allow-list (safe senders) so these messages "
-            "do not end up in spam.")
+    return (
+        f"This is an automatic message from Calsync, sent from <strong>{_text(sender)}</strong>. "
+        "Add that address to your contacts or to your allow-list (safe senders) so these messages "
+        "do not end up in spam."
+    )
 
 
 def render(text: str, *, subject: str, sender: str, links: Iterable[str] = ()) -> str:

@@ -47,10 +47,14 @@ class DatabaseCollector:
         yield runs
 
         # A stretch of no-change runs counts as its runs, each of their mean duration.
-        timed = [(d / max(n, 1), n) for d, n in m.SyncRun.select(m.SyncRun.duration_ms, m.SyncRun.runs)
-                 .where(m.SyncRun.outcome != "running").tuples()]
-        timed += [(d / n, n) for d, n in m.Connection.select(m.Connection.quiet_ms, m.Connection.quiet_runs)
-                  .where(m.Connection.quiet_runs > 0).tuples()]
+        timed = [
+            (d / max(n, 1), n)
+            for d, n in m.SyncRun.select(m.SyncRun.duration_ms, m.SyncRun.runs).where(m.SyncRun.outcome != "running").tuples()
+        ]
+        timed += [
+            (d / n, n)
+            for d, n in m.Connection.select(m.Connection.quiet_ms, m.Connection.quiet_runs).where(m.Connection.quiet_runs > 0).tuples()
+        ]
         buckets = []
         for bound in BUCKETS_MS:
             buckets.append((str(bound / 1000), sum(n for d, n in timed if d <= bound)))
@@ -67,10 +71,12 @@ class DatabaseCollector:
         yield statuses
 
         yield GaugeMetricFamily("calsync_outbox_backlog", "Notification deliveries not yet sent", value=backlog())
-        yield GaugeMetricFamily("calsync_open_incidents", "Incidents not resolved",
-                                value=m.Incident.select().where(m.Incident.resolved_at.is_null()).count())
-        yield GaugeMetricFamily("calsync_schedulers_alive", "Scheduler processes with a heartbeat in the last minute",
-                                value=scheduler_state()["schedulers"])
+        yield GaugeMetricFamily(
+            "calsync_open_incidents", "Incidents not resolved", value=m.Incident.select().where(m.Incident.resolved_at.is_null()).count()
+        )
+        yield GaugeMetricFamily(
+            "calsync_schedulers_alive", "Scheduler processes with a heartbeat in the last minute", value=scheduler_state()["schedulers"]
+        )
 
 
 def render() -> bytes:

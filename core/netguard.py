@@ -134,8 +134,7 @@ def _allowed(address: str, allow_private: bool) -> bool:
 
 def _refusal(host: str, address: str) -> URLNotAllowed:
     return URLNotAllowed(
-        f"{host} points at a private or loopback address ({address}); "
-        "calsync does not fetch those unless CALSYNC_ALLOW_PRIVATE_URLS is on"
+        f"{host} points at a private or loopback address ({address}); calsync does not fetch those unless CALSYNC_ALLOW_PRIVATE_URLS is on"
     )
 
 
@@ -232,8 +231,7 @@ def _pool_classes(allow_private: bool, ca_file: str | None) -> dict:
     """urllib3's pools with the guarded connections, one pair per rule (built once, not per client)."""
     flag = {"allow_private": allow_private}
     http_conn = type("GuardedHTTPConnection", (_GuardedMixin, HTTPConnection), flag)
-    https_conn = type("GuardedHTTPSConnection", (_GuardedMixin, _TLSOnFirstUse, HTTPSConnection),
-                      {**flag, "ca_file": ca_file})
+    https_conn = type("GuardedHTTPSConnection", (_GuardedMixin, _TLSOnFirstUse, HTTPSConnection), {**flag, "ca_file": ca_file})
     return {
         "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
         "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
@@ -255,8 +253,9 @@ def check_shape(url: str) -> None:
     if not parts.hostname:
         raise URLNotAllowed("the URL has no host name")
     if parts.username is not None or parts.password is not None:
-        raise URLNotAllowed("the URL holds a user name or password: leave them out (calsync reads the password "
-                            "from stdin or the form, never from a URL)")
+        raise URLNotAllowed(
+            "the URL holds a user name or password: leave them out (calsync reads the password from stdin or the form, never from a URL)"
+        )
 
 
 def check_url(url: str, allow_private: bool) -> None:

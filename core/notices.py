@@ -53,14 +53,19 @@ def render(event: str, p: dict, relink_url: str = "") -> tuple[str, str]:
     missed = int(p.get("missed") or 0)
     if event == "incident.resolved":
         delivered = int(p.get("delivered") or 0)
-        lines.append(f"Calsync can reach your {provider_name(p.get('provider', ''))} account {p.get('account', '')} again "
-                     f"(reconnected at {_since(p.get('resolved_at', ''))}).")
+        lines.append(
+            f"Calsync can reach your {provider_name(p.get('provider', ''))} account {p.get('account', '')} again "
+            f"(reconnected at {_since(p.get('resolved_at', ''))})."
+        )
         if delivered:
             lines.append(f"{delivered} appointment(s) booked while it was broken are now on your calendar.")
     elif event == "incident.escalated":
-        lines = [f"Connection {p.get('connection')} of {p.get('staff')} ({provider_name(p.get('provider', ''))} "
-                 f"account {p.get('account')}) has been {p.get('status')} since {_since(p.get('since', ''))}.",
-                 f"Reason: {p.get('reason', '')}.", f"Appointments waiting: {missed}."]
+        lines = [
+            f"Connection {p.get('connection')} of {p.get('staff')} ({provider_name(p.get('provider', ''))} "
+            f"account {p.get('account')}) has been {p.get('status')} since {_since(p.get('since', ''))}.",
+            f"Reason: {p.get('reason', '')}.",
+            f"Appointments waiting: {missed}.",
+        ]
     else:
         if event == "incident.reminder":
             lines.append("A reminder: this is still not fixed.")

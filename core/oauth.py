@@ -67,22 +67,25 @@ def _session(rt, provider: str, **kwargs):
     from authlib.integrations.requests_client import OAuth2Session
 
     c = client(rt, provider)
-    return netguard.bounded(OAuth2Session(
-        c.client_id,
-        c.client_secret.reveal(),
-        scope=" ".join(SCOPES[provider]),
-        redirect_uri=redirect_uri(rt, provider),
-        code_challenge_method="S256",
-        **kwargs,
-    ))
+    return netguard.bounded(
+        OAuth2Session(
+            c.client_id,
+            c.client_secret.reveal(),
+            scope=" ".join(SCOPES[provider]),
+            redirect_uri=redirect_uri(rt, provider),
+            code_challenge_method="S256",
+            **kwargs,
+        )
+    )
 
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def start(rt, provider: str, purpose: str, *, staff: m.Staff | None = None, connection: m.Connection | None = None,
-          relink_token: str = "") -> str:
+def start(
+    rt, provider: str, purpose: str, *, staff: m.Staff | None = None, connection: m.Connection | None = None, relink_token: str = ""
+) -> str:
     """The consent URL for a new connection (``staff``) or a relink (``connection``)."""
     c = client(rt, provider)
     state = pysecrets.token_urlsafe(32)
@@ -99,9 +102,7 @@ def start(rt, provider: str, purpose: str, *, staff: m.Staff | None = None, conn
         created_at=now,
         expires_at=now + STATE_TTL,
     )
-    url, _ = _session(rt, provider).create_authorization_url(
-        c.auth_url, state=state, code_verifier=verifier, **EXTRA_AUTH_PARAMS[provider]
-    )
+    url, _ = _session(rt, provider).create_authorization_url(c.auth_url, state=state, code_verifier=verifier, **EXTRA_AUTH_PARAMS[provider])
     return url
 
 
@@ -127,11 +128,11 @@ def exchange(rt, provider: str, code: str, verifier: str) -> dict:
     c = client(rt, provider)
     try:
         with netguard.within(rt.settings.http_deadline):  # the whole call, not each read
-            token = _session(rt, provider).fetch_token(c.token_url, code=code, code_verifier=verifier,
-                                                       timeout=rt.settings.http_timeout)
+            token = _session(rt, provider).fetch_token(c.token_url, code=code, code_verifier=verifier, timeout=rt.settings.http_timeout)
     except OAuthError as exc:
-        raise OAuthFailed(f"{provider_name(provider)} refused the sign-in ({exc.error}): "
-                          f"{_first_line(exc.description) or 'no details'}") from None
+        raise OAuthFailed(
+            f"{provider_name(provider)} refused the sign-in ({exc.error}): {_first_line(exc.description) or 'no details'}"
+        ) from None
     except Exception as exc:  # network trouble reaching the token endpoint
         raise OAuthFailed(f"could not reach {provider_name(provider)}'s sign-in service ({exc.__class__.__name__}); try again") from None
     # Microsoft may answer scopes in another case or as full URIs (https://graph.microsoft.com/Calendars.ReadWrite).
@@ -143,8 +144,9 @@ def exchange(rt, provider: str, code: str, verifier: str) -> dict:
             "calsync to see and edit your calendars"
         )
     if not token.get("refresh_token"):
-        raise OAuthFailed(f"{provider_name(provider)} gave no refresh token, so calsync could not keep syncing; "
-                          "sign in again and allow offline access")
+        raise OAuthFailed(
+            f"{provider_name(provider)} gave no refresh token, so calsync could not keep syncing; sign in again and allow offline access"
+        )
     return _secrets_from(token)
 
 
@@ -174,7 +176,8 @@ def refresh(rt_settings, provider: str, secrets: dict, timeout: float = 20.0) ->
         if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):
             raise AuthRejected(
                 f"{provider_name(provider)} no longer accepts calsync's access (the permission was revoked, expired, or the "
-                "password changed)", f"{exc.error}: {exc.description or ''}".strip()
+                "password changed)",
+                f"{exc.error}: {exc.description or ''}".strip(),
             ) from None
         raise Transient(f"{provider_name(provider)}'s sign-in service failed ({exc.error})", str(exc.description or "")) from None
     except Exception as exc:

@@ -111,7 +111,12 @@ class LogSender:
         p = outgoing.payload
         log.warning(
             "notification event=%s connection=%s staff=%s status=%s reason=%r missed=%s",
-            outgoing.event, p.get("connection"), p.get("staff"), p.get("status"), p.get("reason"), p.get("missed"),
+            outgoing.event,
+            p.get("connection"),
+            p.get("staff"),
+            p.get("status"),
+            p.get("reason"),
+            p.get("missed"),
         )
         return ""
 
@@ -176,7 +181,7 @@ def deliver_pending(rt, limit: int = BATCH) -> dict:
         .where(
             m.Delivery.channel.in_(list(senders)),  # the others wait for a process that can send them
             ((m.Delivery.state == m.DELIVERY_PENDING) & (m.Delivery.next_attempt_at <= now))
-            | ((m.Delivery.state == m.DELIVERY_SENDING) & (m.Delivery.claimed_at < now - STALE_CLAIM))
+            | ((m.Delivery.state == m.DELIVERY_SENDING) & (m.Delivery.claimed_at < now - STALE_CLAIM)),
         )
         .order_by(m.Delivery.next_attempt_at, m.Delivery.id)
         .limit(limit)
@@ -222,22 +227,33 @@ def _failed(delivery: m.Delivery, notification: m.Notification, exc: Exception) 
     if isinstance(exc, PermanentFailure) and delivery.attempts >= PERMANENT_ATTEMPTS:
         delivery.state = m.DELIVERY_FAILED
         delivery.save()
-        log.error("delivery %s (%s, %s) failed for good after %s attempts: %s", delivery.id, delivery.channel,
-                  notification.event, delivery.attempts, delivery.last_error)
+        log.error(
+            "delivery %s (%s, %s) failed for good after %s attempts: %s",
+            delivery.id,
+            delivery.channel,
+            notification.event,
+            delivery.attempts,
+            delivery.last_error,
+        )
         _wipe_secret_when_done(notification)
         return
     delay = min(dt.timedelta(seconds=30 * 2 ** min(delivery.attempts - 1, 10)), MAX_BACKOFF)
     delivery.state = m.DELIVERY_PENDING
     delivery.next_attempt_at = clock.now() + delay
     delivery.save()
-    log.warning("delivery %s (%s, %s) failed, retry in %ss: %s", delivery.id, delivery.channel,
-                notification.event, int(delay.total_seconds()), delivery.last_error)
+    log.warning(
+        "delivery %s (%s, %s) failed, retry in %ss: %s",
+        delivery.id,
+        delivery.channel,
+        notification.event,
+        int(delay.total_seconds()),
+        delivery.last_error,
+    )
 
 
 def _one_line_fields(payload: dict) -> dict:
     """The payload with its names made one line: a stored CR/LF cannot add lines to a message or the log."""
-    return {k: " ".join(for_terminal(v).split()) if k in ONE_LINE_FIELDS and isinstance(v, str) else v
-            for k, v in payload.items()}
+    return {k: " ".join(for_terminal(v).split()) if k in ONE_LINE_FIELDS and isinstance(v, str) else v for k, v in payload.items()}
 
 
 def _outdated(notification: m.Notification) -> bool:
@@ -249,9 +265,7 @@ def _outdated(notification: m.Notification) -> bool:
 def _wipe_secret_when_done(notification: m.Notification) -> None:
     if not notification.secret:
         return
-    open_ = (m.Delivery.select()
-             .where(m.Delivery.notification == notification, m.Delivery.state.not_in(list(m.DELIVERY_DONE)))
-             .exists())
+    open_ = m.Delivery.select().where(m.Delivery.notification == notification, m.Delivery.state.not_in(list(m.DELIVERY_DONE))).exists()
     if not open_:
         m.Notification.update(secret="").where(m.Notification.id == notification.id).execute()
 
@@ -280,18 +294,27 @@ def payload_for(rt, conn: m.Connection, **extra) -> dict:
     missed = waiting.missed_appointments(conn, limit=WAITING_LISTED)
     # The words and the waiting list every channel shows (core.wording), said once here so an
     # alert sent later by another process says what this one saw.
-    data.update({
-        "provider_name": wording.provider_label(conn.provider, conn.server_url),
-        "calendar": calendar,
-        "timezone": conn.staff.timezone,
-        "problem": wording.problem(conn.status, conn.provider, server_url=conn.server_url, calendar=calendar,
-                                   failing=failing),
-        "headline": wording.headline(conn.status, conn.provider, server_url=conn.server_url, calendar=calendar,
-                                     waiting=data["missed"], failing=failing),
-        "todo": wording.staff_advice(conn.status, conn.provider, conn.server_url),
-        "waiting": [{"id": a.external_id, "subject": a.subject[:200], "start": clock.utc(a.starts_at).isoformat(),
-                     "end": clock.utc(a.ends_at).isoformat()} for a in missed],
-    })
+    data.update(
+        {
+            "provider_name": wording.provider_label(conn.provider, conn.server_url),
+            "calendar": calendar,
+            "timezone": conn.staff.timezone,
+            "problem": wording.problem(conn.status, conn.provider, server_url=conn.server_url, calendar=calendar, failing=failing),
+            "headline": wording.headline(
+                conn.status, conn.provider, server_url=conn.server_url, calendar=calendar, waiting=data["missed"], failing=failing
+            ),
+            "todo": wording.staff_advice(conn.status, conn.provider, conn.server_url),
+            "waiting": [
+                {
+                    "id": a.external_id,
+                    "subject": a.subject[:200],
+                    "start": clock.utc(a.starts_at).isoformat(),
+                    "end": clock.utc(a.ends_at).isoformat(),
+                }
+                for a in missed
+            ],
+        }
+    )
     data.update(extra)
     return data
 

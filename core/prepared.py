@@ -111,8 +111,10 @@ class Prepared:
         wanted = {(p[0], p[1]) for p in standins.places.values()}
         if wanted - found:
             missing = ", ".join(sorted(name for name, _ in wanted - found))
-            raise TypeError(f"Prepared {self.build.__name__}: {missing} is written into the SQL text, "
-                            "not passed as a parameter (make it part of the shape)")
+            raise TypeError(
+                f"Prepared {self.build.__name__}: {missing} is written into the SQL text, "
+                "not passed as a parameter (make it part of the shape)"
+            )
         built = _Built(sql, slots, query)
         with self._lock:
             self._cache[key] = built

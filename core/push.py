@@ -86,8 +86,10 @@ def status_line(settings) -> str:
     """What the service says about push once, at start-up."""
     reason = why_off(settings)
     if reason:
-        return (f"push is off ({reason}): Google and Microsoft changes are found by polling every "
-                f"{settings.sync_interval} s and the health sweep")
+        return (
+            f"push is off ({reason}): Google and Microsoft changes are found by polling every "
+            f"{settings.sync_interval} s and the health sweep"
+        )
     return f"push is on: Google and Microsoft notify {address(settings, 'google').rsplit('/', 1)[0]}/…"
 
 
@@ -146,8 +148,10 @@ def _look_at(rt, conn, cal: m.Calendar, channel: m.PushChannel | None, provider,
         return
     if channel.state == m.PUSH_LIVE and channel.awaiting_since is not None and now - channel.awaiting_since >= ECHO_WITHIN:
         channel.state = m.PUSH_SILENT
-        channel.reason = (f"no notification came within {int(ECHO_WITHIN.total_seconds() // 60)} minutes of calsync's "
-                          f"own change on {channel.awaiting_since:%Y-%m-%d %H:%M} UTC; polling carries this calendar")
+        channel.reason = (
+            f"no notification came within {int(ECHO_WITHIN.total_seconds() // 60)} minutes of calsync's "
+            f"own change on {channel.awaiting_since:%Y-%m-%d %H:%M} UTC; polling carries this calendar"
+        )
         channel.save()
         log.warning("push channel %s of calendar %s (connection %s) is silent", channel.id, cal.id, conn.id)
     if channel.state == m.PUSH_REAUTHORIZE or channel.expires_at is None or channel.expires_at - now <= RENEW_BEFORE:
@@ -163,8 +167,9 @@ def _open(rt, conn, cal: m.Calendar, provider, now: dt.datetime, replacing: m.Pu
     # Written before the provider is asked: Google sends its "sync" message as it opens the
     # channel, possibly before it answers (core.push_inbox knows a channel still opening by its
     # empty resource id).
-    opening = m.PushChannel.create(calendar=cal, provider=conn.provider, channel_id=wanted_id,
-                                   token_hash=token_hash(token), state=m.PUSH_LIVE, created_at=now)
+    opening = m.PushChannel.create(
+        calendar=cal, provider=conn.provider, channel_id=wanted_id, token_hash=token_hash(token), state=m.PUSH_LIVE, created_at=now
+    )
     try:
         got = provider.watch(cal.remote_id, wanted_id, address(rt.settings, conn.provider), token, TTL[conn.provider])
     except ProviderError as exc:
@@ -179,8 +184,9 @@ def _open(rt, conn, cal: m.Calendar, provider, now: dt.datetime, replacing: m.Pu
                 replacing.state, replacing.created_at = m.PUSH_FAILED, now
             replacing.save()
         else:
-            m.PushChannel.create(calendar=cal, provider=conn.provider, channel_id=wanted_id, state=m.PUSH_FAILED,
-                                 reason=reason, created_at=now)
+            m.PushChannel.create(
+                calendar=cal, provider=conn.provider, channel_id=wanted_id, state=m.PUSH_FAILED, reason=reason, created_at=now
+            )
         log.info("push refused for calendar %s (connection %s): %s", cal.id, conn.id, exc.reason)
         _set_check(cal, now + RETRY_REFUSED)
         return
@@ -240,9 +246,11 @@ def expect_echo(cal: m.Calendar) -> None:
     if cal.push_check_at is None:
         return
     now = clock.now()
-    changed = (m.PushChannel.update(awaiting_since=now)
-               .where(m.PushChannel.calendar == cal.id, m.PushChannel.state == m.PUSH_LIVE,
-                      m.PushChannel.awaiting_since.is_null()).execute())
+    changed = (
+        m.PushChannel.update(awaiting_since=now)
+        .where(m.PushChannel.calendar == cal.id, m.PushChannel.state == m.PUSH_LIVE, m.PushChannel.awaiting_since.is_null())
+        .execute()
+    )
     if changed and cal.push_check_at > now + ECHO_WITHIN:
         _set_check(cal, now + ECHO_WITHIN)
 
@@ -253,29 +261,28 @@ def expect_echo(cal: m.Calendar) -> None:
 def view(settings, conn: m.Connection) -> dict:
     """How a connection learns of changes: push (per calendar) or polling, and why."""
     if conn.provider not in PROVIDERS:
-        return {"mode": "polling", "reason": f"{provider_name(conn.provider)} has no push: calsync polls it",
-                "calendars": []}
+        return {"mode": "polling", "reason": f"{provider_name(conn.provider)} has no push: calsync polls it", "calendars": []}
     reason = why_off(settings)
     if reason:
         return {"mode": "polling", "reason": f"push is off: {reason}", "calendars": []}
-    rows = (m.PushChannel.select(m.PushChannel, m.Calendar).join(m.Calendar)
-            .where(m.Calendar.connection == conn.id).order_by(m.Calendar.id))
-    calendars = [{
-        "calendar_id": ch.calendar.id,
-        "calendar": ch.calendar.name,
-        "state": ch.state,
-        "reason": ch.reason,
-        "expires_at": ch.expires_at.isoformat() if ch.expires_at else None,
-        "last_message_at": ch.last_message_at.isoformat() if ch.last_message_at else None,
-        "messages": ch.messages,
-    } for ch in rows]
+    rows = m.PushChannel.select(m.PushChannel, m.Calendar).join(m.Calendar).where(m.Calendar.connection == conn.id).order_by(m.Calendar.id)
+    calendars = [
+        {
+            "calendar_id": ch.calendar.id,
+            "calendar": ch.calendar.name,
+            "state": ch.state,
+            "reason": ch.reason,
+            "expires_at": ch.expires_at.isoformat() if ch.expires_at else None,
+            "last_message_at": ch.last_message_at.isoformat() if ch.last_message_at else None,
+            "messages": ch.messages,
+        }
+        for ch in rows
+    ]
     live = [c for c in calendars if c["state"] == m.PUSH_LIVE]
     if calendars and len(live) == len(calendars):
         return {"mode": "push", "reason": "", "calendars": calendars}
     if live:
         return {"mode": "partly push", "reason": "some calendars are polled (see each one)", "calendars": calendars}
     if calendars:
-        return {"mode": "polling", "reason": calendars[0]["reason"] or "the push channels are not delivering",
-                "calendars": calendars}
-    return {"mode": "polling", "reason": "no push channel is open yet (one opens after the next successful sync)",
-            "calendars": []}
+        return {"mode": "polling", "reason": calendars[0]["reason"] or "the push channels are not delivering", "calendars": calendars}
+    return {"mode": "polling", "reason": "no push channel is open yet (one opens after the next successful sync)", "calendars": []}

@@ -48,8 +48,13 @@ def _channel(provider: str, channel_id: str, secret: str) -> m.PushChannel | Non
     """The live channel ``channel_id`` if ``secret`` is its secret; None otherwise."""
     if not channel_id or not secret or len(channel_id) > MAX_HEADER or len(secret) > MAX_HEADER:
         return None
-    channel = (m.PushChannel.select(m.PushChannel, m.Calendar, m.Connection).join(m.Calendar).join(m.Connection)
-               .where(m.PushChannel.channel_id == channel_id, m.PushChannel.provider == provider).first())
+    channel = (
+        m.PushChannel.select(m.PushChannel, m.Calendar, m.Connection)
+        .join(m.Calendar)
+        .join(m.Connection)
+        .where(m.PushChannel.channel_id == channel_id, m.PushChannel.provider == provider)
+        .first()
+    )
     if channel is None or channel.state == m.PUSH_FAILED or not channel.token_hash:
         return None
     if not hmac.compare_digest(token_hash(secret), channel.token_hash):
@@ -62,9 +67,17 @@ def _heard(channel: m.PushChannel) -> None:
     now = clock.now()
     C = m.PushChannel
     silent = C.state == m.PUSH_SILENT
-    (C.update(messages=C.messages + 1, last_message_at=now, awaiting_since=None,
-              state=pw.Case(None, [(silent, m.PUSH_LIVE)], C.state), reason=pw.Case(None, [(silent, "")], C.reason))
-     .where(C.id == channel.id).execute())
+    (
+        C.update(
+            messages=C.messages + 1,
+            last_message_at=now,
+            awaiting_since=None,
+            state=pw.Case(None, [(silent, m.PUSH_LIVE)], C.state),
+            reason=pw.Case(None, [(silent, "")], C.reason),
+        )
+        .where(C.id == channel.id)
+        .execute()
+    )
 
 
 def _sync_soon(channel: m.PushChannel) -> None:
@@ -76,8 +89,7 @@ def _sync_soon(channel: m.PushChannel) -> None:
 def google(headers) -> Answer:
     """One Google notification; ``headers`` is a case-insensitive mapping."""
     state = (headers.get("X-Goog-Resource-State") or "").strip()
-    channel = _channel("google", (headers.get("X-Goog-Channel-ID") or "").strip(),
-                       headers.get("X-Goog-Channel-Token") or "")
+    channel = _channel("google", (headers.get("X-Goog-Channel-ID") or "").strip(), headers.get("X-Goog-Channel-Token") or "")
     if channel is None:
         return Answer(404, "no such push channel")
     if not channel.resource_id and state == "sync":
@@ -131,8 +143,11 @@ def _act(channel: m.PushChannel, event: str | None) -> None:
     elif event == "reauthorizationRequired":
         # The next sync renews the subscription, which reauthorizes it; when the grant itself was
         # revoked, that sync's first call says so and the connection's alert goes out.
-        (m.PushChannel.update(state=m.PUSH_REAUTHORIZE, reason="Microsoft asked calsync to reauthorize the subscription")
-         .where(m.PushChannel.id == channel.id).execute())
+        (
+            m.PushChannel.update(state=m.PUSH_REAUTHORIZE, reason="Microsoft asked calsync to reauthorize the subscription")
+            .where(m.PushChannel.id == channel.id)
+            .execute()
+        )
         m.Calendar.update(push_check_at=clock.now()).where(m.Calendar.id == cal.id).execute()
     elif event == "subscriptionRemoved":
         m.PushChannel.delete().where(m.PushChannel.id == channel.id).execute()

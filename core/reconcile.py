@@ -78,13 +78,18 @@ class OwnEvents:
         if self.settings.external_edit_policy == "revert":
             link.pushed_version = 0  # calsync's version goes back over the edit on this run
             link.save()
-            self._audit("appointment.external_edit", appointment,
-                        f"changed on calendar {link.calendar.name!r} of connection {self.conn.id}: "
-                        f"{', '.join(sorted(diff))}; reverted by policy")
+            self._audit(
+                "appointment.external_edit",
+                appointment,
+                f"changed on calendar {link.calendar.name!r} of connection {self.conn.id}: {', '.join(sorted(diff))}; reverted by policy",
+            )
             return
         self._take_from_calendar(link, appointment, diff)
-        self._audit("appointment.external_edit", appointment,
-                    f"changed on calendar {link.calendar.name!r} of connection {self.conn.id}: {', '.join(sorted(diff))}")
+        self._audit(
+            "appointment.external_edit",
+            appointment,
+            f"changed on calendar {link.calendar.name!r} of connection {self.conn.id}: {', '.join(sorted(diff))}",
+        )
         self.tell_host("appointment.external_edit", appointment, sorted(diff))
         log.info("appointment %s edited on the calendar (%s): applied back", appointment.external_id, ", ".join(sorted(diff)))
 
@@ -105,18 +110,29 @@ class OwnEvents:
         if self.settings.external_edit_policy == "calendar":
             self._take_from_calendar(link, appointment, diff)
             self.notes[link.href] = f"conflict {when}: the calendar's edit ({changed}) was kept over the host's change"
-            self._audit("appointment.conflict", appointment,
-                        f"changed in calsync and on calendar {link.calendar.name!r} of connection {self.conn.id} "
-                        f"({changed}): the calendar's version was kept (policy calendar)")
+            self._audit(
+                "appointment.conflict",
+                appointment,
+                f"changed in calsync and on calendar {link.calendar.name!r} of connection {self.conn.id} "
+                f"({changed}): the calendar's version was kept (policy calendar)",
+            )
             self.tell_host("appointment.conflict", appointment, sorted(diff), resolution="calendar_wins")
             return False
         link.save()
         self.notes[link.href] = f"conflict {when}: the host's change was written over the calendar's edit ({changed})"
-        self._audit("appointment.conflict", appointment,
-                    f"changed in calsync and on calendar {link.calendar.name!r} of connection {self.conn.id} "
-                    f"({changed}): the host's version was written over the calendar's")
-        self.tell_host("appointment.conflict", appointment, sorted(diff), resolution="host_wins",
-                       calendar={k: (clock.utc(v).isoformat() if k in ("starts_at", "ends_at") else v) for k, v in found.items()})
+        self._audit(
+            "appointment.conflict",
+            appointment,
+            f"changed in calsync and on calendar {link.calendar.name!r} of connection {self.conn.id} "
+            f"({changed}): the host's version was written over the calendar's",
+        )
+        self.tell_host(
+            "appointment.conflict",
+            appointment,
+            sorted(diff),
+            resolution="host_wins",
+            calendar={k: (clock.utc(v).isoformat() if k in ("starts_at", "ends_at") else v) for k, v in found.items()},
+        )
         log.info("appointment %s changed on both sides (%s): the host's version wins", appointment.external_id, changed)
         return True
 
@@ -142,9 +158,12 @@ class OwnEvents:
             link.href, link.etag, link.state, link.pushed_version = "", "", again, 0
             link.save()
             self.report.conflicts += 1
-            self._audit("appointment.conflict", appointment,
-                        f"deleted on calendar {link.calendar.name!r} of connection {self.conn.id} while the host changed "
-                        "it: the host's version is written again")
+            self._audit(
+                "appointment.conflict",
+                appointment,
+                f"deleted on calendar {link.calendar.name!r} of connection {self.conn.id} while the host changed "
+                "it: the host's version is written again",
+            )
             self.tell_host("appointment.conflict", appointment, ["deleted"], resolution="host_wins")
             return
         if self.settings.external_delete_policy == "restore" and not appointment.cancelled:
@@ -161,8 +180,11 @@ class OwnEvents:
             appointment.updated_at = clock.now()
             appointment.save()
             self.report.applied_back += 1
-            self._audit("appointment.external_delete", appointment,
-                        f"deleted on calendar {link.calendar.name!r} of connection {self.conn.id}: appointment cancelled")
+            self._audit(
+                "appointment.external_delete",
+                appointment,
+                f"deleted on calendar {link.calendar.name!r} of connection {self.conn.id}: appointment cancelled",
+            )
             self.tell_host("appointment.external_delete", appointment, ["cancelled"])
             log.info("appointment %s deleted on the calendar: cancelled", appointment.external_id)
 
@@ -190,9 +212,11 @@ class OwnEvents:
         link.save()
         self.report.adopted += 1
         self.notes[href] = "adopted: an imported copy of this appointment, now kept up to date by calsync"
-        self._audit("appointment.adopted", appointment,
-                    f"found on calendar {cal.name!r} of connection {self.conn.id} (an imported copy): "
-                    "it is kept up to date in place")
+        self._audit(
+            "appointment.adopted",
+            appointment,
+            f"found on calendar {cal.name!r} of connection {self.conn.id} (an imported copy): it is kept up to date in place",
+        )
         return "adopt"
 
     # -- telling ------------------------------------------------------------------------
@@ -215,6 +239,13 @@ class OwnEvents:
             "connection": self.conn.id,
             **extra,
         }
-        outbox.notify(self.rt, event, f"{event}:{appointment.external_id}:v{appointment.version}:{clock.now().timestamp():.0f}"
-                      if event == "appointment.conflict" else f"{event}:{appointment.external_id}:v{appointment.version}",
-                      payload, connection=self.conn, staff=self.conn.staff)
+        outbox.notify(
+            self.rt,
+            event,
+            f"{event}:{appointment.external_id}:v{appointment.version}:{clock.now().timestamp():.0f}"
+            if event == "appointment.conflict"
+            else f"{event}:{appointment.external_id}:v{appointment.version}",
+            payload,
+            connection=self.conn,
+            staff=self.conn.staff,
+        )

@@ -77,8 +77,13 @@ def live(rt, conn: m.Connection) -> tuple[str, m.RelinkLink] | None:
     now = clock.now()
     link = (
         m.RelinkLink.select()
-        .where(m.RelinkLink.connection == conn, m.RelinkLink.used_at.is_null(), m.RelinkLink.revoked_at.is_null(),
-               m.RelinkLink.expires_at > now + dt.timedelta(hours=1), m.RelinkLink.nonce != "")
+        .where(
+            m.RelinkLink.connection == conn,
+            m.RelinkLink.used_at.is_null(),
+            m.RelinkLink.revoked_at.is_null(),
+            m.RelinkLink.expires_at > now + dt.timedelta(hours=1),
+            m.RelinkLink.nonce != "",
+        )
         .order_by(m.RelinkLink.id.desc())
         .first()
     )

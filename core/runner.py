@@ -62,8 +62,13 @@ def _with_staff(conn_id: int) -> m.Connection:
 
 def _load_query(conn_id, since):
     C, S, K = m.Connection, m.Staff, m.Calendar
-    return (K.select(K, C, S, waiting.waits_on(since).alias("waits")).join(C).join(S)
-            .where(K.connection == conn_id).order_by(K.is_destination.desc(), K.id))
+    return (
+        K.select(K, C, S, waiting.waits_on(since).alias("waits"))
+        .join(C)
+        .join(S)
+        .where(K.connection == conn_id)
+        .order_by(K.is_destination.desc(), K.id)
+    )
 
 
 _LOAD = prepared.Prepared(_load_query)
@@ -102,16 +107,15 @@ def sync_claimed(rt, conn_id: int, owner: str) -> SyncReport:
         try:
             read_at = clock.now()
             conn, calendars, nothing_waits = _load(rt, conn_id)
-            job = ConnectionSync(rt, conn, calendars=calendars, nothing_waits=nothing_waits, lease_owner=owner,
-                                 read_at=read_at)
+            job = ConnectionSync(rt, conn, calendars=calendars, nothing_waits=nothing_waits, lease_owner=owner, read_at=read_at)
             report = job.run()
         except Exception as exc:
             log.exception("sync of connection %s failed internally", conn_id)
             # An internal fault is not the provider's: the status stays, and the report says which it is.
-            status, reason = (m.Connection.select(m.Connection.status, m.Connection.reason)
-                              .where(m.Connection.id == conn_id).tuples().first() or ("", ""))
-            report = SyncReport(connection_id=conn_id, outcome="failed", status=status, reason=reason,
-                                error=f"internal error: {exc}")
+            status, reason = m.Connection.select(m.Connection.status, m.Connection.reason).where(
+                m.Connection.id == conn_id
+            ).tuples().first() or ("", "")
+            report = SyncReport(connection_id=conn_id, outcome="failed", status=status, reason=reason, error=f"internal error: {exc}")
         finally:
             if job is None or not job.lease_released:
                 leases.release(rt, conn_id, owner, ok=report is not None and report.outcome == "ok")
@@ -151,8 +155,7 @@ class _Claiming:
         with self.lock:
             if not self.todo and self.left > 0:
                 # Leases of dead processes of this host are freed once per pass, not per claim.
-                self.todo = leases.claim_due(self.owner, min(self.batch, self.left), due_by=self.began,
-                                             reap=not self.reaped)
+                self.todo = leases.claim_due(self.owner, min(self.batch, self.left), due_by=self.began, reap=not self.reaped)
                 self.reaped = True
                 self.left -= len(self.todo)
                 if not self.todo:

@@ -75,8 +75,7 @@ def start(settings: Settings | None = None) -> Runtime:
     try:
         m.bind(settings.database_url)
     except OSError as exc:
-        raise ConfigError(f"CALSYNC_DATABASE_URL: cannot create {exc.filename or 'the database file'}: "
-                          f"{exc.strerror or exc}") from None
+        raise ConfigError(f"CALSYNC_DATABASE_URL: cannot create {exc.filename or 'the database file'}: {exc.strerror or exc}") from None
     from core import leases
 
     leases.configure(settings)

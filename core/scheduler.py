@@ -61,7 +61,9 @@ def cleanup(rt) -> dict:
         m.Notification.delete()
         .where(
             m.Notification.created_at < now - KEEP_DELIVERED,
-            ~pw.fn.EXISTS(m.Delivery.select().where(m.Delivery.notification == m.Notification.id, m.Delivery.state.not_in(list(m.DELIVERY_DONE)))),
+            ~pw.fn.EXISTS(
+                m.Delivery.select().where(m.Delivery.notification == m.Notification.id, m.Delivery.state.not_in(list(m.DELIVERY_DONE)))
+            ),
         )
         .execute()
     )
@@ -156,8 +158,12 @@ class Dispatcher:
         self.pool.shutdown(wait=False, cancel_futures=True)
         released = leases.release_all(self.owner, keep=stuck)
         if stuck:
-            log.warning("shutdown: %d sync(s) still running after %ss are abandoned; their leases expire "
-                        "(connections %s)", len(stuck), grace, ", ".join(map(str, stuck)))
+            log.warning(
+                "shutdown: %d sync(s) still running after %ss are abandoned; their leases expire (connections %s)",
+                len(stuck),
+                grace,
+                ", ".join(map(str, stuck)),
+            )
         return released
 
     @property
@@ -211,8 +217,13 @@ def run_forever(rt, stop: threading.Event) -> int:
     dispatcher = Dispatcher(rt, owner)
     jobs = build(rt, dispatcher)
     leases.beat(owner, 0)
-    log.info("scheduler %s started: sync every %ss, sweep every %ss, %d worker(s)",
-             owner, rt.settings.sync_interval, rt.settings.sweep_interval, rt.settings.workers)
+    log.info(
+        "scheduler %s started: sync every %ss, sweep every %ss, %d worker(s)",
+        owner,
+        rt.settings.sync_interval,
+        rt.settings.sweep_interval,
+        rt.settings.workers,
+    )
     jobs.run_all()
     claim_asked = _guarded("asked syncs", dispatcher.tick_asked)
     with leases.Keeper(owner, alive=dispatcher.alive):  # a long sync keeps its lease while it is within budget

@@ -71,20 +71,23 @@ def window(settings) -> tuple[dt.datetime, dt.datetime]:
 
 
 def calendar_state(cal: m.Calendar) -> CalendarState:
-    known = dict(
-        m.RemoteObject.select(m.RemoteObject.href, m.RemoteObject.etag)
-        .where(m.RemoteObject.calendar == cal)
-        .tuples()
-    )
+    known = dict(m.RemoteObject.select(m.RemoteObject.href, m.RemoteObject.etag).where(m.RemoteObject.calendar == cal).tuples())
     return CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag, known=known)
 
 
 class ConnectionSync:
     """One run over one connection with one provider instance."""
 
-    def __init__(self, runtime, conn: m.Connection, provider: Provider | None = None,
-                 calendars: list[m.Calendar] | None = None, nothing_waits: bool | None = None,
-                 lease_owner: str | None = None, read_at: dt.datetime | None = None):
+    def __init__(
+        self,
+        runtime,
+        conn: m.Connection,
+        provider: Provider | None = None,
+        calendars: list[m.Calendar] | None = None,
+        nothing_waits: bool | None = None,
+        lease_owner: str | None = None,
+        read_at: dt.datetime | None = None,
+    ):
         """``calendars``: the connection's calendars when the caller read them with it (one query),
         and ``nothing_waits`` what :func:`waiting.waits_on` said of them in that query (read
         before the run began). ``lease_owner``: the caller holds the lease; a run that finds
@@ -117,8 +120,12 @@ class ConnectionSync:
         self.budget_text = f"ran past the sync's {budget} s budget"
         if getattr(self.provider, "http", None) is not None:
             self.provider.http.set_budget(budget, self.budget_text)  # every request ends by then at the latest
-        calendars = self.calendars if self.calendars is not None else list(
-            m.Calendar.select().where(m.Calendar.connection == self.conn).order_by(m.Calendar.is_destination.desc(), m.Calendar.id)
+        calendars = (
+            self.calendars
+            if self.calendars is not None
+            else list(
+                m.Calendar.select().where(m.Calendar.connection == self.conn).order_by(m.Calendar.is_destination.desc(), m.Calendar.id)
+            )
         )
         run_row = None
         try:
@@ -136,8 +143,7 @@ class ConnectionSync:
             self.report.error = exc.reason
             if run_row is None:
                 run_row = sync_runs.open_run(self.conn, run_started)
-                m.Connection.update(last_sync_at=run_started, sync_requested_at=None).where(
-                    m.Connection.id == self.conn.id).execute()
+                m.Connection.update(last_sync_at=run_started, sync_requested_at=None).where(m.Connection.id == self.conn.id).execute()
             lifecycle.failed(self.rt, self.conn, exc, cause)
         except Exception as exc:
             # An internal fault must not change the connection's status: it is not the provider's.
@@ -186,8 +192,18 @@ class ConnectionSync:
         log.info(
             "sync connection=%s outcome=%s status=%s requests=%d created=%d updated=%d deleted=%d "
             "entries=%d applied_back=%d missed=%d ms=%d%s",
-            self.conn.id, r.outcome, r.status, r.requests, r.created, r.updated, r.deleted,
-            r.entries_read, r.applied_back, r.missed, r.duration_ms, f" error={r.error!r}" if r.error else "",
+            self.conn.id,
+            r.outcome,
+            r.status,
+            r.requests,
+            r.created,
+            r.updated,
+            r.deleted,
+            r.entries_read,
+            r.applied_back,
+            r.missed,
+            r.duration_ms,
+            f" error={r.error!r}" if r.error else "",
         )
 
     # -- the no-change path -----------------------------------------------------
@@ -238,8 +254,7 @@ class ConnectionSync:
         r.outcome, r.status, r.reason, r.missed = "ok", self.conn.status, self.conn.reason, 0
         r.requests = self.provider.requests_made
         r.duration_ms = int((time.monotonic() - started) * 1000)
-        lifecycle.succeeded_quietly(self.rt, self.conn, run_started, self.lease_owner, requests=r.requests,
-                                    duration_ms=r.duration_ms)
+        lifecycle.succeeded_quietly(self.rt, self.conn, run_started, self.lease_owner, requests=r.requests, duration_ms=r.duration_ms)
         self.lease_released = self.lease_owner is not None
         self._log()
         return r
@@ -305,8 +320,7 @@ class ConnectionSync:
 
     def _apply_changes(self, cal: m.Calendar, changes: Changes) -> None:
         links = {
-            link.href: link
-            for link in m.AppointmentLink.select().where(m.AppointmentLink.calendar == cal, m.AppointmentLink.href != "")
+            link.href: link for link in m.AppointmentLink.select().where(m.AppointmentLink.calendar == cal, m.AppointmentLink.href != "")
         }
         # One transaction for the whole read, and the busy events written in bulk (entries.Batch):
         # a first sync of 1,000 events was mostly commits, then ~5 statements per event.
@@ -323,8 +337,7 @@ class ConnectionSync:
                 appointments.update((a.uid, a) for a in m.Appointment.select().where(m.Appointment.uid.in_(chunk)))
             for item, parsed, vevents, uid, error in read:
                 self.check_budget()
-                self._apply_item(cal, item, links.get(item.href), parsed, vevents, uid, error,
-                                 appointments.get(uid), batch, ceiling)
+                self._apply_item(cal, item, links.get(item.href), parsed, vevents, uid, error, appointments.get(uid), batch, ceiling)
             if ceiling is not None:
                 ceiling.flush()
             else:
@@ -347,9 +360,19 @@ class ConnectionSync:
         except ics.InvalidData as exc:
             return None, [], "", exc
 
-    def _apply_item(self, cal: m.Calendar, item, link: m.AppointmentLink | None, parsed, vevents: list, uid: str,
-                    error, appointment: m.Appointment | None, batch: entries.Batch,
-                    ceiling: entries.Ceiling | None) -> None:
+    def _apply_item(
+        self,
+        cal: m.Calendar,
+        item,
+        link: m.AppointmentLink | None,
+        parsed,
+        vevents: list,
+        uid: str,
+        error,
+        appointment: m.Appointment | None,
+        batch: entries.Batch,
+        ceiling: entries.Ceiling | None,
+    ) -> None:
         if error is not None:
             batch.remember(item.href, item.etag, "")
             batch.replace(item.href, [ics.Occurrence(item.href, "", None, None, "", False, f"invalid data: {error}", None)])
@@ -398,8 +421,7 @@ class ConnectionSync:
     def check_budget(self) -> None:
         """A sync past its wall-clock budget ends as a transient failure (its lease is released)."""
         if time.monotonic() > self.ends_at:
-            raise Transient(f"the sync {self.budget_text}: the calendar holds too much to read in one run, "
-                            "or the provider is very slow")
+            raise Transient(f"the sync {self.budget_text}: the calendar holds too much to read in one run, or the provider is very slow")
 
     def _echo_info(self, href: str) -> str:
         note = self.own.notes.get(href)
@@ -437,8 +459,13 @@ class ConnectionSync:
                 link.updated_at = clock.now()
                 link.save()
                 self.report.errors += 1
-                log.warning("appointment %s not written to calendar %s (%d time(s) in a row): %s",
-                            link.appointment.external_id, cal.id, link.write_failures, exc.reason)
+                log.warning(
+                    "appointment %s not written to calendar %s (%d time(s) in a row): %s",
+                    link.appointment.external_id,
+                    cal.id,
+                    link.write_failures,
+                    exc.reason,
+                )
 
     def _push_one(self, cal: m.Calendar, link: m.AppointmentLink) -> None:
         appointment = link.appointment
@@ -501,12 +528,19 @@ class ConnectionSync:
             if cal.is_busy_source:
                 # Our own event in a calendar we also read: shown in the feed, never blocking twice.
                 echo = ics.Occurrence(
-                    appointment.uid, "", appointment.starts_at, appointment.ends_at, appointment.subject,
-                    False, self._echo_info(href), appointment.updated_at,
+                    appointment.uid,
+                    "",
+                    appointment.starts_at,
+                    appointment.ends_at,
+                    appointment.subject,
+                    False,
+                    self._echo_info(href),
+                    appointment.updated_at,
                 )
                 entries.replace(cal, href, [echo])
 
 
-def sync_connection(runtime, conn: m.Connection, provider: Provider | None = None, cause: str = "sync",
-                    calendars: list[m.Calendar] | None = None) -> SyncReport:
+def sync_connection(
+    runtime, conn: m.Connection, provider: Provider | None = None, cause: str = "sync", calendars: list[m.Calendar] | None = None
+) -> SyncReport:
     return ConnectionSync(runtime, conn, provider, calendars).run(cause)

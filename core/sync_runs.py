@@ -32,8 +32,12 @@ def stretch_columns(run_started, requests, duration_ms) -> dict:
 def _stretch(conn_id: int) -> dict | None:
     """The connection's open stretch of no-change runs, or None."""
     C = m.Connection
-    row = (C.select(C.quiet_runs, C.quiet_since, C.quiet_at, C.quiet_requests, C.quiet_ms)
-           .where(C.id == conn_id, C.quiet_runs > 0).tuples().first())
+    row = (
+        C.select(C.quiet_runs, C.quiet_since, C.quiet_at, C.quiet_requests, C.quiet_ms)
+        .where(C.id == conn_id, C.quiet_runs > 0)
+        .tuples()
+        .first()
+    )
     if row is None:
         return None
     runs, since, until, requests, ms = row
@@ -48,8 +52,7 @@ def close_stretch(conn_id: int) -> int:
         if stretch is None:
             return 0
         m.SyncRun.insert(connection=conn_id, outcome="ok", **stretch).execute()
-        m.Connection.update(quiet_runs=0, quiet_since=None, quiet_requests=0, quiet_ms=0).where(
-            m.Connection.id == conn_id).execute()
+        m.Connection.update(quiet_runs=0, quiet_since=None, quiet_requests=0, quiet_ms=0).where(m.Connection.id == conn_id).execute()
     return stretch["runs"]
 
 
@@ -63,8 +66,11 @@ def open_run(conn: m.Connection, started_at) -> m.SyncRun:
 def open_stretch(conn: m.Connection) -> dict | None:
     """The open stretch as a run of the views (``runs`` no-change runs, outcome ok), or None."""
     stretch = _stretch(conn.id)
-    return None if stretch is None else {"created": 0, "updated": 0, "deleted": 0, "entries_read": 0,
-                                         "applied_back": 0, "outcome": "ok", "error": "", **stretch}
+    return (
+        None
+        if stretch is None
+        else {"created": 0, "updated": 0, "deleted": 0, "entries_read": 0, "applied_back": 0, "outcome": "ok", "error": "", **stretch}
+    )
 
 
 def counted_runs() -> dict[str, int]:

@@ -26,8 +26,9 @@ class VersionAction(argparse.Action):
     """``--version``: prints ``PROG VERSION`` and exits 0 (the version is looked up only then)."""
 
     def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
-        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
-                         help=help or "print calsync's version and exit")
+        super().__init__(
+            option_strings=option_strings, dest=dest, default=default, nargs=0, help=help or "print calsync's version and exit"
+        )
 
     def __call__(self, parser, namespace, values, option_string=None):
         parser._print_message(f"{parser.prog} {version()}\n", sys.stdout)

@@ -42,12 +42,17 @@ def hold_lost(conn: m.Connection) -> int:
     """The primary calendar is gone, and calsync's events with it: the upcoming ones wait again
     (for the new primary, or for the calendar if it comes back: a stable UID finds it there)."""
     destinations = m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn, m.Calendar.is_destination == True)  # noqa: E712
-    upcoming = m.Appointment.select(m.Appointment.id).where(m.Appointment.cancelled == False,  # noqa: E712
-                                                            m.Appointment.ends_at >= clock.now())
+    upcoming = m.Appointment.select(m.Appointment.id).where(
+        m.Appointment.cancelled == False,  # noqa: E712
+        m.Appointment.ends_at >= clock.now(),
+    )
     return (
         m.AppointmentLink.update(state=m.LINK_MISSED, href="", etag="", pushed_version=0, updated_at=clock.now())
-        .where(m.AppointmentLink.calendar.in_(destinations), m.AppointmentLink.state == m.LINK_SYNCED,
-               m.AppointmentLink.appointment.in_(upcoming))
+        .where(
+            m.AppointmentLink.calendar.in_(destinations),
+            m.AppointmentLink.state == m.LINK_SYNCED,
+            m.AppointmentLink.appointment.in_(upcoming),
+        )
         .execute()
     )
 
@@ -87,9 +92,14 @@ def missed_count(conn: m.Connection) -> int:
 def missed_counts() -> dict[int, int]:
     """Connection id -> appointments missed, for every connection, in one query."""
     return dict(
-        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
-        .switch(m.AppointmentLink).join(m.Appointment)
-        .where(_missed()).group_by(m.Calendar.connection).tuples())
+        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
+        .join(m.Calendar)
+        .switch(m.AppointmentLink)
+        .join(m.Appointment)
+        .where(_missed())
+        .group_by(m.Calendar.connection)
+        .tuples()
+    )
 
 
 def write_errors(conn: m.Connection) -> list[m.AppointmentLink]:
@@ -99,8 +109,11 @@ def write_errors(conn: m.Connection) -> list[m.AppointmentLink]:
         .join(m.Appointment)
         .switch(m.AppointmentLink)
         .join(m.Calendar)
-        .where(m.Calendar.connection == conn, m.AppointmentLink.last_error != "",
-               m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_SYNCED, m.LINK_MISSED]))
+        .where(
+            m.Calendar.connection == conn,
+            m.AppointmentLink.last_error != "",
+            m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_SYNCED, m.LINK_MISSED]),
+        )
         .order_by(m.Appointment.starts_at)
     )
 
@@ -108,10 +121,12 @@ def write_errors(conn: m.Connection) -> list[m.AppointmentLink]:
 def error_counts() -> dict[int, int]:
     """Connection id -> appointments with a failing write, for every connection, in one query."""
     return dict(
-        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
-        .where(m.AppointmentLink.last_error != "",
-               m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_SYNCED, m.LINK_MISSED]))
-        .group_by(m.Calendar.connection).tuples())
+        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
+        .join(m.Calendar)
+        .where(m.AppointmentLink.last_error != "", m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_SYNCED, m.LINK_MISSED]))
+        .group_by(m.Calendar.connection)
+        .tuples()
+    )
 
 
 def missed_appointments(conn: m.Connection, limit: int | None = None) -> list[m.Appointment]:
@@ -181,11 +196,12 @@ def waits_on(since: dt.datetime):
     connection with its calendars)."""
     K, C, L, A = m.Calendar, m.Connection, m.AppointmentLink, m.Appointment
     missed = pw.fn.EXISTS(L.select(L.id).join(A).where(L.calendar == K.id, _missed()))
-    owed = pw.fn.EXISTS(m.Incident.select(m.Incident.id).where(m.Incident.connection == K.connection,
-                                                                m.Incident.delivery_open == True))  # noqa: E712
-    to_write = pw.fn.EXISTS(L.select(L.id).join(A).where(
-        L.calendar == K.id,
-        (L.state == m.LINK_PENDING) | ((L.state == m.LINK_SYNCED) & (L.pushed_version < A.version))))
+    owed = pw.fn.EXISTS(m.Incident.select(m.Incident.id).where(m.Incident.connection == K.connection, m.Incident.delivery_open == True))  # noqa: E712
+    to_write = pw.fn.EXISTS(
+        L.select(L.id)
+        .join(A)
+        .where(L.calendar == K.id, (L.state == m.LINK_PENDING) | ((L.state == m.LINK_SYNCED) & (L.pushed_version < A.version)))
+    )
     unlinked = pw.fn.EXISTS(_unlinked(K.id, C.staff, since))
     return pw.Case(None, [(missed | owed | ((K.is_destination == True) & (to_write | unlinked)), 1)], 0)  # noqa: E712
 

@@ -37,15 +37,13 @@ class WebhookSender:
         self.session = netguard.bounded(requests.Session())
 
     def send(self, outgoing) -> str:
-        body = json.dumps({"event": outgoing.event, "id": outgoing.notification.dedupe_key, **outgoing.payload},
-                          sort_keys=True).encode()
+        body = json.dumps({"event": outgoing.event, "id": outgoing.notification.dedupe_key, **outgoing.payload}, sort_keys=True).encode()
         timestamp = int(time.time())
         headers = {"Content-Type": "application/json", "User-Agent": "calsync-webhook/1"}
         if self.secret:
             headers["X-Calsync-Signature"] = signature(self.secret.reveal(), timestamp, body)
         with netguard.within(self.deadline):
-            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout,
-                                         allow_redirects=False, stream=True)
+            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True)
             response.close()  # only the status matters: a huge or endless answer is never read
         if response.status_code >= 300:
             raise RuntimeError(f"the host answered HTTP {response.status_code}")

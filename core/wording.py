@@ -20,30 +20,46 @@ PROVIDER_NAMES = {"caldav": "CalDAV", "ics": "calendar feed", "google": "Google 
 # The CalDAV services people name, recognised by their server address, with what their
 # connect form needs (server address, where an app password is made).
 CALDAV_PRESETS = (
-    {"key": "icloud", "name": "iCloud", "server_url": "https://caldav.icloud.com/",
-     "hosts": ("icloud.com",),
-     "login": "your Apple ID e-mail address",
-     "help": "Use an app-specific password: sign in at appleid.apple.com, open Sign-In and Security, "
-             "App-Specific Passwords, and create one for calsync.",
-     "help_url": "https://support.apple.com/en-us/102654"},
-    {"key": "fastmail", "name": "Fastmail", "server_url": "https://caldav.fastmail.com/",
-     "hosts": ("fastmail.com", "messagingengine.com"),
-     "login": "your Fastmail e-mail address",
-     "help": "Use an app password: in Fastmail open Settings, Privacy & Security, Manage app passwords, "
-             "and create one with access to calendars (CalDAV).",
-     "help_url": "https://www.fastmail.help/hc/en-us/articles/360058752854"},
-    {"key": "nextcloud", "name": "Nextcloud", "server_url": "https://YOUR-NEXTCLOUD/remote.php/dav/",
-     "hosts": (),
-     "login": "your Nextcloud user name",
-     "help": "Use an app password: in Nextcloud open Personal settings, Security, Devices & sessions, "
-             "and create one for calsync. The server address is your Nextcloud address followed by /remote.php/dav/.",
-     "help_url": "https://docs.nextcloud.com/server/latest/user_manual/en/groupware/sync_ios.html"},
-    {"key": "generic", "name": "Other CalDAV server", "server_url": "",
-     "hosts": (),
-     "login": "your user name on that server",
-     "help": "Ask your calendar provider for its CalDAV server address; if your account uses two-step sign-in, "
-             "create an app password for calsync.",
-     "help_url": ""},
+    {
+        "key": "icloud",
+        "name": "iCloud",
+        "server_url": "https://caldav.icloud.com/",
+        "hosts": ("icloud.com",),
+        "login": "your Apple ID e-mail address",
+        "help": "Use an app-specific password: sign in at appleid.apple.com, open Sign-In and Security, "
+        "App-Specific Passwords, and create one for calsync.",
+        "help_url": "https://support.apple.com/en-us/102654",
+    },
+    {
+        "key": "fastmail",
+        "name": "Fastmail",
+        "server_url": "https://caldav.fastmail.com/",
+        "hosts": ("fastmail.com", "messagingengine.com"),
+        "login": "your Fastmail e-mail address",
+        "help": "Use an app password: in Fastmail open Settings, Privacy & Security, Manage app passwords, "
+        "and create one with access to calendars (CalDAV).",
+        "help_url": "https://www.fastmail.help/hc/en-us/articles/360058752854",
+    },
+    {
+        "key": "nextcloud",
+        "name": "Nextcloud",
+        "server_url": "https://YOUR-NEXTCLOUD/remote.php/dav/",
+        "hosts": (),
+        "login": "your Nextcloud user name",
+        "help": "Use an app password: in Nextcloud open Personal settings, Security, Devices & sessions, "
+        "and create one for calsync. The server address is your Nextcloud address followed by /remote.php/dav/.",
+        "help_url": "https://docs.nextcloud.com/server/latest/user_manual/en/groupware/sync_ios.html",
+    },
+    {
+        "key": "generic",
+        "name": "Other CalDAV server",
+        "server_url": "",
+        "hosts": (),
+        "login": "your user name on that server",
+        "help": "Ask your calendar provider for its CalDAV server address; if your account uses two-step sign-in, "
+        "create an app password for calsync.",
+        "help_url": "",
+    },
 )
 
 
@@ -78,8 +94,9 @@ def _quoted(calendar: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # a listing of 10,000 rows says the same few things
-def problem(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,
-            failing: bool = False, whose: str | None = None) -> str:
+def problem(
+    status: str, provider: str, *, server_url: str = "", calendar: str | None = None, failing: bool = False, whose: str | None = None
+) -> str:
     """One sentence that says what broke (empty for a connection that works).
 
     ``whose``: said about someone else, for support ("Grace Hopper's Fastmail calendar needs their
@@ -128,8 +145,16 @@ def waiting_phrase(count: int) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # a listing of 10,000 rows says the same few things
-def headline(status: str, provider: str, *, server_url: str = "", calendar: str | None = None,
-             waiting: int = 0, failing: bool = False, whose: str | None = None) -> str:
+def headline(
+    status: str,
+    provider: str,
+    *,
+    server_url: str = "",
+    calendar: str | None = None,
+    waiting: int = 0,
+    failing: bool = False,
+    whose: str | None = None,
+) -> str:
     """What broke and what waits: 'Your Fastmail calendar needs your new password — 3 appointments are waiting'."""
     said = problem(status, provider, server_url=server_url, calendar=calendar, failing=failing, whose=whose)
     waits = waiting_phrase(waiting)
@@ -213,10 +238,12 @@ def webcal(url: str) -> str:
     """The subscribe form of a feed URL (calendar apps open webcal:// links)."""
     for scheme in ("https://", "http://"):
         if url.startswith(scheme):
-            return "webcal://" + url[len(scheme):]
+            return "webcal://" + url[len(scheme) :]
     return url
 
 
-SUBSCRIBE_HELP = ("To subscribe: open the webcal link on the device with your calendar app, or in Google Calendar "
-                  "choose Other calendars → From URL, in Outlook Add calendar → Subscribe from web, and paste the address. "
-                  "Keep it private: anyone with it can read your busy times.")
+SUBSCRIBE_HELP = (
+    "To subscribe: open the webcal link on the device with your calendar app, or in Google Calendar "
+    "choose Other calendars → From URL, in Outlook Add calendar → Subscribe from web, and paste the address. "
+    "Keep it private: anyone with it can read your busy times."
+)

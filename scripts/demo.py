@@ -101,8 +101,15 @@ class Demo:
     def cli(self, title: str, *argv: str, show: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
         if show:
             print(f"\n$ python run_console.py {' '.join(argv)}\n# {title}", flush=True)
-        result = subprocess.run([sys.executable, str(ROOT / "run_console.py"), *argv], cwd=ROOT, env=self.env,
-                                input=stdin, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "run_console.py"), *argv],
+            cwd=ROOT,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if show:
             print(result.stdout.rstrip() or result.stderr.rstrip(), flush=True)
         if result.returncode == 2:
@@ -133,53 +140,115 @@ def main() -> int:
         now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
         server.put_event(work, "dentist.ics", ics("dentist", now + dt.timedelta(days=1, hours=3), 60, "Dentist"))
         server.put_event(work, "focus.ics", ics("focus", now + dt.timedelta(days=2), 120, "Focus time", "TRANSP:TRANSPARENT\r\n"))
-        server.put_event(work, "standup.ics", ics("standup", now + dt.timedelta(days=1), 15, "Team standup", "RRULE:FREQ=WEEKLY;COUNT=3\r\n"))
+        server.put_event(
+            work, "standup.ics", ics("standup", now + dt.timedelta(days=1), 15, "Team standup", "RRULE:FREQ=WEEKLY;COUNT=3\r\n")
+        )
         server.put_event(holidays, "offsite.ics", ics("offsite", now + dt.timedelta(days=4), 480, "Team offsite"))
         port = free_port()
-        env = {**os.environ, "CALSYNC_DATA_DIR": str(DATA_DIR), "CALSYNC_ALLOW_PRIVATE_URLS": "1",
-               "CALSYNC_HTTP_PORT": str(port), "CALSYNC_BASE_URL": f"http://127.0.0.1:{port}",
-               "CALSYNC_SYNC_INTERVAL": "30", "CALSYNC_SWEEP_INTERVAL": "30", "CALSYNC_HTTP_RETRIES": "0",
-               "CALSYNC_MAIL_FROM": "Calsync <calsync@example.com>"}
+        env = {
+            **os.environ,
+            "CALSYNC_DATA_DIR": str(DATA_DIR),
+            "CALSYNC_ALLOW_PRIVATE_URLS": "1",
+            "CALSYNC_HTTP_PORT": str(port),
+            "CALSYNC_BASE_URL": f"http://127.0.0.1:{port}",
+            "CALSYNC_SYNC_INTERVAL": "30",
+            "CALSYNC_SWEEP_INTERVAL": "30",
+            "CALSYNC_HTTP_RETRIES": "0",
+            "CALSYNC_MAIL_FROM": "Calsync <calsync@example.com>",
+        }
         env.pop("SLACK_BOT_TOKEN", None)
         demo = Demo(env)
-        say(f"A local CalDAV server (Radicale) runs at {server.base_url}: user '{server.username}' has a 'Work' "
+        say(
+            f"A local CalDAV server (Radicale) runs at {server.base_url}: user '{server.username}' has a 'Work' "
             "calendar with a dentist appointment, a 'free' focus block and a weekly stand-up, and a 'Team holidays' "
-            "calendar whose iCalendar address another staff member subscribes to.")
+            "calendar whose iCalendar address another staff member subscribes to."
+        )
 
-        demo.cli("Ada, a coach in Berlin, is a staff member", "staff", "add", "ada@example.com", "--name", "Ada Lovelace",
-                 "--timezone", "Europe/Berlin")
+        demo.cli(
+            "Ada, a coach in Berlin, is a staff member",
+            "staff",
+            "add",
+            "ada@example.com",
+            "--name",
+            "Ada Lovelace",
+            "--timezone",
+            "Europe/Berlin",
+        )
         demo.cli("Grace too", "staff", "add", "grace@example.com", "--name", "Grace Hopper")
-        demo.cli("Ada connects her CalDAV account (the password is read from stdin, never from the command line)",
-                 "connect", "caldav", "--staff", "ada@example.com", "--url", server.base_url, "--username",
-                 server.username, "--calendar", "Work", "--no-sync", stdin=server.password + "\n")
+        demo.cli(
+            "Ada connects her CalDAV account (the password is read from stdin, never from the command line)",
+            "connect",
+            "caldav",
+            "--staff",
+            "ada@example.com",
+            "--url",
+            server.base_url,
+            "--username",
+            server.username,
+            "--calendar",
+            "Work",
+            "--no-sync",
+            stdin=server.password + "\n",
+        )
         secret_address = SecretAddress(holidays, (server.username, server.password))
         feed_url = secret_address.url  # the URL is the secret: calsync stores it encrypted, never shows it whole
-        demo.cli("Grace subscribes to the team-holidays calendar as a read-only busy source (URL from stdin)",
-                 "connect", "ics", "--staff", "grace@example.com", "--url", "-", "--no-sync", stdin=feed_url + "\n")
+        demo.cli(
+            "Grace subscribes to the team-holidays calendar as a read-only busy source (URL from stdin)",
+            "connect",
+            "ics",
+            "--staff",
+            "grace@example.com",
+            "--url",
+            "-",
+            "--no-sync",
+            stdin=feed_url + "\n",
+        )
 
-        say("Now the calsync service starts: the scheduler (syncs every 30 s here, 15 min by default; a health sweep; "
+        say(
+            "Now the calsync service starts: the scheduler (syncs every 30 s here, 15 min by default; a health sweep; "
             "incidents; the notification outbox) and the web server with the relink pages. Slack is not configured, "
-            "so alerts go to the service log and the database.")
+            "so alerts go to the service log and the database."
+        )
         log_path = DEMO_DIR / "service.log"
-        service = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py")], cwd=ROOT, env=env,
-                                   stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        service = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_bot.py")], cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT
+        )
         demo.wait_for("the first syncs", lambda rows: all(r["status"] == "active" for r in rows))
         demo.cli("both connections were synced at once: pending → active", "status")
 
         start = now + dt.timedelta(days=1, hours=1)
-        demo.cli("the host product books an appointment for Ada (the CLI creates it exactly as the host API would)",
-                 "book", "ada@example.com", "--start", start.isoformat(), "--end", (start + dt.timedelta(hours=1)).isoformat(),
-                 "--subject", "Intro call with Katherine")
+        demo.cli(
+            "the host product books an appointment for Ada (the CLI creates it exactly as the host API would)",
+            "book",
+            "ada@example.com",
+            "--start",
+            start.isoformat(),
+            "--end",
+            (start + dt.timedelta(hours=1)).isoformat(),
+            "--subject",
+            "Intro call with Katherine",
+        )
         demo.cli("sync now instead of waiting for the next pass", "sync", "1")
         demo.cli("Ada's sync feed: what was read from her calendar, loaded or not, and why", "entries", "1")
-        print(f"\nThe 'Work' calendar on the server now holds {len(server.list_events(work))} events "
-              "(3 external + the appointment calsync wrote).")
+        print(
+            f"\nThe 'Work' calendar on the server now holds {len(server.list_events(work))} events "
+            "(3 external + the appointment calsync wrote)."
+        )
 
         say("Ada changes her password at her calendar provider. Calsync still has the old one.")
         server.set_password("ada-new-password-2026")
         start2 = now + dt.timedelta(days=3, hours=2)
-        demo.cli("meanwhile a client books another appointment with Ada", "book", "ada@example.com", "--start",
-                 start2.isoformat(), "--end", (start2 + dt.timedelta(hours=1)).isoformat(), "--subject", "Booked during the outage")
+        demo.cli(
+            "meanwhile a client books another appointment with Ada",
+            "book",
+            "ada@example.com",
+            "--start",
+            start2.isoformat(),
+            "--end",
+            (start2 + dt.timedelta(hours=1)).isoformat(),
+            "--subject",
+            "Booked during the outage",
+        )
         demo.cli("the next pass (here: sync now) meets the provider's refusal", "sync", "1")
         time.sleep(12)  # the outbox delivers every 10 s
         alerts = [line for line in log_path.read_text().splitlines() if "notification event=" in line]
@@ -189,27 +258,37 @@ def main() -> int:
         demo.cli("status says what broke in plain words, and that 1 appointment waits", "status")
         demo.cli("support can read the provider's own answer", "test", "1")
 
-        result = demo.cli("support reissues the relink link (it would be e-mailed/sent in Slack when configured)",
-                          "relink", "1", "--via", "email", "--json", show=False)
+        result = demo.cli(
+            "support reissues the relink link (it would be e-mailed/sent in Slack when configured)",
+            "relink",
+            "1",
+            "--via",
+            "email",
+            "--json",
+            show=False,
+        )
         link = json.loads(result.stdout)["url"]
         print(f"\n$ python run_console.py relink 1 --via email\n# a new single-use link: {link[:60]}…")
         say("Ada opens the link in her browser, sees what broke and enters her new password:")
         session = requests.Session()
         page = session.get(link, timeout=10)
         token_field = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        print(f"  GET  the relink page → {page.status_code}; it names the account: "
-              f"{'yes' if server.username in page.text else 'no'}; it says why: "
-              f"{'yes' if 'rejected' in page.text else 'no'}")
+        print(
+            f"  GET  the relink page → {page.status_code}; it names the account: "
+            f"{'yes' if server.username in page.text else 'no'}; it says why: "
+            f"{'yes' if 'rejected' in page.text else 'no'}"
+        )
         answer = session.post(link, data={"csrf_token": token_field, "password": "ada-new-password-2026"}, timeout=60)
-        print(f"  POST the new password → {answer.status_code}: "
-              f"{'Active' if 'Active' in answer.text else 'not active'}")
+        print(f"  POST the new password → {answer.status_code}: {'Active' if 'Active' in answer.text else 'not active'}")
         demo.cli("Ada's connection is Active again; the appointment booked meanwhile was delivered", "status")
         events = server.list_events(work)
         outage = [d for d in events.values() if "Booked during the outage" in d]
         print(f"\nOn the server: {len(events)} events in 'Work'; 'Booked during the outage' is there {len(outage)} time(s).")
         demo.cli("the audit trail", "audit", "--limit", "8")
-        say(f"Open the support console on the same data with:  CALSYNC_DATA_DIR={DATA_DIR} .venv/bin/python run_console.py "
-            f"— the service log is in {log_path}.")
+        say(
+            f"Open the support console on the same data with:  CALSYNC_DATA_DIR={DATA_DIR} .venv/bin/python run_console.py "
+            f"— the service log is in {log_path}."
+        )
     finally:
         if service is not None:
             service.send_signal(signal.SIGTERM)

@@ -41,8 +41,7 @@ def web_env(tmp_path: Path, **extra) -> dict:
     from conftest_ports import free_port
 
     port = free_port()
-    return make_env(tmp_path, CALSYNC_BASE_URL=f"http://127.0.0.1:{port}", CALSYNC_HTTP_HOST="127.0.0.1",
-                    CALSYNC_HTTP_PORT=port, **extra)
+    return make_env(tmp_path, CALSYNC_BASE_URL=f"http://127.0.0.1:{port}", CALSYNC_HTTP_HOST="127.0.0.1", CALSYNC_HTTP_PORT=port, **extra)
 
 
 @contextlib.contextmanager
@@ -249,8 +248,11 @@ def mailbox():
 @pytest.fixture
 def mail_rt(tmp_path, mailbox):
     """A runtime whose e-mail goes to the loopback SMTP server."""
-    runtime_ = runtime.start(load_settings(make_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url,
-                                                    CALSYNC_MAIL_FROM="Calsync <calsync@example.com>"), read_dotenv=False))
+    runtime_ = runtime.start(
+        load_settings(
+            make_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url, CALSYNC_MAIL_FROM="Calsync <calsync@example.com>"), read_dotenv=False
+        )
+    )
     yield runtime_
     runtime_.close()
     clock.set_now(None)
@@ -273,8 +275,15 @@ def radicale(tmp_path):
         server.stop()
 
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str:
@@ -282,8 +291,7 @@ def chromium_path() -> str:
 
     path = shutil.which("chromium")
     if path is None:
-        pytest.fail("Debian's chromium is not installed: run `make test` (it installs it), "
-                    "or `apt-get install chromium`")
+        pytest.fail("Debian's chromium is not installed: run `make test` (it installs it), or `apt-get install chromium`")
     return path
 
 

@@ -50,9 +50,9 @@ from xml.etree import ElementTree as ET
 import requests
 
 HOST = "127.0.0.1"
-HTTP_TIMEOUT = 5.0           # every admin HTTP request
-START_TIMEOUT = 20.0         # until the server answers HTTP
-STOP_TIMEOUT = 10.0          # terminate -> kill
+HTTP_TIMEOUT = 5.0  # every admin HTTP request
+START_TIMEOUT = 20.0  # until the server answers HTTP
+STOP_TIMEOUT = 10.0  # terminate -> kill
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
@@ -91,8 +91,7 @@ class CalDAVServer:
 
     kind: str = ""
 
-    def __init__(self, root: Path, username: str = "alice",
-                 password: str | None = None) -> None:
+    def __init__(self, root: Path, username: str = "alice", password: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.username = username
@@ -149,12 +148,14 @@ class CalDAVServer:
         # Keep both servers away from the real user's config / data dirs.
         home = self.root / "home"
         home.mkdir(exist_ok=True)
-        env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-                   XDG_DATA_HOME=str(home / ".local/share"),
-                   XDG_CACHE_HOME=str(home / ".cache"),
-                   PYTHONUNBUFFERED="1")
-        for var in ("RADICALE_CONFIG", "http_proxy", "https_proxy",
-                    "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        env.update(
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_DATA_HOME=str(home / ".local/share"),
+            XDG_CACHE_HOME=str(home / ".cache"),
+            PYTHONUNBUFFERED="1",
+        )
+        for var in ("RADICALE_CONFIG", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
             env.pop(var, None)
         env["NO_PROXY"] = env["no_proxy"] = HOST
         return env
@@ -185,29 +186,28 @@ class CalDAVServer:
         self._prepare()
         self._prepared = True
         self._log_file = open(self.log_path, "ab")
-        self._log_file.write(
-            f"\n==== start {self.kind} on port {self.port} ====\n".encode())
+        self._log_file.write(f"\n==== start {self.kind} on port {self.port} ====\n".encode())
         self._log_file.flush()
         self.proc = subprocess.Popen(
-            self._command(), cwd=self.root, env=self._env(),
-            stdin=subprocess.DEVNULL, stdout=self._log_file,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            self._command(),
+            cwd=self.root,
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
-                raise ServerError(
-                    f"{self.kind} exited with {self.proc.returncode} during "
-                    f"startup; log tail:\n{self.log_tail()}")
+                raise ServerError(f"{self.kind} exited with {self.proc.returncode} during startup; log tail:\n{self.log_tail()}")
             try:
-                requests.request("OPTIONS", self.base_url, timeout=1.0,
-                                 allow_redirects=False)
+                requests.request("OPTIONS", self.base_url, timeout=1.0, allow_redirects=False)
                 return
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                raise ServerError(
-                    f"{self.kind} did not answer within {START_TIMEOUT}s; "
-                    f"log tail:\n{self.log_tail()}")
+                raise ServerError(f"{self.kind} did not answer within {START_TIMEOUT}s; log tail:\n{self.log_tail()}")
             time.sleep(0.05)
 
     @property
@@ -250,8 +250,7 @@ class CalDAVServer:
 
     # ------------------------------------------------------------ HTTP
 
-    def request(self, method: str, url: str, *, auth: tuple[str, str] | None = None,
-                as_user: bool = False, **kw) -> requests.Response:
+    def request(self, method: str, url: str, *, auth: tuple[str, str] | None = None, as_user: bool = False, **kw) -> requests.Response:
         """One HTTP request to this server (admin account unless ``as_user``)."""
         _check_local(url)
         if auth is None:
@@ -262,9 +261,7 @@ class CalDAVServer:
 
     def _expect(self, resp: requests.Response, ok: tuple[int, ...], what: str) -> None:
         if resp.status_code not in ok:
-            raise ServerError(
-                f"{self.kind}: {what} -> {resp.status_code} {resp.reason}: "
-                f"{resp.text[:500]}")
+            raise ServerError(f"{self.kind}: {what} -> {resp.status_code} {resp.reason}: {resp.text[:500]}")
 
     def _abs(self, href: str) -> str:
         return urllib.parse.urljoin(self.base_url, href)
@@ -293,8 +290,7 @@ class CalDAVServer:
     def put_event(self, calendar_url: str, filename: str, ics: str) -> str:
         """PUT raw iCalendar text; returns the object's absolute URL."""
         url = urllib.parse.urljoin(calendar_url, urllib.parse.quote(filename))
-        resp = self.request("PUT", url, data=ics.encode("utf-8"),
-                            headers={"Content-Type": "text/calendar; charset=utf-8"})
+        resp = self.request("PUT", url, data=ics.encode("utf-8"), headers={"Content-Type": "text/calendar; charset=utf-8"})
         self._expect(resp, (200, 201, 204), f"PUT {url}")
         return url
 
@@ -304,12 +300,10 @@ class CalDAVServer:
 
     def list_hrefs(self, calendar_url: str) -> dict[str, str | None]:
         """Absolute URL -> ETag of every non-collection member (PROPFIND depth 1)."""
-        body = (b'<?xml version="1.0" encoding="utf-8"?>'
-                b'<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getetag/>'
-                b'</D:prop></D:propfind>')
-        resp = self.request("PROPFIND", calendar_url, data=body,
-                            headers={"Depth": "1",
-                                     "Content-Type": "application/xml; charset=utf-8"})
+        body = (
+            b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getetag/></D:prop></D:propfind>'
+        )
+        resp = self.request("PROPFIND", calendar_url, data=body, headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"})
         self._expect(resp, (207,), f"PROPFIND {calendar_url}")
         own_path = urllib.parse.urlsplit(calendar_url).path.rstrip("/")
         out: dict[str, str | None] = {}
@@ -344,6 +338,7 @@ class CalDAVServer:
 
 # ====================================================================== Radicale
 
+
 class RadicaleServer(CalDAVServer):
     """Radicale 3.x with htpasswd (plain) auth and ``[rights] type = from_file``.
 
@@ -359,8 +354,7 @@ class RadicaleServer(CalDAVServer):
 
     kind = "radicale"
 
-    def __init__(self, root: Path, username: str = "alice", password: str | None = None,
-                 max_content_length: int | None = None) -> None:
+    def __init__(self, root: Path, username: str = "alice", password: str | None = None, max_content_length: int | None = None) -> None:
         super().__init__(root, username, password)
         # Radicale answers 413 to a request body larger than this: a real server refusing one event.
         self.max_content_length = max_content_length
@@ -370,15 +364,15 @@ class RadicaleServer(CalDAVServer):
         return self.principal_url
 
     def _write_htpasswd(self) -> None:
-        _write_atomic(self.root / "htpasswd",
-                      f"{self.username}:{self.password}\n"
-                      f"{self.admin_username}:{self.admin_password}\n")
+        _write_atomic(self.root / "htpasswd", f"{self.username}:{self.password}\n{self.admin_username}:{self.admin_password}\n")
 
     def _write_rights(self) -> None:
         user_principal = "R" if self.read_only else "RW"
         user_calendar = "r" if self.read_only else "rw"
         admin = self.admin_username
-        _write_atomic(self.root / "rights", textwrap.dedent(f"""\
+        _write_atomic(
+            self.root / "rights",
+            textwrap.dedent(f"""\
             # generated by tests/servers.py (read_only={self.read_only})
             [admin]
             user: {admin}
@@ -399,13 +393,16 @@ class RadicaleServer(CalDAVServer):
             user: .+
             collection: {{user}}/[^/]+
             permissions: {user_calendar}
-            """))
+            """),
+        )
 
     def _prepare(self) -> None:
         (self.root / "collections").mkdir(exist_ok=True)
         self._write_htpasswd()
         self._write_rights()
-        _write_atomic(self.root / "config", textwrap.dedent(f"""\
+        _write_atomic(
+            self.root / "config",
+            textwrap.dedent(f"""\
             [server]
             hosts = {HOST}:{self.port}
             delay_on_error = 0
@@ -431,7 +428,8 @@ class RadicaleServer(CalDAVServer):
 
             [logging]
             level = info
-            """))
+            """),
+        )
 
     def _command(self) -> list[str]:
         return [sys.executable, "-P", "-m", "radicale", "--config", str(self.root / "config")]
@@ -439,19 +437,18 @@ class RadicaleServer(CalDAVServer):
     def _after_first_start(self) -> None:
         # Radicale creates a user's principal collection on that user's first
         # authenticated request; do it now so the admin can MKCALENDAR in it.
-        resp = self.request("PROPFIND", self.principal_url, as_user=True,
-                            headers={"Depth": "0"})
+        resp = self.request("PROPFIND", self.principal_url, as_user=True, headers={"Depth": "0"})
         self._expect(resp, (207,), "initial PROPFIND of the principal")
 
     def set_password(self, new_password: str) -> None:
         self.password = new_password
-        self._write_htpasswd()          # re-read by Radicale on every request
+        self._write_htpasswd()  # re-read by Radicale on every request
 
     def set_read_only(self, read_only: bool) -> None:
         self.read_only = read_only
         self._write_rights()
         if self.running:
-            self.restart()              # rights file is only read at startup
+            self.restart()  # rights file is only read at startup
 
 
 # ====================================================================== Xandikos
@@ -666,8 +663,16 @@ class XandikosServer(CalDAVServer):
             flag.unlink()
 
     def _command(self) -> list[str]:
-        return [sys.executable, "-P", str(self.root / "xandikos_server.py"), str(self.root),
-                HOST, str(self.port), self.username, self.admin_username]
+        return [
+            sys.executable,
+            "-P",
+            str(self.root / "xandikos_server.py"),
+            str(self.root),
+            HOST,
+            str(self.port),
+            self.username,
+            self.admin_username,
+        ]
 
     def set_password(self, new_password: str) -> None:
         self.password = new_password
@@ -689,8 +694,7 @@ def start_server(kind: str, root: Path, **kwargs) -> CalDAVServer:
     try:
         cls = SERVER_KINDS[kind]
     except KeyError:
-        raise ValueError(f"unknown server kind {kind!r}; "
-                         f"expected one of {sorted(SERVER_KINDS)}") from None
+        raise ValueError(f"unknown server kind {kind!r}; expected one of {sorted(SERVER_KINDS)}") from None
     server = cls(Path(root), **kwargs)
     try:
         server.start()

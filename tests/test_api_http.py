@@ -40,8 +40,9 @@ class Host:
     def put(self, appointment_id: str, body=None, *, data=None, **kw):
         if data is None:
             return self.client.put(f"/api/v1/appointments/{appointment_id}", json=body, headers=self.headers(), **kw)
-        return self.client.put(f"/api/v1/appointments/{appointment_id}", data=data, headers=self.headers(),
-                               content_type="application/json", **kw)
+        return self.client.put(
+            f"/api/v1/appointments/{appointment_id}", data=data, headers=self.headers(), content_type="application/json", **kw
+        )
 
     def get(self, path: str, **kw):
         return self.client.get(f"/api/v1{path}", headers=self.headers(), **kw)
@@ -83,8 +84,10 @@ def snapshot() -> dict:
     """Every appointment with every field, and the links: what "nothing changed" means."""
     return {
         "appointments": [a.__data__.copy() for a in m.Appointment.select().order_by(m.Appointment.id)],
-        "links": [(link.appointment_id, link.calendar_id, link.state, link.updated_at)
-                  for link in m.AppointmentLink.select().order_by(m.AppointmentLink.id)],
+        "links": [
+            (link.appointment_id, link.calendar_id, link.state, link.updated_at)
+            for link in m.AppointmentLink.select().order_by(m.AppointmentLink.id)
+        ],
     }
 
 
@@ -239,8 +242,13 @@ def _bad_bodies():
         ("end before start", 422, "invalid", dict(good, end=iso(start - dt.timedelta(hours=1))), "end after it starts"),
         ("end equals start", 422, "invalid", dict(good, end=good["start"]), "end after it starts"),
         ("unknown staff", 404, "not_found", dict(good, staff="nobody@example.com"), "nobody@example.com"),
-        ("bad time zone", 422, "invalid",
-         dict(good, start="2026-12-03T10:00:00", end="2026-12-03T11:00:00", timezone="Mars/Olympus"), "Mars/Olympus"),
+        (
+            "bad time zone",
+            422,
+            "invalid",
+            dict(good, start="2026-12-03T10:00:00", end="2026-12-03T11:00:00", timezone="Mars/Olympus"),
+            "Mars/Olympus",
+        ),
         ("not a time", 422, "invalid", dict(good, start="next tuesday"), "ISO 8601"),
         ("unknown field", 422, "invalid", dict(good, colour="red"), "colour"),
         ("missing subject", 422, "invalid", without_subject, "subject"),
@@ -267,13 +275,17 @@ def test_bad_input_is_refused_with_a_json_error_and_changes_nothing(rt, ada, hos
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("raw, words", [
-    (b'{"staff": "ada@example.com", "start": ', "not valid JSON"),
-    (b'\xff\xfe{}', "not valid JSON"),
-    (b'[{"staff": "ada@example.com"}]', "must be a JSON object"),
-    (b'"just a string"', "must be a JSON object"),
-    (b'', "must be a JSON object"),
-], ids=["truncated", "not-utf8", "array", "string", "empty"])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        (b'{"staff": "ada@example.com", "start": ', "not valid JSON"),
+        (b"\xff\xfe{}", "not valid JSON"),
+        (b'[{"staff": "ada@example.com"}]', "must be a JSON object"),
+        (b'"just a string"', "must be a JSON object"),
+        (b"", "must be a JSON object"),
+    ],
+    ids=["truncated", "not-utf8", "array", "string", "empty"],
+)
 def test_malformed_bodies_are_400_and_change_nothing(rt, ada, host, raw, words):
     host.put("A-1", appointment_body(soon(4, 9)))
     before = snapshot()
@@ -296,19 +308,42 @@ def test_an_overlong_appointment_id_is_400(rt, ada, host):
 
 
 def test_naive_times_are_read_in_the_given_zone_and_stored_in_utc(rt, ada, host):
-    winter = host.put("NY-1", {"staff": ADA, "start": "2026-12-01T09:00:00", "end": "2026-12-01T09:45:00",
-                               "subject": "New York morning", "timezone": "America/New_York"}).get_json()
+    winter = host.put(
+        "NY-1",
+        {
+            "staff": ADA,
+            "start": "2026-12-01T09:00:00",
+            "end": "2026-12-01T09:45:00",
+            "subject": "New York morning",
+            "timezone": "America/New_York",
+        },
+    ).get_json()
     assert (winter["start"], winter["end"]) == ("2026-12-01T14:00:00Z", "2026-12-01T14:45:00Z")  # EST, UTC-5
-    summer = host.put("NY-2", {"staff": ADA, "start": "2026-07-01T09:00:00", "end": "2026-07-01T10:00:00",
-                               "subject": "New York summer", "timezone": "America/New_York"}).get_json()
+    summer = host.put(
+        "NY-2",
+        {
+            "staff": ADA,
+            "start": "2026-07-01T09:00:00",
+            "end": "2026-07-01T10:00:00",
+            "subject": "New York summer",
+            "timezone": "America/New_York",
+        },
+    ).get_json()
     assert summer["start"] == "2026-07-01T13:00:00Z"  # EDT, UTC-4
     # without a zone, the staff member's (Europe/Berlin, CET in December)
-    berlin = host.put("B-1", {"staff": ADA, "start": "2026-12-01T09:00:00", "end": "2026-12-01T10:00:00",
-                              "subject": "Berlin"}).get_json()
+    berlin = host.put("B-1", {"staff": ADA, "start": "2026-12-01T09:00:00", "end": "2026-12-01T10:00:00", "subject": "Berlin"}).get_json()
     assert berlin["start"] == "2026-12-01T08:00:00Z"
     # an explicit offset wins over the zone
-    offset = host.put("O-1", {"staff": ADA, "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-01T10:00:00+01:00",
-                              "subject": "Offset", "timezone": "America/New_York"}).get_json()
+    offset = host.put(
+        "O-1",
+        {
+            "staff": ADA,
+            "start": "2026-12-01T09:00:00+01:00",
+            "end": "2026-12-01T10:00:00+01:00",
+            "subject": "Offset",
+            "timezone": "America/New_York",
+        },
+    ).get_json()
     assert offset["start"] == "2026-12-01T08:00:00Z"
     stored = m.Appointment.get(m.Appointment.external_id == "NY-1")
     assert stored.starts_at == dt.datetime(2026, 12, 1, 14, tzinfo=dt.timezone.utc)
@@ -325,8 +360,9 @@ def test_busy_needs_a_valid_range(rt, ada, host):
     assert "'to' must be after 'from'" in error["message"]
     assert_json_error(host.get(path, query_string={"from": "yesterday", "to": "2026-12-01T00:00:00Z"}), 422)
     assert_json_error(host.get(path, query_string={"from": "2026-01-01T00:00:00Z", "to": "2027-06-01T00:00:00Z"}), 422)
-    assert_json_error(host.get("/staff/nobody@example.com/busy",
-                               query_string={"from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"}), 404)
+    assert_json_error(
+        host.get("/staff/nobody@example.com/busy", query_string={"from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"}), 404
+    )
     # offsets must be URL-encoded ('+' would be a space); encoded, they work
     ok = host.get(path, query_string={"from": "2026-12-01T00:00:00+01:00", "to": "2026-12-02T00:00:00+01:00"})
     assert ok.status_code == 200 and ok.get_json()["from"] == "2026-11-30T23:00:00Z"
@@ -441,7 +477,7 @@ def test_an_external_edit_is_posted_to_the_host_signed(webhook_rt, caldav, recor
     start = soon(2, 10)
     assert host.put("A-1", appointment_body(start, subject="Intro call")).status_code == 201
     story.sync()
-    (href, data), = story.events().items()
+    ((href, data),) = story.events().items()
     story.server.put_event(story.calendar_url, href.rsplit("/", 1)[-1], data.replace("Intro call", "Intro call (moved by Ada)"))
     story.sync()
     outbox.deliver_pending(webhook_rt)

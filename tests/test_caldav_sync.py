@@ -58,7 +58,8 @@ def test_external_busy_event_is_loaded(story):
 def test_free_event_is_not_loaded_and_says_why(story):
     start = soon(3, 9)
     story.server.put_event(
-        story.calendar_url, "focus.ics",
+        story.calendar_url,
+        "focus.ics",
         vevent("focus-1", start, start + dt.timedelta(hours=2), "Focus time", "TRANSP:TRANSPARENT\r\n"),
     )
     story.sync()
@@ -83,7 +84,8 @@ def test_calsync_own_event_is_not_loaded_as_echo(story):
 def test_weekly_recurring_busy_event_is_expanded(story):
     start = soon(1, 8)
     story.server.put_event(
-        story.calendar_url, "standup.ics",
+        story.calendar_url,
+        "standup.ics",
         vevent("standup", start, start + dt.timedelta(minutes=30), "Team standup", "RRULE:FREQ=WEEKLY;COUNT=4\r\n"),
     )
     story.sync()
@@ -95,7 +97,7 @@ def test_weekly_recurring_busy_event_is_expanded(story):
 
 
 def _edit_event(story, transform) -> None:
-    (href, data), = story.events().items()
+    ((href, data),) = story.events().items()
     story.server.put_event(story.calendar_url, href.rsplit("/", 1)[-1], transform(data))
 
 
@@ -287,12 +289,17 @@ def test_an_expired_sync_token_means_a_full_resync_not_an_error(story):
 
 
 def test_windows_time_zone_names_are_understood(story):
-    story.server.put_event(story.calendar_url, "win.ics", (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN\r\n"
-        "BEGIN:VEVENT\r\nUID:win-1\r\nDTSTAMP:20260101T000000Z\r\n"
-        f"DTSTART;TZID=W. Europe Standard Time:{soon(3).strftime('%Y%m%d')}T100000\r\n"
-        f"DTEND;TZID=W. Europe Standard Time:{soon(3).strftime('%Y%m%d')}T110000\r\n"
-        "SUMMARY:Outlook meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
+    story.server.put_event(
+        story.calendar_url,
+        "win.ics",
+        (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN\r\n"
+            "BEGIN:VEVENT\r\nUID:win-1\r\nDTSTAMP:20260101T000000Z\r\n"
+            f"DTSTART;TZID=W. Europe Standard Time:{soon(3).strftime('%Y%m%d')}T100000\r\n"
+            f"DTEND;TZID=W. Europe Standard Time:{soon(3).strftime('%Y%m%d')}T110000\r\n"
+            "SUMMARY:Outlook meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        ),
+    )
     story.sync()
     (entry,) = story.entries()
     assert entry["loaded"] is True
@@ -313,8 +320,9 @@ def test_events_too_large_for_one_multiget_answer_still_all_arrive(caldav, tmp_p
         notes = "DESCRIPTION:" + "x" * 4000 + "\r\n"  # ~4 KB each: 40 of them are ~160 KB, past the 128 KB cap
         for i in range(40):
             when = start + dt.timedelta(hours=i)
-            caldav.put_event(story.calendar_url, f"big-{i}.ics",
-                             vevent(f"big-{i}", when, when + dt.timedelta(minutes=30), f"Long meeting {i}", notes))
+            caldav.put_event(
+                story.calendar_url, f"big-{i}.ics", vevent(f"big-{i}", when, when + dt.timedelta(minutes=30), f"Long meeting {i}", notes)
+            )
         report = story.sync()
         assert report["outcome"] == "ok", report
         loaded = [e for e in story.entries() if e["loaded"]]
@@ -343,8 +351,7 @@ def test_a_probe_with_a_stored_sync_token_asks_only_for_the_token_and_still_sees
     asked.clear()
     report = story.sync()
     assert report["requests"] == 1 and report["entries_read"] == 0, report
-    assert asked == [{"resourcetype", "displayname", "current-user-privilege-set", "sync-token",
-                      "supported-calendar-component-set"}]
+    assert asked == [{"resourcetype", "displayname", "current-user-privilege-set", "sync-token", "supported-calendar-component-set"}]
     story.server.put_event(story.calendar_url, "b.ics", vevent("b", start + dt.timedelta(hours=2), start + dt.timedelta(hours=3), "Second"))
     story.sync()
     assert sorted(e["subject"] for e in story.entries()) == ["First", "Second"]

@@ -21,7 +21,11 @@ def cli(tmp_path):
     def run(*args, stdin: str = "", extra_env: dict | None = None):
         return subprocess.run(
             [sys.executable, str(ROOT / "run_console.py"), *args],
-            input=stdin, capture_output=True, text=True, env={**env, **(extra_env or {})}, timeout=60,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**env, **(extra_env or {})},
+            timeout=60,
         )
 
     return run
@@ -61,8 +65,18 @@ def test_staff_connect_status_entries_json_story(cli, caldav):
     assert cli("staff", "add", "ada@example.com", "--name", "Ada", "--timezone", "Europe/Berlin").returncode == 0
     assert cli("staff", "add", "ada@example.com", "--name", "Ada").returncode == 1  # exists already
 
-    result = cli("connect", "caldav", "--staff", "ada@example.com", "--url", caldav.base_url,
-                 "--username", caldav.username, "--json", stdin=caldav.password + "\n")
+    result = cli(
+        "connect",
+        "caldav",
+        "--staff",
+        "ada@example.com",
+        "--url",
+        caldav.base_url,
+        "--username",
+        caldav.username,
+        "--json",
+        stdin=caldav.password + "\n",
+    )
     assert result.returncode == 0, result.stderr
     connected = json.loads(result.stdout)
     assert connected["status"] == "active" and connected["first_sync"]["outcome"] == "ok"
@@ -73,15 +87,29 @@ def test_staff_connect_status_entries_json_story(cli, caldav):
     for key in ("id", "staff", "provider", "account", "status", "reason", "since", "last_sync_at", "last_check_at", "missed"):
         assert key in row
     assert (row["staff"], row["provider"], row["account"], row["status"], row["missed"]) == (
-        "ada@example.com", "caldav", caldav.username, "active", 0)
+        "ada@example.com",
+        "caldav",
+        caldav.username,
+        "active",
+        0,
+    )
 
     result = cli("entries", str(row["id"]), "--json")
     (entry,) = json.loads(result.stdout)
     assert set(entry) == {"id", "calendar", "starts_at", "ends_at", "subject", "loaded", "info"}
     assert (entry["subject"], entry["loaded"], entry["calendar"]) == ("Board meeting", True, "Work")
 
-    result = cli("book", "ada@example.com", "--start", start.isoformat(), "--end", (start + dt.timedelta(hours=1)).isoformat(),
-                 "--subject", "Intro", "--json")
+    result = cli(
+        "book",
+        "ada@example.com",
+        "--start",
+        start.isoformat(),
+        "--end",
+        (start + dt.timedelta(hours=1)).isoformat(),
+        "--subject",
+        "Intro",
+        "--json",
+    )
     assert result.returncode == 0 and json.loads(result.stdout)["change"] == "created"
     assert cli("sync", str(row["id"])).returncode == 0
     assert len(caldav.list_events(calendar)) == 2
@@ -93,8 +121,9 @@ def test_staff_connect_status_entries_json_story(cli, caldav):
 def test_wrong_password_at_connect_saves_nothing(cli, caldav):
     caldav.make_calendar("work", "Work")
     cli("staff", "add", "ada@example.com", "--name", "Ada")
-    result = cli("connect", "caldav", "--staff", "ada@example.com", "--url", caldav.base_url,
-                 "--username", caldav.username, stdin="wrong\n")
+    result = cli(
+        "connect", "caldav", "--staff", "ada@example.com", "--url", caldav.base_url, "--username", caldav.username, stdin="wrong\n"
+    )
     assert result.returncode == 1
     assert "rejected the username or password" in result.stderr
     assert json.loads(cli("status", "--json").stdout) == []
@@ -103,8 +132,20 @@ def test_wrong_password_at_connect_saves_nothing(cli, caldav):
 def test_stop_needs_confirmation_and_removes_our_events(cli, caldav):
     calendar = caldav.make_calendar("work", "Work")
     cli("staff", "add", "ada@example.com", "--name", "Ada")
-    cid = json.loads(cli("connect", "caldav", "--staff", "ada@example.com", "--url", caldav.base_url,
-                          "--username", caldav.username, "--json", stdin=caldav.password + "\n").stdout)["id"]
+    cid = json.loads(
+        cli(
+            "connect",
+            "caldav",
+            "--staff",
+            "ada@example.com",
+            "--url",
+            caldav.base_url,
+            "--username",
+            caldav.username,
+            "--json",
+            stdin=caldav.password + "\n",
+        ).stdout
+    )["id"]
     start = soon(3, 9)
     cli("book", "ada@example.com", "--start", start.isoformat(), "--end", (start + dt.timedelta(hours=1)).isoformat(), "--subject", "Intro")
     cli("sync", str(cid))
@@ -136,8 +177,21 @@ def test_once_pass_syncs_due_connections(tmp_path, caldav):
         return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, env=env, timeout=60)
 
     run("run_console.py", "staff", "add", "ada@example.com", "--name", "Ada")
-    assert run("run_console.py", "connect", "caldav", "--staff", "ada@example.com", "--url", caldav.base_url,
-               "--username", caldav.username, "--no-sync").returncode == 0
+    assert (
+        run(
+            "run_console.py",
+            "connect",
+            "caldav",
+            "--staff",
+            "ada@example.com",
+            "--url",
+            caldav.base_url,
+            "--username",
+            caldav.username,
+            "--no-sync",
+        ).returncode
+        == 0
+    )
     result = run("run_bot.py", "--once")
     assert result.returncode == 0, result.stderr
     assert "1 due connection(s) synced (ok 1" in result.stdout
@@ -146,8 +200,11 @@ def test_once_pass_syncs_due_connections(tmp_path, caldav):
 
 
 def test_relink_reissue_from_the_cli_is_mailed_on_the_next_pass(tmp_path, caldav, mailbox):
-    env = {**os.environ, **make_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url, CALSYNC_MAIL_FROM="calsync@example.com"),
-           "CALSYNC_CONNECT_PASSWORD": caldav.password}
+    env = {
+        **os.environ,
+        **make_env(tmp_path, CALSYNC_SMTP_URL=mailbox.url, CALSYNC_MAIL_FROM="calsync@example.com"),
+        "CALSYNC_CONNECT_PASSWORD": caldav.password,
+    }
     caldav.make_calendar("work", "Work")
 
     def run(script, *args):

@@ -56,12 +56,16 @@ def broken_fastmail(env, missed: int = 1) -> int:
     with started(env) as rt:
         actions.add_staff(rt, "grace@example.com", "Grace Hopper", timezone="Europe/Berlin")
         staff = m.Staff.get(m.Staff.email == "grace@example.com")
-        conn = m.Connection.create(staff=staff, provider="caldav", account="grace@fastmail.com",
-                                   server_url="https://caldav.fastmail.com/dav/", status=m.RELINK_REQUIRED,
-                                   reason="the CalDAV server rejected the username or password",
-                                   credentials=rt.vault.encrypt({"password": "old"}))
-        m.Calendar.create(connection=conn, remote_id="https://caldav.fastmail.com/dav/calendars/work/", name="Work",
-                          is_destination=True)
+        conn = m.Connection.create(
+            staff=staff,
+            provider="caldav",
+            account="grace@fastmail.com",
+            server_url="https://caldav.fastmail.com/dav/",
+            status=m.RELINK_REQUIRED,
+            reason="the CalDAV server rejected the username or password",
+            credentials=rt.vault.encrypt({"password": "old"}),
+        )
+        m.Calendar.create(connection=conn, remote_id="https://caldav.fastmail.com/dav/calendars/work/", name="Work", is_destination=True)
         for i in range(missed):
             start = soon(2 + i, 9)
             actions.book(rt, "grace@example.com", start.isoformat(), (start + HOUR).isoformat(), f"Intro {i}")
@@ -80,9 +84,12 @@ def _parsers(parser: argparse.ArgumentParser, path: str = "run_console.py"):
 
 
 def test_every_positional_and_option_of_every_command_has_help():
-    missing = [f"{path}: {action.dest}" for path, parser in _parsers(cli.build_parser())
-               for action in parser._actions
-               if not isinstance(action, argparse._SubParsersAction) and not (action.help or "").strip()]
+    missing = [
+        f"{path}: {action.dest}"
+        for path, parser in _parsers(cli.build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and not (action.help or "").strip()
+    ]
     assert missing == []
     book = next(p for path, p in _parsers(cli.build_parser()) if path.endswith(" book"))
     text = book.format_help()
@@ -115,7 +122,10 @@ def test_download_to_a_missing_folder_or_a_failed_write_is_one_line_and_leaves_n
     cid = broken_fastmail(env)
     code, out, err = run("download", str(cid), "-o", str(tmp_path / "missing" / "dir" / "x.ics"))
     assert code == 1 and out == ""
-    assert err == f"calsync: cannot write into {tmp_path / 'missing' / 'dir'}: the folder does not exist (create it first, or choose another -o)\n"
+    assert (
+        err
+        == f"calsync: cannot write into {tmp_path / 'missing' / 'dir'}: the folder does not exist (create it first, or choose another -o)\n"
+    )
     assert not (tmp_path / "missing").exists()
 
     def disk_full(src, dst):
@@ -139,12 +149,13 @@ def test_nothing_waiting_is_said_as_such(run, env, tmp_path):
 
 def test_booking_on_a_broken_connection_says_it_waits_and_why(run, env):
     cid = broken_fastmail(env, missed=0)
-    code, out, err = run("book", "grace@example.com", "--start", "2030-01-07T10:00", "--end", "2030-01-07T11:00",
-                         "--subject", "Intro")
+    code, out, err = run("book", "grace@example.com", "--start", "2030-01-07T10:00", "--end", "2030-01-07T11:00", "--subject", "Intro")
     assert code == 0, err
     assert ", 2030-01-07 10:00–11:00 CET (Europe/Berlin)." in out  # read in Grace's zone, and said so
-    assert (f"It waits: Grace Hopper's Fastmail calendar needs their new password, so it is written once the "
-            f"connection works (connection {cid};") in out
+    assert (
+        f"It waits: Grace Hopper's Fastmail calendar needs their new password, so it is written once the "
+        f"connection works (connection {cid};"
+    ) in out
     (row,) = json.loads(run("status", "--json")[1])
     assert row["missed"] == 1
 
@@ -153,12 +164,17 @@ def test_unknown_staff_and_every_json_failure_are_errors_on_stderr(run, env):
     broken_fastmail(env, missed=0)
     code, out, err = run("status", "--staff", "unknown@x")
     assert (code, out) == (1, "") and err == "calsync: no staff member with e-mail 'unknown@x'; add one with `staff add`\n"
-    for args, exit_code, error in ((("status", "--staff", "unknown@x", "--json"), 1, "not_found"),
-                                   (("entries", "99", "--json"), 1, "not_found"),
-                                   (("audit", "--limit", "-5", "--json"), 2, "usage"),
-                                   (("book", "grace@example.com", "--start", "2030-01-07T10:00", "--end",
-                                     "2030-01-07T09:00", "--subject", "x", "--json"), 2, "invalid_input"),
-                                   (("stop", "1", "--json"), 2, "usage")):
+    for args, exit_code, error in (
+        (("status", "--staff", "unknown@x", "--json"), 1, "not_found"),
+        (("entries", "99", "--json"), 1, "not_found"),
+        (("audit", "--limit", "-5", "--json"), 2, "usage"),
+        (
+            ("book", "grace@example.com", "--start", "2030-01-07T10:00", "--end", "2030-01-07T09:00", "--subject", "x", "--json"),
+            2,
+            "invalid_input",
+        ),
+        (("stop", "1", "--json"), 2, "usage"),
+    ):
         code, out, err = run(*args)
         assert (code, out) == (exit_code, ""), (args, out, err)
         answer = json.loads(err)
@@ -236,14 +252,19 @@ def test_a_web_server_that_is_not_caldav_is_named_so_at_connect_and_test(run, en
     with started(env) as rt:
         actions.add_staff(rt, "ada@example.com", "Ada")
     for path in ("/html/", "/nodav/", "/noprop/"):
-        code, out, err = run("connect", "caldav", "--staff", "ada@example.com", "--url", site + path, "--username", "ada",
-                             stdin="pw\n")
+        code, out, err = run("connect", "caldav", "--staff", "ada@example.com", "--url", site + path, "--username", "ada", stdin="pw\n")
         assert (code, out) == (1, ""), (path, err)
         assert err == "calsync: could not connect: this address is not a CalDAV server (check the server address)\n", path
     with started(env) as rt:  # a working connection whose address now serves a web site
         staff = m.Staff.get(m.Staff.email == "ada@example.com")
-        conn = m.Connection.create(staff=staff, provider="caldav", account="ada", server_url=site + "/html/",
-                                   status=m.ACTIVE, credentials=rt.vault.encrypt({"password": "pw"}))
+        conn = m.Connection.create(
+            staff=staff,
+            provider="caldav",
+            account="ada",
+            server_url=site + "/html/",
+            status=m.ACTIVE,
+            credentials=rt.vault.encrypt({"password": "pw"}),
+        )
         m.Calendar.create(connection=conn, remote_id=site + "/html/ada/work/", name="Work", is_destination=True)
     code, out, err = run("test", str(conn.id))
     assert code == 1
@@ -264,11 +285,24 @@ def test_sync_of_all_counts_what_failed_and_shows_no_library_warnings(env, site)
         actions.connect(rt, "ada@example.com", "ics", url=site + "/feed.ics")
         staff = m.Staff.get(m.Staff.email == "ada@example.com")
         for _ in range(2):  # nothing listens on port 9: connection refused, which urllib3 retries (and warns about)
-            conn = m.Connection.create(staff=staff, provider="caldav", account="ada", server_url="http://127.0.0.1:9/dav/",
-                                       status=m.ACTIVE, credentials=rt.vault.encrypt({"password": "pw"}))
+            conn = m.Connection.create(
+                staff=staff,
+                provider="caldav",
+                account="ada",
+                server_url="http://127.0.0.1:9/dav/",
+                status=m.ACTIVE,
+                credentials=rt.vault.encrypt({"password": "pw"}),
+            )
             m.Calendar.create(connection=conn, remote_id="http://127.0.0.1:9/dav/work/", name="Work", is_destination=True)
-    result = subprocess.run([sys.executable, str(ROOT / "run_console.py"), "sync"], capture_output=True, text=True,
-                            env=env, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run_console.py"), "sync"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert lines[-1] == "calsync: 1 synced, 2 failed (not synced cleanly: connection 2, 3; see the ERROR column)"
@@ -281,8 +315,13 @@ def test_a_reader_that_stops_reading_ends_the_listing_quietly(env):
         for i in range(3000):  # more than a pipe holds, so the CLI is still writing when `head` leaves
             m.Staff.create(email=f"p{i}@example.com", name=f"Person {i}")
     for args in (("staff", "list"), ("staff", "list", "--json")):
-        proc = subprocess.Popen([sys.executable, str(ROOT / "run_console.py"), *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_console.py"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         proc.stdout.readline()  # `| head -1`
         proc.stdout.close()
         err = proc.stderr.read().decode()
@@ -293,8 +332,7 @@ def test_an_address_that_does_not_parse_is_bad_usage_not_a_crash(run, env):
     with started(env) as rt:
         actions.add_staff(rt, "ada@example.com", "Ada")
     for address in ("http://127.0.0.1:99999/", "http://[::1"):
-        code, _, err = run("connect", "caldav", "--staff", "ada@example.com", "--url", address, "--username", "ada",
-                           stdin="pw\n")
+        code, _, err = run("connect", "caldav", "--staff", "ada@example.com", "--url", address, "--username", "ada", stdin="pw\n")
         assert code == 2 and "argument --url:" in err and "is not a valid URL" in err, err
     code, _, err = run("connect", "ics", "--staff", "ada@example.com", "--url", "-", stdin="https://x:99999/secret.ics\n")
     assert code == 2 and "secret" not in err

@@ -18,21 +18,23 @@ VERSION = re.compile(r"^\d+\.\d+\.\d+")
 
 def run(cmd: list[str], tmp_path, **extra) -> subprocess.CompletedProcess:
     env = {**os.environ, **make_env(tmp_path, **extra)}
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                          cwd=tmp_path)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
 
 
 def test_the_calsync_command_is_installed():
     assert CALSYNC.exists(), "make install puts the calsync console script into the virtualenv"
 
 
-@pytest.mark.parametrize("cmd, prog", [
-    ([str(CALSYNC), "--version"], "calsync"),
-    ([str(CALSYNC), "serve", "--version"], "calsync serve"),
-    ([str(CALSYNC), "console", "--version"], "calsync console"),
-    ([sys.executable, str(ROOT / "run_console.py"), "--version"], "run_console.py"),
-    ([sys.executable, str(ROOT / "run_bot.py"), "--version"], "run_bot.py"),
-])
+@pytest.mark.parametrize(
+    "cmd, prog",
+    [
+        ([str(CALSYNC), "--version"], "calsync"),
+        ([str(CALSYNC), "serve", "--version"], "calsync serve"),
+        ([str(CALSYNC), "console", "--version"], "calsync console"),
+        ([sys.executable, str(ROOT / "run_console.py"), "--version"], "run_console.py"),
+        ([sys.executable, str(ROOT / "run_bot.py"), "--version"], "run_bot.py"),
+    ],
+)
 def test_version_everywhere(tmp_path, cmd, prog):
     result = run(cmd, tmp_path)
     assert result.returncode == 0, result.stderr

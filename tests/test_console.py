@@ -141,10 +141,12 @@ def test_the_filter_narrows_the_table_as_you_type(rt, caldav):
         assert table.row_count == 3
         assert "relink_required 1" in text_of(screen, "#counts") and "pending 2" in text_of(screen, "#counts")
         assert "match the filter" not in text_of(screen, "#counts")
-        for words, names in (("builder", ["Bob Builder"]),  # the staff member's name
-                             ("rejected password", ["Ada Lovelace"]),  # words of the reason
-                             ("broken", ["Ada Lovelace"]),
-                             ("shared", ["Ada Lovelace", "Bob Builder", "Carol Danvers"])):  # one account, three people
+        for words, names in (
+            ("builder", ["Bob Builder"]),  # the staff member's name
+            ("rejected password", ["Ada Lovelace"]),  # words of the reason
+            ("broken", ["Ada Lovelace"]),
+            ("shared", ["Ada Lovelace", "Bob Builder", "Carol Danvers"]),
+        ):  # one account, three people
             screen.query_one("#filter").value = words
             await settle(pilot)
             await pilot.pause(0.2)  # the filter's typing window
@@ -207,14 +209,17 @@ def story_with_a_feed(story: Story) -> None:
     """Busy, free and cancelled events on the calendar, one of our appointments, then a password change."""
     start = soon()
     cal = story.calendar_url
-    story.server.put_event(cal, "dentist.ics", vevent("dentist-1", start + dt.timedelta(hours=3),
-                                                      start + dt.timedelta(hours=4), "Dentist"))
-    story.server.put_event(cal, "focus.ics", vevent("focus-1", start + dt.timedelta(days=1),
-                                                    start + dt.timedelta(days=1, hours=2), "Focus time",
-                                                    "TRANSP:TRANSPARENT\r\n"))
-    story.server.put_event(cal, "lunch.ics", vevent("lunch-1", start + dt.timedelta(days=2),
-                                                    start + dt.timedelta(days=2, hours=1), "Team lunch",
-                                                    "STATUS:CANCELLED\r\n"))
+    story.server.put_event(cal, "dentist.ics", vevent("dentist-1", start + dt.timedelta(hours=3), start + dt.timedelta(hours=4), "Dentist"))
+    story.server.put_event(
+        cal,
+        "focus.ics",
+        vevent("focus-1", start + dt.timedelta(days=1), start + dt.timedelta(days=1, hours=2), "Focus time", "TRANSP:TRANSPARENT\r\n"),
+    )
+    story.server.put_event(
+        cal,
+        "lunch.ics",
+        vevent("lunch-1", start + dt.timedelta(days=2), start + dt.timedelta(days=2, hours=1), "Team lunch", "STATUS:CANCELLED\r\n"),
+    )
     story.book(start, subject="Intro call with Grace")
     story.sync()
     story.sync()
@@ -242,7 +247,13 @@ def test_opening_a_broken_connection_shows_its_reason_and_the_sync_feed(story):
         assert rows["Team lunch"][4:] == ["✖ no", "cancelled"]
         assert rows["Intro call with Grace"][4:] == ["✖ no", "calsync appointment (echo)"]
         assert [c.label.plain for c in feed.ordered_columns] == [
-            "ID", "Starts at (Europe/Berlin) ▲", "Ends at (Europe/Berlin)", "Subject", "Loaded", "Info"]
+            "ID",
+            "Starts at (Europe/Berlin) ▲",
+            "Ends at (Europe/Berlin)",
+            "Subject",
+            "Loaded",
+            "Info",
+        ]
 
         await press(pilot, "u")  # not loaded only
         assert sorted(r[3] for r in table_rows(feed)) == ["Focus time", "Intro call with Grace", "Team lunch"]
@@ -448,9 +459,17 @@ def test_the_palette_lists_the_screens_actions_and_the_footer_their_keys(story):
         assert "connection: open" in await names()
         await press(pilot, "enter")
         listed = await names()
-        for name in ("connection: test", "connection: reissue relink link", "connection: sync now",
-                     "staff: show feed URL", "staff: reset feed URL", "connection: set primary calendar",
-                     "connection: export missed appointments (.ics)", "connection: stop sync", "view: staff"):
+        for name in (
+            "connection: test",
+            "connection: reissue relink link",
+            "connection: sync now",
+            "staff: show feed URL",
+            "staff: reset feed URL",
+            "connection: set primary calendar",
+            "connection: export missed appointments (.ics)",
+            "connection: stop sync",
+            "view: staff",
+        ):
             assert name in listed
         assert listed[0] == "connection: test" and listed.index("view: staff") < listed.index("Theme")  # ours first
         hits = {hit.text: hit async for hit in ConsoleCommands(pilot.app.screen).discover()}
@@ -592,12 +611,24 @@ def test_export_writes_into_a_folder_and_refuses_a_missing_one(rt, tmp_path):
 
 def test_the_primary_picker_offers_only_calendars_that_can_be_chosen(rt):
     calendars = [
-        {"id": 1, "name": "Work", "destination": True, "busy_source": True, "writable": False, "choosable": False,
-         "last_synced_at": None},  # deleted: kept only until another is chosen
-        {"id": 2, "name": "Holidays", "destination": False, "busy_source": False, "writable": False,
-         "last_synced_at": None},  # read-only (an older core says so without "choosable")
-        {"id": 3, "name": "Home", "destination": False, "busy_source": False, "writable": True, "choosable": True,
-         "last_synced_at": None},
+        {
+            "id": 1,
+            "name": "Work",
+            "destination": True,
+            "busy_source": True,
+            "writable": False,
+            "choosable": False,
+            "last_synced_at": None,
+        },  # deleted: kept only until another is chosen
+        {
+            "id": 2,
+            "name": "Holidays",
+            "destination": False,
+            "busy_source": False,
+            "writable": False,
+            "last_synced_at": None,
+        },  # read-only (an older core says so without "choosable")
+        {"id": 3, "name": "Home", "destination": False, "busy_source": False, "writable": True, "choosable": True, "last_synced_at": None},
     ]
 
     async def scenario(pilot):
@@ -656,34 +687,76 @@ def seed_fixed(rt) -> None:
     """A small organisation with one connection in each status, frozen at FROZEN."""
     clock.set_now(lambda: FROZEN)
     ago = lambda **kw: FROZEN - dt.timedelta(**kw)  # noqa: E731
-    people = [("ada@example.com", "Ada Lovelace", "Europe/Berlin"),
-              ("grace@example.com", "Grace Hopper", "America/New_York"),
-              ("alan@example.com", "Alan Turing", "Europe/London"),
-              ("katherine@example.com", "Katherine Johnson", "UTC")]
+    people = [
+        ("ada@example.com", "Ada Lovelace", "Europe/Berlin"),
+        ("grace@example.com", "Grace Hopper", "America/New_York"),
+        ("alan@example.com", "Alan Turing", "Europe/London"),
+        ("katherine@example.com", "Katherine Johnson", "UTC"),
+    ]
     staff = {email: actions.add_staff(rt, email, name, timezone=zone)["id"] for email, name, zone in people}
     rejected = "the CalDAV server rejected the username or password (it may have been changed or revoked)"
     rows = [
-        ("ada@example.com", "caldav", "ada@icloud.example", "https://caldav.icloud.example/", m.RELINK_REQUIRED,
-         rejected, ago(hours=3), ago(minutes=10)),
+        (
+            "ada@example.com",
+            "caldav",
+            "ada@icloud.example",
+            "https://caldav.icloud.example/",
+            m.RELINK_REQUIRED,
+            rejected,
+            ago(hours=3),
+            ago(minutes=10),
+        ),
         ("grace@example.com", "google", "grace@gmail.example", "", m.ACTIVE, "", ago(days=10), ago(minutes=4)),
-        ("alan@example.com", "microsoft", "alan@outlook.example", "", m.READ_ONLY,
-         "the primary calendar is read-only for this account: calsync can read it but not add events",
-         ago(days=2), ago(minutes=7)),
-        ("katherine@example.com", "ics", "feeds.example.org", "feeds.example.org", m.UNREACHABLE,
-         "the provider has failed for 3 hours (503 Service Unavailable)", ago(hours=3), ago(minutes=2)),
-        ("grace@example.com", "caldav", "grace@fastmail.example", "https://caldav.fastmail.example/", m.PENDING,
-         "connected, first sync not finished", ago(minutes=20), None),
-        ("alan@example.com", "google", "alan@gmail.example", "", m.STOPPED, "sync stopped by the user",
-         ago(days=30), ago(days=30)),
+        (
+            "alan@example.com",
+            "microsoft",
+            "alan@outlook.example",
+            "",
+            m.READ_ONLY,
+            "the primary calendar is read-only for this account: calsync can read it but not add events",
+            ago(days=2),
+            ago(minutes=7),
+        ),
+        (
+            "katherine@example.com",
+            "ics",
+            "feeds.example.org",
+            "feeds.example.org",
+            m.UNREACHABLE,
+            "the provider has failed for 3 hours (503 Service Unavailable)",
+            ago(hours=3),
+            ago(minutes=2),
+        ),
+        (
+            "grace@example.com",
+            "caldav",
+            "grace@fastmail.example",
+            "https://caldav.fastmail.example/",
+            m.PENDING,
+            "connected, first sync not finished",
+            ago(minutes=20),
+            None,
+        ),
+        ("alan@example.com", "google", "alan@gmail.example", "", m.STOPPED, "sync stopped by the user", ago(days=30), ago(days=30)),
     ]
     for email, provider, account, server, status, reason, since, last_sync in rows:
-        m.Connection.create(staff=staff[email], provider=provider, account=account, server_url=server, status=status,
-                            reason=reason, status_since=since, last_sync_at=last_sync, created_at=ago(days=40),
-                            last_success_at=last_sync if status == m.ACTIVE else ago(hours=3, minutes=5),
-                            last_error=reason if status in m.BROKEN_STATUSES else "")
+        m.Connection.create(
+            staff=staff[email],
+            provider=provider,
+            account=account,
+            server_url=server,
+            status=status,
+            reason=reason,
+            status_since=since,
+            last_sync_at=last_sync,
+            created_at=ago(days=40),
+            last_success_at=last_sync if status == m.ACTIVE else ago(hours=3, minutes=5),
+            last_error=reason if status in m.BROKEN_STATUSES else "",
+        )
     ada = m.Connection.get(m.Connection.account == "ada@icloud.example")
-    work = m.Calendar.create(connection=ada, remote_id="/ada/work/", name="Work", is_destination=True,
-                             last_synced_at=ago(hours=3, minutes=5))
+    work = m.Calendar.create(
+        connection=ada, remote_id="/ada/work/", name="Work", is_destination=True, last_synced_at=ago(hours=3, minutes=5)
+    )
     m.Calendar.create(connection=ada, remote_id="/ada/home/", name="Home", last_synced_at=ago(hours=3, minutes=5))
     day = FROZEN.replace(hour=0, minute=0)
     feed = [
@@ -696,29 +769,64 @@ def seed_fixed(rt) -> None:
     ]
     for uid, days, hour, hours, subject, loaded, info in feed:
         start = day + dt.timedelta(days=days, hours=hour)
-        m.FeedEntry.create(calendar=work, uid=uid, starts_at=start, ends_at=start + dt.timedelta(hours=hours),
-                           subject=subject, loaded=loaded, info=info, seen_at=ago(hours=3, minutes=5))
+        m.FeedEntry.create(
+            calendar=work,
+            uid=uid,
+            starts_at=start,
+            ends_at=start + dt.timedelta(hours=hours),
+            subject=subject,
+            loaded=loaded,
+            info=info,
+            seen_at=ago(hours=3, minutes=5),
+        )
     for at, old, new, cause, answer in [
         (ago(days=40), "", m.PENDING, "connect", ""),
         (ago(days=40) + dt.timedelta(minutes=2), m.PENDING, m.ACTIVE, "sync", ""),
-        (ago(hours=3), m.ACTIVE, m.RELINK_REQUIRED, "sync",
-         "HTTP 401 Unauthorized PROPFIND https://caldav.icloud.example/ada/work/"),
+        (ago(hours=3), m.ACTIVE, m.RELINK_REQUIRED, "sync", "HTTP 401 Unauthorized PROPFIND https://caldav.icloud.example/ada/work/"),
     ]:
         m.StatusChange.create(connection=ada, at=at, old=old, new=new, cause=cause, provider_answer=answer)
-    m.Incident.create(connection=ada, kind=m.RELINK_REQUIRED, reason=rejected, opened_at=ago(hours=3),
-                      last_seen_at=ago(minutes=10), failures=4, reminders=1)
-    for minutes, ms, requests, created, outcome, error in [(10, 41, 1, 0, "failed", rejected),
-                                                           (195, 380, 6, 2, "ok", "")]:
-        m.SyncRun.create(connection=ada, started_at=ago(minutes=minutes), duration_ms=ms, requests=requests,
-                         created=created, entries_read=6, outcome=outcome, error=error)
-    for external_id, days, subject, state, href in [("A-1001", 1, "Intro call with Grace", m.LINK_SYNCED, "/ada/work/a1.ics"),
-                                                    ("A-1002", 2, "Quarterly review with Alan", m.LINK_MISSED, "")]:
+    m.Incident.create(
+        connection=ada,
+        kind=m.RELINK_REQUIRED,
+        reason=rejected,
+        opened_at=ago(hours=3),
+        last_seen_at=ago(minutes=10),
+        failures=4,
+        reminders=1,
+    )
+    for minutes, ms, requests, created, outcome, error in [(10, 41, 1, 0, "failed", rejected), (195, 380, 6, 2, "ok", "")]:
+        m.SyncRun.create(
+            connection=ada,
+            started_at=ago(minutes=minutes),
+            duration_ms=ms,
+            requests=requests,
+            created=created,
+            entries_read=6,
+            outcome=outcome,
+            error=error,
+        )
+    for external_id, days, subject, state, href in [
+        ("A-1001", 1, "Intro call with Grace", m.LINK_SYNCED, "/ada/work/a1.ics"),
+        ("A-1002", 2, "Quarterly review with Alan", m.LINK_MISSED, ""),
+    ]:
         start = day + dt.timedelta(days=days, hours=14)
-        appointment = m.Appointment.create(external_id=external_id, staff=staff["ada@example.com"], uid=f"{external_id}@calsync",
-                                           starts_at=start, ends_at=start + dt.timedelta(hours=1), subject=subject)
+        appointment = m.Appointment.create(
+            external_id=external_id,
+            staff=staff["ada@example.com"],
+            uid=f"{external_id}@calsync",
+            starts_at=start,
+            ends_at=start + dt.timedelta(hours=1),
+            subject=subject,
+        )
         m.AppointmentLink.create(appointment=appointment, calendar=work, state=state, href=href)
-    m.RelinkLink.create(connection=ada, token_hash="0" * 64, created_at=ago(hours=3), expires_at=ago(hours=3) + dt.timedelta(days=7),
-                        issued_by="calsync", via="slack,email")
+    m.RelinkLink.create(
+        connection=ada,
+        token_hash="0" * 64,
+        created_at=ago(hours=3),
+        expires_at=ago(hours=3) + dt.timedelta(days=7),
+        issued_by="calsync",
+        via="slack,email",
+    )
     actions.audit("sam", "connection.test", ada.id, "relink_required")
     actions.audit("sam", "connection.stop", ada.id, "refused: relink first", result="failed")
 
@@ -732,22 +840,36 @@ def snapshot_app(rt) -> CalsyncConsole:
 
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
-TEST_TIMEOUT = {"connection": 1, "ok": False, "status": "relink_required", "transient": True,
-                "reason": "the CalDAV server did not answer in time", "provider_answer": "", "requests": 1, "sync": None,
-                "checks": [{"check": "error", "ok": False, "detail": "the CalDAV server did not answer in time"}]}
+TEST_TIMEOUT = {
+    "connection": 1,
+    "ok": False,
+    "status": "relink_required",
+    "transient": True,
+    "reason": "the CalDAV server did not answer in time",
+    "provider_answer": "",
+    "requests": 1,
+    "sync": None,
+    "checks": [{"check": "error", "ok": False, "detail": "the CalDAV server did not answer in time"}],
+}
 CALENDARS = [
-    {"id": 1, "name": "Work", "destination": True, "busy_source": True, "writable": False, "choosable": False,
-     "last_synced_at": None},
-    {"id": 2, "name": "Home", "destination": False, "busy_source": False, "writable": True, "choosable": True,
-     "last_synced_at": None},
-    {"id": 3, "name": "Team calendar (shared with me)", "destination": False, "busy_source": False, "writable": True,
-     "choosable": True, "last_synced_at": None},
+    {"id": 1, "name": "Work", "destination": True, "busy_source": True, "writable": False, "choosable": False, "last_synced_at": None},
+    {"id": 2, "name": "Home", "destination": False, "busy_source": False, "writable": True, "choosable": True, "last_synced_at": None},
+    {
+        "id": 3,
+        "name": "Team calendar (shared with me)",
+        "destination": False,
+        "busy_source": False,
+        "writable": True,
+        "choosable": True,
+        "last_synced_at": None,
+    },
 ]
 FEED = "https://calsync.example.org/feed/3f9c2b7d41e8a6c05d9b1e2f7a4c8d6e0b3f5a7c9e1d2b4f6a8c0e2d4b6f8a0c1e3d.ics"
 
 
 def snapshot(rt, snap_compare, size, *steps) -> bool:
     """The screen after ``steps`` (callables of the pilot's app, or key names), at ``size``."""
+
     async def run_before(pilot):
         await settle(pilot)
         for step in steps:
@@ -815,8 +937,15 @@ def test_snapshot_stop_dialog_on_a_broken_connection(rt, snap_compare, size):
 def test_snapshot_feed_url_dialog(rt, snap_compare, size):
     from console.screens.detail_actions import feed_modal
 
-    assert snapshot(rt, snap_compare, size, ada, lambda app: app.push_screen(
-        feed_modal("Private feed URL of ada@example.com", FEED, ["F resets it (the old address then stops working)."])))
+    assert snapshot(
+        rt,
+        snap_compare,
+        size,
+        ada,
+        lambda app: app.push_screen(
+            feed_modal("Private feed URL of ada@example.com", FEED, ["F resets it (the old address then stops working)."])
+        ),
+    )
 
 
 @needs_snapshot_plugin

@@ -81,8 +81,7 @@ def test_the_feed_is_served_as_private_icalendar_that_two_parsers_read(rt, ada, 
     events = first.walk("VEVENT")
     assert sorted(str(e["SUMMARY"]) for e in events) == ["Intro, with a comma; and semicolon", "Review"]
     assert sorted(e.summary.value for e in second.vevent_list) == ["Intro, with a comma; and semicolon", "Review"]
-    assert {str(e["UID"]) for e in events} == {e.uid.value for e in second.vevent_list} == {
-        "calsync-A-1@calsync", "calsync-A-2@calsync"}
+    assert {str(e["UID"]) for e in events} == {e.uid.value for e in second.vevent_list} == {"calsync-A-1@calsync", "calsync-A-2@calsync"}
     intro = next(e for e in second.vevent_list if e.uid.value == "calsync-A-1@calsync")
     assert intro.dtstart.value == start and intro.dtstart.value.utcoffset() == dt.timedelta(0)
     assert intro.description.value == "Line one\nLine two" and intro.location.value == "Room 4"
@@ -178,7 +177,7 @@ def test_no_alarms_no_cancelled_and_only_the_owners_appointments(rt, ada, client
 
 def test_every_bad_token_gets_the_same_404(rt, ada, client):
     book(rt, "A-1", soon())
-    good = feed_path(rt)[len("/feeds/"):-len(".ics")]
+    good = feed_path(rt)[len("/feeds/") : -len(".ics")]
     changed = good[:10] + ("A" if good[10] != "A" else "B") + good[11:]
     answers = {
         "unknown": client.get("/feeds/" + "x" * len(good) + ".ics"),

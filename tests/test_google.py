@@ -169,8 +169,7 @@ def test_connect_from_the_connect_page_in_the_browser_by_allowing_access(grt, go
     assert secrets_["access_token"] not in conn.credentials and secrets_["refresh_token"] not in conn.credentials
 
 
-def test_an_account_with_two_writable_calendars_asks_which_one_and_only_the_signed_in_browser_may_choose(
-        grt, google, web):
+def test_an_account_with_two_writable_calendars_asks_which_one_and_only_the_signed_in_browser_may_choose(grt, google, web):
     from core.actions.links import CHOICE_MINUTES
 
     coaching = google.add_calendar("coaching@group.calendar.google.com", "Coaching")
@@ -192,8 +191,7 @@ def test_an_account_with_two_writable_calendars_asks_which_one_and_only_the_sign
 
     stranger = requests.Session()  # another browser, without the sign-in: refused, nothing changes
     page = stranger.get(actions.connect_link(grt, EMAIL)["url"], timeout=10)
-    refused = stranger.post(grt.settings.base_url + action, data={**choice, "csrf_token": csrf_of(page.text)},
-                            timeout=10)
+    refused = stranger.post(grt.settings.base_url + action, data={**choice, "csrf_token": csrf_of(page.text)}, timeout=10)
     assert refused.status_code == 410 and "Nothing was changed" in refused.text
     assert m.Calendar.get(m.Calendar.is_destination == True).name == EMAIL
     assert m.Connection.get_by_id(conn.id).last_sync_at is None
@@ -244,8 +242,7 @@ def test_first_sync_loads_busy_events_skips_free_ones_and_expands_a_weekly_serie
     focus = soon(3, 9)
     google.add_event(EMAIL, "Focus time", focus, focus + dt.timedelta(hours=2), transparent=True)
     standup = soon(1, 8)
-    google.add_event(EMAIL, "Team standup", standup, standup + dt.timedelta(minutes=30),
-                     recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"])
+    google.add_event(EMAIL, "Team standup", standup, standup + dt.timedelta(minutes=30), recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"])
     google.add_event(EMAIL, "Conference", soon(5), soon(6), all_day=True)
 
     result = story.connect()
@@ -551,9 +548,7 @@ def test_a_deleted_destination_calendar_marks_calendar_missing(story, google, gr
     assert story.status()["reason"] == "the calendar no longer exists in Google Calendar"
 
 
-@pytest.mark.parametrize(
-    "status, reason", [(429, "rateLimitExceeded"), (403, "rateLimitExceeded"), (403, "userRateLimitExceeded")]
-)
+@pytest.mark.parametrize("status, reason", [(429, "rateLimitExceeded"), (403, "rateLimitExceeded"), (403, "userRateLimitExceeded")])
 def test_rate_limits_are_transient_and_change_no_status(connected, google, status, reason):
     connected.sync()
     changes = m.StatusChange.select().count()

@@ -27,13 +27,10 @@ from test_google import EMAIL, Story, answer_consent
 import models as m
 from core import actions, clock
 
-DOC = json.loads(
-    (resources.files("googleapiclient") / "discovery_cache" / "documents" / "calendar.v3.json").read_text("utf-8")
-)
+DOC = json.loads((resources.files("googleapiclient") / "discovery_cache" / "documents" / "calendar.v3.json").read_text("utf-8"))
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-JSON_TYPES = {"string": (str,), "boolean": (bool,), "integer": (int,), "number": (int, float),
-              "object": (dict,), "array": (list,)}
+JSON_TYPES = {"string": (str,), "boolean": (bool,), "integer": (int,), "number": (int, float), "object": (dict,), "array": (list,)}
 # guides/errors (the discovery document describes no error body): {"error": {"errors": [...],
 # "code", "message"}}, each entry with domain, reason, message and sometimes where it points.
 ERROR_FIELDS = {"errors": list, "code": int, "message": str, "status": str}
@@ -62,7 +59,7 @@ class Description:
         """Every (method, path parameters) the request's method and path fit."""
         if not path.startswith(self.prefix + "/"):
             return []
-        segments = [unquote(s) for s in path[len(self.prefix) + 1:].split("/")]
+        segments = [unquote(s) for s in path[len(self.prefix) + 1 :].split("/")]
         found = []
         for method in self.methods:
             template = (method.get("flatPath") or method["path"]).split("/")
@@ -202,7 +199,7 @@ def _format_problems(value, schema: dict) -> list[str]:
     fmt = schema.get("format")
     if fmt in ("int64", "uint64"):
         return [] if re.fullmatch(r"-?\d+" if fmt == "int64" else r"\d+", value) else [f"{value!r} is not an {fmt}"]
-    if fmt == "int32" and not -2**31 <= value < 2**31:
+    if fmt == "int32" and not -(2**31) <= value < 2**31:
         return [f"{value} is not an int32"]
     if fmt == "date-time" and not _is_rfc3339(value):
         return [f"{value!r} is not an RFC 3339 date-time"]
@@ -222,8 +219,11 @@ def error_problems(status: int, body) -> list[str]:
         return [f"not Google's error shape: {body!r}"]
     problems = [f"error.{key}: not in Google's error shape" for key in set(error) - set(ERROR_FIELDS)]
     problems += [f"error.{key}: missing" for key in ("errors", "code", "message") if key not in error]
-    problems += [f"error.{key}: not a {kind.__name__}" for key, kind in ERROR_FIELDS.items()
-                 if key in error and (not isinstance(error[key], kind) or isinstance(error[key], bool))]
+    problems += [
+        f"error.{key}: not a {kind.__name__}"
+        for key, kind in ERROR_FIELDS.items()
+        if key in error and (not isinstance(error[key], kind) or isinstance(error[key], bool))
+    ]
     if error.get("code") != status:
         problems.append(f"error.code {error.get('code')!r} is not the HTTP status {status}")
     for index, item in enumerate(error.get("errors") if isinstance(error.get("errors"), list) else []):
@@ -233,8 +233,7 @@ def error_problems(status: int, body) -> list[str]:
         where = f"error.errors[{index}]"
         problems += [f"{where}.{key}: not in Google's error shape" for key in set(item) - set(ERROR_ITEM_FIELDS)]
         problems += [f"{where}.{key}: missing" for key in ("domain", "reason", "message") if key not in item]
-        problems += [f"{where}.{key}: not a string" for key in item
-                     if key in ERROR_ITEM_FIELDS and not isinstance(item[key], str)]
+        problems += [f"{where}.{key}: not a string" for key in item if key in ERROR_ITEM_FIELDS and not isinstance(item[key], str)]
     return problems
 
 
@@ -258,8 +257,7 @@ def methods_called(calls: list[Call]) -> Counter:
 
 def test_the_fake_serves_the_description_root_and_the_checker_finds_each_method():
     assert DESCRIPTION.prefix == API_PREFIX == "/calendar/v3"
-    assert [m["id"] for m, _ in DESCRIPTION.match("POST", "/calendar/v3/calendars/a%40b.c/events/watch")] == [
-        "calendar.events.watch"]
+    assert [m["id"] for m, _ in DESCRIPTION.match("POST", "/calendar/v3/calendars/a%40b.c/events/watch")] == ["calendar.events.watch"]
     ((method, values),) = DESCRIPTION.match("GET", "/calendar/v3/calendars/a%40b.c/events/cs1%2F2")
     assert method["id"] == "calendar.events.get" and values == {"calendarId": "a@b.c", "eventId": "cs1/2"}
     assert DESCRIPTION.match("GET", "/calendar/v3/calendars/a/events/x/y/z") == []
@@ -268,14 +266,33 @@ def test_the_fake_serves_the_description_root_and_the_checker_finds_each_method(
 
 def test_the_checker_reports_each_way_a_request_or_answer_breaks_the_description():
     wrong_request = Call(
-        "PATCH", "/calendar/v3/calendars/a%40b.c/events/cs1",
-        query={}, headers={}, status=200,
-        query_pairs=[("sendUpdates", "everyone"), ("maxAttendees", "0"), ("colour", "red"),
-                     ("alwaysIncludeEmail", "yes"), ("sendUpdates", "all")],
-        body={"summary": "x", "start": {"dateTime": "tomorrow"}, "transparency": 1, "reminder": True,
-              "extendedProperties": {"private": {"calsyncUid": 7}}},
-        response={"kind": "calendar#events", "id": "cs1", "sequence": "1", "sumary": "x", "updated": "yesterday",
-                  "start": {"date": "2024-02-30"}},
+        "PATCH",
+        "/calendar/v3/calendars/a%40b.c/events/cs1",
+        query={},
+        headers={},
+        status=200,
+        query_pairs=[
+            ("sendUpdates", "everyone"),
+            ("maxAttendees", "0"),
+            ("colour", "red"),
+            ("alwaysIncludeEmail", "yes"),
+            ("sendUpdates", "all"),
+        ],
+        body={
+            "summary": "x",
+            "start": {"dateTime": "tomorrow"},
+            "transparency": 1,
+            "reminder": True,
+            "extendedProperties": {"private": {"calsyncUid": 7}},
+        },
+        response={
+            "kind": "calendar#events",
+            "id": "cs1",
+            "sequence": "1",
+            "sumary": "x",
+            "updated": "yesterday",
+            "start": {"date": "2024-02-30"},
+        },
     )
     found = DESCRIPTION.request_problems(wrong_request)
     expected = [
@@ -305,10 +322,18 @@ def test_the_checker_reports_each_way_a_request_or_answer_breaks_the_description
         assert any(text in problem for problem in answer), (text, answer)
     assert len(answer) == len(expected), answer
 
-    channel = Call("POST", "/calendar/v3/calendars/primary/events/watch", {}, {}, body={"id": "c", "type": "web_hook"},
-                   status=200, response={"kind": "api#channel", "id": "c", "expiration": 1700000000000})
+    channel = Call(
+        "POST",
+        "/calendar/v3/calendars/primary/events/watch",
+        {},
+        {},
+        body={"id": "c", "type": "web_hook"},
+        status=200,
+        response={"kind": "api#channel", "id": "c", "expiration": 1700000000000},
+    )
     assert DESCRIPTION.response_problems(channel) == [
-        "calendar.events.watch response.expiration: int where the description has string (int64 is a JSON string)"]
+        "calendar.events.watch response.expiration: int where the description has string (int64 is a JSON string)"
+    ]
     unknown = Call("POST", "/calendar/v3/calendars/primary/events", {}, {}, status=200)
     unknown.method = "PUT"
     assert DESCRIPTION.request_problems(unknown) == ["PUT /calendar/v3/calendars/primary/events: matches no method"]
@@ -321,22 +346,39 @@ def test_the_checker_reports_an_error_body_that_is_not_googles_shape():
     assert error_problems(404, {"error": {"errors": [not_found], "code": 404, "message": "Not Found"}}) == []
     assert error_problems(404, {"error": "not_found"}) == ["not Google's error shape: {'error': 'not_found'}"]
     found = error_problems(410, {"error": {"errors": [{"reason": "deleted", "message": 3, "why": "x"}], "code": 404}})
-    assert sorted(found) == sorted([
-        "error.message: missing", "error.code 404 is not the HTTP status 410",
-        "error.errors[0].why: not in Google's error shape", "error.errors[0].domain: missing",
-        "error.errors[0].message: not a string"])
+    assert sorted(found) == sorted(
+        [
+            "error.message: missing",
+            "error.code 404 is not the HTTP status 410",
+            "error.errors[0].why: not in Google's error shape",
+            "error.errors[0].domain: missing",
+            "error.errors[0].message: not a string",
+        ]
+    )
 
 
 def signed_in(google: FakeGoogle, scope: str = CALENDAR_SCOPE) -> requests.Session:
     """A session with an access token from the fake's own consent and token endpoints."""
     redirect = "http://127.0.0.1/callback"
-    consent = google.url + "/o/oauth2/v2/auth?" + urlencode(
-        {"client_id": google.client_id, "response_type": "code", "redirect_uri": redirect, "scope": scope,
-         "access_type": "offline"})
+    consent = (
+        google.url
+        + "/o/oauth2/v2/auth?"
+        + urlencode(
+            {"client_id": google.client_id, "response_type": "code", "redirect_uri": redirect, "scope": scope, "access_type": "offline"}
+        )
+    )
     code = answer_consent(google, consent)["code"]
-    token = requests.post(google.url + "/token", timeout=5, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
-        "client_id": google.client_id, "client_secret": google.client_secret}).json()["access_token"]
+    token = requests.post(
+        google.url + "/token",
+        timeout=5,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "client_id": google.client_id,
+            "client_secret": google.client_secret,
+        },
+    ).json()["access_token"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     return session
@@ -356,8 +398,9 @@ def test_calsync_google_traffic_and_the_fake_answers_keep_to_the_description(sto
     google.add_calendar("team-holidays@group.calendar.google.com", "Team holidays", role="reader")
     google.add_calendar("grace@example.com", "grace@example.com", role="freeBusyReader", summary_override="Grace")
     start = soon(1, 8)
-    google.add_event(EMAIL, "Team standup", start, start + dt.timedelta(minutes=30),
-                     recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"], description="Weekly")
+    google.add_event(
+        EMAIL, "Team standup", start, start + dt.timedelta(minutes=30), recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"], description="Weekly"
+    )
     google.add_event(EMAIL, "Conference", soon(5), soon(6), all_day=True)
     google.add_event(EMAIL, "Focus", soon(3, 9), soon(3, 11), transparent=True)
     google.add_event("grace@example.com", "Grace busy", soon(2, 15), soon(2, 16))
@@ -366,8 +409,7 @@ def test_calsync_google_traffic_and_the_fake_answers_keep_to_the_description(sto
     assert story.connect()["status"] == "active"  # calendarList get + list, full listings, the insert
     lunch = google.add_event(EMAIL, "Lunch", soon(2, 12), soon(2, 13))
     assert story.sync()["outcome"] == "ok"  # incremental, with syncToken
-    actions.upsert_appointment(story.rt, booked["id"], EMAIL, soon(2, 11).isoformat(), soon(2, 12).isoformat(),
-                               "Intro call (moved)")
+    actions.upsert_appointment(story.rt, booked["id"], EMAIL, soon(2, 11).isoformat(), soon(2, 12).isoformat(), "Intro call (moved)")
     assert story.sync()["updated"] == 1  # PATCH with If-Match
     google.delete_event(EMAIL, lunch)
     google.invalidate_sync_tokens()
@@ -394,16 +436,30 @@ def test_calsync_google_traffic_and_the_fake_answers_keep_to_the_description(sto
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {google.current_access_tokens()[0]}"
     base = google.url + API_PREFIX
-    channel = {"id": "calsync-1", "type": "web_hook", "address": "http://127.0.0.1:9/push/google",
-               "token": "connection=1", "params": {"ttl": "3600"}}
+    channel = {
+        "id": "calsync-1",
+        "type": "web_hook",
+        "address": "http://127.0.0.1:9/push/google",
+        "token": "connection=1",
+        "params": {"ttl": "3600"},
+    }
     watched = session.post(f"{base}/calendars/{EMAIL}/events/watch", json=channel, timeout=5).json()
     assert session.post(f"{base}/calendars/{EMAIL}/events/watch", json=channel, timeout=5).status_code == 400
     stop = {"id": watched["id"], "resourceId": watched["resourceId"]}
     assert session.post(f"{base}/channels/stop", json=stop, timeout=5).status_code == 204
 
     called = methods_called(google.calls)
-    for method in ("calendarList.get", "calendarList.list", "events.list", "events.insert", "events.patch",
-                   "events.delete", "events.get", "events.watch", "channels.stop"):
+    for method in (
+        "calendarList.get",
+        "calendarList.list",
+        "events.list",
+        "events.insert",
+        "events.patch",
+        "events.delete",
+        "events.get",
+        "events.watch",
+        "channels.stop",
+    ):
         assert called["calendar." + method], (method, called)
     statuses = Counter(c.status for c in google.calls)
     assert {200, 204, 400, 401, 403, 410, 429} <= set(statuses), statuses
@@ -416,10 +472,10 @@ def test_the_fakes_other_answers_keep_to_the_description(google):
     base = google.url + API_PREFIX
     events = f"{base}/calendars/{EMAIL}/events"
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    series = google.add_event(EMAIL, "Daily", now + dt.timedelta(days=1), now + dt.timedelta(days=1, hours=1),
-                              recurrence=["RRULE:FREQ=DAILY;COUNT=3"])
-    one = google.add_event(EMAIL, "One", now + dt.timedelta(days=2), now + dt.timedelta(days=2, hours=1),
-                           private={"calsyncUid": "u1"})
+    series = google.add_event(
+        EMAIL, "Daily", now + dt.timedelta(days=1), now + dt.timedelta(days=1, hours=1), recurrence=["RRULE:FREQ=DAILY;COUNT=3"]
+    )
+    one = google.add_event(EMAIL, "One", now + dt.timedelta(days=2), now + dt.timedelta(days=2, hours=1), private={"calsyncUid": "u1"})
     google.add_calendar("busy@example.com", "Busy", role="freeBusyReader")
     google.add_event("busy@example.com", "Private", now, now + dt.timedelta(hours=1), description="secret")
     google.add_calendar("read@example.com", "Read", role="reader")
@@ -432,15 +488,15 @@ def test_the_fakes_other_answers_keep_to_the_description(google):
     instance = f"{series}_{(now + dt.timedelta(days=1)).strftime('%Y%m%dT%H%M%SZ')}"
     api.get(f"{events}/{instance}", timeout=5)
     current = api.get(f"{events}/{one}", timeout=5).json()
-    put = api.put(f"{events}/{one}", json={"summary": "One, renamed", "start": current["start"], "end": current["end"]},
-                  timeout=5)
+    put = api.put(f"{events}/{one}", json={"summary": "One, renamed", "start": current["start"], "end": current["end"]}, timeout=5)
     refused_put = api.put(f"{events}/{one}", json={"summary": "no times"}, timeout=5)
     assert (put.status_code, refused_put.status_code) == (200, 400)
     assert api.get(f"{events}/{one}", timeout=5).json()["summary"] == "One, renamed"  # a refused PUT changes nothing
     api.patch(f"{events}/{one}", json={"summary": "x"}, headers={"If-Match": '"stale"'}, timeout=5)
     api.post(events, json={"id": one, "summary": "again", "start": current["start"], "end": current["end"]}, timeout=5)
-    api.post(f"{base}/calendars/read@example.com/events", json={"summary": "no", "start": current["start"],
-                                                               "end": current["end"]}, timeout=5)
+    api.post(
+        f"{base}/calendars/read@example.com/events", json={"summary": "no", "start": current["start"], "end": current["end"]}, timeout=5
+    )
     api.delete(f"{events}/{series}", timeout=5)
     api.get(events, params={"singleEvents": "true", "showDeleted": "true"}, timeout=5)  # cancelled instances
     api.get(f"{events}/{series}", timeout=5)  # a tombstone
@@ -458,10 +514,12 @@ def test_the_fakes_other_answers_keep_to_the_description(google):
 def test_the_fake_refuses_parameters_the_description_types_otherwise(google):
     api = signed_in(google)
     base = google.url + API_PREFIX
-    for url, params in [(f"{base}/users/me/calendarList", {"maxResults": "0"}),
-                        (f"{base}/calendars/{EMAIL}/events", {"maxResults": "many"}),
-                        (f"{base}/calendars/{EMAIL}/events", {"singleEvents": "yes"}),
-                        (f"{base}/calendars/{EMAIL}/events", {"syncToken": "t", "privateExtendedProperty": "a=b"})]:
+    for url, params in [
+        (f"{base}/users/me/calendarList", {"maxResults": "0"}),
+        (f"{base}/calendars/{EMAIL}/events", {"maxResults": "many"}),
+        (f"{base}/calendars/{EMAIL}/events", {"singleEvents": "yes"}),
+        (f"{base}/calendars/{EMAIL}/events", {"syncToken": "t", "privateExtendedProperty": "a=b"}),
+    ]:
         answer = api.get(url, params=params, timeout=5)
         assert answer.status_code == 400, (params, answer.text)
         assert answer.json()["error"]["errors"][0]["reason"] == "invalid"

@@ -41,8 +41,7 @@ class Receiver:
                 body = self.rfile.read(length) if length else b""
                 extra = receiver.during() if receiver.during else None
                 with receiver.lock:
-                    receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                              "during": extra})
+                    receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": body, "during": extra})
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -58,8 +57,7 @@ class Receiver:
 
     def messages(self, channel_id: str | None = None) -> list[dict]:
         with self.lock:
-            return [r["headers"] for r in self.received
-                    if channel_id is None or r["headers"].get("X-Goog-Channel-ID") == channel_id]
+            return [r["headers"] for r in self.received if channel_id is None or r["headers"].get("X-Goog-Channel-ID") == channel_id]
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -97,8 +95,7 @@ def watch(api, google, channel_id: str, address: str, calendar: str = EMAIL, **f
 
 
 def stop(api, google, channel_id: str, resource_id: str) -> requests.Response:
-    return api.post(f"{google.url}{API_PREFIX}/channels/stop", json={"id": channel_id, "resourceId": resource_id},
-                    timeout=5)
+    return api.post(f"{google.url}{API_PREFIX}/channels/stop", json={"id": channel_id, "resourceId": resource_id}, timeout=5)
 
 
 def soon(hours: int) -> dt.datetime:
@@ -125,9 +122,16 @@ def test_a_watch_answers_the_channel_and_its_sync_message_follows(google, receiv
     assert sync["User-Agent"].startswith("APIs-Google") and receiver.received[0]["body"] == b""
     assert receiver.received[0]["path"] == "/push/google"
     (listed,) = google.channels(EMAIL)
-    assert listed == {"id": "chan-1", "resourceId": channel["resourceId"], "resourceUri": channel["resourceUri"],
-                      "address": receiver.url, "token": "connection=7", "expiration": expires,
-                      "calendar_id": EMAIL, "messages": 1}
+    assert listed == {
+        "id": "chan-1",
+        "resourceId": channel["resourceId"],
+        "resourceUri": channel["resourceUri"],
+        "address": receiver.url,
+        "token": "connection=7",
+        "expiration": expires,
+        "calendar_id": EMAIL,
+        "messages": 1,
+    }
     assert google.channels("primary") == [listed] and google.channels(OTHER) == []
     (delivery,) = google.push_deliveries
     assert (delivery.channel_id, delivery.state, delivery.message_number, delivery.status) == ("chan-1", "sync", 1, 200)
@@ -143,11 +147,11 @@ def test_every_change_sends_exists_on_each_channel_of_that_calendar_with_rising_
     assert google.wait_for_deliveries(3)
 
     events = f"{google.url}{API_PREFIX}/calendars/{EMAIL}/events"
-    inserted = api.post(events, json={"summary": "Via API", "start": {"dateTime": soon(2).isoformat()},
-                                      "end": {"dateTime": soon(3).isoformat()}}, timeout=5).json()
+    inserted = api.post(
+        events, json={"summary": "Via API", "start": {"dateTime": soon(2).isoformat()}, "end": {"dateTime": soon(3).isoformat()}}, timeout=5
+    ).json()
     api.patch(f"{events}/{inserted['id']}", json={"summary": "Patched"}, timeout=5)
-    api.put(f"{events}/{inserted['id']}", json={"summary": "Put", "start": inserted["start"], "end": inserted["end"]},
-            timeout=5)
+    api.put(f"{events}/{inserted['id']}", json={"summary": "Put", "start": inserted["start"], "end": inserted["end"]}, timeout=5)
     api.delete(f"{events}/{inserted['id']}", timeout=5)
     outside = google.add_event(EMAIL, "From outside", soon(4), soon(5))
     google.edit_event(EMAIL, outside, summary="Edited outside")
@@ -219,8 +223,9 @@ def test_notify_sends_a_burst_without_a_change_and_channels_outlive_a_revoked_gr
     google.notify("primary", count=5)
     assert google.wait_for_deliveries(6)
     assert [m["X-Goog-Message-Number"] for m in receiver.messages()] == ["1", "2", "3", "4", "5", "6"]
-    assert api.post(f"{google.url}{API_PREFIX}/channels/stop", json={"id": "chan-burst", "resourceId": "x"},
-                    timeout=5).status_code == 401  # calsync finds out on its next call
+    assert (
+        api.post(f"{google.url}{API_PREFIX}/channels/stop", json={"id": "chan-burst", "resourceId": "x"}, timeout=5).status_code == 401
+    )  # calsync finds out on its next call
     assert watch(api, google, "chan-new", receiver.url).status_code == 401
 
 

@@ -80,8 +80,10 @@ ANNOTATIONS = {
     "@odata.nextLink": f"{_CONTROL}: paging; declared by collection responses, not by their items",
     "@odata.deltaLink": f"{_CONTROL}: the end of a delta round; declared by delta responses",
     "@odata.count": f"{_CONTROL}: $count=true",
-    "@removed": ('graph/delta-query-overview, graph/api/event-delta: an item gone from the round, '
-                 '"@removed": {"reason": "changed" | "deleted"}; an instance annotation no model declares'),
+    "@removed": (
+        "graph/delta-query-overview, graph/api/event-delta: an item gone from the round, "
+        '"@removed": {"reason": "changed" | "deleted"}; an instance annotation no model declares'
+    ),
 }
 REMOVED_REASONS = {"changed", "deleted"}
 
@@ -142,8 +144,7 @@ class ChangeNotificationEncryptedContent(_Mirror):
         return ChangeNotificationEncryptedContent()
 
     def get_field_deserializers(self):
-        names = ("data", "dataKey", "dataSignature", "encryptionCertificateId", "encryptionCertificateThumbprint",
-                 "@odata.type")
+        names = ("data", "dataKey", "dataSignature", "encryptionCertificateId", "encryptionCertificateThumbprint", "@odata.type")
         return _fields(self, {name: (name, lambda n: n.get_str_value()) for name in names})
 
 
@@ -156,19 +157,22 @@ class ChangeNotification(_Mirror):
         return ChangeNotification()
 
     def get_field_deserializers(self):
-        return _fields(self, {
-            "changeType": ("change_type", lambda n: n.get_enum_value(ChangeType)),
-            "clientState": ("client_state", lambda n: n.get_str_value()),
-            "encryptedContent": ("encrypted_content", lambda n: n.get_object_value(ChangeNotificationEncryptedContent)),
-            "id": ("id", lambda n: n.get_str_value()),
-            "lifecycleEvent": ("lifecycle_event", lambda n: n.get_enum_value(LifecycleEventType)),
-            "@odata.type": ("odata_type", lambda n: n.get_str_value()),
-            "resource": ("resource", lambda n: n.get_str_value()),
-            "resourceData": ("resource_data", lambda n: n.get_object_value(ResourceData)),
-            "subscriptionExpirationDateTime": ("subscription_expiration_date_time", lambda n: n.get_datetime_value()),
-            "subscriptionId": ("subscription_id", lambda n: n.get_str_value()),
-            "tenantId": ("tenant_id", lambda n: n.get_str_value()),
-        })
+        return _fields(
+            self,
+            {
+                "changeType": ("change_type", lambda n: n.get_enum_value(ChangeType)),
+                "clientState": ("client_state", lambda n: n.get_str_value()),
+                "encryptedContent": ("encrypted_content", lambda n: n.get_object_value(ChangeNotificationEncryptedContent)),
+                "id": ("id", lambda n: n.get_str_value()),
+                "lifecycleEvent": ("lifecycle_event", lambda n: n.get_enum_value(LifecycleEventType)),
+                "@odata.type": ("odata_type", lambda n: n.get_str_value()),
+                "resource": ("resource", lambda n: n.get_str_value()),
+                "resourceData": ("resource_data", lambda n: n.get_object_value(ResourceData)),
+                "subscriptionExpirationDateTime": ("subscription_expiration_date_time", lambda n: n.get_datetime_value()),
+                "subscriptionId": ("subscription_id", lambda n: n.get_str_value()),
+                "tenantId": ("tenant_id", lambda n: n.get_str_value()),
+            },
+        )
 
 
 @dataclasses.dataclass
@@ -180,10 +184,13 @@ class ChangeNotificationCollection(_Mirror):
         return ChangeNotificationCollection()
 
     def get_field_deserializers(self):
-        return _fields(self, {
-            "validationTokens": ("validation_tokens", lambda n: n.get_collection_of_primitive_values(str)),
-            "value": ("value", lambda n: n.get_collection_of_object_values(ChangeNotification)),
-        })
+        return _fields(
+            self,
+            {
+                "validationTokens": ("validation_tokens", lambda n: n.get_collection_of_primitive_values(str)),
+                "value": ("value", lambda n: n.get_collection_of_object_values(ChangeNotification)),
+            },
+        )
 
 
 try:  # a later SDK may ship them: then Microsoft's own classes are the ones checked
@@ -306,10 +313,16 @@ class StrictNode(JsonParseNode):
     def get_collection_of_primitive_values(self, primitive_type):
         if not self._check(isinstance(self._json_node, list), "an array"):
             return []
-        readers = {str: "get_str_value", bool: "get_bool_value", int: "get_int_value", float: "get_float_value",
-                   uuid.UUID: "get_uuid_value", dt.datetime: "get_datetime_value", dt.date: "get_date_value"}
-        return [getattr(self._child(item, f"{self.path}[{i}]"), readers[primitive_type])()
-                for i, item in enumerate(self._json_node)]
+        readers = {
+            str: "get_str_value",
+            bool: "get_bool_value",
+            int: "get_int_value",
+            float: "get_float_value",
+            uuid.UUID: "get_uuid_value",
+            dt.datetime: "get_datetime_value",
+            dt.date: "get_date_value",
+        }
+        return [getattr(self._child(item, f"{self.path}[{i}]"), readers[primitive_type])() for i, item in enumerate(self._json_node)]
 
     def get_collection_of_enum_values(self, enum_class):
         items = self._json_node
@@ -356,8 +369,7 @@ class StrictNode(JsonParseNode):
         for key, value in (getattr(item, "additional_data", None) or {}).items():
             if key == "@removed":
                 if not (isinstance(value, dict) and set(value) == {"reason"} and value["reason"] in REMOVED_REASONS):
-                    self.problems.append(f"{self.path}.@removed: expected {{\"reason\": \"changed\"|\"deleted\"}}, "
-                                         f"got {_shown(value)}")
+                    self.problems.append(f'{self.path}.@removed: expected {{"reason": "changed"|"deleted"}}, got {_shown(value)}')
             elif not is_annotation(key) and key not in allowed:
                 self.problems.append(f"{self.path}.{key}: not a property of {type(item).__name__}")
 
@@ -374,6 +386,7 @@ def _csv_subset(allowed: set[str]):
     def rule(value: str) -> bool:
         parts = [p.strip() for p in value.split(",")]
         return bool(value) and len(parts) == len(set(parts)) and set(parts) <= allowed
+
     return rule
 
 
@@ -388,8 +401,12 @@ def _guid(value: str) -> bool:
 FORMATS = [
     # graph/api/resources/datetimetimezone: "A single point of time in a combined date and time
     # representation ({date}T{time}; for example, 2017-08-29T04:00:00.0000000)" -- no offset.
-    (DateTimeTimeZone, "date_time", lambda v: bool(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?", v)),
-     "{date}T{time} without an offset"),
+    (
+        DateTimeTimeZone,
+        "date_time",
+        lambda v: bool(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?", v)),
+        "{date}T{time} without an offset",
+    ),
     (DateTimeTimeZone, "time_zone", lambda v: bool(v.strip()), "a time zone name"),
     # graph/api/resources/subscription: "created, updated, deleted ... combined using a comma-separated list".
     (Subscription, "change_type", _csv_subset({"created", "updated", "deleted"}), "a list of created,updated,deleted"),
@@ -467,8 +484,7 @@ def covered(graph: GraphFake) -> set[tuple[str, int]]:
 
 
 def _bodies(graph: GraphFake, route: str, side: str = "response") -> list:
-    return [getattr(c, side) for c in graph.calls
-            if getattr(c, side) is not None and route_of(c.method, c.path)[0] == route]
+    return [getattr(c, side) for c in graph.calls if getattr(c, side) is not None and route_of(c.method, c.path)[0] == route]
 
 
 # -- calsync's Microsoft provider, driven against the fake --------------------------------------------
@@ -476,9 +492,16 @@ def _bodies(graph: GraphFake, route: str, side: str = "response") -> list:
 
 @pytest.fixture
 def ada(tmp_path, graph):
-    with started(web_env(tmp_path, CALSYNC_MICROSOFT_CLIENT_ID=graph.client_id,
-                         CALSYNC_MICROSOFT_CLIENT_SECRET=graph.client_secret, CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url,
-                         CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url, CALSYNC_MICROSOFT_API_URL=graph.api_url)) as rt:
+    with started(
+        web_env(
+            tmp_path,
+            CALSYNC_MICROSOFT_CLIENT_ID=graph.client_id,
+            CALSYNC_MICROSOFT_CLIENT_SECRET=graph.client_secret,
+            CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url,
+            CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
+            CALSYNC_MICROSOFT_API_URL=graph.api_url,
+        )
+    ) as rt:
         actions.add_staff(rt, EMAIL, "Ada Lovelace", timezone="Europe/Berlin")
         yield Ada(rt, graph)
 
@@ -515,9 +538,11 @@ def test_signing_in_and_reading_busy_time_speak_only_what_graphs_models_describe
     assert any(row.get("type") == "occurrence" for page in deltas for row in page["value"])
 
 
-_ALL_DAY = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:day-off@calsync\r\n"
-            "DTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20300102\r\nDTEND;VALUE=DATE:20300103\r\n"
-            "SUMMARY:Day off\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+_ALL_DAY = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:day-off@calsync\r\n"
+    "DTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20300102\r\nDTEND;VALUE=DATE:20300103\r\n"
+    "SUMMARY:Day off\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
 
 
 def test_writing_appointments_sends_only_what_graphs_models_describe(ada, graph):
@@ -541,12 +566,20 @@ def test_writing_appointments_sends_only_what_graphs_models_describe(ada, graph)
     assert ada.sync()["outcome"] == "ok"  # a full round: one listing of calsync's own events ($select, $top)
 
     assert exchange_problems(graph.calls) == []
-    assert {("events", 200), ("create event", 201), ("event", 200), ("update event", 200), ("update event", 412),
-            ("delete event", 204), ("event", 404)} <= covered(graph)
+    assert {
+        ("events", 200),
+        ("create event", 201),
+        ("event", 200),
+        ("update event", 200),
+        ("update event", 412),
+        ("delete event", 204),
+        ("event", 404),
+    } <= covered(graph)
     posted = _bodies(graph, "create event", "body")
     assert all(body["transactionId"].startswith("calsync-") for body in posted)
     assert {p["id"] for body in posted for p in body["singleValueExtendedProperties"]} >= {
-        "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name calsyncUid"}
+        "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name calsyncUid"
+    }
     assert any(body["isAllDay"] for body in posted) and booked["id"]
 
 
@@ -575,8 +608,14 @@ def test_every_break_is_answered_in_graphs_error_shape(ada, graph):
     statuses = {status for _, status in covered(graph)}
     assert {401, 403, 404, 410, 429, 503} <= statuses
     errors = [c.response["error"]["code"] for c in graph.calls if c.status >= 400]
-    assert {"syncStateNotFound", "TooManyRequests", "ServiceNotAvailable", "ErrorAccessDenied",
-            "InvalidAuthenticationToken", "ErrorItemNotFound"} <= set(errors)
+    assert {
+        "syncStateNotFound",
+        "TooManyRequests",
+        "ServiceNotAvailable",
+        "ErrorAccessDenied",
+        "InvalidAuthenticationToken",
+        "ErrorItemNotFound",
+    } <= set(errors)
 
 
 # -- the checker itself ---------------------------------------------------------------------------
@@ -594,67 +633,135 @@ _EVENT = {  # an event as graph/api/resources/event shows one
     "attendees": [],
     "singleValueExtendedProperties": [{"id": "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name calsyncUid", "value": "x"}],
 }
-_NOTE = {"subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07", "subscriptionExpirationDateTime": "2026-05-03T11:00:00Z",
-         "changeType": "created", "resource": "Users/u/Events/e", "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
-         "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": "Users/u/Events/e", "id": "e"}}
-_SUBSCRIPTION = {"id": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07", "changeType": "created,updated",
-                 "notificationUrl": "https://hooks.example/push", "resource": "me/events",
-                 "expirationDateTime": "2026-05-03T11:00:00.0000000Z", "latestSupportedTlsVersion": "v1_2"}
+_NOTE = {
+    "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
+    "subscriptionExpirationDateTime": "2026-05-03T11:00:00Z",
+    "changeType": "created",
+    "resource": "Users/u/Events/e",
+    "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
+    "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": "Users/u/Events/e", "id": "e"},
+}
+_SUBSCRIPTION = {
+    "id": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
+    "changeType": "created,updated",
+    "notificationUrl": "https://hooks.example/push",
+    "resource": "me/events",
+    "expirationDateTime": "2026-05-03T11:00:00.0000000Z",
+    "latestSupportedTlsVersion": "v1_2",
+}
 
 
-@pytest.mark.parametrize("payload, model, expected", [
-    ({**_EVENT, "subjekt": "Dentist"}, Event, "$.subjekt: not a property of Event"),
-    ({**_EVENT, "start": {"dateTme": "2026-05-01T10:00:00", "timeZone": "UTC"}}, Event,
-     "$.start.dateTme: not a property of DateTimeTimeZone"),
-    ({**_EVENT, "showAs": "bussy"}, Event, '$.showAs: expected one of unknown, free, tentative, busy, oof, workingElsewhere'),
-    ({**_EVENT, "isAllDay": "false"}, Event, '$.isAllDay: expected true or false, got "false"'),
-    ({**_EVENT, "reminderMinutesBeforeStart": "15"}, Event, "$.reminderMinutesBeforeStart: expected an integer"),
-    ({**_EVENT, "subject": 42}, Event, "$.subject: expected a string"),
-    ({**_EVENT, "start": "2026-05-01T10:00:00"}, Event, "$.start: expected an object"),
-    ({**_EVENT, "attendees": {}}, Event, "$.attendees: expected an array"),
-    ({**_EVENT, "end": {"dateTime": "2026-05-01T11:00:00Z", "timeZone": "UTC"}}, Event,
-     "$.end: date_time expected {date}T{time} without an offset"),
-    ({**_EVENT, "end": {"dateTime": "2026-05-01T11:00:00", "timeZone": ""}}, Event, "$.end: time_zone expected"),
-    ({**_EVENT, "createdDateTime": "yesterday"}, Event, "$.createdDateTime: expected an ISO 8601 date-time"),
-    ({**_EVENT, "@odata.type": "#microsoft.graph.calendar"}, Event, "'#microsoft.graph.calendar' read as Event"),
-    ({**_EVENT, "singleValueExtendedProperties": [{"id": "String x", "vaule": "x"}]}, Event,
-     "$.singleValueExtendedProperties[0].vaule: not a property of SingleValueLegacyExtendedProperty"),
-    ({"value": [{"id": "e", "@removed": {"reason": "gone"}}]}, CalendarsCalendarViewDeltaResponse,
-     "$.value[0].@removed: expected"),
-    ({"value": [], "@odata.deltalink": "https://graph.microsoft.com/v1.0/me/calendarView/delta?$deltatoken=x"},
-     CalendarsCalendarViewDeltaResponse, "$.@odata.deltalink: not a property of DeltaGetResponse"),
-    ({"error": {"code": "ErrorItemNotFound", "message": "gone", "innerErorr": {}}}, ODataError,
-     "$.error.innerErorr: not a property of MainError"),
-    ({**_SUBSCRIPTION, "changeType": "created,modified"}, Subscription, "change_type expected a list of created,updated,deleted"),
-    ({**_SUBSCRIPTION, "includeResourceData": "no"}, Subscription, "$.includeResourceData: expected true or false"),
-    ({**_SUBSCRIPTION, "notificationContentType": "application/json"}, Subscription,
-     "$.notificationContentType: not a property of Subscription"),
-    ({"value": [{**_NOTE, "changeType": "modified"}]}, ChangeNotificationCollection,
-     "$.value[0].changeType: expected one of created, updated, deleted"),
-    ({"value": [{**_NOTE, "lifecycleEvent": "expired"}]}, ChangeNotificationCollection,
-     "$.value[0].lifecycleEvent: expected one of missed, subscriptionRemoved, reauthorizationRequired"),
-    ({"value": [{**_NOTE, "tenantId": "contoso"}]}, ChangeNotificationCollection, "$.value[0]: tenant_id expected a GUID"),
-    ({"value": [{**_NOTE, "resourceData": {"Id": "e"}}]}, ChangeNotificationCollection,
-     "$.value[0].resourceData.Id: not a property of ResourceData"),
-    ({"value": {"subscriptionId": "x"}}, ChangeNotificationCollection, "$.value: expected an array"),
-])
+@pytest.mark.parametrize(
+    "payload, model, expected",
+    [
+        ({**_EVENT, "subjekt": "Dentist"}, Event, "$.subjekt: not a property of Event"),
+        (
+            {**_EVENT, "start": {"dateTme": "2026-05-01T10:00:00", "timeZone": "UTC"}},
+            Event,
+            "$.start.dateTme: not a property of DateTimeTimeZone",
+        ),
+        ({**_EVENT, "showAs": "bussy"}, Event, "$.showAs: expected one of unknown, free, tentative, busy, oof, workingElsewhere"),
+        ({**_EVENT, "isAllDay": "false"}, Event, '$.isAllDay: expected true or false, got "false"'),
+        ({**_EVENT, "reminderMinutesBeforeStart": "15"}, Event, "$.reminderMinutesBeforeStart: expected an integer"),
+        ({**_EVENT, "subject": 42}, Event, "$.subject: expected a string"),
+        ({**_EVENT, "start": "2026-05-01T10:00:00"}, Event, "$.start: expected an object"),
+        ({**_EVENT, "attendees": {}}, Event, "$.attendees: expected an array"),
+        (
+            {**_EVENT, "end": {"dateTime": "2026-05-01T11:00:00Z", "timeZone": "UTC"}},
+            Event,
+            "$.end: date_time expected {date}T{time} without an offset",
+        ),
+        ({**_EVENT, "end": {"dateTime": "2026-05-01T11:00:00", "timeZone": ""}}, Event, "$.end: time_zone expected"),
+        ({**_EVENT, "createdDateTime": "yesterday"}, Event, "$.createdDateTime: expected an ISO 8601 date-time"),
+        ({**_EVENT, "@odata.type": "#microsoft.graph.calendar"}, Event, "'#microsoft.graph.calendar' read as Event"),
+        (
+            {**_EVENT, "singleValueExtendedProperties": [{"id": "String x", "vaule": "x"}]},
+            Event,
+            "$.singleValueExtendedProperties[0].vaule: not a property of SingleValueLegacyExtendedProperty",
+        ),
+        ({"value": [{"id": "e", "@removed": {"reason": "gone"}}]}, CalendarsCalendarViewDeltaResponse, "$.value[0].@removed: expected"),
+        (
+            {"value": [], "@odata.deltalink": "https://graph.microsoft.com/v1.0/me/calendarView/delta?$deltatoken=x"},
+            CalendarsCalendarViewDeltaResponse,
+            "$.@odata.deltalink: not a property of DeltaGetResponse",
+        ),
+        (
+            {"error": {"code": "ErrorItemNotFound", "message": "gone", "innerErorr": {}}},
+            ODataError,
+            "$.error.innerErorr: not a property of MainError",
+        ),
+        ({**_SUBSCRIPTION, "changeType": "created,modified"}, Subscription, "change_type expected a list of created,updated,deleted"),
+        ({**_SUBSCRIPTION, "includeResourceData": "no"}, Subscription, "$.includeResourceData: expected true or false"),
+        (
+            {**_SUBSCRIPTION, "notificationContentType": "application/json"},
+            Subscription,
+            "$.notificationContentType: not a property of Subscription",
+        ),
+        (
+            {"value": [{**_NOTE, "changeType": "modified"}]},
+            ChangeNotificationCollection,
+            "$.value[0].changeType: expected one of created, updated, deleted",
+        ),
+        (
+            {"value": [{**_NOTE, "lifecycleEvent": "expired"}]},
+            ChangeNotificationCollection,
+            "$.value[0].lifecycleEvent: expected one of missed, subscriptionRemoved, reauthorizationRequired",
+        ),
+        ({"value": [{**_NOTE, "tenantId": "contoso"}]}, ChangeNotificationCollection, "$.value[0]: tenant_id expected a GUID"),
+        (
+            {"value": [{**_NOTE, "resourceData": {"Id": "e"}}]},
+            ChangeNotificationCollection,
+            "$.value[0].resourceData.Id: not a property of ResourceData",
+        ),
+        ({"value": {"subscriptionId": "x"}}, ChangeNotificationCollection, "$.value: expected an array"),
+    ],
+)
 def test_the_checker_reports_what_graphs_models_do_not_describe(payload, model, expected):
     found = problems_in(payload, model)
     assert any(expected in problem for problem in found), found
 
 
-@pytest.mark.parametrize("payload, model", [
-    (_EVENT, Event),
-    ({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(event)", "value": [
-        _EVENT, {"@odata.type": "#microsoft.graph.event", "id": "gone", "@removed": {"reason": "deleted"}}],
-      "@odata.deltaLink": "https://graph.microsoft.com/v1.0/me/calendarView/delta?$deltatoken=x"},
-     CalendarsCalendarViewDeltaResponse),
-    (_SUBSCRIPTION, Subscription),
-    ({"value": [_NOTE, {**_NOTE, "changeType": None, "resource": None, "resourceData": None, "clientState": "s",
-                        "lifecycleEvent": "reauthorizationRequired"}]}, ChangeNotificationCollection),
-    ({"error": {"code": "TooManyRequests", "message": "slow down", "innerError": {
-        "date": "2026-05-01T10:00:00", "request-id": "r", "client-request-id": "c"}}}, ODataError),
-])
+@pytest.mark.parametrize(
+    "payload, model",
+    [
+        (_EVENT, Event),
+        (
+            {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(event)",
+                "value": [_EVENT, {"@odata.type": "#microsoft.graph.event", "id": "gone", "@removed": {"reason": "deleted"}}],
+                "@odata.deltaLink": "https://graph.microsoft.com/v1.0/me/calendarView/delta?$deltatoken=x",
+            },
+            CalendarsCalendarViewDeltaResponse,
+        ),
+        (_SUBSCRIPTION, Subscription),
+        (
+            {
+                "value": [
+                    _NOTE,
+                    {
+                        **_NOTE,
+                        "changeType": None,
+                        "resource": None,
+                        "resourceData": None,
+                        "clientState": "s",
+                        "lifecycleEvent": "reauthorizationRequired",
+                    },
+                ]
+            },
+            ChangeNotificationCollection,
+        ),
+        (
+            {
+                "error": {
+                    "code": "TooManyRequests",
+                    "message": "slow down",
+                    "innerError": {"date": "2026-05-01T10:00:00", "request-id": "r", "client-request-id": "c"},
+                }
+            },
+            ODataError,
+        ),
+    ],
+)
 def test_a_payload_that_fits_its_model_reports_nothing(payload, model):
     assert problems_in(payload, model) == []
 

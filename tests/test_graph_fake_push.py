@@ -59,8 +59,7 @@ class Receiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="push-receiver",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="push-receiver", daemon=True)
         self._thread.start()
 
     def url(self, path: str = "/push/microsoft") -> str:
@@ -79,8 +78,9 @@ class Receiver:
         if "validationToken" in query:
             token = query["validationToken"][0]  # parse_qs decodes it, as an app must
             with self._lock:
-                self.validations.append({"path": parts.path, "token": token, "body": body,
-                                         "content_type": request.headers.get("Content-Type", "")})
+                self.validations.append(
+                    {"path": parts.path, "token": token, "body": body, "content_type": request.headers.get("Content-Type", "")}
+                )
             answer, kind, status = token, "text/plain", 200
             if self.handshake == "refuse":
                 answer, status = "no", 500
@@ -93,8 +93,9 @@ class Receiver:
             self._answer(request, status, kind, answer.encode())
             return
         with self._lock:
-            self.notifications.append({"path": parts.path, "body": json.loads(body),
-                                       "content_type": request.headers.get("Content-Type", "")})
+            self.notifications.append(
+                {"path": parts.path, "body": json.loads(body), "content_type": request.headers.get("Content-Type", "")}
+            )
         time.sleep(self.notification_delay)
         self.gate.wait(timeout=5)
         self._answer(request, self.status, "text/plain", b"")
@@ -121,12 +122,23 @@ class Api:
 
     def __init__(self, graph: GraphFake, scopes: str = "offline_access User.Read Calendars.ReadWrite"):
         self.graph = graph
-        authorize = graph.authorize_url + "?" + urlencode({
-            "client_id": graph.client_id, "response_type": "code", "redirect_uri": REDIRECT, "scope": scopes, "state": "s"})
+        authorize = (
+            graph.authorize_url
+            + "?"
+            + urlencode({"client_id": graph.client_id, "response_type": "code", "redirect_uri": REDIRECT, "scope": scopes, "state": "s"})
+        )
         code = parse_qs(urlsplit(graph.consent_redirect(authorize)).query)["code"][0]
-        token = requests.post(graph.token_url, timeout=10, data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-            "client_id": graph.client_id, "client_secret": graph.client_secret}).json()
+        token = requests.post(
+            graph.token_url,
+            timeout=10,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "client_id": graph.client_id,
+                "client_secret": graph.client_secret,
+            },
+        ).json()
         self.headers = {"Authorization": f"Bearer {token['access_token']}"}
 
     def call(self, method: str, path: str, body: dict | None = None) -> requests.Response:
@@ -190,10 +202,15 @@ def test_subscribing_validates_both_endpoints_then_answers_201_with_the_subscrip
     sub = answer.json()
     assert problems_in(sub, Subscription) == []
     assert {k: sub[k] for k in ("resource", "changeType", "clientState", "notificationUrl", "lifecycleNotificationUrl")} == {
-        k: body[k] for k in ("resource", "changeType", "clientState", "notificationUrl", "lifecycleNotificationUrl")}
+        k: body[k] for k in ("resource", "changeType", "clientState", "notificationUrl", "lifecycleNotificationUrl")
+    }
     assert sub["@odata.context"].endswith("/v1.0/$metadata#subscriptions/$entity")
     assert (sub["applicationId"], sub["creatorId"], sub["includeResourceData"], sub["latestSupportedTlsVersion"]) == (
-        graph.client_id, graph.user_id, False, "v1_2")
+        graph.client_id,
+        graph.user_id,
+        False,
+        "v1_2",
+    )
     assert dt.datetime.fromisoformat(sub["expirationDateTime"]) == dt.datetime.fromisoformat(body["expirationDateTime"])
 
     # Each URL got the handshake: a POST with the token in the query, text/plain, no body.
@@ -202,26 +219,35 @@ def test_subscribing_validates_both_endpoints_then_answers_201_with_the_subscrip
         assert validation["token"].startswith("Validation: ") and " " in validation["token"]
         assert validation["content_type"].startswith("text/plain") and validation["body"] == b""
     assert [(d["kind"], d["subscription_id"], d["status"], d["ok"]) for d in graph.push_deliveries] == [
-        ("validation", sub["id"], 200, True)] * 2
+        ("validation", sub["id"], 200, True)
+    ] * 2
 
     (live,) = graph.subscriptions()
     assert live == {
-        "id": sub["id"], "resource": body["resource"], "calendar_id": graph.default_calendar_id,
-        "clientState": CLIENT_STATE, "notificationUrl": body["notificationUrl"],
-        "lifecycleNotificationUrl": body["lifecycleNotificationUrl"], "expiration": live["expiration"],
-        "changeType": "created,updated,deleted"}
+        "id": sub["id"],
+        "resource": body["resource"],
+        "calendar_id": graph.default_calendar_id,
+        "clientState": CLIENT_STATE,
+        "notificationUrl": body["notificationUrl"],
+        "lifecycleNotificationUrl": body["lifecycleNotificationUrl"],
+        "expiration": live["expiration"],
+        "changeType": "created,updated,deleted",
+    }
     assert live["expiration"].tzinfo is not None
     assert api.call("GET", f"/subscriptions/{sub['id']}").json()["id"] == sub["id"]
     listed = api.call("GET", "/subscriptions").json()
     assert [s["id"] for s in listed["value"]] == [sub["id"]]
 
 
-@pytest.mark.parametrize("handshake, message", [
-    ("refuse", "Notification endpoint must respond with 200 OK to validation request."),
-    ("slow", "Subscription validation request timed out."),
-    ("encoded", "Response must exactly match validationToken query parameter."),
-    ("html", "text/plain"),
-])
+@pytest.mark.parametrize(
+    "handshake, message",
+    [
+        ("refuse", "Notification endpoint must respond with 200 OK to validation request."),
+        ("slow", "Subscription validation request timed out."),
+        ("encoded", "Response must exactly match validationToken query parameter."),
+        ("html", "text/plain"),
+    ],
+)
 def test_a_failed_handshake_answers_400_and_creates_nothing(graph, receiver, api, handshake, message):
     graph.validation_timeout, receiver.slow_seconds = 0.5, 1.5
     receiver.handshake = handshake
@@ -243,18 +269,21 @@ def test_an_endpoint_off_this_machine_is_never_contacted(graph, receiver, api):
     assert graph.subscriptions() == [] and receiver.validations == []
 
 
-@pytest.mark.parametrize("changes, status, code", [
-    ({"resource": "me/calendars/AAMkAGCalNoSuchCalendarAAA=/events"}, 404, "ExtensionError"),
-    ({"resource": "me/messages"}, 400, "InvalidRequest"),
-    ({"resource": None}, 400, "InvalidRequest"),
-    ({"expirationDateTime": dt.timedelta(minutes=10080, seconds=30)}, 400, "ExtensionError"),
-    ({"expirationDateTime": dt.timedelta(minutes=-5)}, 400, "ExtensionError"),
-    ({"expirationDateTime": "next week"}, 400, "InvalidRequest"),
-    ({"expirationDateTime": None}, 400, "InvalidRequest"),
-    ({"changeType": "created,modified"}, 400, "InvalidRequest"),
-    ({"changeType": ""}, 400, "InvalidRequest"),
-    ({"clientState": "x" * 129}, 400, "InvalidRequest"),
-])
+@pytest.mark.parametrize(
+    "changes, status, code",
+    [
+        ({"resource": "me/calendars/AAMkAGCalNoSuchCalendarAAA=/events"}, 404, "ExtensionError"),
+        ({"resource": "me/messages"}, 400, "InvalidRequest"),
+        ({"resource": None}, 400, "InvalidRequest"),
+        ({"expirationDateTime": dt.timedelta(minutes=10080, seconds=30)}, 400, "ExtensionError"),
+        ({"expirationDateTime": dt.timedelta(minutes=-5)}, 400, "ExtensionError"),
+        ({"expirationDateTime": "next week"}, 400, "InvalidRequest"),
+        ({"expirationDateTime": None}, 400, "InvalidRequest"),
+        ({"changeType": "created,modified"}, 400, "InvalidRequest"),
+        ({"changeType": ""}, 400, "InvalidRequest"),
+        ({"clientState": "x" * 129}, 400, "InvalidRequest"),
+    ],
+)
 def test_a_bad_subscription_is_refused_before_any_handshake(graph, receiver, api, changes, status, code):
     changes = {k: _expires(v) if isinstance(v, dt.timedelta) else v for k, v in changes.items()}
     answer = api.call("POST", "/subscriptions", _subscription(graph, receiver, **changes))
@@ -290,27 +319,40 @@ def test_each_change_is_notified_with_the_client_state(graph, receiver, api, sub
     start = soon(2, 10)
     dentist = graph.add_event("Dentist", start, start + HOUR)
     graph.edit_event(dentist, subject="Dentist (moved)")
-    created = api.call("POST", f"/me/calendars/{graph.default_calendar_id}/events", {
-        "subject": "Intro call", "start": {"dateTime": "2030-01-02T10:00:00", "timeZone": "UTC"},
-        "end": {"dateTime": "2030-01-02T11:00:00", "timeZone": "UTC"}}).json()
+    created = api.call(
+        "POST",
+        f"/me/calendars/{graph.default_calendar_id}/events",
+        {
+            "subject": "Intro call",
+            "start": {"dateTime": "2030-01-02T10:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2030-01-02T11:00:00", "timeZone": "UTC"},
+        },
+    ).json()
     graph.delete_event(dentist)
     assert graph.wait_for_deliveries(2 + 4)
     _settled(graph)
 
     notes = receiver.received()
     assert [(n["changeType"], n["resourceData"]["id"]) for n in notes] == [
-        ("created", dentist), ("updated", dentist), ("created", created["id"]), ("deleted", dentist)]
+        ("created", dentist),
+        ("updated", dentist),
+        ("created", created["id"]),
+        ("deleted", dentist),
+    ]
     first = notes[0]
     assert first["resource"] == first["resourceData"]["@odata.id"] == f"Users/{graph.user_id}/Events/{dentist}"
     assert first["resourceData"]["@odata.type"] == "#Microsoft.Graph.Event"
     assert first["resourceData"]["@odata.etag"].startswith('W/"')
-    assert (first["subscriptionId"], first["clientState"], first["tenantId"]) == (subscribed["id"], CLIENT_STATE,
-                                                                                 graph.tenant_id)
+    assert (first["subscriptionId"], first["clientState"], first["tenantId"]) == (subscribed["id"], CLIENT_STATE, graph.tenant_id)
     assert first["subscriptionExpirationDateTime"] == subscribed["expirationDateTime"]
     assert all(n["content_type"].startswith("application/json") for n in receiver.notifications)
     changes = [d for d in graph.push_deliveries if d["kind"] == "change"]
     assert [(d["changeType"], d["status"], d["ok"]) for d in changes] == [
-        ("created", 202, True), ("updated", 202, True), ("created", 202, True), ("deleted", 202, True)]
+        ("created", 202, True),
+        ("updated", 202, True),
+        ("created", 202, True),
+        ("deleted", 202, True),
+    ]
     for n in receiver.notifications:
         assert problems_in(n["body"], ChangeNotificationCollection) == []
 
@@ -341,9 +383,15 @@ def test_changes_in_another_calendar_are_not_notified(graph, receiver, subscribe
 
 def test_a_notification_is_sent_after_the_request_that_caused_it_has_been_answered(graph, receiver, api, subscribed):
     receiver.gate.clear()  # the receiver holds the notification until the API answer is in
-    answer = api.call("POST", f"/me/calendars/{graph.default_calendar_id}/events", {
-        "subject": "Intro call", "start": {"dateTime": "2030-01-02T10:00:00", "timeZone": "UTC"},
-        "end": {"dateTime": "2030-01-02T11:00:00", "timeZone": "UTC"}})
+    answer = api.call(
+        "POST",
+        f"/me/calendars/{graph.default_calendar_id}/events",
+        {
+            "subject": "Intro call",
+            "start": {"dateTime": "2030-01-02T10:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2030-01-02T11:00:00", "timeZone": "UTC"},
+        },
+    )
     assert answer.status_code == 201
     assert [d["kind"] for d in graph.push_deliveries] == ["validation"] * 2  # not delivered yet
     receiver.gate.set()
@@ -386,8 +434,7 @@ def test_renewing_moves_the_expiration_and_the_next_notification_says_so(graph, 
     assert problems_in(renewed.json(), Subscription) == []
     assert dt.datetime.fromisoformat(renewed.json()["expirationDateTime"]) == dt.datetime.fromisoformat(later)
     assert graph.subscriptions()[0]["expiration"] == dt.datetime.fromisoformat(later)
-    assert api.call("GET", f"/subscriptions/{subscribed['id']}").json()["expirationDateTime"] == renewed.json()[
-        "expirationDateTime"]
+    assert api.call("GET", f"/subscriptions/{subscribed['id']}").json()["expirationDateTime"] == renewed.json()["expirationDateTime"]
     graph.add_event("Dentist", soon(), soon() + HOUR)
     _settled(graph)
     assert receiver.received()[-1]["subscriptionExpirationDateTime"] == renewed.json()["expirationDateTime"]
@@ -450,8 +497,13 @@ def test_each_lifecycle_event_goes_to_the_lifecycle_url(graph, receiver, api, su
     _settled(graph)
     assert receiver.received() == []
     (note,) = receiver.received("/push/microsoft/lifecycle")
-    assert note == {"subscriptionId": subscribed["id"], "subscriptionExpirationDateTime": subscribed["expirationDateTime"],
-                    "tenantId": graph.tenant_id, "clientState": CLIENT_STATE, "lifecycleEvent": event}
+    assert note == {
+        "subscriptionId": subscribed["id"],
+        "subscriptionExpirationDateTime": subscribed["expirationDateTime"],
+        "tenantId": graph.tenant_id,
+        "clientState": CLIENT_STATE,
+        "lifecycleEvent": event,
+    }
     assert problems_in(receiver.notifications[-1]["body"], ChangeNotificationCollection) == []
     last = graph.push_deliveries[-1]
     assert (last["kind"], last["lifecycleEvent"], last["changeType"], last["status"]) == ("lifecycle", event, None, 202)
@@ -475,7 +527,8 @@ def test_revoking_the_grant_asks_every_subscription_to_reauthorize(graph, receiv
     _settled(graph)
     notes = receiver.received("/push/microsoft/lifecycle")
     assert sorted((n["subscriptionId"], n["lifecycleEvent"]) for n in notes) == sorted(
-        [(subscribed["id"], "reauthorizationRequired"), (other["id"], "reauthorizationRequired")])
+        [(subscribed["id"], "reauthorizationRequired"), (other["id"], "reauthorizationRequired")]
+    )
     # Renewing (which would reauthorize) needs a token that works: a new sign-in.
     renew = api.call("PATCH", f"/subscriptions/{subscribed['id']}", {"expirationDateTime": _expires()})
     assert _error(renew) == (401, "InvalidAuthenticationToken")
@@ -496,8 +549,9 @@ def test_every_request_answer_and_notification_fits_graphs_models(graph, receive
     api.call("GET", f"/subscriptions/{subscribed['id']}")
     api.call("GET", "/subscriptions")
     api.call("PATCH", f"/subscriptions/{subscribed['id']}", {"expirationDateTime": _expires(dt.timedelta(days=3))})
-    api.call("POST", "/subscriptions", _subscription(graph, receiver, changeType="updated", expirationDateTime=_expires(
-        dt.timedelta(days=30))))
+    api.call(
+        "POST", "/subscriptions", _subscription(graph, receiver, changeType="updated", expirationDateTime=_expires(dt.timedelta(days=30)))
+    )
     graph.add_event("Dentist", soon(), soon() + HOUR)
     graph.notify(count=2)
     for event in ("missed", "reauthorizationRequired", "subscriptionRemoved"):
@@ -506,8 +560,13 @@ def test_every_request_answer_and_notification_fits_graphs_models(graph, receive
     _settled(graph)
     assert exchange_problems(graph.calls) == []
     kinds = {(c.method, c.path.split("/")[2], c.status) for c in graph.calls}
-    assert {("POST", "subscriptions", 201), ("POST", "subscriptions", 400), ("GET", "subscriptions", 200),
-            ("PATCH", "subscriptions", 200), ("DELETE", "subscriptions", 404)} <= kinds
+    assert {
+        ("POST", "subscriptions", 201),
+        ("POST", "subscriptions", 400),
+        ("GET", "subscriptions", 200),
+        ("PATCH", "subscriptions", 200),
+        ("DELETE", "subscriptions", 404),
+    } <= kinds
     bodies = [d.body for d in graph.push_deliveries if d.kind != "validation"]
     assert len(bodies) == 1 + 2 + 3
     for body in bodies:

@@ -21,13 +21,17 @@ def test_overlapping_and_touching_blocks_are_merged():
 def test_busy_merges_loaded_entries_with_appointments(story):
     start = soon(2, 9)
     story.server.put_event(story.calendar_url, "busy.ics", vevent("busy-1", start, start + dt.timedelta(hours=2), "Board"))
-    story.server.put_event(story.calendar_url, "free.ics",
-                           vevent("free-1", start + dt.timedelta(hours=5), start + dt.timedelta(hours=6), "Focus", "TRANSP:TRANSPARENT\r\n"))
+    story.server.put_event(
+        story.calendar_url,
+        "free.ics",
+        vevent("free-1", start + dt.timedelta(hours=5), start + dt.timedelta(hours=6), "Focus", "TRANSP:TRANSPARENT\r\n"),
+    )
     story.book(start + dt.timedelta(hours=1), hours=2, subject="Overlaps the board")
     story.sync()
     result = actions.busy_times(story.rt, "ada@example.com", start - dt.timedelta(hours=1), start + dt.timedelta(hours=10))
-    assert result["busy"] == [{"start": start.isoformat().replace("+00:00", "Z"),
-                               "end": (start + dt.timedelta(hours=3)).isoformat().replace("+00:00", "Z")}]
+    assert result["busy"] == [
+        {"start": start.isoformat().replace("+00:00", "Z"), "end": (start + dt.timedelta(hours=3)).isoformat().replace("+00:00", "Z")}
+    ]
     assert result["complete"] is True and result["warnings"] == []
     (source,) = result["sources"]
     assert source["state"] == "ok" and source["last_successful_sync"]
@@ -56,7 +60,7 @@ def test_external_edit_is_reported_to_the_host_through_the_outbox(story):
     start = soon(2, 10)
     booked = story.book(start, subject="Intro call")
     story.sync()
-    (href, data), = story.events().items()
+    ((href, data),) = story.events().items()
     story.server.put_event(story.calendar_url, href.rsplit("/", 1)[-1], data.replace("Intro call", "Intro call (moved by Ada)"))
     story.sync()
     (notification,) = m.Notification.select().where(m.Notification.event == "appointment.external_edit")

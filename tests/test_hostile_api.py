@@ -46,8 +46,9 @@ class Api:
 
     def put(self, appointment_id: str, body=None, *, data: bytes | None = None):
         raw = json.dumps(body).encode() if data is None else data
-        return self.session.put(f"{self.base}/api/v1/appointments/{url_id(appointment_id)}", data=raw,
-                                headers={"Content-Type": "application/json"}, timeout=30)
+        return self.session.put(
+            f"{self.base}/api/v1/appointments/{url_id(appointment_id)}", data=raw, headers={"Content-Type": "application/json"}, timeout=30
+        )
 
     def get(self, path: str, **params):
         return self.session.get(f"{self.base}/api/v1{path}", params=params, timeout=30)
@@ -98,8 +99,10 @@ def json_error(answer, status: int, code: str | None = None) -> dict:
 
 
 def appointments() -> list[tuple]:
-    return [(a.external_id, a.staff_id, a.starts_at, a.ends_at, a.subject, a.version, a.cancelled)
-            for a in m.Appointment.select().order_by(m.Appointment.id)]
+    return [
+        (a.external_id, a.staff_id, a.starts_at, a.ends_at, a.subject, a.version, a.cancelled)
+        for a in m.Appointment.select().order_by(m.Appointment.id)
+    ]
 
 
 def feed_events(rt, email: str) -> list:
@@ -127,15 +130,35 @@ def assert_unharmed(site, before: list[tuple]) -> None:
 # -- 1. appointment ids ---------------------------------------------------------------------
 
 
-BAD_IDS = ["bad\nid", "bad\rid", "tab\tid", "nul\x00id", "space id", "semi;colon", "comma,id", "back\\slash",
-           "quote\"id", "<script>", "é-accent", "\u202eevil", "zero\u200bwidth", ".", "..", "per%cent", "hash#id"]
+BAD_IDS = [
+    "bad\nid",
+    "bad\rid",
+    "tab\tid",
+    "nul\x00id",
+    "space id",
+    "semi;colon",
+    "comma,id",
+    "back\\slash",
+    'quote"id',
+    "<script>",
+    "é-accent",
+    "\u202eevil",
+    "zero\u200bwidth",
+    ".",
+    "..",
+    "per%cent",
+    "hash#id",
+]
 
 
 @pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
 def test_an_id_outside_the_set_is_400_bad_id_for_every_method_and_changes_nothing(site, bad):
     before = appointments()
-    for answer in (site.api.put(bad, good_body()), site.api.get(f"/appointments/{url_id(bad)}"),
-                   site.api.delete(f"/appointments/{url_id(bad)}")):
+    for answer in (
+        site.api.put(bad, good_body()),
+        site.api.get(f"/appointments/{url_id(bad)}"),
+        site.api.delete(f"/appointments/{url_id(bad)}"),
+    ):
         error = json_error(answer, 400, "bad_id")
         assert "A-Z a-z 0-9 . _ : @ ~ + = -" in error["message"]
     assert_unharmed(site, before)
@@ -164,8 +187,9 @@ def test_a_bad_id_stored_before_the_check_breaks_neither_feed_nor_sync(site):
     """Defence in depth: a database from before ids were checked may hold one."""
     staff = m.Staff.get(m.Staff.email == ADA)
     legacy = "bad\nid\x00\x1b[31m"
-    row = m.Appointment.create(external_id=legacy, staff=staff, uid=f"calsync-{legacy}@calsync", starts_at=soon(2),
-                               ends_at=soon(2, 11), subject="Legacy")
+    row = m.Appointment.create(
+        external_id=legacy, staff=staff, uid=f"calsync-{legacy}@calsync", starts_at=soon(2), ends_at=soon(2, 11), subject="Legacy"
+    )
     waiting.after_appointment_change(row)  # queued for the calendar, as the old upsert did
     actions.upsert_appointment(site.rt, "A-1", ADA, soon(3).isoformat(), soon(3, 11).isoformat(), "Fresh")
     events = feed_events(site.rt, ADA)
@@ -197,9 +221,21 @@ def test_one_unrenderable_row_costs_its_own_event_not_the_feed(site, monkeypatch
 # -- 2. times ---------------------------------------------------------------------------------
 
 
-BAD_TIMES = ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00Z", "0001-01-01T00:30:00", "10000-01-01T00:00:00Z",
-             "1969-12-31T23:59:59Z", "2200-01-01T00:00:01Z", "2026-12-01T10:00:00+23:59", "2026-12-01T10:00:00-18:00",
-             "2026-12-01T10:00:00+99:00", "9999-12-31T23:59:59.999999", "x" * 5000, "", "2026-13-01T00:00:00Z"]
+BAD_TIMES = [
+    "9999-12-31T23:00:00-05:00",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:30:00",
+    "10000-01-01T00:00:00Z",
+    "1969-12-31T23:59:59Z",
+    "2200-01-01T00:00:01Z",
+    "2026-12-01T10:00:00+23:59",
+    "2026-12-01T10:00:00-18:00",
+    "2026-12-01T10:00:00+99:00",
+    "9999-12-31T23:59:59.999999",
+    "x" * 5000,
+    "",
+    "2026-13-01T00:00:00Z",
+]
 
 
 @pytest.mark.parametrize("bad", BAD_TIMES, ids=lambda t: t[:30])
@@ -224,9 +260,25 @@ def test_the_range_edges_are_accepted(site):
 
 def test_book_says_one_line_for_a_time_out_of_range(site):
     env = {**os.environ, "CALSYNC_DATA_DIR": str(site.rt.settings.data_dir)}
-    result = subprocess.run([sys.executable, str(ROOT / "run_console.py"), "book", ADA, "--start", "9999-12-31T23:00:00-05:00",
-                             "--end", "9999-12-31T23:30:00-05:00", "--subject", "Far"], capture_output=True, text=True,
-                            env=env, timeout=60, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run_console.py"),
+            "book",
+            ADA,
+            "--start",
+            "9999-12-31T23:00:00-05:00",
+            "--end",
+            "9999-12-31T23:30:00-05:00",
+            "--subject",
+            "Far",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "outside the supported range 1970-01-01 to 2200-01-01" in result.stderr
@@ -235,21 +287,37 @@ def test_book_says_one_line_for_a_time_out_of_range(site):
 # -- 3. malformed JSON ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw, words", [
-    (b"[" * 15_000 + b"]" * 15_000, "levels deep"),  # under the 32 KiB limit: a parser's recursion, not a size
-    (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, "levels deep"),
-    (b'{"staff": ' + b"[" * 12_000, "levels deep"),  # not even closed
-    (b'{"staff": "' + b"[" * 10_000 + b'"}', "'start' is required"),  # brackets inside a string are text
-    (b'{"staff": "ada@example.com", "subject": "\xff\xfe"}', "not UTF-8"),
-    ('{"subject": "x"}'.encode("utf-16"), "not UTF-8"),
-    (b'{"start": NaN}', "NaN"),
-    (b'{"start": Infinity}', "Infinity"),
-    (b'{"start": -Infinity}', "-Infinity"),
-    (b'{"subject": "a", "subject": "b"}', "appears twice"),
-    (b'{"subject": "\\ud800"}', "unpaired surrogate"),
-    (b'{"subject": ["\\udfff"]}', "unpaired surrogate"),
-], ids=["15000-deep-arrays", "5000-deep-objects", "unclosed", "brackets-in-string", "not-utf8", "utf16", "nan", "inf",
-        "-inf", "dup", "surrogate", "surrogate-in-list"])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        (b"[" * 15_000 + b"]" * 15_000, "levels deep"),  # under the 32 KiB limit: a parser's recursion, not a size
+        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, "levels deep"),
+        (b'{"staff": ' + b"[" * 12_000, "levels deep"),  # not even closed
+        (b'{"staff": "' + b"[" * 10_000 + b'"}', "'start' is required"),  # brackets inside a string are text
+        (b'{"staff": "ada@example.com", "subject": "\xff\xfe"}', "not UTF-8"),
+        ('{"subject": "x"}'.encode("utf-16"), "not UTF-8"),
+        (b'{"start": NaN}', "NaN"),
+        (b'{"start": Infinity}', "Infinity"),
+        (b'{"start": -Infinity}', "-Infinity"),
+        (b'{"subject": "a", "subject": "b"}', "appears twice"),
+        (b'{"subject": "\\ud800"}', "unpaired surrogate"),
+        (b'{"subject": ["\\udfff"]}', "unpaired surrogate"),
+    ],
+    ids=[
+        "15000-deep-arrays",
+        "5000-deep-objects",
+        "unclosed",
+        "brackets-in-string",
+        "not-utf8",
+        "utf16",
+        "nan",
+        "inf",
+        "-inf",
+        "dup",
+        "surrogate",
+        "surrogate-in-list",
+    ],
+)
 def test_malformed_json_is_400_and_changes_nothing(site, raw, words):
     before = appointments()
     body = json_error(site.api.put("A-1", data=raw), 422 if "required" in words else 400)
@@ -301,7 +369,7 @@ def locked(site):
     """Another process's write transaction on the same file, held until the test ends."""
     url = site.rt.settings.database_url
     assert url.startswith("sqlite:///")
-    other = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None, timeout=0)
+    other = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None, timeout=0)
     other.execute("BEGIN IMMEDIATE")
     yield other
     other.execute("ROLLBACK")
@@ -311,8 +379,11 @@ def locked(site):
 def test_reads_succeed_while_another_process_holds_the_write_lock(quick_busy, site, locked):
     assert m.ApiKey.get(m.ApiKey.name == "host").last_used_at is None  # its first use wants to write it
     started_at = time.monotonic()
-    for answer in (site.api.get(f"/staff/{ADA}/connections"), site.api.get("/appointments/G-1"),
-                   site.api.get(f"/staff/{ADA}/busy", **{"from": iso(soon(1)), "to": iso(soon(6))})):
+    for answer in (
+        site.api.get(f"/staff/{ADA}/connections"),
+        site.api.get("/appointments/G-1"),
+        site.api.get(f"/staff/{ADA}/busy", **{"from": iso(soon(1)), "to": iso(soon(6))}),
+    ):
         assert answer.status_code == 200, answer.text
     assert time.monotonic() - started_at < 0.9  # not one wait for the lock (1 s here, 15 s in production)
     feed_events(site.rt, GRACE)
@@ -360,16 +431,27 @@ def test_last_used_is_recorded_once_per_interval_not_per_request(site):
 
 plain_ids = st.text(alphabet="ABCxyz019._:@~+=-", min_size=1, max_size=12)
 offsets = st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-5)), dt.timezone(dt.timedelta(hours=23, minutes=59))])
-times = st.one_of(st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30), timezones=offsets).map(dt.datetime.isoformat),
-                  st.datetimes(dt.datetime(2026, 1, 1), dt.datetime(2027, 1, 1)).map(dt.datetime.isoformat),
-                  st.text(max_size=40), st.integers(), st.none())
+times = st.one_of(
+    st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30), timezones=offsets).map(dt.datetime.isoformat),
+    st.datetimes(dt.datetime(2026, 1, 1), dt.datetime(2027, 1, 1)).map(dt.datetime.isoformat),
+    st.text(max_size=40),
+    st.integers(),
+    st.none(),
+)
 texts = st.one_of(st.text(max_size=60), st.integers(), st.none(), st.lists(st.text(max_size=3), max_size=2))
-bodies = st.fixed_dictionaries({}, optional={
-    "staff": st.sampled_from([ADA, ADA.upper(), "nobody@example.com", "", GRACE]),
-    "start": times, "end": times, "subject": texts, "description": texts, "location": texts,
-    "timezone": st.one_of(st.sampled_from(["Europe/Berlin", "America/New_York", "Mars/Base", "../../etc/passwd"]), texts),
-    "extra": texts,
-})
+bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "staff": st.sampled_from([ADA, ADA.upper(), "nobody@example.com", "", GRACE]),
+        "start": times,
+        "end": times,
+        "subject": texts,
+        "description": texts,
+        "location": texts,
+        "timezone": st.one_of(st.sampled_from(["Europe/Berlin", "America/New_York", "Mars/Base", "../../etc/passwd"]), texts),
+        "extra": texts,
+    },
+)
 
 
 def printable(**size):
@@ -378,11 +460,14 @@ def printable(**size):
 
 
 # A good body with a field or two replaced: most of these are stored, so the feed has hostile-but-valid text to carry.
-nearly_good = st.builds(lambda body, changes: {**good_body(), **body, **changes},
-                        st.fixed_dictionaries({}, optional={"subject": printable(min_size=1, max_size=40),
-                                                            "location": printable(max_size=40),
-                                                            "description": printable(max_size=80)}),
-                        st.one_of(st.just({}), bodies.map(lambda b: dict(list(b.items())[:1]))))
+nearly_good = st.builds(
+    lambda body, changes: {**good_body(), **body, **changes},
+    st.fixed_dictionaries(
+        {},
+        optional={"subject": printable(min_size=1, max_size=40), "location": printable(max_size=40), "description": printable(max_size=80)},
+    ),
+    st.one_of(st.just({}), bodies.map(lambda b: dict(list(b.items())[:1]))),
+)
 encoded = st.one_of(nearly_good, nearly_good, bodies).map(lambda body: json.dumps(body).encode())
 raw_bodies = st.one_of(encoded, st.binary(max_size=200), st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n))
 

@@ -48,16 +48,19 @@ def _command(*args):
 @pytest.fixture
 def cli(env):
     def run(*args, extra_env: dict | None = None, timeout: float = 60):
-        return subprocess.run(_command(*args), capture_output=True, text=True, env={**env, **(extra_env or {})},
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            _command(*args), capture_output=True, text=True, env={**env, **(extra_env or {})}, timeout=timeout, stdin=subprocess.DEVNULL
+        )
 
     return run
 
 
 def run_all(env, commands: list[tuple[str, ...]]) -> list[subprocess.CompletedProcess]:
     """Several CLI runs at once (each one only parses its arguments, so they never touch each other)."""
-    procs = [subprocess.Popen(_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                              stdin=subprocess.DEVNULL) for args in commands]
+    procs = [
+        subprocess.Popen(_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+        for args in commands
+    ]
     results = []
     for args, proc in zip(commands, procs):
         out, err = proc.communicate(timeout=60)
@@ -77,8 +80,14 @@ def assert_one_line_error(result, code: int, *words: str) -> str:
 # -- 1. integers out of range ----------------------------------------------------------------
 
 CONNECTION_COMMANDS = [
-    ("entries", "{}"), ("test", "{}"), ("sync", "{}"), ("download", "{}", "-o", "x.ics"), ("stop", "{}", "--yes"),
-    ("relink", "{}"), ("primary", "{}", "Work"), ("calendars", "{}"),
+    ("entries", "{}"),
+    ("test", "{}"),
+    ("sync", "{}"),
+    ("download", "{}", "-o", "x.ics"),
+    ("stop", "{}", "--yes"),
+    ("relink", "{}"),
+    ("primary", "{}", "Work"),
+    ("calendars", "{}"),
 ]
 
 
@@ -104,11 +113,14 @@ def test_the_largest_id_is_a_plain_not_found(cli):
 
 
 def test_iso_times_and_the_actor_are_checked_before_anything_runs(env):
-    results = run_all(env, [
-        ("book", "ada@example.com", "--start", "2030-13-01T10:00", "--end", "2030-01-01T11:00", "--subject", "s"),
-        ("--as", f"sam{OSC52}", "status"),
-        (f"sta{OSC52}ff",),
-    ])
+    results = run_all(
+        env,
+        [
+            ("book", "ada@example.com", "--start", "2030-13-01T10:00", "--end", "2030-01-01T11:00", "--subject", "s"),
+            ("--as", f"sam{OSC52}", "status"),
+            (f"sta{OSC52}ff",),
+        ],
+    )
     assert_one_line_error(results[0], 2, "argument --start", "ISO 8601")
     assert_one_line_error(results[1], 2, "argument --as", "control characters")
     assert_one_line_error(results[2], 2, "invalid choice")
@@ -123,15 +135,26 @@ def seed_hostile(env) -> int:
     """Rows as an old version, a provider or a careless import could have left them."""
     with started(env) as rt:
         staff = m.Staff.create(email="eve@example.com", name=f"Eve{BIDI}{OSC52}{CSI} {MARKUP}")
-        conn = m.Connection.create(staff=staff, provider="caldav", account=f"eve{C1}", status=m.UNREACHABLE,
-                                   server_url=f"https://eve:{SECRET}@127.0.0.1:9/dav/",
-                                   reason=f"the server said {OSC52}no", last_error=f"timeout{CSI} at "
-                                   f"https://eve:{SECRET}@127.0.0.1:9/dav/",
-                                   credentials=rt.vault.encrypt({"password": SECRET}))
-        cal = m.Calendar.create(connection=conn, remote_id="/eve/work/", name=f"Work{OSC52}{BIDI}",
-                                is_destination=True)
-        m.FeedEntry.create(calendar=cal, uid="evil", starts_at=soon(2, 12), ends_at=soon(2, 13), subject=f"Lunch{OSC52}{CSI}{C1} {MARKUP}", loaded=False,
-                           info=f"invalid data: {CSI}")
+        conn = m.Connection.create(
+            staff=staff,
+            provider="caldav",
+            account=f"eve{C1}",
+            status=m.UNREACHABLE,
+            server_url=f"https://eve:{SECRET}@127.0.0.1:9/dav/",
+            reason=f"the server said {OSC52}no",
+            last_error=f"timeout{CSI} at https://eve:{SECRET}@127.0.0.1:9/dav/",
+            credentials=rt.vault.encrypt({"password": SECRET}),
+        )
+        cal = m.Calendar.create(connection=conn, remote_id="/eve/work/", name=f"Work{OSC52}{BIDI}", is_destination=True)
+        m.FeedEntry.create(
+            calendar=cal,
+            uid="evil",
+            starts_at=soon(2, 12),
+            ends_at=soon(2, 13),
+            subject=f"Lunch{OSC52}{CSI}{C1} {MARKUP}",
+            loaded=False,
+            info=f"invalid data: {CSI}",
+        )
         actions.audit(f"sam{CSI}", "connection.test", conn.id, f"detail {OSC52} {MARKUP}")
         return conn.id
 
@@ -150,8 +173,10 @@ def test_human_output_never_carries_escape_sequences(env, cli):
 
 def test_json_output_stays_exact_json_with_controls_escaped(env, cli):
     cid = seed_hostile(env)
-    for args, key, expected in ((("staff", "list", "--json"), "name", f"Eve{BIDI}{OSC52}{CSI} {MARKUP}"),
-                                (("entries", str(cid), "--json"), "subject", f"Lunch{OSC52}{CSI}{C1} {MARKUP}")):
+    for args, key, expected in (
+        (("staff", "list", "--json"), "name", f"Eve{BIDI}{OSC52}{CSI} {MARKUP}"),
+        (("entries", str(cid), "--json"), "subject", f"Lunch{OSC52}{CSI}{C1} {MARKUP}"),
+    ):
         result = cli(*args)
         assert result.returncode == 0, result.stderr
         assert not any(raw in result.stdout for raw in RAW)
@@ -165,8 +190,11 @@ def test_an_error_quoting_provider_text_is_one_safe_line(tmp_path, monkeypatch, 
 
     for key, value in make_env(tmp_path).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(actions, "list_staff", lambda rt: (_ for _ in ()).throw(
-        actions.ActionError(f"the calendar {OSC52}Work\nFAKE: all good{CSI} said no")))
+    monkeypatch.setattr(
+        actions,
+        "list_staff",
+        lambda rt: (_ for _ in ()).throw(actions.ActionError(f"the calendar {OSC52}Work\nFAKE: all good{CSI} said no")),
+    )
     assert cli.main(["staff", "list"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and not any(raw in err for raw in RAW)
@@ -231,8 +259,12 @@ def test_the_console_shows_provider_text_as_text(env):
 def test_new_data_dir_and_database_files_are_private(env, tmp_path):
     old = os.umask(0o022)
     try:
-        assert subprocess.run(_command("staff", "add", "ada@example.com", "--name", "Ada"), env=env,
-                              capture_output=True, timeout=60).returncode == 0
+        assert (
+            subprocess.run(
+                _command("staff", "add", "ada@example.com", "--name", "Ada"), env=env, capture_output=True, timeout=60
+            ).returncode
+            == 0
+        )
         data = tmp_path / "var"
         assert mode(data) == 0o700 and mode(data / "calsync.db") == 0o600
         with started(env) as rt:  # a write with the database open: the WAL and its index exist now
@@ -264,8 +296,9 @@ def _lock(db_path):
     """A second process's write transaction, as another calsync would hold it."""
     holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
-    holder.execute("INSERT INTO audit_entry (actor, action, target, detail, result, at) "
-                   "VALUES ('other', 'x', '', '', 'ok', '2026-01-01 00:00:00')")
+    holder.execute(
+        "INSERT INTO audit_entry (actor, action, target, detail, result, at) VALUES ('other', 'x', '', '', 'ok', '2026-01-01 00:00:00')"
+    )
     return holder
 
 
@@ -277,8 +310,13 @@ def test_a_lock_past_the_busy_timeout_is_one_line_and_exit_1(env, tmp_path, cli)
     holder = _lock(tmp_path / "var" / "calsync.db")
     try:
         quick = {**env, "CALSYNC_DB_BUSY_TIMEOUT": "1"}
-        commands = [BOOK, ("staff", "add", "bob@example.com", "--name", "Bob"), ("apikey", "create", "host"),
-                    ("feed", "reset", "ada@example.com", "--yes"), ("sync",)]
+        commands = [
+            BOOK,
+            ("staff", "add", "bob@example.com", "--name", "Bob"),
+            ("apikey", "create", "host"),
+            ("feed", "reset", "ada@example.com", "--yes"),
+            ("sync",),
+        ]
         for result in run_all(quick, commands):
             last = assert_one_line_error(result, 1)
             assert result.stderr.strip() == last
@@ -313,8 +351,14 @@ def test_a_bad_busy_timeout_setting_is_one_line_naming_it(cli):
 def test_a_failed_sync_exits_non_zero(env, cli):
     with started(env) as rt:
         staff = m.Staff.create(email="ada@example.com", name="Ada")
-        conn = m.Connection.create(staff=staff, provider="caldav", account="ada", server_url="http://127.0.0.1:9/dav/",
-                                   status=m.ACTIVE, credentials=rt.vault.encrypt({"password": "pw"}))
+        conn = m.Connection.create(
+            staff=staff,
+            provider="caldav",
+            account="ada",
+            server_url="http://127.0.0.1:9/dav/",
+            status=m.ACTIVE,
+            credentials=rt.vault.encrypt({"password": "pw"}),
+        )
         m.Calendar.create(connection=conn, remote_id="/dav/ada/work/", name="Work", is_destination=True)
     one = cli("sync", str(conn.id))
     assert_one_line_error(one, 1)
@@ -329,8 +373,15 @@ def test_no_output_shows_a_password_from_an_old_url(env, cli):
     cid = seed_hostile(env)
     status = cli("status").stdout
     assert "https://***@127.0.0.1:9/da" in status  # the URL itself is still there to read
-    for args in (("status",), ("status", "--json"), ("test", str(cid)), ("test", str(cid), "--json"),
-                 ("sync", str(cid)), ("sync", str(cid), "--json"), ("calendars", str(cid), "--json")):
+    for args in (
+        ("status",),
+        ("status", "--json"),
+        ("test", str(cid)),
+        ("test", str(cid), "--json"),
+        ("sync", str(cid)),
+        ("sync", str(cid), "--json"),
+        ("calendars", str(cid), "--json"),
+    ):
         result = cli(*args)
         assert "Traceback" not in result.stderr, result.stderr
         assert SECRET not in result.stdout + result.stderr, (args, result.stdout, result.stderr)

@@ -22,8 +22,10 @@ from core.http import AnswerTooLarge, CredentialsRedirect, DeadlineExceeded, Htt
 from core.providers.base import BadData, Transient
 from core.providers.caldav import CalDAVProvider
 
-FEED = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:e1\r\nDTSTAMP:20260101T000000Z\r\n"
-        b"DTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\nSUMMARY:Busy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+FEED = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:e1\r\nDTSTAMP:20260101T000000Z\r\n"
+    b"DTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\nSUMMARY:Busy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
 
 
 class RawServer:
@@ -126,8 +128,14 @@ def test_a_sync_against_a_trickling_feed_ends_transient_and_leaves_nothing_runni
     server = serve(trickle_body)
     with started(make_env(tmp_path, CALSYNC_HTTP_DEADLINE=2)) as rt:
         actions.add_staff(rt, "ada@example.com", "Ada")
-        conn = m.Connection.create(staff=m.Staff.get(), provider="ics", account="feed", account_key="k",
-                                   server_url=server.url, credentials=rt.vault.encrypt({"url": server.url + "/x.ics"}))
+        conn = m.Connection.create(
+            staff=m.Staff.get(),
+            provider="ics",
+            account="feed",
+            account_key="k",
+            server_url=server.url,
+            credentials=rt.vault.encrypt({"url": server.url + "/x.ics"}),
+        )
         m.Calendar.create(connection=conn, remote_id=server.url, name="Feed", is_destination=False, writable=False)
         (report,) = actions.sync_now(rt, conn.id)
         assert report["outcome"] == "transient" and "did not finish within 2 s" in report["error"]
@@ -140,8 +148,14 @@ def test_a_sync_past_its_budget_ends_transient(tmp_path, serve):
     server = serve(trickle_body)
     with started(make_env(tmp_path, CALSYNC_HTTP_DEADLINE=600, CALSYNC_SYNC_BUDGET=10)) as rt:
         actions.add_staff(rt, "ada@example.com", "Ada")
-        conn = m.Connection.create(staff=m.Staff.get(), provider="ics", account="feed", account_key="k",
-                                   server_url=server.url, credentials=rt.vault.encrypt({"url": server.url + "/x.ics"}))
+        conn = m.Connection.create(
+            staff=m.Staff.get(),
+            provider="ics",
+            account="feed",
+            account_key="k",
+            server_url=server.url,
+            credentials=rt.vault.encrypt({"url": server.url + "/x.ics"}),
+        )
         m.Calendar.create(connection=conn, remote_id=server.url, name="Feed", is_destination=False, writable=False)
         started_at = time.monotonic()
         (report,) = actions.sync_now(rt, conn.id)
@@ -151,8 +165,9 @@ def test_a_sync_past_its_budget_ends_transient(tmp_path, serve):
 
 def gzip_bomb(server, conn, head):
     body = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB in about 64 KB
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Encoding: gzip\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
 
 
 def test_a_gzip_bomb_is_counted_after_decompression(serve):
@@ -173,8 +188,9 @@ def huge_propfind(server, conn, head):
 
 def test_a_huge_caldav_answer_is_refused_with_a_clear_reason(serve):
     server = serve(huge_propfind)
-    provider = CalDAVProvider({"server_url": server.url + "/", "account": "ada"}, {"password": "pw"},
-                              client(max_bytes=2 * 1024 * 1024, deadline=30))
+    provider = CalDAVProvider(
+        {"server_url": server.url + "/", "account": "ada"}, {"password": "pw"}, client(max_bytes=2 * 1024 * 1024, deadline=30)
+    )
     with pytest.raises(BadData, match="too large to read"):
         provider.discover()
 
@@ -197,6 +213,7 @@ def test_an_error_with_a_huge_body_is_read_only_in_part(serve):
 def redirect_to(target: str):
     def behave(server, conn, head):
         conn.sendall(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % target.encode())
+
     return behave
 
 
@@ -250,8 +267,10 @@ def test_syncs_of_one_host_share_a_kept_alive_connection_and_a_dropped_one_costs
 def test_the_address_checked_is_the_address_connected_to(serve, monkeypatch):
     """DNS rebinding: the name resolves to a public address when checked, to loopback a moment later."""
     server = serve(record)
-    answers = iter([[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", server.port))]]
-                   + [[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]] * 5)
+    answers = iter(
+        [[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", server.port))]]
+        + [[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]] * 5
+    )
     monkeypatch.setattr(core_http.socket, "getaddrinfo", lambda *args, **kwargs: next(answers))
     url = f"http://calendar.example.test:{server.port}/feed.ics"
     core_http.check_url(url, allow_private=False)  # what the user typed passes
@@ -263,8 +282,7 @@ def test_the_address_checked_is_the_address_connected_to(serve, monkeypatch):
 def test_a_url_with_a_password_in_it_is_refused_and_not_repeated(rt):
     actions.add_staff(rt, "ada@example.com", "Ada")
     with pytest.raises(actions.InvalidInput) as refused:
-        actions.connect(rt, "ada@example.com", "caldav", url="http://bob:hunter2@127.0.0.1:1/", username="bob",
-                        password="pw")
+        actions.connect(rt, "ada@example.com", "caldav", url="http://bob:hunter2@127.0.0.1:1/", username="bob", password="pw")
     assert "user name or password" in str(refused.value) and "hunter2" not in str(refused.value)
     assert m.Connection.select().count() == 0
 
@@ -290,16 +308,29 @@ def test_one_hostile_calendar_cannot_stall_the_scheduler(tmp_path, serve):
     from conftest import ROOT
 
     slow, fine = serve(trickle_body), serve(good_feed)
-    env = {**os.environ, **make_env(tmp_path, CALSYNC_WORKERS=2, CALSYNC_HTTP_DEADLINE=3600, CALSYNC_SYNC_BUDGET=3600,
-                                    CALSYNC_HTTP_TIMEOUT=30)}
+    env = {
+        **os.environ,
+        **make_env(tmp_path, CALSYNC_WORKERS=2, CALSYNC_HTTP_DEADLINE=3600, CALSYNC_SYNC_BUDGET=3600, CALSYNC_HTTP_TIMEOUT=30),
+    }
     with started(make_env(tmp_path)) as rt:
         actions.add_staff(rt, "ada@example.com", "Ada")
         for server in (slow, fine):
-            conn = m.Connection.create(staff=m.Staff.get(), provider="ics", account=server.url, account_key=server.url,
-                                       server_url=server.url, credentials=rt.vault.encrypt({"url": server.url + "/x.ics"}))
+            conn = m.Connection.create(
+                staff=m.Staff.get(),
+                provider="ics",
+                account=server.url,
+                account_key=server.url,
+                server_url=server.url,
+                credentials=rt.vault.encrypt({"url": server.url + "/x.ics"}),
+            )
             m.Calendar.create(connection=conn, remote_id=server.url, name="Feed", is_destination=False, writable=False)
-    service = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    service = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with started(make_env(tmp_path)) as rt:
             deadline = time.monotonic() + 60
@@ -331,9 +362,16 @@ def test_an_oauth_token_refresh_against_a_trickling_endpoint_ends_transient(tmp_
     from core.providers.base import AuthRejected
 
     server = serve(behave)
-    settings = load_settings(make_env(
-        tmp_path, CALSYNC_HTTP_DEADLINE=2, CALSYNC_GOOGLE_CLIENT_ID="id", CALSYNC_GOOGLE_CLIENT_SECRET="s",
-        CALSYNC_GOOGLE_TOKEN_URL=server.url + "/token"), read_dotenv=False)
+    settings = load_settings(
+        make_env(
+            tmp_path,
+            CALSYNC_HTTP_DEADLINE=2,
+            CALSYNC_GOOGLE_CLIENT_ID="id",
+            CALSYNC_GOOGLE_CLIENT_SECRET="s",
+            CALSYNC_GOOGLE_TOKEN_URL=server.url + "/token",
+        ),
+        read_dotenv=False,
+    )
     started_at = time.monotonic()
     with pytest.raises(Transient) as caught:
         oauth.refresh(settings, "google", {"refresh_token": "r", "access_token": "a"}, timeout=5)
@@ -356,16 +394,21 @@ def tls_files(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return cert_path, key_path
 
 

@@ -48,8 +48,7 @@ def test_a_rule_that_never_advances_is_invalid_data_and_the_rest_is_read(rt, fee
 
 def test_impossible_rules_run_out_of_time_one_by_one_and_the_rest_is_read(runtime_with, feed):
     rt = runtime_with(CALSYNC_PARSE_TIMEOUT=1)
-    impossible = [one_event_with(f"never-{i}", "Never", soon(1, 9), "RRULE:FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30\r\n")
-                  for i in range(5)]
+    impossible = [one_event_with(f"never-{i}", "Never", soon(1, 9), "RRULE:FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30\r\n") for i in range(5)]
     body = calendar(*impossible, event("dentist-1", "Dentist", soon(2, 14)))
     found = read(Subscription(rt, feed, body))
     infos = [found[f"never-{i}"][0]["info"] for i in range(5)]
@@ -60,15 +59,24 @@ def test_impossible_rules_run_out_of_time_one_by_one_and_the_rest_is_read(runtim
 
 
 def test_a_time_zone_bomb_costs_nothing_and_the_zone_is_said_to_be_unknown(rt, feed):
-    bomb_zone = ("BEGIN:VTIMEZONE\r\nTZID:Custom/Bomb\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
-                 "RRULE:FREQ=SECONDLY\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0000\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+    bomb_zone = (
+        "BEGIN:VTIMEZONE\r\nTZID:Custom/Bomb\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
+        "RRULE:FREQ=SECONDLY\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0000\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
     start = soon(1, 9).replace(tzinfo=None)
     stamp = start.strftime("%Y%m%dT%H%M%S")
     end = (start + dt.timedelta(hours=1)).strftime("%Y%m%dT%H%M%S")
-    in_zone = (f"BEGIN:VEVENT\r\nUID:zoned-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Custom/Bomb:{stamp}\r\n"
-               f"DTEND;TZID=Custom/Bomb:{end}\r\nSUMMARY:In a strange zone\r\nEND:VEVENT\r\n")
-    body = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nX-WR-CALNAME:Bombs\r\n" + bomb_zone + in_zone
-            + event("dentist-1", "Dentist", soon(2, 14)) + "END:VCALENDAR\r\n")
+    in_zone = (
+        f"BEGIN:VEVENT\r\nUID:zoned-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Custom/Bomb:{stamp}\r\n"
+        f"DTEND;TZID=Custom/Bomb:{end}\r\nSUMMARY:In a strange zone\r\nEND:VEVENT\r\n"
+    )
+    body = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nX-WR-CALNAME:Bombs\r\n"
+        + bomb_zone
+        + in_zone
+        + event("dentist-1", "Dentist", soon(2, 14))
+        + "END:VCALENDAR\r\n"
+    )
     found = read(Subscription(rt, feed, body))
     (zoned,) = found["zoned-1"]
     assert zoned["loaded"] is True and "unknown time zone 'Custom/Bomb'" in zoned["info"]
@@ -76,13 +84,18 @@ def test_a_time_zone_bomb_costs_nothing_and_the_zone_is_said_to_be_unknown(rt, f
 
 
 def test_a_known_zone_is_read_from_zoneinfo_whatever_its_vtimezone_says(rt, feed):
-    lying_zone = ("BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
-                  "RRULE:FREQ=SECONDLY\r\nTZOFFSETFROM:+0500\r\nTZOFFSETTO:+0500\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+    lying_zone = (
+        "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
+        "RRULE:FREQ=SECONDLY\r\nTZOFFSETFROM:+0500\r\nTZOFFSETTO:+0500\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
     start = dt.datetime(2026, 12, 10, 9, 0)
-    body = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n" + lying_zone
-            + "BEGIN:VEVENT\r\nUID:berlin-1\r\nDTSTAMP:20260101T000000Z\r\n"
-              f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}\r\nDTEND;TZID=Europe/Berlin:{start:%Y%m%dT1000%S}\r\n"
-              "SUMMARY:Berlin\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    body = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n"
+        + lying_zone
+        + "BEGIN:VEVENT\r\nUID:berlin-1\r\nDTSTAMP:20260101T000000Z\r\n"
+        f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}\r\nDTEND;TZID=Europe/Berlin:{start:%Y%m%dT1000%S}\r\n"
+        "SUMMARY:Berlin\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     found = read(Subscription(rt, feed, body))
     (berlin,) = found["berlin-1"]
     assert berlin["starts_at"] == "2026-12-10T08:00:00Z", "09:00 in Berlin in December is 08:00 UTC"
@@ -139,6 +152,5 @@ def test_a_calendar_of_many_long_series_stops_at_its_occurrence_cap_and_says_so(
     loaded = {uid: len(rows) for uid, rows in found.items() if all(r["loaded"] for r in rows)}
     assert loaded.get("dentist-1") == 1 and loaded.get("daily-0", 0) > 50, loaded
     capped = [rows for uid, rows in found.items() if uid.startswith("daily-") and uid not in loaded]
-    assert capped and all(len(rows) == 1 and "past the 150 calsync reads in the sync window" in rows[0]["info"]
-                          for rows in capped), capped
+    assert capped and all(len(rows) == 1 and "past the 150 calsync reads in the sync window" in rows[0]["info"] for rows in capped), capped
     assert m.FeedEntry.select().count() <= 150 + len(capped)

@@ -90,8 +90,12 @@ def open_form(session: requests.Session, url: str) -> str:
 
 
 def connect_form(server, password: str, username: str | None = None) -> dict:
-    return {"provider": "caldav", "url": server.base_url, "username": server.username if username is None else username,
-            "password": password}
+    return {
+        "provider": "caldav",
+        "url": server.base_url,
+        "username": server.username if username is None else username,
+        "password": password,
+    }
 
 
 def connect_link(rt, server) -> str:
@@ -136,11 +140,9 @@ def test_a_refused_password_gives_the_link_back_and_the_right_one_connects(sqlit
     wrong = session.post(url, data={"csrf_token": open_form(session, url), **connect_form(radicale, "wrong")}, timeout=60)
     assert wrong.status_code == 422 and "Nothing was saved" in wrong.text
     assert m.Connection.select().count() == 0
-    right = session.post(url, data={"csrf_token": open_form(session, url), **connect_form(radicale, radicale.password)},
-                         timeout=60)
+    right = session.post(url, data={"csrf_token": open_form(session, url), **connect_form(radicale, radicale.password)}, timeout=60)
     assert right.status_code == 200 and "Calendar connected" in right.text
-    again = session.post(url, data={"csrf_token": csrf_token(wrong.text), **connect_form(radicale, radicale.password)},
-                         timeout=60)
+    again = session.post(url, data={"csrf_token": csrf_token(wrong.text), **connect_form(radicale, radicale.password)}, timeout=60)
     assert again.status_code == 410
     assert m.Connection.select().count() == 1
 
@@ -148,8 +150,9 @@ def test_a_refused_password_gives_the_link_back_and_the_right_one_connects(sqlit
 def test_a_user_name_with_a_line_break_is_refused_on_the_page_and_the_link_kept(sqlite_rt, sqlite_web, radicale):
     url = connect_link(sqlite_rt, radicale)
     session = browser()
-    answer = session.post(url, data={"csrf_token": open_form(session, url),
-                                     **connect_form(radicale, radicale.password, username=CRLF_NAME)}, timeout=60)
+    answer = session.post(
+        url, data={"csrf_token": open_form(session, url), **connect_form(radicale, radicale.password, username=CRLF_NAME)}, timeout=60
+    )
     assert answer.status_code == 422
     assert "may not contain control characters" in answer.text and "U+000D" in answer.text
     assert m.Connection.select().count() == 0 and m.Calendar.select().count() == 0
@@ -162,8 +165,15 @@ def cli(tmp_path):
     env.pop("CALSYNC_CONNECT_PASSWORD", None)
 
     def run(*args, stdin: str = ""):
-        return subprocess.run([sys.executable, str(ROOT / "run_console.py"), *args], input=stdin, capture_output=True,
-                              text=True, env=env, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "run_console.py"), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
 
     return run
 
@@ -174,8 +184,17 @@ def test_the_cli_refuses_control_characters_in_names_and_stores_nothing(cli, rad
         assert refused.returncode == 2 and "may not contain control characters" in refused.stderr
     assert cli("staff", "add", "ada\u202e@example.com", "--name", "Ada").returncode == 2
     assert cli("staff", "add", "ada@example.com", "--name", "Ada Lovelace").returncode == 0
-    refused = cli("connect", "caldav", "--staff", "ada@example.com", "--url", radicale.base_url, "--username", CRLF_NAME,
-                  stdin=radicale.password + "\n")
+    refused = cli(
+        "connect",
+        "caldav",
+        "--staff",
+        "ada@example.com",
+        "--url",
+        radicale.base_url,
+        "--username",
+        CRLF_NAME,
+        stdin=radicale.password + "\n",
+    )
     assert refused.returncode == 2, refused.stderr
     assert "the user name may not contain control characters" in refused.stderr
     assert json.loads(cli("status", "--json").stdout) == []
@@ -264,8 +283,11 @@ def test_requests_at_once_for_one_address_send_one_message_and_issue_no_link(web
 
     def post(session, token):
         start.wait()
-        answers.append(session.post(f"{web_rt.settings.base_url}/relink/request",
-                                    data={"csrf_token": token, "email": "ada@example.com"}, timeout=30).status_code)
+        answers.append(
+            session.post(
+                f"{web_rt.settings.base_url}/relink/request", data={"csrf_token": token, "email": "ada@example.com"}, timeout=30
+            ).status_code
+        )
 
     threads = [threading.Thread(target=post, args=form) for form in forms]
     for thread in threads:
@@ -284,8 +306,12 @@ def test_the_answer_is_the_same_in_words_status_and_time_for_any_address(sqlite_
     # Measured with the real work on every request: no client limit, no per-address throttle.
     monkeypatch.setattr(relinking, "REQUESTS_PER_CLIENT", 10_000)
     monkeypatch.setattr(relinking, "REQUEST_THROTTLE_MINUTES", 0)
-    addresses = {"broken": "ada@example.com", "healthy": "bob@example.com", "unknown": "nobody@example.com",
-                 "malformed": "ada@example.com\r\nBcc: eve@evil.example"}
+    addresses = {
+        "broken": "ada@example.com",
+        "healthy": "bob@example.com",
+        "unknown": "nobody@example.com",
+        "malformed": "ada@example.com\r\nBcc: eve@evil.example",
+    }
     session = browser()
     url = f"{sqlite_rt.settings.base_url}/relink/request"
     token = open_form(session, url)

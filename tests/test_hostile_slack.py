@@ -78,8 +78,7 @@ def texts(node, mrkdwn: list, plain: list, where: str = "") -> None:
 
 def sent(stub) -> list[dict]:
     """Everything the bot sent: Web API message and view calls, and answers to response_urls."""
-    found = [{"text": c.params.get("text", ""), "blocks": c.params.get("blocks") or []}
-             for c in stub.calls if c.method in MESSAGE_METHODS]
+    found = [{"text": c.params.get("text", ""), "blocks": c.params.get("blocks") or []} for c in stub.calls if c.method in MESSAGE_METHODS]
     found += [{"view": c.params.get("view")} for c in stub.calls if c.method in VIEW_METHODS]
     found += [{"text": p.get("text", ""), "blocks": p.get("blocks") or []} for _, p in stub.response_urls if isinstance(p, dict)]
     return found
@@ -117,8 +116,9 @@ def evil(rt, radicale):
     """Ada, with a hostile name and e-mail, syncing to a calendar with a hostile name."""
     radicale.make_calendar("evil", CALENDAR)
     actions.add_staff(rt, STAFF_EMAIL, STAFF_NAME, slack_id=ADA)
-    conn = actions.connect(rt, STAFF_EMAIL, "caldav", url=radicale.base_url, username=radicale.username,
-                           password=radicale.password, calendar=CALENDAR)
+    conn = actions.connect(
+        rt, STAFF_EMAIL, "caldav", url=radicale.base_url, username=radicale.username, password=radicale.password, calendar=CALENDAR
+    )
     actions.sync_now(rt, conn["id"])
     assert actions.get_connection(rt, conn["id"])["status"] == "active"
     return conn["id"]
@@ -235,8 +235,9 @@ def test_a_long_hostile_calendar_name_is_clipped_in_plain_text_and_escaped_in_mr
 def bob_with_a_connection(rt, radicale) -> int:
     radicale.make_calendar("home", "Home")
     actions.add_staff(rt, "bob@example.com", "Bob Babbage", slack_id=BOB)
-    return actions.connect(rt, "bob@example.com", "caldav", url=radicale.base_url, username=radicale.username,
-                           password=radicale.password, calendar="Home")["id"]
+    return actions.connect(
+        rt, "bob@example.com", "caldav", url=radicale.base_url, username=radicale.username, password=radicale.password, calendar="Home"
+    )["id"]
 
 
 def test_a_slack_user_with_another_staff_members_e_mail_is_not_that_staff_member(rt, radicale, bolt, stub, slack):
@@ -267,8 +268,9 @@ def test_an_alert_is_not_dmed_to_a_slack_user_who_is_already_another_staff_membe
     actions.add_staff(rt, "carol@example.com", "Carol")  # no Slack id yet
     stub.add_user(BOB, "carol@example.com", "bob")  # the Slack user holding Carol's e-mail is Bob
     radicale.make_calendar("carol", "Carol")
-    carol = actions.connect(rt, "carol@example.com", "caldav", url=radicale.base_url, username=radicale.username,
-                            password=radicale.password, calendar="Carol")["id"]
+    carol = actions.connect(
+        rt, "carol@example.com", "caldav", url=radicale.base_url, username=radicale.username, password=radicale.password, calendar="Carol"
+    )["id"]
     actions.sync_now(rt, carol)
     provider_says(rt, carol, "the CalDAV server does not let this account create or change events")
 
@@ -298,8 +300,17 @@ def test_a_slack_id_that_looks_like_an_e_mail_does_not_stand_in_for_that_person(
 # -- malformed signature headers ------------------------------------------------------------------------
 
 
-MALFORMED = {"letters": "abc", "empty": "", "blank": " ", "5000 digits": "9" * 5000, "float": "1e9",
-             "arabic digits": "١٧٠٠٠٠٠٠٠٠", "underscores": "1_700_000_000", "negative": "-1", "huge": str(2**70)}
+MALFORMED = {
+    "letters": "abc",
+    "empty": "",
+    "blank": " ",
+    "5000 digits": "9" * 5000,
+    "float": "1e9",
+    "arabic digits": "١٧٠٠٠٠٠٠٠٠",
+    "underscores": "1_700_000_000",
+    "negative": "-1",
+    "huge": str(2**70),
+}
 
 
 @pytest.mark.parametrize("timestamp", MALFORMED.values(), ids=MALFORMED.keys())
@@ -336,7 +347,11 @@ def test_every_message_the_bot_sends_goes_through_the_sealing_gate():
     """Only bot/out.py calls respond or the Web API's message and view methods: it escapes them all."""
     bot = Path(__file__).resolve().parent.parent / "bot"
     direct = re.compile(r"\b(respond|say)\(|\.(chat_\w+|views_\w+)\(")
-    offenders = [f"{path.relative_to(bot)}:{n}: {line.strip()}"
-                 for path in sorted(bot.rglob("*.py")) if path.name != "out.py"
-                 for n, line in enumerate(path.read_text().splitlines(), 1) if direct.search(line)]
+    offenders = [
+        f"{path.relative_to(bot)}:{n}: {line.strip()}"
+        for path in sorted(bot.rglob("*.py"))
+        if path.name != "out.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if direct.search(line)
+    ]
     assert offenders == []

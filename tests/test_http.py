@@ -62,7 +62,9 @@ def test_a_503_is_retried_and_the_second_answer_is_used(local):
 def test_persistent_429_becomes_transient_for_the_provider_after_the_retries(local):
     base, handler = local
     handler.script = [(429, {"Retry-After": "0"}, b"slow down", 0)]
-    provider = CalDAVProvider({"server_url": base + "/", "account": "a"}, {"password": "p"}, HttpClient(retries=2, backoff=0, allow_private=True))
+    provider = CalDAVProvider(
+        {"server_url": base + "/", "account": "a"}, {"password": "p"}, HttpClient(retries=2, backoff=0, allow_private=True)
+    )
     with pytest.raises(Transient, match="HTTP 429"):
         provider.probe(CalendarState(remote_id=base + "/cal/"))
     assert len(handler.seen) == 3
@@ -71,8 +73,9 @@ def test_persistent_429_becomes_transient_for_the_provider_after_the_retries(loc
 def test_a_server_that_hangs_is_a_transient_timeout(local):
     base, handler = local
     handler.script = [(200, {}, b"late", 2)]
-    provider = CalDAVProvider({"server_url": base + "/", "account": "a"}, {"password": "p"},
-                              HttpClient(timeout=0.3, retries=0, allow_private=True))
+    provider = CalDAVProvider(
+        {"server_url": base + "/", "account": "a"}, {"password": "p"}, HttpClient(timeout=0.3, retries=0, allow_private=True)
+    )
     started = time.monotonic()
     with pytest.raises(Transient, match="did not answer in time"):
         provider.probe(CalendarState(remote_id=base + "/cal/"))

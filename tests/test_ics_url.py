@@ -176,10 +176,7 @@ def event(uid: str, summary: str, start: dt.datetime | None = None, hours: float
     """One VEVENT; ``times`` replaces the DTSTART/DTEND lines (zones, all-day dates)."""
     if not times:
         times = f"DTSTART:{_utc(start)}\r\nDTEND:{_utc(start + dt.timedelta(hours=hours))}\r\n"
-    return (
-        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n{times}"
-        f"SUMMARY:{summary}\r\n{lines}END:VEVENT\r\n"
-    )
+    return f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n{times}SUMMARY:{summary}\r\n{lines}END:VEVENT\r\n"
 
 
 def calendar(*events: str, name: str | None = CAL_NAME) -> str:
@@ -257,7 +254,8 @@ def test_feed_is_named_from_its_calendar_name_and_busy_events_block_time(rt, fee
         event("focus-1", "Focus time", soon(3, 9), 2, lines="TRANSP:TRANSPARENT\r\n"),
         event("lunch-1", "Lunch with Bob", soon(3, 12), lines="STATUS:CANCELLED\r\n"),
         event(
-            "holiday-1", "Public holiday",
+            "holiday-1",
+            "Public holiday",
             times=f"DTSTART;VALUE=DATE:{holiday:%Y%m%d}\r\nDTEND;VALUE=DATE:{holiday + dt.timedelta(days=1):%Y%m%d}\r\n",
         ),
         event("conf-1", "Conference in two years", far),
@@ -353,7 +351,8 @@ def test_feed_with_only_last_modified_is_also_fetched_conditionally(rt, feed):
 def test_removed_moved_and_added_events_follow_the_feed(rt, feed):
     standup, review = soon(1, 9), soon(2, 14)
     sub = Subscription(
-        rt, feed,
+        rt,
+        feed,
         calendar(event("standup-1", "Standup", standup), event("review-1", "Design review", review)),
         headers={"ETag": '"v1"'},
     )
@@ -721,12 +720,13 @@ def test_windows_and_unknown_time_zone_names_are_read_sensibly(rt, feed):
     clock.set_now(lambda: dt.datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     body = calendar(
         event(
-            "windows-1", "Board meeting",
-            times="DTSTART;TZID=W. Europe Standard Time:20261210T100000\r\n"
-                  "DTEND;TZID=W. Europe Standard Time:20261210T110000\r\n",
+            "windows-1",
+            "Board meeting",
+            times="DTSTART;TZID=W. Europe Standard Time:20261210T100000\r\nDTEND;TZID=W. Europe Standard Time:20261210T110000\r\n",
         ),
         event(
-            "mars-1", "Rover check",
+            "mars-1",
+            "Rover check",
             times="DTSTART;TZID=Mars/Olympus:20261211T100000\r\nDTEND;TZID=Mars/Olympus:20261211T103000\r\n",
         ),
     )
@@ -754,7 +754,8 @@ def test_an_event_with_its_own_vtimezone_uses_it(rt, feed):
     body = calendar(
         vtimezone
         + event(
-            "custom-1", "Call with Moscow office",
+            "custom-1",
+            "Call with Moscow office",
             times="DTSTART;TZID=Custom/Plus3:20261210T100000\r\nDTEND;TZID=Custom/Plus3:20261210T110000\r\n",
         )
     )

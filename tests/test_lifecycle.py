@@ -48,8 +48,7 @@ def status_assignments(source: str) -> list[int]:
     found: list[int] = []
 
     def is_connection(node) -> bool:
-        return (isinstance(node, ast.Name) and node.id == "Connection") or (
-            isinstance(node, ast.Attribute) and node.attr == "Connection")
+        return (isinstance(node, ast.Name) and node.id == "Connection") or (isinstance(node, ast.Attribute) and node.attr == "Connection")
 
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
@@ -66,14 +65,14 @@ def status_assignments(source: str) -> list[int]:
         elif isinstance(node, ast.Call):
             func = node.func
             kinds = {"update", "create", "insert", "insert_many", "get_or_create"}
-            on_connection = is_connection(func) or (
-                isinstance(func, ast.Attribute) and func.attr in kinds and is_connection(func.value))
+            on_connection = is_connection(func) or (isinstance(func, ast.Attribute) and func.attr in kinds and is_connection(func.value))
             if on_connection:
                 if any(k.arg == "status" for k in node.keywords):
                     found.append(node.lineno)
                 for arg in node.args:
                     if isinstance(arg, ast.Dict) and any(
-                            isinstance(k, ast.Attribute) and k.attr == "status" for k in arg.keys if k is not None):
+                        isinstance(k, ast.Attribute) and k.attr == "status" for k in arg.keys if k is not None
+                    ):
                         found.append(node.lineno)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if re.search(r"update\s+\"?connection\"?\s+set\s+[^;]*\bstatus\s*=", node.value, re.I):
@@ -82,13 +81,21 @@ def status_assignments(source: str) -> list[int]:
 
 
 def test_the_status_checker_catches_every_way_of_assigning_a_status():
-    for line in ('conn.status = "active"', "c.status, c.reason = 'x', 'y'",
-                 'm.Connection.update(status="active").execute()', 'Connection.create(staff=s, status="x")',
-                 'm.Connection.update({m.Connection.status: "x"}).execute()',
-                 'db.execute_sql("UPDATE connection SET status = %s", ("x",))'):
+    for line in (
+        'conn.status = "active"',
+        "c.status, c.reason = 'x', 'y'",
+        'm.Connection.update(status="active").execute()',
+        'Connection.create(staff=s, status="x")',
+        'm.Connection.update({m.Connection.status: "x"}).execute()',
+        'db.execute_sql("UPDATE connection SET status = %s", ("x",))',
+    ):
         assert status_assignments(line), line
-    for line in ('self.report.status = conn.status', 'x = conn.status', 'm.Delivery.update(state="sent")',
-                 'self.status, self.code = 404, "not_found"'):
+    for line in (
+        "self.report.status = conn.status",
+        "x = conn.status",
+        'm.Delivery.update(state="sent")',
+        'self.status, self.code = 404, "not_found"',
+    ):
         assert not status_assignments(line), line
 
 
@@ -208,8 +215,9 @@ def test_a_repair_while_another_process_syncs_is_delivered_by_the_next_pass(stor
     assert leases.claim(story.conn_id, "scheduler@elsewhere:1")
     result = actions.test_connection(story.rt, story.conn_id)
     assert result["ok"] and result["status"] == "active"
-    assert not m.Notification.select().where(m.Notification.event == "incident.resolved").exists(), \
+    assert not m.Notification.select().where(m.Notification.event == "incident.resolved").exists(), (
         "'reconnected' waits until what waited is written"
+    )
     leases.release(story.rt, story.conn_id, "scheduler@elsewhere:1", ok=True)
     conn = m.Connection.get_by_id(story.conn_id)
     assert conn.next_sync_at <= clock.now(), "the next pass takes it at once"
@@ -251,8 +259,14 @@ def cli(tmp_path):
     env.pop("CALSYNC_CONNECT_PASSWORD", None)
 
     def run(*args, stdin: str = "", script: str = "run_console.py", extra_env: dict | None = None):
-        return subprocess.run([sys.executable, str(ROOT / script), *args], input=stdin, capture_output=True, text=True,
-                              env={**env, **(extra_env or {})}, timeout=90)
+        return subprocess.run(
+            [sys.executable, str(ROOT / script), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**env, **(extra_env or {})},
+            timeout=90,
+        )
 
     run.env = env
     return run
@@ -260,15 +274,25 @@ def cli(tmp_path):
 
 def connect_ada(cli, server) -> None:
     assert cli("staff", "add", "ada@example.com", "--name", "Ada").returncode == 0
-    result = cli("connect", "caldav", "--staff", "ada@example.com", "--url", server.base_url, "--username",
-                 server.username, stdin=server.password + "\n")
+    result = cli(
+        "connect",
+        "caldav",
+        "--staff",
+        "ada@example.com",
+        "--url",
+        server.base_url,
+        "--username",
+        server.username,
+        stdin=server.password + "\n",
+    )
     assert result.returncode == 0, result.stderr
 
 
 def book(cli, day: int, subject: str) -> None:
     start = soon(day)
-    result = cli("book", "ada@example.com", "--start", start.isoformat(), "--end",
-                 (start + dt.timedelta(hours=1)).isoformat(), "--subject", subject)
+    result = cli(
+        "book", "ada@example.com", "--start", start.isoformat(), "--end", (start + dt.timedelta(hours=1)).isoformat(), "--subject", subject
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -315,8 +339,10 @@ def test_cli_importing_the_download_is_adopted_not_a_jam(cli, caldav, tmp_path):
         caldav.put_event(work, f"4F1A-{number}-imported-by-app.ics", single.to_ical().decode())
     relink = json.loads(cli("relink", "1", "--via", "email", "--json").stdout)
     token = relink["url"].rsplit("/", 1)[1]
-    code = ("import sys; sys.path.insert(0, '.'); from core import actions, runtime; rt = runtime.start(); "
-            f"print(actions.complete_relink(rt, {token!r}, password={NEW_PASSWORD!r})['status'])")
+    code = (
+        "import sys; sys.path.insert(0, '.'); from core import actions, runtime; rt = runtime.start(); "
+        f"print(actions.complete_relink(rt, {token!r}, password={NEW_PASSWORD!r})['status'])"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli.env, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "active", done.stderr
     events = caldav.list_events(work)
@@ -383,20 +409,36 @@ def test_cli_stop_on_a_broken_connection_never_drops_what_waits(cli, caldav, tmp
     out = tmp_path / "left.ics"
     assert cli("download", "1", "-o", str(out)).returncode == 0
     assert out.read_text().count("BEGIN:VEVENT") == 2
-    refusal, stop = sorted((a for a in json.loads(cli("audit", "--json").stdout) if a["action"] == "connection.stop"),
-                           key=lambda a: a["result"])
+    refusal, stop = sorted(
+        (a for a in json.loads(cli("audit", "--json").stdout) if a["action"] == "connection.stop"), key=lambda a: a["result"]
+    )
     assert refusal["result"] == "failed" and "2 appointment(s) still waiting" in refusal["detail"]
-    assert stop["result"] == "ok" and stop["actor"] == "sam" and "stopped by support (sam)" in stop["detail"] and "never delivered" in stop["detail"]
+    assert (
+        stop["result"] == "ok"
+        and stop["actor"] == "sam"
+        and "stopped by support (sam)" in stop["detail"]
+        and "never delivered" in stop["detail"]
+    )
 
 
 def test_cli_a_killed_sync_does_not_hold_its_connection(cli, caldav):
     caldav.make_calendar("work", "Work")
     connect_ada(cli, caldav)
     # A `sync` that took the lease and was killed with SIGKILL before it released it.
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, '.'); from core import leases, runtime; rt = runtime.start(); "
-        "assert leases.claim(1, leases.owner_id('sync-now')); print('held', flush=True); time.sleep(60)")],
-        cwd=ROOT, env=cli.env, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; sys.path.insert(0, '.'); from core import leases, runtime; rt = runtime.start(); "
+                "assert leases.claim(1, leases.owner_id('sync-now')); print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        cwd=ROOT,
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         busy = cli("sync", "1", "--wait", "1")
@@ -431,7 +473,7 @@ def test_a_live_sync_keeps_its_lease_renewed(rt):
 
 
 def calendar_edit(story: Story, old: str, new: str) -> None:
-    (href, data), = story.events().items()
+    ((href, data),) = story.events().items()
     story.server.put_event(story.calendar_url, href.rsplit("/", 1)[1], data.replace(old, new))
 
 
@@ -439,8 +481,14 @@ def test_a_conflict_is_decided_by_the_policy_and_never_jams(story):
     appointment = story.book(soon(2), subject="Coaching")
     story.sync()
     # The host moves it (host API PUT) while the staff member renames it in their calendar app.
-    actions.upsert_appointment(story.rt, appointment["id"], "ada@example.com", soon(4).isoformat(),
-                               (soon(4) + dt.timedelta(hours=1)).isoformat(), "Coaching (moved by the host)")
+    actions.upsert_appointment(
+        story.rt,
+        appointment["id"],
+        "ada@example.com",
+        soon(4).isoformat(),
+        (soon(4) + dt.timedelta(hours=1)).isoformat(),
+        "Coaching (moved by the host)",
+    )
     calendar_edit(story, "SUMMARY:Coaching", "SUMMARY:Renamed in my calendar app")
     report = story.sync()
     assert report["outcome"] == "ok" and report["conflicts"] == 1
@@ -464,8 +512,9 @@ def test_with_the_calendar_policy_the_calendar_edit_wins_a_conflict(tmp_path, ca
         story = Story(rt, caldav)
         appointment = story.book(soon(2), subject="Coaching")
         story.sync()
-        actions.upsert_appointment(rt, appointment["id"], "ada@example.com", soon(2).isoformat(),
-                                   (soon(2) + dt.timedelta(hours=1)).isoformat(), "Host title")
+        actions.upsert_appointment(
+            rt, appointment["id"], "ada@example.com", soon(2).isoformat(), (soon(2) + dt.timedelta(hours=1)).isoformat(), "Host title"
+        )
         calendar_edit(story, "SUMMARY:Coaching", "SUMMARY:Calendar title")
         assert story.sync()["conflicts"] == 1
         (data,) = story.events().values()
@@ -482,9 +531,21 @@ def test_an_appointment_the_server_refuses_is_a_visible_error_never_ok(cli, tmp_
         connect_ada(cli, server)
         book(cli, 2, "A normal appointment")
         start = soon(3)
-        assert cli("book", "ada@example.com", "--start", start.isoformat(), "--end",
-                   (start + dt.timedelta(hours=1)).isoformat(), "--subject", "Too big",
-                   "--description", "x" * 6000).returncode == 0
+        assert (
+            cli(
+                "book",
+                "ada@example.com",
+                "--start",
+                start.isoformat(),
+                "--end",
+                (start + dt.timedelta(hours=1)).isoformat(),
+                "--subject",
+                "Too big",
+                "--description",
+                "x" * 6000,
+            ).returncode
+            == 0
+        )
         for _ in range(2):
             sync = cli("sync", "1", "--json")
             assert sync.returncode == 1
@@ -494,10 +555,21 @@ def test_an_appointment_the_server_refuses_is_a_visible_error_never_ok(cli, tmp_
         row = status_row(cli)
         assert row["status"] == "active" and row["errors"] == 1
         assert "could not be written" in cli("status").stdout
-        detail = json.loads(subprocess.run(
-            [sys.executable, "-c", "import sys, json; sys.path.insert(0, '.'); from core import actions, runtime; "
-                                   "print(json.dumps(actions.connection_detail(runtime.start(), 1)['write_errors']))"],
-            cwd=ROOT, env=cli.env, capture_output=True, text=True, timeout=60).stdout)
+        detail = json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys, json; sys.path.insert(0, '.'); from core import actions, runtime; "
+                    "print(json.dumps(actions.connection_detail(runtime.start(), 1)['write_errors']))",
+                ],
+                cwd=ROOT,
+                env=cli.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
+        )
         (error,) = detail
         assert error["subject"] == "Too big" and error["failures"] == 2 and "413" in error["error"]
     finally:
@@ -523,8 +595,9 @@ def test_ics_feeds_on_one_host_are_told_apart_by_their_whole_url(rt, feeds_serve
         assert re.fullmatch(rf"{re.escape(host)} · …/basic\.ics #[0-9a-f]{{4}}", row["account"]), row["account"]
     again = actions.connect(rt, "ada@example.com", "ics", url=f"{base}/ada%40example.com/private-1f2e3d4c5b6a79880011/basic.ics")
     assert "duplicate" in again["flags"]
-    shared = actions.connect(rt, "bob@example.com", "ics",
-                             url=f"{base.replace('http://', 'HTTP://')}/team%40example.com/private-99aa88bb77cc66dd5544/basic.ics")
+    shared = actions.connect(
+        rt, "bob@example.com", "ics", url=f"{base.replace('http://', 'HTTP://')}/team%40example.com/private-99aa88bb77cc66dd5544/basic.ics"
+    )
     assert "shared" in shared["flags"]
     plan = actions.stop_plan(rt, shared["id"], for_support=False)
     assert "ada@example.com" not in json.dumps(plan) and "1 other staff member" in plan["warning"]
@@ -563,8 +636,14 @@ def test_repair_by_test_and_forced_stop_on_postgresql(pg_rt, caldav):
 def test_deliveries_follow_the_configuration_not_the_process_on_postgresql(postgres, tmp_path, caldav):
     """The CLI, the console and the web role load no Slack sender; their breaks still go to Slack."""
     url = postgres.create_database(f"t_channels_{os.getpid()}_{caldav.kind}")
-    env = make_env(tmp_path, CALSYNC_DATABASE_URL=url, SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="s",
-                   CALSYNC_SMTP_URL="smtp://127.0.0.1:9", CALSYNC_SUPPORT_CHANNEL="C_SUPPORT")
+    env = make_env(
+        tmp_path,
+        CALSYNC_DATABASE_URL=url,
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="s",
+        CALSYNC_SMTP_URL="smtp://127.0.0.1:9",
+        CALSYNC_SUPPORT_CHANNEL="C_SUPPORT",
+    )
     cli_rt = runtime.start(load_settings(env, read_dotenv=False))
     try:
         assert {s.channel for s in cli_rt.senders} == {"log", "email"}, "a CLI process has no Slack sender"

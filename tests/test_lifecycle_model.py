@@ -157,9 +157,12 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         world.examples += 1
         self.example = world.examples
         self.data_dir = tempfile.mkdtemp(prefix=f"example-{self.example}-", dir=world.root)
-        self.rt = runtime.start(load_settings(make_env(
-            Path(self.data_dir), CALSYNC_SMTP_URL=world.mailbox.url,
-            CALSYNC_MAIL_FROM="Calsync <calsync@example.com>"), read_dotenv=False))
+        self.rt = runtime.start(
+            load_settings(
+                make_env(Path(self.data_dir), CALSYNC_SMTP_URL=world.mailbox.url, CALSYNC_MAIL_FROM="Calsync <calsync@example.com>"),
+                read_dotenv=False,
+            )
+        )
         self.base = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
         self.calendars_made: list[str] = []
         self.counter = collections.Counter()  # names handed out: calendars, passwords, edits...
@@ -176,8 +179,9 @@ class ConnectionLifecycle(RuleBasedStateMachine):
 
     def _connect(self) -> None:
         """Connect (again): a fresh connection knows nothing of what is on the calendar."""
-        conn = actions.connect(self.rt, STAFF, "caldav", url=self.server.base_url,
-                               username=self.server.username, password=self.server.password)
+        conn = actions.connect(
+            self.rt, STAFF, "caldav", url=self.server.base_url, username=self.server.username, password=self.server.password
+        )
         assert [c["name"] for c in conn["calendars"] if c["destination"]] == [self.cal_name], conn["calendars"]
         self.conn_id = conn["id"]
         self.stored_password = self.server.password
@@ -310,8 +314,8 @@ class ConnectionLifecycle(RuleBasedStateMachine):
             return
         must_sync = self.status != m.ACTIVE
         assert (result["sync"] is not None) == must_sync, (
-            f"{what}: a good test syncs at once exactly when the connection was not active "
-            f"(it was {self.status}): sync={result['sync']}")
+            f"{what}: a good test syncs at once exactly when the connection was not active (it was {self.status}): sync={result['sync']}"
+        )
         if must_sync:
             self._expect_sync(result["sync"], what)
 
@@ -323,7 +327,8 @@ class ConnectionLifecycle(RuleBasedStateMachine):
             assert result["ok"] == (self.status == m.ACTIVE), f"{what}: {result}"
             if self.status == m.ACTIVE and was in BROKEN:
                 assert result["delivered"] == self.resolved[-1], (
-                    f"{what}: the page says {result['delivered']} delivered, {self.resolved[-1]} waited")
+                    f"{what}: the page says {result['delivered']} delivered, {self.resolved[-1]} waited"
+                )
 
     def _check_completed_sync(self, what: str) -> None:
         ours, foreign = self._server_objects()
@@ -334,14 +339,15 @@ class ConnectionLifecycle(RuleBasedStateMachine):
             if appt.cancelled or appt.ext_id in self.kept_elsewhere:
                 assert not copies[appt.ext_id], (
                     f"after {what}: {'cancelled' if appt.cancelled else 'kept elsewhere'} appointment "
-                    f"{appt.ext_id} is on the calendar: {copies[appt.ext_id]}")
+                    f"{appt.ext_id} is on the calendar: {copies[appt.ext_id]}"
+                )
                 continue
             assert len(copies[appt.ext_id]) == 1, (
                 f"after {what}: live appointment {appt.ext_id} is on the calendar "
-                f"{len(copies[appt.ext_id])} times (expected once): {copies[appt.ext_id]}")
+                f"{len(copies[appt.ext_id])} times (expected once): {copies[appt.ext_id]}"
+            )
             ((_, found),) = copies[appt.ext_id]
-            assert found == appt.fields, (
-                f"after {what}: {appt.ext_id} on the calendar is {found}, the appointment is {appt.fields}")
+            assert found == appt.fields, f"after {what}: {appt.ext_id} on the calendar is {found}, the appointment is {appt.fields}"
         assert foreign == self.foreign, f"after {what}: other people's events changed: {foreign} != {self.foreign}"
         entries = {e["uid"]: e for e in actions.list_entries(self.rt, self.conn_id)}
         for uid in self.foreign:
@@ -379,15 +385,19 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         self._host_changed(ext_id)
 
     @precondition(lambda self: self.appts)
-    @rule(pick=st.integers(0, MAX_APPOINTMENTS - 1), day=st.integers(1, 20), hour=st.integers(8, 17),
-          subject=st.sampled_from(HOST_SUBJECTS), change=st.sampled_from(("time", "subject", "both")))
+    @rule(
+        pick=st.integers(0, MAX_APPOINTMENTS - 1),
+        day=st.integers(1, 20),
+        hour=st.integers(8, 17),
+        subject=st.sampled_from(HOST_SUBJECTS),
+        change=st.sampled_from(("time", "subject", "both")),
+    )
     def host_edits(self, pick, day, hour, subject, change):
         """The host PUTs the appointment again: a new time and/or subject (a cancelled one is booked again)."""
         appt = self._pick(pick)
         start, end = self._time(day, hour) if change != "subject" else (appt.start, appt.end)
         subject = subject if change != "time" else appt.subject
-        result = actions.upsert_appointment(self.rt, appt.ext_id, STAFF, start.isoformat(), end.isoformat(), subject,
-                                            actor="host")
+        result = actions.upsert_appointment(self.rt, appt.ext_id, STAFF, start.isoformat(), end.isoformat(), subject, actor="host")
         unchanged = (start, end, subject) == appt.fields and not appt.cancelled
         assert result["change"] == ("unchanged" if unchanged else "updated"), result
         if not unchanged:
@@ -413,8 +423,7 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         response = self.server.request("GET", href)
         assert response.status_code == 200, f"GET {href}: {response.status_code}"
         self.counter["edit"] += 1
-        text, found = _edited_on_calendar(response.text, f"Edited outside #{self.counter['edit']}",
-                                          dt.timedelta(minutes=minutes))
+        text, found = _edited_on_calendar(response.text, f"Edited outside #{self.counter['edit']}", dt.timedelta(minutes=minutes))
         self.server.put_event(self.cal_url, href.rsplit("/", 1)[-1], text)
         if self.tracked.get(ext_id) == href:
             self.pending[ext_id] = ("edit", found)
@@ -451,8 +460,11 @@ class ConnectionLifecycle(RuleBasedStateMachine):
     def test_connection(self):
         self._expect_test(actions.test_connection(self.rt, self.conn_id), "test")
 
-    @precondition(lambda self: not self.stopped and self.status in (m.ACTIVE, m.PENDING)
-                  and self._world_status() == m.ACTIVE and self._new_appointments())
+    @precondition(
+        lambda self: (
+            not self.stopped and self.status in (m.ACTIVE, m.PENDING) and self._world_status() == m.ACTIVE and self._new_appointments()
+        )
+    )
     @rule()
     def sync_crashes_after_a_put(self):
         """The process dies right after the server stored the first event this run creates."""
@@ -474,9 +486,11 @@ class ConnectionLifecycle(RuleBasedStateMachine):
             real_delete(provider, href, etag)
             writes.append(("delete", self._href(href)))
 
-        with mock.patch.object(CalDAVProvider, "_create", put_then_crash), \
-                mock.patch.object(CalDAVProvider, "_update", update), \
-                mock.patch.object(CalDAVProvider, "_delete", delete):
+        with (
+            mock.patch.object(CalDAVProvider, "_create", put_then_crash),
+            mock.patch.object(CalDAVProvider, "_update", update),
+            mock.patch.object(CalDAVProvider, "_delete", delete),
+        ):
             (report,) = actions.sync_now(self.rt, self.conn_id)
         if not created:  # it created nothing (an adopted copy, say): the run completed
             self._expect_sync(report, "sync (nothing to create, so no crash)")
@@ -544,8 +558,15 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         self.server.set_password(self.stored_password)
         self._expect_test(actions.test_connection(self.rt, self.conn_id), "test after the old password is back")
 
-    @precondition(lambda self: not self.stopped and self.status == m.CALENDAR_MISSING and self.cal_url is None
-                  and self.server.password == self.stored_password and not self.server.read_only)
+    @precondition(
+        lambda self: (
+            not self.stopped
+            and self.status == m.CALENDAR_MISSING
+            and self.cal_url is None
+            and self.server.password == self.stored_password
+            and not self.server.read_only
+        )
+    )
     @rule(via=st.sampled_from(("console", "relink page")))
     def new_primary_calendar(self, via):
         self.cal_url = self._make_calendar()
@@ -574,8 +595,7 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         download = actions.download_missed(self.rt, self.conn_id)
         uids = {uid for uid, _ in _split_snapshot(download["ics"])}
         expected = {self.appts[e].uid for e in self._live_waiting()}
-        assert uids == expected, (
-            f"the download ({self.status}) holds {sorted(uids)}, the appointments waiting are {sorted(expected)}")
+        assert uids == expected, f"the download ({self.status}) holds {sorted(uids)}, the appointments waiting are {sorted(expected)}"
         assert download["count"] == len(expected), download["count"]
         if uids:
             self.snapshot = download["ics"]
@@ -636,8 +656,13 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         # Switching: appointments written before stay where they are (SPEC); only what comes next moves.
         # Kept by this stop or any earlier one: a kept appointment is never written to a later destination.
         staff = m.Connection.get_by_id(self.conn_id).staff_id
-        self.kept = {link.appointment.external_id for link in m.AppointmentLink.select().join(m.Calendar).join(
-            m.Connection).where(m.Connection.staff == staff, m.AppointmentLink.state == m.LINK_KEPT)}
+        self.kept = {
+            link.appointment.external_id
+            for link in m.AppointmentLink.select()
+            .join(m.Calendar)
+            .join(m.Connection)
+            .where(m.Connection.staff == staff, m.AppointmentLink.state == m.LINK_KEPT)
+        }
 
     def _break_found_by_a_delete(self) -> str:
         """What deleting an event finds: the credentials, then the permission (a gone event is no error)."""
@@ -671,22 +696,25 @@ class ConnectionLifecycle(RuleBasedStateMachine):
     def one_incident_and_one_alert_per_break_one_resolution_per_repair(self):
         incidents = m.Incident.select().where(m.Incident.connection == self.conn_id, m.Incident.kind.in_(list(BROKEN)))
         assert incidents.count() == self.breaks, (
-            f"{incidents.count()} incident(s) for {self.breaks} break(s): {[i.kind for i in incidents]}")
-        opened = list(m.Notification.select().where(m.Notification.connection == self.conn_id,
-                                                    m.Notification.event == "incident.opened"))
+            f"{incidents.count()} incident(s) for {self.breaks} break(s): {[i.kind for i in incidents]}"
+        )
+        opened = list(m.Notification.select().where(m.Notification.connection == self.conn_id, m.Notification.event == "incident.opened"))
         assert len(opened) == self.breaks, f"{len(opened)} incident.opened notification(s) for {self.breaks} break(s)"
         for notification in opened:
             channels = sorted(d.channel for d in notification.deliveries)
             assert channels == CHANNELS, f"incident.opened {notification.id} delivered on {channels}, not {CHANNELS}"
-        resolved = [json.loads(n.payload)["delivered"] for n in m.Notification.select().where(
-            m.Notification.connection == self.conn_id, m.Notification.event == "incident.resolved").order_by(m.Notification.id)]
+        resolved = [
+            json.loads(n.payload)["delivered"]
+            for n in m.Notification.select()
+            .where(m.Notification.connection == self.conn_id, m.Notification.event == "incident.resolved")
+            .order_by(m.Notification.id)
+        ]
         assert resolved == self.resolved, f"incident.resolved delivered={resolved}, the appointments that waited: {self.resolved}"
 
     @invariant()
     def calendar_changes_only_by_completed_syncs(self):
         ours, foreign = self._server_objects()
-        assert set(ours) == set(self.objects), (
-            f"calendar objects {sorted(ours)} but the model expects {sorted(self.objects)}")
+        assert set(ours) == set(self.objects), f"calendar objects {sorted(ours)} but the model expects {sorted(self.objects)}"
         assert foreign == self.foreign, f"other people's events changed: {foreign} != {self.foreign}"
 
     @invariant()
@@ -694,7 +722,8 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         for appt in self.appts.values():
             row = m.Appointment.get(m.Appointment.external_id == appt.ext_id)
             assert row.cancelled == appt.cancelled, (
-                f"{appt.ext_id}: cancelled={row.cancelled} ({row.cancel_reason!r}), expected {appt.cancelled}")
+                f"{appt.ext_id}: cancelled={row.cancelled} ({row.cancel_reason!r}), expected {appt.cancelled}"
+            )
             if not appt.cancelled:
                 found = (clock.utc(row.starts_at), clock.utc(row.ends_at), row.subject)
                 assert found == appt.fields, f"{appt.ext_id} is {found}, expected {appt.fields}"
@@ -730,6 +759,7 @@ def test_random_stories_follow_the_model(world):
 
 # -- fixed stories: every break and every repair at least once, whatever the random run drew ----------
 
+
 def step(rule_name: str, **arguments) -> tuple[str, dict]:
     """One rule of the machine; ``appointment="appt-2"`` picks that appointment (or its event)."""
     return rule_name, arguments
@@ -757,78 +787,144 @@ def play(world: World, story: list[tuple[str, dict]]) -> None:
 BOOK = dict(hour=10, subject="Intro call")
 STORIES = {
     "password changed: the relink page delivers what waited, an imported copy is adopted": [
-        step("host_books", day=2, **BOOK), step("sync"), step("password_changes"), step("sync"),
-        step("host_books", day=3, **BOOK), step("host_edits", appointment="appt-1", day=4, hour=9,
-                                               subject="Follow-up", change="both"),
-        step("download_missed"), step("import_the_download"), step("relink_page_with_the_new_password"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("password_changes"),
+        step("sync"),
+        step("host_books", day=3, **BOOK),
+        step("host_edits", appointment="appt-1", day=4, hour=9, subject="Follow-up", change="both"),
+        step("download_missed"),
+        step("import_the_download"),
+        step("relink_page_with_the_new_password"),
     ],
     "password changed: the old one back, and a test syncs at once": [
-        step("host_books", day=2, **BOOK), step("sync"), step("password_changes"), step("test_connection"),
-        step("host_books", day=5, **BOOK), step("old_password_back_then_test"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("password_changes"),
+        step("test_connection"),
+        step("host_books", day=5, **BOOK),
+        step("old_password_back_then_test"),
     ],
     "calendar deleted: a new primary chosen in the console": [
-        step("host_books", day=2, **BOOK), step("host_books", day=3, **BOOK), step("sync"),
-        step("calendar_is_deleted"), step("sync"), step("host_books", day=4, **BOOK),
+        step("host_books", day=2, **BOOK),
+        step("host_books", day=3, **BOOK),
+        step("sync"),
+        step("calendar_is_deleted"),
+        step("sync"),
+        step("host_books", day=4, **BOOK),
         step("new_primary_calendar", via="console"),
     ],
     "calendar deleted: a new primary chosen on the relink page": [
-        step("host_books", day=2, **BOOK), step("sync"), step("calendar_is_deleted"), step("test_connection"),
-        step("host_cancels", appointment="appt-1"), step("host_books", day=6, **BOOK),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("calendar_is_deleted"),
+        step("test_connection"),
+        step("host_cancels", appointment="appt-1"),
+        step("host_books", day=6, **BOOK),
         step("new_primary_calendar", via="relink page"),
     ],
     "read-only: lifted, then a test delivers what waited": [
-        step("host_books", day=2, **BOOK), step("sync"), step("calendar_becomes_read_only"),
-        step("host_books", day=3, **BOOK), step("sync"), step("download_missed"), step("read_only_lifted_then_test"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("calendar_becomes_read_only"),
+        step("host_books", day=3, **BOOK),
+        step("sync"),
+        step("download_missed"),
+        step("read_only_lifted_then_test"),
     ],
     "one break after another: each its own incident, one resolution": [
-        step("host_books", day=2, **BOOK), step("sync"), step("password_changes"), step("calendar_is_deleted"),
-        step("sync"), step("relink_page_with_the_new_password"), step("new_primary_calendar", via="console"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("password_changes"),
+        step("calendar_is_deleted"),
+        step("sync"),
+        step("relink_page_with_the_new_password"),
+        step("new_primary_calendar", via="console"),
     ],
     "edits and deletions on the calendar follow the policies": [
-        step("host_books", day=2, **BOOK), step("host_books", day=3, **BOOK), step("host_books", day=4, **BOOK),
-        step("someone_adds_a_busy_event", day=2, hour=12), step("sync"),
+        step("host_books", day=2, **BOOK),
+        step("host_books", day=3, **BOOK),
+        step("host_books", day=4, **BOOK),
+        step("someone_adds_a_busy_event", day=2, hour=12),
+        step("sync"),
         step("someone_edits_an_event", appointment="appt-1", minutes=7),
         step("someone_edits_an_event", appointment="appt-2", minutes=-7),
         step("host_edits", appointment="appt-2", day=8, hour=15, subject="Follow-up", change="time"),
-        step("someone_deletes_an_event", appointment="appt-3"), step("sync"),
+        step("someone_deletes_an_event", appointment="appt-3"),
+        step("sync"),
     ],
     "a crash after a PUT leaves the appointment on the calendar once": [
-        step("host_books", day=2, **BOOK), step("sync"), step("host_books", day=3, **BOOK),
-        step("sync_crashes_after_a_put"), step("someone_edits_an_event", appointment="appt-2", minutes=14),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("host_books", day=3, **BOOK),
+        step("sync_crashes_after_a_put"),
+        step("someone_edits_an_event", appointment="appt-2", minutes=14),
         step("sync"),
     ],
     "a cancelled appointment booked again is written by the next sync": [
-        step("host_books", day=2, **BOOK), step("sync"), step("host_cancels", appointment="appt-1"), step("sync"),
-        step("host_edits", appointment="appt-1", day=2, hour=10, subject="Follow-up", change="subject"), step("sync"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("host_cancels", appointment="appt-1"),
+        step("sync"),
+        step("host_edits", appointment="appt-1", day=2, hour=10, subject="Follow-up", change="subject"),
+        step("sync"),
     ],
     "an appointment deleted on the calendar and booked again is written by the next sync": [
-        step("host_books", day=2, **BOOK), step("sync"), step("someone_deletes_an_event", appointment="appt-1"),
-        step("sync"), step("host_edits", appointment="appt-1", day=3, hour=10, subject="Follow-up", change="both"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("someone_deletes_an_event", appointment="appt-1"),
+        step("sync"),
+        step("host_edits", appointment="appt-1", day=3, hour=10, subject="Follow-up", change="both"),
         step("sync"),
     ],
     "rescheduled during an outage, its event deleted meanwhile: counted as delivered": [
-        step("host_books", day=2, **BOOK), step("sync"), step("someone_deletes_an_event", appointment="appt-1"),
-        step("password_changes"), step("sync"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("someone_deletes_an_event", appointment="appt-1"),
+        step("password_changes"),
+        step("sync"),
         step("host_edits", appointment="appt-1", day=3, hour=9, subject="Follow-up", change="both"),
         step("old_password_back_then_test"),
     ],
     "a stop never drops a change that waits: refused, then forced, then connected again": [
-        step("host_books", day=2, **BOOK), step("sync"), step("password_changes"), step("sync"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("password_changes"),
+        step("sync"),
         step("host_edits", appointment="appt-1", day=5, hour=11, subject="Follow-up", change="time"),
-        step("stop_sync", keep_events=True, force=False), step("stop_sync", keep_events=True, force=True),
-        step("connect_again"), step("sync"),
+        step("stop_sync", keep_events=True, force=False),
+        step("stop_sync", keep_events=True, force=True),
+        step("connect_again"),
+        step("sync"),
     ],
     "stop on a working connection removes calsync's events; kept ones stay where they are": [
-        step("host_books", day=2, **BOOK), step("host_books", day=3, **BOOK), step("host_books", day=4, **BOOK),
-        step("host_books", day=5, **BOOK), step("sync"), step("stop_sync", keep_events=False, force=False),
-        step("connect_again"), step("sync"), step("stop_sync", keep_events=True, force=False),
-        step("calendar_is_deleted"), step("connect_again"), step("sync"),
+        step("host_books", day=2, **BOOK),
+        step("host_books", day=3, **BOOK),
+        step("host_books", day=4, **BOOK),
+        step("host_books", day=5, **BOOK),
+        step("sync"),
+        step("stop_sync", keep_events=False, force=False),
+        step("connect_again"),
+        step("sync"),
+        step("stop_sync", keep_events=True, force=False),
+        step("calendar_is_deleted"),
+        step("connect_again"),
+        step("sync"),
     ],
     "kept by one stop, still kept after the next connection is stopped and connected again": [
-        step("host_books", day=2, **BOOK), step("sync"), step("calendar_is_deleted"), step("password_changes"),
-        step("test_connection"), step("stop_sync", keep_events=True, force=False), step("connect_again"),
-        step("sync"), step("host_books", day=9, hour=16, subject="Quarterly review"), step("calendar_is_deleted"),
-        step("test_connection"), step("stop_sync", keep_events=True, force=True), step("connect_again"),
+        step("host_books", day=2, **BOOK),
+        step("sync"),
+        step("calendar_is_deleted"),
+        step("password_changes"),
+        step("test_connection"),
+        step("stop_sync", keep_events=True, force=False),
+        step("connect_again"),
+        step("sync"),
+        step("host_books", day=9, hour=16, subject="Quarterly review"),
+        step("calendar_is_deleted"),
+        step("test_connection"),
+        step("stop_sync", keep_events=True, force=True),
+        step("connect_again"),
         step("test_connection"),
     ],
 }

@@ -46,16 +46,27 @@ def relink_button(message: dict) -> str:
 def test_a_break_found_by_the_cli_reaches_the_dm_on_the_services_next_pass(tmp_path, stub, radicale):
     """`run_console.py sync` finds the break; `run_bot.py --once` (the service) sends the Slack DM."""
     radicale.make_calendar("work", "Work")
-    env = {**os.environ, **make_env(tmp_path, SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SIGNING_SECRET,
-                                    SLACK_API_URL=stub.url)}
+    env = {**os.environ, **make_env(tmp_path, SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=stub.url)}
 
     def run(script, *args, stdin=""):
-        return subprocess.run([sys.executable, str(ROOT / script), *args], input=stdin, capture_output=True,
-                              text=True, env=env, timeout=90)
+        return subprocess.run([sys.executable, str(ROOT / script), *args], input=stdin, capture_output=True, text=True, env=env, timeout=90)
 
     assert run("run_console.py", "staff", "add", "ada@example.com", "--name", "Ada", "--slack-id", ADA).returncode == 0
-    assert run("run_console.py", "connect", "caldav", "--staff", "ada@example.com", "--url", radicale.base_url,
-               "--username", radicale.username, stdin=radicale.password + "\n").returncode == 0
+    assert (
+        run(
+            "run_console.py",
+            "connect",
+            "caldav",
+            "--staff",
+            "ada@example.com",
+            "--url",
+            radicale.base_url,
+            "--username",
+            radicale.username,
+            stdin=radicale.password + "\n",
+        ).returncode
+        == 0
+    )
     radicale.set_password(NEW_PASSWORD)
     assert run("run_console.py", "sync", "1").returncode == 1
     assert stub.messages(ADA) == [], "the CLI leaves Slack to the service"
@@ -84,8 +95,9 @@ def test_reminders_reuse_the_live_link_and_a_reissue_redraws_the_alert(rt, ada, 
     reissued = actions.issue_relink(rt, ada.conn_id, via=("slack",), actor="sam")
     outbox.deliver_pending(rt)
     messages = stub.messages(ADA)
-    assert [relink_button(msg) for msg in messages[:2]] == [reissued["url"]] * 2, \
+    assert [relink_button(msg) for msg in messages[:2]] == [reissued["url"]] * 2, (
         "the earlier alerts are redrawn in place with the new button"
+    )
     assert requests.get(first_link, timeout=10).status_code == 410
     assert requests.get(reissued["url"], timeout=10).status_code == 200
 

@@ -27,8 +27,10 @@ from core.mail import EmailSender
 SENDER = "calsync@example.com"
 HOSTILE_NAME = 'Ada <script>document.title="pwned"</script> & "Co"\r\nX-Injected: yes'
 HOSTILE_SUBJECT = '<img src="http://127.0.0.1:9/pixel.png" onerror="document.title=\'pwned\'"> & "x"\r\nBcc: eve@evil.example'
-HOSTILE_REASON = ('denied <b>bold</b> "quoted" & <a href="https://evil.example/phish">here</a>\n--\n'
-                  "javascript:alert(1)\r\nhttps://evil.example/phish\x1b]52;c;cHduZWQ=\x07\x00 \u202egnp.exe \x85")
+HOSTILE_REASON = (
+    'denied <b>bold</b> "quoted" & <a href="https://evil.example/phish">here</a>\n--\n'
+    "javascript:alert(1)\r\nhttps://evil.example/phish\x1b]52;c;cHduZWQ=\x07\x00 \u202egnp.exe \x85"
+)
 HEADERS = {"From", "To", "Subject", "Message-ID", "Auto-Submitted", "MIME-Version", "Content-Type"}
 PART_HEADERS = {"Content-Type", "Content-Transfer-Encoding", "MIME-Version"}
 
@@ -136,8 +138,12 @@ def test_a_relink_mail_carries_the_new_link_as_its_button(mail_rt, radicale, mai
 
 def test_the_sender_is_called_calsync_unless_the_setting_names_it(mailbox):
     url = "https://calsync.example/relink/t"
-    outgoing = SimpleNamespace(delivery=SimpleNamespace(recipient="ada@example.com"), subject="Your link",
-                               text=f"Hello Ada,\n\nReconnect here:\n{url}", relink_url=url)
+    outgoing = SimpleNamespace(
+        delivery=SimpleNamespace(recipient="ada@example.com"),
+        subject="Your link",
+        text=f"Hello Ada,\n\nReconnect here:\n{url}",
+        relink_url=url,
+    )
     EmailSender(mailbox.url, "alerts@example.org").send(outgoing)
     EmailSender(mailbox.url, "Calendar desk <desk@example.org>").send(outgoing)
     first, second = mailbox.wait_for(2)
@@ -187,8 +193,7 @@ def test_hostile_names_reasons_and_subjects_are_text_in_the_html_and_add_no_head
 def test_a_relink_url_that_is_not_http_is_shown_as_text_never_as_a_link(mailbox):
     for url in ("javascript:alert(document.domain)", 'https://calsync.example/r"onmouseover="alert(1)', "data:text/html,x"):
         text = f"Hello Ada,\n\nReconnect here (the link works until it is used):\n{url}\n\n--\nfooter"
-        outgoing = SimpleNamespace(delivery=SimpleNamespace(recipient="ada@example.com"), subject="Your link",
-                                   text=text, relink_url=url)
+        outgoing = SimpleNamespace(delivery=SimpleNamespace(recipient="ada@example.com"), subject="Your link", text=text, relink_url=url)
         EmailSender(mailbox.url, SENDER).send(outgoing)
     for mail in mailbox.wait_for(3):
         plain, html = parts(mail)
@@ -248,14 +253,26 @@ def test_chromium_shows_the_button_and_runs_and_fetches_nothing(mail_rt, radical
     assert requested == []
 
 
-
-@pytest.mark.parametrize("url, linked", [
-    ("https://calsync.example/relink/t", True), ("HTTP://calsync.example:8080/r?a=1&b=2", True),
-    ("javascript:alert(1)", False), ("JavaScript:alert(1)", False), ("data:text/html,x", False),
-    ("vbscript:x", False), ("//calsync.example/r", False), ("https:///r", False), ("ftp://calsync.example/r", False),
-    (" https://calsync.example/r", False), ("https://calsync.example/a b", False), ("https://calsync.example/\x00", False),
-    ('https://calsync.example/"x', False), ("https://calsync.example/<x>", False), ("http://[::1", False),
-])
+@pytest.mark.parametrize(
+    "url, linked",
+    [
+        ("https://calsync.example/relink/t", True),
+        ("HTTP://calsync.example:8080/r?a=1&b=2", True),
+        ("javascript:alert(1)", False),
+        ("JavaScript:alert(1)", False),
+        ("data:text/html,x", False),
+        ("vbscript:x", False),
+        ("//calsync.example/r", False),
+        ("https:///r", False),
+        ("ftp://calsync.example/r", False),
+        (" https://calsync.example/r", False),
+        ("https://calsync.example/a b", False),
+        ("https://calsync.example/\x00", False),
+        ('https://calsync.example/"x', False),
+        ("https://calsync.example/<x>", False),
+        ("http://[::1", False),
+    ],
+)
 def test_only_an_http_url_is_made_a_link(url, linked):
     assert mail_html.linkable(url) is linked
     document = mail_html.render(f"Hello,\n\nReconnect here:\n{url}", subject="s", sender=SENDER, links=(url,))

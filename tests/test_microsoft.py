@@ -35,9 +35,16 @@ HOUR = dt.timedelta(hours=1)
 @pytest.fixture
 def ms_rt(tmp_path, graph):
     """A runtime signed in to the fake, linking to its own web server's port."""
-    with started(web_env(tmp_path, CALSYNC_MICROSOFT_CLIENT_ID="cid", CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",
-                         CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url, CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
-                         CALSYNC_MICROSOFT_API_URL=graph.api_url)) as rt:
+    with started(
+        web_env(
+            tmp_path,
+            CALSYNC_MICROSOFT_CLIENT_ID="cid",
+            CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",
+            CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url,
+            CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
+            CALSYNC_MICROSOFT_API_URL=graph.api_url,
+        )
+    ) as rt:
         actions.add_staff(rt, EMAIL, "Ada Lovelace", timezone="Europe/Berlin")
         yield rt
 
@@ -92,8 +99,7 @@ class Ada:
         """Sign in through the consent page without a browser (HTTP), then calsync's callback."""
         url = actions.oauth_connect_url(self.rt, EMAIL, "microsoft")["url"]
         back = parse_qs(urlsplit(self.graph.consent_redirect(url)).query)
-        result = actions.oauth_callback(self.rt, "microsoft", back.get("code", [""])[0], back["state"][0],
-                                        back.get("error", [""])[0])
+        result = actions.oauth_callback(self.rt, "microsoft", back.get("code", [""])[0], back["state"][0], back.get("error", [""])[0])
         self.conn_id = result["id"]
         return result
 
@@ -167,12 +173,14 @@ def test_discovery_reads_every_page_of_calendars_and_writes_to_the_default_one(a
     result = ada.connect()
     assert result["status"] == "active", result
     assert sorted((c["name"], c["destination"], c["writable"]) for c in result["calendars"]) == [
-        ("Birthdays", False, False), ("Calendar", True, True), ("Team (shared with me)", False, False)]
+        ("Birthdays", False, False),
+        ("Calendar", True, True),
+        ("Team (shared with me)", False, False),
+    ]
     assert any("$skip=" in path for _, path in graph.requests)
 
 
-def test_connecting_an_account_with_two_writable_calendars_asks_which_one_from_the_signed_in_browser_only(
-        ada, graph, web):
+def test_connecting_an_account_with_two_writable_calendars_asks_which_one_from_the_signed_in_browser_only(ada, graph, web):
     from core.actions.links import CHOICE_MINUTES
 
     coaching = graph.add_calendar("Coaching")
@@ -250,8 +258,7 @@ def test_cancelling_the_consent_connects_nothing_and_says_so(ada, graph, web):
 def test_the_connect_page_lets_its_microsoft_button_reach_the_sign_in_page(ada, graph, web):
     answer = requests.get(actions.connect_link(ada.rt, EMAIL)["url"], timeout=10)
     assert "Sign in with Microsoft 365" in answer.text
-    form_action = next(p.strip() for p in answer.headers["Content-Security-Policy"].split(";")
-                       if p.strip().startswith("form-action"))
+    form_action = next(p.strip() for p in answer.headers["Content-Security-Policy"].split(";") if p.strip().startswith("form-action"))
     assert graph.url in form_action
 
 
@@ -361,7 +368,12 @@ def test_a_booked_appointment_is_written_once_with_calsyncs_properties(connected
     assert report["created"] == 1, report
     (event,) = graph.live_events()
     assert (event.subject, event.body, event.body_type, event.location, event.show_as) == (
-        "Intro call", "Bring the contract", "text", "Room 4", "busy")
+        "Intro call",
+        "Bring the contract",
+        "text",
+        "Room 4",
+        "busy",
+    )
     assert (event.start, event.end) == (start.astimezone(dt.timezone.utc), (start + HOUR).astimezone(dt.timezone.utc))
     assert event.properties == {APPOINTMENT_PROPERTY: booked["id"], UID_PROPERTY: booked["uid"]}
     assert event.transaction_id.startswith("calsync-")

@@ -67,7 +67,9 @@ def test_a_first_release_database_is_upgraded_in_place(rt):
     database = m.db.obj
     actions.add_staff(rt, "ada@example.com", "Ada")
     # Make the database look exactly as the first release left it.
-    database.drop_tables([m.Incident, m.Notification, m.Delivery, m.RelinkLink, m.ApiKey, m.DownloadLink, m.ConnectLink, m.SchedulerBeat, m.OAuthState])
+    database.drop_tables(
+        [m.Incident, m.Notification, m.Delivery, m.RelinkLink, m.ApiKey, m.DownloadLink, m.ConnectLink, m.SchedulerBeat, m.OAuthState]
+    )
     database.execute_sql("ALTER TABLE audit_entry DROP COLUMN result")
     database.execute_sql("DROP INDEX staff_feed_token_hash")
     database.execute_sql("ALTER TABLE staff DROP COLUMN feed_token_hash")
@@ -96,9 +98,15 @@ def test_times_read_as_text_are_the_same_text_as_through_a_datetime():
     field = m.UTCDateTimeField()
 
     @settings(max_examples=300, deadline=None)
-    @given(st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2200, 1, 1),
-                        timezones=st.sampled_from([None, dt.timezone.utc, dt.timezone(dt.timedelta(hours=-5)),
-                                                   dt.timezone(dt.timedelta(hours=5, minutes=30))])))
+    @given(
+        st.datetimes(
+            min_value=dt.datetime(1970, 1, 1),
+            max_value=dt.datetime(2200, 1, 1),
+            timezones=st.sampled_from(
+                [None, dt.timezone.utc, dt.timezone(dt.timedelta(hours=-5)), dt.timezone(dt.timedelta(hours=5, minutes=30))]
+            ),
+        )
+    )
     def check(when):
         stored = field.db_value(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
         assert m.iso_from_db(str(stored)) == _iso(m.utc_from_db(str(stored)))

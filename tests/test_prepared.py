@@ -19,8 +19,7 @@ from core import prepared, waiting
 
 UTC = dt.timezone.utc
 
-aware = st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2100, 1, 1),
-                     timezones=st.just(UTC))
+aware = st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2100, 1, 1), timezones=st.just(UTC))
 ids = st.integers(min_value=1, max_value=2**31)
 
 
@@ -34,11 +33,11 @@ MIXED = prepared.Prepared(_mixed)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(conn_id=ids, since=aware, owner=st.text(min_size=0, max_size=20),
-       ids_in=st.lists(ids, min_size=1, max_size=4), flag=st.booleans())
+@given(conn_id=ids, since=aware, owner=st.text(min_size=0, max_size=20), ids_in=st.lists(ids, min_size=1, max_size=4), flag=st.booleans())
 def test_a_prepared_query_sends_what_peewee_would_send_for_any_values(rt, conn_id, since, owner, ids_in, flag):
-    assert MIXED.sql(conn_id=conn_id, since=since, owner=owner, ids_in=ids_in, flag=flag) == \
-        _mixed(conn_id, since, owner, ids_in, flag).sql()
+    assert (
+        MIXED.sql(conn_id=conn_id, since=since, owner=owner, ids_in=ids_in, flag=flag) == _mixed(conn_id, since, owner, ids_in, flag).sql()
+    )
 
 
 def test_the_scheduler_s_question_gives_the_same_answer_as_its_peewee_query(rt):
@@ -48,9 +47,14 @@ def test_the_scheduler_s_question_gives_the_same_answer_as_its_peewee_query(rt):
     since = dt.datetime(2026, 1, 1, tzinfo=UTC)
     fresh = lambda: waiting._nothing_to_do(conn.id, since).scalar()  # noqa: E731
     assert waiting.nothing_to_do(conn, since) is True and fresh() == 0
-    appointment = m.Appointment.create(external_id="a1", staff=staff, uid="u1", subject="S",
-                                       starts_at=dt.datetime(2026, 6, 1, 9, tzinfo=UTC),
-                                       ends_at=dt.datetime(2026, 6, 1, 10, tzinfo=UTC))
+    appointment = m.Appointment.create(
+        external_id="a1",
+        staff=staff,
+        uid="u1",
+        subject="S",
+        starts_at=dt.datetime(2026, 6, 1, 9, tzinfo=UTC),
+        ends_at=dt.datetime(2026, 6, 1, 10, tzinfo=UTC),
+    )
     assert waiting.nothing_to_do(conn, since) is False and fresh() == 1  # booked, no link yet
     link = m.AppointmentLink.create(appointment=appointment, calendar=cal, state=m.LINK_PENDING)
     assert waiting.nothing_to_do(conn, since) is False  # pending

@@ -26,17 +26,20 @@ SECRET = "the-channel-secret"
 # -- when push is on ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("base_url, mode, on, why", [
-    ("https://calsync.example.com", "auto", True, ""),
-    ("https://calsync.example.com/", "off", False, "CALSYNC_PUSH is off"),
-    ("http://calsync.example.com", "auto", False, "not an https:// URL"),
-    ("http://127.0.0.1:8080", "auto", False, "not an https:// URL"),
-    ("https://localhost:8443", "auto", False, "cannot reach"),
-    ("https://intranet", "auto", False, "cannot reach"),
-    ("https://10.1.2.3", "auto", False, "private address 10.1.2.3"),
-    ("https://[::1]:8443", "auto", False, "private address ::1"),
-    ("http://127.0.0.1:8080", "on", True, ""),
-])
+@pytest.mark.parametrize(
+    "base_url, mode, on, why",
+    [
+        ("https://calsync.example.com", "auto", True, ""),
+        ("https://calsync.example.com/", "off", False, "CALSYNC_PUSH is off"),
+        ("http://calsync.example.com", "auto", False, "not an https:// URL"),
+        ("http://127.0.0.1:8080", "auto", False, "not an https:// URL"),
+        ("https://localhost:8443", "auto", False, "cannot reach"),
+        ("https://intranet", "auto", False, "cannot reach"),
+        ("https://10.1.2.3", "auto", False, "private address 10.1.2.3"),
+        ("https://[::1]:8443", "auto", False, "private address ::1"),
+        ("http://127.0.0.1:8080", "on", True, ""),
+    ],
+)
 def test_push_is_on_only_for_a_base_url_the_providers_can_reach_unless_asked_for(tmp_path, base_url, mode, on, why):
     settings = load_settings(make_env(tmp_path, CALSYNC_BASE_URL=base_url, CALSYNC_PUSH=mode), read_dotenv=False)
     assert push.enabled(settings) is on
@@ -68,12 +71,24 @@ def web(prt):
 def _watched(provider: str, channel_id: str, resource_id: str = "res-1", state: str = m.PUSH_LIVE) -> m.PushChannel:
     staff = m.Staff.create(email=f"{channel_id}@example.com", name="Ada")
     conn = m.Connection.create(staff=staff, provider=provider, account=staff.email, status=m.ACTIVE)
-    cal = m.Calendar.create(connection=conn, remote_id="primary", name="Ada's calendar", is_destination=True,
-                            sync_token="delta-1", push_check_at=clock.now() + dt.timedelta(days=2),
-                            full_read_at=clock.now())
-    return m.PushChannel.create(calendar=cal, provider=provider, channel_id=channel_id, resource_id=resource_id,
-                                token_hash=push.token_hash(SECRET), state=state,
-                                expires_at=clock.now() + dt.timedelta(days=3))
+    cal = m.Calendar.create(
+        connection=conn,
+        remote_id="primary",
+        name="Ada's calendar",
+        is_destination=True,
+        sync_token="delta-1",
+        push_check_at=clock.now() + dt.timedelta(days=2),
+        full_read_at=clock.now(),
+    )
+    return m.PushChannel.create(
+        calendar=cal,
+        provider=provider,
+        channel_id=channel_id,
+        resource_id=resource_id,
+        token_hash=push.token_hash(SECRET),
+        state=state,
+        expires_at=clock.now() + dt.timedelta(days=3),
+    )
 
 
 def _requested(channel: m.PushChannel) -> bool:
@@ -82,8 +97,14 @@ def _requested(channel: m.PushChannel) -> bool:
 
 
 def _google(prt, channel_id="chan-1", token=SECRET, resource="res-1", state="exists", **extra):
-    headers = {"X-Goog-Channel-ID": channel_id, "X-Goog-Channel-Token": token, "X-Goog-Resource-ID": resource,
-               "X-Goog-Resource-State": state, "X-Goog-Message-Number": "2", **extra}
+    headers = {
+        "X-Goog-Channel-ID": channel_id,
+        "X-Goog-Channel-Token": token,
+        "X-Goog-Resource-ID": resource,
+        "X-Goog-Resource-State": state,
+        "X-Goog-Message-Number": "2",
+        **extra,
+    }
     return requests.post(f"{prt.settings.base_url}/push/google", headers=headers, timeout=5)
 
 
@@ -102,14 +123,17 @@ def test_googles_sync_handshake_is_acknowledged_without_a_sync(prt, web):
     assert not _requested(channel)
 
 
-@pytest.mark.parametrize("change", [
-    {"token": "a-guessed-secret"},
-    {"token": ""},
-    {"channel_id": "chan-unknown"},
-    {"resource": "res-other"},
-    {"channel_id": "c" * 5000},
-    {"token": SECRET + "x" * 5000},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"token": "a-guessed-secret"},
+        {"token": ""},
+        {"channel_id": "chan-unknown"},
+        {"resource": "res-other"},
+        {"channel_id": "c" * 5000},
+        {"token": SECRET + "x" * 5000},
+    ],
+)
 def test_forged_or_stale_google_notifications_are_refused_and_change_nothing(prt, web, change):
     channel = _watched("google", "chan-1")
     answer = _google(prt, **change)
@@ -139,13 +163,20 @@ def test_a_notification_on_a_stopped_connection_asks_for_nothing(prt, web):
 
 def _graph(prt, body, **kwargs):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return requests.post(f"{prt.settings.base_url}/push/microsoft", data=data,
-                         headers={"Content-Type": "application/json"}, timeout=5, **kwargs)
+    return requests.post(
+        f"{prt.settings.base_url}/push/microsoft", data=data, headers={"Content-Type": "application/json"}, timeout=5, **kwargs
+    )
 
 
 def _change(sub_id="sub-1", client_state=SECRET, **extra) -> dict:
-    return {"subscriptionId": sub_id, "clientState": client_state, "changeType": "updated",
-            "resource": "Users/u/Events/e1", "tenantId": "t", **extra}
+    return {
+        "subscriptionId": sub_id,
+        "clientState": client_state,
+        "changeType": "updated",
+        "resource": "Users/u/Events/e1",
+        "tenantId": "t",
+        **extra,
+    }
 
 
 def test_graphs_validation_handshake_gets_the_token_back_as_plain_text(prt, web):
@@ -175,13 +206,16 @@ def test_a_burst_of_graph_notifications_is_one_requested_sync(prt, web):
     assert m.PushChannel.get_by_id(channel.id).messages == 100
 
 
-@pytest.mark.parametrize("item", [
-    _change(client_state="guessed"),
-    _change(sub_id="sub-unknown"),
-    _change(client_state=None),
-    {"subscriptionId": 7, "clientState": SECRET},
-    _change(lifecycleEvent="selfDestruct"),
-])
+@pytest.mark.parametrize(
+    "item",
+    [
+        _change(client_state="guessed"),
+        _change(sub_id="sub-unknown"),
+        _change(client_state=None),
+        {"subscriptionId": 7, "clientState": SECRET},
+        _change(lifecycleEvent="selfDestruct"),
+    ],
+)
 def test_forged_graph_notifications_are_refused_and_change_nothing(prt, web, item):
     channel = _watched("microsoft", "sub-1")
     answer = _graph(prt, {"value": [item]})
@@ -191,15 +225,18 @@ def test_forged_graph_notifications_are_refused_and_change_nothing(prt, web, ite
     assert kept.sync_token == "delta-1" and kept.full_read_at is not None
 
 
-@pytest.mark.parametrize("body, status", [
-    (b"not json", 400),
-    ({"value": []}, 400),
-    ({"value": "nope"}, 400),
-    ([1, 2, 3], 400),
-    ({"value": [_change()] * 1001}, 400),
-    ("[" * 100 + "]" * 100, 400),
-    (b'{"value": [' + b'"x",' * 300_000 + b'"x"]}', 413),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"not json", 400),
+        ({"value": []}, 400),
+        ({"value": "nope"}, 400),
+        ([1, 2, 3], 400),
+        ({"value": [_change()] * 1001}, 400),
+        ("[" * 100 + "]" * 100, 400),
+        (b'{"value": [' + b'"x",' * 300_000 + b'"x"]}', 413),
+    ],
+)
 def test_malformed_graph_deliveries_are_refused(prt, web, body, status):
     channel = _watched("microsoft", "sub-1")
     assert _graph(prt, body).status_code == status

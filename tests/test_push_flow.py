@@ -64,8 +64,7 @@ def channel_rows(conn_id) -> list[m.PushChannel]:
 
 def sync_runs(conn_id) -> int:
     """Runs recorded so far: the SyncRun rows and the open stretch of quiet runs (core.sync_runs)."""
-    return (m.SyncRun.select().where(m.SyncRun.connection == conn_id).count()
-            + m.Connection.get_by_id(conn_id).quiet_runs)
+    return m.SyncRun.select().where(m.SyncRun.connection == conn_id).count() + m.Connection.get_by_id(conn_id).quiet_runs
 
 
 def burst(rt, conn_id, notify, delivered, answered, reads) -> None:
@@ -124,10 +123,14 @@ def test_google_a_connection_is_watched_and_an_outside_change_arrives_in_seconds
 
 def test_google_a_burst_of_notifications_is_one_or_two_syncs(grt, google):
     conn_id = connect_google(grt, google)
-    burst(grt, conn_id, lambda n: google.notify(EMAIL, count=n),
-          delivered=lambda: len(google.push_deliveries) >= 100 + 1,  # and the opening "sync" message
-          answered=lambda: all(d.status == 200 for d in google.push_deliveries),
-          reads=lambda: len(google.api_calls("GET", "/events")))
+    burst(
+        grt,
+        conn_id,
+        lambda n: google.notify(EMAIL, count=n),
+        delivered=lambda: len(google.push_deliveries) >= 100 + 1,  # and the opening "sync" message
+        answered=lambda: all(d.status == 200 for d in google.push_deliveries),
+        reads=lambda: len(google.api_calls("GET", "/events")),
+    )
 
 
 def test_google_channels_are_renewed_before_they_expire_new_one_first(grt, google):
@@ -146,9 +149,17 @@ def test_google_channels_are_renewed_before_they_expire_new_one_first(grt, googl
     assert row.channel_id == new["id"] and row.state == m.PUSH_LIVE
     # The old channel's notifications are stale now: refused, nothing asked for.
     m.Connection.update(sync_requested_at=None).execute()
-    stale = requests.post(f"{grt.settings.base_url}/push/google", timeout=5, headers={
-        "X-Goog-Channel-ID": old["id"], "X-Goog-Channel-Token": old["token"], "X-Goog-Resource-ID": old["resourceId"],
-        "X-Goog-Resource-State": "exists", "X-Goog-Message-Number": "9"})
+    stale = requests.post(
+        f"{grt.settings.base_url}/push/google",
+        timeout=5,
+        headers={
+            "X-Goog-Channel-ID": old["id"],
+            "X-Goog-Channel-Token": old["token"],
+            "X-Goog-Resource-ID": old["resourceId"],
+            "X-Goog-Resource-State": "exists",
+            "X-Goog-Message-Number": "9",
+        },
+    )
     assert stale.status_code == 404
     assert m.Connection.get_by_id(conn_id).sync_requested_at is None
 
@@ -168,8 +179,9 @@ def test_google_a_revoked_grant_is_known_on_the_first_push_driven_sync(grt, goog
         google.revoke_grant()
         start = soon(3, 9)
         google.add_event(EMAIL, "Someone else's booking", start, start + dt.timedelta(hours=1))
-        wait_for(lambda: m.Connection.get_by_id(conn_id).status == m.RELINK_REQUIRED, timeout=10,
-                 what="relink required after the revoked grant")
+        wait_for(
+            lambda: m.Connection.get_by_id(conn_id).status == m.RELINK_REQUIRED, timeout=10, what="relink required after the revoked grant"
+        )
     assert m.Incident.select().where(m.Incident.connection == conn_id, m.Incident.resolved_at.is_null()).exists()
 
 
@@ -209,9 +221,15 @@ def test_google_push_off_opens_no_channel(tmp_path, google):
 
 
 def graph_env(tmp_path, graph, **extra):
-    return web_env(tmp_path, CALSYNC_MICROSOFT_CLIENT_ID="cid", CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",
-                   CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url, CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
-                   CALSYNC_MICROSOFT_API_URL=graph.api_url, **extra)
+    return web_env(
+        tmp_path,
+        CALSYNC_MICROSOFT_CLIENT_ID="cid",
+        CALSYNC_MICROSOFT_CLIENT_SECRET="csecret",
+        CALSYNC_MICROSOFT_AUTH_URL=graph.authorize_url,
+        CALSYNC_MICROSOFT_TOKEN_URL=graph.token_url,
+        CALSYNC_MICROSOFT_API_URL=graph.api_url,
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -225,8 +243,7 @@ def mrt(tmp_path, graph):
 def connect_graph(rt, graph) -> int:
     url = actions.oauth_connect_url(rt, EMAIL, "microsoft")["url"]
     back = parse_qs(urlsplit(graph.consent_redirect(url)).query)
-    return actions.oauth_callback(rt, "microsoft", back.get("code", [""])[0], back["state"][0],
-                                  back.get("error", [""])[0])["id"]
+    return actions.oauth_callback(rt, "microsoft", back.get("code", [""])[0], back["state"][0], back.get("error", [""])[0])["id"]
 
 
 def test_graph_a_subscription_passes_the_handshake_and_a_change_arrives_in_seconds(mrt, graph):
@@ -236,8 +253,10 @@ def test_graph_a_subscription_passes_the_handshake_and_a_change_arrives_in_secon
     assert [d for d in graph.push_deliveries if d.kind == "validation" and d.status == 200]
     rows = channel_rows(conn_id)
     assert {r.channel_id for r in rows} == {s["id"] for s in subs}
-    assert all(r.token_hash == push.token_hash(s["clientState"]) for r, s in
-               zip(sorted(rows, key=lambda r: r.channel_id), sorted(subs, key=lambda s: s["id"])))
+    assert all(
+        r.token_hash == push.token_hash(s["clientState"])
+        for r, s in zip(sorted(rows, key=lambda r: r.channel_id), sorted(subs, key=lambda s: s["id"]))
+    )
     with running_scheduler(mrt):
         start = soon(2, 10)
         graph.add_event("Dentist", start, start + dt.timedelta(hours=1))
@@ -261,10 +280,14 @@ def test_graph_a_refused_handshake_leaves_the_calendar_polled_and_says_why(tmp_p
 
 def test_graph_a_burst_of_notifications_is_one_or_two_syncs(mrt, graph):
     conn_id = connect_graph(mrt, graph)
-    burst(mrt, conn_id, lambda n: graph.notify(count=n),
-          delivered=lambda: len([d for d in graph.push_deliveries if d.kind == "change"]) >= 100,
-          answered=lambda: all(d.status in (200, 202) for d in graph.push_deliveries),
-          reads=lambda: len([c for c in graph.calls if "delta" in c.path]))
+    burst(
+        mrt,
+        conn_id,
+        lambda n: graph.notify(count=n),
+        delivered=lambda: len([d for d in graph.push_deliveries if d.kind == "change"]) >= 100,
+        answered=lambda: all(d.status in (200, 202) for d in graph.push_deliveries),
+        reads=lambda: len([c for c in graph.calls if "delta" in c.path]),
+    )
 
 
 def test_graph_subscriptions_are_renewed_in_place(mrt, graph):
@@ -286,21 +309,26 @@ def test_graph_lifecycle_events_renew_recreate_and_resync(mrt, graph):
         wait_for(lambda: [c for c in graph.calls if c.method == "PATCH" and sub["id"] in c.path], what="the reauthorization")
         graph.send_lifecycle("subscriptionRemoved", sub["id"])
         wait_for(lambda: [s for s in graph.subscriptions() if s["id"] != sub["id"]], what="a new subscription")
-        wait_for(lambda: {r.channel_id for r in channel_rows(conn_id)} == {s["id"] for s in graph.subscriptions()},
-                 what="calsync knowing the new subscription")
+        wait_for(
+            lambda: {r.channel_id for r in channel_rows(conn_id)} == {s["id"] for s in graph.subscriptions()},
+            what="calsync knowing the new subscription",
+        )
         full_rounds = len([c for c in graph.calls if "delta" in c.path and "deltatoken" not in c.query_text])
         (new_sub,) = graph.subscriptions()
         graph.send_lifecycle("missed", new_sub["id"])
-        wait_for(lambda: len([c for c in graph.calls if "delta" in c.path and "deltatoken" not in c.query_text])
-                 > full_rounds, what="a full delta round after missed notifications")
+        wait_for(
+            lambda: len([c for c in graph.calls if "delta" in c.path and "deltatoken" not in c.query_text]) > full_rounds,
+            what="a full delta round after missed notifications",
+        )
 
 
 def test_graph_a_revoked_grant_is_known_within_seconds(mrt, graph):
     conn_id = connect_graph(mrt, graph)
     with running_scheduler(mrt):
         graph.revoke_grant()  # Graph sends reauthorizationRequired to the subscriptions
-        wait_for(lambda: m.Connection.get_by_id(conn_id).status == m.RELINK_REQUIRED, timeout=10,
-                 what="relink required after the revoked grant")
+        wait_for(
+            lambda: m.Connection.get_by_id(conn_id).status == m.RELINK_REQUIRED, timeout=10, what="relink required after the revoked grant"
+        )
     assert m.Incident.select().where(m.Incident.connection == conn_id, m.Incident.resolved_at.is_null()).exists()
 
 

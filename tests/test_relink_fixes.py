@@ -479,8 +479,10 @@ def test_the_calendar_picker_works_on_a_phone_and_a_desktop(ada, width, height, 
     from playwright.sync_api import expect, sync_playwright
 
     personal = ada.server.make_calendar("personal", "Personal")
-    calendars = {LONG_NAME: ada.server.make_calendar("coaching", LONG_NAME),
-                 ADDRESS_NAME: ada.server.make_calendar("address", ADDRESS_NAME)}
+    calendars = {
+        LONG_NAME: ada.server.make_calendar("coaching", LONG_NAME),
+        ADDRESS_NAME: ada.server.make_calendar("address", ADDRESS_NAME),
+    }
     ada.server.delete_calendar(ada.calendar_url)
     ada.sync()
     assert ada.status()["status"] == "calendar_missing"
@@ -505,8 +507,7 @@ def test_the_calendar_picker_works_on_a_phone_and_a_desktop(ada, width, height, 
                 assert box["x"] >= 0 and box["x"] + box["width"] <= width, (name, box)
                 clipped = label.evaluate("e => e.scrollWidth > e.clientWidth")
                 assert not clipped, f"the label {name!r} is cut off"
-            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), \
-                "the page scrolls sideways"
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
             page.screenshot(path=str(tmp_path / f"picker-{width}.png"), full_page=True)
 
             expect(page.get_by_role("radio", checked=True)).to_have_count(1)  # one is chosen already

@@ -18,8 +18,10 @@ import models as m
 from core import actions, clock, leases, lifecycle, metrics, scheduler
 from core.providers.base import Transient
 
-FEED = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:e1\r\nDTSTAMP:20260101T000000Z\r\n"
-        b"DTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\nSUMMARY:Busy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+FEED = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:e1\r\nDTSTAMP:20260101T000000Z\r\n"
+    b"DTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\nSUMMARY:Busy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
 
 
 class _Feeds(http.server.BaseHTTPRequestHandler):
@@ -128,15 +130,21 @@ def test_one_pass_syncs_each_due_connection_once(rt, feeds_server):
 
 def test_a_second_scheduler_on_sqlite_refuses_to_start(tmp_path):
     env = {**os.environ, **make_env(tmp_path)}
-    first = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (tmp_path / "var" / "scheduler.lock").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)
-        second = subprocess.run([sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler"], env=env,
-                                capture_output=True, text=True, timeout=30)
+        second = subprocess.run(
+            [sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler"], env=env, capture_output=True, text=True, timeout=30
+        )
         assert second.returncode == 2
         assert "another scheduler already runs on this SQLite database" in second.stderr
     finally:
@@ -169,8 +177,11 @@ def test_no_change_runs_are_one_stretch_closed_by_the_next_run_that_does_somethi
     assert runs[0]["requests"] >= 3
 
     start = soon()
-    story.server.put_event(story.calendar_url, "outside-1.ics",  # a change: the next run reads it
-                           vevent("outside-1", start, start + dt.timedelta(hours=1), "Dentist"))
+    story.server.put_event(
+        story.calendar_url,
+        "outside-1.ics",  # a change: the next run reads it
+        vevent("outside-1", start, start + dt.timedelta(hours=1), "Dentist"),
+    )
     story.sync()
     rows = list(m.SyncRun.select().order_by(m.SyncRun.id))
     assert [r.runs for r in rows] == [1, 3, 1]
@@ -194,9 +205,16 @@ def test_three_schedulers_on_postgresql_sync_each_connection_exactly_once(postgr
         ids = _ics_connections(rt, feeds_server, 60)
     finally:
         rt.close()
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler", "--log-level", "WARNING"],
-                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler", "--log-level", "WARNING"],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     rt = runtime.start(load_settings(env, read_dotenv=False))
     try:
         deadline = time.monotonic() + 60
@@ -238,15 +256,23 @@ def test_a_killed_scheduler_s_work_is_taken_over_and_nothing_is_written_twice(po
             caldav.make_calendar(f"cal{i}", f"Cal {i}")
         for i in range(count):
             actions.add_staff(rt, f"s{i}@example.com", f"Staff {i}")
-            conn = actions.connect(rt, f"s{i}@example.com", "caldav", url=caldav.base_url, username=caldav.username,
-                                   password=caldav.password, calendar=f"Cal {i}")
+            conn = actions.connect(
+                rt,
+                f"s{i}@example.com",
+                "caldav",
+                url=caldav.base_url,
+                username=caldav.username,
+                password=caldav.password,
+                calendar=f"Cal {i}",
+            )
             m.Calendar.delete().where(m.Calendar.connection == conn["id"], m.Calendar.is_destination == False).execute()  # noqa: E712
             actions.book(rt, f"s{i}@example.com", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", f"Session {i}")
     finally:
         rt.close()
     cmd = [sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler", "--log-level", "WARNING"]
-    procs = [subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     rt = runtime.start(load_settings(env, read_dotenv=False))
     try:
         victim = procs[0]
@@ -282,8 +308,16 @@ def test_a_killed_scheduler_s_work_is_taken_over_and_nothing_is_written_twice(po
 
 def _asked_rows(count: int) -> list[int]:
     staff = m.Staff.create(email="asked@example.com", name="Ada")
-    conns = [m.Connection.create(staff=staff, provider="google", account=f"a{i}@example.com", status=m.ACTIVE,
-                                 next_sync_at=clock.now() + dt.timedelta(minutes=15)) for i in range(count)]
+    conns = [
+        m.Connection.create(
+            staff=staff,
+            provider="google",
+            account=f"a{i}@example.com",
+            status=m.ACTIVE,
+            next_sync_at=clock.now() + dt.timedelta(minutes=15),
+        )
+        for i in range(count)
+    ]
     return [c.id for c in conns]
 
 

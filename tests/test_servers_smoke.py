@@ -36,10 +36,11 @@ def server(request, tmp_path):
 
 
 def propfind(url: str, auth, props: str, depth: str = "0") -> requests.Response:
-    body = f'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" ' \
-           f'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>{props}</D:prop></D:propfind>'
-    return requests.request("PROPFIND", url, auth=auth, data=body.encode(),
-                            headers={**XML, "Depth": depth}, timeout=5)
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" '
+        f'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>{props}</D:prop></D:propfind>'
+    )
+    return requests.request("PROPFIND", url, auth=auth, data=body.encode(), headers={**XML, "Depth": depth}, timeout=5)
 
 
 def href_of(resp: requests.Response, prop: str) -> str:
@@ -56,15 +57,13 @@ def gone(resp: requests.Response) -> bool:
     if resp.status_code != 207:
         return False
     responses = list(ET.fromstring(resp.content).iter(f"{DAV}response"))
-    return (len(responses) == 1
-            and " 404 " in (responses[0].findtext(f"{DAV}status") or ""))
+    return len(responses) == 1 and " 404 " in (responses[0].findtext(f"{DAV}status") or "")
 
 
 def discover_calendars(srv: CalDAVServer) -> list[str]:
     """What a client does with base_url: well-known -> principal -> home -> calendars."""
     auth = srv.user_auth
-    r = requests.get(srv.base_url + ".well-known/caldav", auth=auth,
-                     allow_redirects=False, timeout=5)
+    r = requests.get(srv.base_url + ".well-known/caldav", auth=auth, allow_redirects=False, timeout=5)
     assert r.status_code in (301, 302, 303, 307, 308), r.status_code
     start = urllib.parse.urljoin(srv.base_url, r.headers["Location"])
     r = propfind(start, auth, "<D:current-user-principal/>")
@@ -87,7 +86,7 @@ def discover_calendars(srv: CalDAVServer) -> list[str]:
 def test_server_lifecycle(server: CalDAVServer):
     srv = server
     assert srv.running and srv.pid
-    assert discover_calendars(srv) == []          # home starts empty
+    assert discover_calendars(srv) == []  # home starts empty
 
     cal = srv.make_calendar("work", display_name="Work")
     assert cal.endswith("/work/") and cal.startswith(srv.base_url)
@@ -116,24 +115,30 @@ def test_server_lifecycle(server: CalDAVServer):
     assert srv.running
     r = requests.get(href, auth=srv.user_auth, timeout=5)
     assert r.status_code == 200
-    r = requests.put(cal + "e2.ics", auth=srv.user_auth, timeout=5,
-                     data=ICS.format(uid="e2@calsync", summary="Nope").encode(),
-                     headers={"Content-Type": "text/calendar; charset=utf-8"})
+    r = requests.put(
+        cal + "e2.ics",
+        auth=srv.user_auth,
+        timeout=5,
+        data=ICS.format(uid="e2@calsync", summary="Nope").encode(),
+        headers={"Content-Type": "text/calendar; charset=utf-8"},
+    )
     assert r.status_code == 403, (r.status_code, r.text)
     r = requests.delete(href, auth=srv.user_auth, timeout=5)
     assert r.status_code == 403, (r.status_code, r.text)
     r = propfind(cal, srv.user_auth, "<D:current-user-privilege-set/>")
-    privs = {p.tag for p in ET.fromstring(r.content).find(
-        f".//{DAV}current-user-privilege-set").iter() if p.tag != f"{DAV}privilege"}
-    assert f"{DAV}read" in privs and not privs & {f"{DAV}all", f"{DAV}write",
-                                                   f"{DAV}write-content"}
+    privs = {p.tag for p in ET.fromstring(r.content).find(f".//{DAV}current-user-privilege-set").iter() if p.tag != f"{DAV}privilege"}
+    assert f"{DAV}read" in privs and not privs & {f"{DAV}all", f"{DAV}write", f"{DAV}write-content"}
     # the world (admin helpers) can still edit
     srv.put_event(cal, "e3.ics", ICS.format(uid="e3@calsync", summary="External"))
     assert len(srv.list_events(cal)) == 2
     srv.set_read_only(False)
-    r = requests.put(cal + "e2.ics", auth=srv.user_auth, timeout=5,
-                     data=ICS.format(uid="e2@calsync", summary="Yes").encode(),
-                     headers={"Content-Type": "text/calendar; charset=utf-8"})
+    r = requests.put(
+        cal + "e2.ics",
+        auth=srv.user_auth,
+        timeout=5,
+        data=ICS.format(uid="e2@calsync", summary="Yes").encode(),
+        headers={"Content-Type": "text/calendar; charset=utf-8"},
+    )
     assert r.status_code in (201, 204), (r.status_code, r.text)
 
     srv.delete_event(href)

@@ -17,8 +17,13 @@ from conftest_ports import free_port
 def test_run_bot_serves_healthz_and_stops_on_sigterm(tmp_path):
     port = free_port()
     env = {**os.environ, **make_env(tmp_path, CALSYNC_HTTP_PORT=port)}
-    process = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "--log-level", "INFO"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_bot.py"), "--log-level", "INFO"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         answer = None
         deadline = time.monotonic() + 20

@@ -50,11 +50,13 @@ WAIT = 10.0  # seconds: the longest a test waits for a listener running after it
 
 @pytest.fixture
 def stub():
-    s = SlackStub(users=[
-        {"id": ADA, "email": "ada@example.com", "name": "ada"},
-        {"id": BOB, "email": "bob@example.com", "name": "bob"},
-        {"id": SUPPORT, "email": "support@example.com", "name": "support"},
-    ])
+    s = SlackStub(
+        users=[
+            {"id": ADA, "email": "ada@example.com", "name": "ada"},
+            {"id": BOB, "email": "bob@example.com", "name": "bob"},
+            {"id": SUPPORT, "email": "support@example.com", "name": "support"},
+        ]
+    )
     s.start()
     try:
         yield s
@@ -66,17 +68,22 @@ def stub():
 def rt(tmp_path, stub):
     """A runtime with Slack configured against the stub, linking to a web server on a free port."""
     port = free_port()
-    runtime_ = runtime.start(load_settings(make_env(
-        tmp_path,
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=stub.url,
-        CALSYNC_SUPPORT_USERS=SUPPORT,
-        CALSYNC_SUPPORT_CHANNEL="C_SUPPORT",
-        CALSYNC_BASE_URL=f"http://127.0.0.1:{port}",
-        CALSYNC_HTTP_HOST="127.0.0.1",
-        CALSYNC_HTTP_PORT=port,
-    ), read_dotenv=False))
+    runtime_ = runtime.start(
+        load_settings(
+            make_env(
+                tmp_path,
+                SLACK_BOT_TOKEN="xoxb-test",
+                SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                SLACK_API_URL=stub.url,
+                CALSYNC_SUPPORT_USERS=SUPPORT,
+                CALSYNC_SUPPORT_CHANNEL="C_SUPPORT",
+                CALSYNC_BASE_URL=f"http://127.0.0.1:{port}",
+                CALSYNC_HTTP_HOST="127.0.0.1",
+                CALSYNC_HTTP_PORT=port,
+            ),
+            read_dotenv=False,
+        )
+    )
     try:
         yield runtime_
     finally:
@@ -122,8 +129,9 @@ def add_bob(rt, radicale) -> int:
     """Bob (Slack BOB) with his own connection, to the same account's "Home" calendar."""
     radicale.make_calendar("home", "Home")
     actions.add_staff(rt, "bob@example.com", "Bob Babbage", slack_id=BOB)
-    conn = actions.connect(rt, "bob@example.com", "caldav", url=radicale.base_url, username=radicale.username,
-                           password=radicale.password, calendar="Home")
+    conn = actions.connect(
+        rt, "bob@example.com", "caldav", url=radicale.base_url, username=radicale.username, password=radicale.password, calendar="Home"
+    )
     return conn["id"]
 
 
@@ -161,14 +169,14 @@ class Slack:
     def action(self, action_id: str, user: str = ADA, value: str | None = None, replies: int = 1, **extra) -> list[dict]:
         """A click on a button (or a choice in a select) in a message; the answers to its response_url."""
         key, url = self.new_response_url()
-        answer = self.post(block_action_body(action_id, value=value, user_id=user, channel_id="D" + user,
-                                             response_url=url, **extra))
+        answer = self.post(block_action_body(action_id, value=value, user_id=user, channel_id="D" + user, response_url=url, **extra))
         assert answer.status_code == 200
         return self.replies(key, replies) if replies else []
 
     def submit(self, view: dict, user: str = ADA, values: dict | None = None):
-        answer = self.post(view_submission_body(view["callback_id"], private_metadata=view["private_metadata"],
-                                                state_values=values or {}, user_id=user))
+        answer = self.post(
+            view_submission_body(view["callback_id"], private_metadata=view["private_metadata"], state_values=values or {}, user_id=user)
+        )
         assert answer.status_code == 200
         return answer
 
@@ -368,8 +376,10 @@ def test_a_deleted_primary_calendar_offers_a_picker_and_the_choice_delivers_the_
     [offered] = [b["element"]["options"] for b in slack.opened_view()["blocks"] if b["type"] == "input"]
     assert [o["text"]["text"] for o in offered] == ["Home"]
 
-    [answer] = slack.action("calsync_primary_select", action={"type": "static_select", "selected_option": {
-        "text": {"type": "plain_text", "text": "Home"}, "value": choices["Home"]}})
+    [answer] = slack.action(
+        "calsync_primary_select",
+        action={"type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": "Home"}, "value": choices["Home"]}},
+    )
     assert answer["response_type"] == "ephemeral"
     assert "'Home'" in answer["text"] and "Active" in answer["text"] and "1 appointment(s) written" in answer["text"]
     assert ada.status()["status"] == "active"
@@ -419,8 +429,7 @@ def test_help_lists_every_subcommand(rt, bolt, slack):
     [reply] = slack.command("help")
     assert reply["response_type"] == "ephemeral"
     said = text_of(reply)
-    for sub in ["status", "test [N]", "relink [N]", "connect", "feed", "feed reset", "download [N]", "stop [N]",
-                "primary [N]", "help"]:
+    for sub in ["status", "test [N]", "relink [N]", "connect", "feed", "feed reset", "download [N]", "stop [N]", "primary [N]", "help"]:
         assert f"`/calsync {sub}`" in said, sub
     assert "support status" not in said, "staff are not shown what only support can do"
     [empty] = slack.command("")
@@ -457,7 +466,7 @@ def test_feed_gives_the_private_feed_url_privately_and_it_works(rt, ada, bolt, w
     [reply] = slack.command("feed")
     assert reply["response_type"] == "ephemeral"
     url = re.search(rf"{re.escape(rt.settings.base_url)}/feeds/\S+\.ics", reply["text"]).group(0)
-    answer = web.get(url[len(rt.settings.base_url):])
+    answer = web.get(url[len(rt.settings.base_url) :])
     assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/calendar")
 
 
@@ -484,7 +493,7 @@ def test_connect_gives_a_link_to_the_connect_page(rt, bolt, web, slack):
     assert reply["response_type"] == "ephemeral"
     [button] = elements(reply["blocks"])
     assert button["url"].startswith(f"{rt.settings.base_url}/connect/")
-    assert web.get(button["url"][len(rt.settings.base_url):]).status_code == 200
+    assert web.get(button["url"][len(rt.settings.base_url) :]).status_code == 200
 
 
 def test_relink_and_download_answer_privately_with_working_links(rt, ada, bolt, web, slack):
@@ -493,12 +502,12 @@ def test_relink_and_download_answer_privately_with_working_links(rt, ada, bolt, 
     assert relink["response_type"] == "ephemeral"
     [button] = elements(relink["blocks"])
     assert button["url"].startswith(f"{rt.settings.base_url}/relink/")
-    assert web.get(button["url"][len(rt.settings.base_url):]).status_code == 200
+    assert web.get(button["url"][len(rt.settings.base_url) :]).status_code == 200
 
     [download] = slack.command("download")
     assert download["response_type"] == "ephemeral" and "1 appointment(s) missed" in text_of(download)
     [button] = elements(download["blocks"])
-    snapshot = web.get(button["url"][len(rt.settings.base_url):])
+    snapshot = web.get(button["url"][len(rt.settings.base_url) :])
     assert snapshot.status_code == 200 and "Booked meanwhile" in snapshot.text
 
 
@@ -539,8 +548,17 @@ def test_primary_opens_a_calendar_picker_and_the_choice_is_saved_on_submit(rt, a
     options = {o["text"]["text"]: o["value"] for o in picker["options"]}
     assert set(options) == {"Work", "Home"}
 
-    slack.submit(modal, values={"calendar": {"choice": {"type": "static_select", "selected_option": {
-        "text": {"type": "plain_text", "text": "Home"}, "value": options["Home"]}}}})
+    slack.submit(
+        modal,
+        values={
+            "calendar": {
+                "choice": {
+                    "type": "static_select",
+                    "selected_option": {"text": {"type": "plain_text", "text": "Home"}, "value": options["Home"]},
+                }
+            }
+        },
+    )
     [dm] = slack.dms(ADA)
     assert "now go to 'Home'" in dm["text"]
     destination = [c["name"] for c in actions.get_connection(rt, ada.conn_id)["calendars"] if c["destination"]]
@@ -553,8 +571,15 @@ def test_primary_opens_a_calendar_picker_and_the_choice_is_saved_on_submit(rt, a
 def test_a_staff_member_cannot_act_on_someone_elses_connection(rt, ada, radicale, bolt, stub, slack):
     bob_conn = add_bob(rt, radicale)
     refusal = "You can only act on your own calendar connections."
-    for text in (f"test {bob_conn}", f"relink {bob_conn}", f"download {bob_conn}", f"stop {bob_conn}",
-                 f"status <@{BOB}|bob>", "feed bob@example.com", "status <mailto:bob@example.com|bob@example.com>"):
+    for text in (
+        f"test {bob_conn}",
+        f"relink {bob_conn}",
+        f"download {bob_conn}",
+        f"stop {bob_conn}",
+        f"status <@{BOB}|bob>",
+        "feed bob@example.com",
+        "status <mailto:bob@example.com|bob@example.com>",
+    ):
         [reply] = slack.command(text)
         assert reply["text"] == refusal, text
     [clicked] = slack.action("calsync_test", value=str(bob_conn))

@@ -60,8 +60,14 @@ def test_url_joining(stub):
 
 def test_auth_test_and_token_checks(stub, client):
     assert client.auth_test().data == {
-        "ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "calsync",
-        "team_id": "T1", "user_id": "UBOT", "bot_id": "B1", "is_enterprise_install": False,
+        "ok": True,
+        "url": "https://example.slack.com/",
+        "team": "Example",
+        "user": "calsync",
+        "team_id": "T1",
+        "user_id": "UBOT",
+        "bot_id": "B1",
+        "is_enterprise_install": False,
     }
     assert stub.calls_to("auth.test")[0].header("authorization") == "Bearer xoxb-test"
 
@@ -111,24 +117,35 @@ def test_block_kit_limits_are_refused_like_slack_does(stub, client):
         return {"type": "button", "action_id": "b", "text": {"type": "plain_text", "text": "b" * n}}
 
     def overflow(n):
-        return {"type": "overflow", "action_id": "o", "options": [
-            {"text": {"type": "plain_text", "text": f"o{i}"}, "value": str(i)} for i in range(n)]}
+        return {
+            "type": "overflow",
+            "action_id": "o",
+            "options": [{"text": {"type": "plain_text", "text": f"o{i}"}, "value": str(i)} for i in range(n)],
+        }
 
-    assert client.chat_postMessage(channel="C1", text="x", blocks=[
-        header(150), {"type": "actions", "elements": [button(75), overflow(2)]}])["ok"]
-    for too_much in (post(header(151)), post({"type": "actions", "elements": [button(76)]}),
-                     post({"type": "actions", "elements": [overflow(1)]}), post({"type": "actions", "elements": [overflow(6)]}),
-                     post({"type": "section", "text": {"type": "mrkdwn", "text": "s" * 3001}})):
+    assert client.chat_postMessage(
+        channel="C1", text="x", blocks=[header(150), {"type": "actions", "elements": [button(75), overflow(2)]}]
+    )["ok"]
+    for too_much in (
+        post(header(151)),
+        post({"type": "actions", "elements": [button(76)]}),
+        post({"type": "actions", "elements": [overflow(1)]}),
+        post({"type": "actions", "elements": [overflow(6)]}),
+        post({"type": "section", "text": {"type": "mrkdwn", "text": "s" * 3001}}),
+    ):
         assert error_of(too_much).response["error"] == "invalid_blocks"
-    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Stop"}, "blocks": [],
-             "submit": {"type": "plain_text", "text": "Stop and remove 12 events"}}
+    modal = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Stop"},
+        "blocks": [],
+        "submit": {"type": "plain_text", "text": "Stop and remove 12 events"},
+    }
     assert error_of(lambda: client.views_open(trigger_id="t1", view=modal)).response["error"] == "invalid_blocks"
 
 
 def test_form_encoded_blocks_are_decoded(stub, client):
     blocks = [{"type": "divider"}]
-    client.api_call("chat.postEphemeral", data=None, params={"channel": "C1", "user": "U1", "text": "hi",
-                                                            "blocks": json.dumps(blocks)})
+    client.api_call("chat.postEphemeral", data=None, params={"channel": "C1", "user": "U1", "text": "hi", "blocks": json.dumps(blocks)})
     call = stub.calls_to("chat.postEphemeral")[0]
     assert call.header("Content-Type") == "application/x-www-form-urlencoded"
     assert call.params["blocks"] == blocks
@@ -143,8 +160,7 @@ def test_conversations_and_users(stub, client):
     user = client.users_lookupByEmail(email="Ada@Example.com")["user"]
     assert user["id"] == "U1" and user["name"] == "ada" and user["profile"]["email"] == "ada@example.com"
     assert stub.calls_to("users.lookupByEmail")[0].params == {"email": "Ada@Example.com"}
-    assert error_of(lambda: client.users_lookupByEmail(email="bob@example.com")).response.data == {
-        "ok": False, "error": "users_not_found"}
+    assert error_of(lambda: client.users_lookupByEmail(email="bob@example.com")).response.data == {"ok": False, "error": "users_not_found"}
     stub.add_user("U2", "bob@example.com", "bob")
     assert client.users_lookupByEmail(email="bob@example.com")["user"]["id"] == "U2"
     assert client.users_info(user="U2")["user"]["profile"]["email"] == "bob@example.com"
@@ -152,8 +168,13 @@ def test_conversations_and_users(stub, client):
 
 
 def test_views(stub, client):
-    modal = {"type": "modal", "callback_id": "stop", "title": {"type": "plain_text", "text": "Stop"},
-             "blocks": [{"type": "divider"}], "private_metadata": "42"}
+    modal = {
+        "type": "modal",
+        "callback_id": "stop",
+        "title": {"type": "plain_text", "text": "Stop"},
+        "blocks": [{"type": "divider"}],
+        "private_metadata": "42",
+    }
     opened = client.views_open(trigger_id="t1", view=modal)["view"]
     assert opened["id"].startswith("V") and opened["callback_id"] == "stop" and opened["private_metadata"] == "42"
     assert stub.calls_to("views.open")[0].params["view"] == modal
@@ -202,8 +223,12 @@ def test_rate_limit_retry_handler_retries(stub, client, monkeypatch):
 
 def test_response_url(stub):
     url = stub.response_url("cmd-1")
-    request = urllib.request.Request(url, data=json.dumps({"text": "done", "response_type": "ephemeral"}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"text": "done", "response_type": "ephemeral"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200
     assert stub.response_urls == [("cmd-1", {"text": "done", "response_type": "ephemeral"})]
@@ -242,8 +267,7 @@ def test_bolt_app_round_trip(stub):
     from slack_bolt import App
     from slack_bolt.request import BoltRequest
 
-    app = App(client=WebClient(token="xoxb-test", base_url=stub.url, timeout=5), signing_secret=SECRET,
-              process_before_response=True)
+    app = App(client=WebClient(token="xoxb-test", base_url=stub.url, timeout=5), signing_secret=SECRET, process_before_response=True)
 
     @app.command("/calsync")
     def command(ack, respond, command, client):
@@ -254,9 +278,10 @@ def test_bolt_app_round_trip(stub):
     @app.action("relink")
     def action(ack, body, client):
         ack()
-        client.views_open(trigger_id=body["trigger_id"], view={"type": "modal", "callback_id": "stop",
-                                                               "title": {"type": "plain_text", "text": "Stop"},
-                                                               "blocks": []})
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view={"type": "modal", "callback_id": "stop", "title": {"type": "plain_text", "text": "Stop"}, "blocks": []},
+        )
 
     @app.view("stop")
     def submit(ack, view):

@@ -65,8 +65,9 @@ def test_the_alert_says_what_broke_and_what_waits_and_lists_the_first_five_in_th
     assert listed[0] == "*Waiting to be added to your calendar (6):*" and listed[-1] == "+1 more"
     assert [re.sub(r".* — ", "", line) for line in listed[1:-1]] == [f"Waiting {n}" for n in range(5)]
     # Slack shows each time in the reader's zone; the fallback is Ada's zone, labelled.
-    assert all(re.match(r"• <!date\^\d+\^\{date_short_pretty\} \{time\}\|\S+ \S+ CES?T \(Europe/Berlin\)> — ", line)
-               for line in listed[1:-1]), listed
+    assert all(
+        re.match(r"• <!date\^\d+\^\{date_short_pretty\} \{time\}\|\S+ \S+ CES?T \(Europe/Berlin\)> — ", line) for line in listed[1:-1]
+    ), listed
     said = text_of(alert)
     assert said.count("rejected the username or password") == 1, "the reason is said once"
     assert "rejected our credentials" not in said and "waiting: " not in said.lower()
@@ -86,8 +87,12 @@ def test_a_read_only_alert_and_the_home_tab_offer_the_calendar_picker_without_th
     home = home_of(slack, stub)
     [on_home] = [e for e in row_elements(home, ada.conn_id) if e["type"] == "static_select"]
     assert [o["text"]["text"] for o in on_home["options"]] == ["Home"]
-    slack.action("calsync_primary_select", view={"id": home["id"], "type": "home"}, replies=0,
-                 action={"type": "static_select", "selected_option": on_home["options"][0]})
+    slack.action(
+        "calsync_primary_select",
+        view={"id": home["id"], "type": "home"},
+        replies=0,
+        action={"type": "static_select", "selected_option": on_home["options"][0]},
+    )
     _, dm = slack.dms(ADA, 2)  # after the alert
     assert "now go to 'Home'" in dm["text"] and "Synced at once" in dm["text"]
     assert ada.status()["status"] == "active"
@@ -118,17 +123,22 @@ def test_app_home_offers_what_each_status_needs(rt, ada, radicale, bolt, stub, s
     home = home_of(slack, stub)
     broken = row_elements(home, ada.conn_id)
     assert [(e["action_id"], e.get("style")) for e in broken] == [
-        ("calsync_relink", "primary"), ("calsync_download", None), ("calsync_more", None)]
+        ("calsync_relink", "primary"),
+        ("calsync_download", None),
+        ("calsync_more", None),
+    ]
     on_home = {"id": home["id"], "type": "home"}
     slack.action("calsync_download", value=str(ada.conn_id), view=on_home, replies=0)
     [download] = slack.dms(ADA)
     [link] = elements(download["blocks"])
-    assert web.get(link["url"][len(rt.settings.base_url):]).status_code == 200
+    assert web.get(link["url"][len(rt.settings.base_url) :]).status_code == 200
 
     actions.stop_sync(rt, ada.conn_id, force=True)
     stopped = row_elements(home_of(slack, stub), ada.conn_id)
     assert [(e["action_id"], e["text"]["text"]) for e in stopped] == [
-        ("calsync_connect", "Connect again"), ("calsync_download", "Download missed (.ics)")]
+        ("calsync_connect", "Connect again"),
+        ("calsync_download", "Download missed (.ics)"),
+    ]
     slack.action("calsync_connect", value=str(ada.conn_id), view=on_home, replies=0)
     _, connect = slack.dms(ADA, 2)
     assert elements(connect["blocks"])[0]["url"].startswith(f"{rt.settings.base_url}/connect/")
@@ -151,8 +161,9 @@ def test_primary_syncs_at_once_and_says_what_it_wrote(rt, ada, bolt, stub, slack
     assert [o["text"]["text"] for o in picker["options"]] == ["Home"], "never the deleted calendar"
     slack.submit(modal, values={"calendar": {"choice": {"type": "static_select", "selected_option": picker["options"][0]}}})
     [dm] = slack.dms(ADA)
-    assert dm["text"] == (f"Appointments of connection {ada.conn_id} now go to 'Home'. Synced at once: "
-                          "1 appointment(s) written. Status: 🟢 Active.")
+    assert dm["text"] == (
+        f"Appointments of connection {ada.conn_id} now go to 'Home'. Synced at once: 1 appointment(s) written. Status: 🟢 Active."
+    )
     assert "Waiting for a calendar" in "".join(ada.server.list_events(home_url).values())
 
 
@@ -165,8 +176,12 @@ def test_the_stop_modal_says_in_sentences_what_happens_and_its_button_says_what_
     # Ticking "keep" redraws the modal: the button follows the choice.
     [box] = [b for b in modal["blocks"] if b["type"] == "input"]
     assert box["dispatch_action"] is True
-    slack.action(box["element"]["action_id"], replies=0, action={"type": "checkboxes", "selected_options": box["element"]["options"]},
-                 view={"id": modal["id"], "hash": modal["hash"], "type": "modal", "private_metadata": modal["private_metadata"]})
+    slack.action(
+        box["element"]["action_id"],
+        replies=0,
+        action={"type": "checkboxes", "selected_options": box["element"]["options"]},
+        view={"id": modal["id"], "hash": modal["hash"], "type": "modal", "private_metadata": modal["private_metadata"]},
+    )
     [update] = stub.wait_for("views.update", timeout=10)
     kept = update.response["view"]
     assert kept["submit"]["text"] == "Stop and keep 1 event" and "stays on the calendar" in text_of(kept)

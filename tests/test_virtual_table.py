@@ -10,8 +10,12 @@ from textual.app import App, ComposeResult
 from console.widgets.large_table import ColumnSpec, plain_cell
 from console.widgets.virtual_table import VirtualTable
 
-COLUMNS = (ColumnSpec("ID", "id", max_width=7), ColumnSpec("Name", "name", max_width=30),
-           ColumnSpec("Extra", "extra", max_width=20, drop=1), ColumnSpec("Reason", "reason", max_width=200))
+COLUMNS = (
+    ColumnSpec("ID", "id", max_width=7),
+    ColumnSpec("Name", "name", max_width=30),
+    ColumnSpec("Extra", "extra", max_width=20, drop=1),
+    ColumnSpec("Reason", "reason", max_width=200),
+)
 
 
 class TableApp(App):

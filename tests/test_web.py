@@ -53,8 +53,13 @@ def submit(client, token: str, **form):
 def test_healthz_reports_the_database_and_schema(client):
     answer = client.get("/healthz")
     assert answer.status_code == 200
-    assert answer.json == {"status": "ok", "database": "ok", "schema_version": m.SCHEMA_VERSION, "outbox_backlog": 0,
-                           "scheduler": {"state": "none", "last_beat": None, "schedulers": 0}}
+    assert answer.json == {
+        "status": "ok",
+        "database": "ok",
+        "schema_version": m.SCHEMA_VERSION,
+        "outbox_backlog": 0,
+        "scheduler": {"state": "none", "last_beat": None, "schedulers": 0},
+    }
 
 
 def test_healthz_reports_scheduler_liveness_and_the_outbox_backlog(client, broken):
@@ -266,8 +271,9 @@ def test_waitress_log_lines_lose_the_token_path(rt):
 
     server = make_server(rt, "127.0.0.1", 0)
     try:
-        record = logging.LogRecord("waitress", logging.INFO, __file__, 1,
-                                   "Client disconnected while serving %s", ("/relink/s3cret-token",), None)
+        record = logging.LogRecord(
+            "waitress", logging.INFO, __file__, 1, "Client disconnected while serving %s", ("/relink/s3cret-token",), None
+        )
         for f in logging.getLogger("waitress").filters:
             f.filter(record)
         assert record.getMessage() == "Client disconnected while serving /relink/<redacted>"
@@ -290,8 +296,7 @@ def test_working_credentials_with_something_else_wrong_say_what_and_keep_the_lin
 
 
 def test_a_feed_that_needs_a_new_address_is_not_said_to_reject_credentials(broken, client):
-    m.Connection.update(provider="ics", reason="the feed answered HTTP 404 (not found)").where(
-        m.Connection.id == broken.conn_id).execute()
+    m.Connection.update(provider="ics", reason="the feed answered HTTP 404 (not found)").where(m.Connection.id == broken.conn_id).execute()
     text = words(client.get(f"/relink/{issue_token(broken)}"))
     assert "Your calendar feed address no longer works" in text
     assert "Details: The feed answered HTTP 404 (not found)." in text
@@ -301,8 +306,9 @@ def test_a_feed_that_needs_a_new_address_is_not_said_to_reject_credentials(broke
 
 def test_an_outage_says_how_long_in_words_and_the_reason_once(broken, client):
     began = clock.now() - dt.timedelta(hours=3, minutes=10)
-    m.Connection.update(status=m.UNREACHABLE, reason="the provider has failed for 0.0 hours: connection refused",
-                        failing_since=began).where(m.Connection.id == broken.conn_id).execute()
+    m.Connection.update(
+        status=m.UNREACHABLE, reason="the provider has failed for 0.0 hours: connection refused", failing_since=began
+    ).where(m.Connection.id == broken.conn_id).execute()
     text = words(client.get(f"/relink/{issue_token(broken)}"))
     assert "Your calendar is unreachable" in text
     assert "Details: No answer for 3 hours: connection refused." in text
@@ -362,8 +368,13 @@ def test_an_account_with_two_calendars_asks_which_one_and_only_this_browser_may_
     radicale.make_calendar("personal", "Personal")
     actions.add_staff(rt, "ada@example.com", "Ada Lovelace", timezone="Europe/Berlin")
     path = "/connect/" + actions.connect_link(rt, "ada@example.com")["url"].rsplit("/connect/", 1)[1]
-    form = {"csrf_token": csrf_token(client.get(path).text), "provider": "caldav", "url": radicale.base_url,
-            "username": radicale.username, "password": radicale.password}
+    form = {
+        "csrf_token": csrf_token(client.get(path).text),
+        "provider": "caldav",
+        "url": radicale.base_url,
+        "username": radicale.username,
+        "password": radicale.password,
+    }
     step = client.post(path, data=form)
     assert step.status_code == 200 and "Choose the calendar for your appointments" in step.text
     (conn,) = m.Connection.select()
@@ -382,6 +393,6 @@ def test_an_account_with_two_calendars_asks_which_one_and_only_this_browser_may_
 
     done = client.post(path + "/calendar", data=choice)
     assert done.status_code == 200 and "Calendar connected" in done.text
-    assert "Your appointments go to the calendar <strong class=\"wrap\">Personal</strong>" in done.text
+    assert 'Your appointments go to the calendar <strong class="wrap">Personal</strong>' in done.text
     assert m.Connection.get_by_id(conn.id).status == m.ACTIVE
     assert m.Calendar.get(m.Calendar.is_destination == True).name == "Personal"

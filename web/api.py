@@ -194,8 +194,16 @@ def put_appointment(appointment_id: str):
         if field in body and not isinstance(body[field], str):
             raise ApiError(422, "invalid", f"'{field}' must be a string")
     result = actions.upsert_appointment(
-        runtime(), appointment_id, body["staff"], body["start"], body["end"], body["subject"],
-        body.get("description", ""), body.get("location", ""), timezone=body.get("timezone") or None, actor=_actor(),
+        runtime(),
+        appointment_id,
+        body["staff"],
+        body["start"],
+        body["end"],
+        body["subject"],
+        body.get("description", ""),
+        body.get("location", ""),
+        timezone=body.get("timezone") or None,
+        actor=_actor(),
     )
     status = 201 if result["change"] == "created" else 200
     return flask.jsonify(result), status

@@ -152,8 +152,7 @@ def _security_headers(https: bool):
     def add(response: flask.Response) -> flask.Response:
         form_action = " ".join(["'self'", *flask.g.get("form_action_also", ())])
         response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; style-src 'self'; img-src 'self'; "
-            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+            f"default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
         )
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -191,11 +190,15 @@ def _unexpected(exc: Exception):
         return http_error(exc)
     if m.is_busy(exc):
         log.warning("%s %s: %s", flask.request.method, flask.request.endpoint, m.BUSY_MESSAGE)
-        return flask.render_template(
-            "message.html",
-            title="Busy, please try again",
-            message="Calsync is busy with other work right now; nothing was changed. Please try again in a moment.",
-        ), 503, {"Retry-After": str(RETRY_AFTER)}
+        return (
+            flask.render_template(
+                "message.html",
+                title="Busy, please try again",
+                message="Calsync is busy with other work right now; nothing was changed. Please try again in a moment.",
+            ),
+            503,
+            {"Retry-After": str(RETRY_AFTER)},
+        )
     flask.current_app.log_exception((type(exc), exc, exc.__traceback__))
     return flask.render_template(
         "message.html",

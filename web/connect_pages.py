@@ -24,8 +24,10 @@ blueprint = flask.Blueprint("connect", __name__)
 
 INVALID = "Connect links work once, for 24 hours. Ask for a new one with /calsync connect in Slack."
 # A form sent twice (or from two tabs) at once: one of them connected, this one did nothing.
-SPENT = ("This link was already used. If you just connected a calendar with it, it is connected: "
-         "/calsync status in Slack shows your connections. Ask for a new link with /calsync connect to add another.")
+SPENT = (
+    "This link was already used. If you just connected a calendar with it, it is connected: "
+    "/calsync status in Slack shows your connections. Ask for a new link with /calsync connect to add another."
+)
 # The connection this browser just made with a connect link, so only it can choose its calendar.
 CHOICE = "connect_choice"
 PRESETS = {p["key"]: p for p in wording.CALDAV_PRESETS}
@@ -63,9 +65,19 @@ def _render_form(token: str, staff, form, error: str | None = None):
         else:
             value = preset["server_url"]
     return flask.render_template(
-        "connect.html", staff=staff, token=token, expires=info["expires_at"] if info else "", form=form, error=error,
-        oauth=sorted(rt.settings.oauth), presets=wording.CALDAV_PRESETS, preset=preset, server_value=value,
-        server_placeholder=placeholder, feed_url=_feed_url(staff.email))
+        "connect.html",
+        staff=staff,
+        token=token,
+        expires=info["expires_at"] if info else "",
+        form=form,
+        error=error,
+        oauth=sorted(rt.settings.oauth),
+        presets=wording.CALDAV_PRESETS,
+        preset=preset,
+        server_value=value,
+        server_placeholder=placeholder,
+        feed_url=_feed_url(staff.email),
+    )
 
 
 @blueprint.get("/connect/<token>")
@@ -87,8 +99,9 @@ def submit(token: str):
     if provider not in ("caldav", "ics"):
         return _render_form(token, staff, form, "choose a CalDAV account or a calendar address"), 422
     try:
-        result = actions.connect_by_link(rt, token, provider, url=form.get("url", ""), username=form.get("username", ""),
-                                         password=form.get("password", ""))
+        result = actions.connect_by_link(
+            rt, token, provider, url=form.get("url", ""), username=form.get("username", ""), password=form.get("password", "")
+        )
     except ConnectLinkSpent:
         return _invalid(SPENT)
     except actions.ActionError as exc:
@@ -101,8 +114,9 @@ def submit(token: str):
 
 def _render_choice(token: str, result: dict, error: str = ""):
     calendars = [c for c in result["calendars"] if c.get("choosable", c["writable"])]
-    return flask.render_template("connect_choose.html", token=token, result=result, calendars=calendars, error=error,
-                                 choice_minutes=CHOICE_MINUTES)
+    return flask.render_template(
+        "connect_choose.html", token=token, result=result, calendars=calendars, error=error, choice_minutes=CHOICE_MINUTES
+    )
 
 
 def _render_done(result: dict):

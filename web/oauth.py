@@ -56,21 +56,25 @@ def start(token: str):
 @blueprint.get("/oauth/<provider>/callback")
 def callback(provider: str):
     if provider not in OAUTH_START or provider not in runtime().settings.oauth:
-        return flask.render_template("message.html", title="Sign-in is not set up",
-                                     message=f"Sign-in with {notices.provider_name(provider)} is not set up in this "
-                                             "installation, so nothing was changed."), 400
+        return flask.render_template(
+            "message.html",
+            title="Sign-in is not set up",
+            message=f"Sign-in with {notices.provider_name(provider)} is not set up in this installation, so nothing was changed.",
+        ), 400
     args = flask.request.args
     try:
         result = actions.oauth_callback(runtime(), provider, args.get("code", ""), args.get("state", ""), args.get("error", ""))
     except actions.ActionError as exc:
-        return flask.render_template("message.html", title="Sign-in did not work",
-                                     message=f"{str(exc)[:1].upper()}{str(exc)[1:]}. Nothing was changed."), 400
+        return flask.render_template(
+            "message.html", title="Sign-in did not work", message=f"{str(exc)[:1].upper()}{str(exc)[1:]}. Nothing was changed."
+        ), 400
     if result["purpose"] == "relink":
         if result["status"] != "active":
             said = result.get("problem") or result.get("reason") or result["status"]
             todo = result.get("todo") or ""
-            return flask.render_template("message.html", title="Signed in, but not working yet",
-                                         message=f"{said[:1].upper()}{said[1:]}. {todo}".strip()), 200
+            return flask.render_template(
+                "message.html", title="Signed in, but not working yet", message=f"{said[:1].upper()}{said[1:]}. {todo}".strip()
+            ), 200
         return flask.render_template("relink_done.html", result=result, delivered=result["delivered"])
     if result.get("choose"):
         flask.session[CHOICE] = {"connection": result["id"], "provider": provider, "state": args.get("state", "")}
@@ -88,9 +92,14 @@ def _render_done(result: dict):
 
 def _render_choice(provider: str, result: dict, error: str = ""):
     calendars = [c for c in result["calendars"] if c.get("choosable", c["writable"])]
-    return flask.render_template("connect_choose.html", result=result, calendars=calendars, error=error,
-                                 choice_minutes=CHOICE_MINUTES,
-                                 action=flask.url_for("oauth.choose_calendar", provider=provider))
+    return flask.render_template(
+        "connect_choose.html",
+        result=result,
+        calendars=calendars,
+        error=error,
+        choice_minutes=CHOICE_MINUTES,
+        action=flask.url_for("oauth.choose_calendar", provider=provider),
+    )
 
 
 @blueprint.post("/oauth/<provider>/calendar")
@@ -119,8 +128,11 @@ def connect_start(token: str, provider: str):
     # Spent before anything starts: of several sign-ins started at once, one goes on to consent.
     staff = actions.spend_connect_link(rt, token)
     if staff is None:
-        return flask.render_template("message.html", title="This link does not work any more",
-                                     message="Connect links work once, for 24 hours. Ask for a new one with /calsync connect."), 410
+        return flask.render_template(
+            "message.html",
+            title="This link does not work any more",
+            message="Connect links work once, for 24 hours. Ask for a new one with /calsync connect.",
+        ), 410
     try:
         consent_url = actions.oauth_connect_url(rt, staff.email, provider, actor=f"connect-link:{staff.email}")["url"]
     except actions.ActionError as exc:
@@ -133,7 +145,9 @@ def connect_start(token: str, provider: str):
 
 def _choice_refused():
     return flask.render_template(
-        "message.html", title="This page cannot choose a calendar",
+        "message.html",
+        title="This page cannot choose a calendar",
         message="Only the browser that signed in can choose the calendar of the new connection, for a day. "
-                "Nothing was changed. /calsync status in Slack shows your connections; /calsync primary "
-                "chooses the calendar your appointments go to."), 410
+        "Nothing was changed. /calsync status in Slack shows your connections; /calsync primary "
+        "chooses the calendar your appointments go to.",
+    ), 410

@@ -58,14 +58,17 @@ def sign_in_not_configured(provider: str):
         "message.html",
         title="Sign-in is not set up",
         message=f"Sign-in with {name} is not configured in this installation yet, so this account cannot be "
-                "reconnected from this page. Nothing was changed. Please tell your support team; "
-                "your link stays valid until it expires.",
+        "reconnected from this page. Nothing was changed. Please tell your support team; "
+        "your link stays valid until it expires.",
     ), 501
 
 
 def link_invalid(exc: relink.LinkInvalid):
     channels = link_channels(runtime())
     return flask.render_template(
-        "link_invalid.html", why=exc.why, why_text=relink.WHY_TEXT.get(exc.why, relink.WHY_TEXT["unknown"]),
-        request=request_words(channels), channels=channels,
+        "link_invalid.html",
+        why=exc.why,
+        why_text=relink.WHY_TEXT.get(exc.why, relink.WHY_TEXT["unknown"]),
+        request=request_words(channels),
+        channels=channels,
     ), INVALID_STATUS.get(exc.why, 404)

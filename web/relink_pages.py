@@ -41,9 +41,7 @@ def submit(token: str):
         page = actions.relink_page(rt, token, list_calendars=False)
         if page["form"] == "oauth":
             return sign_in_not_configured(page["provider"])
-        result = actions.complete_relink(
-            rt, token, password=flask.request.form.get("password", ""), url=flask.request.form.get("url", "")
-        )
+        result = actions.complete_relink(rt, token, password=flask.request.form.get("password", ""), url=flask.request.form.get("url", ""))
     except relink.LinkInvalid as exc:
         return link_invalid(exc)
     except actions.ActionError as exc:
@@ -93,10 +91,12 @@ def _after_fix(rt, token: str, result: dict, fixed: str):
     log.info("relink page: connection %s is now %s", result["id"], result["status"])
     if result.get("in_progress"):
         return flask.render_template(
-            "message.html", title="Saved: calsync is finishing the repair",
+            "message.html",
+            title="Saved: calsync is finishing the repair",
             message="What you entered is saved. Calsync is syncing this calendar right now and writes the "
-                    "appointments that waited as soon as that run ends; you are told when it is done. "
-                    "You can reload this page in a minute to see the status.")
+            "appointments that waited as soon as that run ends; you are told when it is done. "
+            "You can reload this page in a minute to see the status.",
+        )
     if not result["ok"]:
         # Something is still wrong; the link was not spent, and the page says what.
         return render_form(token, actions.relink_page(rt, token), still_wrong=result, fixed=fixed)
@@ -118,14 +118,18 @@ def request_link():
         return flask.render_template("request_link.html", request=request_words(channels), channels=channels)
     started = time.monotonic()
     try:
-        result = actions.request_new_link(runtime(), flask.request.form.get("email", ""),
-                                          client=flask.request.remote_addr or "")
+        result = actions.request_new_link(runtime(), flask.request.form.get("email", ""), client=flask.request.remote_addr or "")
     except TooManyRequests:
         # Counted per client address, whatever address was typed: this says nothing about anyone.
-        return flask.render_template(
-            "message.html", title="Too many requests",
-            message="Too many requests for a new link came from your network. Try again in a minute.",
-        ), 429, {"Retry-After": "60"}
+        return (
+            flask.render_template(
+                "message.html",
+                title="Too many requests",
+                message="Too many requests for a new link came from your network. Try again in a minute.",
+            ),
+            429,
+            {"Retry-After": "60"},
+        )
     time.sleep(ANSWER_SECONDS - (time.monotonic() - started) % ANSWER_SECONDS)
     return flask.render_template("message.html", title=result["title"], message=result["message"])
 
@@ -136,8 +140,13 @@ def render_form(token: str, page: dict, error: str = "", still_wrong: dict | Non
     still_problem = still_todo = ""
     if still_wrong:
         # What is wrong now, in the same words as the rest of the page (core.wording).
-        still_problem = wording.problem(still_wrong["status"], page["provider"], server_url=page["server"],
-                                        calendar=page["calendar"], failing=bool(still_wrong.get("failing")))
+        still_problem = wording.problem(
+            still_wrong["status"],
+            page["provider"],
+            server_url=page["server"],
+            calendar=page["calendar"],
+            failing=bool(still_wrong.get("failing")),
+        )
         still_todo = wording.staff_advice(still_wrong["status"], page["provider"], page["server"])
     return flask.render_template(
         "relink.html",

@@ -63,9 +63,13 @@ def register(app, rt) -> None:
     def relink(body, respond, client, value=None):
         def work(principal, conn):
             result = actions.issue_relink(rt, conn.id, via=(), actor=principal.actor)
-            _reply(body, respond, client, f"Relink: {result['url']}",
-                   blocks.relink_link_blocks({"provider": conn.provider, "server": conn.server_url,
-                                              "account": conn.account}, result["url"]))
+            _reply(
+                body,
+                respond,
+                client,
+                f"Relink: {result['url']}",
+                blocks.relink_link_blocks({"provider": conn.provider, "server": conn.server_url, "account": conn.account}, result["url"]),
+            )
 
         _on_connection(rt, body, respond, client, work, value)
 
@@ -109,8 +113,13 @@ def register(app, rt) -> None:
             if not result["count"]:
                 _reply(body, respond, client, f"No missed appointments on connection {conn.id}: everything reached the calendar.")
                 return
-            _reply(body, respond, client, f"Missed appointments: {result['url']}",
-                   blocks.download_blocks(conn.id, result["count"], result["url"]))
+            _reply(
+                body,
+                respond,
+                client,
+                f"Missed appointments: {result['url']}",
+                blocks.download_blocks(conn.id, result["count"], result["url"]),
+            )
 
         _on_connection(rt, body, respond, client, work)
 

@@ -79,8 +79,9 @@ def cmd_status(rt, principal, args, who, respond, client, command):
 def cmd_support_status(rt, principal, args, who, respond, client, command):
     if not principal.support:
         raise access.NotAllowed("`support status` is for support users.")
-    rows = [r for r in actions.list_statuses(rt)
-            if r["status"] not in ("active", "stopped") or (r["status"] == "active" and r.get("failing"))]
+    rows = [
+        r for r in actions.list_statuses(rt) if r["status"] not in ("active", "stopped") or (r["status"] == "active" and r.get("failing"))
+    ]
     text = "Every connection works." if not rows else "Connections that need attention"
     out.reply(respond, text, blocks.support_status_blocks(rows) if rows else None)
 
@@ -108,8 +109,11 @@ def cmd_connect(rt, principal, args, who, respond, client, command):
 def cmd_feed(rt, principal, args, who, respond, client, command):
     staff = access.target_staff(rt, principal, who)
     result = actions.feed_url(rt, staff.email, actor=principal.actor)
-    out.reply(respond, f"Private calendar feed of {staff.name} (subscribe to it in any calendar app; keep it to yourself):\n{result['url']}",
-              blocks.feed_blocks(result["url"], f"Private calendar feed of {staff.name}"))
+    out.reply(
+        respond,
+        f"Private calendar feed of {staff.name} (subscribe to it in any calendar app; keep it to yourself):\n{result['url']}",
+        blocks.feed_blocks(result["url"], f"Private calendar feed of {staff.name}"),
+    )
 
 
 def cmd_feed_reset(rt, principal, args, who, respond, client, command):
@@ -136,8 +140,11 @@ def cmd_primary(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
     calendars = blocks.choosable(actions.list_calendars(rt, conn.id, refresh=True), conn.status)
     if not calendars:
-        out.reply(respond, f"Connection {conn.id} has no calendar calsync can write appointments to. "
-                           "Create one in your calendar app (or ask for write access), then try again.")
+        out.reply(
+            respond,
+            f"Connection {conn.id} has no calendar calsync can write appointments to. "
+            "Create one in your calendar app (or ask for write access), then try again.",
+        )
         return
     out.open_modal(client, command["trigger_id"], blocks.primary_modal(conn.id, calendars, conn.status))
 

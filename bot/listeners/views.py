@@ -23,8 +23,10 @@ def register(app, rt) -> None:
             conn = access.connection_for(rt, principal, meta.get("connection"))
             plan = actions.stop_plan(rt, conn.id, keep_events=keep, for_support=principal.support)
             if plan["needs_force"] and not force:
-                text = (f"Nothing was stopped: connection {conn.id} changed since you opened this. "
-                        f"`/calsync stop {conn.id}` shows what stopping does now.")
+                text = (
+                    f"Nothing was stopped: connection {conn.id} changed since you opened this. "
+                    f"`/calsync stop {conn.id}` shows what stopping does now."
+                )
             else:
                 result = actions.stop_sync(rt, conn.id, keep_events=keep, force=force, actor=principal.actor)
                 text = blocks.stop_result(conn.id, result)

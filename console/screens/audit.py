@@ -18,10 +18,12 @@ LIMIT = 500
 # The trail mixes every staff member, so it has one zone for all: UTC, named in the header.
 # On a narrow screen the actor and the action's code name are left out: "What happened" says it.
 COLUMNS = (
-    ColumnSpec("At (UTC)", "at", 16), ColumnSpec("Actor", "actor", 20, drop=3),
+    ColumnSpec("At (UTC)", "at", 16),
+    ColumnSpec("Actor", "actor", 20, drop=3),
     ColumnSpec("Action", "action", 28, squeeze=2, squeeze_to=16, drop=2),
     ColumnSpec("Staff", "staff", 24, squeeze=1, squeeze_to=12),
-    ColumnSpec("Conn.", "connection", 6), ColumnSpec("Result", "result", 8),
+    ColumnSpec("Conn.", "connection", 6),
+    ColumnSpec("Result", "result", 8),
     ColumnSpec("What happened", "summary", 300, squeeze=3, squeeze_to=20),
 )
 FAILED = Text("✖ failed", style="bold #ff5f5f", end="")
@@ -58,11 +60,16 @@ def result_cell(result: str):
 def entry_words(e: dict) -> str:
     """One entry in full, in words (the dialog `v` opens)."""
     conn = connection_of(e)
-    pairs = [("When", local(e["at"], "UTC")), ("Who", e["actor"]), ("Action", e["action"]),
-             ("Result", "failed" if e["result"] == "failed" else e["result"]),
-             ("Staff member", staff_of(e) + (f" <{e['staff']}>" if e.get("staff") and e.get("staff_name") else "")),
-             ("Connection", f"#{conn}" if conn is not None else ""), ("What happened", summary_of(e)),
-             ("Recorded detail", e.get("detail") if e.get("summary") else "")]
+    pairs = [
+        ("When", local(e["at"], "UTC")),
+        ("Who", e["actor"]),
+        ("Action", e["action"]),
+        ("Result", "failed" if e["result"] == "failed" else e["result"]),
+        ("Staff member", staff_of(e) + (f" <{e['staff']}>" if e.get("staff") and e.get("staff_name") else "")),
+        ("Connection", f"#{conn}" if conn is not None else ""),
+        ("What happened", summary_of(e)),
+        ("Recorded detail", e.get("detail") if e.get("summary") else ""),
+    ]
     return "\n".join(f"{label}: {value}" for label, value in pairs if value)
 
 
@@ -137,25 +144,47 @@ done. Times are in UTC.
 
     def show(self) -> None:
         words = self.filter_text.lower().split()
+
         def hay(e: dict) -> str:
             conn = connection_of(e)
-            return " ".join([e["actor"], e["action"], str(e["target"]), e["detail"], summary_of(e), e["result"],
-                             e.get("staff") or "", staff_of(e), f"#{conn}" if conn is not None else ""]).lower()
+            return " ".join(
+                [
+                    e["actor"],
+                    e["action"],
+                    str(e["target"]),
+                    e["detail"],
+                    summary_of(e),
+                    e["result"],
+                    e.get("staff") or "",
+                    staff_of(e),
+                    f"#{conn}" if conn is not None else "",
+                ]
+            ).lower()
 
         shown = [e for e in self.entries if all(w in hay(e) for w in words)]
         cursor = self.table.cursor_row
-        self.table.load(COLUMNS, [
-            (at(e["at"]), plain_cell(e["actor"]), plain_cell(e["action"]), plain_cell(staff_of(e)) or "-",
-             f"#{connection_of(e)}" if connection_of(e) is not None else "-", result_cell(e["result"]),
-             plain_cell(summary_of(e)) or "-")
-            for e in shown
-        ])
+        self.table.load(
+            COLUMNS,
+            [
+                (
+                    at(e["at"]),
+                    plain_cell(e["actor"]),
+                    plain_cell(e["action"]),
+                    plain_cell(staff_of(e)) or "-",
+                    f"#{connection_of(e)}" if connection_of(e) is not None else "-",
+                    result_cell(e["result"]),
+                    plain_cell(summary_of(e)) or "-",
+                )
+                for e in shown
+            ],
+        )
         if shown:
             self.table.move_cursor(row=min(max(cursor, 0), len(shown) - 1), animate=False)
         self.shown = shown
         failed = sum(1 for e in shown if e["result"] == "failed")
         self.query_one("#audit-summary", Static).update(
-            f"{len(shown)} entr{'y' if len(shown) == 1 else 'ies'} shown (latest {LIMIT}), {failed} failed")
+            f"{len(shown)} entr{'y' if len(shown) == 1 else 'ies'} shown (latest {LIMIT}), {failed} failed"
+        )
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value

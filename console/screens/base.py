@@ -34,8 +34,9 @@ class ConsoleScreen(Screen):
         """This screen's commands for the command palette, named "area: verb"."""
         return []
 
-    def run_core(self, title: str, job: Callable[[], Any], done: Callable[[Any], None] | None = None,
-                 failed: Callable[[str], None] | None = None) -> None:
+    def run_core(
+        self, title: str, job: Callable[[], Any], done: Callable[[Any], None] | None = None, failed: Callable[[str], None] | None = None
+    ) -> None:
         """Run ``job`` (one or more core.actions calls) in a thread, then ``done(result)`` on the UI thread.
 
         An ``ActionError`` becomes an error notification with its plain-words reason
@@ -49,16 +50,14 @@ class ConsoleScreen(Screen):
             with m.db.connection_context():
                 result = job()
         except actions.ActionError as exc:  # its reason may quote a provider: shown, never read as markup
-            self._from_thread(self.app.notify, shown(exc), title=f"{title}: failed", severity="error", timeout=12,
-                              markup=False)
+            self._from_thread(self.app.notify, shown(exc), title=f"{title}: failed", severity="error", timeout=12, markup=False)
             if failed is not None:
                 self._from_thread(self._deliver, failed, str(exc))
             return None
         except Exception as exc:  # a bug or a lost database: say so, keep the console running
             log.exception("%s failed", title)
             reason = m.BUSY_MESSAGE if m.is_busy(exc) else f"internal error: {exc}"
-            self._from_thread(self.app.notify, shown(reason), title=f"{title}: failed",
-                              severity="error", timeout=12, markup=False)
+            self._from_thread(self.app.notify, shown(reason), title=f"{title}: failed", severity="error", timeout=12, markup=False)
             if failed is not None:
                 self._from_thread(self._deliver, failed, str(exc))
             return None
@@ -141,8 +140,7 @@ class PagedListScreen(FilteredListScreen):
         self._loading = True
         rt, first = self.rt, not self.loaded_once
         limit = self.FIRST_PAGE if first else None
-        self.run_core(self.LOAD_TITLE, lambda: self.read(rt, limit), self._first_page if first else self._arrived,
-                      self._load_failed)
+        self.run_core(self.LOAD_TITLE, lambda: self.read(rt, limit), self._first_page if first else self._arrived, self._load_failed)
 
     def _load_failed(self, reason: str) -> None:
         self._loading = False

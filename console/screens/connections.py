@@ -46,8 +46,17 @@ def haystack(row: dict) -> str:
     """What the filter matches: staff e-mail and name, account, status (also with spaces), provider,
     reason, flags (shared, duplicate), and the words broken, failing and missed when they apply."""
     status = row["status"]
-    words = [row["staff"], row.get("staff_name") or "", row["account"], status, status.replace("_", " "),
-             row["provider"], row.get("provider_name") or "", row["reason"] or "", *row["flags"]]
+    words = [
+        row["staff"],
+        row.get("staff_name") or "",
+        row["account"],
+        status,
+        status.replace("_", " "),
+        row["provider"],
+        row.get("provider_name") or "",
+        row["reason"] or "",
+        *row["flags"],
+    ]
     if status in BROKEN_STATUSES:
         words.append("broken")
     if row.get("failing"):
@@ -102,7 +111,6 @@ def prepare_listing(rows: list[dict], counts: dict[str, int]) -> Listing:
 
 
 class ConnectionsScreen(PagedListScreen):
-
     TABLE_ID = "connections"
     FILTER_ID = "filter"
     LOAD_TITLE = "Load connections"
@@ -129,8 +137,7 @@ and the filter stay as they are.
 
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", tooltip="type to narrow the list (Enter returns to the table)"),
-        Binding("number_sign", "jump", "Go to #", key_display="#",
-                tooltip="go to a connection by its number: type #27, then Enter"),
+        Binding("number_sign", "jump", "Go to #", key_display="#", tooltip="go to a connection by its number: type #27, then Enter"),
         Binding("escape", "clear_filter", "Clear filter", tooltip="clear the filter", show=False),
         Binding("r", "refresh", "Refresh", tooltip="read the statuses now (they refresh every few seconds anyway)"),
     ]
@@ -256,8 +263,7 @@ and the filter stay as they are.
                 table.move_cursor(row=index, animate=False)
         self.shown = shown
         self.applied_filter = self.filter_text
-        self.query_one("#counts", StatusCounts).show(self.counts, len(shown), filtered=bool(words or numbers),
-                                                      loading=not self.complete)
+        self.query_one("#counts", StatusCounts).show(self.counts, len(shown), filtered=bool(words or numbers), loading=not self.complete)
         self._preview()
 
     def _pick(self, words: list[str], numbers: set[int]) -> list[int]:
@@ -295,8 +301,11 @@ and the filter stay as they are.
     def _preview(self) -> None:
         preview = self.query_one("#preview", Static)
         if not self.shown:
-            preview.update("No connection matches the filter." if self.filter_text else
-                           "No connections yet: connect one with `run_console.py connect`.")
+            preview.update(
+                "No connection matches the filter."
+                if self.filter_text
+                else "No connections yet: connect one with `run_console.py connect`."
+            )
             return
         index = self.table.cursor_row
         if not 0 <= index < len(self.shown):
@@ -342,8 +351,7 @@ and the filter stay as they are.
         return [
             ("connection: open", self.action_open, "open the highlighted connection: feed, history, actions"),
             ("connections: go to #…", self.action_jump, "type a connection's number (#27), then Enter"),
-            ("connections: filter", self.action_focus_filter,
-             "narrow the list by staff, account, status, provider, reason or flag"),
+            ("connections: filter", self.action_focus_filter, "narrow the list by staff, account, status, provider, reason or flag"),
             ("connections: clear filter", self.action_clear_filter, "show every connection again"),
             ("connections: refresh now", self.action_refresh, "read the statuses again (they refresh every few seconds)"),
         ]

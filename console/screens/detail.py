@@ -71,21 +71,25 @@ offers only what still works (feed URL, export, reload).
         Binding("t", "test", "Test", tooltip="test the connection: credentials, reading, writing, primary calendar"),
         Binding("l", "relink", "Relink", tooltip="reissue the relink link (Slack / e-mail); earlier links stop working"),
         Binding("n", "sync", "Sync", tooltip="sync this connection now, with progress"),
-        Binding("p", "primary", "Primary", tooltip="choose the primary calendar, where appointments are written; "
-                                                   "syncs at once"),
+        Binding("p", "primary", "Primary", tooltip="choose the primary calendar, where appointments are written; syncs at once"),
         Binding("e", "export", "Export", tooltip="export the missed appointments to an .ics file"),
         Binding("f", "feed_url", "Feed URL", tooltip="show the staff member's private feed URL and webcal link"),
-        Binding("F", "reset_feed", "Reset feed", show=False,
-                tooltip="reset the staff member's private feed URL (asks first; the old one stops working)"),
+        Binding(
+            "F",
+            "reset_feed",
+            "Reset feed",
+            show=False,
+            tooltip="reset the staff member's private feed URL (asks first; the old one stops working)",
+        ),
         Binding("x", "stop", "Stop", tooltip="stop sync: says what will happen, asks first; Cancel changes nothing"),
         Binding("i", "toggle_summary", "Summary", tooltip="fold or unfold the summary at the top"),
         Binding("u", "toggle_not_loaded", "Not loaded", tooltip="sync feed: only the entries that were not loaded"),
         Binding("o", "next_sort", "Sort", tooltip="sync feed: sort by the next column", show=False),
         Binding("O", "reverse_sort", "Reverse", tooltip="sync feed: reverse the sort", show=False),
-        Binding("right_square_bracket", "next_tab", "Next tab", key_display="]", show=False,
-                tooltip="the next tab, into its table"),
-        Binding("left_square_bracket", "previous_tab", "Previous tab", key_display="[", show=False,
-                tooltip="the previous tab, into its table"),
+        Binding("right_square_bracket", "next_tab", "Next tab", key_display="]", show=False, tooltip="the next tab, into its table"),
+        Binding(
+            "left_square_bracket", "previous_tab", "Previous tab", key_display="[", show=False, tooltip="the previous tab, into its table"
+        ),
         Binding("r", "refresh", "Reload", tooltip="read this connection again", show=False),
     ]
 
@@ -100,8 +104,7 @@ offers only what still works (feed URL, export, reload).
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Collapsible(title=f"Loading connection {self.conn_id}…", id="summary-box",
-                         collapsed=self.app.size.height < SHORT_SCREEN):
+        with Collapsible(title=f"Loading connection {self.conn_id}…", id="summary-box", collapsed=self.app.size.height < SHORT_SCREEN):
             yield Static(f"Loading connection {self.conn_id}…", id="summary")
         with Horizontal(id="progress-row"):
             yield Static("", id="progress-label")
@@ -145,28 +148,29 @@ offers only what still works (feed URL, export, reload).
 
     def reload(self) -> None:
         rt, cid = self.rt, self.conn_id
-        self.run_core("Load connection",
-                      lambda: (actions.connection_detail(rt, cid), actions.list_entries(rt, cid)), self._loaded)
+        self.run_core("Load connection", lambda: (actions.connection_detail(rt, cid), actions.list_entries(rt, cid)), self._loaded)
 
     def _loaded(self, result) -> None:
         self.detail, self.entries = result
         d = self.detail
-        self.sub_title = shown(f"Connection {d['id']} · {d.get('staff_name') or d['staff']} · "
-                               f"{d.get('provider_name') or d['provider']} {d['account']}")
+        self.sub_title = shown(
+            f"Connection {d['id']} · {d.get('staff_name') or d['staff']} · {d.get('provider_name') or d['provider']} {d['account']}"
+        )
         self._show_summary()
-        self.query_one("#summary-box", Collapsible).title = escape(
-            sections.headline(d).plain + "   (i)")
+        self.query_one("#summary-box", Collapsible).title = escape(sections.headline(d).plain + "   (i)")
         self.feed.zone = d.get("timezone")
         self.feed.show_entries(self.entries)
         not_loaded = sum(1 for e in self.entries if not e["loaded"])
         tabs = self.query_one("#tabs", TabbedContent)
         tabs.get_tab("tab-feed").label = f"Sync feed ({len(self.entries)}, {not_loaded} not loaded)"
         errors = len(d.get("write_errors", []))
-        tabs.get_tab("tab-missed").label = (f"Missed ({len(d['missed_appointments'])}, {errors} not written)" if errors
-                                            else f"Missed ({len(d['missed_appointments'])})")
+        tabs.get_tab("tab-missed").label = (
+            f"Missed ({len(d['missed_appointments'])}, {errors} not written)" if errors else f"Missed ({len(d['missed_appointments'])})"
+        )
         open_incidents = sum(1 for i in d["incidents"] if not i["resolved_at"])
-        tabs.get_tab("tab-incidents").label = (f"Incidents ({open_incidents} open)" if open_incidents
-                                               else f"Incidents ({len(d['incidents'])})")
+        tabs.get_tab("tab-incidents").label = (
+            f"Incidents ({open_incidents} open)" if open_incidents else f"Incidents ({len(d['incidents'])})"
+        )
         for table_id, (columns, rows) in sections.table_rows(d).items():
             self.query_one(f"#{table_id}", LargeTable).load(columns, rows)
         self.refresh_bindings()
@@ -186,8 +190,10 @@ offers only what still works (feed URL, export, reload).
         count = len(feed.shown)
         what = f"{count} not-loaded entr{'y' if count == 1 else 'ies'}" if feed.not_loaded_only else f"{count} entries"
         direction = "descending" if feed.sort_reverse else "ascending"
-        caption = (f"{what} · sorted by {label}, {direction} · o/O: sort (or click a header) · "
-                   f"u: {'show all' if feed.not_loaded_only else 'not loaded only'}")
+        caption = (
+            f"{what} · sorted by {label}, {direction} · o/O: sort (or click a header) · "
+            f"u: {'show all' if feed.not_loaded_only else 'not loaded only'}"
+        )
         if not feed.entries:
             caption = "The sync feed is empty: nothing was read from this connection's busy calendars yet."
         self.query_one("#feed-caption", Static).update(caption)
@@ -210,9 +216,14 @@ offers only what still works (feed URL, export, reload).
         if self.detail is None:
             return
         table, index = event.data_table.id, event.cursor_row
-        sources = {"feed": self.feed.shown, "calendars": self.detail["calendars"], "history": self.detail["history"],
-                   "incidents": self.detail["incidents"], "runs": self.detail["sync_runs"],
-                   "missed": self.detail.get("write_errors", []) + self.detail["missed_appointments"]}
+        sources = {
+            "feed": self.feed.shown,
+            "calendars": self.detail["calendars"],
+            "history": self.detail["history"],
+            "incidents": self.detail["incidents"],
+            "runs": self.detail["sync_runs"],
+            "missed": self.detail.get("write_errors", []) + self.detail["missed_appointments"],
+        }
         rows = sources.get(table)
         if rows is None or not 0 <= index < len(rows):
             return
@@ -242,27 +253,38 @@ offers only what still works (feed URL, export, reload).
 
     def palette_commands(self) -> list[PaletteCommand]:
         commands: list[PaletteCommand] = [
-            ("connection: test", self.action_test,
-             "check credentials, reading, writing and the primary calendar; shows the provider's answer"),
-            ("connection: reissue relink link", self.action_relink,
-             "a new single-use link by Slack and/or e-mail; earlier links stop working"),
+            (
+                "connection: test",
+                self.action_test,
+                "check credentials, reading, writing and the primary calendar; shows the provider's answer",
+            ),
+            (
+                "connection: reissue relink link",
+                self.action_relink,
+                "a new single-use link by Slack and/or e-mail; earlier links stop working",
+            ),
             ("connection: sync now", self.action_sync, "push appointments and read the busy calendars now"),
-            ("connection: set primary calendar", self.action_primary,
-             "choose where appointments are written; syncs at once"),
-            ("connection: export missed appointments (.ics)", self.action_export,
-             "write the appointments missed while broken to a file"),
+            ("connection: set primary calendar", self.action_primary, "choose where appointments are written; syncs at once"),
+            ("connection: export missed appointments (.ics)", self.action_export, "write the appointments missed while broken to a file"),
             ("connection: stop sync", self.action_stop, "says what will happen and asks before anything is done"),
-            ("staff: show feed URL", self.action_feed_url,
-             "the staff member's private calendar-feed URL, with its webcal:// link"),
-            ("staff: reset feed URL", self.action_reset_feed,
-             "a new private calendar-feed URL for the staff member; the old one stops working"),
+            ("staff: show feed URL", self.action_feed_url, "the staff member's private calendar-feed URL, with its webcal:// link"),
+            (
+                "staff: reset feed URL",
+                self.action_reset_feed,
+                "a new private calendar-feed URL for the staff member; the old one stops working",
+            ),
             ("connection: fold / unfold the summary", self.action_toggle_summary, "more room for the tables"),
             ("connection: reload", self.action_refresh, "read this connection again"),
             ("feed: toggle not loaded only", self.action_toggle_not_loaded, "show only entries that were not loaded"),
         ]
         commands = [c for c in commands if self.check_action(c[1].__name__[7:], ()) is not False]
         for column in FEED_COLUMNS:
-            commands.append((f"feed: sort by {column.label.lower()}", lambda key=column.key: self.sort_feed(key),
-                             f"sort the sync feed by {column.label}"))
+            commands.append(
+                (
+                    f"feed: sort by {column.label.lower()}",
+                    lambda key=column.key: self.sort_feed(key),
+                    f"sort the sync feed by {column.label}",
+                )
+            )
         commands.append(("view: back to the list", self.action_back, "the previous screen"))
         return commands

@@ -98,12 +98,14 @@ class DetailActions:
             self._busy.discard(name)
             if not self._busy:
                 self._hide_running()
+
         return finish
 
     def _then(self, name: str, callback):
         def done(value) -> None:
             self._finish(name)()
             callback(value)
+
         return done
 
     # -- test, sync -------------------------------------------------------------------------
@@ -114,9 +116,12 @@ class DetailActions:
             return
         rt, actor = self.rt, self.actor
         started = time.monotonic()
-        self.run_core("Test connection", lambda: actions.test_connection(rt, cid, actor=actor),
-                      self._then("Test connection", lambda result: self._tested(result, time.monotonic() - started)),
-                      self._finish("Test connection"))
+        self.run_core(
+            "Test connection",
+            lambda: actions.test_connection(rt, cid, actor=actor),
+            self._then("Test connection", lambda result: self._tested(result, time.monotonic() - started)),
+            self._finish("Test connection"),
+        )
 
     def _tested(self, result: dict, seconds: float) -> None:
         self.app.push_screen(ConnectionTestModal(result, seconds))
@@ -132,43 +137,58 @@ class DetailActions:
         def job():
             def progress(done, total, report):
                 self._from_thread(self._sync_progress, done, total)
+
             return actions.sync_now(rt, cid, actor=actor, progress=progress)
 
-        self.run_core("Sync now", job, self._then("Sync now", lambda r: self._synced(r, time.monotonic() - started)),
-                      self._finish("Sync now"))
+        self.run_core(
+            "Sync now", job, self._then("Sync now", lambda r: self._synced(r, time.monotonic() - started)), self._finish("Sync now")
+        )
 
     def _sync_progress(self, done: int, total: int) -> None:
         self.query_one("#sync-progress", ProgressBar).update(total=total, progress=done)
 
     def _synced(self, reports: list[dict], seconds: float) -> None:
         report = reports[0]
-        counts = (f"{report['created']} created, {report['updated']} updated, {report['deleted']} deleted, "
-                  f"{report['entries_read']} read, {report['requests']} requests")
+        counts = (
+            f"{report['created']} created, {report['updated']} updated, {report['deleted']} deleted, "
+            f"{report['entries_read']} read, {report['requests']} requests"
+        )
         if report["outcome"] == "ok":
             self.notify(f"{counts}; status {report['status']}.", title=f"Synced connection {report['connection_id']}")
         else:
             why = timed(report["error"] or report["reason"], seconds)
-            self.notify(shown(f"{report['outcome']}: {why}; status {report['status']}."),
-                        title=f"Sync of connection {report['connection_id']}", severity="error", timeout=12,
-                        markup=False)
+            self.notify(
+                shown(f"{report['outcome']}: {why}; status {report['status']}."),
+                title=f"Sync of connection {report['connection_id']}",
+                severity="error",
+                timeout=12,
+                markup=False,
+            )
         self.reload()
 
     # -- relink ----------------------------------------------------------------------------
 
     def action_relink(self) -> None:
         options = [("slack,email", "Slack and e-mail", True), ("slack", "Slack only", True), ("email", "E-mail only", True)]
-        self.app.push_screen(PickerModal(
-            f"Reissue the relink link of connection {self.conn_id}: send it via",
-            options,
-            hint="The new link replaces every earlier one: links already sent stop working.",
-        ), self._relink_via)
+        self.app.push_screen(
+            PickerModal(
+                f"Reissue the relink link of connection {self.conn_id}: send it via",
+                options,
+                hint="The new link replaces every earlier one: links already sent stop working.",
+            ),
+            self._relink_via,
+        )
 
     def _relink_via(self, via: str | None) -> None:
         if not via or not self._start("Reissue relink link"):
             return
         rt, cid, actor, channels = self.rt, self.conn_id, self.actor, tuple(via.split(","))
-        self.run_core("Reissue relink link", lambda: actions.issue_relink(rt, cid, via=channels, actor=actor),
-                      self._then("Reissue relink link", self._relinked), self._finish("Reissue relink link"))
+        self.run_core(
+            "Reissue relink link",
+            lambda: actions.issue_relink(rt, cid, via=channels, actor=actor),
+            self._then("Reissue relink link", self._relinked),
+            self._finish("Reissue relink link"),
+        )
 
     def _relinked(self, result: dict) -> None:
         zone = (self.detail or {}).get("timezone")
@@ -176,8 +196,10 @@ class DetailActions:
         if result["sent_via"]:
             notes.append(f"Sent via {', '.join(result['sent_via'])} (delivered by the service's outbox).")
         if result["not_configured"]:
-            notes.append(f"Not sent via {', '.join(result['not_configured'])}: not configured here "
-                         "(CALSYNC_SMTP_URL for e-mail, SLACK_BOT_TOKEN for Slack). Pass the link on yourself.")
+            notes.append(
+                f"Not sent via {', '.join(result['not_configured'])}: not configured here "
+                "(CALSYNC_SMTP_URL for e-mail, SLACK_BOT_TOKEN for Slack). Pass the link on yourself."
+            )
         self.app.push_screen(LinkModal(f"New relink link for connection {result['connection']}", result["url"], notes))
         self.reload()
 
@@ -188,9 +210,13 @@ class DetailActions:
             self.notify("The connection is still loading.", severity="warning")
             return
         rt, actor, staff = self.rt, self.actor, self.detail["staff"]
-        self.run_core("Feed URL", lambda: actions.feed_url(rt, staff, actor=actor), lambda result: self.app.push_screen(
-            feed_modal(f"Private feed URL of {result['staff']}", result["url"],
-                       ["F resets it (the old address then stops working)."])))
+        self.run_core(
+            "Feed URL",
+            lambda: actions.feed_url(rt, staff, actor=actor),
+            lambda result: self.app.push_screen(
+                feed_modal(f"Private feed URL of {result['staff']}", result["url"], ["F resets it (the old address then stops working)."])
+            ),
+        )
 
     def action_reset_feed(self) -> None:
         if self.detail is None:
@@ -201,9 +227,17 @@ class DetailActions:
 
     def _reset_feed(self, staff: str) -> None:
         rt, actor = self.rt, self.actor
-        self.run_core("Reset feed URL", lambda: actions.feed_reset(rt, staff, actor=actor), lambda result: self.app.push_screen(
-            feed_modal(f"New private feed URL of {result['staff']}", result["url"],
-                       ["The old URL no longer works: calendar apps must subscribe to this one."])))
+        self.run_core(
+            "Reset feed URL",
+            lambda: actions.feed_reset(rt, staff, actor=actor),
+            lambda result: self.app.push_screen(
+                feed_modal(
+                    f"New private feed URL of {result['staff']}",
+                    result["url"],
+                    ["The old URL no longer works: calendar apps must subscribe to this one."],
+                )
+            ),
+        )
 
     # -- the primary calendar ---------------------------------------------------------------
 
@@ -211,8 +245,12 @@ class DetailActions:
         if not self._start("Primary calendar", "Asking the provider for the account's calendars…"):
             return
         rt, cid = self.rt, self.conn_id
-        self.run_core("Primary calendar", lambda: actions.list_calendars(rt, cid, refresh=True),
-                      self._then("Primary calendar", self._pick_primary), self._finish("Primary calendar"))
+        self.run_core(
+            "Primary calendar",
+            lambda: actions.list_calendars(rt, cid, refresh=True),
+            self._then("Primary calendar", self._pick_primary),
+            self._finish("Primary calendar"),
+        )
 
     def _pick_primary(self, calendars: list[dict]) -> None:
         options, left_out = [], 0
@@ -228,11 +266,13 @@ class DetailActions:
         if left_out:
             hint += f" {left_out} calendar(s) not listed: read-only, or deleted."
         if not any(enabled for _, _, enabled in options):
-            self.notify("This account has no other calendar calsync can write to: create one, or ask for write "
-                        "access, then press p again.", severity="warning", timeout=10)
+            self.notify(
+                "This account has no other calendar calsync can write to: create one, or ask for write access, then press p again.",
+                severity="warning",
+                timeout=10,
+            )
             return
-        self.app.push_screen(PickerModal(f"Primary calendar of connection {self.conn_id}", options, hint=hint),
-                             self._set_primary)
+        self.app.push_screen(PickerModal(f"Primary calendar of connection {self.conn_id}", options, hint=hint), self._set_primary)
 
     def _set_primary(self, calendar_id: str | None) -> None:
         if not calendar_id or not self._start("Primary calendar", "Choosing the primary calendar and syncing…"):
@@ -240,12 +280,20 @@ class DetailActions:
         rt, cid, actor = self.rt, self.conn_id, self.actor
 
         def done(result: dict) -> None:
-            self.notify(shown(f"Primary calendar is now {result.get('primary')!r}; {sync_words(result.get('sync'))}."),
-                        title=f"Connection {cid}", markup=False, timeout=10)
+            self.notify(
+                shown(f"Primary calendar is now {result.get('primary')!r}; {sync_words(result.get('sync'))}."),
+                title=f"Connection {cid}",
+                markup=False,
+                timeout=10,
+            )
             self.reload()
 
-        self.run_core("Primary calendar", lambda: actions.set_destination(rt, cid, calendar_id, actor=actor),
-                      self._then("Primary calendar", done), self._finish("Primary calendar"))
+        self.run_core(
+            "Primary calendar",
+            lambda: actions.set_destination(rt, cid, calendar_id, actor=actor),
+            self._then("Primary calendar", done),
+            self._finish("Primary calendar"),
+        )
 
     # -- export ----------------------------------------------------------------------------
 
@@ -255,13 +303,16 @@ class DetailActions:
             self.notify("No appointment is waiting on this connection: there is nothing to export.", timeout=6)
             return
         what = f"{missed} missed appointment(s)" if missed is not None else "The missed appointments"
-        self.app.push_screen(PathModal(
-            f"Export the missed appointments of connection {self.conn_id} to .ics",
-            str(export_folder(self.rt) / export_name(self.conn_id)),
-            hint=f"{what}. A folder is fine: the file is written inside it. The file is a snapshot: "
-                 "it will not update if an appointment changes later.",
-            confirm_label="Export",
-        ), self._export_to)
+        self.app.push_screen(
+            PathModal(
+                f"Export the missed appointments of connection {self.conn_id} to .ics",
+                str(export_folder(self.rt) / export_name(self.conn_id)),
+                hint=f"{what}. A folder is fine: the file is written inside it. The file is a snapshot: "
+                "it will not update if an appointment changes later.",
+                confirm_label="Export",
+            ),
+            self._export_to,
+        )
 
     def _export_to(self, path: str | None) -> None:
         if not path:
@@ -281,8 +332,12 @@ class DetailActions:
             if target is None:
                 self.notify("No appointment is waiting on this connection: nothing was written.", timeout=6)
             else:
-                self.notify(shown(f"Wrote {count} missed appointment(s) to {target} (a snapshot: it will not update)."),
-                            title="Exported", markup=False, timeout=10)
+                self.notify(
+                    shown(f"Wrote {count} missed appointment(s) to {target} (a snapshot: it will not update)."),
+                    title="Exported",
+                    markup=False,
+                    timeout=10,
+                )
 
         self.run_core("Export missed appointments", job, done)
 
@@ -292,9 +347,12 @@ class DetailActions:
         if not self._start("Stop sync"):
             return
         rt, cid = self.rt, self.conn_id
-        self.run_core("Stop sync", lambda: (actions.stop_plan(rt, cid, keep_events=False),
-                                            actions.stop_plan(rt, cid, keep_events=True)),
-                      self._then("Stop sync", self._confirm_stop), self._finish("Stop sync"))
+        self.run_core(
+            "Stop sync",
+            lambda: (actions.stop_plan(rt, cid, keep_events=False), actions.stop_plan(rt, cid, keep_events=True)),
+            self._then("Stop sync", self._confirm_stop),
+            self._finish("Stop sync"),
+        )
 
     def _confirm_stop(self, plans) -> None:
         remove, keep = plans
@@ -311,15 +369,15 @@ class DetailActions:
         rt, cid, actor = self.rt, self.conn_id, self.actor
 
         def done(result: dict) -> None:
-            text = (f"{result['removed']} event(s) removed, {result['kept']} kept, {result['orphaned']} orphaned; "
-                    "credentials forgotten.")
+            text = f"{result['removed']} event(s) removed, {result['kept']} kept, {result['orphaned']} orphaned; credentials forgotten."
             if result["warning"]:
                 text += f" Note: {result['warning']}."
             self.notify(shown(text), title=f"Stopped connection {cid}", timeout=10, markup=False)
             self.reload()
 
-        self.run_core("Stop sync", lambda: actions.stop_sync(rt, cid, keep_events=choice["keep_events"],
-                                                             force=choice["force"], actor=actor), done)
+        self.run_core(
+            "Stop sync", lambda: actions.stop_sync(rt, cid, keep_events=choice["keep_events"], force=choice["force"], actor=actor), done
+        )
 
 
 def feed_modal(title: str, url: str, notes: list[str]) -> LinkModal:
@@ -330,9 +388,10 @@ def feed_modal(title: str, url: str, notes: list[str]) -> LinkModal:
 def confirm_feed_reset(staff: str) -> ConfirmModal:
     return ConfirmModal(
         f"Reset the private feed URL of {staff}?",
-        "The current feed URL stops working at once: calendar apps subscribed to it stop updating "
-        "until they subscribe to the new URL.",
-        "Reset feed URL", danger=True)
+        "The current feed URL stops working at once: calendar apps subscribed to it stop updating until they subscribe to the new URL.",
+        "Reset feed URL",
+        danger=True,
+    )
 
 
 def write_atomically(target: Path, data: bytes) -> None:

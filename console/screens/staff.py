@@ -66,20 +66,27 @@ def prepare_staff(staff: list[dict]) -> StaffListing:
         haystacks.append(" ".join([s["name"], s["email"]] + [c["account"] for c in s["connection_list"]]).lower())
         items.append((s, None))
         owners.append(index)
-        rows.append((Text(shown(f"{s['name']} <{s['email']}>"), style="bold", no_wrap=True, end=""),
-                     staff_summary(s), "", "", feed_cell(s), ""))
+        rows.append(
+            (Text(shown(f"{s['name']} <{s['email']}>"), style="bold", no_wrap=True, end=""), staff_summary(s), "", "", feed_cell(s), "")
+        )
         for c in s["connection_list"]:
             reason = f"[{', '.join(c['flags'])}] {c['reason']}" if c["flags"] else c["reason"]
             items.append((s, c))
             owners.append(index)
-            rows.append((f"   └ connection {c['id']}", status_text(c["status"], c.get("failing", False)),
-                         plain_cell(c.get("provider_name") or c["provider"]), plain_cell(c["account"]), "",
-                         plain_cell(reason)))
+            rows.append(
+                (
+                    f"   └ connection {c['id']}",
+                    status_text(c["status"], c.get("failing", False)),
+                    plain_cell(c.get("provider_name") or c["provider"]),
+                    plain_cell(c["account"]),
+                    "",
+                    plain_cell(reason),
+                )
+            )
     return StaffListing(staff, items, rows, owners, haystacks, widest_cells(rows, len(COLUMNS)))
 
 
 class StaffScreen(PagedListScreen):
-
     TABLE_ID = "staff"
     FILTER_ID = "staff-filter"
     LOAD_TITLE = "Load staff"
@@ -101,8 +108,7 @@ have a private calendar-feed URL (and how often it was reset).
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("f", "feed_url", "Feed URL", tooltip="show the highlighted staff member's private feed URL"),
-        Binding("F", "reset_feed", "Reset feed",
-                tooltip="a new private feed URL for the highlighted staff member (asks first)"),
+        Binding("F", "reset_feed", "Reset feed", tooltip="a new private feed URL for the highlighted staff member (asks first)"),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -158,7 +164,8 @@ have a private calendar-feed URL (and how often it was reset).
         feeds = sum(1 for s, c in items if c is None and s["feed"] == "active")
         self.query_one("#staff-summary", Static).update(
             f"{people} staff member(s) · {len(items) - people} connection(s), {broken} broken · "
-            f"{feeds} with a private feed URL" + ("" if self.complete else " · loading the rest…"))
+            f"{feeds} with a private feed URL" + ("" if self.complete else " · loading the rest…")
+        )
 
     def _current(self) -> tuple[dict, dict | None] | None:
         index = self.table.cursor_row
@@ -194,8 +201,9 @@ have a private calendar-feed URL (and how often it was reset).
         email, rt, actor = current[0]["email"], self.rt, self.actor
 
         def show(result: dict) -> None:
-            self.app.push_screen(feed_modal(f"Private feed URL of {result['staff']}", result["url"],
-                                            ["F resets it (the old address then stops working)."]))
+            self.app.push_screen(
+                feed_modal(f"Private feed URL of {result['staff']}", result["url"], ["F resets it (the old address then stops working)."])
+            )
             self.reload()
 
         self.run_core("Feed URL", lambda: actions.feed_url(rt, email, actor=actor), show)
@@ -212,8 +220,13 @@ have a private calendar-feed URL (and how often it was reset).
                 self.run_core("Reset feed URL", lambda: actions.feed_reset(rt, email, actor=actor), show)
 
         def show(result: dict) -> None:
-            self.app.push_screen(feed_modal(f"New private feed URL of {result['staff']}", result["url"],
-                                            ["The old URL no longer works: calendar apps must subscribe to this one."]))
+            self.app.push_screen(
+                feed_modal(
+                    f"New private feed URL of {result['staff']}",
+                    result["url"],
+                    ["The old URL no longer works: calendar apps must subscribe to this one."],
+                )
+            )
             self.reload()
 
         self.app.push_screen(confirm_feed_reset(email), confirmed)
@@ -221,10 +234,12 @@ have a private calendar-feed URL (and how often it was reset).
     def palette_commands(self) -> list[PaletteCommand]:
         return [
             ("staff: open connection", self.action_open, "open the highlighted connection"),
-            ("staff: show feed URL", self.action_feed_url,
-             "the highlighted staff member's private feed URL, with its webcal:// link"),
-            ("staff: reset feed URL", self.action_reset_feed,
-             "a new private feed URL for the highlighted staff member; the old one stops working"),
+            ("staff: show feed URL", self.action_feed_url, "the highlighted staff member's private feed URL, with its webcal:// link"),
+            (
+                "staff: reset feed URL",
+                self.action_reset_feed,
+                "a new private feed URL for the highlighted staff member; the old one stops working",
+            ),
             ("staff: filter", self.action_focus_filter, "narrow the list by name, e-mail or account"),
             ("staff: refresh now", self.action_refresh, "read the staff list again"),
         ]

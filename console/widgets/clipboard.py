@@ -32,6 +32,5 @@ def copy(app, text: str, what: str = "link") -> str:
     """Send ``text`` to the terminal's clipboard and say honestly what happened (the notification's text)."""
     app.copy_to_clipboard(text)
     if osc52_likely():
-        return (f"Copy of the {what} sent to your terminal (OSC 52): paste it to check; if nothing comes, "
-                f"{MOUSE_HINT.format(what=what)}.")
+        return f"Copy of the {what} sent to your terminal (OSC 52): paste it to check; if nothing comes, {MOUSE_HINT.format(what=what)}."
     return f"This terminal may not take copies from programs: {MOUSE_HINT.format(what=what)}."

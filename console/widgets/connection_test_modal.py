@@ -64,8 +64,7 @@ class ConnectionTestModal(ModalScreen[None]):
             status.append_text(status_text(r["status"]))
             status.append(f"  ({meaning(r['status'])})")
             yield Static(status, classes="body", id="test-status")
-            yield Static(shown(f"Reason: {timed(r['reason'], self.seconds)}"), classes="body", id="test-reason",
-                         markup=False)
+            yield Static(shown(f"Reason: {timed(r['reason'], self.seconds)}"), classes="body", id="test-reason", markup=False)
             yield Static(checks_text(r["checks"], self.seconds), classes="body", id="test-checks")
             yield Static("The provider's answer:", classes="hint")
             with VerticalScroll(classes="answer"):

@@ -101,8 +101,7 @@ def clip_cell(value, width: int):
     return clip(str(value), width)
 
 
-def fit_columns(columns: Sequence[ColumnSpec], widest: Sequence[int], available: int,
-                padding: int) -> tuple[list[int], list[int]]:
+def fit_columns(columns: Sequence[ColumnSpec], widest: Sequence[int], available: int, padding: int) -> tuple[list[int], list[int]]:
     """Which columns show and how wide, for cells at most ``widest`` wide in ``available`` cells.
 
     Returns the indices of the columns shown and their widths (see :class:`ColumnSpec`);

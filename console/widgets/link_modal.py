@@ -26,8 +26,9 @@ class LinkModal(ModalScreen[None]):
         Binding("escape", "close", "Close"),
     ]
 
-    def __init__(self, title: str, url: str, notes: list[str] | None = None, *, once: bool = True,
-                 webcal: str = "", help_text: str = "") -> None:
+    def __init__(
+        self, title: str, url: str, notes: list[str] | None = None, *, once: bool = True, webcal: str = "", help_text: str = ""
+    ) -> None:
         super().__init__(classes="dialog")
         self.title_text, self.url, self.notes = title, url, notes or []
         self.once, self.webcal, self.help_text = once, webcal, help_text

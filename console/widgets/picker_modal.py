@@ -28,8 +28,9 @@ class PickerModal(ModalScreen[str | None]):
             if self.hint:
                 yield Static(shown_lines(self.hint), classes="hint", markup=False)
             # Labels name calendars from the provider: shown as they are, never read as markup.
-            yield OptionList(*[Option(shown(label), id=value, disabled=not enabled)
-                               for value, label, enabled in self.options], markup=False)
+            yield OptionList(
+                *[Option(shown(label), id=value, disabled=not enabled) for value, label, enabled in self.options], markup=False
+            )
             with Horizontal(classes="buttons"):  # docked: in view however long the text
                 yield Button("Cancel", id="cancel")
 

@@ -29,8 +29,7 @@ class StatusCounts(Static):
         super().__init__(*args, **kwargs)
         self._last: tuple[dict[str, int], int | None, bool, bool] | None = None
 
-    def show(self, counts: dict[str, int], shown: int | None = None, filtered: bool = False,
-             loading: bool = False) -> None:
+    def show(self, counts: dict[str, int], shown: int | None = None, filtered: bool = False, loading: bool = False) -> None:
         """``loading``: the table holds only the first rows yet (a filter may match more)."""
         self._last = (dict(counts), shown, filtered, loading)
         self._draw()

@@ -37,8 +37,7 @@ class StopModal(ModalScreen[dict | None]):
             yield Static(id="effect", classes="body", markup=False)
             yield Static(id="orphans", classes="warning", markup=False)
             yield Static(id="shared", classes="warning", markup=False)
-            yield Static("Calsync then forgets this connection's credentials; its status becomes stopped.",
-                         classes="hint")
+            yield Static("Calsync then forgets this connection's credentials; its status becomes stopped.", classes="hint")
             yield Checkbox("Keep calsync's events on the calendar", id="keep-events")
             with Horizontal(classes="buttons"):  # docked: in view however long the text
                 yield Button("Stop sync", id="stop", variant="error")
@@ -54,8 +53,7 @@ class StopModal(ModalScreen[dict | None]):
     def _show(self) -> None:
         plan = self.plans[self.keep_events]
         sentences = plan.get("sentences")  # core's words for people, when it gives them
-        self.query_one("#effect", Static).update(
-            shown(" ".join(sentences)) if sentences else shown(f"What will happen: {plan['effect']}."))
+        self.query_one("#effect", Static).update(shown(" ".join(sentences)) if sentences else shown(f"What will happen: {plan['effect']}."))
         orphans = self.query_one("#orphans", Static)
         orphans.display = bool(plan["orphans"])
         if plan["orphans"] and sentences:  # the sentences said what stays behind
@@ -63,19 +61,23 @@ class StopModal(ModalScreen[dict | None]):
         elif plan["orphans"]:
             left = []
             if plan["orphans"] - plan.get("waiting", 0) > 0:
-                left.append(f"{plan['orphans'] - plan.get('waiting', 0)} appointment(s) would stay on the calendar "
-                            "as orphans that calsync can no longer remove")
+                left.append(
+                    f"{plan['orphans'] - plan.get('waiting', 0)} appointment(s) would stay on the calendar "
+                    "as orphans that calsync can no longer remove"
+                )
             if plan.get("waiting"):
-                left.append(f"{plan['waiting']} appointment(s) waiting to be written would never reach it "
-                            "(they stay listed as orphaned and can be exported)")
-            orphans.update(f"Warning: the connection is {plan['status']}: {'; '.join(left)}. "
-                           "Relink first to finish cleanly.")
+                left.append(
+                    f"{plan['waiting']} appointment(s) waiting to be written would never reach it "
+                    "(they stay listed as orphaned and can be exported)"
+                )
+            orphans.update(f"Warning: the connection is {plan['status']}: {'; '.join(left)}. Relink first to finish cleanly.")
         shared = self.query_one("#shared", Static)
         shared.display = bool(plan["warning"])
         shared.update(shown(f"Shared account: {plan['warning']}.") if plan["warning"] else "")
         button = self.query_one("#stop", Button)
         button.label = plan.get("confirm_label") or (
-            f"Stop anyway, leave {plan['orphans']} orphan(s)" if plan["needs_force"] else "Stop sync")
+            f"Stop anyway, leave {plan['orphans']} orphan(s)" if plan["needs_force"] else "Stop sync"
+        )
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "stop":

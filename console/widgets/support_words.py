@@ -9,16 +9,17 @@ from __future__ import annotations
 # The keys are the detail screen's (console/screens/detail.py BINDINGS).
 BY_STATUS = {
     "relink_required": "press l to send a new relink link (Slack / e-mail); the staff member then enters "
-                       "their new password or signs in again",
+    "their new password or signs in again",
     "calendar_missing": "press p to choose a new primary calendar (the old one was deleted)",
-    "read_only": "press p to choose a writable primary calendar, or ask the staff member's calendar "
-                 "administrator for write access",
+    "read_only": "press p to choose a writable primary calendar, or ask the staff member's calendar administrator for write access",
     "unreachable": "press t to test whether the provider answers again; calsync keeps retrying by itself",
     "pending": "press n to run the first sync now, or t to test the connection",
     "stopped": "nothing to do here: the staff member connects again to resume (Slack or the connect page)",
 }
-ICS_RELINK = ("press l to send a new relink link: the staff member pastes the feed's current address "
-              "(it changes when the feed is reset or made private)")
+ICS_RELINK = (
+    "press l to send a new relink link: the staff member pastes the feed's current address "
+    "(it changes when the feed is reset or made private)"
+)
 FAILING = "press t to test whether the provider answers again; calsync keeps retrying by itself"
 
 

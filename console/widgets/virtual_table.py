@@ -136,8 +136,7 @@ class VirtualTable(ScrollView, can_focus=True):
     class RowSelected(_RowMessage):
         """Enter was pressed on (or the mouse clicked) row ``cursor_row``."""
 
-    def __init__(self, *, zebra_stripes: bool = False, name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(self, *, zebra_stripes: bool = False, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.zebra_stripes = zebra_stripes
         self._columns: Sequence[ColumnSpec] = ()
@@ -327,4 +326,3 @@ class VirtualTable(ScrollView, can_focus=True):
             line.append(pad)
         line.append(" " * max(self.size.width - line.cell_len, 0))
         return line
-

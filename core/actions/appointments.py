@@ -29,8 +29,10 @@ SNAPSHOT_NOTE = (
     "its own and keeps them up to date there, without duplicates."
 )
 
-IMPORT_NOTE = ("Safe to import into the calendar calsync writes to: after the repair calsync recognises these "
-               "appointments as its own and updates them in place, without duplicates.")
+IMPORT_NOTE = (
+    "Safe to import into the calendar calsync writes to: after the repair calsync recognises these "
+    "appointments as its own and updates them in place, without duplicates."
+)
 
 
 def upsert_appointment(
@@ -104,10 +106,8 @@ def _texts(subject, description, location) -> dict:
     subject = (subject or "").strip()
     if not subject:
         raise InvalidInput("the appointment needs a subject")
-    for what, value, allowed in (("subject", subject, "\t"), ("location", location, "\t"),
-                                 ("description", description, "\t\r\n")):
-        found = [f"U+{ord(c):04X}" for c in dict.fromkeys(value or "")
-                 if c not in allowed and unicodedata.category(c) in ("Cc", "Cs")]
+    for what, value, allowed in (("subject", subject, "\t"), ("location", location, "\t"), ("description", description, "\t\r\n")):
+        found = [f"U+{ord(c):04X}" for c in dict.fromkeys(value or "") if c not in allowed and unicodedata.category(c) in ("Cc", "Cs")]
         if found:
             raise InvalidInput(f"the {what} may not contain control characters (found {', '.join(found[:5])})")
     return {"subject": subject[:500], "description": (description or "")[:8000], "location": (location or "")[:500]}
@@ -130,10 +130,7 @@ def _existing(external_id) -> m.Appointment:
 
 def get_appointment(rt, external_id: str) -> dict:
     appointment = _existing(external_id)
-    links = [
-        {"calendar": link.calendar.name, "connection": link.calendar.connection_id, "state": link.state}
-        for link in appointment.links
-    ]
+    links = [{"calendar": link.calendar.name, "connection": link.calendar.connection_id, "state": link.state} for link in appointment.links]
     return {**appointment_dict(appointment), "calendars": links}
 
 
@@ -165,5 +162,10 @@ def download_missed(rt, conn_id, actor: str = "") -> dict:
     data = ics.render_snapshot(appointments, f"Missed appointments ({conn.staff.name})", note)
     if actor:
         audit(actor, "connection.download_missed", conn.id, f"{len(appointments)} appointment(s)")
-    return {"connection": conn.id, "count": len(appointments), "ics": data, "filename": f"calsync-missed-{conn.id}.ics",
-            "import_note": IMPORT_NOTE}
+    return {
+        "connection": conn.id,
+        "count": len(appointments),
+        "ics": data,
+        "filename": f"calsync-missed-{conn.id}.ics",
+        "import_note": IMPORT_NOTE,
+    }

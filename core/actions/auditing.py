@@ -58,7 +58,7 @@ def _in_chunks(keys: set, query) -> list[tuple]:
     """``query(chunk)`` over the keys, a few hundred at a time (SQLite bounds a query's parameters)."""
     keys, rows = sorted(keys), []
     for start in range(0, len(keys), 500):
-        rows += query(keys[start:start + 500])
+        rows += query(keys[start : start + 500])
     return rows
 
 
@@ -67,13 +67,21 @@ def audit_log(rt, limit: int = 200) -> list[dict]:
     C, S, A = m.Connection, m.Staff, m.Appointment
     rows = list(m.AuditEntry.select().order_by(m.AuditEntry.at.desc(), m.AuditEntry.id.desc()).limit(limit))
     conn_ids = {cid for a in rows if (cid := _connection_id(a.action, a.target)) is not None}
-    by_conn = {cid: (email, name) for cid, email, name in _in_chunks(conn_ids, lambda chunk: list(
-        C.select(C.id, S.email, S.name).join(S).where(C.id.in_(chunk)).tuples()))}
+    by_conn = {
+        cid: (email, name)
+        for cid, email, name in _in_chunks(
+            conn_ids, lambda chunk: list(C.select(C.id, S.email, S.name).join(S).where(C.id.in_(chunk)).tuples())
+        )
+    }
     emails = {a.target.lower() for a in rows if "@" in a.target and not a.action.startswith("appointment.")}
     by_email = dict(_in_chunks(emails, lambda chunk: list(S.select(S.email, S.name).where(S.email.in_(chunk)).tuples())))
     external = {a.target for a in rows if a.action.startswith("appointment.")}
-    by_appointment = {ext: (email, name) for ext, email, name in _in_chunks(external, lambda chunk: list(
-        A.select(A.external_id, S.email, S.name).join(S).where(A.external_id.in_(chunk)).tuples()))}
+    by_appointment = {
+        ext: (email, name)
+        for ext, email, name in _in_chunks(
+            external, lambda chunk: list(A.select(A.external_id, S.email, S.name).join(S).where(A.external_id.in_(chunk)).tuples())
+        )
+    }
     out = []
     for a in rows:
         cid = _connection_id(a.action, a.target)
@@ -84,7 +92,18 @@ def audit_log(rt, limit: int = 200) -> list[dict]:
         else:
             email = a.target.lower() if a.target.lower() in by_email else ""
             name = by_email.get(email, "")
-        out.append({"at": _iso(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail,
-                    "result": a.result, "connection": cid, "staff": email, "staff_name": name,
-                    "summary": summary(a.action, a.detail, a.result, a.target)})
+        out.append(
+            {
+                "at": _iso(a.at),
+                "actor": a.actor,
+                "action": a.action,
+                "target": a.target,
+                "detail": a.detail,
+                "result": a.result,
+                "connection": cid,
+                "staff": email,
+                "staff_name": name,
+                "summary": summary(a.action, a.detail, a.result, a.target),
+            }
+        )
     return out

@@ -159,7 +159,7 @@ def _validate_url(rt, url: str, what: str) -> str:
 
     url = (url or "").strip()
     if url.startswith("webcal://"):
-        url = "https://" + url[len("webcal://"):]
+        url = "https://" + url[len("webcal://") :]
     try:
         check_url(url, rt.settings.allow_private_urls)
     except URLNotAllowed as exc:

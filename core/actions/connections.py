@@ -181,11 +181,13 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
                 writable = _write_probe(prov, destination)
             destination.writable = writable
             destination.save()
-            checks.append({
-                "check": "write",
-                "ok": writable,
-                "detail": "events can be created" if writable else "the calendar is read-only for this account",
-            })
+            checks.append(
+                {
+                    "check": "write",
+                    "ok": writable,
+                    "detail": "events can be created" if writable else "the calendar is read-only for this account",
+                }
+            )
             if not writable:
                 raise WriteForbidden(READ_ONLY_REASON)
         else:
@@ -208,14 +210,18 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
             lifecycle.succeeded(rt, m.Connection.get_by_id(conn.id), "test")
         else:
             requests += report.requests
-            checks.append({"check": "sync", "ok": report.outcome == "ok",
-                           "detail": _sync_detail(report)})
+            checks.append({"check": "sync", "ok": report.outcome == "ok", "detail": _sync_detail(report)})
     else:
         lifecycle.succeeded(rt, conn, "test")
     conn = m.Connection.get_by_id(conn.id)
     ok = error is None and (report is None or report.outcome in ("ok", "busy"))
-    said = (f"{error.reason} (now {conn.status})" if error is not None
-            else "the connection works" if ok else f"it answers, but the sync that followed did not finish: {report.error}")
+    said = (
+        f"{error.reason} (now {conn.status})"
+        if error is not None
+        else "the connection works"
+        if ok
+        else f"it answers, but the sync that followed did not finish: {report.error}"
+    )
     audit(actor, "connection.test", conn.id, said, result="ok" if ok else "failed")
     return {
         "connection": conn.id,
@@ -234,8 +240,11 @@ def _sync_detail(report: SyncReport) -> str:
     if report.outcome != "ok":
         return f"the sync that followed did not finish: {report.error or report.outcome}"
     written = report.created + report.updated
-    return (f"synced: {written} appointment(s) written, {report.missed} still waiting" if written or report.missed
-            else "synced: nothing was waiting")
+    return (
+        f"synced: {written} appointment(s) written, {report.missed} still waiting"
+        if written or report.missed
+        else "synced: nothing was waiting"
+    )
 
 
 def _write_probe(prov, destination: m.Calendar) -> bool:
@@ -306,9 +315,7 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
         raise ActionError("the connection is stopped")
     calendars = refresh_calendars(rt, conn)
     wanted = str(calendar).strip().lower()
-    chosen = next(
-        (c for c in calendars if wanted in (str(c.id), c.name.lower(), c.remote_id.lower())), None
-    )
+    chosen = next((c for c in calendars if wanted in (str(c.id), c.name.lower(), c.remote_id.lower())), None)
     if chosen is None:
         names = ", ".join(f"{c.id}: {c.name}" for c in calendars)
         raise InvalidInput(f"no calendar {calendar!r} in this account (calendars: {names})")
@@ -319,8 +326,12 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
         # Chosen again (a resubmitted form while the first choice still syncs): the same repair,
         # so the answer says how it went, not what the status was a moment before.
         report = sync_after_repair(rt, conn, "primary") if conn.status != m.ACTIVE else None
-        return {**connection_dict(m.Connection.get_by_id(conn.id)), "change": "unchanged", "primary": chosen.name,
-                "sync": report.to_dict() if report else None}
+        return {
+            **connection_dict(m.Connection.get_by_id(conn.id)),
+            "change": "unchanged",
+            "primary": chosen.name,
+            "sync": report.to_dict() if report else None,
+        }
     with m.db.atomic():
         if old is not None:
             old_gone = conn.status == m.CALENDAR_MISSING or not old.writable
@@ -340,16 +351,22 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
         chosen.save()
     audit(actor, "connection.primary", conn.id, chosen.name)
     report = sync_after_repair(rt, m.Connection.get_by_id(conn.id), "primary")
-    return {**connection_dict(m.Connection.get_by_id(conn.id)), "change": "updated", "primary": chosen.name,
-            "sync": report.to_dict()}
+    return {**connection_dict(m.Connection.get_by_id(conn.id)), "change": "updated", "primary": chosen.name, "sync": report.to_dict()}
 
 
 def _move_link(link: m.AppointmentLink, calendar: m.Calendar) -> None:
-    if m.AppointmentLink.select().where(m.AppointmentLink.appointment == link.appointment_id,
-                                        m.AppointmentLink.calendar == calendar).exists():
+    if (
+        m.AppointmentLink.select()
+        .where(m.AppointmentLink.appointment == link.appointment_id, m.AppointmentLink.calendar == calendar)
+        .exists()
+    ):
         link.delete_instance()
         return
     state = m.LINK_MISSED if link.state in (m.LINK_MISSED, m.LINK_SYNCED) else link.state
-    (m.AppointmentLink.update(calendar=calendar, state=state, href="", etag="", pushed_version=0, last_error="",
-                              write_failures=0, updated_at=clock.now())
-     .where(m.AppointmentLink.id == link.id).execute())
+    (
+        m.AppointmentLink.update(
+            calendar=calendar, state=state, href="", etag="", pushed_version=0, last_error="", write_failures=0, updated_at=clock.now()
+        )
+        .where(m.AppointmentLink.id == link.id)
+        .execute()
+    )

@@ -9,8 +9,7 @@ import peewee as pw
 import models as m
 from core import clock, push, sync_runs, waiting
 from core.actions.common import InvalidInput, _connection, _iso, _parse_time, _staff
-from core.actions.views import (ROW_FIELDS, account_identity, appointment_dict, connection_dict, flags_for,
-                                status_row)
+from core.actions.views import ROW_FIELDS, account_identity, appointment_dict, connection_dict, flags_for, status_row
 
 
 _TIME_FIELDS = {name for name, field in m.Connection._meta.fields.items() if isinstance(field, m.UTCDateTimeField)}
@@ -22,8 +21,7 @@ def _raw(query):
     return m.db.execute_sql(*query.sql())
 
 
-def list_statuses(rt, staff_email: str | None = None, limit: int | None = None,
-                  staff_ids: list[int] | None = None) -> list[dict]:
+def list_statuses(rt, staff_email: str | None = None, limit: int | None = None, staff_ids: list[int] | None = None) -> list[dict]:
     """One row per connection, broken first; a handful of queries whatever the count.
     ``limit``: only the first rows of that order (the console draws its first screenful from them);
     ``staff_ids``: only these staff members' connections.
@@ -46,14 +44,18 @@ def list_statuses(rt, staff_email: str | None = None, limit: int | None = None,
         query = query.limit(max(int(limit), 0))
     missed, errors = waiting.missed_counts(), waiting.error_counts()
     orphaned = dict(
-        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id)).join(m.Calendar)
-        .where(m.AppointmentLink.state == m.LINK_ORPHANED).group_by(m.Calendar.connection).tuples())
+        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
+        .join(m.Calendar)
+        .where(m.AppointmentLink.state == m.LINK_ORPHANED)
+        .group_by(m.Calendar.connection)
+        .tuples()
+    )
     accounts: dict[tuple, list] = {}
     for provider, key, server, account, staff_id in _raw(
-            C.select(C.provider, C.account_key, C.server_url, C.account, C.staff).where(C.status != m.STOPPED)):
+        C.select(C.provider, C.account_key, C.server_url, C.account, C.staff).where(C.status != m.STOPPED)
+    ):
         accounts.setdefault(account_identity(provider, key, server, account), []).append(staff_id)
-    destinations = dict(
-        m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
+    destinations = dict(m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
     # Times are shown as text, read straight from the stored text; failing_since is also
     # written out in words (core.messages.failing_reason), so it stays a datetime.
     times = [i for i, f in enumerate(ROW_FIELDS) if f in _TIME_FIELDS and f != "failing_since"]
@@ -71,9 +73,17 @@ def list_statuses(rt, staff_email: str | None = None, limit: int | None = None,
         if values["status"] != m.STOPPED and staff_id in others:
             others.remove(staff_id)
         cid = values["id"]
-        rows.append(status_row(values, missed=missed.get(cid, 0), errors=errors.get(cid, 0), orphaned=orphaned.get(cid, 0),
-                               flags=flags_for(staff_id, others), destination=destinations.get(cid),
-                               words=words))
+        rows.append(
+            status_row(
+                values,
+                missed=missed.get(cid, 0),
+                errors=errors.get(cid, 0),
+                orphaned=orphaned.get(cid, 0),
+                flags=flags_for(staff_id, others),
+                destination=destinations.get(cid),
+                words=words,
+            )
+        )
     return rows
 
 
@@ -90,9 +100,19 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
         for c in conn.status_changes.order_by(m.StatusChange.at.desc(), m.StatusChange.id.desc()).limit(history)
     ]
     data["incidents"] = [
-        {"id": i.id, "kind": i.kind, "reason": i.reason, "opened_at": _iso(i.opened_at), "last_seen_at": _iso(i.last_seen_at),
-         "failures": i.failures, "reminders": i.reminders, "escalated_at": _iso(i.escalated_at),
-         "resolved_at": _iso(i.resolved_at), "resolution": i.resolution, "missed_delivered": i.missed_delivered}
+        {
+            "id": i.id,
+            "kind": i.kind,
+            "reason": i.reason,
+            "opened_at": _iso(i.opened_at),
+            "last_seen_at": _iso(i.last_seen_at),
+            "failures": i.failures,
+            "reminders": i.reminders,
+            "escalated_at": _iso(i.escalated_at),
+            "resolved_at": _iso(i.resolved_at),
+            "resolution": i.resolution,
+            "missed_delivered": i.missed_delivered,
+        }
         for i in conn.incidents.order_by(m.Incident.opened_at.desc(), m.Incident.id.desc())
     ]
     # Newest first; a stretch of no-change runs is one entry (``runs`` > 1), the open one first.
@@ -101,8 +121,7 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
     data["sync_runs"] = [_run_dict(r) for r in ([stretch] if stretch else []) + [r.__data__ for r in rows]][:runs]
     data["missed_appointments"] = [appointment_dict(a) for a in waiting.missed_appointments(conn)]
     data["write_errors"] = [
-        {**appointment_dict(link.appointment), "calendar": link.calendar.name, "error": link.last_error,
-         "failures": link.write_failures}
+        {**appointment_dict(link.appointment), "calendar": link.calendar.name, "error": link.last_error, "failures": link.write_failures}
         for link in waiting.write_errors(conn)
     ]
     data["relink_link"] = _link_state(conn)
@@ -110,14 +129,12 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
     return data
 
 
-_RUN_FIELDS = ("duration_ms", "requests", "created", "updated", "deleted", "entries_read", "applied_back", "outcome",
-               "error", "runs")
+_RUN_FIELDS = ("duration_ms", "requests", "created", "updated", "deleted", "entries_read", "applied_back", "outcome", "error", "runs")
 
 
 def _run_dict(run: dict) -> dict:
     """A SyncRun's columns (or an open stretch, core.sync_runs) as the views show them."""
-    return {"started_at": _iso(run["started_at"]), "finished_at": _iso(run["finished_at"]),
-            **{f: run[f] for f in _RUN_FIELDS}}
+    return {"started_at": _iso(run["started_at"]), "finished_at": _iso(run["finished_at"]), **{f: run[f] for f in _RUN_FIELDS}}
 
 
 def _link_state(conn: m.Connection) -> dict | None:
@@ -133,8 +150,7 @@ def staff_overview(rt, limit: int | None = None) -> list[dict]:
     have a feed URL: a handful of queries whatever the count (the console's staff screen opens on
     10,000 staff members). ``limit``: only the first staff members by name (and their connections)."""
     S = m.Staff
-    query = S.select(S.id, S.email, S.name, S.slack_id, S.timezone, S.feed_token_hash, S.feed_generation
-                     ).order_by(S.name, S.email)
+    query = S.select(S.id, S.email, S.name, S.slack_id, S.timezone, S.feed_token_hash, S.feed_generation).order_by(S.name, S.email)
     if limit is not None:
         query = query.limit(max(int(limit), 0))
     staff = list(query.tuples())
@@ -144,14 +160,20 @@ def staff_overview(rt, limit: int | None = None) -> list[dict]:
     rows = []
     for staff_id, email, name, slack_id, timezone, token_hash, generation in staff:
         conns = sorted(by_email.get(email, ()), key=lambda c: c["id"])
-        rows.append({
-            "id": staff_id, "email": email, "name": name, "slack_id": slack_id, "timezone": timezone,
-            "connections": len(conns),
-            "feed": "active" if token_hash else "none",
-            "feed_resets": max(generation - 1, 0),
-            "connection_list": conns,
-            "broken": sum(1 for c in conns if c["status"] in m.BROKEN_STATUSES),
-        })
+        rows.append(
+            {
+                "id": staff_id,
+                "email": email,
+                "name": name,
+                "slack_id": slack_id,
+                "timezone": timezone,
+                "connections": len(conns),
+                "feed": "active" if token_hash else "none",
+                "feed_resets": max(generation - 1, 0),
+                "connection_list": conns,
+                "broken": sum(1 for c in conns if c["status"] in m.BROKEN_STATUSES),
+            }
+        )
     return rows
 
 
@@ -160,8 +182,7 @@ def status_counts(rt) -> dict:
     counts = dict.fromkeys(m.STATUSES, 0)
     for status, count in m.Connection.select(m.Connection.status, pw.fn.COUNT(m.Connection.id)).group_by(m.Connection.status).tuples():
         counts[status] = count
-    counts["failing"] = m.Connection.select().where(
-        m.Connection.status == m.ACTIVE, m.Connection.failing_since.is_null(False)).count()
+    counts["failing"] = m.Connection.select().where(m.Connection.status == m.ACTIVE, m.Connection.failing_since.is_null(False)).count()
     return counts
 
 

@@ -32,8 +32,14 @@ def apikey_revoke(rt, name: str, actor: str = "") -> dict:
 
 def apikey_list(rt) -> list[dict]:
     return [
-        {"name": k.name, "prefix": k.prefix, "created_at": _iso(k.created_at), "created_by": k.created_by,
-         "last_used_at": _iso(k.last_used_at), "revoked": k.revoked_at is not None}
+        {
+            "name": k.name,
+            "prefix": k.prefix,
+            "created_at": _iso(k.created_at),
+            "created_by": k.created_by,
+            "last_used_at": _iso(k.last_used_at),
+            "revoked": k.revoked_at is not None,
+        }
         for k in m.ApiKey.select().order_by(m.ApiKey.name)
     ]
 

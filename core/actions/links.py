@@ -35,8 +35,12 @@ def download_link(rt, conn_id, actor: str = "") -> dict:
     token, expires = _new_one_off(m.DownloadLink, connection=conn)
     if actor:
         audit(actor, "connection.download_link", conn.id)
-    return {"connection": conn.id, "url": f"{rt.settings.base_url}/download/{token}.ics", "expires_at": _iso(expires),
-            "count": len(missed_appointments(conn))}
+    return {
+        "connection": conn.id,
+        "url": f"{rt.settings.base_url}/download/{token}.ics",
+        "expires_at": _iso(expires),
+        "count": len(missed_appointments(conn)),
+    }
 
 
 def download_by_link(rt, token: str) -> dict | None:
@@ -111,8 +115,16 @@ def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = 
         raise ConnectLinkSpent("this connect link is not valid any more; ask for a new one with /calsync connect")
     staff = link.staff
     try:
-        result = connect(rt, staff.email, provider, url=url, username=username, password=password,
-                         actor=f"connect-link:{staff.email}", choice_minutes=CHOICE_MINUTES)
+        result = connect(
+            rt,
+            staff.email,
+            provider,
+            url=url,
+            username=username,
+            password=password,
+            actor=f"connect-link:{staff.email}",
+            choice_minutes=CHOICE_MINUTES,
+        )
     except ActionError:
         _give_back(link)
         raise
@@ -122,8 +134,7 @@ def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = 
         # connect() already made the scheduler wait for the choice (choice_minutes, in its transaction).
         return {**connection_dict(conn), "warnings": result["warnings"], "first_sync": None, "choose": True}
     report = sync_now(rt, result["id"])[0]
-    return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"],
-            "first_sync": report, "choose": False}
+    return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"], "first_sync": report, "choose": False}
 
 
 def connect_link_choose_calendar(rt, token: str, conn_id, calendar) -> dict:
@@ -132,13 +143,18 @@ def connect_link_choose_calendar(rt, token: str, conn_id, calendar) -> dict:
     Only with the link that made it (spent, not expired, same staff member, the connection
     made after the link was spent); set_destination syncs at once.
     """
-    link = (m.ConnectLink.get_or_none(m.ConnectLink.token_hash == _token_hash(token))
-            if token and len(token) <= 100 else None)
+    link = m.ConnectLink.get_or_none(m.ConnectLink.token_hash == _token_hash(token)) if token and len(token) <= 100 else None
     try:
         conn = _connection(conn_id)
     except ActionError:  # not a number, or no such connection: the same answer as a bad link
         conn = None
-    if (link is None or link.used_at is None or link.expires_at <= clock.now() or conn is None
-            or conn.staff_id != link.staff_id or clock.utc(conn.created_at) < clock.utc(link.used_at)):
+    if (
+        link is None
+        or link.used_at is None
+        or link.expires_at <= clock.now()
+        or conn is None
+        or conn.staff_id != link.staff_id
+        or clock.utc(conn.created_at) < clock.utc(link.used_at)
+    ):
         raise ConnectLinkSpent("this connect link is not valid any more; ask for a new one with /calsync connect")
     return set_destination(rt, conn.id, str(calendar), actor=f"connect-link:{link.staff.email}")

@@ -64,7 +64,9 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
         if error:
             raise oauth.OAuthFailed(
                 "you did not allow calsync to use your calendar, so nothing was connected"
-                if error == "access_denied" else f"{provider} ended the sign-in with an error ({error})")
+                if error == "access_denied"
+                else f"{provider} ended the sign-in with an error ({error})"
+            )
         secrets_ = oauth.exchange(rt, provider, code, verifier)
     except oauth.OAuthFailed as exc:
         raise ActionError(str(exc)) from None
@@ -102,16 +104,25 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
         if choose:
             # In the same transaction as the connection: the scheduler never sees it due before the
             # person had CHOICE_MINUTES to choose, so nothing goes to a calendar nobody chose.
-            m.Connection.update(next_sync_at=clock.now() + dt.timedelta(minutes=CHOICE_MINUTES)).where(
-                m.Connection.id == conn.id).execute()
+            m.Connection.update(next_sync_at=clock.now() + dt.timedelta(minutes=CHOICE_MINUTES)).where(m.Connection.id == conn.id).execute()
     audit(f"oauth:{staff.email}", "connection.connect", conn.id, f"{provider} {conn.account} for {staff.email}")
     warnings = [f"{f} account" for f in connection_flags(conn)]
     if choose:
-        return {**connection_dict(m.Connection.get_by_id(conn.id)), "first_sync": None, "purpose": "connect",
-                "warnings": warnings, "choose": True}
+        return {
+            **connection_dict(m.Connection.get_by_id(conn.id)),
+            "first_sync": None,
+            "purpose": "connect",
+            "warnings": warnings,
+            "choose": True,
+        }
     report = sync_now(rt, conn.id)[0]
-    return {**connection_dict(m.Connection.get_by_id(conn.id)), "first_sync": report, "purpose": "connect",
-            "warnings": warnings, "choose": False}
+    return {
+        **connection_dict(m.Connection.get_by_id(conn.id)),
+        "first_sync": report,
+        "purpose": "connect",
+        "warnings": warnings,
+        "choose": False,
+    }
 
 
 # How long after the sign-in its browser may still choose the calendar (as long as a connect link lives).
@@ -135,17 +146,29 @@ def oauth_choose_calendar(rt, provider: str, state: str, conn_id, calendar) -> d
     """
     from core import oauth
 
-    row = (m.OAuthState.get_or_none(m.OAuthState.state_hash == oauth._hash(state), m.OAuthState.provider == provider)
-           if state and len(state) <= 200 else None)
+    row = (
+        m.OAuthState.get_or_none(m.OAuthState.state_hash == oauth._hash(state), m.OAuthState.provider == provider)
+        if state and len(state) <= 200
+        else None
+    )
     try:
         conn = _connection(conn_id)
     except ActionError:  # not a number, or no such connection: the same answer as a foreign one
         conn = None
-    if (row is None or conn is None or row.purpose != "connect" or row.used_at is None
-            or row.connection_id != conn.id or row.staff_id != conn.staff_id or conn.provider != provider
-            or clock.utc(row.used_at) + CHOICE_WINDOW <= clock.utc(clock.now())):
-        raise ChoiceRefused("this sign-in cannot choose a calendar any more; /calsync status in Slack shows "
-                            "your connections, and /calsync primary chooses the calendar")
+    if (
+        row is None
+        or conn is None
+        or row.purpose != "connect"
+        or row.used_at is None
+        or row.connection_id != conn.id
+        or row.staff_id != conn.staff_id
+        or conn.provider != provider
+        or clock.utc(row.used_at) + CHOICE_WINDOW <= clock.utc(clock.now())
+    ):
+        raise ChoiceRefused(
+            "this sign-in cannot choose a calendar any more; /calsync status in Slack shows "
+            "your connections, and /calsync primary chooses the calendar"
+        )
     result = set_destination(rt, conn.id, str(calendar), actor=f"oauth:{conn.staff.email}")
     return {**result, "warnings": [f"{f} account" for f in connection_flags(conn)]}
 

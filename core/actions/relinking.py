@@ -90,8 +90,12 @@ def issue_relink(rt, conn_id, via: tuple[str, ...] = ("email", "slack"), actor: 
         rt, "relink.link", f"relink:{link.id}", payload, connection=conn, staff=conn.staff, relink_url=url, channels=tuple(via)
     )
     channels = [d.channel for d in notification.deliveries if d.channel != "log"] if notification else []
-    audit(actor, "connection.relink_link", conn.id,
-          f"sent via {', '.join(channels)}" if channels else "not sent: no channel is configured (link shown once)")
+    audit(
+        actor,
+        "connection.relink_link",
+        conn.id,
+        f"sent via {', '.join(channels)}" if channels else "not sent: no channel is configured (link shown once)",
+    )
     return {
         "connection": conn.id,
         "url": url,
@@ -121,8 +125,7 @@ def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
         "status": conn.status,
         "meaning": meaning(conn.status),
         "reason": conn.reason or meaning(conn.status),
-        "problem": wording.problem(conn.status, conn.provider, server_url=conn.server_url, calendar=calendar,
-                                   failing=failing),
+        "problem": wording.problem(conn.status, conn.provider, server_url=conn.server_url, calendar=calendar, failing=failing),
         "todo": wording.staff_advice(conn.status, conn.provider, conn.server_url),
         "detail": _detail(conn),
         "calendar": calendar,
@@ -143,8 +146,9 @@ def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
         except ActionError as exc:
             page["calendars_error"] = str(exc)
         else:
-            page["calendars"] = [{"id": c.id, "name": c.name} for c in calendars
-                                 if c.writable and not (c.is_destination and conn.status != m.ACTIVE)]
+            page["calendars"] = [
+                {"id": c.id, "name": c.name} for c in calendars if c.writable and not (c.is_destination and conn.status != m.ACTIVE)
+            ]
     return page
 
 
@@ -178,8 +182,7 @@ def _finish(link: m.RelinkLink, result: dict) -> dict:
         relink.spend(link)
     # Another process is syncing it right now: the fix is saved and that run (or the next pass) finishes it.
     in_progress = not ok and (result.get("sync") or {}).get("outcome") == "busy"
-    return {**result, "ok": ok, "in_progress": in_progress,
-            "delivered": incidents.delivered_since_repair(link.connection_id) if ok else 0}
+    return {**result, "ok": ok, "in_progress": in_progress, "delivered": incidents.delivered_since_repair(link.connection_id) if ok else 0}
 
 
 def complete_relink(rt, token: str, *, password: str = "", url: str = "") -> dict:
@@ -201,12 +204,18 @@ def relink_choose_calendar(rt, token: str, calendar) -> dict:
 
 
 def relink_test(rt, token: str) -> dict:
-    """"Test again" from the relink page; a good test syncs at once and writes what waited."""
+    """ "Test again" from the relink page; a good test syncs at once and writes what waited."""
     link = relink.lookup(token)
     conn = link.connection
     test = test_connection(rt, conn.id, actor=f"relink-link:{conn.staff.email}")
-    result = {"id": conn.id, "status": test["status"], "reason": test["reason"], "test": test,
-              "sync": test.get("sync") or {"created": 0}, "missed": waiting.missed_count(_connection(conn.id))}
+    result = {
+        "id": conn.id,
+        "status": test["status"],
+        "reason": test["reason"],
+        "test": test,
+        "sync": test.get("sync") or {"created": 0},
+        "missed": waiting.missed_count(_connection(conn.id)),
+    }
     return _finish(link, result)
 
 
@@ -230,22 +239,26 @@ def request_words(channels: list[str]) -> dict:
         return {
             "title": "Ask your support team for a new link",
             "intro": "This calsync cannot send links by itself (it has no e-mail or Slack set up). "
-                     "Ask your support team: they can send you a new link.",
+            "Ask your support team: they can send you a new link.",
             "message": "This calsync cannot send links by itself (it has no e-mail or Slack set up), so nothing "
-                       "was sent. Ask your support team: they can send you a new link.",
+            "was sent. Ask your support team: they can send you a new link.",
         }
-    how = {("email",): "by e-mail", ("slack",): "as a Slack message from calsync",
-           ("email", "slack"): "by e-mail and as a Slack message from calsync"}[tuple(channels)]
-    where = {("email",): "Check your inbox (and its spam folder)",
-             ("slack",): "Check your direct messages in Slack",
-             ("email", "slack"): "Check your inbox (and its spam folder) and your direct messages in Slack"}[tuple(channels)]
-    title = {("email",): "Check your e-mail", ("slack",): "Check Slack",
-             ("email", "slack"): "Check your e-mail and Slack"}[tuple(channels)]
+    how = {
+        ("email",): "by e-mail",
+        ("slack",): "as a Slack message from calsync",
+        ("email", "slack"): "by e-mail and as a Slack message from calsync",
+    }[tuple(channels)]
+    where = {
+        ("email",): "Check your inbox (and its spam folder)",
+        ("slack",): "Check your direct messages in Slack",
+        ("email", "slack"): "Check your inbox (and its spam folder) and your direct messages in Slack",
+    }[tuple(channels)]
+    title = {("email",): "Check your e-mail", ("slack",): "Check Slack", ("email", "slack"): "Check your e-mail and Slack"}[tuple(channels)]
     return {
         "title": title,
         "intro": f"If your calendar connection needs to be reconnected, calsync sends you a new link {how}.",
         "message": f"If this address has a calendar connection that needs reconnecting, a new link is on its way "
-                   f"{how}. {where} in a few minutes. Nothing arrives? Ask your support team.",
+        f"{how}. {where} in a few minutes. Nothing arrives? Ask your support team.",
     }
 
 
@@ -275,9 +288,11 @@ def _admit(client: str) -> None:
     target = f"client:{client or 'unknown'}"[:200]
     since = clock.now() - CLIENT_WINDOW
     with m.db.atomic():
-        asked = (m.AuditEntry.select()
-                 .where(m.AuditEntry.action == "relink.request", m.AuditEntry.target == target, m.AuditEntry.at > since)
-                 .count())
+        asked = (
+            m.AuditEntry.select()
+            .where(m.AuditEntry.action == "relink.request", m.AuditEntry.target == target, m.AuditEntry.at > since)
+            .count()
+        )
         if asked >= REQUESTS_PER_CLIENT:
             raise TooManyRequests("too many requests for a new link from this address: try again in a minute")
         audit("self-service", "relink.request", target)
@@ -309,13 +324,26 @@ def _send_live_links(rt, staff: m.Staff) -> int:
         for conn in staff.connections.where(m.Connection.status.in_(list(m.BROKEN_STATUSES))):
             url, link = relink.live_or_new(rt, conn, issued_by=f"self-service:{staff.email}", via="email,slack")
             payload = outbox.payload_for(rt, conn, link_expires_at=link.expires_at.isoformat(), issued_by="self-service")
-            sent += outbox.notify(rt, "relink.link", f"relink.request:{link.id}:{secrets.token_hex(8)}", payload,
-                                  connection=conn, staff=staff, relink_url=url, channels=("email", "slack")) is not None
+            sent += (
+                outbox.notify(
+                    rt,
+                    "relink.link",
+                    f"relink.request:{link.id}:{secrets.token_hex(8)}",
+                    payload,
+                    connection=conn,
+                    staff=staff,
+                    relink_url=url,
+                    channels=("email", "slack"),
+                )
+                is not None
+            )
     return sent
 
 
 def _mailed_recently(staff: m.Staff) -> bool:
     since = clock.now() - dt.timedelta(minutes=REQUEST_THROTTLE_MINUTES)
-    return (m.Notification.select()
-            .where(m.Notification.staff == staff, m.Notification.event.in_(list(LINK_EVENTS)), m.Notification.created_at > since)
-            .exists())
+    return (
+        m.Notification.select()
+        .where(m.Notification.staff == staff, m.Notification.event.in_(list(LINK_EVENTS)), m.Notification.created_at > since)
+        .exists()
+    )

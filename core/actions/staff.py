@@ -21,8 +21,7 @@ def check_slack_id(value: str | None) -> str | None:
     if not value:
         return None
     if not SLACK_USER_ID.fullmatch(value):
-        raise InvalidInput(f"{value[:40]!r} is not a Slack user id ({SLACK_ID_RULE}; "
-                           "in Slack: the person's profile, More, Copy member ID)")
+        raise InvalidInput(f"{value[:40]!r} is not a Slack user id ({SLACK_ID_RULE}; in Slack: the person's profile, More, Copy member ID)")
     return value
 
 

@@ -20,23 +20,35 @@ from core.providers.base import ProviderError
 
 
 def _links(conn: m.Connection):
-    return m.AppointmentLink.select(m.AppointmentLink, m.Appointment).join(m.Appointment).switch(m.AppointmentLink).join(
-        m.Calendar).where(m.Calendar.connection == conn)
+    return (
+        m.AppointmentLink.select(m.AppointmentLink, m.Appointment)
+        .join(m.Appointment)
+        .switch(m.AppointmentLink)
+        .join(m.Calendar)
+        .where(m.Calendar.connection == conn)
+    )
 
 
 def _on_calendar(conn: m.Connection) -> list[m.AppointmentLink]:
     """calsync's events on the calendar (written at least once, not removed since)."""
-    return list(_links(conn).where(m.AppointmentLink.href != "",
-                                   m.AppointmentLink.state.in_([m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED])))
+    return list(
+        _links(conn).where(m.AppointmentLink.href != "", m.AppointmentLink.state.in_([m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED]))
+    )
 
 
 def _waiting(conn: m.Connection) -> list[m.AppointmentLink]:
     """Appointments not on the calendar as they are now: not written yet, or changed since (missed,
     or about to be written). A changed one is also on the calendar, with its old details."""
     unwritten = (m.AppointmentLink.href == "") | (m.AppointmentLink.pushed_version < m.Appointment.version)
-    return list(_links(conn).where(unwritten, m.Appointment.cancelled == False,  # noqa: E712
-                                   m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_MISSED]))
-                .order_by(m.Appointment.starts_at))
+    return list(
+        _links(conn)
+        .where(
+            unwritten,
+            m.Appointment.cancelled == False,  # noqa: E712
+            m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_MISSED]),
+        )
+        .order_by(m.Appointment.starts_at)
+    )
 
 
 def who(rt, conn: m.Connection, actor: str) -> str:
@@ -44,7 +56,7 @@ def who(rt, conn: m.Connection, actor: str) -> str:
     if not actor:
         return "calsync"
     if actor.startswith("slack:"):
-        slack_id = actor[len("slack:"):]
+        slack_id = actor[len("slack:") :]
         if conn.staff.slack_id == slack_id:
             return f"the staff member ({conn.staff.name})"
         return f"support (Slack user {slack_id})"
@@ -69,26 +81,39 @@ def stop_plan(rt, conn_id, keep_events: bool = False, for_support: bool = True) 
     if keep_events:
         parts.append(f"{on_calendar} calsync event(s) stay on the calendar")
     elif broken:
-        parts.append(f"the connection is {state}: calsync can no longer remove its {on_calendar} event(s); "
-                     "they would stay on the calendar as orphans")
+        parts.append(
+            f"the connection is {state}: calsync can no longer remove its {on_calendar} event(s); "
+            "they would stay on the calendar as orphans"
+        )
     else:
         parts.append(f"{on_calendar} calsync event(s) are removed from the calendar")
     if waiting_now:
         if broken:
-            parts.append(f"{len(waiting_now)} appointment(s) waiting to be written or updated would never reach the calendar "
-                         "(they stay listed as orphaned and downloadable)")
+            parts.append(
+                f"{len(waiting_now)} appointment(s) waiting to be written or updated would never reach the calendar "
+                "(they stay listed as orphaned and downloadable)"
+            )
         else:
             parts.append(f"{len(waiting_now)} appointment(s) not yet written will not be written")
     orphans = (0 if keep_events else on_calendar) + len(waiting_now) if broken else 0
     needs_force = broken and ((on_calendar > 0 and not keep_events) or bool(waiting_now))
     if shared_with:
-        warning = (f"the same account is also synced by {', '.join(shared_with)}; their access is not touched" if for_support
-                   else f"{len(shared_with)} other staff member(s) sync the same account; their access is not touched")
+        warning = (
+            f"the same account is also synced by {', '.join(shared_with)}; their access is not touched"
+            if for_support
+            else f"{len(shared_with)} other staff member(s) sync the same account; their access is not touched"
+        )
     else:
         warning = ""
-    sentences, confirm = _plan_words(conn, keep_events=keep_events, broken=broken, on_calendar=on_calendar,
-                                     waiting_now=len(waiting_now), shared=len(shared_with),
-                                     shared_names=shared_with if for_support else [])
+    sentences, confirm = _plan_words(
+        conn,
+        keep_events=keep_events,
+        broken=broken,
+        on_calendar=on_calendar,
+        waiting_now=len(waiting_now),
+        shared=len(shared_with),
+        shared_names=shared_with if for_support else [],
+    )
     return {
         "connection": conn.id,
         "status": conn.status,
@@ -111,14 +136,18 @@ def _events(n: int) -> str:
     return "1 event" if n == 1 else f"{n} events"
 
 
-def _plan_words(conn: m.Connection, *, keep_events: bool, broken: bool, on_calendar: int, waiting_now: int,
-                shared: int, shared_names: list[str]) -> tuple[list[str], str]:
+def _plan_words(
+    conn: m.Connection, *, keep_events: bool, broken: bool, on_calendar: int, waiting_now: int, shared: int, shared_names: list[str]
+) -> tuple[list[str], str]:
     """``shared_names`` only for support (a staff member is told how many, never who)."""
     """What stopping does, in sentences for people, and the words of the button that does it."""
     said = []
     if broken:
-        what = (wording.problem(conn.status, conn.provider, server_url=conn.server_url, failing=waiting.is_failing(conn))
-                or conn.reason or meaning(conn.status))
+        what = (
+            wording.problem(conn.status, conn.provider, server_url=conn.server_url, failing=waiting.is_failing(conn))
+            or conn.reason
+            or meaning(conn.status)
+        )
         said.append(f"{what}, so calsync cannot change that calendar now.")
     one = on_calendar == 1
     if on_calendar == 0:
@@ -126,14 +155,14 @@ def _plan_words(conn: m.Connection, *, keep_events: bool, broken: bool, on_calen
     elif keep_events:
         said.append(f"The {_events(on_calendar)} calsync added {'stays' if one else 'stay'} on the calendar.")
     elif broken:
-        said.append(f"The {_events(on_calendar)} calsync added cannot be removed and "
-                    f"{'stays' if one else 'stay'} on the calendar.")
+        said.append(f"The {_events(on_calendar)} calsync added cannot be removed and {'stays' if one else 'stay'} on the calendar.")
     else:
         said.append(f"The {_events(on_calendar)} calsync added {'is' if one else 'are'} removed from the calendar.")
     if waiting_now:
         appointments = "1 appointment that is" if waiting_now == 1 else f"{waiting_now} appointments that are"
-        said.append(f"{appointments[0].upper()}{appointments[1:]} waiting will never reach the calendar; "
-                    "they stay downloadable as an .ics file.")
+        said.append(
+            f"{appointments[0].upper()}{appointments[1:]} waiting will never reach the calendar; they stay downloadable as an .ics file."
+        )
     if shared:
         people = "1 other staff member syncs" if shared == 1 else f"{shared} other staff members sync"
         said.append(f"{people} the same account; their sync is not touched.")
@@ -228,7 +257,12 @@ def stop_sync(rt, conn_id, keep_events: bool = False, force: bool = False, actor
     if force:
         words.append("forced")
     audit(actor, "connection.stop", conn.id, "; ".join(words))
-    return {**plan, "stopped": True, "removed": removed, "kept": kept, "orphaned": orphaned + len(stranded),
-            "stopped_by": by,
-            "waiting_orphaned": [{"id": a.external_id, "subject": a.subject, "start": clock.utc(a.starts_at).isoformat()}
-                                 for a in stranded]}
+    return {
+        **plan,
+        "stopped": True,
+        "removed": removed,
+        "kept": kept,
+        "orphaned": orphaned + len(stranded),
+        "stopped_by": by,
+        "waiting_orphaned": [{"id": a.external_id, "subject": a.subject, "start": clock.utc(a.starts_at).isoformat()} for a in stranded],
+    }

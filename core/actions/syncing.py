@@ -30,13 +30,17 @@ def sync_now(rt, conn_id=None, actor: str = "", progress=None, wait: float = run
     reports = {r.connection_id: r for r in runner.run_claimed(rt, claimed, owner, progress)}
     for conn in conns:
         if conn.id not in reports:
-            reports[conn.id] = SyncReport(connection_id=conn.id, outcome="busy", status=conn.status, reason=conn.reason,
-                                          error=f"already being synced by {runner.holder(conn.id)}")
+            reports[conn.id] = SyncReport(
+                connection_id=conn.id,
+                outcome="busy",
+                status=conn.status,
+                reason=conn.reason,
+                error=f"already being synced by {runner.holder(conn.id)}",
+            )
     done = [reports[c.id].to_dict() for c in conns]
     if actor:
         detail, failed = sync_summary(done)
-        audit(actor, "connection.sync", conn_id if conn_id is not None else "all", detail,
-              result="failed" if failed else "ok")
+        audit(actor, "connection.sync", conn_id if conn_id is not None else "all", detail, result="failed" if failed else "ok")
     return done
 
 

@@ -28,9 +28,11 @@ def account_identity(provider: str, account_key: str, server_url: str, account: 
 
 def _same_account(conn: m.Connection):
     """The other live connections to the same external account (compared by fingerprint)."""
-    same = (m.Connection.account_key == conn.account_key) if conn.account_key else (
-        (m.Connection.account_key == "") & (m.Connection.server_url == conn.server_url)
-        & (m.Connection.account == conn.account))
+    same = (
+        (m.Connection.account_key == conn.account_key)
+        if conn.account_key
+        else ((m.Connection.account_key == "") & (m.Connection.server_url == conn.server_url) & (m.Connection.account == conn.account))
+    )
     return m.Connection.select().where(
         m.Connection.provider == conn.provider,
         same,
@@ -50,16 +52,32 @@ def connection_flags(conn: m.Connection) -> list[str]:
 
 # The columns a status row is made of, in the order list_statuses selects them.
 # "staff", "staff_name" and "timezone" are the staff member's (e-mail, name, zone).
-ROW_FIELDS = ("id", "staff", "staff_name", "timezone", "provider", "account", "status", "reason", "status_since",
-              "last_sync_at", "last_check_at",
-              "last_error", "last_success_at", "server_url", "failing_since", "failures_in_row")
+ROW_FIELDS = (
+    "id",
+    "staff",
+    "staff_name",
+    "timezone",
+    "provider",
+    "account",
+    "status",
+    "reason",
+    "status_since",
+    "last_sync_at",
+    "last_check_at",
+    "last_error",
+    "last_success_at",
+    "server_url",
+    "failing_since",
+    "failures_in_row",
+)
 
 
 _STAFF_FIELDS = ("staff", "staff_name", "timezone")
 
 
-def status_row(values: dict, *, missed: int, errors: int, orphaned: int, flags: list[str], destination: str | None,
-               words: dict | None = None) -> dict:
+def status_row(
+    values: dict, *, missed: int, errors: int, orphaned: int, flags: list[str], destination: str | None, words: dict | None = None
+) -> dict:
     """One connection as every list shows it (the CLI's `status`, the console, Slack, App Home).
 
     ``words``: a dict kept across the rows of one listing, so the sentences of rows that only
@@ -76,29 +94,41 @@ def status_row(values: dict, *, missed: int, errors: int, orphaned: int, flags: 
     if failing and status == m.ACTIVE:
         reason = failing_reason(values["failures_in_row"], values["failing_since"], values["last_error"])
     return {
-        "id": values["id"], "staff": values["staff"], "provider": values["provider"], "account": values["account"],
-        "status": status, "reason": reason, "since": _iso(values["status_since"]),
-        "last_sync_at": _iso(values["last_sync_at"]), "last_check_at": _iso(values["last_check_at"]),
-        "missed": missed, "meaning": meaning(status), "advice": STATUS_ADVICE.get(status, ""),
-        "last_error": values["last_error"], "last_success_at": _iso(values["last_success_at"]),
-        "server": values["server_url"], "destination": destination, "flags": flags,
-        "failing": failing, "failing_since": _iso(values["failing_since"]) if failing else None,
+        "id": values["id"],
+        "staff": values["staff"],
+        "provider": values["provider"],
+        "account": values["account"],
+        "status": status,
+        "reason": reason,
+        "since": _iso(values["status_since"]),
+        "last_sync_at": _iso(values["last_sync_at"]),
+        "last_check_at": _iso(values["last_check_at"]),
+        "missed": missed,
+        "meaning": meaning(status),
+        "advice": STATUS_ADVICE.get(status, ""),
+        "last_error": values["last_error"],
+        "last_success_at": _iso(values["last_success_at"]),
+        "server": values["server_url"],
+        "destination": destination,
+        "flags": flags,
+        "failing": failing,
+        "failing_since": _iso(values["failing_since"]) if failing else None,
         "consecutive_failures": values["failures_in_row"] if failing else 0,
-        "errors": errors, "orphaned": orphaned,
+        "errors": errors,
+        "orphaned": orphaned,
         # The words every surface shows (core.wording): what broke and what waits, what the
         # staff member does next, the provider as people name it, and their zone for times.
-        "staff_name": values["staff_name"], "timezone": values["timezone"],
+        "staff_name": values["staff_name"],
+        "timezone": values["timezone"],
         **said,
     }
 
 
-def _status_words(status: str, provider: str, server_url: str, destination: str | None, failing: bool,
-                  missed: int) -> dict:
+def _status_words(status: str, provider: str, server_url: str, destination: str | None, failing: bool, missed: int) -> dict:
     return {
         "provider_name": wording.provider_label(provider, server_url),
         "problem": wording.problem(status, provider, server_url=server_url, calendar=destination, failing=failing),
-        "headline": wording.headline(status, provider, server_url=server_url, calendar=destination, waiting=missed,
-                                     failing=failing),
+        "headline": wording.headline(status, provider, server_url=server_url, calendar=destination, waiting=missed, failing=failing),
         "todo": wording.staff_advice(status, provider, server_url),
     }
 
@@ -106,14 +136,19 @@ def _status_words(status: str, provider: str, server_url: str, destination: str 
 def connection_dict(conn: m.Connection, with_calendars: bool = True, missed: int | None = None) -> dict:
     staff = conn.staff
     values = {f: getattr(conn, f) for f in ROW_FIELDS if f not in _STAFF_FIELDS} | {
-        "staff": staff.email, "staff_name": staff.name, "timezone": staff.timezone}
+        "staff": staff.email,
+        "staff_name": staff.name,
+        "timezone": staff.timezone,
+    }
     calendars = [calendar_dict(c, conn) for c in conn.calendars.order_by(m.Calendar.id)] if with_calendars else []
     data = status_row(
         values,
         missed=waiting.missed_count(conn) if missed is None else missed,
         errors=len(waiting.write_errors(conn)),
-        orphaned=m.AppointmentLink.select().join(m.Calendar).where(
-            m.Calendar.connection == conn, m.AppointmentLink.state == m.LINK_ORPHANED).count(),
+        orphaned=m.AppointmentLink.select()
+        .join(m.Calendar)
+        .where(m.Calendar.connection == conn, m.AppointmentLink.state == m.LINK_ORPHANED)
+        .count(),
         flags=connection_flags(conn) if with_calendars else [],
         destination=next((c["name"] for c in calendars if c["destination"]), None),
     )

@@ -110,8 +110,10 @@ def transport_error(exc: Exception, who: str) -> ProviderError:
     if isinstance(exc, http.AnswerTooLarge):
         return AnswerTooLarge(f"{who} sent an answer too large to read: {exc}")
     if isinstance(exc, http.CredentialsRedirect):
-        return SourceRefused(f"{who} redirected to another host ({exc.host}); calsync does not send your credentials "
-                             "there. If the calendar moved, connect again with its new address")
+        return SourceRefused(
+            f"{who} redirected to another host ({exc.host}); calsync does not send your credentials "
+            "there. If the calendar moved, connect again with its new address"
+        )
     if isinstance(exc, requests.TooManyRedirects):
         return SourceRefused(f"{who} redirects too many times")
     if http.is_timeout(exc):

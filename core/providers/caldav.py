@@ -68,9 +68,7 @@ class CalDAVProvider(Provider):
 
     # -- plumbing -------------------------------------------------------------
 
-    def _request(
-        self, method: str, url: str, *, write: bool = False, collection: bool = False, passthrough=(), **kwargs
-    ):
+    def _request(self, method: str, url: str, *, write: bool = False, collection: bool = False, passthrough=(), **kwargs):
         headers = kwargs.pop("headers", {})
         auth = (self.params.get("account", ""), self.secrets.get("password", ""))
         try:
@@ -99,9 +97,7 @@ class CalDAVProvider(Provider):
 
     def _multistatus(self, response: requests.Response) -> list[ET.Element]:
         if response.status_code != 207:
-            raise ProviderError(
-                f"the CalDAV server gave an unexpected answer (HTTP {response.status_code})", _answer(response)
-            )
+            raise ProviderError(f"the CalDAV server gave an unexpected answer (HTTP {response.status_code})", _answer(response))
         try:
             root = parse_xml(response.content)
         except Exception as exc:  # defusedxml raises several types for hostile or broken XML
@@ -374,7 +370,10 @@ class CalDAVProvider(Provider):
     def find_uid(self, calendar_url: str, uid: str) -> str:
         """The href of the object with this UID in the calendar ('' if none), by calendar-query."""
         response = self._request(
-            "REPORT", calendar_url, collection=True, data=uid_query(uid),
+            "REPORT",
+            calendar_url,
+            collection=True,
+            data=uid_query(uid),
             headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
         )
         for r in self._multistatus(response):

@@ -63,7 +63,6 @@ def uid_query(uid: str) -> bytes:
     ET.SubElement(prop, q(CAL, "calendar-data"))
     calendar = ET.SubElement(ET.SubElement(root, q(CAL, "filter")), q(CAL, "comp-filter"), name="VCALENDAR")
     event = ET.SubElement(calendar, q(CAL, "comp-filter"), name="VEVENT")
-    match = ET.SubElement(ET.SubElement(event, q(CAL, "prop-filter"), name="UID"), q(CAL, "text-match"),
-                          collation="i;octet")
+    match = ET.SubElement(ET.SubElement(event, q(CAL, "prop-filter"), name="UID"), q(CAL, "text-match"), collation="i;octet")
     match.text = uid
     return _bytes(root)

@@ -100,7 +100,7 @@ def _listed_until(ctag: str) -> dt.datetime | None:
     if not ctag.startswith(LISTED_UNTIL):
         return None
     try:
-        return dt.datetime.fromisoformat(ctag[len(LISTED_UNTIL):])
+        return dt.datetime.fromisoformat(ctag[len(LISTED_UNTIL) :])
     except ValueError:
         return None
 
@@ -157,9 +157,7 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
                 answer,
             )
         if status == 429 or (status == 403 and reason in RATE_LIMIT_REASONS):
-            return Transient(
-                f"Google Calendar asked calsync to slow down ({reason or 'HTTP 429'}); the sync is retried later", answer
-            )
+            return Transient(f"Google Calendar asked calsync to slow down ({reason or 'HTTP 429'}); the sync is retried later", answer)
         if status >= 500:
             return Transient(f"Google Calendar is having trouble (HTTP {status})", answer)
         if status == 403:
@@ -171,8 +169,7 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
                 )
             if write:
                 return WriteForbidden(
-                    "Google Calendar lets this account read the calendar but not add or change events (it is read-only "
-                    "for calsync)",
+                    "Google Calendar lets this account read the calendar but not add or change events (it is read-only for calsync)",
                     answer,
                 )
             return AuthRejected("Google Calendar refused this account access to the calendar", answer)
@@ -248,8 +245,7 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
             found = self._list(state, sync_token=state.sync_token)
         except SyncTokenInvalid:
             return self._full(state)
-        changes = Changes(items=list(found.items.values()), deleted=list(found.cancelled),
-                          sync_token=found.sync_token, ctag=state.ctag)
+        changes = Changes(items=list(found.items.values()), deleted=list(found.cancelled), sync_token=found.sync_token, ctag=state.ctag)
         window_end = self._window()[1]
         if window_end - listed_until >= SLICE_AFTER:
             # Not skipped when known: an instance read earlier, while it lay beyond the window,
@@ -298,8 +294,7 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
                 gone.append(href)
         return gone
 
-    def _list(self, state: CalendarState, *, sync_token: str = "", time_min=None, time_max=None,
-              skip_known: bool = True) -> _Listing:
+    def _list(self, state: CalendarState, *, sync_token: str = "", time_min=None, time_max=None, skip_known: bool = True) -> _Listing:
         params: dict = {"singleEvents": "true", "showDeleted": "true", "maxResults": PAGE_SIZE}
         if sync_token:
             params["syncToken"] = sync_token
@@ -344,8 +339,7 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
     def _create(self, calendar_id: str, uid: str, data: str) -> tuple[str, str]:
         eid = event_id(uid)
         body = {"id": eid, **ics_to_event(data, uid)}
-        response = self._call("POST", f"{self._calendar_url(calendar_id)}/events", write=True, calendar=True,
-                              expect=(200, 409), json=body)
+        response = self._call("POST", f"{self._calendar_url(calendar_id)}/events", write=True, calendar=True, expect=(200, 409), json=body)
         href = self._event_url(calendar_id, eid)
         if response.status_code == 409:
             error = AlreadyExists("an event with this appointment's id is already in the Google calendar", _answer(response))
@@ -356,8 +350,7 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
 
     def _update(self, href: str, data: str, etag: str) -> str:
         uid = self._uid(data)
-        response = self._call("PATCH", href, write=True, json=ics_to_event(data, uid),
-                              headers={"If-Match": etag} if etag else {})
+        response = self._call("PATCH", href, write=True, json=ics_to_event(data, uid), headers={"If-Match": etag} if etag else {})
         return str(self._json(response).get("etag") or response.headers.get("ETag", ""))
 
     def _delete(self, href: str, etag: str) -> None:

@@ -128,8 +128,10 @@ class ICSURLProvider(Provider):
             raise BadData("the URL did not return an iCalendar file (it does not start with BEGIN:VCALENDAR)")
         raw_events = sum(1 for _ in itertools.islice(_VEVENT.finditer(body), RAW_VEVENT_CAP + 1))
         if raw_events > RAW_VEVENT_CAP:
-            raise BadData(f"the feed holds more than {RAW_VEVENT_CAP:,} event entries, more than the {MAX_FEED_EVENTS:,} "
-                          "events calsync reads of one feed; subscribe to a smaller calendar")
+            raise BadData(
+                f"the feed holds more than {RAW_VEVENT_CAP:,} event entries, more than the {MAX_FEED_EVENTS:,} "
+                "events calsync reads of one feed; subscribe to a smaller calendar"
+            )
         try:
             return ics.parse(body.decode("utf-8", errors="replace"))  # with the limits on hostile input
         except ics.InvalidData as exc:
@@ -159,8 +161,10 @@ class ICSURLProvider(Provider):
             uid = str(component.get("UID", "") or f"no-uid-{index}")
             by_uid.setdefault(uid, []).append(component)
         if len(by_uid) > MAX_FEED_EVENTS:
-            raise BadData(f"the feed holds {len(by_uid):,} events, more than the {MAX_FEED_EVENTS:,} calsync reads of one "
-                          "feed; subscribe to a smaller calendar")
+            raise BadData(
+                f"the feed holds {len(by_uid):,} events, more than the {MAX_FEED_EVENTS:,} calsync reads of one "
+                "feed; subscribe to a smaller calendar"
+            )
         items = []
         for uid, components in by_uid.items():
             piece = ICalendar()

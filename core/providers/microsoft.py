@@ -153,8 +153,9 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
     def _href(self, calendar_id: str, event_id: str) -> str:
         return f"{self._calendar_url(calendar_id)}/events/{quote(event_id, safe='=')}"
 
-    def _call(self, method: str, url: str, *, doing: str, write: bool = False, calendar: bool = False,
-              passthrough: tuple[int, ...] = (), **kwargs) -> requests.Response:
+    def _call(
+        self, method: str, url: str, *, doing: str, write: bool = False, calendar: bool = False, passthrough: tuple[int, ...] = (), **kwargs
+    ) -> requests.Response:
         """One Graph request; every wire failure becomes a typed provider error here."""
         headers = {"Prefer": PREFER, **kwargs.pop("headers", {})}
         response = self.api(method, url, headers=headers, **kwargs)
@@ -178,8 +179,11 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
         if status == 403:
             if write:
                 raise WriteForbidden(f"{NAME} does not let this account create or change events in this calendar", answer)
-            raise AuthRejected(f"{NAME} refused calsync access to the calendar ({code or 'HTTP 403'}); sign in again "
-                               "and allow calsync to use your calendars", answer)
+            raise AuthRejected(
+                f"{NAME} refused calsync access to the calendar ({code or 'HTTP 403'}); sign in again "
+                "and allow calsync to use your calendars",
+                answer,
+            )
         if status == 404 and calendar:
             raise CalendarGone(f"the calendar no longer exists in {NAME}", answer)
         if status == 404:
@@ -219,8 +223,9 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
     # -- the account and its calendars -------------------------------------------------
 
     def account_id(self) -> str:
-        me = self._json(self._call("GET", f"{self.base}/me" + _query({"$select": "mail,userPrincipalName"}),
-                                   doing="reading the signed-in account"))
+        me = self._json(
+            self._call("GET", f"{self.base}/me" + _query({"$select": "mail,userPrincipalName"}), doing="reading the signed-in account")
+        )
         account = me.get("mail") or me.get("userPrincipalName")
         if not account:
             raise BadData(f"{NAME} did not say which account signed in")
@@ -231,22 +236,23 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
         # The mailbox's default calendar first: the engine makes the first writable one the destination.
         rows.sort(key=lambda c: not c.get("isDefaultCalendar"))
         return [
-            CalendarInfo(remote_id=str(c["id"]), name=str(c.get("name") or "Calendar"), writable=bool(c.get("canEdit")),
-                         privileges_known=True)
+            CalendarInfo(
+                remote_id=str(c["id"]), name=str(c.get("name") or "Calendar"), writable=bool(c.get("canEdit")), privileges_known=True
+            )
             for c in rows
             if c.get("id")
         ]
 
     def probe(self, state: CalendarState) -> CalendarInfo:
-        response = self._call("GET", self._calendar_url(state.remote_id), doing="reading the calendar", calendar=True,
-                              passthrough=(400,))
+        response = self._call("GET", self._calendar_url(state.remote_id), doing="reading the calendar", calendar=True, passthrough=(400,))
         if response.status_code == 400:
             if _error_code(response).lower() in ("errorinvalididmalformed", "erroritemnotfound"):
                 raise CalendarGone(f"the calendar no longer exists in {NAME}", _answer(response))
             raise ProviderError(f"{NAME} refused reading the calendar (HTTP 400 {_error_code(response)})", _answer(response))
         c = self._json(response)
-        return CalendarInfo(remote_id=state.remote_id, name=str(c.get("name") or ""), writable=bool(c.get("canEdit")),
-                            privileges_known=True)
+        return CalendarInfo(
+            remote_id=state.remote_id, name=str(c.get("name") or ""), writable=bool(c.get("canEdit")), privileges_known=True
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -255,8 +261,10 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
         today = clock.now().astimezone(dt.timezone.utc).date()
         anchor = today - dt.timedelta(days=(today - ROUND_EPOCH).days % ROUND_DAYS)
         start = dt.datetime.combine(anchor, dt.time(), dt.timezone.utc)
-        return _Window(start - dt.timedelta(days=self.settings.sync_past_days),
-                       start + dt.timedelta(days=ROUND_DAYS + self.settings.sync_future_days + 1))
+        return _Window(
+            start - dt.timedelta(days=self.settings.sync_past_days),
+            start + dt.timedelta(days=ROUND_DAYS + self.settings.sync_future_days + 1),
+        )
 
     def changes(self, state: CalendarState) -> Changes:
         window = self._window()
@@ -267,7 +275,8 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
             except SyncTokenInvalid:
                 pass  # a full round below
         first = f"{self._calendar_url(state.remote_id)}/calendarView/delta" + _query(
-            {"startDateTime": f"{window.start:%Y-%m-%dT%H:%M:%SZ}", "endDateTime": f"{window.end:%Y-%m-%dT%H:%M:%SZ}"})
+            {"startDateTime": f"{window.start:%Y-%m-%dT%H:%M:%SZ}", "endDateTime": f"{window.end:%Y-%m-%dT%H:%M:%SZ}"}
+        )
         return self._round(state, first, window, incremental=False)
 
     def _round(self, state: CalendarState, url: str, window: _Window, incremental: bool) -> Changes:
@@ -324,13 +333,18 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
 
     def _our_events(self, calendar_id: str) -> dict[str, str]:
         """href -> etag of every event of the calendar that carries calsync's UID property."""
-        url = f"{self._calendar_url(calendar_id)}/events" + _query({
-            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq {_odata(UID_PROPERTY)} and ep/value ne '')",
-            "$select": "id",
-            "$top": "1000",
-        })
-        return {self._href(calendar_id, str(e["id"])): etag_of(e)
-                for e in self._pages(url, "listing calsync's events", calendar=True) if e.get("id")}
+        url = f"{self._calendar_url(calendar_id)}/events" + _query(
+            {
+                "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq {_odata(UID_PROPERTY)} and ep/value ne '')",
+                "$select": "id",
+                "$top": "1000",
+            }
+        )
+        return {
+            self._href(calendar_id, str(e["id"])): etag_of(e)
+            for e in self._pages(url, "listing calsync's events", calendar=True)
+            if e.get("id")
+        }
 
     def _listing(self, url: str, incremental: bool) -> tuple[dict[str, dict], set[str], str]:
         """The pages of one delta call: events by id, removed ids, and the delta link that ends it."""
@@ -342,10 +356,8 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
                 if response.status_code == 410 or _error_code(response).lower() in SYNC_STATE_CODES:
                     if incremental:
                         raise SyncTokenInvalid(f"{NAME} no longer knows the stored delta token", _answer(response))
-                    raise Transient(f"{NAME} lost the change listing while sending it; the next run starts again",
-                                    _answer(response))
-                raise ProviderError(f"{NAME} refused reading the calendar's changes (HTTP 400 {_error_code(response)})",
-                                    _answer(response))
+                    raise Transient(f"{NAME} lost the change listing while sending it; the next run starts again", _answer(response))
+                raise ProviderError(f"{NAME} refused reading the calendar's changes (HTTP 400 {_error_code(response)})", _answer(response))
             page = self._json(response)
             for row in page.get("value") or []:
                 event_id = str(row.get("id") or "")
@@ -386,10 +398,12 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
 
     def _find_by_uid(self, calendar_id: str, uid: str) -> str:
         """The href of the event that already carries ``uid`` in our property, or ''."""
-        url = f"{self._calendar_url(calendar_id)}/events" + _query({
-            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq {_odata(UID_PROPERTY)} and ep/value eq {_odata(uid)})",
-            "$select": "id",
-        })
+        url = f"{self._calendar_url(calendar_id)}/events" + _query(
+            {
+                "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq {_odata(UID_PROPERTY)} and ep/value eq {_odata(uid)})",
+                "$select": "id",
+            }
+        )
         for event in self._pages(url, "looking for the event", calendar=True):
             if event.get("id"):
                 return self._href(calendar_id, str(event["id"]))
@@ -404,16 +418,18 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
             raise error
         # Fresh for each create, the same for urllib3's retries of this one POST.
         event["transactionId"] = TRANSACTION_PREFIX + uuid.uuid4().hex
-        response = self._call("POST", f"{self._calendar_url(calendar_id)}/events", doing="creating the event", write=True,
-                              calendar=True, json=event)
+        response = self._call(
+            "POST", f"{self._calendar_url(calendar_id)}/events", doing="creating the event", write=True, calendar=True, json=event
+        )
         created = self._json(response)
         if not created.get("id"):
             raise BadData(f"{NAME} did not say which event it created", _answer(response))
         return self._href(calendar_id, str(created["id"])), etag_of(created)
 
     def _update(self, href: str, data: str, etag: str) -> str:
-        response = self._call("PATCH", href, doing="updating the event", write=True, json=ics_to_event(data),
-                              headers={"If-Match": etag} if etag else {})
+        response = self._call(
+            "PATCH", href, doing="updating the event", write=True, json=ics_to_event(data), headers={"If-Match": etag} if etag else {}
+        )
         return etag_of(self._json(response))
 
     def _delete(self, href: str, etag: str) -> None:

@@ -59,22 +59,21 @@ class GoogleChannels:
     """``events.watch`` and ``channels.stop`` (mixed into GoogleProvider)."""
 
     def watch(self, calendar_id: str, channel_id: str, address: str, token: str, ttl: dt.timedelta) -> Watched:
-        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token,
-                "params": {"ttl": str(int(ttl.total_seconds()))}}
+        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token, "params": {"ttl": str(int(ttl.total_seconds()))}}
         answer = self._json(self._call("POST", f"{self._calendar_url(calendar_id)}/events/watch", calendar=True, json=body))
         resource_id = str(answer.get("resourceId") or "")
         if not resource_id:
             raise BadData("Google Calendar opened a push channel without naming its resource")
-        return Watched(channel_id=channel_id, resource_id=resource_id,
-                       expires_at=_expiry_from_ms(answer.get("expiration"), clock.now() + ttl))
+        return Watched(
+            channel_id=channel_id, resource_id=resource_id, expires_at=_expiry_from_ms(answer.get("expiration"), clock.now() + ttl)
+        )
 
     def renew_watch(self, channel_id: str, ttl: dt.timedelta) -> dt.datetime | None:
         """Google channels cannot be extended: None, and the caller opens a new one."""
         return None
 
     def unwatch(self, channel_id: str, resource_id: str) -> None:
-        self._call("POST", f"{self.base}/channels/stop", expect=(200, 204, 404),
-                   json={"id": channel_id, "resourceId": resource_id})
+        self._call("POST", f"{self.base}/channels/stop", expect=(200, 204, 404), json={"id": channel_id, "resourceId": resource_id})
 
 
 class GraphSubscriptions:
@@ -95,23 +94,35 @@ class GraphSubscriptions:
             "expirationDateTime": self._expiry_text(ttl),
             "clientState": token,
         }
-        answer = self._json(self._call("POST", f"{self.base}/subscriptions", doing="subscribing to the calendar's changes",
-                                       calendar=True, json=body))
+        answer = self._json(
+            self._call("POST", f"{self.base}/subscriptions", doing="subscribing to the calendar's changes", calendar=True, json=body)
+        )
         if not answer.get("id"):
             raise BadData("Microsoft Graph created a subscription without an id")
-        return Watched(channel_id=str(answer["id"]), resource_id=str(answer.get("resource") or body["resource"]),
-                       expires_at=_expiry_from_iso(answer.get("expirationDateTime"), clock.now() + ttl))
+        return Watched(
+            channel_id=str(answer["id"]),
+            resource_id=str(answer.get("resource") or body["resource"]),
+            expires_at=_expiry_from_iso(answer.get("expirationDateTime"), clock.now() + ttl),
+        )
 
     def renew_watch(self, channel_id: str, ttl: dt.timedelta) -> dt.datetime | None:
         """The new expiry; None when Graph no longer has the subscription (the caller opens a new one)."""
-        response = self._call("PATCH", f"{self.base}/subscriptions/{quote(channel_id, safe='')}",
-                              doing="renewing the calendar's subscription", passthrough=(404,),
-                              json={"expirationDateTime": self._expiry_text(ttl)})
+        response = self._call(
+            "PATCH",
+            f"{self.base}/subscriptions/{quote(channel_id, safe='')}",
+            doing="renewing the calendar's subscription",
+            passthrough=(404,),
+            json={"expirationDateTime": self._expiry_text(ttl)},
+        )
         if response.status_code == 404:
             return None
         answer = self._json(response)
         return _expiry_from_iso(answer.get("expirationDateTime"), clock.now() + ttl)
 
     def unwatch(self, channel_id: str, resource_id: str) -> None:
-        self._call("DELETE", f"{self.base}/subscriptions/{quote(channel_id, safe='')}",
-                   doing="ending the calendar's subscription", passthrough=(404,))
+        self._call(
+            "DELETE",
+            f"{self.base}/subscriptions/{quote(channel_id, safe='')}",
+            doing="ending the calendar's subscription",
+            passthrough=(404,),
+        )

@@ -138,13 +138,16 @@ SCOPE_TEXT = {
     "openid": "Associate you with your personal info on Google",
     "https://www.googleapis.com/auth/userinfo.email": "See your primary Google Account email address",
 }
-READ_SCOPES = (CALENDAR_SCOPE, "https://www.googleapis.com/auth/calendar.readonly",
-               "https://www.googleapis.com/auth/calendar.events", "https://www.googleapis.com/auth/calendar.events.readonly")
+READ_SCOPES = (
+    CALENDAR_SCOPE,
+    "https://www.googleapis.com/auth/calendar.readonly",
+    "https://www.googleapis.com/auth/calendar.events",
+    "https://www.googleapis.com/auth/calendar.events.readonly",
+)
 WRITE_SCOPES = (CALENDAR_SCOPE, "https://www.googleapis.com/auth/calendar.events")
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 # events.list's syncToken: "There are several query parameters that cannot be specified together with nextSyncToken".
-SYNC_REFUSES = ("iCalUID", "orderBy", "privateExtendedProperty", "q", "sharedExtendedProperty", "timeMin", "timeMax",
-                "updatedMin")
+SYNC_REFUSES = ("iCalUID", "orderBy", "privateExtendedProperty", "q", "sharedExtendedProperty", "timeMin", "timeMax", "updatedMin")
 API_PREFIX = "/calendar/v3"
 UTC = dt.timezone.utc
 
@@ -163,8 +166,16 @@ PUSH_USER_AGENT = "APIs-Google (+https://developers.google.com/webmasters/APIs-G
 class ApiError(Exception):
     """An error answer in the shape of guides/errors; ``location`` names the header or parameter at fault."""
 
-    def __init__(self, code: int, reason: str, message: str, domain: str = "global", headers: dict | None = None,
-                 location: str = "", location_type: str = ""):
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        domain: str = "global",
+        headers: dict | None = None,
+        location: str = "",
+        location_type: str = "",
+    ):
         super().__init__(message)
         self.code, self.reason, self.message, self.domain = code, reason, message, domain
         self.headers = headers or {}
@@ -248,10 +259,16 @@ class WatchChannel:
         return not self.stopped and self.expires_at > now
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "resourceId": self.resource_id, "resourceUri": self.resource_uri,
-                "address": self.address, "token": self.token,
-                "expiration": dt.datetime.fromtimestamp(self.expires_at, UTC), "calendar_id": self.calendar_id,
-                "messages": self.messages}
+        return {
+            "id": self.id,
+            "resourceId": self.resource_id,
+            "resourceUri": self.resource_uri,
+            "address": self.address,
+            "token": self.token,
+            "expiration": dt.datetime.fromtimestamp(self.expires_at, UTC),
+            "calendar_id": self.calendar_id,
+            "messages": self.messages,
+        }
 
 
 class PushDelivery(NamedTuple):
@@ -281,8 +298,7 @@ def _post_notification(address: str, headers: dict) -> tuple[int | None, str]:
         return None, f"not delivered: the fake delivers only to loopback addresses, not {parts.hostname}"
     if parts.scheme == "https":
         # Google refuses self-signed certificates too (guides/push), so verification stays on.
-        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=PUSH_TIMEOUT,
-                                                 context=ssl.create_default_context())
+        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=PUSH_TIMEOUT, context=ssl.create_default_context())
     else:
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=PUSH_TIMEOUT)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -316,8 +332,9 @@ def _parse_rfc3339(value: str, name: str) -> dt.datetime:
 class FakeGoogle:
     """One Google account (``email``) with calendars, one OAuth client, on 127.0.0.1."""
 
-    def __init__(self, email: str = "ada@example.com", client_id: str = "cid", client_secret: str = "csecret",
-                 time_zone: str = "Europe/Berlin"):
+    def __init__(
+        self, email: str = "ada@example.com", client_id: str = "cid", client_secret: str = "csecret", time_zone: str = "Europe/Berlin"
+    ):
         self.email = email
         self.client_id = client_id
         self.client_secret = client_secret
@@ -366,8 +383,7 @@ class FakeGoogle:
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-google", daemon=True)
         self.thread.start()
         self._halt.clear()
-        self._delivery_thread = threading.Thread(target=self._deliver_until_halted, name="fake-google-push",
-                                                 daemon=True)
+        self._delivery_thread = threading.Thread(target=self._deliver_until_halted, name="fake-google-push", daemon=True)
         self._delivery_thread.start()
         return self
 
@@ -398,11 +414,17 @@ class FakeGoogle:
 
     # -- test hooks -------------------------------------------------------------------
 
-    def add_calendar(self, calendar_id: str, summary: str, role: str = "owner", primary: bool = False,
-                     summary_override: str = "") -> str:
+    def add_calendar(self, calendar_id: str, summary: str, role: str = "owner", primary: bool = False, summary_override: str = "") -> str:
         with self.lock:
-            entry = {"kind": "calendar#calendarListEntry", "id": calendar_id, "summary": summary,
-                     "timeZone": self.time_zone, "accessRole": role, "selected": True, "backgroundColor": "#9fe1e7"}
+            entry = {
+                "kind": "calendar#calendarListEntry",
+                "id": calendar_id,
+                "summary": summary,
+                "timeZone": self.time_zone,
+                "accessRole": role,
+                "selected": True,
+                "backgroundColor": "#9fe1e7",
+            }
             if primary:
                 entry["primary"] = True
             if summary_override:
@@ -422,9 +444,19 @@ class FakeGoogle:
             self._hold(calendar_id, "not_exists")
         self._release()
 
-    def add_event(self, calendar_id: str, summary: str, start: dt.datetime, end: dt.datetime, *,
-                  transparent: bool = False, recurrence: list[str] | None = None, description: str = "",
-                  all_day: bool = False, private: dict | None = None) -> str:
+    def add_event(
+        self,
+        calendar_id: str,
+        summary: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        transparent: bool = False,
+        recurrence: list[str] | None = None,
+        description: str = "",
+        all_day: bool = False,
+        private: dict | None = None,
+    ) -> str:
         body = {"summary": summary, "start": self._when(start, all_day), "end": self._when(end, all_day)}
         if description:
             body["description"] = description
@@ -439,8 +471,9 @@ class FakeGoogle:
         self._release()
         return event_id
 
-    def edit_event(self, calendar_id: str, event_id: str, *, start: dt.datetime | None = None,
-                   end: dt.datetime | None = None, **fields) -> dict:
+    def edit_event(
+        self, calendar_id: str, event_id: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None, **fields
+    ) -> dict:
         with self.lock:
             event = self.calendars[calendar_id]["events"][event_id]
             if start is not None:
@@ -461,8 +494,11 @@ class FakeGoogle:
 
     def events(self, calendar_id: str, include_deleted: bool = False) -> list[dict]:
         with self.lock:
-            return [copy.deepcopy(e) for e in self.calendars[calendar_id]["events"].values()
-                    if include_deleted or e.get("status") != "cancelled"]
+            return [
+                copy.deepcopy(e)
+                for e in self.calendars[calendar_id]["events"].values()
+                if include_deleted or e.get("status") != "cancelled"
+            ]
 
     def revoke_grant(self) -> None:
         """The user removed calsync's access (myaccount.google.com/permissions)."""
@@ -500,8 +536,7 @@ class FakeGoogle:
         with self.lock:
             wanted = self.email if calendar_id == "primary" else calendar_id
             now = time.time()
-            return [c.as_dict() for c in self._channels.values()
-                    if c.live(now) and (wanted is None or c.calendar_id == wanted)]
+            return [c.as_dict() for c in self._channels.values() if c.live(now) and (wanted is None or c.calendar_id == wanted)]
 
     @property
     def push_deliveries(self) -> list[PushDelivery]:
@@ -666,7 +701,7 @@ class FakeGoogle:
         return self._bump(calendar_id, event)
 
     def _rule_starts(self, event: dict) -> list[dt.datetime | dt.date]:
-        rule = next((r[len("RRULE:"):] for r in event.get("recurrence", []) if r.startswith("RRULE:")), "")
+        rule = next((r[len("RRULE:") :] for r in event.get("recurrence", []) if r.startswith("RRULE:")), "")
         parts = dict(p.split("=", 1) for p in rule.split(";") if "=" in p)
         freq = {"DAILY": dt.timedelta(days=1), "WEEKLY": dt.timedelta(weeks=1)}.get(parts.get("FREQ", ""))
         if freq is None:
@@ -733,8 +768,7 @@ class FakeGoogle:
             keep = ("kind", "etag", "id", "status", "updated", "recurringEventId", "originalStartTime")
             return {k: copy.deepcopy(v) for k, v in event.items() if k in keep}
         if role == "freeBusyReader":
-            keep = ("kind", "etag", "id", "status", "updated", "start", "end", "transparency",
-                    "recurringEventId", "originalStartTime")
+            keep = ("kind", "etag", "id", "status", "updated", "start", "end", "transparency", "recurringEventId", "originalStartTime")
             return {k: copy.deepcopy(v) for k, v in event.items() if k in keep}
         return copy.deepcopy(event)
 
@@ -750,8 +784,14 @@ class FakeGoogle:
         except Exception:
             data = None
         if not isinstance(data, dict) or data.get("c") != calendar_id or data.get("e") != self.token_epoch:
-            raise ApiError(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.",
-                           domain="calendar", location="syncToken", location_type="parameter")
+            raise ApiError(
+                410,
+                "fullSyncRequired",
+                "Sync token is no longer valid, a full sync is required.",
+                domain="calendar",
+                location="syncToken",
+                location_type="parameter",
+            )
         return data
 
     # -- the Calendar API --------------------------------------------------------------
@@ -760,22 +800,35 @@ class FakeGoogle:
         auth = headers.get("Authorization", "")
         token = self.access_tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
         if token is None or token.grant.revoked or token.expires_at <= time.time():
-            raise ApiError(401, "authError", "Invalid Credentials", location="Authorization", location_type="header",
-                           headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
+            raise ApiError(
+                401,
+                "authError",
+                "Invalid Credentials",
+                location="Authorization",
+                location_type="header",
+                headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+            )
         if not set(token.scopes) & set(WRITE_SCOPES if need_write else READ_SCOPES):
             raise ApiError(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
         return token
 
-    def api(self, method: str, path: str, query: dict, headers, body,
-            query_pairs: list[tuple[str, str]] | None = None) -> tuple[int, dict | None, dict]:
+    def api(
+        self, method: str, path: str, query: dict, headers, body, query_pairs: list[tuple[str, str]] | None = None
+    ) -> tuple[int, dict | None, dict]:
         """(status, JSON body, extra headers) for one Calendar API request, recorded in ``calls``.
 
         Notifications it causes are held for the calling thread; the HTTP handler sends them on
         (``_release``) once it has answered.
         """
         with self.lock:
-            call = Call(method, path, dict(query), dict(headers), copy.deepcopy(body),
-                        list(query_pairs if query_pairs is not None else query.items()))
+            call = Call(
+                method,
+                path,
+                dict(query),
+                dict(headers),
+                copy.deepcopy(body),
+                list(query_pairs if query_pairs is not None else query.items()),
+            )
             self.calls.append(call)
             try:
                 status, payload, extra = self._route(method, path, query, headers, body)
@@ -787,7 +840,7 @@ class FakeGoogle:
 
     def _route(self, method: str, path: str, query: dict, headers, body) -> tuple[int, dict | None, dict]:
         with self.lock:
-            parts = [unquote(p) for p in path[len(API_PREFIX):].strip("/").split("/")]
+            parts = [unquote(p) for p in path[len(API_PREFIX) :].strip("/").split("/")]
             # events.watch and channels.stop take the read scopes (their scopes in the description).
             watching = method == "POST" and (parts == ["channels", "stop"] or parts[2:] == ["events", "watch"])
             self.authorise(headers, need_write=method != "GET" and not watching)
@@ -831,8 +884,7 @@ class FakeGoogle:
         if len(channel_id) > CHANNEL_ID_MAX:
             raise ApiError(400, "invalid", f"The channel id may have at most {CHANNEL_ID_MAX} characters.")
         if token is not None and (not isinstance(token, str) or len(token) > CHANNEL_TOKEN_MAX):
-            raise ApiError(400, "invalid",
-                           f"The channel token must be a string of at most {CHANNEL_TOKEN_MAX} characters.")
+            raise ApiError(400, "invalid", f"The channel token must be a string of at most {CHANNEL_TOKEN_MAX} characters.")
         target = urlsplit(address)
         # Google wants https ("it must use HTTPS"); the fake also takes http on loopback, for test receivers.
         test_receiver = target.scheme == "http" and target.hostname in LOOPBACK
@@ -844,18 +896,27 @@ class FakeGoogle:
             # Assumed: the reason client libraries handle; the guide only says ids must be unique.
             raise ApiError(400, "channelIdNotUnique", f"Channel id {channel_id} not unique")
         channel = WatchChannel(
-            id=channel_id, resource_id=_resource_id(calendar_id),
+            id=channel_id,
+            resource_id=_resource_id(calendar_id),
             # Assumed: the canonical calendar id, as in the guide's example (never "primary").
             resource_uri=f"{self.url}{API_PREFIX}/calendars/{quote(calendar_id, safe='@')}/events",
-            address=address, token=token, expires_at=expires_at, calendar_id=calendar_id,
+            address=address,
+            token=token,
+            expires_at=expires_at,
+            calendar_id=calendar_id,
         )
         self._channels[channel_id] = channel
         # Google may send the sync message even before the watch answer arrives; the fake sends
         # it right after the answer.
         if not self._silenced:
             self._hold_for([channel_id], "sync")
-        answer = {"kind": "api#channel", "id": channel.id, "resourceId": channel.resource_id,
-                  "resourceUri": channel.resource_uri, "expiration": str(int(expires_at * 1000))}
+        answer = {
+            "kind": "api#channel",
+            "id": channel.id,
+            "resourceId": channel.resource_id,
+            "resourceUri": channel.resource_uri,
+            "expiration": str(int(expires_at * 1000)),
+        }
         if token is not None:
             answer["token"] = token
         return answer
@@ -956,11 +1017,17 @@ class FakeGoogle:
             low = _parse_rfc3339(query["timeMin"], "timeMin") if query.get("timeMin") else None
             high = _parse_rfc3339(query["timeMax"], "timeMax") if query.get("timeMax") else None
             if low and high and low >= high:
-                raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", domain="calendar",
-                               location="timeMax", location_type="parameter")
+                raise ApiError(
+                    400,
+                    "timeRangeEmpty",
+                    "The specified time range is empty.",
+                    domain="calendar",
+                    location="timeMax",
+                    location_type="parameter",
+                )
         listed = []
         for event in events:
-            for item in (self._instances(event) if single else [event]):
+            for item in self._instances(event) if single else [event]:
                 if event.get("status") == "cancelled":
                     item = {**item, "status": "cancelled"}
                 if item.get("status") != "cancelled" and (low or high):
@@ -969,8 +1036,7 @@ class FakeGoogle:
                         continue
                 listed.append(self._as_listed(item, role))
         answer = self._paged("calendar#events", listed, query, self._sync_token(calendar_id, single))
-        answer.update({"summary": cal["entry"]["summary"], "timeZone": self.time_zone, "accessRole": role,
-                       "updated": _stamp()})
+        answer.update({"summary": cal["entry"]["summary"], "timeZone": self.time_zone, "accessRole": role, "updated": _stamp()})
         return answer
 
     def _one_event(self, cal: dict, calendar_id: str, event_id: str, method: str, headers, body):
@@ -985,8 +1051,9 @@ class FakeGoogle:
             raise ApiError(400, "invalid", "This fake does not change single instances of a series.")
         wanted = headers.get("If-Match")
         if wanted and wanted != "*" and wanted != master["etag"]:
-            raise ApiError(412, "conditionNotMet", "Precondition Failed", location="If-Match", location_type="header",
-                           headers={"ETag": master["etag"]})
+            raise ApiError(
+                412, "conditionNotMet", "Precondition Failed", location="If-Match", location_type="header", headers={"ETag": master["etag"]}
+            )
         if method == "DELETE":
             if master.get("status") == "cancelled":
                 raise ApiError(410, "deleted", "Resource has been deleted")
@@ -998,8 +1065,7 @@ class FakeGoogle:
         body = self._body(body)
         changed = copy.deepcopy(master)
         if method == "PUT":
-            keep = ("kind", "id", "htmlLink", "created", "creator", "organizer", "iCalUID", "etag", "sequence",
-                    "eventType")
+            keep = ("kind", "id", "htmlLink", "created", "creator", "organizer", "iCalUID", "etag", "sequence", "eventType")
             changed = {k: changed[k] for k in keep if k in changed}
             changed["reminders"] = {"useDefault": True}
         for field, value in body.items():
@@ -1027,8 +1093,9 @@ class FakeGoogle:
 
     def consent_page(self, query: dict) -> tuple[int, str]:
         if query.get("client_id") != self.client_id:
-            return 401, _page("Access blocked: Authorization Error",
-                              "<p>Error 401: invalid_client</p><p>The OAuth client was not found.</p>")
+            return 401, _page(
+                "Access blocked: Authorization Error", "<p>Error 401: invalid_client</p><p>The OAuth client was not found.</p>"
+            )
         if query.get("response_type") != "code" or not query.get("redirect_uri"):
             return 400, _page("Access blocked: Authorization Error", "<p>Error 400: invalid_request</p>")
         if query.get("code_challenge") and query.get("code_challenge_method") != "S256":
@@ -1039,7 +1106,7 @@ class FakeGoogle:
         scopes = query.get("scope", "").split()
         boxes = "".join(
             f'<li><label><input type="checkbox" name="scope" value="{html.escape(s)}" checked> '
-            f'{html.escape(SCOPE_TEXT.get(s, s))} <code>{html.escape(s)}</code></label></li>'
+            f"{html.escape(SCOPE_TEXT.get(s, s))} <code>{html.escape(s)}</code></label></li>"
             for s in scopes
         )
         body = (
@@ -1121,8 +1188,7 @@ class FakeGoogle:
     def _access(self, grant: Grant) -> dict:
         value = "ya29." + secrets.token_urlsafe(32)
         self.access_tokens[value] = AccessToken(grant, list(grant.scopes), time.time() + self.token_lifetime)
-        return {"access_token": value, "expires_in": self.token_lifetime, "scope": " ".join(grant.scopes),
-                "token_type": "Bearer"}
+        return {"access_token": value, "expires_in": self.token_lifetime, "scope": " ".join(grant.scopes), "token_type": "Bearer"}
 
     def current_access_tokens(self) -> list[str]:
         with self.lock:
@@ -1134,8 +1200,10 @@ def _with_query(url: str, params: dict) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title></head>"
-            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1149,8 +1217,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json; charset=UTF-8",
-              headers: dict | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes = b"", content_type: str = "application/json; charset=UTF-8", headers: dict | None = None
+    ) -> None:
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)

@@ -189,7 +189,8 @@ def _parse_local(value: str) -> dt.datetime:
 def _parse_range(value: str, name: str) -> dt.datetime:
     if not value:
         raise _GraphError(
-            400, "ErrorInvalidParameter",
+            400,
+            "ErrorInvalidParameter",
             "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
         )
     text = value.strip().replace("Z", "+00:00").replace(" ", "+")
@@ -502,11 +503,19 @@ class GraphFake:
     def subscriptions(self) -> list[dict]:
         """The live subscriptions (not deleted, not expired)."""
         with self.lock:
-            return [{
-                "id": sub.id, "resource": sub.resource, "calendar_id": sub.calendar_id, "clientState": sub.client_state,
-                "notificationUrl": sub.notification_url, "lifecycleNotificationUrl": sub.lifecycle_url,
-                "expiration": sub.expiration, "changeType": sub.change_type,
-            } for sub in self._live_subscriptions()]
+            return [
+                {
+                    "id": sub.id,
+                    "resource": sub.resource,
+                    "calendar_id": sub.calendar_id,
+                    "clientState": sub.client_state,
+                    "notificationUrl": sub.notification_url,
+                    "lifecycleNotificationUrl": sub.lifecycle_url,
+                    "expiration": sub.expiration,
+                    "changeType": sub.change_type,
+                }
+                for sub in self._live_subscriptions()
+            ]
 
     @property
     def push_deliveries(self) -> list[PushDelivery]:
@@ -545,10 +554,8 @@ class GraphFake:
             raise ValueError(f"change_type must be one of {CHANGE_TYPES}")
         with self.lock:
             wanted = calendar_id or self.default_calendar_id
-            events = sorted((e for e in self.events.values() if e.calendar_id == wanted and not e.deleted),
-                            key=lambda e: e.seq)
-            event = events[-1] if events else FakeEvent(id=_graph_id(), calendar_id=wanted, subject="",
-                                                        start=self.now(), end=self.now())
+            events = sorted((e for e in self.events.values() if e.calendar_id == wanted and not e.deleted), key=lambda e: e.seq)
+            event = events[-1] if events else FakeEvent(id=_graph_id(), calendar_id=wanted, subject="", start=self.now(), end=self.now())
             queued = 0
             for _ in range(count):
                 queued += self._notify_change(event, change_type)
@@ -566,16 +573,20 @@ class GraphFake:
                 raise KeyError(f"no live subscription {subscription_id}")
             queued = 0
             for sub in targets:
-                notification = {"subscriptionId": sub.id, "subscriptionExpirationDateTime": _stamp(sub.expiration),
-                                "tenantId": self.tenant_id}
+                notification = {
+                    "subscriptionId": sub.id,
+                    "subscriptionExpirationDateTime": _stamp(sub.expiration),
+                    "tenantId": self.tenant_id,
+                }
                 if sub.client_state is not None:
                     notification["clientState"] = sub.client_state
                 notification["lifecycleEvent"] = event
                 # Without a lifecycleNotificationUrl: "subscriptionRemoved and missed notifications will be
                 # delivered to the existing notificationUrl" (graph/webhooks-outlook-authz); the current
                 # change-notifications-lifecycle-events says such subscriptions get none. The fake does the former.
-                queued += self._queue_push("lifecycle", sub, sub.lifecycle_url or sub.notification_url,
-                                           {"value": [notification]}, lifecycleEvent=event)
+                queued += self._queue_push(
+                    "lifecycle", sub, sub.lifecycle_url or sub.notification_url, {"value": [notification]}, lifecycleEvent=event
+                )
                 if event == "subscriptionRemoved":
                     sub.deleted = True
             return queued
@@ -606,9 +617,19 @@ class GraphFake:
                 start = dt.datetime.combine(start.date(), dt.time(), UTC)
                 end = dt.datetime.combine(end.date(), dt.time(), UTC)
             event = FakeEvent(
-                id=_graph_id(), calendar_id=calendar_id or self.default_calendar_id, subject=subject,
-                start=start.astimezone(UTC), end=end.astimezone(UTC), start_zone=zone, end_zone=zone, is_all_day=all_day,
-                show_as=show_as, is_cancelled=cancelled, body=body, location=location, recurrence=recurrence,
+                id=_graph_id(),
+                calendar_id=calendar_id or self.default_calendar_id,
+                subject=subject,
+                start=start.astimezone(UTC),
+                end=end.astimezone(UTC),
+                start_zone=zone,
+                end_zone=zone,
+                is_all_day=all_day,
+                show_as=show_as,
+                is_cancelled=cancelled,
+                body=body,
+                location=location,
+                recurrence=recurrence,
             )
             event.seq = self._next_seq()
             self.events[event.id] = event
@@ -669,17 +690,23 @@ class GraphFake:
             return query.get(name, [""])[0]
 
         if arg("client_id") != self.client_id:
-            return _page(400, "Sign in", f"<p>AADSTS700016: Application with identifier '{html.escape(arg('client_id'))}' "
-                                         "was not found in the directory.</p>")
+            return _page(
+                400,
+                "Sign in",
+                f"<p>AADSTS700016: Application with identifier '{html.escape(arg('client_id'))}' was not found in the directory.</p>",
+            )
         redirect_uri = arg("redirect_uri")
         if not redirect_uri.startswith(("http://", "https://")):
             return _page(400, "Sign in", "<p>AADSTS50011: The redirect URI specified in the request does not match.</p>")
         if arg("response_type") != "code":
-            return _redirect_error(redirect_uri, arg("state"), "unsupported_response_type",
-                                   "AADSTS70005: response_type 'token' is not enabled for the application.")
+            return _redirect_error(
+                redirect_uri,
+                arg("state"),
+                "unsupported_response_type",
+                "AADSTS70005: response_type 'token' is not enabled for the application.",
+            )
         if arg("code_challenge") and arg("code_challenge_method") != "S256":
-            return _redirect_error(redirect_uri, arg("state"), "invalid_request",
-                                   "AADSTS501491: Invalid code_challenge_method.")
+            return _redirect_error(redirect_uri, arg("state"), "invalid_request", "AADSTS501491: Invalid code_challenge_method.")
         asked = [s for s in arg("scope").split() if s]
         request_id = secrets.token_urlsafe(16)
         with self.lock:
@@ -689,9 +716,7 @@ class GraphFake:
                 "challenge": arg("code_challenge"),
                 "scopes": asked,
             }
-        items = "".join(
-            f"<li>{html.escape(SCOPE_TEXT.get(s, s))} <code>{html.escape(s)}</code></li>" for s in asked
-        )
+        items = "".join(f"<li>{html.escape(SCOPE_TEXT.get(s, s))} <code>{html.escape(s)}</code></li>" for s in asked)
         body = (
             f"<p class=account>{html.escape(self.display_name)} &lt;{html.escape(self.mail or self.user_principal_name)}&gt;</p>"
             "<h1>Permissions requested</h1>"
@@ -711,8 +736,9 @@ class GraphFake:
         if consent is None:
             return _page(400, "Sign in", "<p>AADSTS90014: This sign-in request is no longer valid.</p>")
         if form.get("decision", [""])[0] != "accept":
-            return _redirect_error(consent["redirect_uri"], consent["state"], "access_denied",
-                                   "AADSTS65004: User declined to consent to access the app.")
+            return _redirect_error(
+                consent["redirect_uri"], consent["state"], "access_denied", "AADSTS65004: User declined to consent to access the app."
+            )
         granted = [s for s in consent["scopes"] if self.granted_scopes is None or s in self.granted_scopes]
         code = "0.A" + secrets.token_urlsafe(48)
         with self.lock:
@@ -737,42 +763,59 @@ class GraphFake:
         with self.lock:
             self.token_requests.append(grant_type)
         if client_id != self.client_id:
-            return _oauth_error(400, "unauthorized_client", 700016,
-                                f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory.")
+            return _oauth_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory.",
+            )
         if client_secret != self.client_secret:
             return _oauth_error(401, "invalid_client", 7000215, "AADSTS7000215: Invalid client secret provided.")
         with self.lock:
             if grant_type == "authorization_code":
                 grant = self._codes.get(arg("code"))
                 if grant is None or grant["used"] or time.time() - grant["issued"] > 600:
-                    return _oauth_error(400, "invalid_grant", 70008,
-                                        "AADSTS70008: The provided authorization code or refresh token has expired due to "
-                                        "inactivity. Send a new interactive authorization request for this user and resource.")
+                    return _oauth_error(
+                        400,
+                        "invalid_grant",
+                        70008,
+                        "AADSTS70008: The provided authorization code or refresh token has expired due to "
+                        "inactivity. Send a new interactive authorization request for this user and resource.",
+                    )
                 if arg("redirect_uri") != grant["redirect_uri"]:
-                    return _oauth_error(400, "invalid_grant", 50011,
-                                        "AADSTS50011: The redirect URI specified in the request does not match the redirect "
-                                        "URI used to get the authorization code.")
+                    return _oauth_error(
+                        400,
+                        "invalid_grant",
+                        50011,
+                        "AADSTS50011: The redirect URI specified in the request does not match the redirect "
+                        "URI used to get the authorization code.",
+                    )
                 if grant["challenge"]:
                     verifier = arg("code_verifier")
                     digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
                     if not verifier or digest != grant["challenge"]:
-                        return _oauth_error(400, "invalid_grant", 501481,
-                                            "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in "
-                                            "the authorization request.")
+                        return _oauth_error(
+                            400,
+                            "invalid_grant",
+                            501481,
+                            "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                        )
                 grant["used"] = True
                 return self._issue(grant["scopes"])
             if grant_type == "refresh_token":
                 grant = self._refresh_tokens.get(arg("refresh_token"))
                 if grant is None:
-                    return _oauth_error(400, "invalid_grant", 9002313,
-                                        "AADSTS9002313: Invalid request. Request is malformed or invalid.")
+                    return _oauth_error(400, "invalid_grant", 9002313, "AADSTS9002313: Invalid request. Request is malformed or invalid.")
                 if grant["revoked"]:
-                    return _oauth_error(400, "invalid_grant", 50173,
-                                        "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth "
-                                        "token is needed. The user might have changed or reset their password.")
+                    return _oauth_error(
+                        400,
+                        "invalid_grant",
+                        50173,
+                        "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth "
+                        "token is needed. The user might have changed or reset their password.",
+                    )
                 return self._issue(grant["scopes"])
-        return _oauth_error(400, "unsupported_grant_type", 70003,
-                            "AADSTS70003: The app requested an unsupported grant type.")
+        return _oauth_error(400, "unsupported_grant_type", 70003, "AADSTS70003: The app requested an unsupported grant type.")
 
     def _issue(self, scopes: list[str]) -> tuple[int, dict, bytes]:
         access = "eyJ0eXAiOiJKV1QiLCJub25jZSI6" + secrets.token_urlsafe(40)
@@ -801,13 +844,16 @@ class GraphFake:
         if failure is not None:
             status, retry_after = failure
             code = "TooManyRequests" if status == 429 else "ServiceNotAvailable"
-            message = ("Application is over its MailboxConcurrency limit." if status == 429
-                       else "The service is temporarily unavailable. Please retry later.")
+            message = (
+                "Application is over its MailboxConcurrency limit."
+                if status == 429
+                else "The service is temporarily unavailable. Please retry later."
+            )
             raise _GraphError(status, code, message, {"Retry-After": retry_after} if retry_after else {})
         scopes = self._authenticate(headers)
         prefer = _prefer(headers)
         ctx = _Context(self, scopes, prefer, origin, query, headers)
-        segments = [unquote(s) for s in path[len(GRAPH):].strip("/").split("/")]
+        segments = [unquote(s) for s in path[len(GRAPH) :].strip("/").split("/")]
         if segments[:1] == ["subscriptions"]:
             return self._subscriptions_route(method, segments[1:], ctx, body)  # locks itself: it calls the app
         with self.lock:
@@ -816,7 +862,9 @@ class GraphFake:
     def _authenticate(self, headers) -> set[str]:
         auth = headers.get("Authorization", "")
         unauthenticated = _GraphError(
-            401, "InvalidAuthenticationToken", "Access token is empty." if not auth else "Access token has expired or is not yet valid.",
+            401,
+            "InvalidAuthenticationToken",
+            "Access token is empty." if not auth else "Access token has expired or is not yet valid.",
             {"WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize"'},
         )
         if not auth.startswith("Bearer "):
@@ -833,13 +881,15 @@ class GraphFake:
         rest = seg[1:]
         if rest == [] and method == "GET":
             ctx.need("User.Read")
-            return ctx.json({
-                "@odata.context": ctx.origin + GRAPH + "/$metadata#users/$entity",
-                "id": self.user_id,
-                "displayName": self.display_name,
-                "mail": self.mail,
-                "userPrincipalName": self.user_principal_name,
-            })
+            return ctx.json(
+                {
+                    "@odata.context": ctx.origin + GRAPH + "/$metadata#users/$entity",
+                    "id": self.user_id,
+                    "displayName": self.display_name,
+                    "mail": self.mail,
+                    "userPrincipalName": self.user_principal_name,
+                }
+            )
         if rest == ["calendars"] and method == "GET":
             ctx.need_read()
             calendars = [self._calendar_json(c) for c in self.calendars.values() if not c.deleted]
@@ -849,8 +899,7 @@ class GraphFake:
             tail = rest[2:]
             if tail == [] and method == "GET":
                 ctx.need_read()
-                return ctx.json({"@odata.context": ctx.origin + GRAPH + "/$metadata#me/calendars/$entity",
-                                 **self._calendar_json(calendar)})
+                return ctx.json({"@odata.context": ctx.origin + GRAPH + "/$metadata#me/calendars/$entity", **self._calendar_json(calendar)})
             return self._events_route(method, calendar, tail, ctx, body)
         if rest[:1] in (["events"], ["calendarView"], ["calendar"]):
             tail = rest[1:] if rest[0] == "calendar" else rest
@@ -882,8 +931,9 @@ class GraphFake:
                 instance.event.touch(self._next_seq())
                 self._notify_change(instance.event, "deleted")
                 return 204, {}, b""
-        raise _GraphError(405 if tail and tail[0] == "events" else 400, "BadRequest",
-                          f"The request is not supported: {method} {'/'.join(tail)}")
+        raise _GraphError(
+            405 if tail and tail[0] == "events" else 400, "BadRequest", f"The request is not supported: {method} {'/'.join(tail)}"
+        )
 
     # -- Graph: calendars and events ------------------------------------------------------
 
@@ -896,10 +946,20 @@ class GraphFake:
     def _calendar_json(self, c: FakeCalendar) -> dict:
         owner = {"name": self.display_name, "address": self.mail or self.user_principal_name}
         return {
-            "id": c.id, "name": c.name, "color": "auto", "hexColor": "", "isDefaultCalendar": c.is_default,
-            "changeKey": c.change_key, "canShare": c.can_edit, "canViewPrivateItems": True, "canEdit": c.can_edit,
-            "allowedOnlineMeetingProviders": ["teamsForBusiness"], "defaultOnlineMeetingProvider": "teamsForBusiness",
-            "isTallyingResponses": True, "isRemovable": not c.is_default, "owner": owner,
+            "id": c.id,
+            "name": c.name,
+            "color": "auto",
+            "hexColor": "",
+            "isDefaultCalendar": c.is_default,
+            "changeKey": c.change_key,
+            "canShare": c.can_edit,
+            "canViewPrivateItems": True,
+            "canEdit": c.can_edit,
+            "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+            "defaultOnlineMeetingProvider": "teamsForBusiness",
+            "isTallyingResponses": True,
+            "isRemovable": not c.is_default,
+            "owner": owner,
         }
 
     def _instances(self, event: FakeEvent) -> list[_Instance]:
@@ -981,8 +1041,7 @@ class GraphFake:
             "body": {"contentType": content_type, "content": content},
             "start": when(instance.start),
             "end": when(instance.end),
-            "location": {"displayName": e.location, "locationType": "default", "uniqueIdType": "unknown", "address": {},
-                         "coordinates": {}},
+            "location": {"displayName": e.location, "locationType": "default", "uniqueIdType": "unknown", "address": {}, "coordinates": {}},
             "locations": [{"displayName": e.location}] if e.location else [],
             "recurrence": e.recurrence if instance.kind == "seriesMaster" else None,
             "attendees": [],
@@ -1035,9 +1094,11 @@ class GraphFake:
         if fields.get("is_all_day"):
             for name in ("start", "end"):
                 if name in fields and fields[name].time() != dt.time():
-                    raise _GraphError(400, "ErrorInvalidRequest",
-                                      "Your request can't be completed. If the event is an all-day event, start and end must "
-                                      "be midnight.")
+                    raise _GraphError(
+                        400,
+                        "ErrorInvalidRequest",
+                        "Your request can't be completed. If the event is an all-day event, start and end must be midnight.",
+                    )
         return fields
 
     def _create_event(self, calendar: FakeCalendar, ctx: "_Context", body: bytes):
@@ -1050,8 +1111,14 @@ class GraphFake:
                     instance = _Instance(existing.id, existing, existing.start, existing.end)
                     return ctx.json(self._event_json(instance, ctx, expand=False), status=201, etag=existing.etag)
         fields = self._parse_event(payload, partial=False)
-        event = FakeEvent(id=_graph_id(), calendar_id=calendar.id, subject=fields.get("subject", ""), start=fields["start"],
-                          end=fields["end"], transaction_id=transaction_id)
+        event = FakeEvent(
+            id=_graph_id(),
+            calendar_id=calendar.id,
+            subject=fields.get("subject", ""),
+            start=fields["start"],
+            end=fields["end"],
+            transaction_id=transaction_id,
+        )
         self._apply(event, fields)
         if event.end < event.start:
             raise _GraphError(400, "ErrorInvalidRequest", "The end time of the event must be after the start time.")
@@ -1059,8 +1126,14 @@ class GraphFake:
         self.events[event.id] = event
         self._notify_change(event, "created")
         instance = _Instance(event.id, event, event.start, event.end)
-        return ctx.json({"@odata.context": ctx.origin + GRAPH + "/$metadata#me/calendars('x')/events/$entity",
-                         **self._event_json(instance, ctx, expand=False)}, status=201, etag=event.etag)
+        return ctx.json(
+            {
+                "@odata.context": ctx.origin + GRAPH + "/$metadata#me/calendars('x')/events/$entity",
+                **self._event_json(instance, ctx, expand=False),
+            },
+            status=201,
+            etag=event.etag,
+        )
 
     @staticmethod
     def _apply(event: FakeEvent, fields: dict) -> None:
@@ -1091,8 +1164,9 @@ class GraphFake:
             if wanted is not None:
                 pid, operator, value = wanted
                 # "Filtering the value property of an extended property is case-insensitive."
-                if not any(_same_property(k, pid) and (v.lower() == value.lower()) == (operator == "eq")
-                           for k, v in event.properties.items()):
+                if not any(
+                    _same_property(k, pid) and (v.lower() == value.lower()) == (operator == "eq") for k, v in event.properties.items()
+                ):
                     continue
             instance = _Instance(event.id, event, event.start, event.end, "seriesMaster" if event.recurrence else "singleInstance")
             rows.append(ctx.select(self._event_json(instance, ctx)))
@@ -1119,11 +1193,13 @@ class GraphFake:
                 if method == "PATCH":
                     payload = ctx.payload(body)
                     if "expirationDateTime" not in payload:
-                        raise _GraphError(400, "InvalidRequest", "Subscription must contain either the "
-                                          "'expirationDateTime' or 'notificationUrl' property and its value.")
+                        raise _GraphError(
+                            400,
+                            "InvalidRequest",
+                            "Subscription must contain either the 'expirationDateTime' or 'notificationUrl' property and its value.",
+                        )
                     if set(payload) - {"expirationDateTime", "@odata.type"}:
-                        raise _GraphError(400, "InvalidRequest",
-                                          "This fake renews a subscription's expirationDateTime only.")
+                        raise _GraphError(400, "InvalidRequest", "This fake renews a subscription's expirationDateTime only.")
                     # subscription-update: renewing also reauthorizes (change-notifications-lifecycle-events).
                     sub.expiration = self._expiration(payload["expirationDateTime"])
                 return ctx.json(self._subscription_json(sub, ctx))
@@ -1139,8 +1215,11 @@ class GraphFake:
         change_type = payload["changeType"]
         kinds = [c.strip() for c in change_type.split(",")]
         if not set(kinds) <= set(CHANGE_TYPES) or len(kinds) != len(set(kinds)):
-            raise _GraphError(400, "InvalidRequest", f"'{change_type}' is not a valid changeType; use a "
-                                                     "comma-separated list of created, updated, deleted.")
+            raise _GraphError(
+                400,
+                "InvalidRequest",
+                f"'{change_type}' is not a valid changeType; use a comma-separated list of created, updated, deleted.",
+            )
         client_state = payload.get("clientState")
         if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):
             raise _GraphError(400, "InvalidRequest", "clientState must be a string of at most 128 characters.")
@@ -1156,9 +1235,15 @@ class GraphFake:
         with self.lock:
             calendar_id = self._subscribed_calendar(payload["resource"])
         sub = FakeSubscription(
-            id=str(uuid.uuid4()), resource=payload["resource"], calendar_id=calendar_id, change_type=change_type,
-            notification_url=payload["notificationUrl"], lifecycle_url=payload.get("lifecycleNotificationUrl") or None,
-            expiration=expiration, client_state=client_state, tls_version=tls_version,
+            id=str(uuid.uuid4()),
+            resource=payload["resource"],
+            calendar_id=calendar_id,
+            change_type=change_type,
+            notification_url=payload["notificationUrl"],
+            lifecycle_url=payload.get("lifecycleNotificationUrl") or None,
+            expiration=expiration,
+            client_state=client_state,
+            tls_version=tls_version,
         )
         for _, url in urls:  # outside the lock: the app's endpoint may well call Graph meanwhile
             self._validate_endpoint(sub.id, url)
@@ -1173,15 +1258,21 @@ class GraphFake:
             return self.default_calendar_id
         match = re.fullmatch(r"me/calendars/([^/]+)/events", path, flags=re.IGNORECASE)
         if match is None:
-            raise _GraphError(400, "InvalidRequest", f"The resource '{resource}' is not supported by this fake; "
-                                                     "subscribe to me/calendars/{id}/events or me/events.")
+            raise _GraphError(
+                400,
+                "InvalidRequest",
+                f"The resource '{resource}' is not supported by this fake; subscribe to me/calendars/{{id}}/events or me/events.",
+            )
         calendar_id = unquote(match.group(1).strip("'()"))
         calendar = self.calendars.get(calendar_id)
         if calendar is None or calendar.deleted:
             # The subscription service wraps the mailbox's answer (as in its "Operation: Update;
             # Exception: [Status Code: Unauthorized; ...]" errors seen in the wild).
-            raise _GraphError(404, "ExtensionError", "Operation: Create; Exception: [Status Code: NotFound; "
-                                                     "Reason: The specified object was not found in the store.]")
+            raise _GraphError(
+                404,
+                "ExtensionError",
+                "Operation: Create; Exception: [Status Code: NotFound; Reason: The specified object was not found in the store.]",
+            )
         return calendar.id
 
     def _expiration(self, value) -> dt.datetime:
@@ -1195,8 +1286,9 @@ class GraphFake:
         # ExtensionError is the subscription service's answer to an expiration out of range ("Subscription
         # expiration can only be 4230 minutes in the future.", microsoftgraph/microsoft-graph-docs#2988).
         if expiration - now > dt.timedelta(minutes=MAX_SUBSCRIPTION_MINUTES):
-            raise _GraphError(400, "ExtensionError",
-                              f"Subscription expiration can only be {MAX_SUBSCRIPTION_MINUTES} minutes in the future.")
+            raise _GraphError(
+                400, "ExtensionError", f"Subscription expiration can only be {MAX_SUBSCRIPTION_MINUTES} minutes in the future."
+            )
         if expiration <= now:
             raise _GraphError(400, "ExtensionError", "Subscription expiration can only be in the future.")
         return expiration
@@ -1243,14 +1335,14 @@ class GraphFake:
         the decoded token, within 10 seconds. Raises the 400 Graph answers otherwise."""
         token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
         record = {"subscription_id": subscription_id, "kind": "validation", "url": url}
-        failed = ("Subscription validation request failed. Notification endpoint must respond with 200 OK to "
-                  "validation request.")
+        failed = "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."
         if urlsplit(url).hostname not in LOOPBACK_HOSTS:
             self._record(record, None, "not contacted: this fake reaches only 127.0.0.1 and localhost", False)
             raise _GraphError(400, "ValidationError", failed)
         try:
-            status, content_type, text = _post(_with_query(url, "validationToken=" + quote(token, safe="")), b"",
-                                               "text/plain; charset=utf-8", self.validation_timeout)
+            status, content_type, text = _post(
+                _with_query(url, "validationToken=" + quote(token, safe="")), b"", "text/plain; charset=utf-8", self.validation_timeout
+            )
         except requests.Timeout:
             self._record(record, None, f"no answer within {self.validation_timeout:g} s", False)
             # A real timeout was answered {"code": "InvalidRequest", "message": "Subscription validation request
@@ -1264,12 +1356,16 @@ class GraphFake:
             raise _GraphError(400, "ValidationError", failed)
         if content_type.split(";")[0].strip().lower() != "text/plain":
             self._record(record, status, f"Content-Type {content_type!r}, not text/plain", False)
-            raise _GraphError(400, "ValidationError", "Subscription validation request failed. The response must have "
-                                                      "Content-Type text/plain.")
+            raise _GraphError(
+                400, "ValidationError", "Subscription validation request failed. The response must have Content-Type text/plain."
+            )
         if text != token.encode():
             self._record(record, status, "the body is not the decoded validationToken", False)
-            raise _GraphError(400, "ValidationError", "Subscription validation request failed. Response must exactly "
-                                                      "match validationToken query parameter.")
+            raise _GraphError(
+                400,
+                "ValidationError",
+                "Subscription validation request failed. Response must exactly match validationToken query parameter.",
+            )
         self._record(record, status, "", True)
 
     def _notify_change(self, event: FakeEvent, change_type: str) -> int:
@@ -1284,14 +1380,12 @@ class GraphFake:
                 "subscriptionExpirationDateTime": _stamp(sub.expiration),
                 "changeType": change_type,
                 "resource": resource,
-                "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource,
-                                 "@odata.etag": event.etag, "id": event.id},
+                "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource, "@odata.etag": event.etag, "id": event.id},
             }
             if sub.client_state is not None:
                 notification["clientState"] = sub.client_state
             notification["tenantId"] = self.tenant_id
-            queued += self._queue_push("change", sub, sub.notification_url, {"value": [notification]},
-                                       changeType=change_type)
+            queued += self._queue_push("change", sub, sub.notification_url, {"value": [notification]}, changeType=change_type)
         return queued
 
     def _queue_push(self, kind: str, sub: FakeSubscription, url: str, payload: dict, **what) -> int:
@@ -1317,8 +1411,7 @@ class GraphFake:
             if self._silenced or self._stopping.is_set():
                 return
         try:
-            status, _, _ = _post(job["url"], json.dumps(job["body"]).encode(), "application/json",
-                                 self.delivery_timeout)
+            status, _, _ = _post(job["url"], json.dumps(job["body"]).encode(), "application/json", self.delivery_timeout)
         except requests.RequestException as exc:
             self._record(job, None, f"{type(exc).__name__}: {exc}", False)
             return
@@ -1336,9 +1429,11 @@ class GraphFake:
         q = ctx.query
         for unsupported in ("$select", "$expand", "$filter", "$orderby", "$search"):
             if unsupported in q:
-                raise _GraphError(400, "ErrorInvalidUrlQuery",
-                                  f"The query parameter '{unsupported}' is not supported with change tracking over the "
-                                  "'CalendarView' resource.")
+                raise _GraphError(
+                    400,
+                    "ErrorInvalidUrlQuery",
+                    f"The query parameter '{unsupported}' is not supported with change tracking over the 'CalendarView' resource.",
+                )
         base = ctx.origin + GRAPH + f"/me/calendars/{quote(calendar.id, safe='=')}/calendarView/delta"
         if "$skiptoken" in q:
             skip = self._skips.pop(q["$skiptoken"][0], None)
@@ -1390,9 +1485,7 @@ class GraphFake:
             if event.seq <= state.seq or event.calendar_id != calendar.id:
                 continue
             known_ids = set(self._occurrence_ids.get(event.id, set())) if event.recurrence else {event.id}
-            current = [] if event.deleted else [
-                i for i in self._instances(event) if i.start < state.end and i.end > state.start
-            ]
+            current = [] if event.deleted else [i for i in self._instances(event) if i.start < state.end and i.end > state.start]
             for instance in current:
                 rows.append(self._event_json(instance, ctx, expand=False))
             for gone in sorted(known_ids - {i.id for i in current}):
@@ -1402,6 +1495,7 @@ class GraphFake:
 
 def _same_property(a: str, b: str) -> bool:
     """Extended property ids compare case-insensitively except for the Name part."""
+
     def norm(pid: str) -> tuple[str, str]:
         head, _, name = pid.partition(" Name ")
         return head.lower(), name
@@ -1422,8 +1516,9 @@ def _post(url: str, body: bytes, content_type: str, timeout: float) -> tuple[int
     deadline = time.monotonic() + timeout
     with requests.Session() as session:
         session.trust_env = False  # never through a proxy: the endpoint is on this machine
-        with session.post(url, data=body, headers={"Content-Type": content_type}, timeout=timeout,
-                          allow_redirects=False, stream=True) as response:
+        with session.post(
+            url, data=body, headers={"Content-Type": content_type}, timeout=timeout, allow_redirects=False, stream=True
+        ) as response:
             text = b""
             for chunk in response.iter_content(4096):
                 text += chunk
@@ -1509,7 +1604,8 @@ class _Context:
         wanted = self.headers.get("If-Match")
         if wanted and wanted.strip() not in ("*", event.etag, event.change_key):
             raise _GraphError(
-                412, "ErrorIrresolvableConflict",
+                412,
+                "ErrorIrresolvableConflict",
                 "The send or update operation could not be performed because the change key passed in the request does "
                 "not match the current change key for the item.",
             )
@@ -1621,17 +1717,31 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 result = _page(404, "Not found", "<p>Not found.</p>")
         except _GraphError as exc:
-            error = {"error": {"code": exc.code, "message": exc.message, "innerError": {
-                "date": dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": str(uuid.uuid4()),
-                "client-request-id": str(uuid.uuid4())}}}
+            error = {
+                "error": {
+                    "code": exc.code,
+                    "message": exc.message,
+                    "innerError": {
+                        "date": dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                        "request-id": str(uuid.uuid4()),
+                        "client-request-id": str(uuid.uuid4()),
+                    },
+                }
+            }
             result = (exc.status, {"Content-Type": "application/json; charset=utf-8", **exc.headers}, json.dumps(error).encode())
         if path.startswith(GRAPH):
             with fake.lock:
                 fake.answers.append((self.command, path, result[0]))
-                fake.calls.append(Call(
-                    self.command, unquote(path), unquote(parts.query), result[0],
-                    _json_or_none(self.headers.get("Content-Type"), body),
-                    _json_or_none(result[1].get("Content-Type"), result[2])))
+                fake.calls.append(
+                    Call(
+                        self.command,
+                        unquote(path),
+                        unquote(parts.query),
+                        result[0],
+                        _json_or_none(self.headers.get("Content-Type"), body),
+                        _json_or_none(result[1].get("Content-Type"), result[2]),
+                    )
+                )
         self._reply(*result)
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
@@ -1640,4 +1750,3 @@ class _Handler(BaseHTTPRequestHandler):
 def weekly(count: int) -> dict:
     """A ``patternedRecurrence`` for ``count`` weekly occurrences (for ``add_event``)."""
     return {"pattern": {"type": "weekly", "interval": 1}, "range": {"type": "numbered", "numberOfOccurrences": count}}
-

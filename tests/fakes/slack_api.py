@@ -144,10 +144,25 @@ def _check_blocks(blocks: Any, limit: int) -> None:
 
 
 # Text limits by where a text object sits (Block Kit reference).
-TEXT_LIMITS = {"header": 150, "section": 3000, "context": 3000, "button": 75, "option": 75, "placeholder": 150,
-               "title": 24, "submit": 24, "close": 24, "label": 2000}
-COUNT_LIMITS = {("overflow", "options"): (2, 5), ("static_select", "options"): (1, 100),
-                ("checkboxes", "options"): (1, 10), ("actions", "elements"): (1, 25), ("context", "elements"): (1, 10)}
+TEXT_LIMITS = {
+    "header": 150,
+    "section": 3000,
+    "context": 3000,
+    "button": 75,
+    "option": 75,
+    "placeholder": 150,
+    "title": 24,
+    "submit": 24,
+    "close": 24,
+    "label": 2000,
+}
+COUNT_LIMITS = {
+    ("overflow", "options"): (2, 5),
+    ("static_select", "options"): (1, 100),
+    ("checkboxes", "options"): (1, 10),
+    ("actions", "elements"): (1, 25),
+    ("context", "elements"): (1, 10),
+}
 
 
 def _check_limits(node: Any, where: str = "") -> None:
@@ -216,8 +231,7 @@ class SlackStub:
         port = self._server.server_address[1]
         self.origin = f"http://127.0.0.1:{port}"
         self.url = f"{self.origin}/api/"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="slack-stub", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-stub", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -354,12 +368,26 @@ class SlackStub:
     # -- methods (called with the lock held) ---------------------------------
 
     def _m_auth_test(self, p: dict) -> dict:
-        return {"url": TEAM_URL, "team": "Example", "user": "calsync", "team_id": TEAM_ID,
-                "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+        return {
+            "url": TEAM_URL,
+            "team": "Example",
+            "user": "calsync",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
 
     def _message(self, p: dict, ts: str) -> dict:
-        msg = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID,
-               "text": p.get("text") or "", "ts": ts}
+        msg = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": p.get("text") or "",
+            "ts": ts,
+        }
         if p.get("blocks") is not None:
             msg["blocks"] = p["blocks"]
         if p.get("attachments") is not None:
@@ -402,8 +430,9 @@ class SlackStub:
         _require(p, "channel", "user")
         self._check_content(p)
         ts = self._next_ts()
-        self.ephemerals.append({"channel": p["channel"], "user": p["user"], "text": p.get("text") or "",
-                                "blocks": p.get("blocks"), "message_ts": ts})
+        self.ephemerals.append(
+            {"channel": p["channel"], "user": p["user"], "text": p.get("text") or "", "blocks": p.get("blocks"), "message_ts": ts}
+        )
         return {"message_ts": ts}
 
     def _m_conversations_open(self, p: dict) -> dict:
@@ -440,10 +469,22 @@ class SlackStub:
         _check_limits({k: view[k] for k in ("title", "submit", "close") if isinstance(view.get(k), dict)})
         view_id = view_id or f"V{next(self._seq):06d}"
         record = {
-            "id": view_id, "team_id": TEAM_ID, "type": view["type"], "blocks": [], "private_metadata": "",
-            "callback_id": "", "external_id": "", "state": {"values": {}}, "hash": self._next_ts(),
-            "clear_on_close": False, "notify_on_close": False, "previous_view_id": None, "root_view_id": view_id,
-            "app_id": APP_ID, "app_installed_team_id": TEAM_ID, "bot_id": BOT_ID,
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "type": view["type"],
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "external_id": "",
+            "state": {"values": {}},
+            "hash": self._next_ts(),
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": APP_ID,
+            "app_installed_team_id": TEAM_ID,
+            "bot_id": BOT_ID,
         }
         record.update({k: v for k, v in view.items() if k not in ("id", "hash")})
         record.update(extra)
@@ -472,8 +513,11 @@ class SlackStub:
             raise _SlackError("hash_conflict")
         view = dict(p["view"])
         view.pop("hash", None)
-        return {"view": self._new_view(view, (old["type"],), old["id"], root_view_id=old["root_view_id"],
-                                       previous_view_id=old["previous_view_id"])}
+        return {
+            "view": self._new_view(
+                view, (old["type"],), old["id"], root_view_id=old["root_view_id"], previous_view_id=old["previous_view_id"]
+            )
+        }
 
     def _m_views_publish(self, p: dict) -> dict:
         _require(p, "user_id", "view")
@@ -508,7 +552,8 @@ def _parse_body(content_type: str, body: bytes) -> dict:
         return data if isinstance(data, dict) else {}
     if ctype == "multipart/form-data":
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
         out: dict = {}
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
@@ -549,12 +594,12 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         body = self._read_body()
         if parts.path.startswith("/response/") and self.command == "POST":
-            self._response_url(parts.path[len("/response/"):], body)
+            self._response_url(parts.path[len("/response/") :], body)
             return
         if not parts.path.startswith("/api/"):
             self._send(404, b"Not Found", "text/plain")
             return
-        method = parts.path[len("/api/"):]
+        method = parts.path[len("/api/") :]
         params: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
         try:
             body_params = _parse_body(self.headers.get("Content-Type", ""), body)
@@ -563,11 +608,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         params.update(body_params)
         _decode_json_fields(params)
-        call = Call(method=method, params=params, headers=dict(self.headers.items()), time=time.time(),
-                    http_method=self.command)
+        call = Call(method=method, params=params, headers=dict(self.headers.items()), time=time.time(), http_method=self.command)
         stub._record(call)
         auth = self.headers.get("Authorization", "")
-        token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else None
+        token = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else None
         if token is None and isinstance(body_params.get("token"), str):
             token = body_params["token"]  # a token in a form body is accepted too (not in the query string)
         status, headers, answer = stub._handle(call, token)
@@ -668,8 +712,7 @@ def block_action_body(
     message in ``channel_id`` and carries ``response_url``. ``action`` adds or
     overrides fields of the action (e.g. ``{"type": "static_select",
     "selected_option": {...}}``)."""
-    act: dict[str, Any] = {"action_id": action_id, "block_id": block_id, "type": "button",
-                           "action_ts": f"{time.time():.6f}"}
+    act: dict[str, Any] = {"action_id": action_id, "block_id": block_id, "type": "button", "action_ts": f"{time.time():.6f}"}
     if value is not None:
         act["value"] = value
     act.update(action or {})
@@ -685,16 +728,33 @@ def block_action_body(
         "actions": [act],
     }
     if view is not None:
-        full_view = {"id": "V1", "team_id": team_id, "type": "modal", "blocks": [], "private_metadata": "",
-                     "callback_id": "", "state": {"values": {}}, "hash": "1.1", "root_view_id": view.get("id", "V1"),
-                     "previous_view_id": None, "app_id": APP_ID, "bot_id": BOT_ID, "external_id": "", **view}
+        full_view = {
+            "id": "V1",
+            "team_id": team_id,
+            "type": "modal",
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "state": {"values": {}},
+            "hash": "1.1",
+            "root_view_id": view.get("id", "V1"),
+            "previous_view_id": None,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+            "external_id": "",
+            **view,
+        }
         payload["view"] = full_view
         payload["state"] = full_view["state"]
         payload["container"] = container or {"type": "view", "view_id": full_view["id"]}
     else:
         msg = message or {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": "", "ts": "1700000000.000100"}
-        payload["container"] = container or {"type": "message", "message_ts": msg.get("ts", "1700000000.000100"),
-                                             "channel_id": channel_id, "is_ephemeral": False}
+        payload["container"] = container or {
+            "type": "message",
+            "message_ts": msg.get("ts", "1700000000.000100"),
+            "channel_id": channel_id,
+            "is_ephemeral": False,
+        }
         payload["channel"] = {"id": channel_id, "name": "general" if channel_id[:1] == "C" else "directmessage"}
         payload["message"] = msg
         payload["state"] = {"values": {}}
@@ -763,8 +823,9 @@ def event_body(event: dict, team_id: str = "T1") -> bytes:
         "type": "event_callback",
         "event_id": "Ev" + hashlib.sha1(json.dumps(event, sort_keys=True).encode()).hexdigest()[:10].upper(),
         "event_time": int(time.time()),
-        "authorizations": [{"enterprise_id": None, "team_id": team_id, "user_id": BOT_USER_ID,
-                            "is_bot": True, "is_enterprise_install": False}],
+        "authorizations": [
+            {"enterprise_id": None, "team_id": team_id, "user_id": BOT_USER_ID, "is_bot": True, "is_enterprise_install": False}
+        ],
         "is_ext_shared_channel": False,
         "event_context": "4-eyJldCI6ImFwcF9ob21lX29wZW5lZCJ9",
     }
