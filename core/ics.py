@@ -15,7 +15,6 @@ import hashlib
 import itertools
 import re
 import zoneinfo
-
 from typing import TYPE_CHECKING
 
 from core import clock, ics_limits
@@ -135,7 +134,7 @@ def parse(data: str) -> ICalendar:
     """One iCalendar object, with the limits on hostile input applied first (core.ics_limits)."""
     try:
         cal = _icalendar().Calendar.from_ical(ics_limits.sanitize(data))
-    except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError on broken input
+    except Exception as exc:  # noqa: BLE001 — icalendar raises ValueError, KeyError, IndexError on broken input
         raise InvalidData(f"cannot be parsed: {str(exc)[:160]}") from None
     if not isinstance(cal, _icalendar().Calendar) or cal.name != "VCALENDAR":
         raise InvalidData("not a VCALENDAR object")
@@ -172,9 +171,9 @@ def _to_utc(value, tz: dt.tzinfo) -> tuple[dt.datetime, bool]:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=tz)
-        return value.astimezone(dt.timezone.utc), False
+        return value.astimezone(dt.UTC), False
     if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), tz).astimezone(dt.timezone.utc), True
+        return dt.datetime.combine(value, dt.time(), tz).astimezone(dt.UTC), True
     raise InvalidData(f"has a start or end that is not a date or time ({type(value).__name__})")
 
 
@@ -191,10 +190,10 @@ def _last_modified(event) -> dt.datetime | None:
         if name in event:
             try:
                 value = event.decoded(name)
-            except Exception:
+            except Exception:  # noqa: BLE001, S112 — an unreadable LAST-MODIFIED falls back to DTSTAMP, then to none
                 continue
             if isinstance(value, dt.datetime):
-                return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+                return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
     return None
 
 
@@ -211,7 +210,7 @@ def _occurrence(event, tz, policy_all_day: str, recurrence_id: str, note: str) -
             end = start + (dt.timedelta(days=1) if all_day else dt.timedelta(0))
     except InvalidData as exc:
         return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {exc}", None)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 — icalendar raises many types on hostile dates; the entry says why
         return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {str(exc)[:160]}", None)
     updated = _last_modified(event)
     if end < start:
@@ -261,7 +260,7 @@ def expand(
     recurring = "RRULE" in master or "RDATE" in master or len(vevents) > 1
     if not recurring:
         occ = _occurrence(master, tz, all_day_policy, "", note)
-        if occ.starts_at is not None and (occ.ends_at <= window_start or occ.starts_at >= window_end):
+        if occ.starts_at is not None and occ.ends_at is not None and (occ.ends_at <= window_start or occ.starts_at >= window_end):
             occ.loaded, occ.info = False, INFO_OUTSIDE
         return [occ]
 
@@ -280,7 +279,7 @@ def expand(
             rows.append(_occurrence(event, tz, all_day_policy, rid_text, note))
     except InvalidData as exc:
         return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: {exc}", None)]
-    except Exception as exc:  # a broken RRULE surfaces as many exception types
+    except Exception as exc:  # noqa: BLE001 — a broken RRULE surfaces as many exception types
         return [
             Occurrence(
                 uid,
@@ -337,12 +336,15 @@ def _rule_horizon(master, window_start: dt.datetime, window_end: dt.datetime, tz
         rule_tz, wall_start = tz, dt.datetime.combine(start, dt.time())
     rules = master.get("RRULE")
     rules = rules if isinstance(rules, list) else [rules]
-    from dateutil.rrule import rruleset, rrulestr
+    from dateutil.rrule import rrule, rruleset, rrulestr
 
     series = rruleset()
     for rule in rules:
         text = ";".join(p for p in rule.to_ical().decode().split(";") if not p.upper().startswith("UNTIL="))
-        series.rrule(rrulestr(text, dtstart=wall_start))
+        one = rrulestr(text, dtstart=wall_start)
+        if not isinstance(one, rrule):  # one RRULE value is one rule; anything else is not an RRULE
+            raise InvalidData("its repeat rule is not a single rule")
+        series.rrule(one)
     first = window_start.astimezone(rule_tz).replace(tzinfo=None) - dt.timedelta(days=1)
     last = window_end.astimezone(rule_tz).replace(tzinfo=None) + dt.timedelta(days=1)
     counted = 0
@@ -352,7 +354,7 @@ def _rule_horizon(master, window_start: dt.datetime, window_end: dt.datetime, tz
         if wall >= first:
             counted += 1
             if counted >= wanted:
-                return wall.replace(tzinfo=rule_tz).astimezone(dt.timezone.utc)
+                return wall.replace(tzinfo=rule_tz).astimezone(dt.UTC)
         elif steps > RULE_STEPS_BEFORE_WINDOW:
             raise InvalidData(f"the repeat rule repeats more than {RULE_STEPS_BEFORE_WINDOW} times before the sync window")
     return None
@@ -399,5 +401,5 @@ def appointment_fields(cal: ICalendar, tz: dt.tzinfo) -> dict:
 def zone(name: str) -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return dt.timezone.utc
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return dt.UTC

@@ -6,13 +6,20 @@ bad key), 404 (unknown staff or appointment), 409 (conflict), 413 (body too
 large), 422 (valid JSON, invalid values), 503 (`busy`: the database is locked
 by another process; Retry-After says when to try again) or 500 (`internal`,
 with no details); bad input changes nothing.
+
+The API is described in web/openapi.json (OpenAPI 3.1, written by hand and held to this code by
+tests/test_openapi.py), served as it is at `GET /api/v1/openapi.json`, the one address here that
+needs no key.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import re
+from pathlib import Path
 
 import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -23,7 +30,8 @@ from web.pages import RETRY_AFTER, runtime
 
 log = logging.getLogger("calsync.web")
 
-blueprint = flask.Blueprint("api", __name__, url_prefix="/api/v1")
+PREFIX = "/api/v1"
+blueprint = flask.Blueprint("api", __name__, url_prefix=PREFIX)
 
 MAX_BODY = 32 * 1024
 MAX_DEPTH = 20  # an appointment is one flat object; deeper nesting is only ever an attack on the parser
@@ -77,7 +85,7 @@ def unexpected(exc: Exception):
         response = _error(503, "busy", m.BUSY_MESSAGE)
         response.headers["Retry-After"] = str(RETRY_AFTER)
         return response
-    flask.current_app.log_exception((type(exc), exc, exc.__traceback__))
+    flask.current_app.logger.error("Exception on %s [%s]", flask.request.path, flask.request.method, exc_info=exc)
     return _error(500, "internal", "something went wrong on our side; nothing was changed, try again in a few minutes")
 
 
@@ -86,7 +94,7 @@ def _unrouted(exc: HTTPException):
     # matching the URL, before any blueprint is chosen, so the blueprint's own
     # handler never sees it and the app's HTML page would answer the host.
     path = flask.request.path
-    if path != blueprint.url_prefix and not path.startswith(blueprint.url_prefix + "/"):
+    if path != PREFIX and not path.startswith(PREFIX + "/"):
         from web.pages import http_error as html_page
 
         return html_page(exc)
@@ -101,8 +109,34 @@ blueprint.app_errorhandler(404)(_unrouted)
 blueprint.app_errorhandler(405)(_unrouted)
 
 
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")  # package data: installed beside this module
+
+
+@functools.cache
+def _openapi_document() -> tuple[bytes, str]:
+    """web/openapi.json as it is on disk, and its ETag: read (and checked to be JSON) once per process."""
+    raw = OPENAPI_PATH.read_bytes()
+    json.loads(raw)
+    return raw, hashlib.sha256(raw).hexdigest()[:32]
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    """The OpenAPI description of this API: public, so it needs no key (see _authenticate)."""
+    raw, etag = _openapi_document()
+    response = flask.Response(raw, mimetype="application/json")
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response.make_conditional(flask.request)
+
+
+PUBLIC_ENDPOINTS = {"api.openapi"}
+
+
 @blueprint.before_request
 def _authenticate():
+    if flask.request.endpoint in PUBLIC_ENDPOINTS:
+        return
     header = flask.request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():

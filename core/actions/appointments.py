@@ -100,9 +100,17 @@ def book(rt, staff_email: str, start, end, subject: str, description: str = "", 
     return {**booked, "staff_name": staff.name, "timezone": staff.timezone}
 
 
+# The longest text each field takes (in characters, as sent); a longer one is refused, never cut,
+# so what the host stored is what it sent (web/openapi.json gives the same limits).
+TEXT_MAX = {"subject": 500, "description": 8000, "location": 500}
+
+
 def _texts(subject, description, location) -> dict:
     """Subject and location are one line, the description may break lines; no other control
     characters or broken (surrogate) text, which iCalendar cannot carry and calendars refuse."""
+    for what, value in (("subject", subject), ("description", description), ("location", location)):
+        if len(value or "") > TEXT_MAX[what]:
+            raise InvalidInput(f"the {what} may be at most {TEXT_MAX[what]} characters (it has {len(value)})")
     subject = (subject or "").strip()
     if not subject:
         raise InvalidInput("the appointment needs a subject")
@@ -110,14 +118,17 @@ def _texts(subject, description, location) -> dict:
         found = [f"U+{ord(c):04X}" for c in dict.fromkeys(value or "") if c not in allowed and unicodedata.category(c) in ("Cc", "Cs")]
         if found:
             raise InvalidInput(f"the {what} may not contain control characters (found {', '.join(found[:5])})")
-    return {"subject": subject[:500], "description": (description or "")[:8000], "location": (location or "")[:500]}
+    return {"subject": subject, "description": description or "", "location": location or ""}
 
 
 def _stored(external_id) -> m.Appointment | None:
     """The appointment with exactly this id (ids stored before they were checked included)."""
     if not isinstance(external_id, str) or not external_id or len(external_id) > 1000:
         return None
-    return m.Appointment.get_or_none(m.Appointment.external_id == external_id)
+    try:
+        return m.Appointment.get_or_none(m.Appointment.external_id == external_id)
+    except ValueError:  # PostgreSQL (psycopg2) refuses a NUL even in a query: it holds no such id
+        return None
 
 
 def _existing(external_id) -> m.Appointment:

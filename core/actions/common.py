@@ -44,7 +44,7 @@ def _iso(value: dt.datetime | str | None) -> str | None:
     return clock.utc(value).isoformat().replace("+00:00", "Z") if value else None
 
 
-def audit(actor: str, action: str, target: str = "", detail: str = "", result: str = "ok") -> None:
+def audit(actor: str, action: str, target: str | int = "", detail: str = "", result: str = "ok") -> None:
     m.AuditEntry.create(actor=actor or "system", action=action, target=str(target), detail=detail, result=result)
 
 
@@ -70,13 +70,16 @@ def audited(action: str):
 def _valid_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("Europe"), a name too long for a file
         raise InvalidInput(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from None
     return name
 
 
 def _staff(email: str) -> m.Staff:
-    staff = m.Staff.get_or_none(m.Staff.email == email.strip().lower())
+    try:
+        staff = m.Staff.get_or_none(m.Staff.email == email.strip().lower())
+    except ValueError:  # PostgreSQL (psycopg2) refuses a NUL even in a query: it holds no such address
+        staff = None
     if staff is None:
         raise NotFoundError(f"no staff member with e-mail {email!r}; add one with `staff add`")
     return staff
@@ -114,14 +117,15 @@ def _check_appointment_id(value) -> str:
 
 # Times the host sends: anything outside these bounds is a mistake, and near datetime's
 # own limits (years 1 and 9999) converting between zones overflows.
-EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 MAX_OFFSET = dt.timedelta(hours=14)  # the widest UTC offset in use (Kiribati)
 
 
 def _parse_time(value, tz: dt.tzinfo, what: str) -> dt.datetime:
     """An aware UTC time between EARLIEST and LATEST, or InvalidInput that says which rule it broke."""
     example = "such as 2026-12-01T10:00:00+01:00"
+    parsed: dt.datetime | None
     if isinstance(value, dt.datetime):
         parsed = value
     else:
@@ -140,7 +144,7 @@ def _parse_time(value, tz: dt.tzinfo, what: str) -> dt.datetime:
     if offset is not None and abs(offset) > MAX_OFFSET:
         raise InvalidInput(f"{what} {_shown(value)} has a UTC offset beyond ±14:00")
     try:
-        moment = parsed.astimezone(dt.timezone.utc)
+        moment = parsed.astimezone(dt.UTC)
     except (OverflowError, ValueError):
         moment = None
     if moment is None or not EARLIEST <= moment <= LATEST:
