@@ -21,6 +21,8 @@ import random
 import socket
 import threading
 import time
+from pathlib import Path
+from typing import Self
 
 import peewee as pw
 
@@ -61,7 +63,21 @@ def configure(settings) -> None:
 
 
 def owner_id(role: str = "scheduler") -> str:
-    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+    """``role@host:pid+start``. The start time tells a restarted process from the one before it under
+    the same pid and host name: a container's process is pid 1 after every restart."""
+    pid = os.getpid()
+    start = _started(pid)
+    return f"{role}@{socket.gethostname()}:{pid}" + (f"+{start}" if start else "")
+
+
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, field 22 of /proc/<pid>/stat); '' where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces: field 3 on
+    return fields[19] if len(fields) > 19 and fields[19].isdigit() else ""
 
 
 def _free(now: dt.datetime):
@@ -73,7 +89,8 @@ def owner_alive(owner: str | None) -> bool:
     if not owner:
         return False
     _, _, place = owner.rpartition("@")
-    host, _, pid = place.rpartition(":")
+    host, _, process = place.rpartition(":")
+    pid, _, start = process.partition("+")
     if host != socket.gethostname() or not pid.isdigit():
         return True  # another machine's: only its lease's expiry tells
     try:
@@ -81,8 +98,8 @@ def owner_alive(owner: str | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # exists, under another user
-    return True
+        pass  # exists, under another user
+    return not start or _started(int(pid)) in (start, "")  # the same pid, but a later process: the owner is gone
 
 
 def claim(conn_id: int, owner: str) -> bool:
@@ -121,13 +138,14 @@ def reap_dead(host: str | None = None) -> int:
     host = host or socket.gethostname()
     owners = [
         o
-        for (o,) in m.Connection.select(m.Connection.lease_owner)
-        .distinct()
-        .where(
-            m.Connection.lease_owner.is_null(False),  # the partial index of held leases (schema 7)
-            m.Connection.lease_owner.contains(f"@{host}:"),
+        for (o,) in m.tuples(
+            m.Connection.select(m.Connection.lease_owner)
+            .distinct()
+            .where(
+                m.Connection.lease_owner.is_null(False),  # the partial index of held leases (schema 7)
+                m.Connection.lease_owner.contains(f"@{host}:"),
+            )
         )
-        .tuples()
     ]
     dead = [o for o in owners if not owner_alive(o)]
     if not dead:
@@ -174,7 +192,7 @@ class Keeper:
             except Exception:  # the next round tries again; the lease outlives one miss
                 log.exception("renewing the leases of %s failed", self.owner)
 
-    def __enter__(self) -> "Keeper":
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from typing import ClassVar
 
 import pytest
-from conftest import ROOT, Story, make_env, soon, vevent
+from conftest import ROOT, make_env, soon, vevent
 
 import models as m
 from core import actions, clock, leases, lifecycle, metrics, scheduler
@@ -25,7 +27,7 @@ FEED = (
 
 
 class _Feeds(http.server.BaseHTTPRequestHandler):
-    delay = {}
+    delay: ClassVar[dict] = {}
 
     def do_GET(self):
         time.sleep(self.delay.get(self.path, 0))
@@ -65,6 +67,20 @@ def test_a_leased_connection_is_not_claimed_twice_and_an_expired_lease_is_taken_
     later = clock.now() + leases.LEASE_TTL + dt.timedelta(seconds=1)  # the holder died
     clock.set_now(lambda: later)
     assert leases.claim_due("b", 10) == [cid]
+
+
+def test_a_restarted_process_under_the_same_pid_frees_its_predecessors_leases(rt, feeds_server):
+    """In a container the scheduler is pid 1 after every restart, on the same host name: the
+    process start time in the owner tells the two apart, so the dead one's leases are freed at once."""
+    mine, gone, other_host = _ics_connections(rt, feeds_server, 3)
+    me = leases.owner_id()
+    assert "+" in me, "the owner names when this process started"
+    predecessor = me.rpartition("+")[0] + "+1"  # this pid and host, started at another time
+    assert leases.claim(mine, me) and leases.claim(gone, predecessor) and leases.claim(other_host, "scheduler@elsewhere:1+1")
+    assert leases.owner_alive(me) and not leases.owner_alive(predecessor)
+    assert leases.reap_dead() == 1
+    held = {c.id: c.lease_owner for c in m.Connection.select()}
+    assert held == {mine: me, gone: None, other_host: "scheduler@elsewhere:1+1"}
 
 
 def test_sync_now_reports_busy_instead_of_syncing_twice(rt, feeds_server):
@@ -143,7 +159,12 @@ def test_a_second_scheduler_on_sqlite_refuses_to_start(tmp_path):
             time.sleep(0.1)
         time.sleep(0.5)
         second = subprocess.run(
-            [sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler"], env=env, capture_output=True, text=True, timeout=30
+            [sys.executable, str(ROOT / "run_bot.py"), "--role", "scheduler"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         assert second.returncode == 2
         assert "another scheduler already runs on this SQLite database" in second.stderr
@@ -242,9 +263,10 @@ def test_three_schedulers_on_postgresql_sync_each_connection_exactly_once(postgr
 
 @pytest.mark.postgres
 def test_a_killed_scheduler_s_work_is_taken_over_and_nothing_is_written_twice(postgres, tmp_path):
+    from servers import start_server
+
     from core import runtime
     from core.config import load_settings
-    from servers import start_server
 
     caldav = start_server("radicale", tmp_path / "radicale")
     url = postgres.create_database("t_killed_scheduler")
@@ -265,7 +287,7 @@ def test_a_killed_scheduler_s_work_is_taken_over_and_nothing_is_written_twice(po
                 password=caldav.password,
                 calendar=f"Cal {i}",
             )
-            m.Calendar.delete().where(m.Calendar.connection == conn["id"], m.Calendar.is_destination == False).execute()  # noqa: E712
+            m.Calendar.delete().where(m.Calendar.connection == conn["id"], m.Calendar.is_destination == False).execute()
             actions.book(rt, f"s{i}@example.com", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", f"Session {i}")
     finally:
         rt.close()
@@ -292,7 +314,7 @@ def test_a_killed_scheduler_s_work_is_taken_over_and_nothing_is_written_twice(po
         assert len({r.connection_id for r in m.SyncRun.select().where(m.SyncRun.outcome == "ok")}) == count
         for conn_id in range(1, count + 1):
             runs = sorted(m.SyncRun.select().where(m.SyncRun.connection == conn_id), key=lambda r: r.started_at)
-            for earlier, later in zip(runs, runs[1:]):
+            for earlier, later in itertools.pairwise(runs):
                 assert earlier.finished_at is None or earlier.finished_at <= later.started_at, "synced twice at once"
         for i in range(count):
             events = caldav.list_events(f"{caldav.calendar_home_url}cal{i}/")
