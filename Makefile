@@ -4,30 +4,52 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test demo bench bench-10000 bench-quick clean
+# Every install is `uv sync --frozen` from uv.lock: the versions CI tested are the versions a
+# fresh machine gets. uv itself comes from PyPI, pinned, into .tools/ (nothing else is needed
+# beyond Python 3.11+). After changing dependencies in pyproject.toml: `make lock`.
+UV_VERSION := 0.13.9
+UV_DIR := .tools/uv-$(UV_VERSION)
+UV := $(UV_DIR)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+.PHONY: install lock lint system-deps test demo bench bench-10000 bench-quick clean
+
+$(UV):
+	$(PYTHON) -m pip install -q --disable-pip-version-check --target $(UV_DIR) 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra test --extra bench --python $(PYTHON)
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-# The tests start a real PostgreSQL (initdb/pg_ctl) and drive pages in Debian's headless
-# Chromium (Playwright with executable_path): install what is missing, once.
-SYSTEM_PACKAGES := postgresql chromium
+lock: | $(UV)
+	$(UV) lock --python $(PYTHON)
+
+# Style, lint and types over the whole tree (config in pyproject.toml); `make test` runs it first.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# The tests start a real PostgreSQL (initdb/pg_ctl), drive pages in Debian's headless
+# Chromium (Playwright with executable_path), and build and run the Dockerfile's image with
+# podman (runc: crun refuses hybrid cgroups; mmdebstrap makes the base image, no image
+# registry being reachable): install what is missing, once.
+SYSTEM_PACKAGES := postgresql chromium podman runc mmdebstrap
 system-deps:
 	@missing=""; \
 	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	for tool in podman runc mmdebstrap; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "installing:$$missing"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	else echo "missing system packages:$$missing (apt-get install$$missing)" >&2; exit 1; fi
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto
 
 demo: $(STAMP)
@@ -56,4 +78,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/push_bench.py --quick
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import peewee as pw
@@ -21,7 +23,7 @@ log = logging.getLogger("calsync.db")
 
 db = pw.DatabaseProxy()
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # Connection statuses, as the SPEC names them.
 PENDING = "pending"
@@ -78,7 +80,14 @@ def iso_from_db(value) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+def tuples(query) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` as tuples: peewee's own types say ``.tuples()`` yields model rows, this says what it does."""
+    return iter(query.tuples())
+
+
 class BaseModel(pw.Model):
+    id = pw.AutoField()  # what peewee adds anyway, declared so type checkers know it
+
     class Meta:
         database = db
         legacy_table_names = False
@@ -90,6 +99,10 @@ class SchemaVersion(BaseModel):
 
 
 class Staff(BaseModel):
+    connections: pw.ModelSelect[Connection]  # backref of Connection
+    appointments: pw.ModelSelect[Appointment]  # backref of Appointment
+    notifications: pw.ModelSelect[Notification]  # backref of Notification
+    connect_links: pw.ModelSelect[ConnectLink]  # backref of ConnectLink
     email = pw.CharField(unique=True)
     name = pw.CharField()
     slack_id = pw.CharField(null=True, index=True)
@@ -102,7 +115,15 @@ class Staff(BaseModel):
 
 
 class Connection(BaseModel):
+    calendars: pw.ModelSelect[Calendar]  # backref of Calendar
+    sync_runs: pw.ModelSelect[SyncRun]  # backref of SyncRun
+    status_changes: pw.ModelSelect[StatusChange]  # backref of StatusChange
+    incidents: pw.ModelSelect[Incident]  # backref of Incident
+    notifications: pw.ModelSelect[Notification]  # backref of Notification
+    relink_links: pw.ModelSelect[RelinkLink]  # backref of RelinkLink
+    download_links: pw.ModelSelect[DownloadLink]  # backref of DownloadLink
     staff = pw.ForeignKeyField(Staff, backref="connections", on_delete="CASCADE")
+    staff_id: int  # peewee's column accessor, declared for type checkers
     provider = pw.CharField()  # caldav | ics | google | microsoft
     account = pw.CharField()  # the external account as the user knows it (login, e-mail or feed host)
     server_url = pw.TextField(default="")
@@ -146,7 +167,12 @@ class Connection(BaseModel):
 
 
 class Calendar(BaseModel):
+    objects: pw.ModelSelect[RemoteObject]  # backref of RemoteObject
+    links: pw.ModelSelect[AppointmentLink]  # backref of AppointmentLink
+    entries: pw.ModelSelect[FeedEntry]  # backref of FeedEntry
+    push_channels: pw.ModelSelect[PushChannel]  # backref of PushChannel
     connection = pw.ForeignKeyField(Connection, backref="calendars", on_delete="CASCADE")
+    connection_id: int  # peewee's column accessor, declared for type checkers
     remote_id = pw.TextField()  # CalDAV collection URL, feed URL, provider calendar id
     name = pw.CharField(default="")
     is_destination = pw.BooleanField(default=False)
@@ -174,6 +200,7 @@ class RemoteObject(BaseModel):
     """One object (href + ETag) of a calendar, as last seen on the server."""
 
     calendar = pw.ForeignKeyField(Calendar, backref="objects", on_delete="CASCADE")
+    calendar_id: int  # peewee's column accessor, declared for type checkers
     href = pw.TextField()
     etag = pw.TextField(default="")
     uid = pw.TextField(default="")
@@ -183,8 +210,10 @@ class RemoteObject(BaseModel):
 
 
 class Appointment(BaseModel):
+    links: pw.ModelSelect[AppointmentLink]  # backref of AppointmentLink
     external_id = pw.CharField(unique=True)  # the host product's id
     staff = pw.ForeignKeyField(Staff, backref="appointments", on_delete="CASCADE")
+    staff_id: int  # peewee's column accessor, declared for type checkers
     uid = pw.CharField(unique=True)  # stable iCalendar UID, derived from external_id
     starts_at = UTCDateTimeField(index=True)
     ends_at = UTCDateTimeField()
@@ -211,7 +240,9 @@ LINK_KEPT = "kept"  # left on purpose (stop --keep-events, provider switch)
 
 class AppointmentLink(BaseModel):
     appointment = pw.ForeignKeyField(Appointment, backref="links", on_delete="CASCADE")
+    appointment_id: int  # peewee's column accessor, declared for type checkers
     calendar = pw.ForeignKeyField(Calendar, backref="links", on_delete="CASCADE")
+    calendar_id: int  # peewee's column accessor, declared for type checkers
     href = pw.TextField(default="")
     etag = pw.TextField(default="")
     pushed_version = pw.IntegerField(default=0)
@@ -232,6 +263,7 @@ class FeedEntry(BaseModel):
     """One external event (or occurrence) read from a busy source: the sync feed."""
 
     calendar = pw.ForeignKeyField(Calendar, backref="entries", on_delete="CASCADE")
+    calendar_id: int  # peewee's column accessor, declared for type checkers
     href = pw.TextField(default="")
     uid = pw.TextField()
     recurrence_id = pw.CharField(default="")
@@ -249,6 +281,7 @@ class FeedEntry(BaseModel):
 
 class SyncRun(BaseModel):
     connection = pw.ForeignKeyField(Connection, backref="sync_runs", on_delete="CASCADE")
+    connection_id: int  # peewee's column accessor, declared for type checkers
     started_at = UTCDateTimeField(default=_now, index=True)
     finished_at = UTCDateTimeField(null=True)
     duration_ms = pw.IntegerField(default=0)
@@ -265,6 +298,7 @@ class SyncRun(BaseModel):
 
 class StatusChange(BaseModel):
     connection = pw.ForeignKeyField(Connection, backref="status_changes", on_delete="CASCADE")
+    connection_id: int  # peewee's column accessor, declared for type checkers
     at = UTCDateTimeField(default=_now, index=True)
     old = pw.CharField()
     new = pw.CharField()
@@ -282,9 +316,11 @@ class AuditEntry(BaseModel):
 
 
 class Incident(BaseModel):
+    notifications: pw.ModelSelect[Notification]  # backref of Notification
     """One break of one connection: opened on entering a broken status, resolved on `active`."""
 
     connection = pw.ForeignKeyField(Connection, backref="incidents", on_delete="CASCADE")
+    connection_id: int  # peewee's column accessor, declared for type checkers
     kind = pw.CharField()  # the broken status, or "pending" for a first sync that never finished
     reason = pw.TextField(default="")
     provider_answer = pw.TextField(default="")
@@ -303,13 +339,17 @@ class Incident(BaseModel):
 
 
 class Notification(BaseModel):
+    deliveries: pw.ModelSelect[Delivery]  # backref of Delivery
     """The outbox: one row per event, written once (``dedupe_key``), delivered per channel."""
 
     event = pw.CharField()  # incident.opened | incident.reminder | incident.resolved | incident.escalated | relink.link
     dedupe_key = pw.CharField(unique=True)
     incident = pw.ForeignKeyField(Incident, null=True, backref="notifications", on_delete="CASCADE")
+    incident_id: int | None  # peewee's column accessor, declared for type checkers
     connection = pw.ForeignKeyField(Connection, null=True, backref="notifications", on_delete="CASCADE")
+    connection_id: int | None  # peewee's column accessor, declared for type checkers
     staff = pw.ForeignKeyField(Staff, null=True, backref="notifications", on_delete="CASCADE")
+    staff_id: int | None  # peewee's column accessor, declared for type checkers
     payload = pw.TextField(default="{}")  # JSON facts: status, reason, account, since, missed...
     secret = pw.TextField(default="")  # encrypted relink URL until every channel has it, then wiped
     created_at = UTCDateTimeField(default=_now, index=True)
@@ -325,6 +365,7 @@ DELIVERY_DONE = (DELIVERY_SENT, DELIVERY_FAILED)
 
 class Delivery(BaseModel):
     notification = pw.ForeignKeyField(Notification, backref="deliveries", on_delete="CASCADE")
+    notification_id: int  # peewee's column accessor, declared for type checkers
     channel = pw.CharField()  # log | email | slack
     recipient = pw.CharField(default="")
     state = pw.CharField(default=DELIVERY_PENDING, index=True)
@@ -343,6 +384,7 @@ class RelinkLink(BaseModel):
     """A single-use, expiring relink link; only the SHA-256 of its token is kept."""
 
     connection = pw.ForeignKeyField(Connection, backref="relink_links", on_delete="CASCADE")
+    connection_id: int  # peewee's column accessor, declared for type checkers
     token_hash = pw.CharField(unique=True)
     created_at = UTCDateTimeField(default=_now)
     expires_at = UTCDateTimeField()
@@ -359,6 +401,7 @@ class DownloadLink(BaseModel):
     """A one-off link to the missed appointments' .ics (for Slack buttons); hash-only, expiring."""
 
     connection = pw.ForeignKeyField(Connection, backref="download_links", on_delete="CASCADE")
+    connection_id: int  # peewee's column accessor, declared for type checkers
     token_hash = pw.CharField(unique=True)
     created_at = UTCDateTimeField(default=_now)
     expires_at = UTCDateTimeField()
@@ -369,6 +412,7 @@ class ConnectLink(BaseModel):
     """A one-off link to the page where a staff member connects a calendar; hash-only, expiring."""
 
     staff = pw.ForeignKeyField(Staff, backref="connect_links", on_delete="CASCADE")
+    staff_id: int  # peewee's column accessor, declared for type checkers
     token_hash = pw.CharField(unique=True)
     created_at = UTCDateTimeField(default=_now)
     expires_at = UTCDateTimeField()
@@ -403,7 +447,9 @@ class OAuthState(BaseModel):
     provider = pw.CharField()
     purpose = pw.CharField()  # connect | relink
     staff = pw.ForeignKeyField(Staff, null=True, on_delete="CASCADE")
+    staff_id: int | None  # peewee's column accessor, declared for type checkers
     connection = pw.ForeignKeyField(Connection, null=True, on_delete="CASCADE")
+    connection_id: int | None  # peewee's column accessor, declared for type checkers
     relink_token_hash = pw.CharField(default="")
     secret = pw.TextField()  # encrypted {"code_verifier": ...}
     created_at = UTCDateTimeField(default=_now)
@@ -425,6 +471,7 @@ class PushChannel(BaseModel):
     every notification (Google's channel token, Graph's ``clientState``) is kept only as a hash."""
 
     calendar = pw.ForeignKeyField(Calendar, backref="push_channels", on_delete="CASCADE")
+    calendar_id: int  # peewee's column accessor, declared for type checkers
     provider = pw.CharField()  # google | microsoft
     channel_id = pw.CharField(unique=True)  # Google: our channel id; Graph: the subscription id
     resource_id = pw.TextField(default="")  # Google: resourceId; Graph: the subscribed resource
@@ -493,7 +540,8 @@ def _migration_1(database: pw.Database) -> None:
 
 
 def _add_column_if_missing(database: pw.Database, model, field_name: str) -> None:
-    from playhouse.migrate import migrate as run_migration, SchemaMigrator
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run_migration
 
     table = model._meta.table_name
     if field_name not in {c.name for c in database.get_columns(table)}:

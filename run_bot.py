@@ -94,14 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.once:
-            from bot.app import create_app as create_bolt_app, install_sender
+            from bot.app import create_app as create_bolt_app
+            from bot.app import install_sender
 
             bolt = create_bolt_app(rt)
             if bolt is not None:
                 install_sender(rt, bolt)
             return run_pass(rt)
         announce(rt)
-        from bot.app import create_app as create_bolt_app, install_sender, run_socket_mode
+        from bot.app import create_app as create_bolt_app
+        from bot.app import install_sender, run_socket_mode
 
         bolt = create_bolt_app(rt)
         if bolt is not None:

@@ -57,8 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import start_server  # noqa: E402  (tests/servers.py: a real Radicale on 127.0.0.1)
-from common import add_result_options, merge_results, render_table, results_path  # noqa: E402  (bench/common.py)
+from common import add_result_options, merge_results, render_table, results_path
+from servers import start_server
 
 HOST = "127.0.0.1"
 CALENDAR = "bench"
@@ -158,18 +158,26 @@ def _uncompressed_size(body: bytes, encoding: str) -> int:
     return len(body)
 
 
+class _ProxyServer(ThreadingHTTPServer):
+    """The proxy's HTTP server: ``proxy`` is the CountingProxy its handlers count into."""
+
+    proxy: CountingProxy
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive towards the client, as the server would
     server_version = "bench-proxy"
+    server: _ProxyServer
+    raw_requestline: bytes  # set by BaseHTTPRequestHandler.handle_one_request (typeshed leaves it out)
 
-    def log_message(self, fmt, *args):  # quiet
+    def log_message(self, fmt: str, *args: object) -> None:  # quiet
         pass
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         self.upstream: http.client.HTTPConnection | None = None
 
-    def finish(self):
+    def finish(self) -> None:
         try:
             super().finish()
         finally:
@@ -201,8 +209,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length > 0 else b""
         return body, len(body)
 
-    def _forward(self):
-        proxy: CountingProxy = self.server.proxy  # type: ignore[attr-defined]
+    def _forward(self) -> None:
+        proxy = self.server.proxy
         body, body_wire = self._read_body()
         header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items()) + 2
         sent = len(self.raw_requestline) + header_bytes + body_wire
@@ -241,7 +249,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.command, status, sent, len(head) + len(data), len(data), _uncompressed_size(data, encoding) if encoding else len(data)
         )
 
-    def _upstream_request(self, proxy: "CountingProxy", body: bytes):
+    def _upstream_request(self, proxy: CountingProxy, body: bytes):
         for attempt in range(2):  # one reconnect when a kept-alive upstream connection went away
             if self.upstream is None:
                 self.upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=UPSTREAM_TIMEOUT)
@@ -287,9 +295,9 @@ class CountingProxy:
         if parts.hostname != HOST:
             raise ValueError(f"refusing non-local upstream {upstream_url!r}")
         self.upstream_host, self.upstream_port = parts.hostname, parts.port or 80
-        self.server = ThreadingHTTPServer((HOST, 0), _ProxyHandler)
+        self.server = _ProxyServer((HOST, 0), _ProxyHandler)
         self.server.daemon_threads = True
-        self.server.proxy = self  # type: ignore[attr-defined]
+        self.server.proxy = self
         self.port = self.server.server_address[1]
         self._lock = threading.Lock()
         self._current: PhaseStats | None = None
@@ -367,6 +375,7 @@ def run_process(cmd: list[str], *, env: dict, cwd: Path, what: str, stdin: str |
             text=True,
             timeout=PROCESS_TIMEOUT,
             stdin=None if stdin is not None else subprocess.DEVNULL,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise BenchFailure(f"{what}: did not finish within {PROCESS_TIMEOUT:.0f}s") from exc
@@ -380,21 +389,23 @@ def vdirsyncer_command() -> list[str]:
     """How to run vdirsyncer with this interpreter; installs it with pip when it is missing."""
     script = Path(sys.executable).parent / "vdirsyncer"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "vdirsyncer"]
-    probe = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=120, check=False)
     if probe.returncode != 0:
         print("vdirsyncer is not installed here: pip install -q vdirsyncer ...", flush=True)
-        install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vdirsyncer"], capture_output=True, text=True, timeout=600)
+        install = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "vdirsyncer"], capture_output=True, text=True, timeout=600, check=False
+        )
         if install.returncode != 0:
             raise BenchFailure(f"pip install vdirsyncer failed:\n{install.stderr[-2000:]}")
         cmd = [str(script)] if script.exists() else [sys.executable, "-m", "vdirsyncer"]
-        probe = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=120)
+        probe = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=120, check=False)
         if probe.returncode != 0:
             raise BenchFailure(f"vdirsyncer does not run: {probe.stderr[-2000:]}")
     return cmd
 
 
 def vdirsyncer_version(cmd: list[str]) -> str:
-    out = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=120, check=False).stdout
     return out.strip().rsplit(" ", 1)[-1]
 
 
@@ -404,11 +415,10 @@ def vdirsyncer_version(cmd: list[str]) -> str:
 def seed_calendar(server, events: int) -> str:
     """One calendar with ``events`` busy events, PUT straight to Radicale (not through the proxy)."""
     import requests
-
     from conftest import vevent
 
     url = server.make_calendar(CALENDAR, CALENDAR_NAME)
-    base = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    base = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     step = dt.timedelta(days=SPREAD_DAYS) / events
     with requests.Session() as session:
         session.auth = server.admin_auth
@@ -562,7 +572,7 @@ def proxy_overhead(server, proxy: CountingProxy, calendar_url: str, runs: int = 
         session.auth = server.user_auth
         session.trust_env = False
         for name, (body, depth, url) in (("small_propfind", small), ("etag_listing", listing)):
-            walls = {"direct": [], "proxy": []}
+            walls: dict[str, list[float]] = {"direct": [], "proxy": []}
             for i in range(runs):
                 for how in ("direct", "proxy") if i % 2 == 0 else ("proxy", "direct"):
                     target = url if how == "direct" else proxy.url_for(url)
@@ -663,7 +673,7 @@ def report(summary: dict, startup: dict, overhead: dict, rounds: int) -> tuple[s
     lines = [render_table(header, body), ""]
     lines.append(
         render_table(
-            ("process start-up, no network (median of %d)" % STARTUP_RUNS, "wall time (s)"), [(k, f"{v:.2f}") for k, v in startup.items()]
+            (f"process start-up, no network (median of {STARTUP_RUNS})", "wall time (s)"), [(k, f"{v:.2f}") for k, v in startup.items()]
         )
     )
     lines.append("")
@@ -794,7 +804,7 @@ def bench(args) -> int:
     print()
     print(text)
     details = {
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), **versions},
         "events": args.events,
         "rounds": args.rounds,

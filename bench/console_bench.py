@@ -51,14 +51,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-import peewee as pw  # noqa: E402
-from textual import events  # noqa: E402
+import peewee as pw
+from common import merge_results
+from conftest import make_env
+from textual import events
 
-import models as m  # noqa: E402
-from conftest import make_env  # noqa: E402  (tests/conftest.py: how a runtime is built)
-from core import actions, clock, runtime  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from common import merge_results  # noqa: E402  (bench/common.py)
+import models as m
+from core import actions, clock, runtime
+from core.config import load_settings
 
 RESULTS_DIR = ROOT / "bench" / "results"
 
@@ -118,7 +118,7 @@ def seed(count: int) -> float:
         ]
         for batch in pw.chunked(staff, 500):
             m.Staff.insert_many(batch).execute()
-        ids = [s for (s,) in m.Staff.select(m.Staff.id).order_by(m.Staff.id).tuples()]
+        ids = [s for (s,) in m.tuples(m.Staff.select(m.Staff.id).order_by(m.Staff.id))]
         rows = []
         for i, staff_id in enumerate(ids):
             status = status_for(i)
@@ -167,13 +167,16 @@ def key(app, character: str) -> None:
 
 async def measure(rt, count: int) -> dict:
     from console.app import CalsyncConsole
-    from console.screens.connections import prepare_listing, read_listing
+    from console.screens.connections import ConnectionsScreen, prepare_listing, read_listing
+    from console.screens.staff import StaffScreen
 
     app = CalsyncConsole(rt=rt, actor="bench", refresh_seconds=3600, freeze_startup=True)  # as run_console.py runs it
     gc.collect()  # start each run from a clean heap, as a freshly started console does
     started = time.perf_counter()
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
+        if not isinstance(screen, ConnectionsScreen):
+            raise TypeError(f"the console opened on {screen!r}, not on the connections screen")
         # When the table first drew rows (its own stamp): this coroutine, like any outside Textual's
         # message loop, may only run again once the worker reading the rest is done.
         await shown(screen, lambda: screen.table.first_drawn is not None)
@@ -189,7 +192,7 @@ async def measure(rt, count: int) -> dict:
                 await asyncio.sleep(0.2)  # human typing speed: each key comes after the last one settled
                 t0 = time.perf_counter()
                 key(app, query[end - 1])
-                await shown(screen, lambda: screen.applied_filter == typed)
+                await shown(screen, lambda typed=typed: screen.applied_filter == typed)
                 keystrokes.append((typed, screen.table.row_count, time.perf_counter() - t0))
             await pilot.press("escape")
             await shown(screen, lambda: screen.applied_filter == "" and screen.table.row_count == count)
@@ -213,11 +216,17 @@ async def measure(rt, count: int) -> dict:
         await pilot.pause()
 
         # The staff screen: one row per staff member and one per connection.
+        def on_staff() -> StaffScreen | None:
+            return app.screen if isinstance(app.screen, StaffScreen) and app.screen.sub_title == "Staff" else None
+
         t0 = time.perf_counter()
         await pilot.press("s")
-        await shown(app.screen, lambda: getattr(app.screen, "sub_title", "") == "Staff" and app.screen.table.first_drawn is not None)
-        staff_screen = app.screen.table.first_drawn - t0
-        await shown(app.screen, lambda: app.screen.complete and app.screen.table.row_count == 2 * count)
+        await shown(app.screen, lambda: (s := on_staff()) is not None and s.table.first_drawn is not None)
+        staff = on_staff()
+        if staff is None:  # what the wait above waited for
+            raise TypeError(f"the console shows {app.screen!r}, not the staff screen")
+        staff_screen = staff.table.first_drawn - t0
+        await shown(staff, lambda: staff.complete and staff.table.row_count == 2 * count)
         staff_all = time.perf_counter() - t0
     gc.unfreeze()  # the next run starts like a fresh console: nothing frozen yet
     return {
@@ -271,12 +280,12 @@ def main(argv=None) -> int:
     print(f"{'measure':<{width}}{'value':>12}  {'target':>10}  verdict")
     print(f"{'actions.list_statuses (median of 3)':<{width}}{statistics.median(listing) * 1000:>9.0f} ms  {'':>10}")
     print(
-        f"{'first render, rows drawn (median of %d)' % len(runs):<{width}}{first * 1000:>9.0f} ms  "
+        f"{f'first render, rows drawn (median of {len(runs)})':<{width}}{first * 1000:>9.0f} ms  "
         f"{FIRST_RENDER_TARGET * 1000:>7.0f} ms  {verdict(first, FIRST_RENDER_TARGET)}"
     )
-    print(f"{'every row in the table (median of %d)' % len(runs):<{width}}{all_rows * 1000:>9.0f} ms  {'':>10}")
+    print(f"{f'every row in the table (median of {len(runs)})':<{width}}{all_rows * 1000:>9.0f} ms  {'':>10}")
     print(
-        f"{'filter keystroke, median of %d' % len(times):<{width}}{median_key * 1000:>9.1f} ms  "
+        f"{f'filter keystroke, median of {len(times)}':<{width}}{median_key * 1000:>9.1f} ms  "
         f"{KEYSTROKE_TARGET * 1000:>7.0f} ms  {verdict(median_key, KEYSTROKE_TARGET)}"
     )
     print(
@@ -285,11 +294,11 @@ def main(argv=None) -> int:
     )
     staff_screen = statistics.median(r["staff_screen"] for r in runs)
     print(
-        f"{'staff screen, rows drawn (median of %d)' % len(runs):<{width}}{staff_screen * 1000:>9.0f} ms  "
+        f"{f'staff screen, rows drawn (median of {len(runs)})':<{width}}{staff_screen * 1000:>9.0f} ms  "
         f"{STAFF_SCREEN_TARGET * 1000:>7.0f} ms  {verdict(staff_screen, STAFF_SCREEN_TARGET)}"
     )
     staff_all = statistics.median(r["staff_all"] for r in runs)
-    print(f"{'  every staff row in the table (median of %d)' % len(runs):<{width}}{staff_all * 1000:>9.0f} ms")
+    print(f"{f'  every staff row in the table (median of {len(runs)})':<{width}}{staff_all * 1000:>9.0f} ms")
     print(f"{'live refresh, UI-thread time: nothing changed':<{width}}{runs[-1]['refresh_unchanged'] * 1000:>9.1f} ms")
     print(f"{'  1 % synced again (cells updated in place)':<{width}}{runs[-1]['refresh_changed'] * 1000:>9.1f} ms")
     print(f"{'  1 % changed status (order changed: rebuilt)':<{width}}{runs[-1]['refresh_reordered'] * 1000:>9.1f} ms")
@@ -313,7 +322,7 @@ def main(argv=None) -> int:
         if not ok
     ]
     details = {
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "connections": args.connections,
         "repeat": args.repeat,

@@ -41,15 +41,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from common import merge_results, render_table  # noqa: E402  (bench/common.py)
+import requests
+from common import merge_results, render_table
+from conftest import make_env
 
-import requests  # noqa: E402
-
-import models as m  # noqa: E402
-from conftest import make_env  # noqa: E402  (tests/conftest.py: how a runtime is built)
-from core import actions, clock, ics, runtime  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from web.server import make_server  # noqa: E402
+import models as m
+from core import actions, clock, ics, runtime
+from core.config import load_settings
+from web.server import make_server
 
 EMAIL = "bench@example.com"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -107,8 +106,8 @@ def populate(rt, count: int) -> m.Staff:
             }
         )
     with m.db.atomic():
-        for start in range(0, len(rows), 500):
-            m.Appointment.insert_many(rows[start : start + 500]).execute()
+        for first in range(0, len(rows), 500):
+            m.Appointment.insert_many(rows[first : first + 500]).execute()
     return staff
 
 
@@ -139,11 +138,14 @@ def timed_get(session: requests.Session, url: str, headers: dict, expect: int) -
 
 
 def sequential(url: str, n: int, headers: dict, expect: int) -> tuple[list[float], requests.Response]:
-    times, last = [], None
+    times: list[float] = []
+    last: requests.Response | None = None
     with requests.Session() as session:
         for _ in range(n):
             elapsed, last = timed_get(session, url, headers, expect)
             times.append(elapsed)
+    if last is None:
+        raise BenchFailure(f"{n} sequential requests: at least one is needed to measure")
     return times, last
 
 
@@ -163,7 +165,7 @@ def throughput(url: str, seconds: float, headers: dict, expect: int, clients: in
                     elapsed, _ = timed_get(session, url, headers, expect)
                     latencies[i].append(elapsed)
                     counts[i] += 1
-            except Exception as exc:  # reported below, the run fails
+            except Exception as exc:  # noqa: BLE001 — reported below, the run fails
                 errors.append(f"client {i}: {exc.__class__.__name__}: {exc}")
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]

@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from common import merge_results, render_table  # noqa: E402  (bench/common.py)
+from common import merge_results, render_table
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 CASES = ("gzip_bomb", "huge_propfind", "huge_401", "rdate_flood", "timezone_bomb", "too_many_events")

@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from common import add_result_options, merge_results, render_table, results_path  # noqa: E402  (bench/common.py)
+from common import add_result_options, merge_results, render_table, results_path
 
 TARGET_P95_S = 5.0
 ARRIVAL_TIMEOUT = 30.0
@@ -62,16 +62,15 @@ def _service(env: dict):
 
     from core import scheduler
 
-    with started(env) as rt:
-        with running_web(rt):
-            stop = threading.Event()
-            loop = threading.Thread(target=lambda: scheduler.run_forever(rt, stop), name="scheduler", daemon=True)
-            loop.start()
-            try:
-                yield rt
-            finally:
-                stop.set()
-                loop.join(timeout=40)
+    with started(env) as rt, running_web(rt):
+        stop = threading.Event()
+        loop = threading.Thread(target=lambda: scheduler.run_forever(rt, stop), name="scheduler", daemon=True)
+        loop.start()
+        try:
+            yield rt
+        finally:
+            stop.set()
+            loop.join(timeout=40)
 
 
 def _connect_google(rt, google) -> int:
@@ -103,7 +102,7 @@ def _measure(provider: str, conn_id: int, add, changes: int) -> dict:
 
     latencies = []
     runs_before = m.SyncRun.select().where(m.SyncRun.connection == conn_id).count()
-    base = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
+    base = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
     for i in range(changes):
         subject = f"{provider} change {i}"
         start = base + dt.timedelta(hours=i)
@@ -135,7 +134,9 @@ def _measure(provider: str, conn_id: int, add, changes: int) -> dict:
 def bench(changes: int) -> dict:
     from conftest import web_env
     from fakes.google_api import FakeGoogle
+    from fakes.google_api import PushDelivery as GooglePush
     from fakes.microsoft_graph import GraphFake
+    from fakes.microsoft_graph import PushDelivery as GraphPush
 
     from core import actions
 
@@ -164,11 +165,8 @@ def bench(changes: int) -> dict:
                         raise BenchFailure(f"connection {conn_id} is not pushed ({mode})")
                 results["google"] = _measure("google", g_conn, lambda s, a, b: google.add_event(EMAIL, s, a, b), changes)
                 results["microsoft"] = _measure("microsoft", m_conn, lambda s, a, b: graph.add_event(s, a, b), changes)
-            refused = [
-                d
-                for d in [*google.push_deliveries, *graph.push_deliveries]
-                if not isinstance(getattr(d, "status", None), int) or not 200 <= d.status < 300
-            ]
+            deliveries: list[GooglePush | GraphPush] = [*google.push_deliveries, *graph.push_deliveries]
+            refused = [d for d in deliveries if d.status is None or not 200 <= d.status < 300]
             if refused:
                 raise BenchFailure(f"{len(refused)} notification(s) were not answered 2xx: {refused[:3]}")
         finally:
@@ -222,7 +220,7 @@ def main(argv=None) -> int:
         "push",
         keys,
         {
-            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "changes": args.changes,
             "quick": args.quick,
             "target_p95_s": TARGET_P95_S,

@@ -62,6 +62,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -122,7 +123,7 @@ class _StandIn(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 256  # 4 schedulers x 8 workers connect at once; the default 5 drops SYNs
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _StandInHandler)
         self.lock = threading.Lock()
         self.methods: dict[str, int] = {}
@@ -146,9 +147,10 @@ class _StandInHandler(socketserver.StreamRequestHandler):
     Content-Length and Connection."""
 
     timeout = 30  # seconds a keep-alive connection may stay idle
+    server: _StandIn
 
-    def handle(self):
-        server: _StandIn = self.server
+    def handle(self) -> None:
+        server = self.server
         with server.lock:
             server.tcp_connections += 1
         try:
@@ -157,8 +159,8 @@ class _StandInHandler(socketserver.StreamRequestHandler):
             with server.lock:
                 server.idle_timeouts += 1
 
-    def _serve(self):
-        server: _StandIn = self.server
+    def _serve(self) -> None:
+        server = self.server
         for _ in range(MAX_REQUESTS_PER_CONNECTION):
             line = self.rfile.readline(65537)
             if not line.strip():
@@ -250,6 +252,13 @@ def _cpu_of(pid: int) -> float | None:
         return None  # utime + stime + cutime + cstime: the postmaster's reaped backends included
 
 
+def _pipe(stream: IO[str] | None) -> IO[str]:
+    """A scheduler process's stdin or stdout: each is started with both as pipes."""
+    if stream is None:  # pragma: no cover - Popen(stdin=PIPE, stdout=PIPE) sets both
+        raise BenchFailure("a scheduler process was started without its pipes")
+    return stream
+
+
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -273,7 +282,7 @@ def seed(rt, n: int, url: str) -> list[int]:
                     for i in range(start, min(n, start + batch))
                 ]
             ).execute()
-        staff_ids = [s for (s,) in m.Staff.select(m.Staff.id).order_by(m.Staff.email).tuples()]
+        staff_ids = [s for (s,) in m.tuples(m.Staff.select(m.Staff.id).order_by(m.Staff.email))]
         for start in range(0, n, batch):
             m.Connection.insert_many(
                 [
@@ -295,7 +304,7 @@ def seed(rt, n: int, url: str) -> list[int]:
                     for i in range(start, min(n, start + batch))
                 ]
             ).execute()
-        by_staff = dict(m.Connection.select(m.Connection.staff, m.Connection.id).tuples())
+        by_staff: dict[int, int] = dict(m.tuples(m.Connection.select(m.Connection.staff, m.Connection.id)))
         conn_ids = [by_staff[staff_ids[i]] for i in range(n)]
         for start in range(0, n, batch):
             m.Calendar.insert_many(
@@ -364,9 +373,10 @@ def run_pass(args, env: dict, schedulers: int, conn_ids: list[int], stand_in: _S
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise BenchFailure(f"a scheduler process (PID {p.pid}) was not ready within {READY_TIMEOUT:.0f}s")
-                readable, _, _ = select.select([p.stdout], [], [], left)
+                out = _pipe(p.stdout)
+                readable, _, _ = select.select([out], [], [], left)
                 if readable:
-                    line = p.stdout.readline()
+                    line = out.readline()
                     if not line:
                         raise BenchFailure(f"scheduler process {p.pid} ended before it was ready (status {p.wait(5)})")
                     if line.strip() == "READY":
@@ -374,8 +384,9 @@ def run_pass(args, env: dict, schedulers: int, conn_ids: list[int], stand_in: _S
         cpu_pg, cpu_self = _cpu_of(pg_pid), _self_cpu()
         go = time.time()
         for p in procs:
-            p.stdin.write("GO\n")
-            p.stdin.flush()
+            go_in = _pipe(p.stdin)
+            go_in.write("GO\n")
+            go_in.flush()
         results = []
         deadline = time.monotonic() + args.pass_timeout
         for p in procs:
@@ -384,9 +395,10 @@ def run_pass(args, env: dict, schedulers: int, conn_ids: list[int], stand_in: _S
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise BenchFailure(f"the pass with {schedulers} scheduler(s) did not end within {args.pass_timeout:.0f}s")
-                readable, _, _ = select.select([p.stdout], [], [], left)
+                out = _pipe(p.stdout)
+                readable, _, _ = select.select([out], [], [], left)
                 if readable:
-                    line = p.stdout.readline()
+                    line = out.readline()
                     if not line:
                         raise BenchFailure(f"scheduler process {p.pid} ended without a result (status {p.wait(5)})")
                     if line.startswith("RESULT "):
@@ -457,7 +469,7 @@ def check_pass(schedulers: int, conn_ids: list[int], results: list[dict], served
     if rows:
         raise BenchFailure(f"{what}: {rows} SyncRun row(s) written by a no-change pass (a stretch adds none)")
     C = m.Connection
-    per_conn = dict(C.select(C.id, C.quiet_runs).where(C.id.in_(list(conn_ids))).tuples())
+    per_conn: dict[int, int] = dict(m.tuples(C.select(C.id, C.quiet_runs).where(C.id.in_(list(conn_ids)))))
     twice = {c: k for c, k in per_conn.items() if k != 1}
     if len(per_conn) != n or twice:
         raise BenchFailure(f"{what}: {len(twice)} connection(s) synced other than once, e.g. {list(twice.items())[:5]}")
@@ -514,7 +526,7 @@ def pw_min(field):
 class _Capture(logging.Handler):
     """The (sql, params) peewee logs for each statement."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.statements: list[tuple[str, tuple]] = []
 
@@ -808,6 +820,9 @@ def bench(args) -> int:
             started = time.perf_counter()
             server = PostgresServer()
             server.start()
+            pg_pid = server.pid
+            if pg_pid is None:  # start() reads it from postmaster.pid
+                raise BenchFailure("PostgreSQL started, but its PID is not known")
             url = server.create_database("scaleout")
             pg_version = None
             print(f"  PostgreSQL (PID {server.pid}) on 127.0.0.1:{server.port} in {time.perf_counter() - started:.1f}s", flush=True)
@@ -838,7 +853,7 @@ def bench(args) -> int:
                 passes = []
                 for s in args.scheduler_counts:
                     args._sessions_before = _pg_sessions(m.db.obj)
-                    p = run_pass(args, child_env, s, conn_ids, stand_in, server.pid)
+                    p = run_pass(args, child_env, s, conn_ids, stand_in, pg_pid)
                     passes.append(p)
                     print(
                         f"  {s} scheduler(s): {p['wall_seconds']:.2f}s, {p['syncs_per_s']:.0f} syncs/s "

@@ -65,7 +65,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from common import add_result_options, merge_results, render_table, results_path  # noqa: E402  (bench/common.py)
+from common import add_result_options, merge_results, render_table, results_path
 
 SECONDS_TARGET = 6.0  # issue 15 (was 15)
 RSS_TARGET_MB = 300.0
@@ -146,7 +146,7 @@ def _radicale_log_since(log_path: Path, position: int) -> dict:
 
 def _seed_base() -> dt.datetime:
     """Where the events start: the next full hour (UTC)."""
-    return dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    return dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
 
 
 def _event_times(j: int, events: int, base: dt.datetime) -> tuple[str, str]:
@@ -198,7 +198,7 @@ def seed_files(collections: Path, username: str, n: int, events: int, base: dt.d
                 fh.write(
                     f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{prodid}\r\nBEGIN:VEVENT\r\n"
                     f"UID:{uid}\r\nDTSTART:{start}\r\nDTEND:{end}\r\nDTSTAMP:20260101T000000Z\r\n"
-                    f"SUMMARY:Busy {i}/{j}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n".encode("utf-8")
+                    f"SUMMARY:Busy {i}/{j}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n".encode()
                 )
         written += 1 + events
     return written
@@ -206,8 +206,9 @@ def seed_files(collections: Path, username: str, n: int, events: int, base: dt.d
 
 def check_seeded(cfg: dict, urls: list[str]) -> None:
     """The first and the last seeded calendar are calendars with their display name (PROPFIND depth 0)."""
-    import requests
     from xml.etree import ElementTree as ET
+
+    import requests
 
     body = (
         b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:displayname/></D:prop></D:propfind>'
@@ -333,11 +334,12 @@ def check_reports(what: str, reports: list[dict], conn_ids: list[int], entries_e
 
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else 0.0
 
 
 def child(cfg: dict) -> dict:
     from conftest import make_env  # tests/conftest.py: how a runtime is built
+
     import models as m
     from core import clock, runtime, scheduler
     from core.config import load_settings
@@ -535,8 +537,10 @@ def report(args, data: dict) -> tuple[str, dict]:
         ("  per connection", f"{median / n * 1000:.1f} ms"),
         (
             "  sync duration per connection (median / p95)",
-            f"{statistics.median([p['sync_ms_median'] for p in passes]):.0f} / "
-            f"{statistics.median([p['sync_ms_p95'] for p in passes]):.0f} ms",
+            (
+                f"{statistics.median([p['sync_ms_median'] for p in passes]):.0f} / "
+                f"{statistics.median([p['sync_ms_p95'] for p in passes]):.0f} ms"
+            ),
         ),
         ("  requests per connection (calsync's count)", f"{reqs:.2f}"),
         ("  requests per connection (Radicale's log)", f"{server_reqs:.2f}"),
@@ -597,7 +601,7 @@ def report(args, data: dict) -> tuple[str, dict]:
 
 
 def bench(args) -> int:
-    from servers import RadicaleServer, start_server
+    from servers import CalDAVServer, RadicaleServer, start_server
 
     wall_started = time.perf_counter()
     load_before = list(os.getloadavg())
@@ -611,7 +615,7 @@ def bench(args) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="calsync-sweep-") as tmp:
         tmp_path = Path(tmp)
-        server = None
+        server: CalDAVServer | None = None
         seed_seconds = None
         try:
             if args.seed == "files":
@@ -656,7 +660,7 @@ def bench(args) -> int:
     print(text)
     missed = keys.pop("_missed")
     details = {
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "connections": args.connections,
         "events": args.events,

@@ -39,13 +39,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-import common  # noqa: E402  (bench/common.py)
+import common
+from conftest import make_env, vevent
+from servers import start_server
 
-import models as m  # noqa: E402
-from conftest import make_env, vevent  # noqa: E402  (tests/conftest.py: how a runtime is built)
-from core import actions, clock, runtime  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from servers import start_server  # noqa: E402
+import models as m
+from core import actions, clock, runtime
+from core.config import load_settings
 
 SPREAD_DAYS = 30
 NO_CHANGE_TARGET = 2  # requests per connection per calendar for a run where nothing changed
@@ -101,7 +101,7 @@ def populate(rt, server, staff: int, events: int) -> list[int]:
         conn_id = conn["id"]
         # connect() adds every calendar of the account as a busy source; keep only this
         # staff member's own calendar, so each connection reads exactly one calendar.
-        m.Calendar.delete().where(m.Calendar.connection == conn_id, m.Calendar.is_destination == False).execute()  # noqa: E712
+        m.Calendar.delete().where(m.Calendar.connection == conn_id, m.Calendar.is_destination == False).execute()
         kept = list(m.Calendar.select().where(m.Calendar.connection == conn_id))
         if len(kept) != 1 or kept[0].remote_id.rstrip("/") != url.rstrip("/"):
             raise BenchFailure(f"connection {conn_id}: expected its destination to be {url}, got {[c.remote_id for c in kept]}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from bot.mrkdwn import Mrkdwn, clip, lines, md
 from core import wording
@@ -62,7 +63,8 @@ PICKER_STATUSES = ("calendar_missing", "read_only")
 GROUP_ORDER = ("relink_required", "calendar_missing", "read_only", "unreachable", FAILING, "pending")
 
 
-def badge(status: str, failing: bool = False) -> str:
+def badge(status: str, failing: bool | None = False) -> str:
+    """``failing``: recent runs of an active connection failed (None, from a row without the field: no)."""
     if failing and status == "active":
         return "🟠 Active, failing"
     return BADGES.get(status, status)
@@ -90,7 +92,7 @@ def _moment(value) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     try:
-        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(str(value))
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
@@ -117,7 +119,7 @@ def esc_token(text: str) -> str:
 def help_blocks(support: bool) -> list[dict]:
     rows = [md("`/calsync {}` — {}", name, text) for name, text in SUBCOMMANDS]
     if support:
-        rows += ["", Mrkdwn("*Support:*")] + [md("`/calsync {}` — {}", name, text) for name, text in SUPPORT_SUBCOMMANDS]
+        rows += [Mrkdwn(""), Mrkdwn("*Support:*")] + [md("`/calsync {}` — {}", name, text) for name, text in SUPPORT_SUBCOMMANDS]
     return [section(lines(Mrkdwn("*Calsync commands*"), *rows))]
 
 
@@ -515,7 +517,7 @@ def feed_reset_modal(staff_email: str) -> dict:
 def primary_modal(conn_id: int, calendars: list[dict], status: str = "") -> dict:
     offered = choosable(calendars, status)
     options = _options(offered, lambda c: str(c["id"]))
-    element = {"type": "static_select", "action_id": "choice", "options": options}
+    element: dict[str, Any] = {"type": "static_select", "action_id": "choice", "options": options}
     current = next((o for o, c in zip(options, offered) if c.get("destination")), None)
     if current is not None:
         element["initial_option"] = current

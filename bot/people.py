@@ -11,7 +11,7 @@ def principal(rt, client, user_id: str) -> access.Principal:
     if found.staff is None:
         try:
             profile = client.users_info(user=user_id)["user"].get("profile", {})
-        except Exception:  # an unknown user or a Slack hiccup: treat as not linked
+        except Exception:  # noqa: BLE001 — an unknown user or a Slack hiccup: treat as not linked
             profile = {}
         found = access.slack_principal(rt, user_id, profile.get("email"))
     return found

@@ -129,7 +129,7 @@ class SlackSender:
             from bot.listeners.home import publish_home
 
             publish_home(self.rt, self.client, slack_id)
-        except Exception as exc:  # never fail (and so resend) an alert because the Home tab could not be drawn
+        except Exception as exc:  # noqa: BLE001 — never fail (and so resend) an alert because the Home tab could not be drawn
             log.info("slack: App Home of %s not refreshed: %s", slack_id, exc)
 
     def _download_url(self, payload: dict) -> str:

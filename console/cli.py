@@ -36,7 +36,7 @@ def _actor(args) -> str:
         return args.as_user
     try:
         return getpass.getuser()
-    except Exception:
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
         return "console"
 
 
@@ -131,7 +131,7 @@ def cmd_connect(rt, args):
         result = {**actions.get_connection(rt, result["id"]), "warnings": result["warnings"], "first_sync": report}
         lines.append(f"First sync: {report['outcome']}; status {result['status']} ({result['reason']}).")
     else:
-        lines.append("Status pending: the scheduler runs the first sync at once (or run `sync %d`)." % result["id"])
+        lines.append(f"Status pending: the scheduler runs the first sync at once (or run `sync {result['id']}`).")
     _emit(args, result, "\n".join(lines))
 
 

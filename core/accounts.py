@@ -73,7 +73,7 @@ def backfill(rt) -> int:
         if conn.provider == "ics" and conn.credentials:
             try:
                 credentials = rt.vault.decrypt(conn.credentials)
-            except Exception:  # a key that cannot open it any more: compared by its label only
+            except Exception:  # noqa: BLE001 — a key that cannot open it any more: compared by its label only
                 credentials = {}
         key = fingerprint(rt, conn.provider, conn.server_url, conn.account, credentials)
         update = {m.Connection.account_key: key}

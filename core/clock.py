@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 _now: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC)
 

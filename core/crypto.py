@@ -59,7 +59,7 @@ class Vault:
         self._multi = MultiFernet(fernets)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Vault":
+    def from_settings(cls, settings: Settings) -> Vault:
         if settings.secret_key:
             return cls(_keys_from_text(settings.secret_key.reveal(), "CALSYNC_SECRET_KEY"))
         text = ensure_key_file(settings.key_file)

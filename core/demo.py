@@ -22,7 +22,7 @@ def seed(rt, caldav_url: str | None = None, username: str = "", password: str = 
         log.append(f"Added staff member Ada Lovelace <{DEMO_EMAIL}> (Europe/Berlin).")
     else:
         log.append(f"Staff member {DEMO_EMAIL} exists already.")
-    today = clock.now().astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    today = clock.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     for external_id, days, hour, hours, subject, description in DEMO_APPOINTMENTS:
         start = (today + dt.timedelta(days=days)).replace(hour=hour)
         result = actions.upsert_appointment(

@@ -103,8 +103,8 @@ class Batch:
                 .execute()
             )
         if self.entries:
-            for chunk in pw.chunked(list(self.entries), CHUNK):
-                change -= F.delete().where(F.calendar == cal, F.href.in_(chunk)).execute()
+            for hrefs in pw.chunked(list(self.entries), CHUNK):
+                change -= F.delete().where(F.calendar == cal, F.href.in_(hrefs)).execute()
             now = clock.now()
             rows: dict[tuple[str, str], dict] = {}
             for href, occurrences in self.entries.items():
@@ -117,8 +117,8 @@ class Batch:
                     here.add(key)
                     rows.pop(key, None)  # the same UID under another href (a copy): the newest read wins
                     rows[key] = _entry(cal, href, uid, occ, now)
-            for chunk in pw.chunked(list(rows), CHUNK // 2):
-                change -= F.delete().where(F.calendar == cal, pw.Tuple(F.uid, F.recurrence_id).in_(chunk)).execute()
+            for keys in pw.chunked(list(rows), CHUNK // 2):
+                change -= F.delete().where(F.calendar == cal, pw.Tuple(F.uid, F.recurrence_id).in_(keys)).execute()
             for chunk in pw.chunked(list(rows.values()), CHUNK // 4):
                 F.insert_many(chunk).execute()
             change += len(rows)

@@ -114,7 +114,7 @@ def expand(
         return _invalid(parsed, f"its repeat rule takes too long to read (more than {timeout:g} s of work); not read")
     except MemoryError:
         return _invalid(parsed, "its repeat rule needs too much memory to read; not read")
-    except Exception as exc:  # the worker died (the memory limit) or the data broke the parser there
+    except Exception as exc:  # noqa: BLE001 — the worker died (the memory limit) or the data broke the parser there
         if exc.__class__.__name__ == "ProcessExpired":
             return _invalid(parsed, "its repeat rule needs too much memory to read; not read")
         return _invalid(parsed, f"the repeat rule cannot be read ({str(exc)[:120]})")

@@ -77,7 +77,7 @@ def _appointments(rt, staff: m.Staff):
     start, end = window(rt)
     return m.Appointment.select().where(
         m.Appointment.staff == staff,
-        m.Appointment.cancelled == False,  # noqa: E712
+        m.Appointment.cancelled == False,
         m.Appointment.ends_at > start,
         m.Appointment.starts_at < end,
     )
@@ -114,7 +114,7 @@ def validators(rt, staff: m.Staff) -> Validators:
     )
 
 
-_RENDERED: "OrderedDict[tuple[int, str], bytes]" = OrderedDict()
+_RENDERED: OrderedDict[tuple[int, str], bytes] = OrderedDict()
 _RENDERED_LOCK = threading.Lock()
 CACHE_ENTRIES = 256
 
@@ -138,7 +138,7 @@ def render_cached(rt, staff: m.Staff, etag: str) -> bytes:
 
 # Each event's bytes, by (appointment, version, last change): a feed renders only what changed
 # since it was last rendered (icalendar writes ~2,000 events a second), the rest is reused.
-_EVENTS: "OrderedDict[tuple, bytes]" = OrderedDict()
+_EVENTS: OrderedDict[tuple, bytes] = OrderedDict()
 _EVENTS_LOCK = threading.Lock()
 EVENT_CACHE_ENTRIES = 50_000  # ~0.5 KB each: a bounded ~25 MB
 

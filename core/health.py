@@ -43,7 +43,7 @@ def due(rt, limit: int = 1000, exclude=()) -> list[int]:
         .limit(limit + len(exclude))
     )
     skip = set(exclude)
-    return [cid for (cid,) in query.tuples() if cid not in skip][:limit]
+    return [cid for (cid,) in m.tuples(query) if cid not in skip][:limit]
 
 
 def check_claimed(rt, conn_id: int, owner: str) -> str:

@@ -109,7 +109,7 @@ def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
     sources, warnings, usable = [], [], []
     connections = m.Connection.select().where(m.Connection.staff == staff, m.Connection.status != m.STOPPED)
     for conn in connections:
-        for cal in conn.calendars.where(m.Calendar.is_busy_source == True):  # noqa: E712
+        for cal in conn.calendars.where(m.Calendar.is_busy_source == True):
             broken = conn.status in m.BROKEN_STATUSES
             never = conn.last_success_at is None
             stale = not never and conn.last_success_at < stale_before
@@ -146,14 +146,14 @@ def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
     if usable:
         for entry in m.FeedEntry.select().where(
             m.FeedEntry.calendar.in_(usable),
-            m.FeedEntry.loaded == True,  # noqa: E712
+            m.FeedEntry.loaded == True,
             m.FeedEntry.starts_at < end,
             m.FeedEntry.ends_at > start,
         ):
             blocks.append((max(entry.starts_at, start), min(entry.ends_at, end)))
     for appointment in m.Appointment.select().where(
         m.Appointment.staff == staff,
-        m.Appointment.cancelled == False,  # noqa: E712
+        m.Appointment.cancelled == False,
         m.Appointment.starts_at < end,
         m.Appointment.ends_at > start,
     ):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import http.client
-import socket
 import threading
 import time
 from urllib.parse import urljoin, urlsplit
@@ -108,7 +107,7 @@ _ADAPTERS: list = []
 def close_idle() -> None:
     """Close every kept-alive connection of the process (at shutdown: servers need not wait
     for our idle connections to time out)."""
-    for adapter in list(_ADAPTERS):
+    for adapter in _ADAPTERS:
         adapter.poolmanager.clear()
 
 
@@ -186,7 +185,7 @@ class HttpClient:
         self.session.hooks["response"].append(self._count_response)
 
     @classmethod
-    def from_settings(cls, settings) -> "HttpClient":
+    def from_settings(cls, settings) -> HttpClient:
         return cls(
             timeout=settings.http_timeout,
             retries=settings.http_retries,
@@ -247,12 +246,12 @@ class HttpClient:
                     if netguard.expired():
                         raise DeadlineExceeded(why) from None
                     raise
-                except socket.timeout:
+                except TimeoutError:
                     raise DeadlineExceeded(why) from None
                 if not (follow_redirects and response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location")):
                     try:
                         self._read_body(response, cap)
-                    except socket.timeout:
+                    except TimeoutError:
                         raise DeadlineExceeded(why) from None
                     return response
                 response.close()
@@ -298,18 +297,18 @@ class HttpClient:
                         break
                     raise AnswerTooLarge(f"the answer is larger than the {limit:,}-byte limit")
                 chunks.append(chunk)
-        except (AnswerTooLarge, socket.timeout):
+        except (TimeoutError, AnswerTooLarge):
             raise
-        except Exception as exc:  # urllib3's read errors (timeout, protocol, decoding) as requests' kind
+        except Exception as exc:  # noqa: BLE001 — urllib3's read errors (timeout, protocol, decoding) as requests' kind
             if netguard.expired():
-                raise socket.timeout("the request ran past its deadline") from None
+                raise TimeoutError("the request ran past its deadline") from None
             if isinstance(exc, ReadTimeoutError):
                 raise requests.ReadTimeout("the answer stopped coming") from None
             raise requests.ConnectionError(f"the answer broke off: {exc.__class__.__name__}") from None
         finally:
             response.close()
         response._content = b"".join(chunks)
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]  # requests' private flag, set as requests sets it after a read
 
     def close(self) -> None:
         # The adapter (and its kept-alive connections) belongs to every client of the process.

@@ -85,7 +85,7 @@ def settle(rt, conn: m.Connection, force: bool = False) -> int:
     """Write "reconnected — N delivered" for each repaired incident whose waiting appointments
     are written (or failed on their own); ``force``: now, whatever is still being written."""
     told = 0
-    for incident in m.Incident.select().where(m.Incident.connection == conn, m.Incident.delivery_open == True):  # noqa: E712
+    for incident in m.Incident.select().where(m.Incident.connection == conn, m.Incident.delivery_open == True):
         released = m.AppointmentLink.select().where(m.AppointmentLink.released_by == incident.id)
         still_writing = released.where(m.AppointmentLink.state == m.LINK_PENDING, m.AppointmentLink.last_error == "").exists()
         if still_writing and not force:

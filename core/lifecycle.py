@@ -149,7 +149,7 @@ def request_sync(conn: m.Connection, settle: bool = False) -> None:
     and started by this process's scheduler once the burst is over (leases.settle)."""
     now = clock.now()
     C = m.Connection
-    due = now
+    due: dt.datetime | pw.Case = now
     if settle:
         latest = now + dt.timedelta(seconds=leases.SETTLE)
         due = pw.Case(None, [((C.next_sync_at.is_null()) | (C.next_sync_at > latest), C.next_sync_at.db_value(latest))], C.next_sync_at)

@@ -85,8 +85,8 @@ class EmailSender:
         """The mail for ``outgoing``: a bad recipient makes it impossible (PermanentFailure); a bad
         sender is a setting to fix, so its ValueError stays a retry."""
         message = EmailMessage()
-        name, sender = parseaddr(self.mail_from)
-        sender = address(sender or self.mail_from, name or "Calsync")
+        name, spec = parseaddr(self.mail_from)
+        sender = address(spec or self.mail_from, name or "Calsync")
         try:
             recipient = address(outgoing.delivery.recipient)
         except ValueError as exc:

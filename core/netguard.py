@@ -75,7 +75,7 @@ def _armed(sock, op_timeout: float | None) -> None:
     if remaining is None:
         return
     if remaining <= 0:
-        raise socket.timeout("the request ran past its deadline")
+        raise TimeoutError("the request ran past its deadline")
     sock.settimeout(remaining if op_timeout is None else min(op_timeout, remaining))
 
 
@@ -145,8 +145,9 @@ def guarded_socket(host: str, port: int, timeout, allow_private: bool, socket_op
         host = host.strip("[]")
     refused, error = "", None
     for family, kind, proto, _, address in socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM):
-        if not _allowed(address[0], allow_private):
-            refused = address[0]
+        ip = str(address[0])  # an AF_INET/AF_INET6 address: (host, port, ...)
+        if not _allowed(ip, allow_private):
+            refused = ip
             continue
         sock = DeadlineSocket(family, kind, proto)
         try:
@@ -175,7 +176,7 @@ class _GuardedMixin:
             return guarded_socket(self._dns_host, self.port, self.timeout, self.allow_private, self.socket_options)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
         except OSError as exc:
             raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
@@ -273,8 +274,9 @@ def check_url(url: str, allow_private: bool) -> None:
     except socket.gaierror:
         raise URLNotAllowed(f"the host name {parts.hostname} could not be resolved") from None
     for info in infos:
-        if not _allowed(info[4][0], allow_private=False):
-            raise _refusal(parts.hostname, info[4][0].split("%")[0])
+        ip = str(info[4][0])
+        if not _allowed(ip, allow_private=False):
+            raise _refusal(str(parts.hostname), ip.split("%")[0])
 
 
 def bounded(session, allow_private: bool = True):

@@ -61,8 +61,10 @@ def render(event: str, p: dict, relink_url: str = "") -> tuple[str, str]:
             lines.append(f"{delivered} appointment(s) booked while it was broken are now on your calendar.")
     elif event == "incident.escalated":
         lines = [
-            f"Connection {p.get('connection')} of {p.get('staff')} ({provider_name(p.get('provider', ''))} "
-            f"account {p.get('account')}) has been {p.get('status')} since {_since(p.get('since', ''))}.",
+            (
+                f"Connection {p.get('connection')} of {p.get('staff')} ({provider_name(p.get('provider', ''))} "
+                f"account {p.get('account')}) has been {p.get('status')} since {_since(p.get('since', ''))}."
+            ),
             f"Reason: {p.get('reason', '')}.",
             f"Appointments waiting: {missed}.",
         ]
@@ -92,7 +94,9 @@ def render(event: str, p: dict, relink_url: str = "") -> tuple[str, str]:
     lines += [
         "",
         "--",
-        f"This message comes from calsync ({p.get('mail_from', 'the calsync sender')}). Add that address to your "
-        "contacts or allow-list so these messages do not end up in spam.",
+        (
+            f"This message comes from calsync ({p.get('mail_from', 'the calsync sender')}). Add that address to your "
+            "contacts or allow-list so these messages do not end up in spam."
+        ),
     ]
     return subject, "\n".join(lines)

@@ -133,7 +133,7 @@ def exchange(rt, provider: str, code: str, verifier: str) -> dict:
         raise OAuthFailed(
             f"{provider_name(provider)} refused the sign-in ({exc.error}): {_first_line(exc.description) or 'no details'}"
         ) from None
-    except Exception as exc:  # network trouble reaching the token endpoint
+    except Exception as exc:  # noqa: BLE001 — network trouble reaching the token endpoint
         raise OAuthFailed(f"could not reach {provider_name(provider)}'s sign-in service ({exc.__class__.__name__}); try again") from None
     # Microsoft may answer scopes in another case or as full URIs (https://graph.microsoft.com/Calendars.ReadWrite).
     granted = {g.lower().removeprefix("https://graph.microsoft.com/") for g in str(token.get("scope", "")).split()}
@@ -180,6 +180,6 @@ def refresh(rt_settings, provider: str, secrets: dict, timeout: float = 20.0) ->
                 f"{exc.error}: {exc.description or ''}".strip(),
             ) from None
         raise Transient(f"{provider_name(provider)}'s sign-in service failed ({exc.error})", str(exc.description or "")) from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 — network trouble reaching the token endpoint: retried later
         raise Transient(f"could not reach {provider_name(provider)}'s sign-in service ({exc.__class__.__name__})") from None
     return _secrets_from(token, secrets)

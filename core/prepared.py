@@ -55,17 +55,17 @@ class _Standins:
         else:  # a datetime: microseconds make it unique; an aware one may be written as naive UTC
             standin = dt.datetime(1901, 2, 3, 4, 5, 6, self.count, tzinfo=value.tzinfo)
             if value.tzinfo is not None:
-                self.places[standin.astimezone(dt.timezone.utc).replace(tzinfo=None)] = (name, index, True)
+                self.places[standin.astimezone(dt.UTC).replace(tzinfo=None)] = (name, index, True)
         self.places[standin] = (name, index, False)
         return standin
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 class _Built:
-    __slots__ = ("sql", "slots", "query")
+    __slots__ = ("query", "slots", "sql")
 
     def __init__(self, sql: str, slots: list, query):
         self.sql, self.slots, self.query = sql, slots, query

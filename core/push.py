@@ -109,7 +109,7 @@ def _set_check(cal: m.Calendar, when: dt.datetime | None) -> None:
     read = K.push_check_at.is_null() if cal.push_check_at is None else K.push_check_at == cal.push_check_at
     if K.update(push_check_at=when).where(K.id == cal.id, read).execute():
         cal.push_check_at = when
-        cal._dirty.discard("push_check_at")  # written here; the run's own save() must not write it again
+        cal._dirty.discard("push_check_at")  # type: ignore[attr-defined]  # peewee's set of changed fields (only_save_dirty), not in its types; written here, so the run's own save() must not write it again
 
 
 def _next_check(channel: m.PushChannel, now: dt.datetime) -> dt.datetime:

@@ -61,7 +61,7 @@ class OwnEvents:
         appointment = link.appointment
         try:
             found = ics.appointment_fields(parsed, self.tz)
-        except Exception as exc:  # an unreadable copy of ours: ours is written over it
+        except Exception as exc:  # noqa: BLE001 — an unreadable copy of ours: ours is written over it
             log.warning("calsync event %s on calendar %s is unreadable: %s", link.href, link.calendar_id, exc)
             link.etag, link.pushed_version = etag, 0
             link.save()

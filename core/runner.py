@@ -16,7 +16,8 @@ import time
 
 import models as m
 from core import clock, leases, prepared, waiting
-from core.sync import ConnectionSync, SyncReport, sync_connection, window as sync_window
+from core.sync import ConnectionSync, SyncReport, sync_connection
+from core.sync import window as sync_window
 
 log = logging.getLogger("calsync.runner")
 
@@ -216,9 +217,9 @@ def _run(rt, feed, owner: str, progress=None) -> list[SyncReport]:
                     continue
                 except queue.Empty:
                     pass
-                failed = next((f for f in threads if f.done() and f.exception() is not None), None)
+                failed = next((error for f in threads if f.done() and (error := f.exception()) is not None), None)
                 if failed is not None:
-                    raise failed.exception()
+                    raise failed
                 if all(f.done() for f in threads):
                     while not finished.empty():
                         record(finished.get_nowait())

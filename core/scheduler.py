@@ -100,7 +100,7 @@ class Dispatcher:
         with self.lock:
             self.running[conn_id] = future
             self.started[conn_id] = time.monotonic()
-        future.add_done_callback(lambda _f, cid=conn_id: self._done(cid))
+        future.add_done_callback(lambda _f: self._done(conn_id))
 
     def _sync(self, claim) -> int:
         """What ``claim(owner, free workers)`` claimed, synced on free workers."""
@@ -199,7 +199,7 @@ def single_scheduler_lock(rt):
     if isinstance(m.db.obj, pw.PostgresqlDatabase):
         return None
     path = Path(rt.settings.data_dir) / "scheduler.lock"
-    handle = open(path, "a+")
+    handle = open(path, "a+")  # noqa: SIM115 — held open (and so locked) for the life of the process
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

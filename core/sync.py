@@ -21,7 +21,6 @@ import peewee as pw
 
 import models as m
 from core import clock, entries, expander, ics, lifecycle, push, sync_runs, waiting
-from core.reconcile import OwnEvents
 from core.providers.base import (
     AlreadyExists,
     CalendarGone,
@@ -34,6 +33,7 @@ from core.providers.base import (
     Transient,
     WriteForbidden,
 )
+from core.reconcile import OwnEvents
 
 log = logging.getLogger("calsync.sync")
 
@@ -71,7 +71,9 @@ def window(settings) -> tuple[dt.datetime, dt.datetime]:
 
 
 def calendar_state(cal: m.Calendar) -> CalendarState:
-    known = dict(m.RemoteObject.select(m.RemoteObject.href, m.RemoteObject.etag).where(m.RemoteObject.calendar == cal).tuples())
+    known: dict[str, str] = dict(
+        m.tuples(m.RemoteObject.select(m.RemoteObject.href, m.RemoteObject.etag).where(m.RemoteObject.calendar == cal))
+    )
     return CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag, known=known)
 
 
@@ -166,7 +168,7 @@ class ConnectionSync:
         """Push channels for the calendars read (core.push); a fault there never fails the sync."""
         try:
             push.keep_watching(self.rt, self.conn, calendars, self.provider)
-        except Exception:  # noqa: BLE001 - polling carries the calendars; the log says what broke
+        except Exception:
             log.exception("push channels of connection %s not kept", self.conn.id)
 
     def _finish(self, run_row: m.SyncRun, started: float) -> None:
@@ -332,7 +334,7 @@ class ConnectionSync:
                 self.check_budget()
                 read.append((item, *self._parse(item)))
             uids = [uid for item, _, _, uid, _ in read if uid and links.get(item.href) is None]
-            appointments = {}
+            appointments: dict[str, m.Appointment] = {}
             for chunk in pw.chunked(uids, 500):  # one question for every UID read, not one per event
                 appointments.update((a.uid, a) for a in m.Appointment.select().where(m.Appointment.uid.in_(chunk)))
             for item, parsed, vevents, uid, error in read:
@@ -392,9 +394,10 @@ class ConnectionSync:
                 batch.flush()
             if link is not None and link.state in (m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED):
                 self.own.seen(link, parsed, item.etag)
-            elif appointment is not None and cal.is_destination:
-                if self.own.foreign_copy(cal, item.href, item.etag, appointment) == "remove":
-                    self.strays.setdefault(cal.id, []).append((item.href, item.etag))
+            elif (
+                appointment is not None and cal.is_destination and self.own.foreign_copy(cal, item.href, item.etag, appointment) == "remove"
+            ):
+                self.strays.setdefault(cal.id, []).append((item.href, item.etag))
             rows = []
             if cal.is_busy_source:
                 occ = ics.expand(parsed, self.window_start, self.window_end, self.tz, all_day_policy="busy", max_occurrences=1)[0]
@@ -402,7 +405,7 @@ class ConnectionSync:
                 rows = [occ]
             entries.replace(cal, item.href, rows)
             return
-        if not cal.is_busy_source:
+        if ceiling is None:  # not a busy source
             batch.replace(item.href, [])
             return
         rows = expander.expand(
@@ -512,7 +515,7 @@ class ConnectionSync:
                     return
                 try:
                     found = ics.appointment_fields(ics.parse(current.data), self.tz)
-                except Exception:
+                except Exception:  # noqa: BLE001 — an unreadable copy on the calendar: ours is written over it
                     found = None
                 if found is not None and not self.own.conflict(link, found, current.etag):
                     return  # the calendar's version stands (or equals ours)

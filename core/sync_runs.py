@@ -76,7 +76,7 @@ def open_stretch(conn: m.Connection) -> dict | None:
 def counted_runs() -> dict[str, int]:
     """Runs by outcome, a stretch counted as its runs (the open ones too): the metrics' counter."""
     R = m.SyncRun
-    counts = dict(R.select(R.outcome, pw.fn.SUM(R.runs)).group_by(R.outcome).tuples())
+    counts: dict[str, int] = dict(m.tuples(R.select(R.outcome, pw.fn.SUM(R.runs)).group_by(R.outcome)))
     open_quiet = m.Connection.select(pw.fn.SUM(m.Connection.quiet_runs)).scalar() or 0
     if open_quiet:
         counts["ok"] = counts.get("ok", 0) + open_quiet

@@ -41,9 +41,9 @@ def hold(conn: m.Connection) -> int:
 def hold_lost(conn: m.Connection) -> int:
     """The primary calendar is gone, and calsync's events with it: the upcoming ones wait again
     (for the new primary, or for the calendar if it comes back: a stable UID finds it there)."""
-    destinations = m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn, m.Calendar.is_destination == True)  # noqa: E712
+    destinations = m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn, m.Calendar.is_destination == True)
     upcoming = m.Appointment.select(m.Appointment.id).where(
-        m.Appointment.cancelled == False,  # noqa: E712
+        m.Appointment.cancelled == False,
         m.Appointment.ends_at >= clock.now(),
     )
     return (
@@ -92,13 +92,14 @@ def missed_count(conn: m.Connection) -> int:
 def missed_counts() -> dict[int, int]:
     """Connection id -> appointments missed, for every connection, in one query."""
     return dict(
-        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
-        .join(m.Calendar)
-        .switch(m.AppointmentLink)
-        .join(m.Appointment)
-        .where(_missed())
-        .group_by(m.Calendar.connection)
-        .tuples()
+        m.tuples(
+            m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
+            .join(m.Calendar)
+            .switch(m.AppointmentLink)
+            .join(m.Appointment)
+            .where(_missed())
+            .group_by(m.Calendar.connection)
+        )
     )
 
 
@@ -121,11 +122,12 @@ def write_errors(conn: m.Connection) -> list[m.AppointmentLink]:
 def error_counts() -> dict[int, int]:
     """Connection id -> appointments with a failing write, for every connection, in one query."""
     return dict(
-        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
-        .join(m.Calendar)
-        .where(m.AppointmentLink.last_error != "", m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_SYNCED, m.LINK_MISSED]))
-        .group_by(m.Calendar.connection)
-        .tuples()
+        m.tuples(
+            m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
+            .join(m.Calendar)
+            .where(m.AppointmentLink.last_error != "", m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_SYNCED, m.LINK_MISSED]))
+            .group_by(m.Calendar.connection)
+        )
     )
 
 
@@ -139,7 +141,7 @@ def missed_appointments(conn: m.Connection, limit: int | None = None) -> list[m.
         .where(
             m.Calendar.connection == conn,
             _missed(),
-            m.Appointment.cancelled == False,  # noqa: E712
+            m.Appointment.cancelled == False,
         )
         .order_by(m.Appointment.starts_at)
         .distinct()
@@ -153,7 +155,7 @@ def after_appointment_change(appointment: m.Appointment) -> None:
     now = clock.now()
     for conn in conns:
         state = state_for_new_work(conn)
-        for cal in conn.calendars.where(m.Calendar.is_destination == True):  # noqa: E712
+        for cal in conn.calendars.where(m.Calendar.is_destination == True):
             link = m.AppointmentLink.get_or_none(appointment=appointment, calendar=cal)
             if link is None:
                 if not appointment.cancelled:
@@ -175,7 +177,7 @@ def _unlinked(cal_id, staff_id, since: dt.datetime):
     (``cal_id`` and ``staff_id`` may be columns of an outer query)."""
     return m.Appointment.select(m.Appointment.id).where(
         m.Appointment.staff == staff_id,
-        m.Appointment.cancelled == False,  # noqa: E712 (peewee expression)
+        m.Appointment.cancelled == False,
         m.Appointment.ends_at >= since,
         ~pw.fn.EXISTS(
             m.AppointmentLink.select(m.AppointmentLink.id).where(
@@ -196,14 +198,14 @@ def waits_on(since: dt.datetime):
     connection with its calendars)."""
     K, C, L, A = m.Calendar, m.Connection, m.AppointmentLink, m.Appointment
     missed = pw.fn.EXISTS(L.select(L.id).join(A).where(L.calendar == K.id, _missed()))
-    owed = pw.fn.EXISTS(m.Incident.select(m.Incident.id).where(m.Incident.connection == K.connection, m.Incident.delivery_open == True))  # noqa: E712
+    owed = pw.fn.EXISTS(m.Incident.select(m.Incident.id).where(m.Incident.connection == K.connection, m.Incident.delivery_open == True))
     to_write = pw.fn.EXISTS(
         L.select(L.id)
         .join(A)
         .where(L.calendar == K.id, (L.state == m.LINK_PENDING) | ((L.state == m.LINK_SYNCED) & (L.pushed_version < A.version)))
     )
     unlinked = pw.fn.EXISTS(_unlinked(K.id, C.staff, since))
-    return pw.Case(None, [(missed | owed | ((K.is_destination == True) & (to_write | unlinked)), 1)], 0)  # noqa: E712
+    return pw.Case(None, [(missed | owed | ((K.is_destination == True) & (to_write | unlinked)), 1)], 0)
 
 
 def _nothing_to_do(conn_id, since):

@@ -204,7 +204,7 @@ def _zone(name: str | None) -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(name or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        return dt.timezone.utc
+        return dt.UTC
 
 
 def zone_name(name: str | None) -> str:
@@ -221,7 +221,7 @@ def local_time(value: dt.datetime | str | None, zone: str | None, *, label: bool
         try:
             value = dt.datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     tz = _zone(zone)
     local = utc(value).astimezone(tz)
     text = local.strftime("%Y-%m-%d %H:%M")

@@ -29,7 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import start_server  # noqa: E402  (the same launcher the tests use)
+from servers import start_server
 
 DEMO_DIR = ROOT / "var" / "demo"
 DATA_DIR = DEMO_DIR / "data"
@@ -53,7 +53,7 @@ class SecretAddress:
         address = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 if self.path != address.path:
                     self.send_error(404)
                     return
@@ -109,6 +109,7 @@ class Demo:
             capture_output=True,
             text=True,
             timeout=120,
+            check=False,
         )
         if show:
             print(result.stdout.rstrip() or result.stderr.rstrip(), flush=True)
@@ -137,7 +138,7 @@ def main() -> int:
     try:
         work = server.make_calendar("work", "Work")
         holidays = server.make_calendar("team-holidays", "Team holidays")
-        now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
         server.put_event(work, "dentist.ics", ics("dentist", now + dt.timedelta(days=1, hours=3), 60, "Dentist"))
         server.put_event(work, "focus.ics", ics("focus", now + dt.timedelta(days=2), 120, "Focus time", "TRANSP:TRANSPARENT\r\n"))
         server.put_event(
@@ -211,7 +212,11 @@ def main() -> int:
         )
         log_path = DEMO_DIR / "service.log"
         service = subprocess.Popen(
-            [sys.executable, str(ROOT / "run_bot.py")], cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT
+            [sys.executable, str(ROOT / "run_bot.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=open(log_path, "w"),  # noqa: SIM115 — the service writes to it until the demo stops it
+            stderr=subprocess.STDOUT,
         )
         demo.wait_for("the first syncs", lambda rows: all(r["status"] == "active" for r in rows))
         demo.cli("both connections were synced at once: pending → active", "status")
@@ -272,7 +277,10 @@ def main() -> int:
         say("Ada opens the link in her browser, sees what broke and enters her new password:")
         session = requests.Session()
         page = session.get(link, timeout=10)
-        token_field = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        if csrf is None:
+            raise SystemExit(f"demo step failed: the relink page (HTTP {page.status_code}) has no form to enter the password")
+        token_field = csrf.group(1)
         print(
             f"  GET  the relink page → {page.status_code}; it names the account: "
             f"{'yes' if server.username in page.text else 'no'}; it says why: "

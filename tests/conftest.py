@@ -7,18 +7,21 @@ import contextlib
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import models as m  # noqa: E402
-from core import actions, clock, runtime  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.crypto import generate_key  # noqa: E402
-from servers import start_server  # noqa: E402
+from servers import start_server
+
+from core import actions, clock, runtime
+from core.config import load_settings
 
 SERVER_KINDS = ["radicale", "xandikos"]
 
@@ -150,8 +153,8 @@ def vevent(uid: str, start: dt.datetime, end: dt.datetime, summary: str, extra: 
     return (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//outside//EN\r\n"
         f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n"
-        f"DTSTART:{start.astimezone(dt.timezone.utc).strftime(fmt)}\r\n"
-        f"DTEND:{end.astimezone(dt.timezone.utc).strftime(fmt)}\r\n"
+        f"DTSTART:{start.astimezone(dt.UTC).strftime(fmt)}\r\n"
+        f"DTEND:{end.astimezone(dt.UTC).strftime(fmt)}\r\n"
         f"SUMMARY:{summary}\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
 
@@ -185,14 +188,14 @@ class Mailbox:
     header); it refuses the addresses in ``unknown`` with 550, as a server does for a mailbox
     that does not exist."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from conftest_ports import free_port
 
         self.messages: list = []
         self.envelopes: list[list[str]] = []
         self.unknown: set[str] = set()
         self.port = free_port()
-        self.controller = None
+        self.controller: Controller | None = None
 
     def start(self) -> None:
         import email

@@ -33,11 +33,11 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self):
-        self.initdb = find_bin("initdb")
-        self.pg_ctl = find_bin("pg_ctl")
-        if not self.initdb or not self.pg_ctl:
+    def __init__(self) -> None:
+        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
+        if not initdb or not pg_ctl:
             raise RuntimeError("PostgreSQL (initdb, pg_ctl) is not installed; `make test` installs it with apt-get")
+        self.initdb, self.pg_ctl = initdb, pg_ctl
         self.root = Path(tempfile.mkdtemp(prefix="calsync-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()

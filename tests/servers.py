@@ -45,6 +45,7 @@ import textwrap
 import time
 import urllib.parse
 from pathlib import Path
+from typing import BinaryIO, Self
 from xml.etree import ElementTree as ET
 
 import requests
@@ -102,7 +103,7 @@ class CalDAVServer:
         self.port = free_port()
         self.log_path = self.root / "server.log"
         self.proc: subprocess.Popen | None = None
-        self._log_file = None
+        self._log_file: BinaryIO | None = None
         self._prepared = False
 
     # ------------------------------------------------------------ addresses
@@ -185,7 +186,7 @@ class CalDAVServer:
     def _spawn_and_wait(self) -> None:
         self._prepare()
         self._prepared = True
-        self._log_file = open(self.log_path, "ab")
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 — the server writes to it until stop() closes it
         self._log_file.write(f"\n==== start {self.kind} on port {self.port} ====\n".encode())
         self._log_file.flush()
         self.proc = subprocess.Popen(
@@ -234,7 +235,7 @@ class CalDAVServer:
         self.stop()
         self.start()
 
-    def __enter__(self) -> "CalDAVServer":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -13,7 +13,6 @@ import json
 import threading
 
 import pytest
-
 from conftest import Story, make_env, soon, vevent
 
 import models as m
@@ -52,7 +51,7 @@ class Host:
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def appointment_body(start: dt.datetime, hours: float = 1, **changes) -> dict:
@@ -234,7 +233,7 @@ def test_an_unchanged_put_leaves_the_calendar_link_alone(story):
 
 
 def _bad_bodies():
-    start = dt.datetime(2026, 12, 3, 10, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 12, 3, 10, tzinfo=dt.UTC)
     good = appointment_body(start)
     without_subject = dict(good)
     del without_subject["subject"]
@@ -264,7 +263,7 @@ def _bad_bodies():
 
 @pytest.mark.parametrize("case", _bad_bodies(), ids=lambda case: case[0])
 def test_bad_input_is_refused_with_a_json_error_and_changes_nothing(rt, ada, host, case):
-    name, status, code, body, words = case
+    _name, status, code, body, words = case
     assert host.put("A-1", appointment_body(soon(4, 9))).status_code == 201
     before, count = snapshot(), m.Appointment.select().count()
     for target in ("A-1", "A-2"):  # an existing appointment and a new one
@@ -346,7 +345,7 @@ def test_naive_times_are_read_in_the_given_zone_and_stored_in_utc(rt, ada, host)
     ).get_json()
     assert offset["start"] == "2026-12-01T08:00:00Z"
     stored = m.Appointment.get(m.Appointment.external_id == "NY-1")
-    assert stored.starts_at == dt.datetime(2026, 12, 1, 14, tzinfo=dt.timezone.utc)
+    assert stored.starts_at == dt.datetime(2026, 12, 1, 14, tzinfo=dt.UTC)
 
 
 # -- busy times ----------------------------------------------------------------------------------
@@ -429,7 +428,7 @@ def test_connections_show_status_and_missed_count(story):
 class Recorder(http.server.ThreadingHTTPServer):
     """A host endpoint on 127.0.0.1 that keeps every request it gets."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.requests: list[dict] = []
         recorder = self
 
@@ -498,7 +497,7 @@ def test_an_external_edit_is_posted_to_the_host_signed(webhook_rt, caldav, recor
     parts = dict(part.split("=", 1) for part in header.split(","))
     assert set(parts) == {"t", "v1"}
     timestamp = int(parts["t"])
-    assert abs(timestamp - dt.datetime.now(dt.timezone.utc).timestamp()) < 300
+    assert abs(timestamp - dt.datetime.now(dt.UTC).timestamp()) < 300
     assert header == webhook.signature("s3cret", timestamp, post["body"])
     assert header != webhook.signature("wrong", timestamp, post["body"])
     assert "s3cret" not in post["body"].decode()

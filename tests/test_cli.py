@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -9,8 +10,6 @@ import sys
 
 import pytest
 from conftest import ROOT, make_env, soon, vevent
-
-import datetime as dt
 
 
 @pytest.fixture
@@ -26,6 +25,7 @@ def cli(tmp_path):
             text=True,
             env={**env, **(extra_env or {})},
             timeout=60,
+            check=False,
         )
 
     return run
@@ -174,7 +174,7 @@ def test_once_pass_syncs_due_connections(tmp_path, caldav):
     caldav.make_calendar("work", "Work")
 
     def run(script, *args):
-        return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, env=env, timeout=60, check=False)
 
     run("run_console.py", "staff", "add", "ada@example.com", "--name", "Ada")
     assert (
@@ -208,7 +208,7 @@ def test_relink_reissue_from_the_cli_is_mailed_on_the_next_pass(tmp_path, caldav
     caldav.make_calendar("work", "Work")
 
     def run(script, *args):
-        return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, env=env, timeout=60, check=False)
 
     run("run_console.py", "staff", "add", "ada@example.com", "--name", "Ada")
     run("run_console.py", "connect", "caldav", "--staff", "ada@example.com", "--url", caldav.base_url, "--username", caldav.username)

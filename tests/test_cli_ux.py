@@ -40,6 +40,7 @@ def run(env, capsys, monkeypatch):
 
     def call(*args, stdin: str = ""):
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code: int | str | None  # main's exit code, or what argparse's SystemExit carries
         try:
             code = cli.main(list(args))
         except SystemExit as exc:  # argparse refused an argument

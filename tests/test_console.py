@@ -29,12 +29,12 @@ from console.widgets.confirm_modal import ConfirmModal
 from console.widgets.connection_test_modal import ConnectionTestModal
 from console.widgets.feed_table import FeedTable
 from console.widgets.large_table import LargeTable
-from console.widgets.virtual_table import VirtualTable
 from console.widgets.link_modal import LinkModal
 from console.widgets.path_modal import PathModal
 from console.widgets.picker_modal import PickerModal
 from console.widgets.stop_modal import StopModal
 from console.widgets.text_modal import TextModal
+from console.widgets.virtual_table import VirtualTable
 from core import actions, clock, relink
 from core.providers.base import Transient
 
@@ -261,7 +261,7 @@ def test_opening_a_broken_connection_shows_its_reason_and_the_sync_feed(story):
         await press(pilot, "u", "o", "o")  # all again; sort by ends at, then by subject
         assert [r[3] for r in table_rows(feed)] == ["Dentist", "Focus time", "Intro call with Grace", "Team lunch"]
         await press(pilot, "O")
-        assert [r[3] for r in table_rows(feed)][0] == "Team lunch"
+        assert next(r[3] for r in table_rows(feed)) == "Team lunch"
         await pilot.click(FeedTable, offset=(2, 0))  # the ID header
         await settle(pilot)
         assert feed.sort_column == "id"
@@ -444,7 +444,7 @@ def test_primary_calendar_picker_and_feed_url_reset(story):
         assert isinstance(modal, LinkModal) and modal.url != old_feed
 
     drive(console(story.rt), scenario)
-    primary = m.Calendar.get(m.Calendar.connection == story.conn_id, m.Calendar.is_destination == True)  # noqa: E712
+    primary = m.Calendar.get(m.Calendar.connection == story.conn_id, m.Calendar.is_destination == True)
     assert primary.name == "Home"
     by_sam = {a.action for a in m.AuditEntry.select().where(m.AuditEntry.actor == "sam")}
     assert {"connection.primary", "feed.url", "feed.reset"} <= by_sam
@@ -680,13 +680,13 @@ def test_copied_is_only_claimed_where_the_terminal_takes_osc_52(monkeypatch):
 
 # -- snapshots -------------------------------------------------------------------------------
 
-FROZEN = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.timezone.utc)
+FROZEN = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
 
 
 def seed_fixed(rt) -> None:
     """A small organisation with one connection in each status, frozen at FROZEN."""
     clock.set_now(lambda: FROZEN)
-    ago = lambda **kw: FROZEN - dt.timedelta(**kw)  # noqa: E731
+    ago = lambda **kw: FROZEN - dt.timedelta(**kw)
     people = [
         ("ada@example.com", "Ada Lovelace", "Europe/Berlin"),
         ("grace@example.com", "Grace Hopper", "America/New_York"),
@@ -1030,7 +1030,7 @@ def test_the_runs_tab_shows_a_stretch_of_no_change_runs_as_one_line(story):
     story.sync()
     for _ in range(4):
         story.sync()
-    columns, rows = detail_tables(actions.connection_detail(story.rt, story.conn_id))["runs"]
+    _columns, rows = detail_tables(actions.connection_detail(story.rt, story.conn_id))["runs"]
     assert len(rows) == 2
     stretch = [str(c) for c in rows[0]]
     assert stretch[7] == "ok ×4" and "4 runs found nothing to do" in stretch[8]

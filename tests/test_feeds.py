@@ -89,20 +89,16 @@ def test_times_are_converted_to_utc_across_dst_changes(rt, ada, zone):
         dt.datetime(year, 10, 1, 9, tzinfo=tz),
         dt.datetime(year, 11, 15, 9, tzinfo=tz),
     ]
-    later = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
+    later = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
     clock.set_now(lambda: later)
     for i, day in enumerate(days):
         actions.upsert_appointment(
             rt, f"T-{i}", "ada@example.com", day.isoformat(), (day + dt.timedelta(hours=1)).isoformat(), "Local nine"
         )
-    clock.set_now(lambda: dt.datetime(year, 3, 1, tzinfo=dt.timezone.utc))
+    clock.set_now(lambda: dt.datetime(year, 3, 1, tzinfo=dt.UTC))
     cal = icalendar.Calendar.from_ical(feeds.render(rt, ada))
     starts = {e.decoded("DTSTART") for e in cal.walk("VEVENT")}
-    expected = {
-        d.astimezone(dt.timezone.utc)
-        for d in days
-        if d.astimezone(dt.timezone.utc) < dt.datetime(year, 3, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=60)
-    }
+    expected = {d.astimezone(dt.UTC) for d in days if d.astimezone(dt.UTC) < dt.datetime(year, 3, 1, tzinfo=dt.UTC) + dt.timedelta(days=60)}
     assert starts == expected
     assert all(s.tzinfo is not None and s.utcoffset() == dt.timedelta(0) for s in starts)
 

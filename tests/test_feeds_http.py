@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import icalendar
 import pytest
 import vobject
-
 from conftest import soon
 
 import models as m
@@ -259,7 +258,9 @@ def test_an_expired_download_link_is_410(story):
 
 
 def csrf_token(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
 
 
 def test_the_connect_page_tests_the_password_before_saving(rt, ada, caldav, client):

@@ -11,8 +11,9 @@ route calls.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import hashlib
+import itertools
+import json
 import re
 from urllib.parse import parse_qsl, urlsplit
 
@@ -74,8 +75,10 @@ def answer_consent(google: FakeGoogle, consent_url: str, decision: str = "allow"
     session = requests.Session()
     screen = session.get(consent_url, timeout=5)
     assert screen.status_code == 200, screen.text
+    request_id = re.search(r'name="request" value="([^"]+)"', screen.text)
+    assert request_id is not None, screen.text
     form = {
-        "request": re.search(r'name="request" value="([^"]+)"', screen.text).group(1),
+        "request": request_id.group(1),
         "decision": decision,
         "scope": re.findall(r'name="scope" value="([^"]+)"', screen.text),
     }
@@ -130,7 +133,7 @@ def connected(story):
 
 
 def utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 # -- connecting --------------------------------------------------------------------------
@@ -208,7 +211,9 @@ def test_an_account_with_two_writable_calendars_asks_which_one_and_only_the_sign
 
 
 def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
 
 
 def test_deny_on_the_consent_screen_says_so_and_connects_nothing(grt, google, web, page):
@@ -259,8 +264,8 @@ def test_first_sync_loads_busy_events_skips_free_ones_and_expands_a_weekly_serie
     assert (focus_entry["loaded"], focus_entry["info"]) == (False, "marked free/available")
     standups = by_subject["Team standup"]
     assert len(standups) == 4 and all(e["loaded"] for e in standups)
-    starts = [dt.datetime.fromisoformat(e["starts_at"].replace("Z", "+00:00")) for e in standups]
-    assert [b - a for a, b in zip(starts, starts[1:])] == [dt.timedelta(days=7)] * 3
+    starts = [dt.datetime.fromisoformat(e["starts_at"]) for e in standups]
+    assert [b - a for a, b in itertools.pairwise(starts)] == [dt.timedelta(days=7)] * 3
     (conference,) = by_subject["Conference"]
     assert (conference["loaded"], conference["info"]) == (False, "all-day event ignored by policy")
     # The first listing is the sync window, instances expanded, deletions shown.
@@ -326,7 +331,7 @@ def test_a_series_keeps_being_read_as_the_window_moves_on(connected, google, grt
     assert abs(dt.datetime.fromisoformat(new_slice.query["timeMin"]) - old_end) < dt.timedelta(minutes=1)
     after = [e["starts_at"] for e in connected.entries() if e["loaded"]]
     assert len(after) == len(before) + 1
-    assert dt.datetime.fromisoformat(after[-1].replace("Z", "+00:00")) > old_end
+    assert dt.datetime.fromisoformat(after[-1]) > old_end
     # Within the day, nothing is listed twice.
     assert connected.sync()["requests"] <= 2
 

@@ -16,6 +16,7 @@ import json
 import re
 from collections import Counter
 from importlib import resources
+from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
 import pytest
@@ -30,7 +31,14 @@ from core import actions, clock
 DOC = json.loads((resources.files("googleapiclient") / "discovery_cache" / "documents" / "calendar.v3.json").read_text("utf-8"))
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-JSON_TYPES = {"string": (str,), "boolean": (bool,), "integer": (int,), "number": (int, float), "object": (dict,), "array": (list,)}
+JSON_TYPES: dict[str, tuple[type[Any], ...]] = {
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "object": (dict,),
+    "array": (list,),
+}
 # guides/errors (the discovery document describes no error body): {"error": {"errors": [...],
 # "code", "message"}}, each entry with domain, reason, message and sometimes where it points.
 ERROR_FIELDS = {"errors": list, "code": int, "message": str, "status": str}
@@ -226,7 +234,8 @@ def error_problems(status: int, body) -> list[str]:
     ]
     if error.get("code") != status:
         problems.append(f"error.code {error.get('code')!r} is not the HTTP status {status}")
-    for index, item in enumerate(error.get("errors") if isinstance(error.get("errors"), list) else []):
+    entries = error.get("errors")
+    for index, item in enumerate(entries if isinstance(entries, list) else []):
         if not isinstance(item, dict):
             problems.append(f"error.errors[{index}]: not an object")
             continue
@@ -471,7 +480,7 @@ def test_the_fakes_other_answers_keep_to_the_description(google):
     api = signed_in(google)
     base = google.url + API_PREFIX
     events = f"{base}/calendars/{EMAIL}/events"
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     series = google.add_event(
         EMAIL, "Daily", now + dt.timedelta(days=1), now + dt.timedelta(days=1, hours=1), recurrence=["RRULE:FREQ=DAILY;COUNT=3"]
     )

@@ -99,7 +99,7 @@ def stop(api, google, channel_id: str, resource_id: str) -> requests.Response:
 
 
 def soon(hours: int) -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=hours)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=hours)
 
 
 def test_a_watch_answers_the_channel_and_its_sync_message_follows(google, receiver, api):
@@ -110,8 +110,8 @@ def test_a_watch_answers_the_channel_and_its_sync_message_follows(google, receiv
     assert (channel["kind"], channel["id"], channel["token"]) == ("api#channel", "chan-1", "connection=7")
     assert channel["resourceUri"] == f"{google.url}{API_PREFIX}/calendars/{EMAIL}/events"
     assert isinstance(channel["expiration"], str)  # int64, sent as a JSON string
-    expires = dt.datetime.fromtimestamp(int(channel["expiration"]) / 1000, dt.timezone.utc)
-    assert abs(expires - (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3600))) < dt.timedelta(seconds=10)
+    expires = dt.datetime.fromtimestamp(int(channel["expiration"]) / 1000, dt.UTC)
+    assert abs(expires - (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3600))) < dt.timedelta(seconds=10)
 
     assert google.wait_for_deliveries(1)
     (sync,) = receiver.messages()

@@ -128,7 +128,7 @@ class ResourceData(_Mirror):
     odata_type: str | None = None
 
     @staticmethod
-    def create_from_discriminator_value(parse_node: ParseNode) -> "ResourceData":
+    def create_from_discriminator_value(parse_node: ParseNode) -> ResourceData:
         return ResourceData()
 
     def get_field_deserializers(self):
@@ -140,7 +140,7 @@ class ChangeNotificationEncryptedContent(_Mirror):
     additional_data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @staticmethod
-    def create_from_discriminator_value(parse_node: ParseNode) -> "ChangeNotificationEncryptedContent":
+    def create_from_discriminator_value(parse_node: ParseNode) -> ChangeNotificationEncryptedContent:
         return ChangeNotificationEncryptedContent()
 
     def get_field_deserializers(self):
@@ -153,7 +153,7 @@ class ChangeNotification(_Mirror):
     additional_data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @staticmethod
-    def create_from_discriminator_value(parse_node: ParseNode) -> "ChangeNotification":
+    def create_from_discriminator_value(parse_node: ParseNode) -> ChangeNotification:
         return ChangeNotification()
 
     def get_field_deserializers(self):
@@ -180,7 +180,7 @@ class ChangeNotificationCollection(_Mirror):
     additional_data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @staticmethod
-    def create_from_discriminator_value(parse_node: ParseNode) -> "ChangeNotificationCollection":
+    def create_from_discriminator_value(parse_node: ParseNode) -> ChangeNotificationCollection:
         return ChangeNotificationCollection()
 
     def get_field_deserializers(self):
@@ -223,10 +223,10 @@ class StrictNode(JsonParseNode):
         self.path = path
         self.problems = problems if problems is not None else []
 
-    def _child(self, node: Any, path: str) -> "StrictNode":
+    def _child(self, node: Any, path: str) -> StrictNode:
         return StrictNode(node, path, self.problems)
 
-    def _create_new_node(self, node: Any) -> "StrictNode":
+    def _create_new_node(self, node: Any) -> StrictNode:
         return self._child(node, self.path)
 
     def _wrong(self, expected: str) -> None:

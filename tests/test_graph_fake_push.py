@@ -38,7 +38,7 @@ class Receiver:
     """An app's webhook endpoint on 127.0.0.1. It answers the validation handshake as ``handshake``
     says (echo, refuse, slow, encoded, html) and answers notifications with ``status``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.handshake = "echo"
         self.slow_seconds = 1.5
         self.status = 202
@@ -146,7 +146,7 @@ class Api:
 
 
 def _expires(delta: dt.timedelta = dt.timedelta(days=2)) -> str:
-    return (dt.datetime.now(dt.timezone.utc) + delta).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+    return (dt.datetime.now(dt.UTC) + delta).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
 
 
 def _subscription(graph: GraphFake, receiver: Receiver, **changes) -> dict:
@@ -469,9 +469,9 @@ def test_an_expired_subscription_gets_nothing_and_is_gone(graph, receiver, api, 
 
 
 def test_a_subscription_expires_by_the_fakes_clock(graph, receiver, api, subscribed):
-    graph.now = lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)
+    graph.now = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
     assert graph.subscriptions() == []
-    graph.now = lambda: dt.datetime.now(dt.timezone.utc)
+    graph.now = lambda: dt.datetime.now(dt.UTC)
     assert [s["id"] for s in graph.subscriptions()] == [subscribed["id"]]
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import Story, soon, vevent
+from conftest import soon, vevent
 
 import models as m
 from core import actions, clock, hostapi
 
-T0 = dt.datetime(2026, 12, 1, 9, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
 
 
 def test_overlapping_and_touching_blocks_are_merged():

@@ -49,7 +49,13 @@ def _command(*args):
 def cli(env):
     def run(*args, extra_env: dict | None = None, timeout: float = 60):
         return subprocess.run(
-            _command(*args), capture_output=True, text=True, env={**env, **(extra_env or {})}, timeout=timeout, stdin=subprocess.DEVNULL
+            _command(*args),
+            capture_output=True,
+            text=True,
+            env={**env, **(extra_env or {})},
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
 
     return run
@@ -261,7 +267,7 @@ def test_new_data_dir_and_database_files_are_private(env, tmp_path):
     try:
         assert (
             subprocess.run(
-                _command("staff", "add", "ada@example.com", "--name", "Ada"), env=env, capture_output=True, timeout=60
+                _command("staff", "add", "ada@example.com", "--name", "Ada"), env=env, capture_output=True, timeout=60, check=False
             ).returncode
             == 0
         )

@@ -17,7 +17,8 @@ import pytest
 from conftest import make_env, started
 
 import models as m
-from core import actions, http as core_http
+from core import actions
+from core import http as core_http
 from core.http import AnswerTooLarge, CredentialsRedirect, DeadlineExceeded, HttpClient, URLNotAllowed
 from core.providers.base import BadData, Transient
 from core.providers.caldav import CalDAVProvider
@@ -53,7 +54,7 @@ class RawServer:
         while not self.stopping.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self.threads.append(thread)
@@ -271,7 +272,7 @@ def test_the_address_checked_is_the_address_connected_to(serve, monkeypatch):
         [[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", server.port))]]
         + [[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]] * 5
     )
-    monkeypatch.setattr(core_http.socket, "getaddrinfo", lambda *args, **kwargs: next(answers))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: next(answers))
     url = f"http://calendar.example.test:{server.port}/feed.ics"
     core_http.check_url(url, allow_private=False)  # what the user typed passes
     with pytest.raises(URLNotAllowed, match="private or loopback"):
@@ -347,7 +348,7 @@ def test_one_hostile_calendar_cannot_stall_the_scheduler(tmp_path, serve):
     finally:
         stopping = time.monotonic()
         service.send_signal(signal.SIGTERM)
-        out, err = service.communicate(timeout=45)
+        _out, err = service.communicate(timeout=45)
     assert time.monotonic() - stopping < 30, "SIGTERM is obeyed within 30 s even with a stuck worker"
     assert service.returncode == 0, err
     assert "abandoned" in err
@@ -393,7 +394,7 @@ def tls_files(tmp_path):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -80,7 +80,9 @@ def browser() -> requests.Session:
 
 
 def csrf_token(text: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', text)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
 
 
 def open_form(session: requests.Session, url: str) -> str:
@@ -227,7 +229,10 @@ def later(**delta) -> None:
 
 
 def link_in(message) -> str:
-    return re.search(r"(http://\S+/relink/\S+)", message.get_body(("plain",)).get_content()).group(1)
+    text = message.get_body(("plain",)).get_content()
+    found = re.search(r"(http://\S+/relink/\S+)", text)
+    assert found is not None, text
+    return found.group(1)
 
 
 def test_asking_for_a_link_mails_the_live_one_again_and_the_alert_button_keeps_working(sqlite_rt, sqlite_web, radicale, smtp):

@@ -71,7 +71,8 @@ def texts(node, mrkdwn: list, plain: list, where: str = "") -> None:
         elif node.get("type") == "plain_text":
             plain.append((where, node.get("text", "")))
         else:
-            here = node.get("type") if isinstance(node.get("type"), str) else ("option" if "value" in node else where)
+            kind = node.get("type")
+            here = kind if isinstance(kind, str) else ("option" if "value" in node else where)
             for key, value in node.items():
                 texts(value, mrkdwn, plain, key if key in PLAIN_LIMITS else here)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 import requests
@@ -15,8 +16,8 @@ from core.providers.caldav import CalDAVProvider
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    script: list = []  # (status, headers, body, delay) answered in order, the last one repeats
-    seen: list = []
+    script: ClassVar[list] = []  # (status, headers, body, delay) answered in order, the last one repeats
+    seen: ClassVar[list] = []
 
     def _answer(self):
         self.seen.append((self.command, self.path))

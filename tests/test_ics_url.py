@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 import http.server
+import re
 import threading
 import time
 
@@ -20,16 +20,15 @@ import pytest
 from conftest import make_env, soon
 
 import models as m
-from core import actions, clock, runtime
+from core import actions, clock, netguard, runtime
 from core import http as core_http
-from core import netguard
 from core.config import load_settings
 
 STAFF = "ada@example.com"
 SECRET = "s3cr3t-t0ken-4f9a71"
 FEED_PATH = f"/private-{SECRET}/basic.ics"
 CAL_NAME = "Ada's busy times"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 # -- the calendar service ------------------------------------------------------------
@@ -52,13 +51,18 @@ class Seen:
     status: int = 0
 
 
+class _FeedHTTPServer(http.server.ThreadingHTTPServer):
+    feed: FeedServer  # set by FeedServer once it is made
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _FeedHTTPServer
     protocol_version = "HTTP/1.1"  # needed for chunked transfer encoding
 
-    def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
+    def log_message(self, format, *args):
         pass
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.server.feed.answer(self)
 
 
@@ -69,13 +73,13 @@ class FeedServer:
         self.routes: dict[str, Reply] = {}
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self.httpd = http.server.ThreadingHTTPServer((host, 0), _Handler)
+        self.httpd = _FeedHTTPServer((host, 0), _Handler)
         self.httpd.feed = self
         self.port = self.httpd.server_address[1]
         self.base = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
-    def start(self) -> "FeedServer":
+    def start(self) -> FeedServer:
         self._thread.start()
         return self
 
@@ -175,6 +179,7 @@ def _utc(value: dt.datetime) -> str:
 def event(uid: str, summary: str, start: dt.datetime | None = None, hours: float = 1, *, lines: str = "", times: str = "") -> str:
     """One VEVENT; ``times`` replaces the DTSTART/DTEND lines (zones, all-day dates)."""
     if not times:
+        assert start is not None, "an event needs a start or its times"
         times = f"DTSTART:{_utc(start)}\r\nDTEND:{_utc(start + dt.timedelta(hours=hours))}\r\n"
     return f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n{times}SUMMARY:{summary}\r\n{lines}END:VEVENT\r\n"
 

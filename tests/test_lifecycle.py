@@ -25,7 +25,7 @@ from servers import start_server
 from test_scheduler import feeds_server  # noqa: F401 (fixture)
 
 import models as m
-from core import actions, clock, health, incidents, leases, outbox, runtime
+from core import actions, clock, health, leases, outbox, runtime
 from core.config import load_settings
 
 NEW_PASSWORD = "changed-pw-1"
@@ -74,9 +74,12 @@ def status_assignments(source: str) -> list[int]:
                         isinstance(k, ast.Attribute) and k.attr == "status" for k in arg.keys if k is not None
                     ):
                         found.append(node.lineno)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if re.search(r"update\s+\"?connection\"?\s+set\s+[^;]*\bstatus\s*=", node.value, re.I):
-                found.append(node.lineno)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.search(r"update\s+\"?connection\"?\s+set\s+[^;]*\bstatus\s*=", node.value, re.IGNORECASE)
+        ):
+            found.append(node.lineno)
     return found
 
 
@@ -266,6 +269,7 @@ def cli(tmp_path):
             text=True,
             env={**env, **(extra_env or {})},
             timeout=90,
+            check=False,
         )
 
     run.env = env
@@ -343,7 +347,7 @@ def test_cli_importing_the_download_is_adopted_not_a_jam(cli, caldav, tmp_path):
         "import sys; sys.path.insert(0, '.'); from core import actions, runtime; rt = runtime.start(); "
         f"print(actions.complete_relink(rt, {token!r}, password={NEW_PASSWORD!r})['status'])"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli.env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli.env, capture_output=True, text=True, timeout=60, check=False)
     assert done.stdout.strip() == "active", done.stderr
     events = caldav.list_events(work)
     for subject in ("Booked meanwhile", "Booked meanwhile too"):
@@ -560,14 +564,17 @@ def test_an_appointment_the_server_refuses_is_a_visible_error_never_ok(cli, tmp_
                 [
                     sys.executable,
                     "-c",
-                    "import sys, json; sys.path.insert(0, '.'); from core import actions, runtime; "
-                    "print(json.dumps(actions.connection_detail(runtime.start(), 1)['write_errors']))",
+                    (
+                        "import sys, json; sys.path.insert(0, '.'); from core import actions, runtime; "
+                        "print(json.dumps(actions.connection_detail(runtime.start(), 1)['write_errors']))"
+                    ),
                 ],
                 cwd=ROOT,
                 env=cli.env,
                 capture_output=True,
                 text=True,
                 timeout=60,
+                check=False,
             ).stdout
         )
         (error,) = detail

@@ -47,12 +47,11 @@ from unittest import mock
 
 import icalendar
 import pytest
+from conftest import Mailbox, make_env, vevent
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-
-from conftest import make_env, vevent
-from servers import ServerError, start_server
+from servers import CalDAVServer, ServerError, start_server
 
 import models as m
 from core import actions, clock, ics, outbox, runtime
@@ -106,8 +105,8 @@ class Appt:
 class World:
     """What lives for the whole test: one Radicale, one SMTP mailbox, a directory."""
 
-    server: object
-    mailbox: object
+    server: CalDAVServer
+    mailbox: Mailbox
     root: Path
     password: str
     examples: int = 0
@@ -165,7 +164,7 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         )
         self.base = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
         self.calendars_made: list[str] = []
-        self.counter = collections.Counter()  # names handed out: calendars, passwords, edits...
+        self.counter: collections.Counter[str] = collections.Counter()  # names handed out: calendars, passwords, edits...
         self.appts: dict[str, Appt] = {}
         self.cal_url: str | None = self._make_calendar()
         actions.add_staff(self.rt, STAFF, "Ada Lovelace", timezone="Europe/Berlin")
@@ -473,7 +472,7 @@ class ConnectionLifecycle(RuleBasedStateMachine):
         real_create, real_update, real_delete = CalDAVProvider._create, CalDAVProvider._update, CalDAVProvider._delete
 
         def put_then_crash(provider, calendar_id, uid, data):
-            href, etag = real_create(provider, calendar_id, uid, data)
+            href, _etag = real_create(provider, calendar_id, uid, data)
             created.append((uid, self._href(href)))
             raise SimulatedCrash("the process died after the server stored the event")
 
@@ -784,7 +783,7 @@ def play(world: World, story: list[tuple[str, dict]]) -> None:
         machine.teardown()
 
 
-BOOK = dict(hour=10, subject="Intro call")
+BOOK = {"hour": 10, "subject": "Intro call"}
 STORIES = {
     "password changed: the relink page delivers what waited, an imported copy is adopted": [
         step("host_books", day=2, **BOOK),

@@ -108,7 +108,9 @@ def test_an_alert_mail_is_the_same_plain_text_then_html_with_the_relink_button(m
     plain, html = parts(mail)
     ((subject, text),) = set(written)  # once for the log, once for the mail: the same words
     assert plain == text + "\n" and mail["Subject"] == subject  # what plain-text clients got before
-    link = re.search(r"^(http://\S+/relink/\S+)$", plain, re.M).group(1)
+    found = re.search(r"^(http://\S+/relink/\S+)$", plain, re.MULTILINE)
+    assert found is not None, plain
+    link = found.group(1)
     page = Anchors(html)
     assert page.links == [{"href": link, "text": "Reconnect here"}]  # one link: the button
     assert html.count(f">{link}</p>") == 1  # and the URL as text below it
@@ -169,7 +171,9 @@ def hostile_alert(rt, server, mailbox) -> tuple[object, str, str]:
     assert outbox.deliver_pending(rt) == {"sent": 2, "failed": 0}
     (mail,) = mailbox.wait_for(1)
     plain, html = parts(mail)
-    link = re.search(r"^(http://\S+/relink/\S+)$", plain, re.M).group(1)
+    found = re.search(r"^(http://\S+/relink/\S+)$", plain, re.MULTILINE)
+    assert found is not None, plain
+    link = found.group(1)
     return mail, html, link
 
 
@@ -196,7 +200,7 @@ def test_a_relink_url_that_is_not_http_is_shown_as_text_never_as_a_link(mailbox)
         outgoing = SimpleNamespace(delivery=SimpleNamespace(recipient="ada@example.com"), subject="Your link", text=text, relink_url=url)
         EmailSender(mailbox.url, SENDER).send(outgoing)
     for mail in mailbox.wait_for(3):
-        plain, html = parts(mail)
+        _plain, html = parts(mail)
         assert Anchors(html).links == [] and "href" not in html
     assert "javascript:alert(document.domain)" in parts(mailbox.messages[0])[1]
     assert "https://calsync.example/r&quot;onmouseover=&quot;alert(1)" in parts(mailbox.messages[1])[1]

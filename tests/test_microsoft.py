@@ -10,6 +10,7 @@ calendar, expired delta token, throttling) ends in the status the SPEC names.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import time
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -132,7 +133,7 @@ def connected(ada):
 
 
 def _utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -227,7 +228,9 @@ def test_connecting_an_account_with_two_writable_calendars_asks_which_one_from_t
 
 
 def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
 
 
 def test_an_account_without_a_mail_address_is_named_by_its_user_principal_name(ada, graph):
@@ -309,8 +312,8 @@ def test_a_weekly_series_is_read_as_its_occurrences(connected, graph):
     entries = connected.entries()
     assert [e["subject"] for e in entries] == ["Team standup"] * 4
     assert all(e["loaded"] for e in entries)
-    starts = [dt.datetime.fromisoformat(e["starts_at"].replace("Z", "+00:00")) for e in entries]
-    assert [b - a for a, b in zip(starts, starts[1:])] == [dt.timedelta(days=7)] * 3
+    starts = [dt.datetime.fromisoformat(e["starts_at"]) for e in entries]
+    assert [b - a for a, b in itertools.pairwise(starts)] == [dt.timedelta(days=7)] * 3
 
 
 def test_an_outside_delete_removes_the_busy_entry(connected, graph):
@@ -374,7 +377,7 @@ def test_a_booked_appointment_is_written_once_with_calsyncs_properties(connected
         "Room 4",
         "busy",
     )
-    assert (event.start, event.end) == (start.astimezone(dt.timezone.utc), (start + HOUR).astimezone(dt.timezone.utc))
+    assert (event.start, event.end) == (start.astimezone(dt.UTC), (start + HOUR).astimezone(dt.UTC))
     assert event.properties == {APPOINTMENT_PROPERTY: booked["id"], UID_PROPERTY: booked["uid"]}
     assert event.transaction_id.startswith("calsync-")
     report = connected.sync()
@@ -433,7 +436,7 @@ def test_an_external_time_edit_is_applied_back_to_the_appointment(connected, gra
     report = connected.sync()
     assert report["applied_back"] == 1, report
     appointment = m.Appointment.get(m.Appointment.external_id == booked["id"])
-    assert appointment.starts_at == new_start.astimezone(dt.timezone.utc)
+    assert appointment.starts_at == new_start.astimezone(dt.UTC)
     assert appointment.description == "Agenda: pricing"
     assert appointment.version == 2
     assert m.AuditEntry.select().where(m.AuditEntry.action == "appointment.external_edit").count() == 1
@@ -451,7 +454,7 @@ def test_moving_an_appointment_beyond_the_sync_window_is_an_edit_not_a_deletion(
     assert report["applied_back"] == 1, report
     appointment = m.Appointment.get(m.Appointment.external_id == booked["id"])
     assert appointment.cancelled is False
-    assert appointment.starts_at == far.astimezone(dt.timezone.utc)
+    assert appointment.starts_at == far.astimezone(dt.UTC)
 
 
 def test_a_full_round_keeps_appointments_outside_the_window(connected, graph):
@@ -550,8 +553,10 @@ def _break_by_revoking(ada: Ada, graph: GraphFake) -> None:
 def _relink_over_http(session: requests.Session, link: str, graph: GraphFake) -> requests.Response:
     form = session.get(link, timeout=10)
     assert "Sign in with Microsoft 365" in form.text
-    action = re.search(r'<form method="post" action="([^"]+/oauth)"', form.text).group(1)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    action_found = re.search(r'<form method="post" action="([^"]+/oauth)"', form.text)
+    csrf_found = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert action_found is not None and csrf_found is not None, form.text
+    action, csrf = action_found.group(1), csrf_found.group(1)
     consent = session.post(urljoin(link, action), data={"csrf_token": csrf}, allow_redirects=False, timeout=10)
     assert consent.status_code == 303 and consent.headers["Location"].startswith(graph.authorize_url)
     return session.get(graph.consent_redirect(consent.headers["Location"]), timeout=10)

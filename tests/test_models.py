@@ -91,7 +91,8 @@ def test_times_read_as_text_are_the_same_text_as_through_a_datetime():
     """``iso_from_db`` (the console's listing) skips the datetime; what it shows must not change."""
     import datetime as dt
 
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 
     from core.actions.common import _iso
 
@@ -102,13 +103,11 @@ def test_times_read_as_text_are_the_same_text_as_through_a_datetime():
         st.datetimes(
             min_value=dt.datetime(1970, 1, 1),
             max_value=dt.datetime(2200, 1, 1),
-            timezones=st.sampled_from(
-                [None, dt.timezone.utc, dt.timezone(dt.timedelta(hours=-5)), dt.timezone(dt.timedelta(hours=5, minutes=30))]
-            ),
+            timezones=st.sampled_from([None, dt.UTC, dt.timezone(dt.timedelta(hours=-5)), dt.timezone(dt.timedelta(hours=5, minutes=30))]),
         )
     )
     def check(when):
-        stored = field.db_value(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+        stored = field.db_value(when if when.tzinfo else when.replace(tzinfo=dt.UTC))
         assert m.iso_from_db(str(stored)) == _iso(m.utc_from_db(str(stored)))
         assert m.iso_from_db(stored) == _iso(m.utc_from_db(stored))  # PostgreSQL hands out datetimes
         offset_text = when.isoformat(" ") if when.tzinfo else None  # text with an offset goes the long way

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import Story
-
 from test_caldav_sync import (  # noqa: F401  (collected here with this module's story fixture)
     test_appointments_booked_while_broken_wait_as_missed_then_arrive_after_relink,
     test_booked_appointment_appears_on_the_server_exactly_once,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import models as m
 from core import prepared, waiting
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 aware = st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2100, 1, 1), timezones=st.just(UTC))
 ids = st.integers(min_value=1, max_value=2**31)
@@ -45,7 +45,7 @@ def test_the_scheduler_s_question_gives_the_same_answer_as_its_peewee_query(rt):
     conn = m.Connection.create(staff=staff, provider="caldav", account="p", status=m.ACTIVE)
     cal = m.Calendar.create(connection=conn, remote_id="https://example.com/cal/", is_destination=True)
     since = dt.datetime(2026, 1, 1, tzinfo=UTC)
-    fresh = lambda: waiting._nothing_to_do(conn.id, since).scalar()  # noqa: E731
+    fresh = lambda: waiting._nothing_to_do(conn.id, since).scalar()
     assert waiting.nothing_to_do(conn, since) is True and fresh() == 0
     appointment = m.Appointment.create(
         external_id="a1",

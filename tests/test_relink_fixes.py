@@ -88,22 +88,32 @@ class Visitor:
         """Submit the form of the page open now whose action ends in ``action``."""
         assert self.last is not None, "open the page first"
         form = self.form(action)
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert found is not None, form
+        token = found.group(1)
         self.sent = (action, {"csrf_token": token, **fields})
         return self.resend()
 
     def resend(self) -> requests.Response:
         """The last form once more, as Reload on the result page does ("Resubmit the form?")."""
+        assert self.sent is not None, "send a form first"
         action, data = self.sent
         self.last = self.http.post(self.url + action, data=data, timeout=60, allow_redirects=False)
         return self.last
 
+    def page(self) -> requests.Response:
+        """The page open now."""
+        if self.last is None:
+            raise RuntimeError("open the page first")  # not an AssertionError, which has_form reads as "no such form"
+        return self.last
+
     def form(self, action: str = "") -> str:
         path = self.url.split("://", 1)[1].split("/", 1)[1]
-        for form in re.findall(r"<form\b.*?</form>", self.last.text, flags=re.DOTALL):
+        page = self.page()
+        for form in re.findall(r"<form\b.*?</form>", page.text, flags=re.DOTALL):
             if f'action="/{path}{action}"' in form:
                 return form
-        raise AssertionError(f"the page has no form for /relink/…{action}:\n{words(self.last)}")
+        raise AssertionError(f"the page has no form for /relink/…{action}:\n{words(page)}")
 
     def has_form(self, action: str = "") -> bool:
         try:
@@ -114,8 +124,9 @@ class Visitor:
 
     def calendars_offered(self) -> dict[str, str]:
         """Label -> value of the calendar radio buttons on the page open now."""
-        radios = dict(re.findall(r'<input type="radio" id="(calendar-\d+)" name="calendar" value="(\d+)"', self.last.text))
-        labels = dict(re.findall(r'<label for="(calendar-\d+)">([^<]*)</label>', self.last.text))
+        text = self.page().text
+        radios = dict(re.findall(r'<input type="radio" id="(calendar-\d+)" name="calendar" value="(\d+)"', text))
+        labels = dict(re.findall(r'<label for="(calendar-\d+)">([^<]*)</label>', text))
         return {html.unescape(labels[rid]): value for rid, value in radios.items()}
 
 

@@ -9,7 +9,6 @@ from xml.etree import ElementTree as ET
 
 import pytest
 import requests
-
 from servers import CalDAVServer, start_server
 
 DAV = "{DAV:}"
@@ -45,7 +44,7 @@ def propfind(url: str, auth, props: str, depth: str = "0") -> requests.Response:
 
 def href_of(resp: requests.Response, prop: str) -> str:
     el = ET.fromstring(resp.content).find(f".//{prop}/{DAV}href")
-    assert el is not None, resp.text
+    assert el is not None and el.text is not None, resp.text
     return urllib.parse.urljoin(resp.url, el.text.strip())
 
 
@@ -79,7 +78,9 @@ def discover_calendars(srv: CalDAVServer) -> list[str]:
     out = []
     for resp in ET.fromstring(r.content).iter(f"{DAV}response"):
         if resp.find(f".//{DAV}resourcetype/{CALDAV}calendar") is not None:
-            out.append(urllib.parse.urljoin(home, resp.findtext(f"{DAV}href").strip()))
+            href = resp.findtext(f"{DAV}href")
+            assert href is not None, r.text
+            out.append(urllib.parse.urljoin(home, href.strip()))
     return out
 
 
@@ -126,7 +127,9 @@ def test_server_lifecycle(server: CalDAVServer):
     r = requests.delete(href, auth=srv.user_auth, timeout=5)
     assert r.status_code == 403, (r.status_code, r.text)
     r = propfind(cal, srv.user_auth, "<D:current-user-privilege-set/>")
-    privs = {p.tag for p in ET.fromstring(r.content).find(f".//{DAV}current-user-privilege-set").iter() if p.tag != f"{DAV}privilege"}
+    privilege_set = ET.fromstring(r.content).find(f".//{DAV}current-user-privilege-set")
+    assert privilege_set is not None, r.text
+    privs = {p.tag for p in privilege_set.iter() if p.tag != f"{DAV}privilege"}
     assert f"{DAV}read" in privs and not privs & {f"{DAV}all", f"{DAV}write", f"{DAV}write-content"}
     # the world (admin helpers) can still edit
     srv.put_event(cal, "e3.ics", ICS.format(uid="e3@calsync", summary="External"))

@@ -37,7 +37,7 @@ def test_run_bot_serves_healthz_and_stops_on_sigterm(tmp_path):
         assert answer.json()["status"] == "ok" and answer.headers["Referrer-Policy"] == "no-referrer"
     finally:
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=20)
+        _out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert "Slack is not configured" in err  # said once at start-up, the service runs without it
     assert err.count("Slack is not configured") == 1
@@ -47,7 +47,7 @@ def test_run_bot_serves_healthz_and_stops_on_sigterm(tmp_path):
 
 def test_bad_setting_stops_the_service_with_one_line(tmp_path):
     env = {**os.environ, **make_env(tmp_path, CALSYNC_HTTP_PORT="eighty")}
-    result = subprocess.run([sys.executable, str(ROOT / "run_bot.py")], env=env, capture_output=True, text=True, timeout=30)
+    result = subprocess.run([sys.executable, str(ROOT / "run_bot.py")], env=env, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("calsync: configuration error: CALSYNC_HTTP_PORT")
 

@@ -31,7 +31,8 @@ from fakes.slack_api import (
 )
 
 import models as m
-from bot.app import create_app as create_bolt_app, install_sender
+from bot.app import create_app as create_bolt_app
+from bot.app import install_sender
 from core import actions, clock, incidents, outbox, runtime
 from core.config import load_settings
 from web.app import create_app as create_web_app
@@ -197,7 +198,9 @@ class Slack:
     def opened_view(self, count: int = 1) -> dict:
         calls = self.stub.wait_for("views.open", count, timeout=WAIT)
         assert len(calls) >= count, "no modal was opened"
-        return calls[count - 1].response["view"]
+        response = calls[count - 1].response
+        assert response is not None, "views.open was not answered"
+        return response["view"]
 
     def dms(self, user: str, count: int = 1) -> list[dict]:
         """The bot's messages in its DM with ``user`` once there are ``count`` of them."""
@@ -250,7 +253,9 @@ def use_relink_link(url: str, password: str) -> requests.Response:
     with requests.Session() as browser:
         page = browser.get(url, timeout=10)
         assert page.status_code == 200, page.text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert found is not None, page.text
+        csrf = found.group(1)
         return browser.post(url, data={"csrf_token": csrf, "password": password}, timeout=30)
 
 
@@ -601,7 +606,7 @@ def test_support_can_act_for_a_staff_member_and_is_audited_with_their_slack_id(r
     [reply] = slack.command("status <mailto:ada@example.com|ada@example.com>", user=SUPPORT)
     assert "Ada Lovelace's calendar connections" in text_of(reply)
 
-    testing, result = slack.command(f"test <@{ADA}|ada>", user=SUPPORT, replies=2)
+    _testing, result = slack.command(f"test <@{ADA}|ada>", user=SUPPORT, replies=2)
     assert result["response_type"] == "ephemeral" and f"Connection {ada.conn_id}" in text_of(result)
     assert "credentials" in text_of(result)
 
@@ -698,7 +703,7 @@ def test_a_relink_link_reissued_by_support_reaches_the_staff_member_by_dm(rt, ad
     result = actions.issue_relink(rt, ada.conn_id, via=("slack",), actor="console:support")
     assert result["sent_via"] == ["slack"]
     outbox.deliver_pending(rt)
-    alert, reissued = stub.messages(ADA)
+    _alert, reissued = stub.messages(ADA)
     [button] = elements(reissued["blocks"])
     assert button["text"]["text"] == "Relink" and button["url"] == result["url"]
     assert "earlier links no longer work" in text_of(reissued)

@@ -8,12 +8,6 @@ import urllib.request
 from urllib.parse import parse_qs
 
 import pytest
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import builtin_handlers
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-from slack_sdk.signature import SignatureVerifier
-
 from fakes.slack_api import (
     SlackStub,
     block_action_body,
@@ -22,6 +16,11 @@ from fakes.slack_api import (
     slash_command_body,
     view_submission_body,
 )
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import builtin_handlers
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 
 SECRET = "signing-secret"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import sys
 import traceback
 from urllib.parse import urlsplit
 
@@ -112,7 +113,7 @@ def healthz():
         version = m.current_version(m.db)
         scheduler = metrics.scheduler_state()
         backlog = metrics.backlog()
-    except Exception as exc:  # the answer is the report; the class name says enough
+    except Exception as exc:  # noqa: BLE001 — the answer is the report; the class name says enough
         log.warning("healthz: database check failed: %s", type(exc).__name__)
         return flask.jsonify(status="error", database=f"error: {type(exc).__name__}"), 503
     return flask.jsonify(status="ok", database="ok", schema_version=version, scheduler=scheduler, outbox_backlog=backlog)
@@ -144,8 +145,8 @@ def _close_database(exc) -> None:
         log.warning("ending the transaction after %s failed: %s", flask.request.endpoint, type(error).__name__)
         try:
             m.db.close()  # a connection in an unknown state is not kept for the next request
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:  # noqa: BLE001 — already failed once; nothing more to do than log it
+            log.debug("closing the connection after %s failed too", flask.request.endpoint)
 
 
 def _security_headers(https: bool):
@@ -199,7 +200,8 @@ def _unexpected(exc: Exception):
             503,
             {"Retry-After": str(RETRY_AFTER)},
         )
-    flask.current_app.log_exception((type(exc), exc, exc.__traceback__))
+    # Flask calls this handler while it handles ``exc``: sys.exc_info() is (type(exc), exc, its traceback).
+    flask.current_app.log_exception(sys.exc_info())
     return flask.render_template(
         "message.html",
         title="Something went wrong",
@@ -215,10 +217,10 @@ def when(value: str | None) -> str:
     if not value:
         return "unknown"
     try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(value)
     except ValueError:
         return value
-    return moment.astimezone(dt.timezone.utc).strftime("%d %B %Y, %H:%M UTC").lstrip("0")
+    return moment.astimezone(dt.UTC).strftime("%d %B %Y, %H:%M UTC").lstrip("0")
 
 
 def status_label(status: str) -> str:

@@ -8,7 +8,7 @@ While it is empty, the pages say plainly that this sign-in is not set up.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import flask

@@ -6,6 +6,7 @@ import logging
 import re
 
 import waitress
+from waitress.server import create_server  # its own module: the stubs of the package leave it out
 
 from web.app import create_app
 
@@ -33,7 +34,7 @@ def _guard_waitress_log() -> None:
 def make_server(rt, host: str | None = None, port: int | None = None, threads: int = 4, bolt_app=None):
     """A bound waitress server: call ``.run()`` (blocks, e.g. in a thread) and ``.close()``."""
     _guard_waitress_log()
-    return waitress.create_server(
+    return create_server(
         create_app(rt, bolt_app),
         host=host or rt.settings.http_host,
         port=rt.settings.http_port if port is None else port,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, Static
 
 from console.screens.base import FilteredListScreen, PaletteCommand
@@ -92,7 +94,7 @@ done. Times are in UTC.
   no connection); `v` shows the entry in full.
 """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("v", "view_entry", "View entry", tooltip="the highlighted entry in full"),

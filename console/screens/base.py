@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.screen import Screen
@@ -11,6 +12,12 @@ from textual.screen import Screen
 import models as m
 from console.tables import shown
 from core import actions
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from console.app import CalsyncConsole
+    from core.runtime import Runtime
 
 log = logging.getLogger("calsync.console")
 
@@ -22,8 +29,14 @@ class ConsoleScreen(Screen):
 
     HELP = ""
 
+    if TYPE_CHECKING:
+        # Textual types ``app`` as any App; a console screen only ever runs in the console app.
+        # For the type checker only (as textual's own MessagePump does): at run time ``app`` stays
+        # textual's property, and importing console.app here would be circular.
+        app = getters.app(CalsyncConsole)
+
     @property
-    def rt(self):
+    def rt(self) -> Runtime:
         return self.app.rt
 
     @property
@@ -35,7 +48,7 @@ class ConsoleScreen(Screen):
         return []
 
     def run_core(
-        self, title: str, job: Callable[[], Any], done: Callable[[Any], None] | None = None, failed: Callable[[str], None] | None = None
+        self, title: str, job: Callable[[], Any], done: Callable[[Any], object] | None = None, failed: Callable[[str], object] | None = None
     ) -> None:
         """Run ``job`` (one or more core.actions calls) in a thread, then ``done(result)`` on the UI thread.
 
@@ -65,7 +78,7 @@ class ConsoleScreen(Screen):
             self._from_thread(self._deliver, done, result)
         return result
 
-    def _deliver(self, callback: Callable[[Any], None], value: Any) -> None:
+    def _deliver(self, callback: Callable[[Any], object], value: Any) -> None:
         if self.is_attached:
             callback(value)
 

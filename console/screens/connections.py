@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
 
@@ -135,7 +135,7 @@ and the filter stay as they are.
   lines under the table still name them.
 """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", tooltip="type to narrow the list (Enter returns to the table)"),
         Binding("number_sign", "jump", "Go to #", key_display="#", tooltip="go to a connection by its number: type #27, then Enter"),
         Binding("escape", "clear_filter", "Clear filter", tooltip="clear the filter", show=False),

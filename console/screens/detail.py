@@ -6,8 +6,11 @@ detail_actions.py.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.markup import escape
 from textual.timer import Timer
@@ -66,7 +69,7 @@ private feed URL with its webcal:// subscribe link; `F` resets it. A stopped con
 offers only what still works (feed URL, export, reload).
 """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "back", "Back", tooltip="back to the list"),
         Binding("t", "test", "Test", tooltip="test the connection: credentials, reading, writing, primary calendar"),
         Binding("l", "relink", "Relink", tooltip="reissue the relink link (Slack / e-mail); earlier links stop working"),
@@ -176,6 +179,8 @@ offers only what still works (feed URL, export, reload).
         self.refresh_bindings()
 
     def _show_summary(self) -> None:
+        if self.detail is None:  # still loading
+            return
         self.query_one("#summary", Static).update(sections.summary(self.detail, wide=self.size.width >= WIDE))
 
     def on_resize(self, event) -> None:
@@ -213,9 +218,9 @@ offers only what still works (feed URL, export, reload).
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a row shows it in full, in words (long answers and errors are cut in the tables)."""
-        if self.detail is None:
-            return
         table, index = event.data_table.id, event.cursor_row
+        if self.detail is None or table is None:  # still loading, or not one of this screen's tables
+            return
         sources = {
             "feed": self.feed.shown,
             "calendars": self.detail["calendars"],
@@ -282,7 +287,7 @@ offers only what still works (feed URL, export, reload).
             commands.append(
                 (
                     f"feed: sort by {column.label.lower()}",
-                    lambda key=column.key: self.sort_feed(key),
+                    partial(self.sort_feed, column.key),
                     f"sort the sync feed by {column.label}",
                 )
             )

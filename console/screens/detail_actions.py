@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.widgets import ProgressBar, Static
 
@@ -22,6 +23,17 @@ from console.widgets.path_modal import PathModal
 from console.widgets.picker_modal import PickerModal
 from console.widgets.stop_modal import StopModal
 from core import actions, clock, wording
+
+if TYPE_CHECKING:
+    from textual.timer import Timer
+
+    from console.screens.base import ConsoleScreen
+
+    # The type checker reads the mixin as the screen it is mixed into; at run time it stays a
+    # plain class (DetailScreen(DetailActions, ConsoleScreen) puts ConsoleScreen after it).
+    _MixedInto = ConsoleScreen
+else:
+    _MixedInto = object
 
 
 def export_name(conn_id: int) -> str:
@@ -57,8 +69,21 @@ def sync_words(report: dict | None) -> str:
     return f"synced at once: {written} appointment(s) written, {waiting}"
 
 
-class DetailActions:
+class DetailActions(_MixedInto):
     """Mixed into DetailScreen (console/screens/detail.py), which supplies rt, actor, conn_id and detail."""
+
+    # Set by DetailScreen.__init__.
+    conn_id: int
+    detail: dict | None
+    _busy: set[str]  # the actions running now, by name
+    _running_label: str
+    _running_since: float
+    _running_timer: Timer | None
+
+    if TYPE_CHECKING:
+
+        def reload(self) -> None:
+            """Read the connection again (DetailScreen.reload)."""
 
     # -- one run at a time, with a running line ---------------------------------------------
 

@@ -238,7 +238,7 @@ def summary(d: dict, wide: bool = True) -> Table:
     def safe(value: str) -> Text:  # a plain string in a Rich table would be read as markup
         return Text(shown(value))
 
-    pairs = [
+    pairs: list[tuple[str, Text | str]] = [
         ("Staff", safe(f"{name} <{d['staff']}>" if name else d["staff"])),
         ("Status", status),
         ("Account", safe(f"{d['account']} ({d.get('provider_name') or d['provider']})  {d['server'] or ''}".rstrip())),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, Static
 
 from console.screens.base import PagedListScreen, PaletteCommand
@@ -104,7 +104,7 @@ have a private calendar-feed URL (and how often it was reset).
   stops working at once.
 """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("f", "feed_url", "Feed URL", tooltip="show the highlighted staff member's private feed URL"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -48,7 +50,7 @@ def checks_text(checks: list[dict], seconds: float | None = None) -> Text:
 
 class ConnectionTestModal(ModalScreen[None]):
     CSS_PATH = "modal.tcss"
-    BINDINGS = [Binding("escape", "close", "Close"), Binding("c", "copy", "Copy answer")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close"), Binding("c", "copy", "Copy answer")]
 
     def __init__(self, result: dict, seconds: float | None = None) -> None:
         super().__init__(classes="dialog")

@@ -11,9 +11,9 @@ when the table is used otherwise (auto-width columns) or Textual changes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
-from typing import Iterable, Sequence
 
 from rich.cells import cell_len
 from rich.markup import escape
@@ -158,7 +158,7 @@ class LargeTable(DataTable):
         assert self._source is not None
         columns, rows = self._source
         # Column by column: each step is one pass in C over a column's values.
-        cells_by_column = list(zip(*rows)) if rows else [() for _ in columns]
+        cells_by_column: list[Sequence] = list(zip(*rows)) if rows else [() for _ in columns]
         widest = [column_width(values) for values in cells_by_column]
         self._laid_out_for = self.size.width
         visible, widths = fit_columns(columns, widest, self.size.width - 1, self.cell_padding)  # -1: the scrollbar
@@ -189,7 +189,7 @@ class LargeTable(DataTable):
             self.scroll_to(y=scroll_y, animate=False, immediate=True)
             self.move_cursor(row=min(row, self.row_count - 1), animate=False, scroll=False)
 
-    def add_rows(self, rows: Iterable[Sequence]) -> list[RowKey]:
+    def add_rows(self, rows: Iterable[Iterable]) -> list[RowKey]:
         """Add one-line rows in bulk.
 
         DataTable.add_row re-sorts the columns and re-sets the cursor for every row
@@ -204,7 +204,8 @@ class LargeTable(DataTable):
         was_empty = self.row_count == 0
         index = self.row_count
         keys: list[RowKey] = []
-        for cells in rows:
+        for row in rows:
+            cells = row if isinstance(row, (tuple, list)) else tuple(row)  # DataTable takes any iterable of cells
             if len(cells) > len(columns):
                 raise ValueError("More values provided than there are columns.")
             key = RowKey(None)

@@ -8,8 +8,10 @@ and comes with its webcal:// form and how to subscribe. A link never wraps in it
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, HorizontalScroll, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -20,7 +22,7 @@ from console.widgets.clipboard import copy
 
 class LinkModal(ModalScreen[None]):
     CSS_PATH = "modal.tcss"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "copy", "Copy link"),
         Binding("w", "copy_webcal", "Copy webcal link", show=False),
         Binding("escape", "close", "Close"),

@@ -38,8 +38,8 @@ class StatusCounts(Static):
         if self._last is not None:
             self._draw()
 
-    def _groups(self, with_zero: bool) -> list[tuple[str, list[Text]]]:
-        counts, shown, filtered, loading = self._last
+    def _groups(self, last: tuple[dict[str, int], int | None, bool, bool], with_zero: bool) -> list[tuple[str, list[Text]]]:
+        counts, shown, filtered, loading = last
         broken = sum(counts.get(s, 0) for s in BROKEN_STATUSES)
         first = [self._item(s, counts[s]) for s in BROKEN_STATUSES if s in counts and (with_zero or counts[s])]
         first.append(Text(f"│ {broken:,} broken", style="bold" if broken else "dim", end=""))
@@ -65,10 +65,13 @@ class StatusCounts(Static):
         return item
 
     def _draw(self) -> None:
+        last = self._last
+        if last is None:  # nothing to show yet
+            return
         width = self.content_region.width or self.size.width
-        lines = self._pack(self._groups(True), width)
+        lines = self._pack(self._groups(last, True), width)
         if width and len(lines) > 2:
-            lines = self._pack(self._groups(False), width)
+            lines = self._pack(self._groups(last, False), width)
         text = Text(end="")
         for index, line in enumerate(lines):
             if index:

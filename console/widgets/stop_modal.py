@@ -6,8 +6,10 @@ this dialog only shows them and returns the choice. Cancel, the default, does no
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Static
@@ -19,7 +21,7 @@ class StopModal(ModalScreen[dict | None]):
     """Returns {"keep_events": bool, "force": bool}, or None when cancelled."""
 
     CSS_PATH = "modal.tcss"
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, plan_remove: dict, plan_keep: dict, staff: str = "", account: str = "") -> None:
         super().__init__(classes="dialog")

@@ -5,8 +5,10 @@ The page scrolls (arrow keys, Page Up/Down, the mouse) while Close stays in view
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Markdown, Static
@@ -16,7 +18,7 @@ from console.tables import shown, shown_lines
 
 class TextModal(ModalScreen[None]):
     CSS_PATH = "modal.tcss"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "close", "Close"),
         Binding("down,j", "scroll('down')", "Scroll down", show=False),
         Binding("up,k", "scroll('up')", "Scroll up", show=False),

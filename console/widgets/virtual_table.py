@@ -15,7 +15,8 @@ the same look through the ``virtual-table--*`` component classes) and posts
 from __future__ import annotations
 
 import time
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -121,13 +122,13 @@ class VirtualTable(ScrollView, can_focus=True):
     """
 
     class _RowMessage(Message):
-        def __init__(self, table: "VirtualTable", cursor_row: int) -> None:
+        def __init__(self, table: VirtualTable, cursor_row: int) -> None:
             super().__init__()
             self.table = table
             self.cursor_row = cursor_row
 
         @property
-        def control(self) -> "VirtualTable":
+        def control(self) -> VirtualTable:
             return self.table
 
     class RowHighlighted(_RowMessage):

@@ -56,9 +56,9 @@ def _connection_id(action: str, target: str) -> int | None:
 
 def _in_chunks(keys: set, query) -> list[tuple]:
     """``query(chunk)`` over the keys, a few hundred at a time (SQLite bounds a query's parameters)."""
-    keys, rows = sorted(keys), []
-    for start in range(0, len(keys), 500):
-        rows += query(keys[start : start + 500])
+    ordered, rows = sorted(keys), []
+    for start in range(0, len(ordered), 500):
+        rows += query(ordered[start : start + 500])
     return rows
 
 

@@ -13,7 +13,8 @@ from core.messages import meaning
 from core.providers import OAUTH_PROVIDERS, PROVIDERS
 from core.providers.base import CalendarState, ProviderError, WriteForbidden
 from core.providers.ics_url import feed_label
-from core.sync import SyncReport, window as sync_window
+from core.sync import SyncReport
+from core.sync import window as sync_window
 
 USERNAME_MAX = 320  # an e-mail address at most (RFC 5321 allows 64 + 1 + 255)
 READ_ONLY_REASON = "the primary calendar is read-only for this account: calsync can read it but not add events"
@@ -172,7 +173,7 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
         infos = prov.discover()
         checks.append({"check": "credentials", "ok": True, "detail": "the provider accepted them"})
         checks.append({"check": "read", "ok": True, "detail": f"{len(infos)} calendar(s) readable"})
-        destination = conn.calendars.where(m.Calendar.is_destination == True).first()  # noqa: E712
+        destination = conn.calendars.where(m.Calendar.is_destination == True).first()
         if destination is not None:
             info = prov.probe(CalendarState(remote_id=destination.remote_id))
             checks.append({"check": "destination", "ok": True, "detail": f"{destination.name!r} exists"})
@@ -220,7 +221,7 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
         if error is not None
         else "the connection works"
         if ok
-        else f"it answers, but the sync that followed did not finish: {report.error}"
+        else f"it answers, but the sync that followed did not finish: {report.error if report is not None else 'no report'}"
     )
     audit(actor, "connection.test", conn.id, said, result="ok" if ok else "failed")
     return {

@@ -11,7 +11,6 @@ from core import clock, push, sync_runs, waiting
 from core.actions.common import InvalidInput, _connection, _iso, _parse_time, _staff
 from core.actions.views import ROW_FIELDS, account_identity, appointment_dict, connection_dict, flags_for, status_row
 
-
 _TIME_FIELDS = {name for name, field in m.Connection._meta.fields.items() if isinstance(field, m.UTCDateTimeField)}
 
 
@@ -43,19 +42,22 @@ def list_statuses(rt, staff_email: str | None = None, limit: int | None = None, 
     if limit is not None:
         query = query.limit(max(int(limit), 0))
     missed, errors = waiting.missed_counts(), waiting.error_counts()
-    orphaned = dict(
-        m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
-        .join(m.Calendar)
-        .where(m.AppointmentLink.state == m.LINK_ORPHANED)
-        .group_by(m.Calendar.connection)
-        .tuples()
+    orphaned: dict[int, int] = dict(
+        m.tuples(
+            m.AppointmentLink.select(m.Calendar.connection, pw.fn.COUNT(m.AppointmentLink.id))
+            .join(m.Calendar)
+            .where(m.AppointmentLink.state == m.LINK_ORPHANED)
+            .group_by(m.Calendar.connection)
+        )
     )
     accounts: dict[tuple, list] = {}
     for provider, key, server, account, staff_id in _raw(
         C.select(C.provider, C.account_key, C.server_url, C.account, C.staff).where(C.status != m.STOPPED)
     ):
         accounts.setdefault(account_identity(provider, key, server, account), []).append(staff_id)
-    destinations = dict(m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True).tuples())  # noqa: E712
+    destinations: dict[int, str] = dict(
+        m.tuples(m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True))
+    )
     # Times are shown as text, read straight from the stored text; failing_since is also
     # written out in words (core.messages.failing_reason), so it stays a datetime.
     times = [i for i, f in enumerate(ROW_FIELDS) if f in _TIME_FIELDS and f != "failing_since"]
@@ -153,7 +155,7 @@ def staff_overview(rt, limit: int | None = None) -> list[dict]:
     query = S.select(S.id, S.email, S.name, S.slack_id, S.timezone, S.feed_token_hash, S.feed_generation).order_by(S.name, S.email)
     if limit is not None:
         query = query.limit(max(int(limit), 0))
-    staff = list(query.tuples())
+    staff = list(m.tuples(query))
     by_email: dict[str, list[dict]] = {}
     for row in list_statuses(rt, staff_ids=[s[0] for s in staff] if limit is not None else None):
         by_email.setdefault(row["staff"], []).append(row)
@@ -180,7 +182,7 @@ def staff_overview(rt, limit: int | None = None) -> list[dict]:
 def status_counts(rt) -> dict:
     """Connections per status, plus ``failing``: active ones whose recent runs failed."""
     counts = dict.fromkeys(m.STATUSES, 0)
-    for status, count in m.Connection.select(m.Connection.status, pw.fn.COUNT(m.Connection.id)).group_by(m.Connection.status).tuples():
+    for status, count in m.tuples(m.Connection.select(m.Connection.status, pw.fn.COUNT(m.Connection.id)).group_by(m.Connection.status)):
         counts[status] = count
     counts["failing"] = m.Connection.select().where(m.Connection.status == m.ACTIVE, m.Connection.failing_since.is_null(False)).count()
     return counts
@@ -190,8 +192,8 @@ def busy_times(rt, staff_email: str, start, end) -> dict:
     from core import hostapi
 
     staff = _staff(staff_email)
-    start_at = _parse_time(start, dt.timezone.utc, "from")
-    end_at = _parse_time(end, dt.timezone.utc, "to")
+    start_at = _parse_time(start, dt.UTC, "from")
+    end_at = _parse_time(end, dt.UTC, "to")
     if end_at <= start_at:
         raise InvalidInput("'to' must be after 'from'")
     if end_at - start_at > hostapi.MAX_RANGE:

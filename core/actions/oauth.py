@@ -72,6 +72,8 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
         raise ActionError(str(exc)) from None
     if row.purpose == "relink":
         conn = row.connection
+        if conn is None:  # the connection went away (stop sync) while its owner was at the consent screen
+            raise ActionError("this relink is for a connection that no longer exists; nothing was changed")
         prov = rt.provider_for(conn, secrets_)
         try:
             account = prov.account_id()
@@ -84,6 +86,8 @@ def oauth_callback(rt, provider: str, code: str, state: str, error: str = "") ->
             m.RelinkLink.update(used_at=clock.now()).where(m.RelinkLink.token_hash == row.relink_token_hash).execute()
         return {**result, "purpose": "relink", "delivered": incidents.delivered_since_repair(conn.id)}
     staff = row.staff
+    if staff is None:
+        raise ActionError("this sign-in was not started for a staff member; start again from the connect page")
     conn = m.Connection(staff=staff, provider=provider, server_url=rt.settings.oauth[provider].api_url)
     prov = rt.provider_for(conn, secrets_)
     try:

@@ -276,7 +276,7 @@ def request_new_link(rt, email: str, client: str = "") -> dict:
     _admit(client)
     staff = _staff_for(email)
     sent = _send_live_links(rt, staff) if staff is not None else 0
-    if sent:
+    if sent and staff is not None:
         audit(f"self-service:{staff.email}", "connection.relink_resent", staff.email, f"{sent} link(s) queued")
     channels = link_channels(rt)
     return {**request_words(channels), "channels": channels}

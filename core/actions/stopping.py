@@ -44,7 +44,7 @@ def _waiting(conn: m.Connection) -> list[m.AppointmentLink]:
         _links(conn)
         .where(
             unwritten,
-            m.Appointment.cancelled == False,  # noqa: E712
+            m.Appointment.cancelled == False,
             m.AppointmentLink.state.in_([m.LINK_PENDING, m.LINK_MISSED]),
         )
         .order_by(m.Appointment.starts_at)

@@ -71,7 +71,7 @@ def list_entries(rt, conn_id, not_loaded_only: bool = False) -> list[dict]:
         .order_by(m.FeedEntry.starts_at.asc(nulls="LAST"), m.FeedEntry.id)
     )
     if not_loaded_only:
-        query = query.where(m.FeedEntry.loaded == False)  # noqa: E712
+        query = query.where(m.FeedEntry.loaded == False)
     return [
         {
             "id": e.id,

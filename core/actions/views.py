@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import models as m
-from core import waiting
+from core import waiting, wording
 from core.actions.common import _iso
-from core import wording
 from core.messages import STATUS_ADVICE, failing_reason, meaning
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 
+from core.config import Settings
 from core.http import HttpClient
 
 
@@ -90,7 +91,11 @@ class PreconditionFailed(ProviderError):
 
 
 class AlreadyExists(PreconditionFailed):
-    """Create refused because an object with that name exists already."""
+    """Create refused because an object with that name exists already; ``href`` is where it is."""
+
+    def __init__(self, reason: str, answer: str = "", *, href: str):
+        super().__init__(reason, answer)
+        self.href = href
 
 
 def transport_error(exc: Exception, who: str) -> ProviderError:
@@ -177,6 +182,7 @@ class Provider(abc.ABC):
 
     name: str = ""
     read_only: bool = False  # the provider itself can never write (ICS URL)
+    settings: Settings  # the runtime's, set by the runtime when it builds the provider (OAuth refreshes with it)
 
     def __init__(self, params: dict, secrets: dict, http: HttpClient):
         self.params = params

@@ -18,7 +18,6 @@ import requests
 from defusedxml.ElementTree import fromstring as parse_xml
 
 from core.http import URLNotAllowed
-from core.providers.caldav_xml import CAL, CS, DAV, NS, multiget, propfind, sync_collection, uid_query
 from core.providers.base import (
     AlreadyExists,
     AnswerTooLarge,
@@ -40,6 +39,7 @@ from core.providers.base import (
     WriteForbidden,
     transport_error,
 )
+from core.providers.caldav_xml import CAL, CS, DAV, NS, multiget, propfind, sync_collection, uid_query
 
 # calendar-multiget asks for up to MULTIGET_BATCH events at once (a first sync of 1,000 events is one
 # request, as vdirsyncer's); an answer past the size cap (or a 413/507) is asked again in quarters,
@@ -100,14 +100,13 @@ class CalDAVProvider(Provider):
             raise ProviderError(f"the CalDAV server gave an unexpected answer (HTTP {response.status_code})", _answer(response))
         try:
             root = parse_xml(response.content)
-        except Exception as exc:  # defusedxml raises several types for hostile or broken XML
+        except Exception as exc:  # noqa: BLE001 — defusedxml raises several types for hostile or broken XML
             raise BadData(f"the CalDAV server sent XML that cannot be read: {exc.__class__.__name__}", _answer(response)) from None
         return root.findall("d:response", NS)
 
     def _href(self, base: str, element: ET.Element | None) -> str:
-        if element is None or not (element.text or "").strip():
-            return ""
-        return urljoin(base, element.text.strip())
+        text = (element.text or "").strip() if element is not None else ""
+        return urljoin(base, text) if text else ""
 
     @staticmethod
     def _ok_props(response_el: ET.Element) -> ET.Element | None:
@@ -194,7 +193,7 @@ class CalDAVProvider(Provider):
         privileges = props.find("d:current-user-privilege-set", NS)
         known = privileges is not None and len(privileges) > 0
         writable = True
-        if known:
+        if privileges is not None and known:
             granted = {child.tag.split("}")[-1] for p in privileges.findall("d:privilege", NS) for child in p}
             writable = bool(granted & WRITE_PRIVILEGES)
         name = (props.findtext("d:displayname", default="", namespaces=NS) or "").strip()
@@ -233,9 +232,9 @@ class CalDAVProvider(Provider):
         except NotFound as exc:
             raise CalendarGone("the calendar no longer exists on the CalDAV server", exc.answer) from None
         for r in responses:
-            props = self._ok_props(r)
-            if props is not None:
-                info = self._calendar_info(state.remote_id, props)
+            found = self._ok_props(r)
+            if found is not None:
+                info = self._calendar_info(state.remote_id, found)
                 if info is not None:
                     return info
         # Some servers (Xandikos) answer a vanished collection with a 207 whose only status is 404.
@@ -393,13 +392,11 @@ class CalDAVProvider(Provider):
             existing = self.find_uid(calendar_id, uid)
             if not existing:
                 raise ProviderError(conflict.reason, conflict.answer) from None
-            error = AlreadyExists("an event with this UID is already on the calendar under another name", conflict.answer)
-            error.href = existing
-            raise error from None
+            raise AlreadyExists(
+                "an event with this UID is already on the calendar under another name", conflict.answer, href=existing
+            ) from None
         if response.status_code == 412:
-            error = AlreadyExists("an event with this UID is already on the calendar", _answer(response))
-            error.href = href
-            raise error
+            raise AlreadyExists("an event with this UID is already on the calendar", _answer(response), href=href)
         if response.status_code == 404:
             raise CalendarGone("the calendar no longer exists on the CalDAV server", _answer(response))
         if response.status_code not in (200, 201, 204):

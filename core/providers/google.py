@@ -342,9 +342,7 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
         response = self._call("POST", f"{self._calendar_url(calendar_id)}/events", write=True, calendar=True, expect=(200, 409), json=body)
         href = self._event_url(calendar_id, eid)
         if response.status_code == 409:
-            error = AlreadyExists("an event with this appointment's id is already in the Google calendar", _answer(response))
-            error.href = href
-            raise error
+            raise AlreadyExists("an event with this appointment's id is already in the Google calendar", _answer(response), href=href)
         event = self._json(response)
         return self._event_url(calendar_id, str(event.get("id") or eid)), str(event.get("etag") or "")
 
@@ -361,5 +359,5 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
         try:
             vevent = next(c for c in ICalendar.from_ical(data).walk("VEVENT"))
             return str(vevent.get("UID", "") or "")
-        except Exception:
+        except Exception:  # noqa: BLE001 — icalendar raises many types; StopIteration when there is no VEVENT
             raise BadData("calsync could not read the event it was about to write") from None

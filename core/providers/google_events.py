@@ -37,8 +37,8 @@ def _parse_when(value: dict | None) -> dt.datetime | dt.date | None:
                 try:
                     moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(str(value.get("timeZone") or "UTC")))
                 except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                    moment = moment.replace(tzinfo=dt.timezone.utc)
-            return moment.astimezone(dt.timezone.utc)
+                    moment = moment.replace(tzinfo=dt.UTC)
+            return moment.astimezone(dt.UTC)
         if value.get("date"):
             return dt.date.fromisoformat(str(value["date"]))
     except (TypeError, ValueError):
@@ -48,7 +48,7 @@ def _parse_when(value: dict | None) -> dt.datetime | dt.date | None:
 
 def _parse_stamp(value) -> dt.datetime | None:
     try:
-        return dt.datetime.fromisoformat(str(value)).astimezone(dt.timezone.utc) if value else None
+        return dt.datetime.fromisoformat(str(value)).astimezone(dt.UTC) if value else None
     except ValueError:
         return None
 
@@ -98,7 +98,7 @@ def ics_to_event(data: str, uid: str) -> dict:
         vevent = next(c for c in cal.walk("VEVENT"))
         start = vevent.decoded("DTSTART")
         end = vevent.decoded("DTEND") if "DTEND" in vevent else start + vevent.decoded("DURATION")
-    except Exception as exc:  # icalendar raises many types; StopIteration when there is no VEVENT
+    except Exception as exc:  # noqa: BLE001 — icalendar raises many types; StopIteration when there is no VEVENT
         raise BadData(f"calsync could not read the event it was about to write ({exc.__class__.__name__})") from None
     private = {EXT_UID: uid}
     marker = vevent.get(ics.CALSYNC_PROP)

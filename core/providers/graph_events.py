@@ -37,13 +37,13 @@ def instant_of(value) -> dt.datetime | None:
     if not match:
         return None
     parsed = dt.datetime.fromisoformat(match.group(1) + (match.group(2) or "Z").replace("Z", "+00:00"))
-    return parsed.astimezone(dt.timezone.utc)
+    return parsed.astimezone(dt.UTC)
 
 
 def _zone(name: str) -> dt.tzinfo | None:
     name = (name or "").strip()
     if name.upper() in ("UTC", "GMT", "Z", "ETC/UTC"):
-        return dt.timezone.utc
+        return dt.UTC
     try:
         return zoneinfo.ZoneInfo(WINDOWS_TO_OLSON.get(name, name))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -62,7 +62,7 @@ def moment_of(value) -> tuple[dt.datetime | None, str]:
     zone = _zone(zone_name)
     if zone is None:
         return local, zone_name
-    return local.replace(tzinfo=zone).astimezone(dt.timezone.utc), ""
+    return local.replace(tzinfo=zone).astimezone(dt.UTC), ""
 
 
 def _text_body(body) -> str:
@@ -155,7 +155,7 @@ def ics_to_event(data: str, uid: str = "") -> dict:
             end = start + vevent.decoded("DURATION")
         else:
             end = start
-    except Exception as exc:  # icalendar raises several types for a broken date
+    except Exception as exc:  # noqa: BLE001 — icalendar raises several types for a broken date
         raise BadData(f"the event to write has an unreadable start or end ({exc.__class__.__name__})") from None
     all_day = not isinstance(start, dt.datetime)
     properties = []

@@ -61,7 +61,7 @@ def feed_label(url: str) -> str:
 MAX_FEED_EVENTS = 20_000  # events (UIDs) one feed may hold
 # Counted in the raw text before parsing: a feed far past the cap is refused without building it
 # (an event's moved occurrences share its UID, hence the margin before the exact count decides).
-_VEVENT = re.compile(rb"^begin:vevent\s*$", re.I | re.M)
+_VEVENT = re.compile(rb"^begin:vevent\s*$", re.IGNORECASE | re.MULTILINE)
 RAW_VEVENT_CAP = 2 * MAX_FEED_EVENTS
 
 

@@ -85,7 +85,7 @@ def _answer(response: requests.Response) -> str:
     """The provider's raw answer for the status history (the path only: a delta token is not for logs)."""
     body = response.text[:600] if response.content else ""
     request = response.request
-    return f"HTTP {response.status_code} {response.reason} {request.method} {urlsplit(request.url).path}\n{body}".strip()
+    return f"HTTP {response.status_code} {response.reason} {request.method} {urlsplit(request.url or '').path}\n{body}".strip()
 
 
 def _error_code(response: requests.Response) -> str:
@@ -258,9 +258,9 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
 
     def _window(self) -> _Window:
         """The engine's sync window, widened so that one window (one delta round) lasts ROUND_DAYS."""
-        today = clock.now().astimezone(dt.timezone.utc).date()
+        today = clock.now().astimezone(dt.UTC).date()
         anchor = today - dt.timedelta(days=(today - ROUND_EPOCH).days % ROUND_DAYS)
-        start = dt.datetime.combine(anchor, dt.time(), dt.timezone.utc)
+        start = dt.datetime.combine(anchor, dt.time(), dt.UTC)
         return _Window(
             start - dt.timedelta(days=self.settings.sync_past_days),
             start + dt.timedelta(days=ROUND_DAYS + self.settings.sync_future_days + 1),
@@ -413,9 +413,7 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
         event = ics_to_event(data, uid)
         existing = self._find_by_uid(calendar_id, uid)
         if existing:
-            error = AlreadyExists(f"an event with this UID is already on the {NAME} calendar")
-            error.href = existing
-            raise error
+            raise AlreadyExists(f"an event with this UID is already on the {NAME} calendar", href=existing)
         # Fresh for each create, the same for urllib3's retries of this one POST.
         event["transactionId"] = TRANSACTION_PREFIX + uuid.uuid4().hex
         response = self._call(

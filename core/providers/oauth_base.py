@@ -18,7 +18,6 @@ REFRESH_MARGIN = 120  # seconds before expiry
 
 
 class OAuthProvider(Provider):
-    settings = None  # the runtime's Settings, set by the runtime when it builds the provider
     secrets_changed = False
 
     @property

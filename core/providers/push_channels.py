@@ -23,7 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+import requests
 
 from core import clock
 from core.providers.base import BadData
@@ -42,21 +46,31 @@ class Watched:
 
 def _expiry_from_ms(value, fallback: dt.datetime) -> dt.datetime:
     try:
-        return dt.datetime.fromtimestamp(int(str(value)) / 1000, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(int(str(value)) / 1000, dt.UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return fallback
 
 
 def _expiry_from_iso(value, fallback: dt.datetime) -> dt.datetime:
     try:
-        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(str(value))
     except ValueError:
         return fallback
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class GoogleChannels:
     """``events.watch`` and ``channels.stop`` (mixed into GoogleProvider)."""
+
+    # What GoogleProvider supplies:
+    if TYPE_CHECKING:
+
+        @property
+        def base(self) -> str: ...
+
+    _call: Callable[..., requests.Response]
+    _json: Callable[[requests.Response], dict]
+    _calendar_url: Callable[[str], str]
 
     def watch(self, calendar_id: str, channel_id: str, address: str, token: str, ttl: dt.timedelta) -> Watched:
         body = {"id": channel_id, "type": "web_hook", "address": address, "token": token, "params": {"ttl": str(int(ttl.total_seconds()))}}
@@ -79,10 +93,19 @@ class GoogleChannels:
 class GraphSubscriptions:
     """Graph subscriptions on a calendar's events (mixed into MicrosoftProvider)."""
 
+    # What MicrosoftProvider supplies:
+    if TYPE_CHECKING:
+
+        @property
+        def base(self) -> str: ...
+
+    _call: Callable[..., requests.Response]
+    _json: Callable[[requests.Response], dict]
+
     @staticmethod
     def _expiry_text(ttl: dt.timedelta) -> str:
         moment = clock.now() + min(ttl, GRAPH_MAX_TTL - dt.timedelta(minutes=5))
-        return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def watch(self, calendar_id: str, channel_id: str, address: str, token: str, ttl: dt.timedelta) -> Watched:
         """``channel_id`` is not Graph's to take: the subscription's id is Graph's own."""

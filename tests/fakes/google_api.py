@@ -149,7 +149,7 @@ EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 # events.list's syncToken: "There are several query parameters that cannot be specified together with nextSyncToken".
 SYNC_REFUSES = ("iCalUID", "orderBy", "privateExtendedProperty", "q", "sharedExtendedProperty", "timeMin", "timeMax", "updatedMin")
 API_PREFIX = "/calendar/v3"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # Push (guides/push, events.watch, channels.stop).
 PUSH_TTL_DEFAULT = 604800  # seconds, when the watch asks for neither params.ttl nor an expiration
@@ -298,7 +298,9 @@ def _post_notification(address: str, headers: dict) -> tuple[int | None, str]:
         return None, f"not delivered: the fake delivers only to loopback addresses, not {parts.hostname}"
     if parts.scheme == "https":
         # Google refuses self-signed certificates too (guides/push), so verification stays on.
-        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=PUSH_TIMEOUT, context=ssl.create_default_context())
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=PUSH_TIMEOUT, context=ssl.create_default_context()
+        )
     else:
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=PUSH_TIMEOUT)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -372,7 +374,7 @@ class FakeGoogle:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def start(self) -> "FakeGoogle":
+    def start(self) -> FakeGoogle:
         fake = self
 
         class Handler(_Handler):
@@ -400,6 +402,7 @@ class FakeGoogle:
 
     @property
     def url(self) -> str:
+        assert self.server is not None, "the fake is not started"
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def env(self) -> dict:
@@ -594,7 +597,7 @@ class FakeGoogle:
                 continue
             try:
                 delivery = self._deliver(channel_id, state)
-            except Exception as exc:  # a fake bug must not end delivery for the rest of the test
+            except Exception as exc:  # noqa: BLE001 — a fake bug must not end delivery for the rest of the test
                 delivery = PushDelivery(channel_id, state, 0, None, f"fake error: {exc!r}")
             if delivery is not None:
                 with self._delivered:
@@ -700,7 +703,7 @@ class FakeGoogle:
         cal["events"][eid] = event
         return self._bump(calendar_id, event)
 
-    def _rule_starts(self, event: dict) -> list[dt.datetime | dt.date]:
+    def _rule_starts(self, event: dict) -> list[dt.datetime]:
         rule = next((r[len("RRULE:") :] for r in event.get("recurrence", []) if r.startswith("RRULE:")), "")
         parts = dict(p.split("=", 1) for p in rule.split(";") if "=" in p)
         freq = {"DAILY": dt.timedelta(days=1), "WEEKLY": dt.timedelta(weeks=1)}.get(parts.get("FREQ", ""))
@@ -714,7 +717,8 @@ class FakeGoogle:
             until = dt.datetime.strptime(raw, "%Y%m%dT%H%M%S" if "T" in raw else "%Y%m%d").replace(tzinfo=UTC)
         first = self._moment(event["start"])
         horizon = first + dt.timedelta(days=730)
-        starts, current = [], first
+        starts: list[dt.datetime] = []
+        current = first
         while current < horizon and (count is None or len(starts) < count) and (until is None or current <= until):
             starts.append(current)
             current += step
@@ -745,7 +749,7 @@ class FakeGoogle:
                 instance["start"] = self._normalise_time({"dateTime": start.isoformat(), "timeZone": zone}, "start")
                 instance["end"] = self._normalise_time({"dateTime": (start + length).isoformat(), "timeZone": zone}, "end")
             instance["originalStartTime"] = dict(instance["start"])
-            instance["etag"] = '"%s"' % hashlib.sha256((event["etag"] + suffix).encode()).hexdigest()[:16]
+            instance["etag"] = '"{}"'.format(hashlib.sha256((event["etag"] + suffix).encode()).hexdigest()[:16])
             out.append(instance)
         return out
 
@@ -765,7 +769,7 @@ class FakeGoogle:
     @staticmethod
     def _as_listed(event: dict, role: str) -> dict:
         if event.get("status") == "cancelled":
-            keep = ("kind", "etag", "id", "status", "updated", "recurringEventId", "originalStartTime")
+            keep: tuple[str, ...] = ("kind", "etag", "id", "status", "updated", "recurringEventId", "originalStartTime")
             return {k: copy.deepcopy(v) for k, v in event.items() if k in keep}
         if role == "freeBusyReader":
             keep = ("kind", "etag", "id", "status", "updated", "start", "end", "transparency", "recurringEventId", "originalStartTime")
@@ -781,7 +785,7 @@ class FakeGoogle:
     def _read_sync_token(self, token: str, calendar_id: str) -> dict:
         try:
             data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        except Exception:
+        except ValueError:  # not base64 or not JSON: an unknown token
             data = None
         if not isinstance(data, dict) or data.get("c") != calendar_id or data.get("e") != self.token_epoch:
             raise ApiError(
@@ -1179,10 +1183,10 @@ class FakeGoogle:
                     answer["refresh_token"] = grant.refresh_token
                 return 200, answer
             if grant_type == "refresh_token":
-                grant = self.grants.get(form.get("refresh_token", ""))
-                if grant is None or grant.revoked:
+                held = self.grants.get(form.get("refresh_token", ""))
+                if held is None or held.revoked:
                     return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
-                return 200, self._access(grant)
+                return 200, self._access(held)
             return 400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type: " + str(grant_type)}
 
     def _access(self, grant: Grant) -> dict:
@@ -1257,8 +1261,8 @@ class _Handler(BaseHTTPRequestHandler):
                         body = json.loads(raw)
                     except ValueError:
                         raise ApiError(400, "parseError", "Parse Error") from None
-                status, payload, headers = g.api(self.command, parts.path, query, self.headers, body, pairs)
-                return self._json(status, payload, headers)
+                status, reply, headers = g.api(self.command, parts.path, query, self.headers, body, pairs)
+                return self._json(status, reply, headers)
             raise ApiError(404, "notFound", "Not Found")
         except ApiError as exc:
             return self._json(exc.code, exc.body(), exc.headers)

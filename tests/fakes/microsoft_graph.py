@@ -126,9 +126,9 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import requests
 
-__all__ = ["Call", "GraphFake", "PushDelivery", "SCOPE_TEXT", "weekly"]
+__all__ = ["SCOPE_TEXT", "Call", "GraphFake", "PushDelivery", "weekly"]
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 GRAPH = "/v1.0"
 ACCESS_TOKEN_LIFETIME = 3599
 DEFAULT_PAGE_SIZE = 10
@@ -388,7 +388,7 @@ class GraphFake:
 
     # -- life cycle -------------------------------------------------------------
 
-    def start(self) -> "GraphFake":
+    def start(self) -> GraphFake:
         fake = self
 
         class Handler(_Handler):
@@ -673,7 +673,9 @@ class GraphFake:
         """Open the consent page and press Accept (or Cancel); returns where it redirects to."""
         page = requests.get(authorize_url, timeout=10)
         page.raise_for_status()
-        request_id = re.search(r'name="request" value="([^"]+)"', page.text).group(1)
+        found = re.search(r'name="request" value="([^"]+)"', page.text)
+        assert found is not None, "no consent request on the page"
+        request_id = found.group(1)
         answer = requests.post(
             self.url + "/common/oauth2/v2.0/consent",
             data={"request": request_id, "decision": "accept" if accept else "cancel"},
@@ -757,7 +759,7 @@ class GraphFake:
             try:
                 user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
                 client_id, client_secret = unquote(user), unquote(password)
-            except Exception:
+            except ValueError:  # not base64 or not UTF-8: no client credentials, refused below
                 pass
         grant_type = arg("grant_type")
         with self.lock:
@@ -875,7 +877,7 @@ class GraphFake:
                 raise unauthenticated
             return set(token["scopes"])
 
-    def _route(self, method: str, seg: list[str], ctx: "_Context", body: bytes) -> tuple[int, dict, bytes]:
+    def _route(self, method: str, seg: list[str], ctx: _Context, body: bytes) -> tuple[int, dict, bytes]:
         if seg[:1] != ["me"]:
             raise _GraphError(400, "BadRequest", f"Resource not found for the segment '{seg[0] if seg else ''}'.")
         rest = seg[1:]
@@ -906,7 +908,7 @@ class GraphFake:
             return self._events_route(method, self.calendars[self.default_calendar_id], tail, ctx, body)
         raise _GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[0] if rest else 'me'}'.")
 
-    def _events_route(self, method: str, calendar: FakeCalendar, tail: list[str], ctx: "_Context", body: bytes):
+    def _events_route(self, method: str, calendar: FakeCalendar, tail: list[str], ctx: _Context, body: bytes):
         if tail == ["calendarView", "delta"] and method == "GET":
             ctx.need_read()
             return self._delta(calendar, ctx)
@@ -995,7 +997,7 @@ class GraphFake:
                         return instance
         raise _GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
 
-    def _event_json(self, instance: _Instance, ctx: "_Context", *, expand: bool = True) -> dict:
+    def _event_json(self, instance: _Instance, ctx: _Context, *, expand: bool = True) -> dict:
         e = instance.event
         zone = _zone(ctx.prefer.get("outlook.timezone", "UTC"))
         zone_name = ctx.prefer.get("outlook.timezone", "UTC")
@@ -1101,7 +1103,7 @@ class GraphFake:
                     )
         return fields
 
-    def _create_event(self, calendar: FakeCalendar, ctx: "_Context", body: bytes):
+    def _create_event(self, calendar: FakeCalendar, ctx: _Context, body: bytes):
         payload = ctx.payload(body)
         transaction_id = payload.get("transactionId")
         if transaction_id:
@@ -1143,7 +1145,7 @@ class GraphFake:
             else:
                 setattr(event, name, value)
 
-    def _update_event(self, instance: _Instance, ctx: "_Context", body: bytes):
+    def _update_event(self, instance: _Instance, ctx: _Context, body: bytes):
         ctx.check_if_match(instance.event)
         payload = ctx.payload(body)
         if "transactionId" in payload and payload["transactionId"] != instance.event.transaction_id:
@@ -1155,7 +1157,7 @@ class GraphFake:
         fresh = _Instance(instance.id, instance.event, instance.event.start, instance.event.end, instance.kind)
         return ctx.json(self._event_json(fresh, ctx, expand=False), etag=instance.event.etag)
 
-    def _list_events(self, calendar: FakeCalendar, ctx: "_Context"):
+    def _list_events(self, calendar: FakeCalendar, ctx: _Context):
         wanted = ctx.property_filter()
         rows = []
         for event in self.events.values():
@@ -1174,7 +1176,7 @@ class GraphFake:
 
     # -- Graph: subscriptions (change notifications) --------------------------------------
 
-    def _subscriptions_route(self, method: str, rest: list[str], ctx: "_Context", body: bytes):
+    def _subscriptions_route(self, method: str, rest: list[str], ctx: _Context, body: bytes):
         # subscription-post-subscriptions: "Creating a subscription requires read scope to the
         # resource" (Calendars.Read for events); the same account reads, renews and deletes it.
         ctx.need_read()
@@ -1205,7 +1207,7 @@ class GraphFake:
                 return ctx.json(self._subscription_json(sub, ctx))
         raise _GraphError(405 if rest else 400, "BadRequest", f"The request is not supported: {method} subscriptions")
 
-    def _subscribe(self, ctx: "_Context", body: bytes):
+    def _subscribe(self, ctx: _Context, body: bytes):
         payload = ctx.payload(body)
         for name in ("changeType", "notificationUrl", "resource"):
             if not isinstance(payload.get(name), str) or not payload[name].strip():
@@ -1305,7 +1307,7 @@ class GraphFake:
     def _live_subscriptions(self) -> list[FakeSubscription]:
         return [sub for sub in self._subscriptions.values() if self._is_live(sub)]
 
-    def _subscription_json(self, sub: FakeSubscription, ctx: "_Context", *, context: bool = True) -> dict:
+    def _subscription_json(self, sub: FakeSubscription, ctx: _Context, *, context: bool = True) -> dict:
         data = {
             "id": sub.id,
             "resource": sub.resource,
@@ -1425,7 +1427,7 @@ class GraphFake:
 
     # -- Graph: the calendar view delta -----------------------------------------------
 
-    def _delta(self, calendar: FakeCalendar, ctx: "_Context"):
+    def _delta(self, calendar: FakeCalendar, ctx: _Context):
         q = ctx.query
         for unsupported in ("$select", "$expand", "$filter", "$orderby", "$search"):
             if unsupported in q:
@@ -1456,7 +1458,7 @@ class GraphFake:
         self._deltas[token] = new
         return self._delta_page(rows, token, base, ctx)
 
-    def _delta_page(self, rows: list[dict], delta_token: str, base: str, ctx: "_Context"):
+    def _delta_page(self, rows: list[dict], delta_token: str, base: str, ctx: _Context):
         size = ctx.page_size(self.page_size)
         page, rest = rows[:size], rows[size:]
         data: dict = {"@odata.context": ctx.origin + GRAPH + "/$metadata#Collection(event)", "value": page}
@@ -1479,7 +1481,7 @@ class GraphFake:
         found.sort(key=lambda i: (i.start, i.id))
         return found
 
-    def _changed_since(self, calendar: FakeCalendar, state: _DeltaState, ctx: "_Context") -> list[dict]:
+    def _changed_since(self, calendar: FakeCalendar, state: _DeltaState, ctx: _Context) -> list[dict]:
         rows = []
         for event in sorted(self.events.values(), key=lambda e: e.seq):
             if event.seq <= state.seq or event.calendar_id != calendar.id:

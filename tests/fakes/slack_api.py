@@ -58,20 +58,20 @@ import itertools
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 __all__ = [
+    "DEFAULT_RESPONSE_URL",
     "Call",
     "SlackStub",
+    "block_action_body",
+    "event_body",
     "sign",
     "slash_command_body",
-    "block_action_body",
     "view_submission_body",
-    "event_body",
-    "DEFAULT_RESPONSE_URL",
 ]
 
 BOT_USER_ID = "UBOT"
@@ -243,7 +243,7 @@ class SlackStub:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "SlackStub":
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -557,7 +557,10 @@ def _parse_body(content_type: str, body: bytes) -> dict:
         out: dict = {}
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
+            # decode=True gives a leaf part's bytes, or None for a part that is itself multipart
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):
+                payload = b""
             out[name] = payload if part.get_filename() else payload.decode("utf-8")
         return out
     return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
@@ -567,7 +570,7 @@ class _Handler(BaseHTTPRequestHandler):
     stub: SlackStub
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
