@@ -35,9 +35,9 @@ def _limit_memory(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _expand_in_worker(data: str, window_start, window_end, tz_name: str, policy: str, max_occurrences: int):
+def _expand_in_worker(data: str, window_start, window_end, tz_name: str, policy: str, max_occurrences: int, me: frozenset[str]):
     cal = ics.parse(data)
-    return ics.expand(cal, window_start, window_end, ics.zone(tz_name), all_day_policy=policy, max_occurrences=max_occurrences)
+    return ics.expand(cal, window_start, window_end, ics.zone(tz_name), all_day_policy=policy, max_occurrences=max_occurrences, me=me)
 
 
 def _get_pool():
@@ -91,10 +91,11 @@ def expand(
     max_occurrences: int,
     timeout: float,
     budget: Budget | None = None,
+    me: frozenset[str] = frozenset(),
 ) -> list[ics.Occurrence]:
     """The feed-entry rows of one object: recurring ones expanded in a worker within ``timeout`` seconds."""
     if not ics.is_recurring(parsed):
-        return ics.expand(parsed, window_start, window_end, tz, all_day_policy=all_day_policy, max_occurrences=max_occurrences)
+        return ics.expand(parsed, window_start, window_end, tz, all_day_policy=all_day_policy, max_occurrences=max_occurrences, me=me)
     why = ics.rule_problem(parsed)
     if why:
         return _invalid(parsed, why)
@@ -102,7 +103,7 @@ def expand(
         return _invalid(parsed, "not read: other repeat rules of this calendar already took too long in this sync")
     future = _get_pool().schedule(
         _expand_in_worker,
-        args=(data, window_start, window_end, getattr(tz, "key", "UTC"), all_day_policy, max_occurrences),
+        args=(data, window_start, window_end, getattr(tz, "key", "UTC"), all_day_policy, max_occurrences, me),
         timeout=timeout,
     )
     try:

@@ -17,7 +17,7 @@ import re
 import zoneinfo
 from typing import TYPE_CHECKING
 
-from core import clock, ics_limits
+from core import busy, clock, ics_limits
 from core.text import control_characters
 
 if TYPE_CHECKING:
@@ -37,10 +37,10 @@ PRODID = "-//Calsync//calsync 0.1//EN"
 CALSYNC_PROP = "X-CALSYNC-APPOINTMENT"
 
 INFO_ECHO = "calsync appointment (echo)"
-INFO_FREE = "marked free/available"
-INFO_CANCELLED = "cancelled"
+INFO_FREE = busy.INFO_FREE
+INFO_CANCELLED = busy.INFO_CANCELLED
 INFO_OUTSIDE = "outside the sync window"
-INFO_ALL_DAY = "all-day event ignored by policy"
+INFO_ALL_DAY = busy.INFO_ALL_DAY
 
 RULE_STEPS_BEFORE_WINDOW = 200_000  # repeat-rule starts walked to reach the sync window
 
@@ -197,7 +197,7 @@ def _last_modified(event) -> dt.datetime | None:
     return None
 
 
-def _occurrence(event, tz, policy_all_day: str, recurrence_id: str, note: str) -> Occurrence:
+def _occurrence(event, tz, policy_all_day: str, recurrence_id: str, note: str, me: frozenset[str] = frozenset()) -> Occurrence:
     uid = str(event.get("UID", "") or "")
     subject = str(event.get("SUMMARY", "") or "")
     try:
@@ -215,17 +215,10 @@ def _occurrence(event, tz, policy_all_day: str, recurrence_id: str, note: str) -
     updated = _last_modified(event)
     if end < start:
         return Occurrence(uid, recurrence_id, start, end, subject, False, "invalid data: ends before it starts", updated)
-    status = str(event.get("STATUS", "") or "").upper()
-    transp = str(event.get("TRANSP", "") or "").upper()
-    if status == "CANCELLED":
-        loaded, info = False, INFO_CANCELLED
-    elif transp == "TRANSPARENT":
-        loaded, info = False, INFO_FREE
-    elif all_day and policy_all_day == "ignore":
-        loaded, info = False, INFO_ALL_DAY
-    else:
-        loaded = True
-        info = "last updated " + (updated.strftime("%Y-%m-%d %H:%M UTC") if updated else "(unknown)")
+    loaded, info = busy.decide(event, me, all_day=all_day, all_day_policy=policy_all_day)
+    if loaded:
+        stamp = "last updated " + (updated.strftime("%Y-%m-%d %H:%M UTC") if updated else "(unknown)")
+        info = f"{info}; {stamp}" if info else stamp
     if note:
         info += f"; {note}"
     return Occurrence(uid, recurrence_id, start, end, subject, loaded, info, updated)
@@ -239,8 +232,10 @@ def expand(
     *,
     all_day_policy: str = "ignore",
     max_occurrences: int = 1000,
+    me: frozenset[str] = frozenset(),
 ) -> list[Occurrence]:
-    """Feed-entry rows for every event of ``cal`` (one object, one UID)."""
+    """Feed-entry rows for every event of ``cal`` (one object, one UID); ``me``: the staff member's own
+    addresses, whose answers to invitations count (core.busy)."""
     vevents = events(cal)
     if not vevents:
         return []
@@ -259,7 +254,7 @@ def expand(
         ]
     recurring = "RRULE" in master or "RDATE" in master or len(vevents) > 1
     if not recurring:
-        occ = _occurrence(master, tz, all_day_policy, "", note)
+        occ = _occurrence(master, tz, all_day_policy, "", note, me)
         if occ.starts_at is not None and occ.ends_at is not None and (occ.ends_at <= window_start or occ.starts_at >= window_end):
             occ.loaded, occ.info = False, INFO_OUTSIDE
         return [occ]
@@ -276,7 +271,7 @@ def expand(
                 break
             rid = event.get("RECURRENCE-ID")
             rid_text = rid.to_ical().decode() if rid is not None else occ_start.strftime("%Y%m%dT%H%M%SZ")
-            rows.append(_occurrence(event, tz, all_day_policy, rid_text, note))
+            rows.append(_occurrence(event, tz, all_day_policy, rid_text, note, me))
     except InvalidData as exc:
         return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: {exc}", None)]
     except Exception as exc:  # noqa: BLE001 — a broken RRULE surfaces as many exception types

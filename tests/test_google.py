@@ -23,7 +23,7 @@ from conftest import CHROMIUM_ARGS, chromium_path, running_web, soon, started, w
 from fakes.google_api import CALENDAR_SCOPE, FakeGoogle
 
 import models as m
-from core import actions, clock
+from core import actions, busy, clock
 from core.providers.google import GoogleProvider, event_id
 
 EMAIL = "ada@example.com"
@@ -239,6 +239,40 @@ def test_consent_without_the_calendar_permission_says_what_is_missing(grt, googl
 
 
 # -- reading -----------------------------------------------------------------------------
+
+
+def test_an_invitation_ada_declined_leaves_her_time_free_and_a_tentative_one_blocks_it(story, google):
+    """Google's answer of the calendar's own attendee (``self``) decides; another guest's does not."""
+    hour = dt.timedelta(hours=1)
+    start = soon(3, 9)
+    boss = {"email": "boss@example.com", "responseStatus": "accepted"}
+    google.add_event(
+        EMAIL, "Declined review", start, start + hour, attendees=[boss, {"email": EMAIL.upper(), "responseStatus": "declined"}]
+    )
+    google.add_event(
+        EMAIL, "Maybe lunch", start + 2 * hour, start + 3 * hour, attendees=[boss, {"email": EMAIL, "responseStatus": "tentative"}]
+    )
+    google.add_event(EMAIL, "Unanswered", start + 4 * hour, start + 5 * hour, attendees=[boss, {"email": EMAIL}])
+    google.add_event(
+        EMAIL, "Bob declined", start + 6 * hour, start + 7 * hour, attendees=[{"email": "bob@example.com", "responseStatus": "declined"}]
+    )
+    google.add_event(EMAIL, "Tentative hold", start + 8 * hour, start + 9 * hour, status="tentative")
+    story.connect()
+    entries = {e["subject"]: e for e in story.entries()}
+    assert (entries["Declined review"]["loaded"], entries["Declined review"]["info"]) == (False, busy.INFO_DECLINED)
+    expected = {
+        "Maybe lunch": "accepted tentatively, counted as busy; last updated",
+        "Unanswered": "invitation not answered yet, counted as busy; last updated",
+        "Bob declined": "last updated",
+        "Tentative hold": "tentative, counted as busy; last updated",
+    }
+    for subject, info in expected.items():
+        assert entries[subject]["loaded"] is True and entries[subject]["info"].startswith(info), entries[subject]
+    answer = actions.busy_times(story.rt, EMAIL, start.isoformat(), (start + 10 * hour).isoformat())
+    assert [(b["start"], b["end"]) for b in answer["busy"]] == [
+        (utc(start + n * hour).isoformat().replace("+00:00", "Z"), utc(start + (n + 1) * hour).isoformat().replace("+00:00", "Z"))
+        for n in (2, 4, 6, 8)
+    ]
 
 
 def test_first_sync_loads_busy_events_skips_free_ones_and_expands_a_weekly_series(story, google):

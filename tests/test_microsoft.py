@@ -21,7 +21,7 @@ from conftest import CHROMIUM_ARGS, chromium_path, running_web, soon, started, w
 from fakes.microsoft_graph import GraphFake, weekly
 
 import models as m
-from core import actions, clock
+from core import actions, busy, clock
 from core.providers.base import CalendarState
 from core.providers.microsoft import APPOINTMENT_PROPERTY, UID_PROPERTY, MicrosoftProvider
 
@@ -282,6 +282,33 @@ def test_first_sync_loads_busy_events_and_says_why_others_are_not(ada, graph):
     assert (entries["Focus time"]["loaded"], entries["Focus time"]["info"]) == (False, "marked free/available")
     assert (entries["Conference"]["loaded"], entries["Conference"]["info"]) == (False, "all-day event ignored by policy")
     assert (entries["Lunch (cancelled)"]["loaded"], entries["Lunch (cancelled)"]["info"]) == (False, "cancelled")
+
+
+def test_show_as_and_the_owner_s_answer_decide_what_blocks_time(ada, graph):
+    """Graph's showAs: free and workingElsewhere leave the time free; tentative, oof and busy block it.
+    responseStatus.response is the mailbox owner's answer: declined leaves the time free."""
+    start = soon(3, 8)
+    cases = {
+        "Working from the Berlin office": ("workingElsewhere", "organizer", False, busy.INFO_ELSEWHERE),
+        "Holiday": ("oof", "organizer", True, "out of office; last updated"),
+        "Maybe": ("tentative", "organizer", True, "tentative, counted as busy; last updated"),
+        "Declined review": ("busy", "declined", False, busy.INFO_DECLINED),
+        "Tentatively accepted": ("tentative", "tentativelyAccepted", True, "tentative, counted as busy; accepted tentatively"),
+        "Not answered": ("busy", "notResponded", True, "invitation not answered yet, counted as busy; last updated"),
+        "Accepted": ("busy", "accepted", True, "last updated"),
+    }
+    for n, (subject, (show_as, response, _, _)) in enumerate(cases.items()):
+        graph.add_event(subject, start + n * HOUR, start + (n + 1) * HOUR, show_as=show_as, response=response)
+    ada.connect()
+    entries = {e["subject"]: e for e in ada.entries()}
+    for subject, (_, _, loaded, info) in cases.items():
+        assert entries[subject]["loaded"] is loaded and entries[subject]["info"].startswith(info), entries[subject]
+    answer = actions.busy_times(ada.rt, EMAIL, start.isoformat(), (start + len(cases) * HOUR).isoformat())
+    blocking = [n for n, (_, _, loaded, _) in enumerate(cases.values()) if loaded]
+    assert [(b["start"], b["end"]) for b in answer["busy"]] == [
+        (_utc(start + 1 * HOUR), _utc(start + 3 * HOUR)),
+        (_utc(start + 4 * HOUR), _utc(start + 7 * HOUR)),
+    ], blocking
 
 
 def test_incremental_sync_follows_the_delta_link_and_a_quiet_rerun_costs_two_requests(connected, graph):

@@ -15,7 +15,7 @@ import zoneinfo
 from icalendar import Calendar as ICalendar
 from icalendar import Event
 
-from core import clock, ics
+from core import busy, clock, ics
 from core.providers.base import BadData
 
 EXT_APPOINTMENT = "calsyncAppointment"
@@ -74,6 +74,9 @@ def event_to_ics(event: dict) -> str:
     status = str(event.get("status") or "").lower()
     if status in ("confirmed", "tentative", "cancelled"):
         vevent.add("status", status.upper())
+    answer = _own_response(event.get("attendees"))
+    if answer:
+        vevent.add(busy.RESPONSE_PROP, answer)
     if updated is not None:
         vevent.add("last-modified", updated)
     props = event.get("extendedProperties")
@@ -83,6 +86,16 @@ def event_to_ics(event: dict) -> str:
     cal = ics.new_calendar()
     cal.add_component(vevent)
     return cal.to_ical().decode("utf-8")
+
+
+def _own_response(attendees) -> str:
+    """The calendar owner's answer to the invitation: the attendee Google marks ``self``."""
+    if not isinstance(attendees, list):
+        return ""
+    for attendee in attendees[:1000]:
+        if isinstance(attendee, dict) and attendee.get("self") is True:
+            return busy.GOOGLE_RESPONSES.get(str(attendee.get("responseStatus") or ""), "")
+    return ""
 
 
 def _when(value) -> dict:

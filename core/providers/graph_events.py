@@ -17,7 +17,7 @@ import zoneinfo
 from icalendar import Event
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
-from core import clock, ics
+from core import busy, clock, ics
 from core.providers.base import BadData
 
 # calsync's own property set (a GUID of ours): Graph extended property ids name a set and a name.
@@ -115,7 +115,14 @@ def event_to_ics(event: dict) -> str:
     location = str((event.get("location") or {}).get("displayName") or "")
     if location:
         vevent.add("location", location)
-    vevent.add("transp", "TRANSPARENT" if str(event.get("showAs", "")).lower() == "free" else "OPAQUE")
+    show_as = busy.GRAPH_SHOW_AS.get(str(event.get("showAs") or ""), "")
+    vevent.add("transp", "TRANSPARENT" if show_as in busy.FREE_SHOW_AS else "OPAQUE")
+    if show_as:
+        vevent.add(busy.OUTLOOK_STATUS_PROP, show_as)
+    response = event.get("responseStatus")
+    answer = busy.GRAPH_RESPONSES.get(str(response.get("response") or ""), "") if isinstance(response, dict) else ""
+    if answer:
+        vevent.add(busy.RESPONSE_PROP, answer)
     if event.get("isCancelled"):
         vevent.add("status", "CANCELLED")
     if modified:

@@ -459,8 +459,14 @@ class FakeGoogle:
         description: str = "",
         all_day: bool = False,
         private: dict | None = None,
+        attendees: list[dict] | None = None,
+        status: str = "",
     ) -> str:
-        body = {"summary": summary, "start": self._when(start, all_day), "end": self._when(end, all_day)}
+        body: dict = {"summary": summary, "start": self._when(start, all_day), "end": self._when(end, all_day)}
+        if attendees:
+            body["attendees"] = [dict(a) for a in attendees]
+        if status:
+            body["status"] = status
         if description:
             body["description"] = description
         if transparent:
@@ -695,9 +701,15 @@ class FakeGoogle:
             "reminders": {"useDefault": True},
             "eventType": "default",
         }
-        for field in ("description", "location", "recurrence", "extendedProperties"):
+        for field in ("description", "location", "recurrence", "extendedProperties", "attendees"):
             if body.get(field):
                 event[field] = copy.deepcopy(body[field])
+        for attendee in event.get("attendees", []):
+            # Read-only in Google's description: the attendee that is this calendar.
+            attendee.pop("self", None)
+            if str(attendee.get("email", "")).lower() == calendar_id.lower():
+                attendee["self"] = True
+            attendee.setdefault("responseStatus", "needsAction")
         if body.get("transparency") == "transparent":
             event["transparency"] = "transparent"
         cal["events"][eid] = event

@@ -242,6 +242,7 @@ class FakeEvent:
     is_all_day: bool = False
     show_as: str = "busy"
     is_cancelled: bool = False
+    response: str = "organizer"  # the mailbox owner's answer (responseStatus.response)
     body: str = ""
     body_type: str = "text"
     location: str = ""
@@ -611,6 +612,7 @@ class GraphFake:
         location: str = "",
         recurrence: dict | None = None,
         zone: str = "UTC",
+        response: str = "organizer",
     ) -> str:
         with self.lock:
             if all_day:
@@ -630,6 +632,7 @@ class GraphFake:
                 body=body,
                 location=location,
                 recurrence=recurrence,
+                response=response,
             )
             event.seq = self._next_seq()
             self.events[event.id] = event
@@ -1039,7 +1042,7 @@ class GraphFake:
             "webLink": "https://outlook.office365.com/owa/?itemid=" + quote(instance.id, safe="") + "&exvsurl=1&path=/calendar/item",
             "onlineMeetingUrl": None,
             "isOnlineMeeting": False,
-            "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+            "responseStatus": {"response": e.response, "time": "0001-01-01T00:00:00Z"},
             "body": {"contentType": content_type, "content": content},
             "start": when(instance.start),
             "end": when(instance.end),
