@@ -175,9 +175,17 @@ class Calendar(BaseModel):
     connection_id: int  # peewee's column accessor, declared for type checkers
     remote_id = pw.TextField()  # CalDAV collection URL, feed URL, provider calendar id
     name = pw.CharField(default="")
+    # The calendar's roles (issue 18): ``is_destination`` — appointments are written to it ("write");
+    # ``is_busy_source`` — its busy events block availability ("busy"); ``is_primary`` (since schema
+    # 11) — the one write calendar whose loss or read-only state breaks the connection. The primary
+    # is always a write calendar; other write calendars are extra destinations.
     is_destination = pw.BooleanField(default=False)
     is_busy_source = pw.BooleanField(default=True)
+    is_primary = pw.BooleanField(default=False)
     writable = pw.BooleanField(default=True)
+    # Since schema 11: why an extra write calendar cannot take appointments now ("calendar_missing",
+    # "read_only"; "" when it can). Its appointments wait as missed meanwhile; the primary syncs on.
+    problem = pw.CharField(default="")
     sync_token = pw.TextField(default="")
     ctag = pw.TextField(default="")
     last_synced_at = UTCDateTimeField(null=True)
@@ -616,6 +624,14 @@ def _migration_10(database: pw.Database) -> None:
     database.create_tables([PushChannel])
 
 
+def _migration_11(database: pw.Database) -> None:
+    """Per-calendar roles: the primary is marked (until now it was the only write calendar), and an
+    extra write calendar can be in trouble on its own."""
+    _add_column_if_missing(database, Calendar, "is_primary")
+    _add_column_if_missing(database, Calendar, "problem")
+    database.execute(Calendar.update(is_primary=True).where(Calendar.is_destination == True))
+
+
 # version -> function(database). Append only; never edit a released migration.
 MIGRATIONS = {
     1: _migration_1,
@@ -628,6 +644,7 @@ MIGRATIONS = {
     8: _migration_8,
     9: _migration_9,
     10: _migration_10,
+    11: _migration_11,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -314,6 +314,7 @@ def seed(rt, n: int, url: str) -> list[int]:
                         "remote_id": f"{url}cal/{i}/",
                         "name": f"Scale calendar {i}",
                         "is_destination": True,
+                        "is_primary": True,
                         "is_busy_source": True,
                         "writable": True,
                         "sync_token": SYNC_TOKEN,

@@ -297,6 +297,7 @@ def create_connections(rt, cfg: dict, urls: list[str]) -> list[int]:
                         "remote_id": urls[i],
                         "name": f"Sweep calendar {i:04d}",
                         "is_destination": True,
+                        "is_primary": True,
                         "is_busy_source": True,
                         "writable": True,
                     }

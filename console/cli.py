@@ -456,10 +456,30 @@ def cmd_primary(rt, args):
     _emit(args, result, text)
 
 
+CALENDAR_COLUMNS = [
+    ("id", "ID"),
+    ("name", "NAME"),
+    ("primary", "PRIMARY"),
+    ("busy", "BUSY"),
+    ("write", "WRITE"),
+    ("writable", "WRITABLE"),
+    ("problem", "PROBLEM"),
+]
+
+
 def cmd_calendars(rt, args):
-    rows = actions.list_calendars(rt, args.connection, refresh=args.refresh)
-    cols = [("id", "ID"), ("name", "NAME"), ("destination", "PRIMARY"), ("busy_source", "BUSY SOURCE"), ("writable", "WRITABLE")]
-    _emit(args, rows, render(rows, cols) or "No calendars.")
+    rows = actions.calendar_roles(rt, args.connection, refresh=args.refresh)
+    _emit(args, rows, render(rows, CALENDAR_COLUMNS) or "No calendars.")
+
+
+def cmd_calendars_set(rt, args):
+    if args.busy is None and args.write is None:
+        raise actions.InvalidInput("say what to change: --busy yes|no and/or --write yes|no")
+    row = actions.set_calendar_roles(rt, args.connection, args.calendar, busy=args.busy, write=args.write, actor=_actor(args))
+    roles = [word for word, on in (("busy", row["busy"]), ("write", row["write"]), ("primary", row["primary"])) if on]
+    text = f"Calendar {row['id']} ({row['name']}) of connection {row['connection']}: {', '.join(roles) or 'no role (not read)'}"
+    text += "." if row["change"] == "updated" else " (unchanged)."
+    _emit(args, row, text)
 
 
 def cmd_audit(rt, args):

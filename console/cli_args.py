@@ -61,6 +61,16 @@ def whole_number(what: str, low: int, high: int):
 
 
 connection_id = whole_number("a connection id", 1, MAX_ID)
+
+
+def yes_no(value: str) -> bool:
+    """An argparse type: yes or no."""
+    answer = value.strip().lower()
+    if answer not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not yes or no")
+    return answer == "yes"
+
+
 limit = whole_number("a number of rows", 1, MAX_LIMIT)
 
 
@@ -303,9 +313,20 @@ def build_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("connection", type=connection_id, metavar="CONNECTION", help=CONNECTION_HELP)
     p.add_argument("calendar", metavar="CALENDAR", help="calendar name or id (see `calendars`)")
 
-    p = command("calendars", commands.cmd_calendars, "list a connection's calendars")
+    p = command(
+        "calendars",
+        commands.cmd_calendars,
+        "list a connection's calendars and their roles (primary, busy, write), or change a role with `set`",
+        epilog="busy: its busy events block the staff member's availability; write: appointments are written "
+        "to it; the primary is always written and is chosen with `primary`.",
+    )
     p.add_argument("connection", type=connection_id, metavar="CONNECTION", help=CONNECTION_HELP)
     p.add_argument("--refresh", action="store_true", help="ask the provider for the current list first")
+    calendars_sub = p.add_subparsers(dest="calendars_command", metavar="set", required=False)
+    p = command("set", commands.cmd_calendars_set, "turn a calendar's busy and/or write role on or off (audited)", parent=calendars_sub)
+    p.add_argument("calendar", metavar="CALENDAR", help="calendar id or name (see `calendars CONNECTION`)")
+    p.add_argument("--busy", type=yes_no, metavar="yes|no", help="whether its busy events block availability")
+    p.add_argument("--write", type=yes_no, metavar="yes|no", help="whether appointments are written to it (not a read-only calendar)")
 
     p = command("audit", commands.cmd_audit, "the audit trail of support actions and external changes")
     p.add_argument("--limit", type=limit, default=200, metavar="N", help=f"rows to show, 1 to {MAX_LIMIT} (default 200)")

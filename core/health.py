@@ -68,13 +68,13 @@ def check_claimed(rt, conn_id: int, owner: str) -> str:
 
 def _check(rt, conn: m.Connection) -> str:
     m.Connection.update(last_check_at=clock.now()).where(m.Connection.id == conn.id).execute()
-    calendar = conn.calendars.order_by(m.Calendar.is_destination.desc(), m.Calendar.id).first()
+    calendar = conn.calendars.order_by(m.Calendar.is_primary.desc(), m.Calendar.id).first()
     if calendar is None:
         return "skipped"
     if conn.provider != "ics":  # a feed's only cheap check is its conditional GET: the sync itself
         try:
             info = rt.provider_for(conn).probe(CalendarState(remote_id=calendar.remote_id))
-            if calendar.is_destination and not info.writable:
+            if calendar.is_primary and not info.writable:
                 raise WriteForbidden(READ_ONLY_REASON)
         except ProviderError as exc:
             return "changed" if lifecycle.failed(rt, conn, exc, "sweep") else "ok"

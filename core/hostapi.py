@@ -103,13 +103,28 @@ def merge(blocks: list[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.dateti
 
 
 def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
-    """Merged busy blocks in [start, end) and the state of every busy source."""
+    """Merged busy blocks in [start, end) and the state of every calendar: ``counted`` says whether its
+    busy events are in the blocks (its busy role, core.actions.calendar_roles)."""
     now = clock.now()
     stale_before = now - dt.timedelta(seconds=rt.settings.stale_after)
     sources, warnings, usable = [], [], []
     connections = m.Connection.select().where(m.Connection.staff == staff, m.Connection.status != m.STOPPED)
     for conn in connections:
-        for cal in conn.calendars.where(m.Calendar.is_busy_source == True):
+        for cal in conn.calendars.order_by(m.Calendar.id):
+            if not cal.is_busy_source:
+                sources.append(
+                    {
+                        "calendar": cal.name,
+                        "connection": conn.id,
+                        "provider": conn.provider,
+                        "account": conn.account,
+                        "status": conn.status,
+                        "state": "not_counted",
+                        "counted": False,
+                        "last_successful_sync": _iso(conn.last_success_at),
+                    }
+                )
+                continue
             broken = conn.status in m.BROKEN_STATUSES
             never = conn.last_success_at is None
             stale = not never and conn.last_success_at < stale_before
@@ -139,6 +154,7 @@ def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
                     "account": conn.account,
                     "status": conn.status,
                     "state": state,
+                    "counted": True,
                     "last_successful_sync": _iso(conn.last_success_at),
                 }
             )

@@ -288,7 +288,7 @@ def payload_for(rt, conn: m.Connection, **extra) -> dict:
         "missed": waiting.missed_count(conn),
         "mail_from": rt.settings.mail_from,
     }
-    destination = conn.calendars.where(m.Calendar.is_destination == True).first()
+    destination = conn.calendars.where(m.Calendar.is_primary == True).first()
     calendar = destination.name if destination is not None else None
     failing = waiting.is_failing(conn)
     missed = waiting.missed_appointments(conn, limit=WAITING_LISTED)

@@ -68,7 +68,7 @@ def _load_query(conn_id, since):
         .join(C)
         .join(S)
         .where(K.connection == conn_id)
-        .order_by(K.is_destination.desc(), K.id)
+        .order_by(K.is_primary.desc(), K.is_destination.desc(), K.id)
     )
 
 

@@ -20,7 +20,7 @@ import time
 import peewee as pw
 
 import models as m
-from core import clock, entries, expander, ics, lifecycle, push, sync_runs, waiting
+from core import busy, clock, entries, expander, ics, lifecycle, push, sync_runs, waiting
 from core.providers.base import (
     AlreadyExists,
     CalendarGone,
@@ -107,6 +107,7 @@ class ConnectionSync:
         self.provider = provider or runtime.provider_for(conn)
         self.report = SyncReport(connection_id=conn.id)
         self.tz = ics.zone(conn.staff.timezone)
+        self.me = busy.owners(conn.account, conn.staff.email)  # whose answers to invitations count
         self.window_start, self.window_end = window(self.settings)
         self.strays: dict[int, list[tuple[str, str]]] = {}  # calendar id -> copies of ours to remove
         self.own = OwnEvents(runtime, conn, self.report, self.tz)
@@ -126,9 +127,12 @@ class ConnectionSync:
             self.calendars
             if self.calendars is not None
             else list(
-                m.Calendar.select().where(m.Calendar.connection == self.conn).order_by(m.Calendar.is_destination.desc(), m.Calendar.id)
+                m.Calendar.select()
+                .where(m.Calendar.connection == self.conn)
+                .order_by(m.Calendar.is_primary.desc(), m.Calendar.is_destination.desc(), m.Calendar.id)
             )
         )
+        calendars = [c for c in calendars if c.is_destination or c.is_busy_source]  # a calendar with no role is not read
         run_row = None
         try:
             probes = self._probe_all(calendars)
@@ -211,13 +215,13 @@ class ConnectionSync:
     # -- the no-change path -----------------------------------------------------
 
     def _probe_all(self, calendars: list[m.Calendar]) -> dict:
-        """Each calendar's probe (None: a busy source that is gone); a destination that is gone raises."""
+        """Each calendar's probe (None: a calendar that is gone); the primary being gone raises."""
         probes = {}
         for cal in calendars:
             try:
                 probes[cal.id] = self._probe(cal)
             except CalendarGone:
-                if cal.is_destination:
+                if cal.is_primary:
                     raise
                 probes[cal.id] = None
         return probes
@@ -241,7 +245,7 @@ class ConnectionSync:
             return False
         for cal in calendars:
             info = probes[cal.id]
-            if info is None or not self._unchanged(cal, info) or bool(info.writable) != bool(cal.writable):
+            if info is None or not self._unchanged(cal, info) or bool(info.writable) != bool(cal.writable) or cal.problem:
                 return False
         if self.nothing_waits is not None:
             return self.nothing_waits
@@ -271,31 +275,52 @@ class ConnectionSync:
                 if info is not None:
                     self._apply_probe(cal, info)
             except CalendarGone:
-                if cal.is_destination:
+                if cal.is_primary:
                     raise
                 info = None
             if info is None:
-                # A busy source that vanished: its events no longer block time.
-                log.info("busy source %s of connection %s is gone; its entries are dropped", cal.id, self.conn.id)
+                # A calendar that vanished: its events no longer block time, and an extra write
+                # calendar's appointments wait as missed (core.waiting) while the primary syncs on.
+                log.info("calendar %s of connection %s is gone; its entries are dropped", cal.id, self.conn.id)
                 m.FeedEntry.delete().where(m.FeedEntry.calendar == cal).execute()
                 m.RemoteObject.delete().where(m.RemoteObject.calendar == cal).execute()
+                if cal.is_destination:
+                    self._trouble(cal, m.CALENDAR_MISSING)
                 continue
             if cal.is_destination and not info.writable:
-                destination_writable = False
+                if cal.is_primary:
+                    destination_writable = False
+                else:
+                    self._trouble(cal, m.READ_ONLY)
+            elif cal.problem:
+                waiting.calendar_recovered(cal)
         if not destination_writable:
             raise WriteForbidden("the primary calendar is read-only for this account: calsync can read it but not add events")
         # Every calendar answered: what waited while the connection failed is written now.
         lifecycle.before_push(self.rt, self.conn)
         for cal in calendars:
-            if cal.is_destination:
+            if cal.is_destination and not cal.problem:
                 writes = self.report.created + self.report.updated + self.report.deleted
-                self._push(cal)
+                try:
+                    self._push(cal)
+                except (CalendarGone, WriteForbidden) as exc:
+                    if cal.is_primary:
+                        raise
+                    self._trouble(cal, m.CALENDAR_MISSING if isinstance(exc, CalendarGone) else m.READ_ONLY)
+                    continue
                 if self.report.created + self.report.updated + self.report.deleted > writes:
                     push.expect_echo(cal)
                     # Record the calendar's state after our own writes, so the next run sees
                     # only what others changed (some servers' ctags return to an old value
                     # when an event is added and removed again).
                     self._apply_probe(cal, self._probe(cal))
+
+    def _trouble(self, cal: m.Calendar, problem: str) -> None:
+        """An extra write calendar cannot take appointments: they wait on it as missed; the run goes on."""
+        if cal.problem != problem:
+            log.warning("extra calendar %s of connection %s: %s; its appointments wait", cal.id, self.conn.id, problem)
+        waiting.ensure_links(cal, self.window_start, state=m.LINK_MISSED)  # what it should hold and never got waits too
+        waiting.calendar_in_trouble(cal, problem)
 
     def _apply_probe(self, cal: m.Calendar, info) -> None:
         """When the probe says the calendar moved, read and apply its changes; record its state."""
@@ -418,6 +443,7 @@ class ConnectionSync:
             max_occurrences=self.settings.max_occurrences,
             timeout=self.settings.parse_timeout,
             budget=self.expansions,
+            me=self.me,
         )
         ceiling.replace(item.href, rows)
 

@@ -29,6 +29,43 @@ def _calendars(conn: m.Connection):
     return m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn)
 
 
+def _calendars_that_take_work(conn: m.Connection):
+    """Every calendar of the connection but an extra write calendar in trouble (which keeps its own waiting)."""
+    return m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn, m.Calendar.problem == "")
+
+
+def calendar_in_trouble(cal: m.Calendar, problem: str) -> int:
+    """An extra write calendar is gone or read-only: what it was about to get waits as missed, and when
+    it is gone the upcoming appointments that were on it wait too (gone with it). Returns how many."""
+    now = clock.now()
+    cal.problem = problem
+    cal.save()
+    held = (
+        m.AppointmentLink.update(state=m.LINK_MISSED, updated_at=now)
+        .where(m.AppointmentLink.calendar == cal, m.AppointmentLink.state == m.LINK_PENDING)
+        .execute()
+    )
+    if problem == m.CALENDAR_MISSING:
+        upcoming = m.Appointment.select(m.Appointment.id).where(m.Appointment.cancelled == False, m.Appointment.ends_at >= now)
+        held += (
+            m.AppointmentLink.update(state=m.LINK_MISSED, href="", etag="", pushed_version=0, updated_at=now)
+            .where(m.AppointmentLink.calendar == cal, m.AppointmentLink.state == m.LINK_SYNCED, m.AppointmentLink.appointment.in_(upcoming))
+            .execute()
+        )
+    return held
+
+
+def calendar_recovered(cal: m.Calendar) -> int:
+    """The extra write calendar answers and takes writes again: what waited on it is written by this run."""
+    cal.problem = ""
+    cal.save()
+    return (
+        m.AppointmentLink.update(state=m.LINK_PENDING, updated_at=clock.now())
+        .where(m.AppointmentLink.calendar == cal, m.AppointmentLink.state == m.LINK_MISSED)
+        .execute()
+    )
+
+
 def hold(conn: m.Connection) -> int:
     """The connection failed: everything it was about to write now waits as missed."""
     return (
@@ -61,7 +98,7 @@ def release(conn: m.Connection, incident_id: int | None) -> int:
     """The connection works: what waited is written on this run (or the next one, at once)."""
     return (
         m.AppointmentLink.update(state=m.LINK_PENDING, released_by=incident_id, updated_at=clock.now())
-        .where(m.AppointmentLink.calendar.in_(_calendars(conn)), m.AppointmentLink.state == m.LINK_MISSED)
+        .where(m.AppointmentLink.calendar.in_(_calendars_that_take_work(conn)), m.AppointmentLink.state == m.LINK_MISSED)
         .execute()
     )
 
@@ -154,8 +191,9 @@ def after_appointment_change(appointment: m.Appointment) -> None:
     conns = m.Connection.select().where(m.Connection.staff == appointment.staff_id, m.Connection.status != m.STOPPED)
     now = clock.now()
     for conn in conns:
-        state = state_for_new_work(conn)
+        connection_state = state_for_new_work(conn)
         for cal in conn.calendars.where(m.Calendar.is_destination == True):
+            state = m.LINK_MISSED if cal.problem else connection_state
             link = m.AppointmentLink.get_or_none(appointment=appointment, calendar=cal)
             if link is None:
                 if not appointment.cancelled:

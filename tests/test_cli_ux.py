@@ -66,7 +66,9 @@ def broken_fastmail(env, missed: int = 1) -> int:
             reason="the CalDAV server rejected the username or password",
             credentials=rt.vault.encrypt({"password": "old"}),
         )
-        m.Calendar.create(connection=conn, remote_id="https://caldav.fastmail.com/dav/calendars/work/", name="Work", is_destination=True)
+        m.Calendar.create(
+            connection=conn, remote_id="https://caldav.fastmail.com/dav/calendars/work/", name="Work", is_destination=True, is_primary=True
+        )
         for i in range(missed):
             start = soon(2 + i, 9)
             actions.book(rt, "grace@example.com", start.isoformat(), (start + HOUR).isoformat(), f"Intro {i}")
@@ -266,7 +268,7 @@ def test_a_web_server_that_is_not_caldav_is_named_so_at_connect_and_test(run, en
             status=m.ACTIVE,
             credentials=rt.vault.encrypt({"password": "pw"}),
         )
-        m.Calendar.create(connection=conn, remote_id=site + "/html/ada/work/", name="Work", is_destination=True)
+        m.Calendar.create(connection=conn, remote_id=site + "/html/ada/work/", name="Work", is_destination=True, is_primary=True)
     code, out, err = run("test", str(conn.id))
     assert code == 1
     assert "[no] error: this address is not a CalDAV server" in out and "HTTP 200" in out  # the raw answer, below
@@ -294,7 +296,7 @@ def test_sync_of_all_counts_what_failed_and_shows_no_library_warnings(env, site)
                 status=m.ACTIVE,
                 credentials=rt.vault.encrypt({"password": "pw"}),
             )
-            m.Calendar.create(connection=conn, remote_id="http://127.0.0.1:9/dav/work/", name="Work", is_destination=True)
+            m.Calendar.create(connection=conn, remote_id="http://127.0.0.1:9/dav/work/", name="Work", is_destination=True, is_primary=True)
     result = subprocess.run(
         [sys.executable, str(ROOT / "run_console.py"), "sync"],
         capture_output=True,

@@ -755,7 +755,7 @@ def seed_fixed(rt) -> None:
         )
     ada = m.Connection.get(m.Connection.account == "ada@icloud.example")
     work = m.Calendar.create(
-        connection=ada, remote_id="/ada/work/", name="Work", is_destination=True, last_synced_at=ago(hours=3, minutes=5)
+        connection=ada, remote_id="/ada/work/", name="Work", is_destination=True, is_primary=True, last_synced_at=ago(hours=3, minutes=5)
     )
     m.Calendar.create(connection=ada, remote_id="/ada/home/", name="Home", last_synced_at=ago(hours=3, minutes=5))
     day = FROZEN.replace(hour=0, minute=0)

@@ -151,7 +151,7 @@ def seed_hostile(env) -> int:
             last_error=f"timeout{CSI} at https://eve:{SECRET}@127.0.0.1:9/dav/",
             credentials=rt.vault.encrypt({"password": SECRET}),
         )
-        cal = m.Calendar.create(connection=conn, remote_id="/eve/work/", name=f"Work{OSC52}{BIDI}", is_destination=True)
+        cal = m.Calendar.create(connection=conn, remote_id="/eve/work/", name=f"Work{OSC52}{BIDI}", is_destination=True, is_primary=True)
         m.FeedEntry.create(
             calendar=cal,
             uid="evil",
@@ -365,7 +365,7 @@ def test_a_failed_sync_exits_non_zero(env, cli):
             status=m.ACTIVE,
             credentials=rt.vault.encrypt({"password": "pw"}),
         )
-        m.Calendar.create(connection=conn, remote_id="/dav/ada/work/", name="Work", is_destination=True)
+        m.Calendar.create(connection=conn, remote_id="/dav/ada/work/", name="Work", is_destination=True, is_primary=True)
     one = cli("sync", str(conn.id))
     assert_one_line_error(one, 1)
     every = cli("sync")

@@ -224,8 +224,8 @@ def test_a_long_hostile_calendar_name_is_clipped_in_plain_text_and_escaped_in_mr
     [option] = [o["text"]["text"] for o in picker["options"] if o["text"]["text"].startswith(MENTION)]
     assert len(option) == 75 and option.endswith("…")
 
-    m.Calendar.update(is_destination=False).where(m.Calendar.connection == evil).execute()
-    m.Calendar.update(is_destination=True).where(m.Calendar.connection == evil, m.Calendar.name == long_name).execute()
+    m.Calendar.update(is_destination=False, is_primary=False).where(m.Calendar.connection == evil).execute()
+    m.Calendar.update(is_destination=True, is_primary=True).where(m.Calendar.connection == evil, m.Calendar.name == long_name).execute()
     slack.command("status")
     assert_literal(stub)  # every text within its limit; no entity cut in half
 

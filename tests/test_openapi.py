@@ -69,7 +69,12 @@ def populate(rt) -> None:
     gone = _connection(ada, "caldav", "ada-old", m.STOPPED, synced=dt.timedelta(days=30))
     for conn, name, destination in ((work, "Work", True), (relink, "Personal", False), (old, "Outlook", False), (feed, "Holidays", False)):
         cal = m.Calendar.create(
-            connection=conn, remote_id=f"/{conn.id}/{name}/", name=name, is_destination=destination, is_busy_source=True
+            connection=conn,
+            remote_id=f"/{conn.id}/{name}/",
+            name=name,
+            is_destination=destination,
+            is_primary=destination,
+            is_busy_source=True,
         )
         for day, hours in ((1, (9, 10)), (2, (9, 12)), (2, (11, 13))):
             start = WEEK + dt.timedelta(days=day, hours=hours[0])
@@ -81,7 +86,7 @@ def populate(rt) -> None:
                 subject="busy",
                 loaded=True,
             )
-    m.Calendar.create(connection=gone, remote_id="/gone/", name="Old", is_destination=True, is_busy_source=True)
+    m.Calendar.create(connection=gone, remote_id="/gone/", name="Old", is_destination=True, is_primary=True, is_busy_source=True)
     # The description's example ids: A-1 (Ada's, so Grace's example body is a 409), one cancelled.
     actions.upsert_appointment(rt, "A-1", ADA, "2026-12-01T10:00:00+01:00", "2026-12-01T11:00:00+01:00", "Coaching session")
     actions.upsert_appointment(rt, "booking:2026-12@host", GRACE, "2026-12-03T09:00", "2026-12-03T10:00", "Intro call")

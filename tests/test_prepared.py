@@ -43,7 +43,7 @@ def test_a_prepared_query_sends_what_peewee_would_send_for_any_values(rt, conn_i
 def test_the_scheduler_s_question_gives_the_same_answer_as_its_peewee_query(rt):
     staff = m.Staff.create(email="p@example.com", name="P")
     conn = m.Connection.create(staff=staff, provider="caldav", account="p", status=m.ACTIVE)
-    cal = m.Calendar.create(connection=conn, remote_id="https://example.com/cal/", is_destination=True)
+    cal = m.Calendar.create(connection=conn, remote_id="https://example.com/cal/", is_destination=True, is_primary=True)
     since = dt.datetime(2026, 1, 1, tzinfo=UTC)
     fresh = lambda: waiting._nothing_to_do(conn.id, since).scalar()
     assert waiting.nothing_to_do(conn, since) is True and fresh() == 0

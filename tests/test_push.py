@@ -76,6 +76,7 @@ def _watched(provider: str, channel_id: str, resource_id: str = "res-1", state: 
         remote_id="primary",
         name="Ada's calendar",
         is_destination=True,
+        is_primary=True,
         sync_token="delta-1",
         push_check_at=clock.now() + dt.timedelta(days=2),
         full_read_at=clock.now(),

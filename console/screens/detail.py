@@ -52,8 +52,9 @@ small terminal) so the tables have room. Times are in the staff member's zone, n
 the column headers.
 
 The tabs below hold its **sync feed** (what calsync read from the busy calendars: loaded
-or not, and why not), its **calendars** (the primary one where appointments are written,
-and the busy sources), the **status history** with the provider's answer, **incidents**,
+or not, and why not), its **calendars** with their roles (the primary one where appointments
+are written, extra ones written too, the ones whose busy events block time: on the Calendars
+tab `b` turns the highlighted calendar's busy role on or off, `w` its write role), the **status history** with the provider's answer, **incidents**,
 recent **sync runs** and the appointments **missed** while it was broken. **Enter** on a
 row shows it in full, in words.
 
@@ -75,6 +76,14 @@ offers only what still works (feed URL, export, reload).
         Binding("l", "relink", "Relink", tooltip="reissue the relink link (Slack / e-mail); earlier links stop working"),
         Binding("n", "sync", "Sync", tooltip="sync this connection now, with progress"),
         Binding("p", "primary", "Primary", tooltip="choose the primary calendar, where appointments are written; syncs at once"),
+        Binding("b", "toggle_busy", "Busy", show=False, tooltip="Calendars tab: the highlighted calendar blocks time, or no longer does"),
+        Binding(
+            "w",
+            "toggle_write",
+            "Write",
+            show=False,
+            tooltip="Calendars tab: appointments are written to the highlighted calendar, or no longer are",
+        ),
         Binding("e", "export", "Export", tooltip="export the missed appointments to an .ics file"),
         Binding("f", "feed_url", "Feed URL", tooltip="show the staff member's private feed URL and webcal link"),
         Binding(

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual.widgets import ProgressBar, Static
+from textual.widgets import DataTable, ProgressBar, Static, TabbedContent
 
 from console.tables import shown
 from console.widgets.cells import local
@@ -318,6 +318,44 @@ class DetailActions(_MixedInto):
             lambda: actions.set_destination(rt, cid, calendar_id, actor=actor),
             self._then("Primary calendar", done),
             self._finish("Primary calendar"),
+        )
+
+    # -- a calendar's roles (busy, write) ---------------------------------------------------
+
+    def action_toggle_busy(self) -> None:
+        self._toggle_role("busy")
+
+    def action_toggle_write(self) -> None:
+        self._toggle_role("write")
+
+    def _toggle_role(self, role: str) -> None:
+        """The highlighted row of the Calendars tab gets the role turned on, or off."""
+        tabs = self.query_one("#tabs", TabbedContent)
+        if tabs.active != "tab-calendars" or self.detail is None:
+            self.notify("Open the Calendars tab (]) and highlight a calendar first.", timeout=6)
+            return
+        index = self.query_one("#calendars", DataTable).cursor_row
+        calendars = self.detail["calendars"]
+        if not 0 <= index < len(calendars):
+            return
+        cal = calendars[index]
+        wanted = not cal[role]
+        name = f"Calendar {cal['name'] or cal['id']}"
+        if not self._start(name, f"Turning {role} {'on' if wanted else 'off'}…"):
+            return
+        rt, cid, actor = self.rt, self.conn_id, self.actor
+        change = {role: wanted}
+
+        def done(result: dict) -> None:
+            roles = [word for word in ("busy", "write", "primary") if result[word]] or ["no role: not read"]
+            self.notify(shown(f"{result['name']}: {', '.join(roles)}; calsync syncs at once."), title=f"Connection {cid}", markup=False)
+            self.reload()
+
+        self.run_core(
+            name,
+            lambda: actions.set_calendar_roles(rt, cid, str(cal["id"]), actor=actor, **change),
+            self._then(name, done),
+            self._finish(name),
         )
 
     # -- export ----------------------------------------------------------------------------

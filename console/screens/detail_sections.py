@@ -120,9 +120,19 @@ def duration(ms: int | None) -> str:
 
 
 def calendar_role(c: dict) -> str:
-    if c["destination"]:
-        return "primary: appointments are written here" + (", busy source" if c["busy_source"] else "")
-    return "busy source" if c["busy_source"] else "not used"
+    """Its roles in words: primary / written / blocks time, and why an extra write calendar waits."""
+    words = []
+    if c.get("primary"):
+        words.append("primary: appointments are written here")
+    elif c.get("write"):
+        words.append("appointments are written here too")
+    if c.get("busy"):
+        words.append("blocks time")
+    role = ", ".join(words) or "not used"
+    problem = c.get("problem")
+    if problem:
+        role += f" ({'gone' if problem == 'calendar_missing' else 'read-only'}: its appointments wait)"
+    return role
 
 
 def table_rows(d: dict) -> dict[str, tuple]:

@@ -32,6 +32,8 @@ _HOME = {
     "_validate_url": "common",
     "audit": "common",
     "new_token": "common",
+    "calendar_roles": "calendar_roles",
+    "set_calendar_roles": "calendar_roles",
     "connect": "connections",
     "list_calendars": "connections",
     "refresh_calendars": "connections",

@@ -55,6 +55,7 @@ def _save_calendars(rt, conn: m.Connection, infos, destination: str | None) -> N
             remote_id=info.remote_id,
             name=info.name,
             is_destination=info is chosen,
+            is_primary=info is chosen,
             is_busy_source=True,
             writable=info.writable,
         )
@@ -173,7 +174,7 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
         infos = prov.discover()
         checks.append({"check": "credentials", "ok": True, "detail": "the provider accepted them"})
         checks.append({"check": "read", "ok": True, "detail": f"{len(infos)} calendar(s) readable"})
-        destination = conn.calendars.where(m.Calendar.is_destination == True).first()
+        destination = conn.calendars.where(m.Calendar.is_primary == True).first()
         if destination is not None:
             info = prov.probe(CalendarState(remote_id=destination.remote_id))
             checks.append({"check": "destination", "ok": True, "detail": f"{destination.name!r} exists"})
@@ -290,8 +291,11 @@ def refresh_calendars(rt, conn: m.Connection) -> list[m.Calendar]:
         if remote_id in present:
             continue
         if cal.is_destination:
-            # Kept until a new primary is chosen (its appointments' links live on it), but it can hold nothing.
+            # Kept until a new primary is chosen or its write role is turned off (its appointments'
+            # links live on it), but it can hold nothing.
             cal.writable = False
+            if not cal.is_primary:
+                waiting.calendar_in_trouble(cal, m.CALENDAR_MISSING)
             cal.save()
         else:
             cal.delete_instance()
@@ -322,7 +326,7 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
         raise InvalidInput(f"no calendar {calendar!r} in this account (calendars: {names})")
     if not chosen.writable:
         raise ActionError(f"the calendar {chosen.name!r} is read-only for this account; choose a writable one")
-    old = next((c for c in calendars if c.is_destination), None)
+    old = next((c for c in calendars if c.is_primary), None)
     if old is not None and old.id == chosen.id:
         # Chosen again (a resubmitted form while the first choice still syncs): the same repair,
         # so the answer says how it went, not what the status was a moment before.
@@ -344,11 +348,12 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
                 elif link.state == m.LINK_SYNCED:
                     link.state = m.LINK_KEPT
                     link.save()
-            old.is_destination = False
+            old.is_destination = old.is_primary = False
             old.save()
             if old_gone:
                 old.delete_instance()
-        chosen.is_destination = True
+        chosen.is_destination = chosen.is_primary = True
+        chosen.problem = ""
         chosen.save()
     audit(actor, "connection.primary", conn.id, chosen.name)
     report = sync_after_repair(rt, m.Connection.get_by_id(conn.id), "primary")

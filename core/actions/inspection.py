@@ -56,7 +56,7 @@ def list_statuses(rt, staff_email: str | None = None, limit: int | None = None, 
     ):
         accounts.setdefault(account_identity(provider, key, server, account), []).append(staff_id)
     destinations: dict[int, str] = dict(
-        m.tuples(m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_destination == True))
+        m.tuples(m.Calendar.select(m.Calendar.connection, m.Calendar.name).where(m.Calendar.is_primary == True))
     )
     # Times are shown as text, read straight from the stored text; failing_since is also
     # written out in words (core.messages.failing_reason), so it stays a datetime.

@@ -109,7 +109,7 @@ def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
     """What the relink page shows: the account, what broke (core.wording), what waits, and what fixes it."""
     link = relink.lookup(token)
     conn = link.connection
-    destination = conn.calendars.where(m.Calendar.is_destination == True).first()
+    destination = conn.calendars.where(m.Calendar.is_primary == True).first()
     calendar = destination.name if destination is not None else None
     failing = waiting.is_failing(conn)
     missed = waiting.missed_count(conn)
@@ -147,7 +147,7 @@ def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
             page["calendars_error"] = str(exc)
         else:
             page["calendars"] = [
-                {"id": c.id, "name": c.name} for c in calendars if c.writable and not (c.is_destination and conn.status != m.ACTIVE)
+                {"id": c.id, "name": c.name} for c in calendars if c.writable and not (c.is_primary and conn.status != m.ACTIVE)
             ]
     return page
 

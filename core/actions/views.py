@@ -171,14 +171,19 @@ def calendar_dict(cal: m.Calendar, conn: m.Connection | None = None) -> dict:
     data = {
         "id": cal.id,
         "name": cal.name,
-        "destination": cal.is_destination,
-        "busy_source": cal.is_busy_source,
+        "primary": cal.is_primary,
+        "busy": cal.is_busy_source,
+        "write": cal.is_destination,
         "writable": cal.writable,
+        "problem": cal.problem,
+        # The names before per-calendar roles (issue 18), kept for scripts that read them.
+        "destination": cal.is_primary,
+        "busy_source": cal.is_busy_source,
         "last_synced_at": _iso(_seen_at(cal, conn)),
     }
     if conn is not None:
         # The primary of a missing or read-only connection is what broke: never offered as the way out.
-        broken_primary = cal.is_destination and conn.status in (m.CALENDAR_MISSING, m.READ_ONLY)
+        broken_primary = cal.is_primary and conn.status in (m.CALENDAR_MISSING, m.READ_ONLY)
         data["choosable"] = bool(cal.writable and conn.provider != "ics" and not broken_primary)
     return data
 
