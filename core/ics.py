@@ -177,6 +177,25 @@ def _to_utc(value, tz: dt.tzinfo) -> tuple[dt.datetime, bool]:
     raise InvalidData(f"has a start or end that is not a date or time ({type(value).__name__})")
 
 
+_NOMINAL = re.compile(r"([+-])?P(?:(\d+)W)?(?:(\d+)D)?")
+
+
+def _after(local_start, event, tz: dt.tzinfo) -> dt.datetime:
+    """DTSTART + DURATION in UTC. Weeks and days are nominal, added on the event's own wall clock (a day
+    is 23 or 25 hours across a DST change); hours, minutes and seconds are exact (RFC 5545 §3.3.6)."""
+    duration = event.decoded("DURATION")
+    found = _NOMINAL.match(event["DURATION"].to_ical().decode("ascii", "replace").strip().upper())
+    days = 0
+    if found is not None:
+        days = 7 * int(found.group(2) or 0) + int(found.group(3) or 0)
+        days = -days if found.group(1) == "-" else days
+    nominal = dt.timedelta(days=days)
+    if isinstance(local_start, dt.datetime) and local_start.tzinfo is None:
+        local_start = local_start.replace(tzinfo=tz)
+    # Aware datetime + timedelta is wall-clock arithmetic in Python: the same local time, N days on.
+    return _to_utc(local_start + nominal, tz)[0] + (duration - nominal)
+
+
 def _unknown_tzid(event) -> str:
     prop = event.get("DTSTART")
     tzid = prop.params.get("TZID") if prop is not None and hasattr(prop, "params") else None
@@ -201,13 +220,14 @@ def _occurrence(event, tz, policy_all_day: str, recurrence_id: str, note: str, m
     uid = str(event.get("UID", "") or "")
     subject = str(event.get("SUMMARY", "") or "")
     try:
-        start, all_day = _to_utc(event.decoded("DTSTART"), tz)
+        local_start = event.decoded("DTSTART")
+        start, all_day = _to_utc(local_start, tz)
         if "DTEND" in event:
             end, _ = _to_utc(event.decoded("DTEND"), tz)
         elif "DURATION" in event:
-            end = start + event.decoded("DURATION")
+            end = _after(local_start, event, tz)
         else:
-            end = start + (dt.timedelta(days=1) if all_day else dt.timedelta(0))
+            end = _to_utc(local_start + dt.timedelta(days=1), tz)[0] if all_day else start
     except InvalidData as exc:
         return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {exc}", None)
     except Exception as exc:  # noqa: BLE001 — icalendar raises many types on hostile dates; the entry says why
