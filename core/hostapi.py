@@ -102,6 +102,19 @@ def merge(blocks: list[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.dateti
     return [(a, b) for a, b in merged]
 
 
+def _source(conn: m.Connection, cal: m.Calendar, state: str) -> dict:
+    return {
+        "calendar": cal.name,
+        "connection": conn.id,
+        "provider": conn.provider,
+        "account": conn.account,
+        "status": conn.status,
+        "state": state,
+        "counted": cal.is_busy_source,
+        "last_successful_sync": _iso(conn.last_success_at),
+    }
+
+
 def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
     """Merged busy blocks in [start, end) and the state of every calendar: ``counted`` says whether its
     busy events are in the blocks (its busy role, core.actions.calendar_roles)."""
@@ -112,18 +125,7 @@ def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
     for conn in connections:
         for cal in conn.calendars.order_by(m.Calendar.id):
             if not cal.is_busy_source:
-                sources.append(
-                    {
-                        "calendar": cal.name,
-                        "connection": conn.id,
-                        "provider": conn.provider,
-                        "account": conn.account,
-                        "status": conn.status,
-                        "state": "not_counted",
-                        "counted": False,
-                        "last_successful_sync": _iso(conn.last_success_at),
-                    }
-                )
+                sources.append(_source(conn, cal, "not_counted"))
                 continue
             broken = conn.status in m.BROKEN_STATUSES
             never = conn.last_success_at is None
@@ -146,18 +148,7 @@ def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
             else:
                 state = "ok"
             usable.append(cal.id)
-            sources.append(
-                {
-                    "calendar": cal.name,
-                    "connection": conn.id,
-                    "provider": conn.provider,
-                    "account": conn.account,
-                    "status": conn.status,
-                    "state": state,
-                    "counted": True,
-                    "last_successful_sync": _iso(conn.last_success_at),
-                }
-            )
+            sources.append(_source(conn, cal, state))
     blocks: list[tuple[dt.datetime, dt.datetime]] = []
     if usable:
         for entry in m.FeedEntry.select().where(

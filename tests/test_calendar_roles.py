@@ -136,7 +136,7 @@ def test_busy_off_takes_a_calendar_out_of_the_host_s_busy_times_at_once(two):
 def test_roles_refuse_what_cannot_be_and_change_nothing(two):
     with pytest.raises(actions.ActionError, match="primary calendar, which is always written"):
         actions.set_calendar_roles(two.rt, two.conn_id, "Work", write=False)
-    with pytest.raises(actions.InvalidInput, match="no calendar 'Nope'"):
+    with pytest.raises(actions.InvalidInput, match="no calendar .Nope. in this account"):
         actions.set_calendar_roles(two.rt, two.conn_id, "Nope", busy=False)
     with pytest.raises(actions.InvalidInput, match="say what to change"):
         actions.set_calendar_roles(two.rt, two.conn_id, "Team")

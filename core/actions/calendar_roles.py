@@ -12,22 +12,10 @@ from __future__ import annotations
 
 import models as m
 from core import lifecycle, waiting
-from core.actions.common import ActionError, InvalidInput, _connection, audit, audited
+from core.actions.common import ActionError, InvalidInput, _connection, audit, audited, find_calendar
 from core.actions.connections import refresh_calendars
 from core.actions.views import calendar_dict
 from core.sync import window as sync_window
-
-
-def find_calendar(calendars: list[m.Calendar], calendar: str) -> m.Calendar:
-    """A calendar of the connection by its id or its name (either as the listing shows it)."""
-    wanted = str(calendar).strip().lower()
-    found = next((c for c in calendars if wanted == str(c.id)), None) or next(
-        (c for c in calendars if wanted in (c.name.lower(), c.remote_id.lower())), None
-    )
-    if found is None:
-        names = ", ".join(f"{c.id}: {c.name}" for c in calendars) or "none"
-        raise InvalidInput(f"no calendar {calendar!r} in this connection (calendars: {names})")
-    return found
 
 
 def calendar_roles(rt, conn_id, refresh: bool = False) -> list[dict]:

@@ -212,3 +212,15 @@ def one_line(value: str, what: str, max_length: int) -> str:
         return check_line(value, what, max_length)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
+
+
+def find_calendar(calendars: list[m.Calendar], calendar: str) -> m.Calendar:
+    """A calendar of the connection by its id or its name (either as the listing shows it)."""
+    wanted = str(calendar).strip().lower()
+    found = next((c for c in calendars if wanted == str(c.id)), None) or next(
+        (c for c in calendars if wanted in (c.name.lower(), c.remote_id.lower())), None
+    )
+    if found is None:
+        names = ", ".join(f"{c.id}: {c.name}" for c in calendars) or "none"
+        raise InvalidInput(f"no calendar {calendar!r} in this account (calendars: {names})")
+    return found

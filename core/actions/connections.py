@@ -7,7 +7,7 @@ import uuid
 
 import models as m
 from core import accounts, clock, ics, lifecycle, runner, waiting
-from core.actions.common import ActionError, InvalidInput, _connection, _staff, _validate_url, audit, audited, one_line
+from core.actions.common import ActionError, InvalidInput, _connection, _staff, _validate_url, audit, audited, find_calendar, one_line
 from core.actions.views import calendar_dict, connection_dict
 from core.messages import meaning
 from core.providers import OAUTH_PROVIDERS, PROVIDERS
@@ -319,11 +319,7 @@ def set_destination(rt, conn_id, calendar: str, actor: str = "") -> dict:
     if conn.status == m.STOPPED:
         raise ActionError("the connection is stopped")
     calendars = refresh_calendars(rt, conn)
-    wanted = str(calendar).strip().lower()
-    chosen = next((c for c in calendars if wanted in (str(c.id), c.name.lower(), c.remote_id.lower())), None)
-    if chosen is None:
-        names = ", ".join(f"{c.id}: {c.name}" for c in calendars)
-        raise InvalidInput(f"no calendar {calendar!r} in this account (calendars: {names})")
+    chosen = find_calendar(calendars, calendar)
     if not chosen.writable:
         raise ActionError(f"the calendar {chosen.name!r} is read-only for this account; choose a writable one")
     old = next((c for c in calendars if c.is_primary), None)
