@@ -194,11 +194,11 @@ class ChangeNotificationCollection(_Mirror):
 
 
 try:  # a later SDK may ship them: then Microsoft's own classes are the ones checked
-    from msgraph.generated.models.change_notification import ChangeNotification  # type: ignore[no-redef]
-    from msgraph.generated.models.change_notification_collection import (  # type: ignore[no-redef]
+    from msgraph.generated.models.change_notification import ChangeNotification  # type: ignore[no-redef]  # the SDK's class replaces the stand-in above
+    from msgraph.generated.models.change_notification_collection import (  # type: ignore[no-redef]  # as above
         ChangeNotificationCollection,
     )
-    from msgraph.generated.models.resource_data import ResourceData  # type: ignore[no-redef]
+    from msgraph.generated.models.resource_data import ResourceData  # type: ignore[no-redef]  # as above
 except ImportError:
     pass
 

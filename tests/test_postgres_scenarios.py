@@ -15,7 +15,7 @@ from test_caldav_sync import (  # noqa: F401  (collected here with this module's
     test_user_made_read_only_marks_read_only,
     test_weekly_recurring_busy_event_is_expanded,
 )
-from test_incidents import test_twenty_failed_runs_make_one_incident_and_one_notification  # noqa: F401
+from test_incidents import test_twenty_failed_runs_make_one_incident_and_one_notification  # noqa: F401 — collected again here, on PostgreSQL
 
 pytestmark = pytest.mark.postgres
 
