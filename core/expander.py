@@ -49,7 +49,7 @@ def _get_pool():
             # forkserver: workers start from a clean process, not a fork of a threaded service.
             context = multiprocessing.get_context("forkserver")
             # Every worker expands with icalendar: loaded once in the server, not in each worker.
-            multiprocessing.set_forkserver_preload(["core.ics", "icalendar", "recurring_ical_events"])
+            multiprocessing.set_forkserver_preload(["core.ics", "core.recurrence", "icalendar", "dateutil.rrule"])
             _pool = pebble.ProcessPool(
                 max_workers=WORKERS, max_tasks=TASKS_PER_WORKER, initializer=_limit_memory, initargs=(MEMORY_LIMIT,), context=context
             )

@@ -12,12 +12,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import itertools
 import re
 import zoneinfo
 from typing import TYPE_CHECKING
 
-from core import busy, clock, ics_limits
+from core import busy, clock, ics_limits, recurrence
 from core.text import control_characters
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def _icalendar():
-    """icalendar (with recurring_ical_events, ~100 ms to import): only a run that reads or writes
+    """icalendar (~100 ms to import): only a run that reads or writes
     events needs it, not a no-change sync nor most commands."""
     import icalendar
 
@@ -41,9 +40,6 @@ INFO_FREE = busy.INFO_FREE
 INFO_CANCELLED = busy.INFO_CANCELLED
 INFO_OUTSIDE = "outside the sync window"
 INFO_ALL_DAY = busy.INFO_ALL_DAY
-
-RULE_STEPS_BEFORE_WINDOW = 200_000  # repeat-rule starts walked to reach the sync window
-
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._:@~+=-]{1,200}")  # the documented appointment-id set (core.actions.common)
 
@@ -126,8 +122,7 @@ def render_snapshot(appointments, name: str, note: str) -> bytes:
     return cal.to_ical()
 
 
-class InvalidData(ValueError):
-    """An object whose content cannot be used; ``str()`` is the reason."""
+InvalidData = ics_limits.InvalidData
 
 
 def parse(data: str) -> ICalendar:
@@ -166,34 +161,7 @@ class Occurrence:
     remote_updated_at: dt.datetime | None
 
 
-def _to_utc(value, tz: dt.tzinfo) -> tuple[dt.datetime, bool]:
-    """UTC datetime and whether the value was an all-day date."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=tz)
-        return value.astimezone(dt.UTC), False
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), tz).astimezone(dt.UTC), True
-    raise InvalidData(f"has a start or end that is not a date or time ({type(value).__name__})")
-
-
-_NOMINAL = re.compile(r"([+-])?P(?:(\d+)W)?(?:(\d+)D)?")
-
-
-def _after(local_start, event, tz: dt.tzinfo) -> dt.datetime:
-    """DTSTART + DURATION in UTC. Weeks and days are nominal, added on the event's own wall clock (a day
-    is 23 or 25 hours across a DST change); hours, minutes and seconds are exact (RFC 5545 §3.3.6)."""
-    duration = event.decoded("DURATION")
-    found = _NOMINAL.match(event["DURATION"].to_ical().decode("ascii", "replace").strip().upper())
-    days = 0
-    if found is not None:
-        days = 7 * int(found.group(2) or 0) + int(found.group(3) or 0)
-        days = -days if found.group(1) == "-" else days
-    nominal = dt.timedelta(days=days)
-    if isinstance(local_start, dt.datetime) and local_start.tzinfo is None:
-        local_start = local_start.replace(tzinfo=tz)
-    # Aware datetime + timedelta is wall-clock arithmetic in Python: the same local time, N days on.
-    return _to_utc(local_start + nominal, tz)[0] + (duration - nominal)
+_to_utc = recurrence.to_utc
 
 
 def _unknown_tzid(event) -> str:
@@ -216,22 +184,23 @@ def _last_modified(event) -> dt.datetime | None:
     return None
 
 
-def _occurrence(event, tz, policy_all_day: str, recurrence_id: str, note: str, me: frozenset[str] = frozenset()) -> Occurrence:
+def _occurrence(
+    event, tz, policy_all_day: str, recurrence_id: str, note: str, me: frozenset[str] = frozenset(), at: recurrence.Instance | None = None
+) -> Occurrence:
+    """One feed-entry row: of ``event`` itself, or of the series instance ``at`` (its times, ``event``'s properties)."""
     uid = str(event.get("UID", "") or "")
     subject = str(event.get("SUMMARY", "") or "")
-    try:
-        local_start = event.decoded("DTSTART")
-        start, all_day = _to_utc(local_start, tz)
-        if "DTEND" in event:
-            end, _ = _to_utc(event.decoded("DTEND"), tz)
-        elif "DURATION" in event:
-            end = _after(local_start, event, tz)
-        else:
-            end = _to_utc(local_start + dt.timedelta(days=1), tz)[0] if all_day else start
-    except InvalidData as exc:
-        return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {exc}", None)
-    except Exception as exc:  # noqa: BLE001 — icalendar raises many types on hostile dates; the entry says why
-        return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {str(exc)[:160]}", None)
+    if at is not None:
+        start, end, all_day = at.starts_at, at.ends_at, at.all_day
+    else:
+        try:
+            local_start = event.decoded("DTSTART")
+            start, all_day = _to_utc(local_start, tz)
+            end = recurrence.end_of(event, local_start, tz)
+        except InvalidData as exc:
+            return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {exc}", None)
+        except Exception as exc:  # noqa: BLE001 — icalendar raises many types on hostile dates; the entry says why
+            return Occurrence(uid, recurrence_id, None, None, subject, False, f"invalid data: {str(exc)[:160]}", None)
     updated = _last_modified(event)
     if end < start:
         return Occurrence(uid, recurrence_id, start, end, subject, False, "invalid data: ends before it starts", updated)
@@ -281,17 +250,11 @@ def expand(
 
     rows: list[Occurrence] = []
     try:
-        stream = _occurrences_in_window(cal, master, window_start, window_end, tz, max_occurrences)
-        for event in itertools.islice(stream, max_occurrences + 1):
-            occ_start, _ = _to_utc(event.decoded("DTSTART"), tz)
-            if occ_start >= window_end:
-                break
-            if len(rows) == max_occurrences:
-                rows[-1].info += f"; the series has more than {max_occurrences} occurrences in the sync window, the rest were not read"
-                break
-            rid = event.get("RECURRENCE-ID")
-            rid_text = rid.to_ical().decode() if rid is not None else occ_start.strftime("%Y%m%dT%H%M%SZ")
-            rows.append(_occurrence(event, tz, all_day_policy, rid_text, note, me))
+        found = recurrence.instances(vevents, master, window_start, window_end, tz, max_occurrences)
+        for at in found[:max_occurrences]:
+            rows.append(_occurrence(at.component, tz, all_day_policy, at.recurrence_id, note, me, at))
+        if len(found) > max_occurrences:
+            rows[-1].info += f"; the series has more than {max_occurrences} occurrences in the sync window, the rest were not read"
     except InvalidData as exc:
         return [Occurrence(uid, "", None, None, str(master.get("SUMMARY", "") or ""), False, f"invalid data: {exc}", None)]
     except Exception as exc:  # noqa: BLE001 — a broken RRULE surfaces as many exception types
@@ -334,66 +297,6 @@ def rule_problem(cal: ICalendar) -> str:
             if why:
                 return why
     return ""
-
-
-def _rule_horizon(master, window_start: dt.datetime, window_end: dt.datetime, tz: dt.tzinfo, wanted: int) -> dt.datetime | None:
-    """When the master's RRULE has started ``wanted`` times from the window's start (UTC),
-    or None when it starts fewer times before the window's end.
-
-    Walked lazily, so a rule that repeats every second costs ``wanted`` steps and
-    not the millions that one day of it holds. Counted in the event's wall-clock
-    time with UNTIL dropped: that can only make the horizon early, never late.
-    """
-    start = master.decoded("DTSTART")
-    if isinstance(start, dt.datetime):
-        rule_tz, wall_start = start.tzinfo or tz, start.replace(tzinfo=None)
-    else:
-        rule_tz, wall_start = tz, dt.datetime.combine(start, dt.time())
-    rules = master.get("RRULE")
-    rules = rules if isinstance(rules, list) else [rules]
-    from dateutil.rrule import rrule, rruleset, rrulestr
-
-    series = rruleset()
-    for rule in rules:
-        text = ";".join(p for p in rule.to_ical().decode().split(";") if not p.upper().startswith("UNTIL="))
-        one = rrulestr(text, dtstart=wall_start)
-        if not isinstance(one, rrule):  # one RRULE value is one rule; anything else is not an RRULE
-            raise InvalidData("its repeat rule is not a single rule")
-        series.rrule(one)
-    first = window_start.astimezone(rule_tz).replace(tzinfo=None) - dt.timedelta(days=1)
-    last = window_end.astimezone(rule_tz).replace(tzinfo=None) + dt.timedelta(days=1)
-    counted = 0
-    for steps, wall in enumerate(series, 1):
-        if wall >= last:
-            return None
-        if wall >= first:
-            counted += 1
-            if counted >= wanted:
-                return wall.replace(tzinfo=rule_tz).astimezone(dt.UTC)
-        elif steps > RULE_STEPS_BEFORE_WINDOW:
-            raise InvalidData(f"the repeat rule repeats more than {RULE_STEPS_BEFORE_WINDOW} times before the sync window")
-    return None
-
-
-def _occurrences_in_window(cal, master, window_start, window_end, tz, limit: int) -> list:
-    """The occurrences overlapping the window, by start; more than ``limit`` only when there are.
-
-    recurring_ical_events' ``after()`` reads ever longer spans in one go, so a rule
-    repeating every second made it build days of occurrences: only as much of
-    the window is read as holds ``limit`` + 1 starts of the rule.
-    """
-    import recurring_ical_events
-
-    query = recurring_ical_events.of(cal, skip_bad_series=True)
-    wanted = limit + 1
-    for _ in range(24):  # wanted doubles each time: 24 rounds pass any RULE_STEPS_BEFORE_WINDOW
-        horizon = _rule_horizon(master, window_start, window_end, tz, wanted) if "RRULE" in master else None
-        end = window_end if horizon is None else min(window_end, horizon + dt.timedelta(seconds=1))
-        found = sorted(query.between(window_start, end), key=lambda e: _to_utc(e.decoded("DTSTART"), tz)[0])
-        if len(found) > limit or end >= window_end:
-            return found
-        wanted *= 2  # EXDATEs or moved occurrences thinned this part out: read further
-    return sorted(query.between(window_start, window_end), key=lambda e: _to_utc(e.decoded("DTSTART"), tz)[0])
 
 
 def appointment_fields(cal: ICalendar, tz: dt.tzinfo) -> dict:

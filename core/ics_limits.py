@@ -11,6 +11,9 @@ is cut on the way in, in one linear pass over the (unfolded) lines:
 - **Date lists**: an event with more than ``MAX_VALUES`` RDATE/EXDATE values keeps none of them
   and is marked invalid (``X-CALSYNC-INVALID``), so it becomes an "invalid data: …" entry instead
   of millions of occurrences.
+- **Durations** keep their written form in a parameter (``X-CALSYNC-WRITTEN``): a day of it is a
+  calendar day, 23 or 25 hours across a DST change, and 24 hours are exact (RFC 5545 §3.3.6), but the
+  parsed value is one timedelta for both.
 - **Repeat rules** are checked per event by :func:`check_rule` (``INTERVAL=0`` never advances,
   an absurd ``COUNT``); the expansion itself is capped (``CALSYNC_MAX_OCCURRENCES``) and runs
   bounded in time and memory (:mod:`core.expander`).
@@ -21,11 +24,18 @@ from __future__ import annotations
 import re
 import zoneinfo
 
+
+class InvalidData(ValueError):
+    """An object whose content cannot be used; ``str()`` is the reason."""
+
+
 MAX_VALUES = 1000  # RDATE + EXDATE values one event may carry
 MAX_ZONE_RULES = 20  # STANDARD/DAYLIGHT parts of one custom VTIMEZONE
 SAFE_ZONE_FREQS = ("YEARLY", "MONTHLY")
 MAX_INTERVAL = 10_000
 INVALID_PROP = "X-CALSYNC-INVALID"
+WRITTEN_PARAM = "X-CALSYNC-WRITTEN"  # a DURATION as written: icalendar keeps only a timedelta, PT24H and P1D alike
+_DURATION = re.compile(r"[+-]?P(?:\d{1,9}W)?(?:\d{1,9}D)?(?:T(?:\d{1,9}H)?(?:\d{1,9}M)?(?:\d{1,9}S)?)?")
 
 _FOLD = re.compile(r"\r?\n[ \t]")
 
@@ -100,6 +110,9 @@ def sanitize(text: str) -> str:
             values += value.count(",") + 1
             if values > MAX_VALUES:
                 continue
+        if name == "DURATION" and _DURATION.fullmatch(value.strip()) and WRITTEN_PARAM not in line.upper():
+            head, _, _ = line.partition(":")
+            line = f"{head};{WRITTEN_PARAM}={value.strip()}:{value}"
         if upper == "END:VEVENT" and values > MAX_VALUES:
             out[event_start:] = [ln for ln in out[event_start:] if _name_and_value(ln)[0] not in ("RDATE", "EXDATE")]
             out.append(f"{INVALID_PROP}:it lists {values} RDATE/EXDATE dates (more than the {MAX_VALUES} calsync reads of one event)")

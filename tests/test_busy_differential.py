@@ -42,15 +42,21 @@ Xandikos
   * an all-day event without DTEND or DURATION is a FREEBUSY period of no length (``P0D``), not one day
     (RFC 5545 §3.6.1; RFC 4791 §9.9's table);
   * a nominal duration (``DURATION:P1D``) is added in UTC, so it is 24 hours on a 23- or 25-hour day
-    (RFC 5545 §3.3.6, §3.8.5.3).
+    (RFC 5545 §3.3.6, §3.8.5.3);
+  * a repeat whose length is DTEND minus DTSTART keeps its wall-clock span, as in Radicale (§3.8.5.3);
+  * a repeat at a local time that does not exist is kept, read with the offset before the gap
+    (RFC 5545 §3.3.10: ignored, and not counted);
+  * a floating series' instances are picked for the asked range by their UTC reading, so one at the
+    range's edge is missing or extra (RFC 4791 §9.9: floating times are in the calendar's zone; a single
+    floating event is read right).
   (Also, not busy time: its answer has no Content-Type, and its DTSTAMP is off by the calendar zone's offset.)
 
 Where calsync itself is wrong it is not excluded anywhere: ``test_calsync_*`` below hold calsync to the
 RFC's answer for each bug found, and the generated test fails whenever its examples hit one against a
-server that gets it right. Two found bugs are still open (issue 18): an exact duration of a repeat across
-a DST change is added on the wall clock (RFC 5545 §3.3.6, §3.8.5.3), and a repeat at a skipped local
-time is kept and counted (§3.3.10). Their tests, which fail until they are fixed, are on the branch
-``wip/issue-18-dst-repeats``; the fixed examples here do not reach them.
+server that gets it right. Those found so far (all fixed by core/recurrence.py): a nominal day added as 24
+hours; an exact length of a repeat added on the wall clock across a DST change (RFC 5545 §3.3.6,
+§3.8.5.3); a repeat at a skipped local time kept and counted (§3.3.10); an EXDATE removing an RDATE
+instance written in another reading of the zone (§3.8.5.1).
 
 ``CALSYNC_BUSY_EXAMPLES=500`` runs that many random examples per server instead of the fixed ones.
 """
@@ -451,6 +457,28 @@ def near_dst(obj: Obj, ev: Ev, floating: dt.tzinfo) -> bool:
     return (start - dt.timedelta(hours=3)).astimezone(tz).utcoffset() != (end + dt.timedelta(hours=3)).astimezone(tz).utcoffset()
 
 
+def floating_repeat_at_an_edge(obj: Obj, floating: dt.tzinfo) -> bool:
+    """Whether a floating series has an instance that is in a range read in the calendar's zone but not read in
+    UTC, or the other way round."""
+    if obj.zone != "floating" or not obj.recurring:
+        return False
+    for rng in (SPRING, AUTUMN):
+        for ev in obj.instances():
+            wall = _wall(ev.start)
+            real = (wall.replace(tzinfo=floating), (wall + ev.length).replace(tzinfo=floating))
+            as_utc = (wall.replace(tzinfo=UTC), (wall + ev.length).replace(tzinfo=UTC))
+            if (real[0] < rng.end and real[1] > rng.start) != (as_utc[0] < rng.end and as_utc[1] > rng.start):
+                return True
+    return False
+
+
+def repeat_length_near_dst(obj: Obj, floating: dt.tzinfo) -> bool:
+    """Whether a repeat of a series whose length is DTEND - DTSTART crosses a DST change."""
+    if not obj.recurring or obj.master.end_form != "DTEND" or not isinstance(obj.master.start, dt.datetime):
+        return False
+    return any(near_dst(obj, dataclasses.replace(obj.master, start=s), floating) for s in list(obj.series) + list(obj.rdates))
+
+
 def nonexistent(obj: Obj, ev: Ev, floating: dt.tzinfo) -> bool:
     """Whether the occurrence's start, or its DTEND, is a local time the DST change skips."""
     tz = _tz(obj, floating)
@@ -474,6 +502,8 @@ DEVIATIONS: dict[str, dict[str, Check]] = {
         ),
         # RFC 5545 §3.3.5: a skipped local time has the offset from before the gap; §3.3.10: such a repeat is ignored.
         "a skipped local time is read with the offset after the gap": lambda o, tz: any(nonexistent(o, e, tz) for e in o.instances()),
+        # RFC 5545 §3.8.5.3: DTEND - DTSTART is the same exact duration for every repeat; Radicale keeps the wall-clock span.
+        "a repeat's DTEND length is kept on the wall clock": lambda o, tz: repeat_length_near_dst(o, tz),
     },
     "xandikos": {
         # RFC 5545 §3.8.5.2: RDATE adds occurrences with or without RRULE; Xandikos expands only events with an RRULE.
@@ -483,6 +513,14 @@ DEVIATIONS: dict[str, dict[str, Check]] = {
         # RFC 5545 §3.3.6, §3.8.5.3: days are nominal (a 23- or 25-hour day across DST); Xandikos adds them in UTC.
         "a nominal duration is added in UTC": lambda o, tz: any(
             e.end_form == "DURATION" and e.length.days and near_dst(o, e, tz) for e in o.instances()
+        ),
+        # RFC 5545 §3.8.5.3: as for Radicale.
+        "a repeat's DTEND length is kept on the wall clock": lambda o, tz: repeat_length_near_dst(o, tz),
+        # RFC 4791 §9.9: floating times are read in the calendar's zone; Xandikos picks a series' instances in UTC.
+        "a floating repeat is picked for the range in UTC": lambda o, tz: floating_repeat_at_an_edge(o, tz),
+        # RFC 5545 §3.3.10: a repeat at a local time that does not exist is ignored and not counted; Xandikos keeps it.
+        "a repeat at a skipped local time is kept": lambda o, tz: (
+            o.recurring and any(nonexistent(o, dataclasses.replace(o.master, start=s, end_form="NONE"), tz) for s in o.series[1:])
         ),
     },
 }
@@ -628,6 +666,18 @@ def test_events_across_the_ranges_edges_are_cut_to_it(caldav):
     ]
 
 
+def test_a_long_repeat_begun_well_before_the_range_blocks_its_part_inside_it(caldav):
+    # A two-week stay every two weeks since 2024, and a four-day trip every 30 days: only instances that
+    # start days before the range reach into it. Calsync builds no instance that cannot reach it, so how
+    # far back it looks must follow each series' own length.
+    rng = Range(Z(2026, 3, 10), Z(2026, 3, 12))
+    stay = calendar("DTSTART:20240104T120000Z|DTEND:20240118T120000Z|RRULE:FREQ=WEEKLY;INTERVAL=2", tzid=None)
+    trip = calendar("DTSTART:20240117T000000Z|DURATION:P4D|RRULE:FREQ=DAILY;INTERVAL=30", tzid=None)
+    agreed(caldav, rng, stay, trip)
+    assert calsync_busy([stay], rng, UTC) == [(Z(2026, 3, 10), Z(2026, 3, 12))]  # 26 February 12:00 to 12 March 12:00
+    assert calsync_busy([trip], rng, UTC) == [(Z(2026, 3, 10), Z(2026, 3, 11))]  # 7 March for four days
+
+
 def test_floating_times_and_all_day_dates_are_read_in_the_calendars_zone(caldav):
     floating = calendar("DTSTART:20260310T080000|DTEND:20260310T090000", tzid=None)
     all_day = calendar("DTSTART;VALUE=DATE:20260312|DTEND;VALUE=DATE:20260313", tzid=None)
@@ -684,6 +734,13 @@ KNOWN: dict[str, list[Known]] = {
             [(Z(2026, 3, 29, 1, 30), Z(2026, 3, 29, 2, 30))],  # 02:30 does not exist: read as 02:30 CET
         ),
         Known(
+            "a repeat's DTEND length is kept on the wall clock",
+            AUTUMN_DAYS,
+            calendar("DTSTART;TZID=Europe/Berlin:20261018T010000|DTEND;TZID=Europe/Berlin:20261018T040000|RRULE:FREQ=WEEKLY;COUNT=2"),
+            # three hours each: the second from 01:00 CEST to 03:00 CET, not to 04:00 CET
+            [(Z(2026, 10, 17, 23), Z(2026, 10, 18, 2)), (Z(2026, 10, 24, 23), Z(2026, 10, 25, 2))],
+        ),
+        Known(
             "it ignores CALDAV:calendar-timezone (RFC 4791 §5.2.2): floating times stay UTC",
             MARCH,
             calendar("DTSTART:20260310T080000|DTEND:20260310T090000", tzid=None),
@@ -711,6 +768,31 @@ KNOWN: dict[str, list[Known]] = {
             calendar("DTSTART;TZID=Europe/Berlin:20261017T120000|DURATION:P1D|RRULE:FREQ=WEEKLY;COUNT=2"),
             # the second lasts from 12:00 CEST on 24 October to 12:00 CET on the 25th: a 25-hour day
             [(Z(2026, 10, 17, 10), Z(2026, 10, 18, 10)), (Z(2026, 10, 24, 10), Z(2026, 10, 25, 11))],
+        ),
+        Known(
+            "a repeat's DTEND length is kept on the wall clock",
+            AUTUMN_DAYS,
+            calendar("DTSTART;TZID=Europe/Berlin:20261018T010000|DTEND;TZID=Europe/Berlin:20261018T040000|RRULE:FREQ=WEEKLY;COUNT=2"),
+            # three hours each: the second from 01:00 CEST to 03:00 CET, not to 04:00 CET
+            [(Z(2026, 10, 17, 23), Z(2026, 10, 18, 2)), (Z(2026, 10, 24, 23), Z(2026, 10, 25, 2))],
+        ),
+        Known(
+            "a floating repeat is picked for the range in UTC",
+            SPRING,
+            calendar("DTSTART:20260305T043000|DTEND:20260305T044500|RRULE:FREQ=DAILY;COUNT=1", tzid=None),
+            [(Z(2026, 3, 5, 9, 30), Z(2026, 3, 5, 9, 45))],  # 04:30 New York is the range's first quarter hour
+            calendar_zone="America/New_York",
+        ),
+        Known(
+            "a repeat at a skipped local time is kept",
+            MARCH,
+            calendar("DTSTART;TZID=Europe/Berlin:20260328T023000|DTEND;TZID=Europe/Berlin:20260328T033000|RRULE:FREQ=DAILY;COUNT=3"),
+            # 29 March has no 02:30: the three are the 28th, 30th and 31st
+            [
+                (Z(2026, 3, 28, 1, 30), Z(2026, 3, 28, 2, 30)),
+                (Z(2026, 3, 30, 0, 30), Z(2026, 3, 30, 1, 30)),
+                (Z(2026, 3, 31, 0, 30), Z(2026, 3, 31, 1, 30)),
+            ],
         ),
     ],
 }
@@ -748,3 +830,89 @@ def test_calsync_a_nominal_day_of_a_single_event_is_a_calendar_day():
     assert calsync_busy([calendar("DTSTART;TZID=Europe/Berlin:20261024T120000|DURATION:P1D")], rng, tz) == [
         (Z(2026, 10, 24, 10), Z(2026, 10, 25, 11))  # to 12:00 CET
     ]
+
+
+def test_calsync_an_exact_duration_of_a_repeat_is_exact():
+    """RFC 5545 §3.3.6: hours are exact; §3.8.5.3: DTEND - DTSTART is "the same exact duration" for every
+    repeat. Calsync once added both on the wall clock, so a repeat across the DST change was an hour too
+    long or short. Xandikos gets the DURATION case right; no one here the DTEND one."""
+    rng, tz = AUTUMN_DAYS, BERLIN
+    # The smallest the generated test found: one repeat, at 02:00 on the night the clocks go back (02:00 CEST
+    # comes first, RFC 5545 §3.3.5), one hour long: 00:00Z to 01:00Z, not to 03:00 CET (02:00Z).
+    once = "DTSTART;TZID=Europe/Berlin:20261025T020000|DURATION:PT1H|RRULE:FREQ=DAILY;COUNT=1"
+    assert calsync_busy([calendar(once)], rng, tz) == [(Z(2026, 10, 25, 0), Z(2026, 10, 25, 1))]
+    assert calsync_busy([calendar("DTSTART;TZID=Europe/Berlin:20261017T120000|DURATION:PT24H|RRULE:FREQ=WEEKLY;COUNT=2")], rng, tz) == [
+        (Z(2026, 10, 17, 10), Z(2026, 10, 18, 10)),
+        (Z(2026, 10, 24, 10), Z(2026, 10, 25, 10)),  # 24 hours: to 11:00 CET
+    ]
+    three_hours = "DTSTART;TZID=Europe/Berlin:20261018T010000|DTEND;TZID=Europe/Berlin:20261018T040000|RRULE:FREQ=WEEKLY;COUNT=2"
+    assert calsync_busy([calendar(three_hours)], rng, tz) == [
+        (Z(2026, 10, 17, 23), Z(2026, 10, 18, 2)),
+        (Z(2026, 10, 24, 23), Z(2026, 10, 25, 2)),  # three hours: 01:00 CEST to 03:00 CET, not 04:00 CET
+    ]
+    # A nominal week of a repeat stays a calendar week: 12:00 to 12:00 local, 169 hours across the change.
+    week = "DTSTART;TZID=Europe/Berlin:20261020T120000|DURATION:P1W|RRULE:FREQ=DAILY;COUNT=1"
+    assert calsync_busy([calendar(week)], rng, tz) == [(Z(2026, 10, 20, 10), Z(2026, 10, 27, 11))]
+
+
+def test_calsync_a_repeat_at_a_skipped_local_time_is_not_an_occurrence():
+    """RFC 5545 §3.3.10: an instance at a local time that does not exist "MUST be ignored and MUST NOT be
+    counted". Daily 02:30-03:30 Berlin from 28 March, COUNT=3: 29 March has no 02:30, so the three are the
+    28th, 30th and 31st. Calsync once kept a zero-length 29th and counted it, so the 31st was not busy."""
+    text = calendar("DTSTART;TZID=Europe/Berlin:20260328T023000|DTEND;TZID=Europe/Berlin:20260328T033000|RRULE:FREQ=DAILY;COUNT=3")
+    assert calsync_busy([text], MARCH, BERLIN) == [
+        (Z(2026, 3, 28, 1, 30), Z(2026, 3, 28, 2, 30)),
+        (Z(2026, 3, 30, 0, 30), Z(2026, 3, 30, 1, 30)),
+        (Z(2026, 3, 31, 0, 30), Z(2026, 3, 31, 1, 30)),
+    ]
+
+
+def test_calsync_an_exdate_removes_the_instance_at_its_own_instant():
+    """RFC 5545 §3.8.5.1: EXDATE removes the instance that starts at that time. The expansion library calsync
+    used before compared one reading in local time with another in UTC: an EXDATE of 10:30 Berlin on the 8th
+    also removed the RDATE instance at 11:30 Berlin (10:30 UTC) that day, and a weekly EXDATE of 09:30 UTC
+    removed the 10:30 Berlin instance it is not."""
+    rdate = calendar(
+        "DTSTART;TZID=Europe/Berlin:20260305T103000|DTEND;TZID=Europe/Berlin:20260305T104500|RRULE:FREQ=DAILY;COUNT=5"
+        "|RDATE;TZID=Europe/Berlin:20260308T113000|EXDATE;TZID=Europe/Berlin:20260308T103000"
+    )
+    assert calsync_busy([rdate], MARCH, BERLIN) == [
+        (Z(2026, 3, 5, 9, 30), Z(2026, 3, 5, 9, 45)),
+        (Z(2026, 3, 6, 9, 30), Z(2026, 3, 6, 9, 45)),
+        (Z(2026, 3, 7, 9, 30), Z(2026, 3, 7, 9, 45)),
+        (Z(2026, 3, 8, 10, 30), Z(2026, 3, 8, 10, 45)),  # the RDATE, 11:30 Berlin
+        (Z(2026, 3, 9, 9, 30), Z(2026, 3, 9, 9, 45)),
+    ]
+    weekly = calendar(
+        "DTSTART;TZID=Europe/Berlin:20260305T103000|DTEND;TZID=Europe/Berlin:20260305T104500|RRULE:FREQ=WEEKLY;COUNT=2|EXDATE:20260312T093000Z"
+    )
+    assert calsync_busy([weekly], MARCH, BERLIN) == [(Z(2026, 3, 5, 9, 30), Z(2026, 3, 5, 9, 45))]  # 09:30Z is 10:30 Berlin: removed
+    other = calendar(
+        "DTSTART;TZID=Europe/Berlin:20260305T103000|DTEND;TZID=Europe/Berlin:20260305T104500|RRULE:FREQ=WEEKLY;COUNT=2|EXDATE:20260312T103000Z"
+    )
+    assert len(calsync_busy([other], MARCH, BERLIN)) == 2  # 10:30Z is 11:30 Berlin: no instance, nothing removed
+
+
+def test_calsync_this_and_future_reshapes_every_later_instance():
+    """RFC 5545 §3.8.4.4 RANGE=THISANDFUTURE: the override's shift, length and properties apply to its instance
+    and every later one; earlier ones keep the master's. (Neither server expands RANGE, so this is by hand.)
+    Daily 09:00-10:00 Berlin; from the 4th, 11:00-11:30; and when that override is free, nothing from the 4th."""
+    master = "DTSTART;TZID=Europe/Berlin:20260302T090000|DTEND;TZID=Europe/Berlin:20260302T100000|RRULE:FREQ=DAILY;COUNT=5"
+    override = (
+        "RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Berlin:20260304T090000"
+        "|DTSTART;TZID=Europe/Berlin:20260304T110000|DTEND;TZID=Europe/Berlin:20260304T113000"
+    )
+    assert calsync_busy([calendar(master, override)], MARCH, BERLIN) == [
+        (Z(2026, 3, 2, 8), Z(2026, 3, 2, 9)),
+        (Z(2026, 3, 3, 8), Z(2026, 3, 3, 9)),
+        (Z(2026, 3, 4, 10), Z(2026, 3, 4, 10, 30)),
+        (Z(2026, 3, 5, 10), Z(2026, 3, 5, 10, 30)),
+        (Z(2026, 3, 6, 10), Z(2026, 3, 6, 10, 30)),
+    ]
+    free = calendar(master, override + "|TRANSP:TRANSPARENT")
+    assert calsync_busy([free], MARCH, BERLIN) == [(Z(2026, 3, 2, 8), Z(2026, 3, 2, 9)), (Z(2026, 3, 3, 8), Z(2026, 3, 3, 9))]
+    # Moved three weeks on from an instance before the range: the later instances land inside it.
+    february = "DTSTART;TZID=Europe/Berlin:20260201T090000|DTEND;TZID=Europe/Berlin:20260201T100000|RRULE:FREQ=DAILY;COUNT=20"
+    later = "RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Berlin:20260215T090000|DTSTART;TZID=Europe/Berlin:20260308T090000"
+    later += "|DTEND;TZID=Europe/Berlin:20260308T100000"
+    assert calsync_busy([calendar(february, later)], MARCH, BERLIN) == [(Z(2026, 3, d, 8), Z(2026, 3, d, 9)) for d in range(8, 14)]
