@@ -117,7 +117,7 @@ def _source(conn: m.Connection, cal: m.Calendar, state: str) -> dict:
 
 def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
     """Merged busy blocks in [start, end) and the state of every calendar: ``counted`` says whether its
-    busy events are in the blocks (its busy role, core.actions.calendar_roles)."""
+    busy events are in the blocks (its busy role, core.actions.roles)."""
     now = clock.now()
     stale_before = now - dt.timedelta(seconds=rt.settings.stale_after)
     sources, warnings, usable = [], [], []

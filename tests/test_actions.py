@@ -143,3 +143,14 @@ def test_switching_primary_keeps_written_appointments_where_they_are(story):
     assert ["Written to Work" in d for d in story.events().values()] == [True]
     (data,) = story.server.list_events(personal).values()
     assert "Goes to Personal" in data
+
+
+def test_no_action_is_named_like_a_module_of_its_package():
+    """The package loads each action on first use (PEP 562 ``__getattr__``); a module of the same name,
+    once imported by another module, is the package's attribute instead, and ``actions.NAME(...)``
+    calls a module. (``calendar_roles`` was both until it was found.)"""
+    from pathlib import Path
+
+    modules = {p.stem for p in Path(actions.__file__).parent.glob("*.py")}
+    assert set(actions._HOME) & modules == set()
+    assert all(callable(getattr(actions, name)) for name in actions._HOME)

@@ -37,7 +37,7 @@ def _uids(events: dict[str, str]) -> list[str]:
     return sorted(line.split(":", 1)[1].strip() for body in events.values() for line in body.splitlines() if line.startswith("UID:"))
 
 
-def test_a_new_connection_writes_only_the_primary_and_every_calendar_blocks_time(two):
+def test_a_new_connection_writes_only_the_primary_and_every_calendar_of_its_own_blocks_time(two):
     work, team = _row(two, "Work"), _row(two, "Team")
     assert {k: work[k] for k in ("primary", "busy", "write", "writable")} == {
         "primary": True,
@@ -144,6 +144,38 @@ def test_roles_refuse_what_cannot_be_and_change_nothing(two):
     with pytest.raises(actions.ActionError, match="read-only for this account"):
         actions.set_calendar_roles(two.rt, two.conn_id, "Team", write=True)
     assert _row(two, "Team")["write"] is False and _row(two, "Work")["write"] is True
+
+
+def test_every_role_chosen_at_once_like_a_form_does_it(two):
+    """choose_calendars (the connect and relink pages, Slack's Calendars modal): a new primary, the old one
+    kept as an extra write calendar, busy only where chosen; the appointment reaches both at once."""
+    booked = two.book(soon(3, 10))
+    result = actions.choose_calendars(two.rt, two.conn_id, primary="Team", busy=["Team"], write=["Work"], actor="slack:U1")
+    assert result["primary"] == "Team" and result["change"] == "updated"
+    roles = {r["name"]: (r["primary"], r["busy"], r["write"]) for r in result["calendars"]}
+    assert roles == {"Team": (True, True, True), "Work": (False, False, True)}
+    assert _uids(two.server.list_events(two.team_url)) == [booked["uid"]], "the new primary's sync wrote it at once"
+    two.sync()
+    assert _uids(two.server.list_events(two.calendar_url)) == [booked["uid"]], "the old primary keeps it, once"
+    again = actions.choose_calendars(two.rt, two.conn_id, busy=["Team"], write=["Work"])
+    assert again["change"] == "unchanged" and again["changed"] == []
+
+
+def test_choosing_every_role_at_once_changes_nothing_when_any_part_is_wrong(two):
+    before = actions.calendar_roles(two.rt, two.conn_id)
+    with pytest.raises(actions.InvalidInput, match="no calendar .Nope."):
+        actions.choose_calendars(two.rt, two.conn_id, busy=[], write=["Team", "Nope"])
+    two.server.set_read_only(True)  # every calendar of the account: read, never written
+    with pytest.raises(actions.ActionError, match="read-only for this account"):
+        actions.choose_calendars(two.rt, two.conn_id, busy=[], write=["Team"])
+    with pytest.raises(actions.ActionError, match="cannot be the primary"):
+        actions.choose_calendars(two.rt, two.conn_id, primary="Team", busy=[])
+    two.server.set_read_only(False)
+    after = actions.calendar_roles(two.rt, two.conn_id, refresh=True)
+    assert [{k: r[k] for k in ("name", "primary", "busy", "write")} for r in after] == [
+        {k: r[k] for k in ("name", "primary", "busy", "write")} for r in before
+    ]
+    assert not m.AuditEntry.select().where(m.AuditEntry.action == "connection.calendar").exists()
 
 
 def test_the_cli_lists_and_sets_roles_with_json_and_exit_codes(two, env):

@@ -136,6 +136,11 @@ def utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def _z(value: dt.datetime) -> str:
+    """A time as a feed entry shows it."""
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 # -- connecting --------------------------------------------------------------------------
 
 
@@ -170,6 +175,33 @@ def test_connect_from_the_connect_page_in_the_browser_by_allowing_access(grt, go
     secrets_ = grt.vault.decrypt(conn.credentials)
     assert secrets_["refresh_token"].startswith("1//")
     assert secrets_["access_token"] not in conn.credentials and secrets_["refresh_token"] not in conn.credentials
+
+
+def test_a_new_connection_counts_only_the_accounts_own_calendars_as_busy(story, google):
+    """Issue 18: busy = every calendar the account owns. A colleague's calendar it may edit (writer), the
+    holidays it reads and a colleague's free/busy are not its own: they block nothing until turned on."""
+    google.add_calendar("team@group.calendar.google.com", "Team", role="writer")
+    google.add_calendar("holidays@group.v.calendar.google.com", "Holidays", role="reader")
+    google.add_calendar("grace@example.com", "grace@example.com", role="freeBusyReader", summary_override="Grace")
+    google.add_calendar("side@group.calendar.google.com", "Side project", role="owner")
+    google.add_event("team@group.calendar.google.com", "Team offsite", soon(2, 8), soon(2, 9))
+    google.add_event("holidays@group.v.calendar.google.com", "Holiday", soon(3), soon(4), all_day=True)
+    google.add_event("grace@example.com", "Grace busy", soon(2, 15), soon(2, 16))
+    google.add_event("side@group.calendar.google.com", "Side work", soon(2, 10), soon(2, 11))
+    story.connect()
+    story.sync()
+
+    roles = {r["name"]: r for r in actions.calendar_roles(story.rt, story.conn_id)}
+    assert {n for n, r in roles.items() if r["busy"]} == {EMAIL, "Side project"}
+    assert {n for n, r in roles.items() if r["write"]} == {EMAIL}
+    assert {e["subject"] for e in story.entries()} == {"Side work"}
+    lists = {c.path for c in story.event_lists()}
+    assert not any("grace" in p or "holidays" in p or "team" in p for p in lists), "a calendar with no role is not read"
+
+    actions.set_calendar_roles(story.rt, story.conn_id, "Grace", busy=True)
+    story.sync()
+    loaded = sorted((e["subject"], e["starts_at"]) for e in story.entries() if e["loaded"])
+    assert loaded == sorted([("", _z(soon(2, 15))), ("Side work", _z(soon(2, 10)))])  # free/busy: times only
 
 
 def test_an_account_with_two_writable_calendars_asks_which_one_and_only_the_signed_in_browser_may_choose(grt, google, web):

@@ -181,6 +181,27 @@ def test_discovery_reads_every_page_of_calendars_and_writes_to_the_default_one(a
     assert any("$skip=" in path for _, path in graph.requests)
 
 
+def test_a_new_connection_counts_only_the_mailbox_s_own_calendars_as_busy(ada, graph):
+    """Issue 18: busy = every calendar the account owns; Graph's ``owner`` names who shared a calendar, and
+    holidays or birthdays cannot be edited. Those block nothing until turned on."""
+    side = graph.add_calendar("Side project")
+    team = graph.add_calendar("Grace's calendar", owner="grace@example.com")
+    holidays = graph.add_calendar("United States holidays", can_edit=False)
+    graph.add_event("Side work", soon(2, 10), soon(2, 10) + HOUR, calendar_id=side)
+    graph.add_event("Grace busy", soon(2, 15), soon(2, 15) + HOUR, calendar_id=team)
+    graph.add_event("Holiday", soon(3), soon(4), calendar_id=holidays, all_day=True)
+    ada.connect()
+    ada.sync()
+    roles = {r["name"]: r for r in actions.calendar_roles(ada.rt, ada.conn_id)}
+    assert {n for n, r in roles.items() if r["busy"]} == {"Calendar", "Side project"}
+    assert {n for n, r in roles.items() if r["writable"]} == {"Calendar", "Side project", "Grace's calendar"}
+    assert {e["subject"] for e in ada.entries()} == {"Side work"}
+
+    actions.set_calendar_roles(ada.rt, ada.conn_id, "Grace's calendar", busy=True)
+    ada.sync()
+    assert {e["subject"] for e in ada.entries() if e["loaded"]} == {"Side work", "Grace busy"}
+
+
 def test_connecting_an_account_with_two_writable_calendars_asks_which_one_from_the_signed_in_browser_only(ada, graph, web):
     from core.actions.links import CHOICE_MINUTES
 

@@ -56,7 +56,9 @@ def _save_calendars(rt, conn: m.Connection, infos, destination: str | None) -> N
             name=info.name,
             is_destination=info is chosen,
             is_primary=info is chosen,
-            is_busy_source=True,
+            # The account's own calendars block time; a colleague's, a holiday or a subscribed one
+            # only once the person turns it on (`calendars CONNECTION set CALENDAR --busy yes`).
+            is_busy_source=info.owned or info is chosen or conn.provider == "ics",
             writable=info.writable,
         )
         if cal.is_destination:
@@ -282,7 +284,7 @@ def refresh_calendars(rt, conn: m.Connection) -> list[m.Calendar]:
     for info in infos:
         cal = known.get(info.remote_id)
         if cal is None:
-            m.Calendar.create(connection=conn, remote_id=info.remote_id, name=info.name, writable=info.writable)
+            m.Calendar.create(connection=conn, remote_id=info.remote_id, name=info.name, writable=info.writable, is_busy_source=info.owned)
         else:
             cal.name, cal.writable = info.name, info.writable
             cal.save()

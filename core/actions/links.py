@@ -20,7 +20,8 @@ from core.actions.common import (
     _usable_one_off,
     audit,
 )
-from core.actions.connections import connect, set_destination
+from core.actions.connections import connect
+from core.actions.roles import choose_calendars
 from core.actions.syncing import sync_now
 from core.actions.views import connection_dict
 
@@ -137,11 +138,14 @@ def connect_by_link(rt, token: str, provider: str, *, url: str, username: str = 
     return {**connection_dict(m.Connection.get_by_id(result["id"])), "warnings": result["warnings"], "first_sync": report, "choose": False}
 
 
-def connect_link_choose_calendar(rt, token: str, conn_id, calendar) -> dict:
-    """The calendar the appointments of a connection just made with this connect link go to.
+def connect_link_choose_calendar(
+    rt, token: str, conn_id, calendar, *, busy: list[str] | None = None, write: list[str] | None = None
+) -> dict:
+    """The calendar the appointments of a connection just made with this connect link go to, and
+    (when the page asked) which calendars block time and which others are written too.
 
     Only with the link that made it (spent, not expired, same staff member, the connection
-    made after the link was spent); set_destination syncs at once.
+    made after the link was spent); the first sync runs at once (choose_calendars).
     """
     link = m.ConnectLink.get_or_none(m.ConnectLink.token_hash == _token_hash(token)) if token and len(token) <= 100 else None
     try:
@@ -157,4 +161,4 @@ def connect_link_choose_calendar(rt, token: str, conn_id, calendar) -> dict:
         or clock.utc(conn.created_at) < clock.utc(link.used_at)
     ):
         raise ConnectLinkSpent("this connect link is not valid any more; ask for a new one with /calsync connect")
-    return set_destination(rt, conn.id, str(calendar), actor=f"connect-link:{link.staff.email}")
+    return choose_calendars(rt, conn.id, primary=str(calendar), busy=busy, write=write, actor=f"connect-link:{link.staff.email}")

@@ -17,10 +17,10 @@ from core.actions.common import (
 from core.actions.connections import (
     _save_calendars,
     identify,
-    set_destination,
     sync_after_repair,
 )
 from core.actions.links import CHOICE_MINUTES
+from core.actions.roles import choose_calendars
 from core.actions.syncing import sync_now
 from core.actions.views import connection_dict, connection_flags
 from core.providers import OAUTH_PROVIDERS
@@ -141,12 +141,15 @@ class ChoiceRefused(NotFoundError):
     """Not the sign-in that made this connection, or too long ago: nothing was changed."""
 
 
-def oauth_choose_calendar(rt, provider: str, state: str, conn_id, calendar) -> dict:
+def oauth_choose_calendar(
+    rt, provider: str, state: str, conn_id, calendar, *, busy: list[str] | None = None, write: list[str] | None = None
+) -> dict:
     """The calendar the appointments of a connection just made by signing in go to.
 
     Only for the consent ``state`` that made it (kept by the browser that came back from the
     provider), a connect (never a relink), the same staff member, within CHOICE_WINDOW of the
-    sign-in; set_destination syncs at once.
+    sign-in; the first sync runs at once (choose_calendars, which also sets the ``busy`` and ``write`` roles
+    when the page asked for them).
     """
     from core import oauth
 
@@ -173,7 +176,7 @@ def oauth_choose_calendar(rt, provider: str, state: str, conn_id, calendar) -> d
             "this sign-in cannot choose a calendar any more; /calsync status in Slack shows "
             "your connections, and /calsync primary chooses the calendar"
         )
-    result = set_destination(rt, conn.id, str(calendar), actor=f"oauth:{conn.staff.email}")
+    result = choose_calendars(rt, conn.id, primary=str(calendar), busy=busy, write=write, actor=f"oauth:{conn.staff.email}")
     return {**result, "warnings": [f"{f} account" for f in connection_flags(conn)]}
 
 

@@ -37,10 +37,10 @@ from core.actions.common import (
 )
 from core.actions.connections import (
     refresh_calendars,
-    set_destination,
     test_connection,
     update_credentials,
 )
+from core.actions.roles import choose_calendars
 from core.messages import meaning
 from core.text import control_characters
 
@@ -137,6 +137,7 @@ def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
         "form": CREDENTIAL_FORMS.get(conn.provider, "password"),
         "expires_at": _iso(link.expires_at),
         "calendars": [],
+        "roles": [],
         "calendars_error": "",
         "advice": READ_ONLY_ADVICE if conn.status == m.READ_ONLY else "",
     }
@@ -148,6 +149,12 @@ def relink_page(rt, token: str, list_calendars: bool = True) -> dict:
         else:
             page["calendars"] = [
                 {"id": c.id, "name": c.name} for c in calendars if c.writable and not (c.is_primary and conn.status != m.ACTIVE)
+            ]
+            # The role boxes under the picker: every calendar but the broken primary, with its roles.
+            page["roles"] = [
+                {"id": c.id, "name": c.name, "busy": c.is_busy_source, "write": c.is_destination, "writable": c.writable}
+                for c in calendars
+                if not c.is_primary
             ]
     return page
 
@@ -193,13 +200,14 @@ def complete_relink(rt, token: str, *, password: str = "", url: str = "") -> dic
     return _finish(link, result)
 
 
-def relink_choose_calendar(rt, token: str, calendar) -> dict:
-    """A new primary calendar from the relink page (calendar_missing, read_only): no password needed."""
+def relink_choose_calendar(rt, token: str, calendar, *, busy: list[str] | None = None, write: list[str] | None = None) -> dict:
+    """A new primary calendar from the relink page (calendar_missing, read_only): no password needed;
+    with ``busy`` / ``write``, the other calendars' roles too (choose_calendars)."""
     link = relink.lookup(token)
     conn = link.connection
     if conn.status not in (m.CALENDAR_MISSING, m.READ_ONLY):
         raise ActionError(f"this connection is {conn.status}: choosing a calendar does not fix it")
-    result = set_destination(rt, conn.id, str(calendar), actor=f"relink-link:{conn.staff.email}")
+    result = choose_calendars(rt, conn.id, primary=str(calendar), busy=busy, write=write, actor=f"relink-link:{conn.staff.email}")
     return _finish(link, {**result, "sync": result.get("sync") or {"created": 0}})
 
 

@@ -134,6 +134,9 @@ class CalendarInfo:
     name: str
     writable: bool = True
     privileges_known: bool = False
+    # The account's own calendar (not one shared with it, subscribed to or generated, like holidays):
+    # a new connection counts only its own calendars as busy (core.actions.connections).
+    owned: bool = True
     ctag: str = ""
     sync_token: str = ""
 

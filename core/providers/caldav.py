@@ -199,11 +199,15 @@ class CalDAVProvider(Provider):
         name = (props.findtext("d:displayname", default="", namespaces=NS) or "").strip()
         if not name:
             name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+        # Shared with this account by someone else (CalendarServer sharing: <CS:shared/>), or read-only
+        # (a subscription): not the account's own calendar.
+        shared = resourcetype.find("cs:shared", NS) is not None
         return CalendarInfo(
             remote_id=url,
             name=name,
             writable=writable,
             privileges_known=known,
+            owned=writable and not shared,
             ctag=(props.findtext("cs:getctag", default="", namespaces=NS) or "").strip(),
             sync_token=(props.findtext("d:sync-token", default="", namespaces=NS) or "").strip(),
         )

@@ -209,6 +209,8 @@ class GoogleProvider(GoogleChannels, OAuthProvider):
             # freeBusyReader and reader calendars stay: they are busy sources calsync cannot write to.
             writable=entry.get("accessRole") in WRITE_ROLES,
             privileges_known=True,
+            # Only "owner" is the account's own; a colleague's calendar it may edit is "writer".
+            owned=entry.get("accessRole") == "owner",
         )
 
     def discover(self) -> list[CalendarInfo]:

@@ -229,6 +229,7 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
         account = me.get("mail") or me.get("userPrincipalName")
         if not account:
             raise BadData(f"{NAME} did not say which account signed in")
+        self.params["account"] = str(account)  # discover() tells the mailbox's own calendars by it
         return str(account)
 
     def discover(self) -> list[CalendarInfo]:
@@ -237,11 +238,24 @@ class MicrosoftProvider(GraphSubscriptions, OAuthProvider):
         rows.sort(key=lambda c: not c.get("isDefaultCalendar"))
         return [
             CalendarInfo(
-                remote_id=str(c["id"]), name=str(c.get("name") or "Calendar"), writable=bool(c.get("canEdit")), privileges_known=True
+                remote_id=str(c["id"]),
+                name=str(c.get("name") or "Calendar"),
+                writable=bool(c.get("canEdit")),
+                privileges_known=True,
+                owned=self._owned(c),
             )
             for c in rows
             if c.get("id")
         ]
+
+    def _owned(self, calendar: dict) -> bool:
+        """The mailbox's own calendar: one it can edit whose ``owner`` is the mailbox (a colleague's shared
+        calendar names the colleague; holidays and birthdays cannot be edited)."""
+        owner = calendar.get("owner")
+        owner = owner if isinstance(owner, dict) else {}
+        address = str(owner.get("address") or "").strip().lower()
+        me = str(self.params.get("account") or "").strip().lower()
+        return bool(calendar.get("canEdit")) and (not address or not me or address == me)
 
     def probe(self, state: CalendarState) -> CalendarInfo:
         response = self._call("GET", self._calendar_url(state.remote_id), doing="reading the calendar", calendar=True, passthrough=(400,))

@@ -225,6 +225,8 @@ class FakeCalendar:
     can_edit: bool = True
     is_default: bool = False
     deleted: bool = False
+    # Graph's ``owner``: the mailbox for its own calendars, the colleague for one shared with it ("" = the mailbox).
+    owner: str = ""
     change_key: str = dataclasses.field(default_factory=lambda: secrets.token_hex(8))
 
 
@@ -438,9 +440,9 @@ class GraphFake:
 
     # -- test hooks: the account ---------------------------------------------------
 
-    def add_calendar(self, name: str, *, can_edit: bool = True, is_default: bool = False) -> str:
+    def add_calendar(self, name: str, *, can_edit: bool = True, is_default: bool = False, owner: str = "") -> str:
         with self.lock:
-            calendar = FakeCalendar(id=_graph_id("AAMkAGCal"), name=name, can_edit=can_edit, is_default=is_default)
+            calendar = FakeCalendar(id=_graph_id("AAMkAGCal"), name=name, can_edit=can_edit, is_default=is_default, owner=owner)
             self.calendars[calendar.id] = calendar
             return calendar.id
 
@@ -950,6 +952,8 @@ class GraphFake:
 
     def _calendar_json(self, c: FakeCalendar) -> dict:
         owner = {"name": self.display_name, "address": self.mail or self.user_principal_name}
+        if c.owner:
+            owner = {"name": c.owner.split("@")[0].title(), "address": c.owner}
         return {
             "id": c.id,
             "name": c.name,
