@@ -115,7 +115,13 @@ def delivered_since_repair(conn_id: int) -> int:
     )
     if incident is None:
         return 0
-    return m.AppointmentLink.select().where(m.AppointmentLink.released_by == incident, m.AppointmentLink.state == m.LINK_SYNCED).count()
+    # Appointments, not links: one written to the primary and to an extra write calendar is one.
+    return (
+        m.AppointmentLink.select(m.AppointmentLink.appointment)
+        .where(m.AppointmentLink.released_by == incident, m.AppointmentLink.state == m.LINK_SYNCED)
+        .distinct()
+        .count()
+    )
 
 
 def check(rt) -> dict:

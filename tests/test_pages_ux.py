@@ -152,7 +152,8 @@ def test_the_connect_page_fills_in_the_provider_and_asks_which_calendar(browser,
         page.get_by_role("button", name="Test and connect").click()
         expect(page.get_by_role("heading", name="Choose the calendar for your appointments")).to_be_visible()
         expect(page.get_by_role("radio")).to_have_count(2)
-        page.get_by_text("Personal", exact=True).click()
+        picker = page.get_by_role("group", name="Calendars of this account you can write to")
+        picker.get_by_text("Personal", exact=True).click()
         page.get_by_role("button", name="Use this calendar").click()
         expect(page.get_by_role("heading", name="Calendar connected")).to_be_visible()
         expect(page.get_by_text("Your appointments go to the calendar Personal")).to_be_visible()
@@ -161,4 +162,43 @@ def test_the_connect_page_fills_in_the_provider_and_asks_which_calendar(browser,
         page.context.close()
     destinations = [c.name for c in m.Calendar.select().where(m.Calendar.is_destination == True)]
     assert destinations == ["Personal", "Personal"]
+    assert [p for p in problems if not p.startswith("Failed to load resource")] == []
+
+
+def test_the_connect_page_asks_which_calendars_block_time_and_which_others_get_the_appointments(browser, web_rt, radicale):
+    """Issue 18, in the browser: under the primary picker, the role boxes (every calendar the account owns
+    ticked as busy; no extra write calendar) say what choose_calendars does with them."""
+    from playwright.sync_api import expect
+
+    work, team = radicale.make_calendar("work", "Work"), radicale.make_calendar("team", "Team")
+    actions.add_staff(web_rt, "ada@example.com", "Ada Lovelace", timezone="Europe/Berlin")
+    booked = actions.book(web_rt, "ada@example.com", soon(2, 10).isoformat(), soon(2, 11).isoformat(), "Intro call")
+    problems: list[str] = []
+    page = open_page(browser, 390, 844, problems)
+    page.goto(actions.connect_link(web_rt, "ada@example.com")["url"])
+    page.get_by_role("link", name="Other CalDAV server", exact=True).click()
+    page.get_by_label("Server address").fill(radicale.base_url)
+    page.get_by_label("User name").fill(radicale.username)
+    page.get_by_label("Password or app password").fill(radicale.password)
+    page.get_by_role("button", name="Test and connect").click()
+
+    busy = page.get_by_role("group", name="Calendars that block your time")
+    also = page.get_by_role("group", name="Also add your appointments to")
+    expect(busy.get_by_role("checkbox", checked=True)).to_have_count(2)  # both are the account's own
+    expect(also.get_by_role("checkbox", checked=True)).to_have_count(0)
+    assert_fits(page, "the calendar choice with its role boxes")
+    page.get_by_role("group", name="Calendars of this account you can write to").get_by_text("Team", exact=True).click()
+    busy.get_by_text("Work", exact=True).click()  # Work stops blocking time
+    also.get_by_text("Work", exact=True).click()  # and still gets every appointment
+    page.get_by_role("button", name="Use this calendar").click()
+    expect(page.get_by_role("heading", name="Calendar connected")).to_be_visible()
+    expect(page.get_by_text("Your appointments go to the calendar Team")).to_be_visible()
+    page.context.close()
+
+    (conn,) = m.Connection.select()
+    roles = {r["name"]: (r["primary"], r["busy"], r["write"]) for r in actions.calendar_roles(web_rt, conn.id)}
+    assert roles == {"Team": (True, True, True), "Work": (False, False, True)}
+    actions.sync_now(web_rt, conn.id)
+    for url in (work, team):
+        assert [booked["uid"] in body for body in radicale.list_events(url).values()] == [True]
     assert [p for p in problems if not p.startswith("Failed to load resource")] == []

@@ -262,6 +262,34 @@ def test_a_calendar_that_cannot_be_used_is_refused_and_the_link_kept(ada):
     assert visitor.open().status_code == 200
 
 
+def test_the_relink_page_also_says_which_calendars_block_time_and_which_others_are_written(ada):
+    """Issue 18 on the relink page: the role boxes under the picker go with the new primary, all checked
+    first (a wrong box changes nothing)."""
+    personal = ada.server.make_calendar("personal", "Personal")
+    team = ada.server.make_calendar("team", "Team")
+    ada.server.delete_calendar(ada.calendar_url)
+    ada.sync()
+    ada.book(soon(), subject="Booked meanwhile")
+    visitor = Visitor(relink_link(ada))
+    page = visitor.open()
+    boxes = dict(re.findall(r'<input type="checkbox" id="(busy|write)-(\d+)"', page.text))
+    assert set(boxes) == {"busy", "write"}, "both kinds of role box are offered"
+    offered = visitor.calendars_offered()
+
+    refused = visitor.send("/calendar", calendar=offered["Personal"], roles="1", busy=["999999"])
+    assert refused.status_code == 422 and "Nothing was changed" in words(refused)
+    assert ada.status()["status"] == "calendar_missing"
+
+    visitor.open()
+    done = visitor.send("/calendar", calendar=offered["Personal"], roles="1", busy=[offered["Personal"]], write=[offered["Team"]])
+    assert_connected_again(done, delivered=1)
+    roles = {r["name"]: (r["primary"], r["busy"], r["write"]) for r in actions.calendar_roles(ada.rt, ada.conn_id)}
+    assert roles == {"Personal": (True, True, True), "Team": (False, False, True)}
+    assert summaries(ada.server, personal) == ["Booked meanwhile"]
+    ada.sync()
+    assert summaries(ada.server, team) == ["Booked meanwhile"], "the extra write calendar gets it too"
+
+
 def test_a_calendar_created_after_reading_the_page_is_offered_on_test_again(ada):
     """No other calendar yet: the page says to create one and test again, and that works."""
     ada.server.delete_calendar(ada.calendar_url)
@@ -511,19 +539,21 @@ def test_the_calendar_picker_works_on_a_phone_and_a_desktop(ada, width, height, 
             expect(page.get_by_label("New password or app password")).to_have_count(0)
             radios = page.get_by_role("radio")
             expect(radios).to_have_count(3)
+            picker = page.get_by_role("group", name="Calendars of this account you can write to")
+            expect(picker.locator("label")).to_have_count(3)
             for name in ("Personal", LONG_NAME, ADDRESS_NAME):
-                label = page.locator("label", has_text=name)
-                expect(label).to_be_visible()
-                box = label.bounding_box()
-                assert box["x"] >= 0 and box["x"] + box["width"] <= width, (name, box)
-                clipped = label.evaluate("e => e.scrollWidth > e.clientWidth")
-                assert not clipped, f"the label {name!r} is cut off"
+                for label in page.locator("label", has_text=name).all():  # the picker's and the role boxes'
+                    expect(label).to_be_visible()
+                    box = label.bounding_box()
+                    assert box["x"] >= 0 and box["x"] + box["width"] <= width, (name, box)
+                    clipped = label.evaluate("e => e.scrollWidth > e.clientWidth")
+                    assert not clipped, f"the label {name!r} is cut off"
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
             page.screenshot(path=str(tmp_path / f"picker-{width}.png"), full_page=True)
 
             expect(page.get_by_role("radio", checked=True)).to_have_count(1)  # one is chosen already
             chosen = next(n for n in (LONG_NAME, ADDRESS_NAME) if not page.get_by_role("radio", name=n).is_checked())
-            page.get_by_text(chosen, exact=True).click()  # a tap on the words chooses the calendar
+            picker.get_by_text(chosen, exact=True).click()  # a tap on the words chooses the calendar
             expect(page.get_by_role("radio", name=chosen)).to_be_checked()
             button = page.get_by_role("button", name="Use this calendar")
             expect(button).to_be_visible()

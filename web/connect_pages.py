@@ -17,7 +17,7 @@ from core.actions.links import (
     ConnectLinkSpent,
     connect_link_choose_calendar,
 )
-from web.pages import allow_consent_redirects, runtime
+from web.pages import allow_consent_redirects, chosen_roles, runtime
 
 blueprint = flask.Blueprint("connect", __name__)
 
@@ -115,7 +115,13 @@ def submit(token: str):
 def _render_choice(token: str, result: dict, error: str = ""):
     calendars = [c for c in result["calendars"] if c.get("choosable", c["writable"])]
     return flask.render_template(
-        "connect_choose.html", token=token, result=result, calendars=calendars, error=error, choice_minutes=CHOICE_MINUTES
+        "connect_choose.html",
+        token=token,
+        result=result,
+        calendars=calendars,
+        roles=result["calendars"],
+        error=error,
+        choice_minutes=CHOICE_MINUTES,
     )
 
 
@@ -132,7 +138,7 @@ def choose_calendar(token: str):
     if str(flask.session.get(CHOICE, "")) != conn_id:
         return _invalid(SPENT)
     try:
-        result = connect_link_choose_calendar(rt, token, conn_id, form.get("calendar", ""))
+        result = connect_link_choose_calendar(rt, token, conn_id, form.get("calendar", ""), **chosen_roles(form))
     except ConnectLinkSpent:
         return _invalid(SPENT)
     except actions.ActionError as exc:

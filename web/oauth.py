@@ -16,7 +16,7 @@ import flask
 from core import actions, notices, relink
 from core.actions.links import CHOICE_MINUTES
 from core.actions.oauth import ChoiceRefused, oauth_choose_calendar
-from web.pages import link_invalid, runtime, sign_in_not_configured
+from web.pages import chosen_roles, link_invalid, runtime, sign_in_not_configured
 
 # The connection this browser just made by signing in, and the consent's state (already spent,
 # and in this browser's address bar anyway): only this browser may choose its calendar
@@ -96,6 +96,7 @@ def _render_choice(provider: str, result: dict, error: str = ""):
         "connect_choose.html",
         result=result,
         calendars=calendars,
+        roles=result["calendars"],
         error=error,
         choice_minutes=CHOICE_MINUTES,
         action=flask.url_for("oauth.choose_calendar", provider=provider),
@@ -112,7 +113,7 @@ def choose_calendar(provider: str):
     if not isinstance(kept, dict) or str(kept.get("connection", "")) != conn_id or kept.get("provider") != provider:
         return _choice_refused()
     try:
-        result = oauth_choose_calendar(rt, provider, str(kept.get("state", "")), conn_id, form.get("calendar", ""))
+        result = oauth_choose_calendar(rt, provider, str(kept.get("state", "")), conn_id, form.get("calendar", ""), **chosen_roles(form))
     except ChoiceRefused:
         flask.session.pop(CHOICE, None)
         return _choice_refused()

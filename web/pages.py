@@ -25,6 +25,18 @@ def runtime():
     return flask.current_app.extensions[RUNTIME]
 
 
+MAX_ROLE_BOXES = 200  # more ticked boxes than any account has calendars is not a form of ours
+
+
+def chosen_roles(form) -> dict:
+    """The ``busy`` and ``write`` boxes of a calendar form (templates/calendar_choices.html), for
+    core.actions.roles.choose_calendars: None for each when the form did not show them."""
+    if form.get("roles") != "1":
+        return {"busy": None, "write": None}
+    busy, write = form.getlist("busy")[:MAX_ROLE_BOXES], form.getlist("write")[:MAX_ROLE_BOXES]
+    return {"busy": [v[:20] for v in busy], "write": [v[:20] for v in write]}
+
+
 def http_error(exc: HTTPException):
     if exc.code == 404:
         message = "There is no page at this address. If you followed a link, it may have been cut off."

@@ -14,7 +14,7 @@ from core.actions.relinking import (
     relink_download,
     request_words,
 )
-from web.pages import allow_consent_redirects, link_invalid, runtime, sign_in_not_configured
+from web.pages import allow_consent_redirects, chosen_roles, link_invalid, runtime, sign_in_not_configured
 
 log = logging.getLogger("calsync.web")
 
@@ -55,7 +55,8 @@ def choose_calendar(token: str):
     """calendar_missing / read_only: a new primary calendar, no password."""
     rt = runtime()
     try:
-        result = actions.relink_choose_calendar(rt, token, flask.request.form.get("calendar", ""))
+        form = flask.request.form
+        result = actions.relink_choose_calendar(rt, token, form.get("calendar", ""), **chosen_roles(form))
     except relink.LinkInvalid as exc:
         return link_invalid(exc)
     except actions.ActionError as exc:
