@@ -38,6 +38,7 @@ SUBCOMMANDS = [
     ("download [N]", "the appointments missed while connection N was broken, as .ics"),
     ("stop [N]", "stop syncing connection N (shows what will happen, asks first)"),
     ("primary [N]", "choose the calendar appointments are written to (syncs at once)"),
+    ("calendars [N]", "which calendars block your time and which also get your appointments"),
     ("help", "this list"),
 ]
 SUPPORT_SUBCOMMANDS = [
@@ -553,14 +554,15 @@ def home_actions(row: dict, calendars: list[dict] | None = None) -> list[dict]:
         return (
             [button("calsync_relink", "Relink", value=conn, style="primary")]
             + download
-            + [_overflow(conn, ("test", "Test connection"), ("stop", "Stop sync…"))]
+            + [_overflow(conn, ("test", "Test connection"), ("calendars", "Calendars…"), ("stop", "Stop sync…"))]
         )
     first: list[dict] = []
     if status in PICKER_STATUSES and calendars:
         first.append(calendar_picker(conn, calendars))
     if status == "unreachable":
         test = {**test, "style": "primary"}
-    return first + download + [test, _overflow(conn, ("relink", "Get a new relink link"), ("stop", "Stop sync…"))]
+    more = _overflow(conn, ("relink", "Get a new relink link"), ("calendars", "Calendars…"), ("stop", "Stop sync…"))
+    return first + download + [test, more]
 
 
 def home_view(rows: list[dict], name: str, feed_url: str = "", calendars: dict | None = None) -> dict:

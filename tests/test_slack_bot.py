@@ -570,6 +570,50 @@ def test_primary_opens_a_calendar_picker_and_the_choice_is_saved_on_submit(rt, a
     assert destination == ["Home"]
 
 
+def test_calendars_opens_the_roles_modal_and_saving_it_sets_every_role_at_once(rt, ada, bolt, stub, slack):
+    """Issue 18 in Slack: the primary, the calendars that block time and the others that get the
+    appointments, as they are now; saved through the same action as the pages (choose_calendars)."""
+    ada.server.make_calendar("home", "Home")
+    assert slack.command("calendars", replies=0) == []
+    modal = slack.opened_view()
+    assert modal["callback_id"] == "calsync_calendars"
+    fields = {b["block_id"]: b["element"] for b in modal["blocks"] if b["type"] == "input"}
+    assert set(fields) == {"primary", "busy", "write"}
+    ids = {o["text"]["text"]: o["value"] for o in fields["busy"]["options"]}
+    assert set(ids) == {"Work", "Home"}
+    assert fields["primary"]["initial_option"]["text"]["text"] == "Work"
+    assert {o["text"]["text"] for o in fields["busy"]["initial_options"]} == {"Work", "Home"}, "both are Ada's own"
+    assert "initial_options" not in fields["write"], "nothing but the primary is written yet"
+
+    def option(name: str) -> dict:
+        return {"text": {"type": "plain_text", "text": name}, "value": ids[name]}
+
+    booked = ada.book(soon(2, 10), subject="Intro call")
+    slack.submit(
+        modal,
+        values={
+            "primary": {"choice": {"type": "static_select", "selected_option": option("Home")}},
+            "busy": {"choice": {"type": "multi_static_select", "selected_options": [option("Home")]}},
+            "write": {"choice": {"type": "multi_static_select", "selected_options": [option("Work")]}},
+        },
+    )
+    [dm] = slack.dms(ADA)
+    assert "Calendars of connection" in dm["text"] and "go to 'Home' and to 'Work'" in dm["text"], dm["text"]
+    roles = {r["name"]: (r["primary"], r["busy"], r["write"]) for r in actions.calendar_roles(rt, ada.conn_id)}
+    assert roles == {"Home": (True, True, True), "Work": (False, False, True)}
+    assert [a.actor for a in audit_rows() if a.action in ("connection.calendar", "connection.primary")] == [f"slack:{ADA}"] * 2
+    ada.sync()
+    assert booked["uid"] in "".join(ada.events().values())
+
+    # A choice that cannot be is refused whole, and said so.
+    slack.submit(
+        modal, values={"busy": {"choice": {"type": "multi_static_select", "selected_options": [{**option("Home"), "value": "999"}]}}}
+    )
+    _, refused = slack.dms(ADA, 2)
+    assert refused["text"].startswith("Nothing was changed: no calendar '999'"), refused["text"]
+    assert {r["name"]: r["busy"] for r in actions.calendar_roles(rt, ada.conn_id)} == {"Home": True, "Work": False}
+
+
 # -- who may do what -----------------------------------------------------------------------------------
 
 
@@ -663,12 +707,14 @@ def test_opening_the_home_tab_shows_the_connections_with_their_buttons(rt, ada, 
     assert f"Connection {ada.conn_id}" in text_of(tested) and "✅ credentials" in text_of(tested)
     [menu] = [e for e in elements(home["blocks"]) if e["type"] == "overflow"]
     chosen = {o["value"].partition(":")[0]: o for o in menu["options"]}
-    assert set(chosen) == {"relink", "stop"}
+    assert set(chosen) == {"relink", "calendars", "stop"}
     slack.action("calsync_more", view=on_home, replies=0, action={"type": "overflow", "selected_option": chosen["relink"]})
     _, relinked = slack.dms(ADA, 2)
     assert f"{rt.settings.base_url}/relink/" in text_of(relinked)
+    slack.action("calsync_more", view=on_home, replies=0, action={"type": "overflow", "selected_option": chosen["calendars"]})
+    assert slack.opened_view()["callback_id"] == "calsync_calendars"
     slack.action("calsync_more", view=on_home, replies=0, action={"type": "overflow", "selected_option": chosen["stop"]})
-    assert slack.opened_view()["callback_id"] == "calsync_stop"
+    assert slack.opened_view(2)["callback_id"] == "calsync_stop"
     assert ada.status()["status"] == "active"
 
 

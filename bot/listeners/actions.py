@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from bot import blocks, out, people
+from bot import blocks, calendars, out, people
 from core import access, actions
 
 log = logging.getLogger("calsync.slack")
@@ -80,6 +80,16 @@ def register(app, rt) -> None:
 
         _on_connection(rt, body, respond, client, work, value)
 
+    def choose_calendars(body, respond, client, value=None):
+        def work(principal, conn):
+            if conn.status == "stopped":
+                _reply(body, respond, client, f"Connection {conn.id} is stopped: Connect again first.")
+                return
+            rows = actions.calendar_roles(rt, conn.id, refresh=True)
+            out.open_modal(client, body["trigger_id"], calendars.calendars_modal(conn.id, rows, conn.status))
+
+        _on_connection(rt, body, respond, client, work, value)
+
     @app.action("calsync_test")
     def test_button(ack, body, respond, client):
         ack()
@@ -100,7 +110,7 @@ def register(app, rt) -> None:
         """The overflow menu of a Home row: test, a new relink link, stop (kept out of the way)."""
         ack()
         what, _, conn_id = ((body["actions"][0].get("selected_option") or {}).get("value") or "").partition(":")
-        handler = {"test": test, "relink": relink, "stop": stop}.get(what)
+        handler = {"test": test, "relink": relink, "stop": stop, "calendars": choose_calendars}.get(what)
         if handler is not None:
             handler(body, respond, client, conn_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bot import blocks, out, people
+from bot import blocks, calendars, out, people
 from bot.mrkdwn import unescape
 from core import access, actions
 
@@ -149,6 +149,15 @@ def cmd_primary(rt, principal, args, who, respond, client, command):
     out.open_modal(client, command["trigger_id"], blocks.primary_modal(conn.id, calendars, conn.status))
 
 
+def cmd_calendars(rt, principal, args, who, respond, client, command):
+    conn = access.connection_for(rt, principal, _number(args), who)
+    if conn.status == "stopped":
+        out.reply(respond, f"Connection {conn.id} is stopped: `/calsync connect` connects the calendar again.")
+        return
+    rows = actions.calendar_roles(rt, conn.id, refresh=True)
+    out.open_modal(client, command["trigger_id"], calendars.calendars_modal(conn.id, rows, conn.status))
+
+
 HANDLERS = {
     "help": cmd_help,
     "status": cmd_status,
@@ -161,4 +170,5 @@ HANDLERS = {
     "download": cmd_download,
     "stop": cmd_stop,
     "primary": cmd_primary,
+    "calendars": cmd_calendars,
 }

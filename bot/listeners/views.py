@@ -1,10 +1,10 @@
-"""Modal submissions: stop sync, feed reset, primary calendar. Nothing happens before submit."""
+"""Modal submissions: stop sync, feed reset, primary calendar, calendars. Nothing happens before submit."""
 
 from __future__ import annotations
 
 import json
 
-from bot import blocks, out, people
+from bot import blocks, calendars, out, people
 from core import access, actions
 
 
@@ -64,4 +64,20 @@ def register(app, rt) -> None:
             text = blocks.primary_result(conn.id, result)
         except actions.ActionError as exc:
             text = f"The primary calendar was not changed: {exc}"
+        out.dm(client, user_id, text)
+
+    @app.view(calendars.CALLBACK)
+    def calendars_submitted(ack, body, view, client):
+        """The Calendars modal: every role at once. Acked first (the save syncs, longer than Slack's three
+        seconds); choose_calendars checks it all before changing anything, and the DM says what it did."""
+        ack()
+        user_id = body["user"]["id"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        try:
+            principal = people.principal(rt, client, user_id)
+            conn = access.connection_for(rt, principal, meta.get("connection"))
+            result = actions.choose_calendars(rt, conn.id, **calendars.chosen(view), actor=principal.actor)
+            text = calendars.calendars_result(conn.id, result)
+        except actions.ActionError as exc:
+            text = f"Nothing was changed: {exc}"
         out.dm(client, user_id, text)
