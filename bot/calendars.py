@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.blocks import _modal, badge, choosable, context, plain
+from bot.blocks import _modal, badge, button, choosable, context, plain, section, waiting_lines
+from bot.mrkdwn import clip, lines, md
 
 CALLBACK = "calsync_calendars"
 MAX_OPTIONS = 100  # Block Kit: a select holds at most 100 options
@@ -90,3 +91,39 @@ def calendars_result(conn_id, result: dict) -> str:
     text = f"{head} Appointments go to {result.get('primary')!r}" + (f" and to {extra}" if extra else "")
     text += f"; blocking your time: {busy}. Status: {badge(result['status'], result.get('failing'))}."
     return text
+
+
+CALENDAR_EVENTS = ("calendar.trouble", "calendar.recovered")
+OPEN_ACTION = "calsync_calendars_open"  # the alert's button: the same modal as /calsync calendars
+
+
+def calendar_alert_blocks(event: str, payload: dict) -> list[dict]:
+    """The DM when an extra write calendar breaks (core.extra_calendars) or works again: what happened,
+    what waits for it, and the way to stop writing to it."""
+    said = [md("{}", payload.get("problem") or "")]
+    if payload.get("todo"):
+        said.append(md("{}", payload["todo"]))
+    blocks = [{"type": "header", "text": plain(payload.get("headline") or "", 150)}, section(lines(*said))]
+    if event == "calendar.trouble":
+        waits = waiting_lines(payload)
+        if waits is not None:
+            blocks.append(section(waits))
+        conn = str(payload.get("connection", ""))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"calsync_calendar_{payload.get('calendar_id', '')}",
+                "elements": [button(OPEN_ACTION, "Calendars…", value=conn)],
+            }
+        )
+    blocks.append(
+        context(
+            md(
+                "Connection {} · {} `{}`",
+                payload.get("connection", ""),
+                payload.get("provider_name") or "",
+                clip(payload.get("account", ""), 200),
+            )
+        )
+    )
+    return blocks

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 import models as m
-from bot import blocks, out
+from bot import blocks, calendars, out
 from core import access, actions, wording
 
 log = logging.getLogger("calsync.slack")
@@ -86,6 +86,9 @@ class SlackSender:
             block_list = blocks.resolved_blocks(payload)
         elif event == "relink.link":
             block_list = blocks.relink_link_blocks(payload, outgoing.relink_url)
+        elif event in calendars.CALENDAR_EVENTS:
+            text = payload.get("headline") or outgoing.subject
+            block_list = calendars.calendar_alert_blocks(event, payload)
         else:
             # The notification on the phone says what broke and what waits, like the header.
             text = blocks.alert_title(event, payload)

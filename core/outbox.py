@@ -63,7 +63,7 @@ class Sender(Protocol):
         """Deliver; returns an external reference (message id...). Raises on failure."""
 
 
-STAFF_EVENTS = ("incident.opened", "incident.reminder", "incident.resolved", "relink.link")
+STAFF_EVENTS = ("incident.opened", "incident.reminder", "incident.resolved", "relink.link", "calendar.trouble", "calendar.recovered")
 HOST_EVENTS = ("appointment.external_edit", "appointment.external_delete", "appointment.conflict")
 CHANNELS = ("log", "email", "slack", "webhook")
 

@@ -20,7 +20,7 @@ import time
 import peewee as pw
 
 import models as m
-from core import busy, clock, entries, expander, ics, lifecycle, push, sync_runs, waiting
+from core import busy, clock, entries, expander, extra_calendars, ics, lifecycle, push, sync_runs, waiting
 from core.providers.base import (
     AlreadyExists,
     CalendarGone,
@@ -293,7 +293,7 @@ class ConnectionSync:
                 else:
                     self._trouble(cal, m.READ_ONLY)
             elif cal.problem:
-                waiting.calendar_recovered(cal)
+                extra_calendars.fixed(self.rt, cal)
         if not destination_writable:
             raise WriteForbidden("the primary calendar is read-only for this account: calsync can read it but not add events")
         # Every calendar answered: what waited while the connection failed is written now.
@@ -317,10 +317,8 @@ class ConnectionSync:
 
     def _trouble(self, cal: m.Calendar, problem: str) -> None:
         """An extra write calendar cannot take appointments: they wait on it as missed; the run goes on."""
-        if cal.problem != problem:
-            log.warning("extra calendar %s of connection %s: %s; its appointments wait", cal.id, self.conn.id, problem)
         waiting.ensure_links(cal, self.window_start, state=m.LINK_MISSED)  # what it should hold and never got waits too
-        waiting.calendar_in_trouble(cal, problem)
+        extra_calendars.broke(self.rt, cal, problem)
 
     def _apply_probe(self, cal: m.Calendar, info) -> None:
         """When the probe says the calendar moved, read and apply its changes; record its state."""

@@ -34,38 +34,6 @@ def _calendars_that_take_work(conn: m.Connection):
     return m.Calendar.select(m.Calendar.id).where(m.Calendar.connection == conn, m.Calendar.problem == "")
 
 
-def calendar_in_trouble(cal: m.Calendar, problem: str) -> int:
-    """An extra write calendar is gone or read-only: what it was about to get waits as missed, and when
-    it is gone the upcoming appointments that were on it wait too (gone with it). Returns how many."""
-    now = clock.now()
-    cal.problem = problem
-    cal.save()
-    held = (
-        m.AppointmentLink.update(state=m.LINK_MISSED, updated_at=now)
-        .where(m.AppointmentLink.calendar == cal, m.AppointmentLink.state == m.LINK_PENDING)
-        .execute()
-    )
-    if problem == m.CALENDAR_MISSING:
-        upcoming = m.Appointment.select(m.Appointment.id).where(m.Appointment.cancelled == False, m.Appointment.ends_at >= now)
-        held += (
-            m.AppointmentLink.update(state=m.LINK_MISSED, href="", etag="", pushed_version=0, updated_at=now)
-            .where(m.AppointmentLink.calendar == cal, m.AppointmentLink.state == m.LINK_SYNCED, m.AppointmentLink.appointment.in_(upcoming))
-            .execute()
-        )
-    return held
-
-
-def calendar_recovered(cal: m.Calendar) -> int:
-    """The extra write calendar answers and takes writes again: what waited on it is written by this run."""
-    cal.problem = ""
-    cal.save()
-    return (
-        m.AppointmentLink.update(state=m.LINK_PENDING, updated_at=clock.now())
-        .where(m.AppointmentLink.calendar == cal, m.AppointmentLink.state == m.LINK_MISSED)
-        .execute()
-    )
-
-
 def hold(conn: m.Connection) -> int:
     """The connection failed: everything it was about to write now waits as missed."""
     return (

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, soon, vevent
 
 import models as m
-from core import actions
+from core import actions, notices
 
 HOUR = dt.timedelta(hours=1)
 ADA = "ada@example.com"
@@ -98,6 +98,12 @@ def test_a_deleted_extra_calendar_waits_as_missed_while_the_primary_syncs_on(two
     team = _row(two, "Team")
     assert team["problem"] == "calendar_missing"
     assert status["missed"] == 2, "both upcoming appointments wait for the missing extra calendar"
+    # Told at once (no incident: the connection works), in the e-mail's words too.
+    (told,) = m.Notification.select().where(m.Notification.event == "calendar.trouble")
+    subject, body = notices.render(told.event, json.loads(told.payload))
+    assert subject == "Your calendar 'Team' cannot take appointments — 2 appointments are waiting"
+    assert "Your calendar 'Team' was deleted" in body and "Meanwhile" in body and "/calsync calendars" in body
+    assert not m.Incident.select().exists()
 
     # It comes back (recreated under the same address): what waited is written, once.
     two.server.make_calendar("team", "Team")
@@ -105,6 +111,7 @@ def test_a_deleted_extra_calendar_waits_as_missed_while_the_primary_syncs_on(two
     assert _row(two, "Team")["problem"] == ""
     assert len(_uids(two.server.list_events(two.team_url))) == 2
     assert two.status()["missed"] == 0
+    assert [n.event for n in m.Notification.select().order_by(m.Notification.id)] == ["calendar.trouble", "calendar.recovered"]
 
 
 def test_turning_write_off_keeps_what_is_there_and_drops_what_waited(two):

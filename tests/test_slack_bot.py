@@ -397,6 +397,40 @@ def test_a_deleted_primary_calendar_offers_a_picker_and_the_choice_delivers_the_
     assert message["ts"] == alert["ts"] and "Reconnected" in text_of(message)
 
 
+def test_an_extra_calendar_that_breaks_is_told_at_once_once_and_again_when_it_works(rt, ada, bolt, stub, slack):
+    """Issue 18: an extra write calendar's trouble opens no incident (the primary syncs on), but its
+    staff member hears of it at once, with what waits for it and the Calendars button; once per change."""
+    team = ada.server.make_calendar("team", "Team")
+    actions.calendar_roles(rt, ada.conn_id, refresh=True)
+    actions.set_calendar_roles(rt, ada.conn_id, "Team", write=True)
+    ada.sync()
+    ada.server.delete_calendar(team)
+    ada.book(soon(2, 10), subject="Booked meanwhile")
+    ada.sync()
+    assert ada.status()["status"] == "active"
+    outbox.deliver_pending(rt)
+    [alert] = stub.messages(ADA)
+    said = text_of(alert)
+    assert alert["text"] == "Your calendar 'Team' cannot take appointments — 1 appointment is waiting", alert["text"]
+    assert "was deleted" in said and "Booked meanwhile" in said and "/calsync calendars" in said
+    [open_button] = [e for e in elements(alert["blocks"]) if e["type"] == "button"]
+    assert open_button["action_id"] == "calsync_calendars_open"
+    ada.sync()
+    outbox.deliver_pending(rt)
+    assert len(stub.messages(ADA)) == 1, "the same trouble seen again is not told twice"
+
+    slack.action("calsync_calendars_open", value=str(ada.conn_id), replies=0)
+    assert slack.opened_view()["callback_id"] == "calsync_calendars"
+
+    ada.server.make_calendar("team", "Team")
+    ada.sync()
+    outbox.deliver_pending(rt)
+    _, back = slack.dms(ADA, 2)
+    assert back["text"] == "Your calendar 'Team' takes appointments again"
+    assert "the 1 appointment(s) that waited for it are being added now" in text_of(back)
+    assert [n.event for n in m.Notification.select().order_by(m.Notification.id)] == ["calendar.trouble", "calendar.recovered"]
+
+
 # -- signed requests ------------------------------------------------------------------------------
 
 

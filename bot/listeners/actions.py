@@ -90,6 +90,12 @@ def register(app, rt) -> None:
 
         _on_connection(rt, body, respond, client, work, value)
 
+    @app.action(calendars.OPEN_ACTION)
+    def calendars_button(ack, body, respond, client):
+        """The button of an extra calendar's alert: the Calendars modal."""
+        ack()
+        choose_calendars(body, respond, client)
+
     @app.action("calsync_test")
     def test_button(ack, body, respond, client):
         ack()

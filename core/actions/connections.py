@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 import models as m
-from core import accounts, clock, ics, lifecycle, runner, waiting
+from core import accounts, clock, extra_calendars, ics, lifecycle, runner, waiting
 from core.actions.common import ActionError, InvalidInput, _connection, _staff, _validate_url, audit, audited, find_calendar, one_line
 from core.actions.views import calendar_dict, connection_dict
 from core.messages import meaning
@@ -297,7 +297,7 @@ def refresh_calendars(rt, conn: m.Connection) -> list[m.Calendar]:
             # links live on it), but it can hold nothing.
             cal.writable = False
             if not cal.is_primary:
-                waiting.calendar_in_trouble(cal, m.CALENDAR_MISSING)
+                extra_calendars.broke(rt, cal, m.CALENDAR_MISSING)
             cal.save()
         else:
             cal.delete_instance()
