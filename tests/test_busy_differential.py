@@ -9,7 +9,7 @@ production path: ``core.expander.expand`` (a recurring object expanded in a work
 limits) with ``all_day_policy="busy"`` — the servers count all-day events as busy — loaded occurrences
 cut to the range and merged by ``core.hostapi.merge``, as the host API's ``busy`` does.
 
-Hypothesis writes the calendars: series repeating daily, weekly (with BYDAY) or monthly, with COUNT,
+Hypothesis writes the calendars: series repeating daily, weekly (with BYDAY), monthly (BYMONTHDAY, BYDAY=2TU) or yearly, with COUNT,
 UNTIL or no end, INTERVAL, EXDATE, RDATE, RECURRENCE-ID overrides that move an occurrence or cancel it,
 TRANSP and STATUS, times in UTC, in Europe/Berlin and America/New_York (each with its VTIMEZONE, both
 zones' DST changes inside the range), floating times and all-day dates, and events across the range's
@@ -389,7 +389,7 @@ def objects(draw, uid: str, rng: Range, floating: dt.tzinfo) -> Obj:
     rule = None
     walls = [first]
     if kind == "rrule":
-        freq = draw(st.sampled_from(("DAILY", "WEEKLY", "MONTHLY")))
+        freq = draw(st.sampled_from(("DAILY", "WEEKLY", "MONTHLY", "YEARLY")))
         parts = [f"FREQ={freq}"]
         interval = draw(st.integers(1, 3))
         if interval > 1:
@@ -397,6 +397,12 @@ def objects(draw, uid: str, rng: Range, floating: dt.tzinfo) -> Obj:
         if freq == "WEEKLY" and draw(st.booleans()):  # with DTSTART's own day: in step with the rule (RFC 5545 §3.8.5.3)
             days = {first.weekday()} | set(draw(st.lists(st.integers(0, 6), max_size=2)))
             parts.append("BYDAY=" + ",".join(DAYS[d] for d in sorted(days)))
+        if freq == "MONTHLY":  # in step with DTSTART too: its day of the month, or its nth weekday
+            by = draw(st.sampled_from(("", "BYMONTHDAY", "BYDAY")))
+            if by == "BYMONTHDAY":
+                parts.append(f"BYMONTHDAY={first.day}")
+            elif by == "BYDAY":
+                parts.append(f"BYDAY={(first.day - 1) // 7 + 1}{DAYS[first.weekday()]}")
         ending = draw(st.sampled_from(("COUNT", "UNTIL", "open")))
         if ending == "COUNT":
             parts.append(f"COUNT={draw(st.integers(1, 8))}")
@@ -666,6 +672,26 @@ def test_events_across_the_ranges_edges_are_cut_to_it(caldav):
     ]
 
 
+def test_a_series_split_at_this_and_following_blocks_each_part_once(caldav):
+    # How Google and Outlook save "change this and all following": the first series ends (UNTIL) before
+    # the split, and a new one, with its own UID, carries on at the new time (over their own APIs both
+    # expand series themselves, so this shape is what calsync expands: on CalDAV).
+    first = calendar(
+        "DTSTART;TZID=Europe/Berlin:20260302T090000|DTEND;TZID=Europe/Berlin:20260302T100000|RRULE:FREQ=WEEKLY;UNTIL=20260315T225959Z"
+    )
+    rest = calendar(
+        "DTSTART;TZID=Europe/Berlin:20260317T140000|DTEND;TZID=Europe/Berlin:20260317T150000|RRULE:FREQ=WEEKLY;COUNT=3"
+        "|RELATED-TO;RELTYPE=SIBLING:hand-first-part"
+    )
+    assert agreed(caldav, MARCH, first, rest) == [
+        (Z(2026, 3, 2, 8), Z(2026, 3, 2, 9)),
+        (Z(2026, 3, 9, 8), Z(2026, 3, 9, 9)),  # the Monday of 16 March is past UNTIL: not blocked
+        (Z(2026, 3, 17, 13), Z(2026, 3, 17, 14)),
+        (Z(2026, 3, 24, 13), Z(2026, 3, 24, 14)),
+        (Z(2026, 3, 31, 12), Z(2026, 3, 31, 13)),  # CEST
+    ]
+
+
 def test_a_long_repeat_begun_well_before_the_range_blocks_its_part_inside_it(caldav):
     # A two-week stay every two weeks since 2024, and a four-day trip every 30 days: only instances that
     # start days before the range reach into it. Calsync builds no instance that cannot reach it, so how
@@ -703,6 +729,14 @@ class Known:
 
 
 AUTUMN_DAYS = Range(Z(2026, 10, 10), Z(2026, 11, 10))
+# Both servers: RFC 5545 §3.8.5.3 keeps DTEND - DTSTART as "the same exact duration" for every repeat.
+WALL_CLOCK_DTEND = Known(
+    "a repeat's DTEND length is kept on the wall clock",
+    AUTUMN_DAYS,
+    calendar("DTSTART;TZID=Europe/Berlin:20261018T010000|DTEND;TZID=Europe/Berlin:20261018T040000|RRULE:FREQ=WEEKLY;COUNT=2"),
+    # three hours each: the second from 01:00 CEST to 03:00 CET, not to 04:00 CET
+    [(Z(2026, 10, 17, 23), Z(2026, 10, 18, 2)), (Z(2026, 10, 24, 23), Z(2026, 10, 25, 2))],
+)
 KNOWN: dict[str, list[Known]] = {
     "radicale": [
         Known(
@@ -733,13 +767,7 @@ KNOWN: dict[str, list[Known]] = {
             calendar("DTSTART;TZID=Europe/Berlin:20260329T023000|DURATION:PT1H"),
             [(Z(2026, 3, 29, 1, 30), Z(2026, 3, 29, 2, 30))],  # 02:30 does not exist: read as 02:30 CET
         ),
-        Known(
-            "a repeat's DTEND length is kept on the wall clock",
-            AUTUMN_DAYS,
-            calendar("DTSTART;TZID=Europe/Berlin:20261018T010000|DTEND;TZID=Europe/Berlin:20261018T040000|RRULE:FREQ=WEEKLY;COUNT=2"),
-            # three hours each: the second from 01:00 CEST to 03:00 CET, not to 04:00 CET
-            [(Z(2026, 10, 17, 23), Z(2026, 10, 18, 2)), (Z(2026, 10, 24, 23), Z(2026, 10, 25, 2))],
-        ),
+        WALL_CLOCK_DTEND,
         Known(
             "it ignores CALDAV:calendar-timezone (RFC 4791 §5.2.2): floating times stay UTC",
             MARCH,
@@ -769,13 +797,7 @@ KNOWN: dict[str, list[Known]] = {
             # the second lasts from 12:00 CEST on 24 October to 12:00 CET on the 25th: a 25-hour day
             [(Z(2026, 10, 17, 10), Z(2026, 10, 18, 10)), (Z(2026, 10, 24, 10), Z(2026, 10, 25, 11))],
         ),
-        Known(
-            "a repeat's DTEND length is kept on the wall clock",
-            AUTUMN_DAYS,
-            calendar("DTSTART;TZID=Europe/Berlin:20261018T010000|DTEND;TZID=Europe/Berlin:20261018T040000|RRULE:FREQ=WEEKLY;COUNT=2"),
-            # three hours each: the second from 01:00 CEST to 03:00 CET, not to 04:00 CET
-            [(Z(2026, 10, 17, 23), Z(2026, 10, 18, 2)), (Z(2026, 10, 24, 23), Z(2026, 10, 25, 2))],
-        ),
+        WALL_CLOCK_DTEND,
         Known(
             "a floating repeat is picked for the range in UTC",
             SPRING,
