@@ -156,6 +156,7 @@ def busy(rt, staff: m.Staff, start: dt.datetime, end: dt.datetime) -> dict:
             m.FeedEntry.loaded == True,
             m.FeedEntry.starts_at < end,
             m.FeedEntry.ends_at > start,
+            m.FeedEntry.ends_at > m.FeedEntry.starts_at,  # an event of no length blocks no time
         ):
             blocks.append((max(entry.starts_at, start), min(entry.ends_at, end)))
     for appointment in m.Appointment.select().where(

@@ -244,7 +244,7 @@ def calendar(*vevents: str, tzid: str | None = "Europe/Berlin") -> str:
 
 def calsync_busy(texts: list[str], rng: Range, tz: dt.tzinfo) -> Blocks:
     """Calsync's busy blocks in ``rng`` for these objects, the way a sync and the host API get them (less any
-    of no length, as in ``server_busy``: the host API lists a zero-length event, which blocks nothing)."""
+    of no length, as in ``server_busy`` and the host API: an event of no length blocks nothing)."""
     blocks = []
     for text in texts:
         parsed = ics.parse(text)

@@ -26,6 +26,9 @@ def test_busy_merges_loaded_entries_with_appointments(story):
         "free.ics",
         vevent("free-1", start + dt.timedelta(hours=5), start + dt.timedelta(hours=6), "Focus", "TRANSP:TRANSPARENT\r\n"),
     )
+    story.server.put_event(
+        story.calendar_url, "reminder.ics", vevent("tick-1", start + dt.timedelta(hours=7), start + dt.timedelta(hours=7), "Tick")
+    )
     story.book(start + dt.timedelta(hours=1), hours=2, subject="Overlaps the board")
     story.sync()
     result = actions.busy_times(story.rt, "ada@example.com", start - dt.timedelta(hours=1), start + dt.timedelta(hours=10))
