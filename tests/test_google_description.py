@@ -416,6 +416,8 @@ def test_calsync_google_traffic_and_the_fake_answers_keep_to_the_description(sto
     booked = story.book(soon(2, 10), subject="Intro call")
 
     assert story.connect()["status"] == "active"  # calendarList get + list, full listings, the insert
+    for shared in ("Team holidays", "Grace"):  # not the account's own: read once turned on, so their listings are checked too
+        actions.set_calendar_roles(story.rt, story.conn_id, shared, busy=True)
     lunch = google.add_event(EMAIL, "Lunch", soon(2, 12), soon(2, 13))
     assert story.sync()["outcome"] == "ok"  # incremental, with syncToken
     actions.upsert_appointment(story.rt, booked["id"], EMAIL, soon(2, 11).isoformat(), soon(2, 12).isoformat(), "Intro call (moved)")

@@ -97,9 +97,18 @@ def connect_google(rt, google) -> int:
     return actions.oauth_callback(rt, "google", back.get("code", ""), back.get("state", ""), back.get("error", ""))["id"]
 
 
+def watching_team(rt, google) -> int:
+    """Ada's Google connection with the shared "Team" calendar turned on as busy (not hers, so off at first)."""
+    conn_id = connect_google(rt, google)
+    actions.set_calendar_roles(rt, conn_id, "Team", busy=True)
+    actions.sync_now(rt, conn_id)
+    return conn_id
+
+
 def test_google_a_connection_is_watched_and_an_outside_change_arrives_in_seconds(grt, google):
     google.add_calendar("team@example.com", "Team", role="reader")
-    conn_id = connect_google(grt, google)
+    google.add_calendar("holidays@example.com", "Holidays", role="reader")  # not its own and no role: not watched
+    conn_id = watching_team(grt, google)
     (live_primary, live_team) = sorted(google.channels(), key=lambda c: c["calendar_id"] != EMAIL)
     assert {live_primary["calendar_id"], live_team["calendar_id"]} == {EMAIL, "team@example.com"}
     rows = channel_rows(conn_id)
@@ -166,7 +175,7 @@ def test_google_channels_are_renewed_before_they_expire_new_one_first(grt, googl
 
 def test_google_stop_sync_closes_every_channel(grt, google):
     google.add_calendar("team@example.com", "Team", role="reader")
-    conn_id = connect_google(grt, google)
+    conn_id = watching_team(grt, google)
     assert len(google.channels()) == 2
     actions.stop_sync(grt, conn_id, keep_events=True)
     assert google.channels() == []
