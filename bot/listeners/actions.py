@@ -6,6 +6,7 @@ import json
 import logging
 
 from bot import blocks, calendars, out, people
+from bot.listeners.views import open_calendars_modal
 from core import access, actions
 
 log = logging.getLogger("calsync.slack")
@@ -82,11 +83,9 @@ def register(app, rt) -> None:
 
     def choose_calendars(body, respond, client, value=None):
         def work(principal, conn):
-            if conn.status == "stopped":
-                _reply(body, respond, client, f"Connection {conn.id} is stopped: Connect again first.")
-                return
-            rows = actions.calendar_roles(rt, conn.id, refresh=True)
-            out.open_modal(client, body["trigger_id"], calendars.calendars_modal(conn.id, rows, conn.status))
+            refused = open_calendars_modal(rt, client, body["trigger_id"], conn)
+            if refused:
+                _reply(body, respond, client, refused)
 
         _on_connection(rt, body, respond, client, work, value)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-from bot import blocks, calendars, out, people
+from bot import blocks, out, people
+from bot.listeners.views import open_calendars_modal
 from bot.mrkdwn import unescape
 from core import access, actions
 
@@ -151,11 +152,9 @@ def cmd_primary(rt, principal, args, who, respond, client, command):
 
 def cmd_calendars(rt, principal, args, who, respond, client, command):
     conn = access.connection_for(rt, principal, _number(args), who)
-    if conn.status == "stopped":
-        out.reply(respond, f"Connection {conn.id} is stopped: `/calsync connect` connects the calendar again.")
-        return
-    rows = actions.calendar_roles(rt, conn.id, refresh=True)
-    out.open_modal(client, command["trigger_id"], calendars.calendars_modal(conn.id, rows, conn.status))
+    refused = open_calendars_modal(rt, client, command["trigger_id"], conn)
+    if refused:
+        out.reply(respond, refused)
 
 
 HANDLERS = {

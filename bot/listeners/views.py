@@ -8,6 +8,22 @@ from bot import blocks, calendars, out, people
 from core import access, actions
 
 
+def open_calendars_modal(rt, client, trigger_id: str, conn) -> str:
+    """Open the Calendars modal for ``conn`` (the command, the Home menu and an alert's button);
+    returns why not ("" when it opened)."""
+    if conn.status == "stopped":
+        return f"Connection {conn.id} is stopped: `/calsync connect` connects the calendar again."
+    rows = actions.calendar_roles(rt, conn.id, refresh=True)
+    out.open_modal(client, trigger_id, calendars.calendars_modal(conn.id, rows, conn.status))
+    return ""
+
+
+def _submitted_for(rt, client, user_id: str, meta: dict):
+    """Who submitted a modal, and the connection its metadata names, if they may act on it."""
+    principal = people.principal(rt, client, user_id)
+    return principal, access.connection_for(rt, principal, meta.get("connection"))
+
+
 def register(app, rt) -> None:
     @app.view("calsync_stop")
     def stop_submitted(ack, body, view, client):
@@ -19,8 +35,7 @@ def register(app, rt) -> None:
         # The button said "Stop anyway" for this choice: pressing it is the consent to force.
         force = bool(meta.get("force")) and bool(meta.get("keep")) == keep
         try:
-            principal = people.principal(rt, client, user_id)
-            conn = access.connection_for(rt, principal, meta.get("connection"))
+            principal, conn = _submitted_for(rt, client, user_id, meta)
             plan = actions.stop_plan(rt, conn.id, keep_events=keep, for_support=principal.support)
             if plan["needs_force"] and not force:
                 text = (
@@ -58,8 +73,7 @@ def register(app, rt) -> None:
         user_id = body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
         try:
-            principal = people.principal(rt, client, user_id)
-            conn = access.connection_for(rt, principal, meta.get("connection"))
+            principal, conn = _submitted_for(rt, client, user_id, meta)
             result = actions.set_destination(rt, conn.id, selected["value"], actor=principal.actor)  # syncs at once
             text = blocks.primary_result(conn.id, result)
         except actions.ActionError as exc:
@@ -74,8 +88,7 @@ def register(app, rt) -> None:
         user_id = body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
         try:
-            principal = people.principal(rt, client, user_id)
-            conn = access.connection_for(rt, principal, meta.get("connection"))
+            principal, conn = _submitted_for(rt, client, user_id, meta)
             result = actions.choose_calendars(rt, conn.id, **calendars.chosen(view), actor=principal.actor)
             text = calendars.calendars_result(conn.id, result)
         except actions.ActionError as exc:

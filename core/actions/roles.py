@@ -71,8 +71,9 @@ def choose_calendars(
     busy_ids = {find_calendar(calendars, c).id for c in busy} if busy is not None else None
     write_ids = {find_calendar(calendars, c).id for c in write} if write is not None else None
     for cal in calendars:
-        adds = write_ids is not None and cal.id in write_ids and cal is not new and not (cal.is_destination and cal is not old)
-        if adds and (conn.provider == "ics" or not cal.writable):
+        # Newly written: an extra write calendar from now on (the old primary counts: it stops being one).
+        newly = write_ids is not None and cal.id in write_ids and cal is not new and (cal is old or not cal.is_destination)
+        if newly and (conn.provider == "ics" or not cal.writable):
             raise ActionError(f"the calendar {cal.name!r} is read-only for this account: it cannot be written")
 
     def plan(cal: m.Calendar) -> dict:
