@@ -30,13 +30,13 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 RUN python3 -m venv /opt/uv \
     && /opt/uv/bin/pip install -q ${PIP_CERT:+--cert "$PIP_CERT"} uv==0.13.9 \
-    && env ${PIP_CERT:+SSL_CERT_FILE="$PIP_CERT"} /opt/uv/bin/uv sync --frozen --no-install-project --python python3
+    && env ${PIP_CERT:+SSL_CERT_FILE="$PIP_CERT"} /opt/uv/bin/uv sync --frozen --compile-bytecode --no-install-project --python python3
 COPY README.md models.py run_bot.py run_console.py ./
 COPY core ./core
 COPY bot ./bot
 COPY console ./console
 COPY web ./web
-RUN env ${PIP_CERT:+SSL_CERT_FILE="$PIP_CERT"} /opt/uv/bin/uv sync --frozen --no-editable --python python3 \
+RUN env ${PIP_CERT:+SSL_CERT_FILE="$PIP_CERT"} /opt/uv/bin/uv sync --frozen --compile-bytecode --no-editable --python python3 \
     && cd / && rm -rf /src /opt/uv
 
 USER calsync:calsync

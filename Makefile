@@ -13,16 +13,22 @@ UV := $(UV_DIR)/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install lock lint system-deps test demo bench bench-10000 bench-quick clean
+.PHONY: install bytecode lock lint system-deps test demo bench bench-10000 bench-quick clean
 
 $(UV):
 	$(PYTHON) -m pip install -q --disable-pip-version-check --target $(UV_DIR) 'uv==$(UV_VERSION)'
 
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (this machine, the Dockerfile) Python never
+# caches what it compiles, and every command compiled peewee, requests… again (~0.25 s of a
+# 0.47 s `status`). `bytecode` does the same for calsync's own modules.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra test --extra bench --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --extra test --extra bench --python $(PYTHON)
 	@touch $(STAMP)
 
-install: $(STAMP)
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q -j 0 models.py run_bot.py run_console.py core bot console web >/dev/null
+
+install: $(STAMP) bytecode
 
 lock: | $(UV)
 	$(UV) lock --python $(PYTHON)
@@ -52,10 +58,10 @@ system-deps:
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto
 
-demo: $(STAMP)
+demo: $(STAMP) bytecode
 	$(BIN)/python scripts/demo.py
 
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(BIN)/python bench/sync_bench.py
 	$(BIN)/python bench/feed_bench.py
 	$(BIN)/python bench/compare_bench.py
@@ -66,10 +72,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/push_bench.py
 
 # The 10,000-connection no-change sweep (issue 15): about 30 minutes on 2 cores.
-bench-10000: $(STAMP)
+bench-10000: $(STAMP) bytecode
 	$(BIN)/python bench/sweep_bench.py --connections 10000
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) bytecode
 	$(BIN)/python bench/sync_bench.py --quick
 	$(BIN)/python bench/feed_bench.py --quick
 	$(BIN)/python bench/compare_bench.py --quick

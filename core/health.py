@@ -73,7 +73,7 @@ def _check(rt, conn: m.Connection) -> str:
         return "skipped"
     if conn.provider != "ics":  # a feed's only cheap check is its conditional GET: the sync itself
         try:
-            info = rt.provider_for(conn).probe(CalendarState(remote_id=calendar.remote_id))
+            info = rt.provider_for(conn).probe(CalendarState(remote_id=calendar.remote_id, check=True))
             if calendar.is_primary and not info.writable:
                 raise WriteForbidden(READ_ONLY_REASON)
         except ProviderError as exc:

@@ -228,7 +228,9 @@ class ConnectionSync:
 
     def _probe(self, cal: m.Calendar):
         """The cheap question (exists, writable, moved?): no object list, the known state is read only on a move."""
-        return self.provider.probe(CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag))
+        return self.provider.probe(
+            CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag, first_read=cal.full_read_at is None)
+        )
 
     @staticmethod
     def _unchanged(cal: m.Calendar, info) -> bool:
@@ -325,6 +327,7 @@ class ConnectionSync:
         cal.writable = info.writable
         if not self._unchanged(cal, info):
             state = calendar_state(cal)
+            state.probed_token = info.sync_token
             now = clock.now()
             if cal.full_read_at is None or now - cal.full_read_at >= FULL_READ_EVERY:
                 state.sync_token = ""  # the backstop behind push and sync tokens: the whole calendar, daily

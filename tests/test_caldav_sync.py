@@ -358,3 +358,78 @@ def test_a_probe_with_a_stored_sync_token_asks_only_for_the_token_and_still_sees
     story.sync()
     assert sorted(e["subject"] for e in story.entries()) == ["First", "Second"]
     assert all("getctag" not in props for props in asked)
+
+
+def _recording(monkeypatch):
+    """The request bodies the CalDAV provider sends, in order (method, the XML's root element)."""
+    from core.providers import caldav as caldav_module
+
+    sent: list[tuple[str, str]] = []
+    real = caldav_module.CalDAVProvider._request
+
+    def recording(self, method, url, **kw):
+        body = kw.get("data") or b""
+        root = body.split(b">", 2)[1].split(b" ", 1)[0].lstrip(b"<").decode() if body.startswith(b"<?xml") else ""
+        sent.append((method, root.split(":")[-1]))
+        return real(self, method, url, **kw)
+
+    monkeypatch.setattr(caldav_module.CalDAVProvider, "_request", recording)
+    return sent
+
+
+def test_a_first_read_is_one_calendar_query_after_a_probe_for_the_token_alone(story, monkeypatch):
+    # vdirsyncer's first sync is a listing and a multiget; calsync's was a probe for ctag and token,
+    # a sync-collection and a multiget. A calendar never read has nothing to compare: the probe asks
+    # for the token to start from, and one calendar-query brings every object.
+    from core.providers import caldav as caldav_module
+
+    start = soon(2, 9)
+    for i in range(5):
+        when = start + dt.timedelta(hours=i)
+        story.server.put_event(story.calendar_url, f"e{i}.ics", vevent(f"e{i}", when, when + dt.timedelta(minutes=30), f"Busy {i}"))
+    asked = []
+    real_propfind = caldav_module.propfind
+    monkeypatch.setattr(caldav_module, "propfind", lambda *props: asked.append({n for _ns, n in props}) or real_propfind(*props))
+    sent = _recording(monkeypatch)
+    report = story.sync()
+    assert report["outcome"] == "ok" and report["entries_read"] == 5, report
+    assert sent == [("PROPFIND", "propfind"), ("REPORT", "calendar-query")]
+    assert "sync-token" in asked[0] and "getctag" not in asked[0]
+    assert sorted(e["subject"] for e in story.entries()) == [f"Busy {i}" for i in range(5)]
+    # The probe's token is where the next read starts: a change made now is seen, and only it is read.
+    story.server.put_event(story.calendar_url, "late.ics", vevent("late", start, start + dt.timedelta(hours=1), "Late"))
+    sent.clear()
+    report = story.sync()
+    assert report["entries_read"] == 1, report
+    assert ("REPORT", "sync-collection") in sent
+    assert "Late" in {e["subject"] for e in story.entries()}
+
+
+def test_a_server_that_refuses_the_whole_calendar_query_is_read_by_sync_collection(story, monkeypatch):
+    from core.providers import caldav as caldav_module
+
+    start = soon(2, 9)
+    story.server.put_event(story.calendar_url, "a.ics", vevent("a", start, start + dt.timedelta(hours=1), "First"))
+    monkeypatch.setattr(
+        caldav_module, "everything", lambda: b'<?xml version="1.0"?><C:calendar-query xmlns:C="urn:ietf:params:xml:ns:caldav"'
+    )
+    sent = _recording(monkeypatch)
+    report = story.sync()
+    assert report["outcome"] == "ok" and report["entries_read"] == 1, report
+    assert [root for _method, root in sent][1:] == ["calendar-query", "sync-collection", "calendar-multiget"]
+    assert [e["subject"] for e in story.entries()] == ["First"]
+
+
+def test_a_check_asks_neither_for_the_ctag_nor_the_sync_token(story, monkeypatch):
+    # The health sweep and "test connection" only ask "is it there, may we write?": a server that
+    # computes the ctag and the token from every object (Radicale) need not do either.
+    from core.providers import caldav as caldav_module
+
+    story.sync()
+    asked = []
+    real_propfind = caldav_module.propfind
+    monkeypatch.setattr(caldav_module, "propfind", lambda *props: asked.append({n for _ns, n in props}) or real_propfind(*props))
+    result = actions.test_connection(story.rt, story.conn["id"])
+    assert result["ok"], result
+    probes = [props for props in asked if "current-user-privilege-set" in props and "resourcetype" in props and len(props) < 6]
+    assert probes and all(not ({"getctag", "sync-token"} & props) for props in probes), asked

@@ -178,7 +178,7 @@ def test_connection(rt, conn_id, actor: str = "") -> dict:
         checks.append({"check": "read", "ok": True, "detail": f"{len(infos)} calendar(s) readable"})
         destination = conn.calendars.where(m.Calendar.is_primary == True).first()
         if destination is not None:
-            info = prov.probe(CalendarState(remote_id=destination.remote_id))
+            info = prov.probe(CalendarState(remote_id=destination.remote_id, check=True))
             checks.append({"check": "destination", "ok": True, "detail": f"{destination.name!r} exists"})
             writable = info.writable
             if writable and not info.privileges_known:

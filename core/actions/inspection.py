@@ -7,7 +7,7 @@ import datetime as dt
 import peewee as pw
 
 import models as m
-from core import clock, push, sync_runs, waiting
+from core import clock, sync_runs, waiting
 from core.actions.common import InvalidInput, _connection, _iso, _parse_time, _staff
 from core.actions.views import ROW_FIELDS, account_identity, appointment_dict, connection_dict, flags_for, status_row
 
@@ -127,6 +127,8 @@ def connection_detail(rt, conn_id, runs: int = 20, history: int = 50) -> dict:
         for link in waiting.write_errors(conn)
     ]
     data["relink_link"] = _link_state(conn)
+    from core import push  # pulls in the HTTP client: `status` and the listings never need it
+
     data["push"] = push.view(rt.settings, conn)
     return data
 

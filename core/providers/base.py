@@ -172,6 +172,14 @@ class CalendarState:
     sync_token: str = ""
     ctag: str = ""
     known: dict[str, str] = dataclasses.field(default_factory=dict)  # href -> etag
+    # For probe(): ``check`` asks only "exists, writable?" (a health check, a connection test), not
+    # whether it moved; ``first_read``: never read whole, so there is nothing to compare with and
+    # only the sync token to start from is wanted.
+    check: bool = False
+    first_read: bool = False
+    # For changes(): the sync token the probe just saw; a read that gets none of its own (a CalDAV
+    # first read by calendar-query) starts from it, and what changed after the probe is seen next time.
+    probed_token: str = ""
 
 
 class Provider(abc.ABC):

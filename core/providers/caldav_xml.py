@@ -55,6 +55,17 @@ def multiget(hrefs: list[str]) -> bytes:
     return _bytes(root)
 
 
+def everything() -> bytes:
+    """RFC 4791 §7.8: every object of the calendar with its etag and data (the filter matches
+    any VCALENDAR) — a first read in one request, where sync-collection + multiget take two."""
+    root = ET.Element(q(CAL, "calendar-query"))
+    prop = ET.SubElement(root, q(DAV, "prop"))
+    ET.SubElement(prop, q(DAV, "getetag"))
+    ET.SubElement(prop, q(CAL, "calendar-data"))
+    ET.SubElement(ET.SubElement(root, q(CAL, "filter")), q(CAL, "comp-filter"), name="VCALENDAR")
+    return _bytes(root)
+
+
 def uid_query(uid: str) -> bytes:
     """RFC 4791 §7.8: the VEVENT whose UID is exactly ``uid`` (octet collation)."""
     root = ET.Element(q(CAL, "calendar-query"))
