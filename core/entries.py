@@ -9,7 +9,7 @@ from __future__ import annotations
 import peewee as pw
 
 import models as m
-from core import clock, ics
+from core import clock, ics, prepared
 
 CHUNK = 300  # rows per bulk statement (SQLite allows 32,766 parameters; a feed entry has 11)
 
@@ -69,6 +69,31 @@ def replace(cal: m.Calendar, href: str, rows: list[ics.Occurrence]) -> int:
 MAX_CALENDAR_ENTRIES = 50_000  # occurrences in the sync window one calendar may hold
 
 
+_OBJECTS = prepared.BulkInsert(
+    m.RemoteObject,
+    ("calendar", "href", "etag", "uid"),
+    conflict={
+        "conflict_target": [m.RemoteObject.calendar, m.RemoteObject.href],
+        "update": {m.RemoteObject.etag: pw.EXCLUDED.etag, m.RemoteObject.uid: pw.EXCLUDED.uid},
+    },
+    per_statement=CHUNK,
+)
+_ENTRY_COLUMNS = (
+    "calendar",
+    "href",
+    "uid",
+    "recurrence_id",
+    "starts_at",
+    "ends_at",
+    "subject",
+    "loaded",
+    "info",
+    "remote_updated_at",
+    "seen_at",
+)
+_ENTRIES = prepared.BulkInsert(m.FeedEntry, _ENTRY_COLUMNS, per_statement=CHUNK // 4)
+
+
 class Batch:
     """What one read of a calendar writes, in bulk: the objects remembered and their feed
     entries, kept until :meth:`flush` and written in a few statements (a first sync of 1,000
@@ -94,16 +119,12 @@ class Batch:
     def flush(self) -> int:
         """Write what was kept; returns how many entries the calendar gained (negative: lost)."""
         cal, change = self.cal, 0
-        R, F = m.RemoteObject, m.FeedEntry
-        objects = [{"calendar": cal.id, "href": href, "etag": etag, "uid": uid} for href, (etag, uid) in self.objects.items()]
-        for chunk in pw.chunked(objects, CHUNK):
-            (
-                R.insert_many(chunk)
-                .on_conflict(conflict_target=[R.calendar, R.href], update={R.etag: pw.EXCLUDED.etag, R.uid: pw.EXCLUDED.uid})
-                .execute()
-            )
+        F = m.FeedEntry
+        _OBJECTS.execute([{"calendar": cal.id, "href": href, "etag": etag, "uid": uid} for href, (etag, uid) in self.objects.items()])
+        # A calendar with no entries yet (a first read) has nothing to replace: no deletes to write.
+        held = bool(self.entries) and F.select().where(F.calendar == cal).exists()
         if self.entries:
-            for hrefs in pw.chunked(list(self.entries), CHUNK):
+            for hrefs in pw.chunked(list(self.entries) if held else [], CHUNK):
                 change -= F.delete().where(F.calendar == cal, F.href.in_(hrefs)).execute()
             now = clock.now()
             rows: dict[tuple[str, str], dict] = {}
@@ -117,10 +138,9 @@ class Batch:
                     here.add(key)
                     rows.pop(key, None)  # the same UID under another href (a copy): the newest read wins
                     rows[key] = _entry(cal, href, uid, occ, now)
-            for keys in pw.chunked(list(rows), CHUNK // 2):
+            for keys in pw.chunked(list(rows) if held else [], CHUNK // 2):
                 change -= F.delete().where(F.calendar == cal, pw.Tuple(F.uid, F.recurrence_id).in_(keys)).execute()
-            for chunk in pw.chunked(list(rows.values()), CHUNK // 4):
-                F.insert_many(chunk).execute()
+            _ENTRIES.execute(list(rows.values()))
             change += len(rows)
         self.objects, self.entries = {}, {}
         return change

@@ -85,8 +85,10 @@ def _rule_parts(value: str) -> dict:
 
 
 def sanitize(text: str) -> str:
-    """``text`` with the limits above applied (line endings become CRLF, long lines unfolded)."""
-    lines = _FOLD.sub("", text).replace("\r\n", "\n").split("\n")
+    """``text`` with the limits above applied (line endings become CRLF, long lines unfolded).
+    NUL is dropped: no iCalendar value may hold it (RFC 5545 §3.1, VALUE-CHAR) and PostgreSQL
+    refuses to store it, so one would fail every sync of the calendar."""
+    lines = _FOLD.sub("", text.replace("\x00", "")).replace("\r\n", "\n").split("\n")
     out: list[str] = []
     zone: list[str] | None = None
     event_start = values = 0

@@ -139,3 +139,55 @@ class Prepared:
         built = self._built(values)
         cursor = m.db.execute_sql(built.sql, built.params(values))
         return list(built.query._get_cursor_wrapper(cursor))
+
+
+class BulkInsert:
+    """``model.insert_many(rows)`` (``.on_conflict(**conflict)`` when given) without peewee writing
+    the SQL of every row: that walked every value (~0.15 s of a first sync of 1,000 events). peewee
+    writes the statement for one row and for two; when the second is the first with its VALUES
+    group twice (checked once per kind of database), a statement of N rows is that group N times.
+    Each value still goes through its field's ``db_value``, as peewee's own query sends it."""
+
+    def __init__(self, model, names: tuple[str, ...], conflict: dict | None = None, per_statement: int = 300):
+        self.model, self.names, self.conflict, self.per_statement = model, names, conflict, per_statement
+        self.fields = [model._meta.fields[name] for name in names]
+        self._converters = [field.db_value for field in self.fields]
+        self._shapes: dict = {}  # kind of database -> (SQL of one row, its VALUES group) or None: peewee every time
+        self._lock = threading.Lock()
+
+    def _params(self, rows: list[dict]) -> list:
+        return [convert(row[name]) for row in rows for name, convert in zip(self.names, self._converters, strict=True)]
+
+    def _query(self, rows: list[dict]):
+        query = self.model.insert_many([tuple(row[name] for name in self.names) for row in rows], fields=self.fields)
+        return query.on_conflict(**self.conflict) if self.conflict else query
+
+    def _shape(self, sample: dict):
+        kind = type(m.db.obj)
+        if kind in self._shapes:
+            return self._shapes[kind]
+        one, one_params = self._query([sample]).sql()
+        two, two_params = self._query([sample, sample]).sql()
+        group = "(" + ", ".join([m.db.obj.param] * len(self.names)) + ")"
+        agree = (
+            one.count(group) == 1
+            and two == one.replace(group, f"{group}, {group}", 1)
+            and list(one_params) == self._params([sample])
+            and list(two_params) == self._params([sample, sample])
+        )
+        shape = (one, group) if agree else None
+        with self._lock:
+            self._shapes[kind] = shape
+        return shape
+
+    def execute(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        shape = self._shape(rows[0])
+        for start in range(0, len(rows), self.per_statement):
+            chunk = rows[start : start + self.per_statement]
+            if shape is None:
+                self._query(chunk).execute()
+                continue
+            one, group = shape
+            m.db.execute_sql(one.replace(group, ", ".join([group] * len(chunk)), 1), self._params(chunk))

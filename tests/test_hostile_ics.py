@@ -154,3 +154,12 @@ def test_a_calendar_of_many_long_series_stops_at_its_occurrence_cap_and_says_so(
     capped = [rows for uid, rows in found.items() if uid.startswith("daily-") and uid not in loaded]
     assert capped and all(len(rows) == 1 and "past the 150 calsync reads in the sync window" in rows[0]["info"] for rows in capped), capped
     assert m.FeedEntry.select().count() <= 150 + len(capped)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_nul_in_an_event_is_dropped_not_a_sync_that_fails_on_every_run(database, request, feed):
+    rt = request.getfixturevalue("rt" if database == "sqlite" else "pg_rt")
+    body = calendar(event("nul-1", "Den\x00tist", soon(2, 14)), event("plain-1", "Plain", soon(3, 9)))
+    found = read(Subscription(rt, feed, body))
+    assert found["nul-1"][0]["subject"] == "Dentist" and found["nul-1"][0]["loaded"] is True
+    assert found["plain-1"][0]["loaded"] is True

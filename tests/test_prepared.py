@@ -71,3 +71,74 @@ def test_a_value_peewee_writes_into_the_text_is_refused_when_first_built(rt):
 
     with pytest.raises(TypeError, match="days is written into the SQL text"):
         prepared.Prepared(inlined).sql(days=3)
+
+
+# -- bulk inserts ------------------------------------------------------------------------------
+
+# Text as it reaches the database: decoded from UTF-8 (no lone surrogates), NUL dropped by
+# ics_limits.sanitize (PostgreSQL cannot store it).
+text = st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\x00"), max_size=12)
+entry_rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "href": text,
+            "uid": text.filter(bool),
+            "recurrence_id": st.sampled_from(["", "20261204T100000Z"]),
+            "starts_at": st.none() | aware,
+            "ends_at": st.none() | aware,
+            "subject": text,
+            "loaded": st.booleans(),
+            "info": text,
+            "remote_updated_at": st.none() | aware,
+            "seen_at": aware,
+        }
+    ),
+    min_size=0,
+    max_size=9,
+    unique_by=lambda row: (row["uid"], row["recurrence_id"]),
+)
+
+
+def _bulk_matches_peewee(rows):
+    """The rows BulkInsert stores (3 to a statement, so several statements and a short last one)
+    are the rows peewee's insert_many stores, read back the same way."""
+    from core import entries
+
+    staff = m.Staff.create(email=f"bulk-{m.Staff.select().count()}@example.com", name="Bulk")
+    conn = m.Connection.create(staff=staff, provider="caldav", account="bulk")
+    ours, theirs = (m.Calendar.create(connection=conn, remote_id=f"/c/{i}/", name=f"c{i}") for i in range(2))
+    bulk = prepared.BulkInsert(m.FeedEntry, entries._ENTRY_COLUMNS, per_statement=3)
+    with m.db.atomic():
+        bulk.execute([{**row, "calendar": ours.id} for row in rows])
+        for chunk in pw.chunked([{**row, "calendar": theirs.id} for row in rows], 3):
+            m.FeedEntry.insert_many(chunk).execute()
+    columns = [getattr(m.FeedEntry, name) for name in entries._ENTRY_COLUMNS if name != "calendar"]
+
+    def stored(cal):
+        return list(m.FeedEntry.select(*columns).where(m.FeedEntry.calendar == cal).order_by(m.FeedEntry.id).tuples())
+
+    assert stored(ours) == stored(theirs)
+    assert len(stored(ours)) == len(rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=entry_rows)
+def test_a_bulk_insert_stores_what_peewee_s_insert_many_stores(rt, rows):
+    _bulk_matches_peewee(rows)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=entry_rows)
+def test_a_bulk_insert_stores_what_peewee_s_insert_many_stores_on_postgresql(pg_rt, rows):
+    _bulk_matches_peewee(rows)
+
+
+def test_a_bulk_upsert_updates_the_rows_it_meets(rt):
+    from core import entries
+
+    staff = m.Staff.create(email="upsert@example.com", name="Upsert")
+    cal = m.Calendar.create(connection=m.Connection.create(staff=staff, provider="caldav", account="bulk"), remote_id="/c/", name="c")
+    entries._OBJECTS.execute([{"calendar": cal.id, "href": f"/c/{i}.ics", "etag": "old", "uid": f"u{i}"} for i in range(5)])
+    entries._OBJECTS.execute([{"calendar": cal.id, "href": f"/c/{i}.ics", "etag": "new", "uid": f"v{i}"} for i in range(3, 7)])
+    stored = dict(m.RemoteObject.select(m.RemoteObject.href, m.RemoteObject.etag).where(m.RemoteObject.calendar == cal).tuples())
+    assert stored == {f"/c/{i}.ics": "old" if i < 3 else "new" for i in range(7)}
