@@ -69,8 +69,15 @@ def lookup(token: str) -> m.Staff | None:
 
 
 def window(rt) -> tuple[dt.datetime, dt.datetime]:
+    """Whole UTC days: from the first midnight after CALSYNC_FEED_PAST_DAYS ago to the last one
+    before CALSYNC_FEED_FUTURE_DAYS ahead. What falls inside moves only when the day does, so
+    the validators need not look at the window at all (the day is part of the ETag)."""
     now = clock.now()
-    return (now - dt.timedelta(days=rt.settings.feed_past_days), now + dt.timedelta(days=rt.settings.feed_future_days))
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - dt.timedelta(days=rt.settings.feed_past_days)
+    if start < now - dt.timedelta(days=rt.settings.feed_past_days):
+        start += dt.timedelta(days=1)
+    return start, today + dt.timedelta(days=rt.settings.feed_future_days)
 
 
 def _appointments(rt, staff: m.Staff):
@@ -89,23 +96,24 @@ class Validators:
     last_modified: dt.datetime
 
 
-def _newest(staff_id, after, before):
+def _newest(staff_id):
     A = m.Appointment
-    return A.select(pw.fn.MAX(A.updated_at), pw.fn.COUNT(A.id)).where(A.staff == staff_id, A.ends_at > after, A.starts_at < before).tuples()
+    return A.select(pw.fn.MAX(A.updated_at), pw.fn.COUNT(A.id), pw.fn.SUM(A.version)).where(A.staff == staff_id).tuples()
 
 
 _NEWEST = prepared.Prepared(_newest)  # every feed request asks it: built once
 
 
 def validators(rt, staff: m.Staff) -> Validators:
-    """ETag and Last-Modified without rendering: changes, cancellations and the moving window all count."""
-    start, end = window(rt)
-    newest, count = _NEWEST.fetch(staff_id=staff.id, after=start - dt.timedelta(days=1), before=end + dt.timedelta(days=1))[0]
-    newest = clock.utc(newest) if isinstance(newest, dt.datetime) else clock.utc(staff.created_at)
+    """ETag and Last-Modified without rendering, from one index (staff, updated_at, version): every
+    change of an appointment raises its version (the sum moves whatever the clocks say), a new one
+    the count, and the window (whole days) moves with the day, which is part of the ETag."""
+    newest, count, versions = _NEWEST.fetch(staff_id=staff.id)[0]
     if isinstance(newest, str):  # some drivers hand aggregates back as text
-        newest = clock.utc(dt.datetime.fromisoformat(newest))
+        newest = dt.datetime.fromisoformat(newest)
+    newest = clock.utc(newest) if isinstance(newest, dt.datetime) else clock.utc(staff.created_at)
     day = clock.now().strftime("%Y%m%d")  # the window moves once a day
-    raw = f"{staff.id}:{staff.feed_generation}:{newest.isoformat()}:{count}:{day}:{staff.name}"
+    raw = f"{staff.id}:{staff.feed_generation}:{newest.isoformat()}:{count}:{versions or 0}:{day}:{staff.name}"
     # Last-Modified moves with the window too (at the start of each UTC day), or a client that
     # sends only If-Modified-Since would never see an appointment booked long ahead enter the window.
     today = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -8,6 +8,8 @@ import zoneinfo
 import icalendar
 import pytest
 import vobject
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import models as m
 from core import actions, clock, feeds
@@ -131,3 +133,49 @@ def test_reset_revokes_the_old_token_at_once(rt, ada):
     new = actions.feed_reset(rt, "ada@example.com")["url"].rsplit("/", 1)[-1][:-4]
     assert feeds.lookup(old) is None and feeds.lookup(new).id == ada.id
     assert old not in (m.Staff.get().feed_token_hash or "")
+
+
+# -- the ETag's promise: other bytes, another ETag -------------------------------------------------
+
+_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("book"), st.integers(0, 5), st.integers(-50, 70), st.sampled_from(["Session", "Review"])),
+        st.tuples(st.just("cancel"), st.integers(0, 5)),
+        st.tuples(st.just("clock"), st.sampled_from([-90, -1, 1, 30, 600, 60 * 24, 60 * 24 * 3])),  # minutes; back too
+        st.tuples(st.just("rename"), st.sampled_from(["Ada", "Ada L."])),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_steps)
+def test_whenever_the_feed_s_bytes_change_its_etag_changes(rt, steps):
+    """Random bookings, edits, cancellations, renames and clock moves (backwards too: another
+    server's clock): a client holding an ETag is never told 304 for a feed that differs."""
+    start = dt.datetime(2026, 12, 3, 13, 30, tzinfo=dt.UTC)
+    moment = [start]
+    clock.set_now(lambda: moment[0])
+    try:
+        email = f"prop-{m.Staff.select().count()}@example.com"
+        actions.add_staff(rt, email, "Ada", timezone="UTC")
+        staff = m.Staff.get(m.Staff.email == email)
+        seen: dict[str, bytes] = {}
+        for step in steps:
+            if step[0] == "book":
+                _, n, days, subject = step
+                when = start + dt.timedelta(days=days, hours=n)
+                actions.upsert_appointment(rt, f"{email}-{n}", email, when, when + dt.timedelta(hours=1), subject)
+            elif step[0] == "cancel" and m.Appointment.select().where(m.Appointment.external_id == f"{email}-{step[1]}").exists():
+                actions.cancel_appointment(rt, f"{email}-{step[1]}")
+            elif step[0] == "clock":
+                moment[0] = moment[0] + dt.timedelta(minutes=step[1])
+            elif step[0] == "rename":
+                m.Staff.update(name=step[1]).where(m.Staff.id == staff.id).execute()
+            staff = m.Staff.get_by_id(staff.id)
+            etag = feeds.validators(rt, staff).etag
+            body = feeds.render(rt, staff)
+            assert seen.setdefault(etag, body) == body, f"ETag {etag} stood for two different feeds"
+    finally:
+        clock.set_now(None)
