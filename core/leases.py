@@ -27,7 +27,7 @@ from typing import Self
 import peewee as pw
 
 import models as m
-from core import clock
+from core import clock, prepared
 
 log = logging.getLogger("calsync.leases")
 
@@ -230,6 +230,10 @@ def claim_due(owner: str, limit: int, *, due_by: dt.datetime | None = None, reap
         )
         return [row[0] for row in cursor.fetchall()]
     # SQLite: one writer at a time, so one UPDATE of the first due ones is the whole claim.
+    return sorted(row[0] for row in _CLAIM.rows(owner=owner, until=now + LEASE_TTL, due_by=due_by, now=now, limit=limit))
+
+
+def _claim(owner, until, due_by, now, limit):
     C = m.Connection
     due = (
         C.select(C.id)
@@ -237,8 +241,12 @@ def claim_due(owner: str, limit: int, *, due_by: dt.datetime | None = None, reap
         .order_by(C.next_sync_at.asc(nulls="FIRST"), C.id)
         .limit(limit)
     )
-    query = C.update(lease_owner=owner, lease_expires_at=now + LEASE_TTL).where(C.id.in_(due)).returning(C.id).tuples()
-    return sorted(row[0] for row in query.execute())
+    return C.update(lease_owner=owner, lease_expires_at=until).where(C.id.in_(due)).returning(C.id).tuples()
+
+
+# Built once (core.prepared): peewee wrote the claim anew each time and, to see whether the
+# subquery was empty, ran it first — ~1 ms and a statement more for every claim.
+_CLAIM = prepared.Prepared(_claim)
 
 
 def claim_requested(owner: str, limit: int, within: float = SETTLE) -> list[int]:
