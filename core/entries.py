@@ -121,10 +121,10 @@ class Batch:
         cal, change = self.cal, 0
         F = m.FeedEntry
         _OBJECTS.execute([{"calendar": cal.id, "href": href, "etag": etag, "uid": uid} for href, (etag, uid) in self.objects.items()])
-        # A calendar with no entries yet (a first read) has nothing to replace: no deletes to write.
-        held = bool(self.entries) and F.select().where(F.calendar == cal).exists()
         if self.entries:
-            for hrefs in pw.chunked(list(self.entries) if held else [], CHUNK):
+            # A calendar with no entries yet (a first read) has nothing to replace: no deletes to write.
+            replacing = F.select().where(F.calendar == cal).exists()
+            for hrefs in pw.chunked(list(self.entries), CHUNK) if replacing else ():
                 change -= F.delete().where(F.calendar == cal, F.href.in_(hrefs)).execute()
             now = clock.now()
             rows: dict[tuple[str, str], dict] = {}
@@ -138,7 +138,7 @@ class Batch:
                     here.add(key)
                     rows.pop(key, None)  # the same UID under another href (a copy): the newest read wins
                     rows[key] = _entry(cal, href, uid, occ, now)
-            for keys in pw.chunked(list(rows) if held else [], CHUNK // 2):
+            for keys in pw.chunked(list(rows), CHUNK // 2) if replacing else ():
                 change -= F.delete().where(F.calendar == cal, pw.Tuple(F.uid, F.recurrence_id).in_(keys)).execute()
             _ENTRIES.execute(list(rows.values()))
             change += len(rows)

@@ -253,9 +253,10 @@ def test_long_outage_becomes_unreachable(story):
 
 def test_servers_without_sync_collection_are_read_by_ctag_and_etags(story, monkeypatch):
     from core.providers import caldav as caldav_module
+    from core.providers import caldav_reading
 
     def no_sync_collection(self, state, token):
-        raise caldav_module._NoSyncCollection()
+        raise caldav_reading._NoSyncCollection()
 
     monkeypatch.setattr(caldav_module.CalDAVProvider, "_sync_collection", no_sync_collection)
     start = soon(2, 15)
@@ -406,12 +407,12 @@ def test_a_first_read_is_one_calendar_query_after_a_probe_for_the_token_alone(st
 
 
 def test_a_server_that_refuses_the_whole_calendar_query_is_read_by_sync_collection(story, monkeypatch):
-    from core.providers import caldav as caldav_module
+    from core.providers import caldav_reading
 
     start = soon(2, 9)
     story.server.put_event(story.calendar_url, "a.ics", vevent("a", start, start + dt.timedelta(hours=1), "First"))
     monkeypatch.setattr(
-        caldav_module, "everything", lambda: b'<?xml version="1.0"?><C:calendar-query xmlns:C="urn:ietf:params:xml:ns:caldav"'
+        caldav_reading, "everything", lambda: b'<?xml version="1.0"?><C:calendar-query xmlns:C="urn:ietf:params:xml:ns:caldav"'
     )
     sent = _recording(monkeypatch)
     report = story.sync()

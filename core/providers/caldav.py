@@ -3,9 +3,8 @@
 Discovery follows RFC 6764 §6: the user's URL (or its /.well-known/caldav) →
 DAV:current-user-principal → CALDAV:calendar-home-set → the calendars, with
 DAV:current-user-privilege-set (RFC 3744) so a read-only calendar is known
-before a write fails. Changes come from the sync-collection REPORT (RFC 6578);
-servers without it fall back to getctag + a getetag listing. Objects are read
-in batches with calendar-multiget and written with If-None-Match / If-Match.
+before a write fails. Reading (sync-collection, calendar-query, multiget) is
+:mod:`core.providers.caldav_reading`; objects are written with If-None-Match / If-Match.
 """
 
 from __future__ import annotations
@@ -20,32 +19,24 @@ from defusedxml.ElementTree import fromstring as parse_xml
 from core.http import URLNotAllowed
 from core.providers.base import (
     AlreadyExists,
-    AnswerTooLarge,
     AuthRejected,
     BadData,
     CalendarGone,
     CalendarInfo,
     CalendarState,
-    Changes,
     NotFound,
     PreconditionFailed,
     Provider,
     ProviderError,
-    RemoteItem,
     SourceRefused,
-    SyncTokenInvalid,
     Transient,
     UrlRefused,
     WriteForbidden,
     transport_error,
 )
-from core.providers.caldav_xml import CAL, CS, DAV, NS, everything, multiget, propfind, sync_collection, uid_query
+from core.providers.caldav_reading import Reading, _answer
+from core.providers.caldav_xml import CAL, CS, DAV, NS, propfind, uid_query
 
-# calendar-multiget asks for up to MULTIGET_BATCH events at once (a first sync of 1,000 events is one
-# request, as vdirsyncer's); an answer past the size cap (or a 413/507) is asked again in quarters,
-# down to MULTIGET_MIN, so large events still fit under CALSYNC_HTTP_MAX_BYTES.
-MULTIGET_BATCH = 1000
-MULTIGET_MIN = 25
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
 NOT_CALDAV = "this address is not a CalDAV server (check the server address)"
 # PROPFIND is what every WebDAV server answers (RFC 4918 §9.1): "not implemented", "method not
@@ -53,17 +44,12 @@ NOT_CALDAV = "this address is not a CalDAV server (check the server address)"
 NOT_DAV_STATUSES = (405, 501)
 
 
-def _answer(response: requests.Response) -> str:
-    body = response.text[:600] if response.content else ""
-    return f"HTTP {response.status_code} {response.reason} {response.request.method} {response.url}\n{body}".strip()
-
-
 def object_name(uid: str) -> str:
     """A stable, URL-safe object name for a UID (the same UID always maps to the same href)."""
     return hashlib.sha256(uid.encode()).hexdigest()[:40] + ".ics"
 
 
-class CalDAVProvider(Provider):
+class CalDAVProvider(Reading, Provider):
     name = "caldav"
 
     # -- plumbing -------------------------------------------------------------
@@ -252,152 +238,6 @@ class CalDAVProvider(Provider):
         # Some servers (Xandikos) answer a vanished collection with a 207 whose only status is 404.
         raise CalendarGone("the calendar no longer exists on the CalDAV server (or is no longer a calendar)")
 
-    # -- reading ------------------------------------------------------------------
-
-    def changes(self, state: CalendarState) -> Changes:
-        if not state.sync_token and not state.known:
-            first = self._everything(state)
-            if first is not None:
-                return first
-        try:
-            return self._sync_collection(state, state.sync_token)
-        except SyncTokenInvalid:
-            return self._sync_collection(state, "")
-        except _NoSyncCollection:
-            return self._listing(state)
-
-    def _sync_collection(self, state: CalendarState, token: str) -> Changes:
-        response = self._request(
-            "REPORT",
-            state.remote_id,
-            collection=True,
-            passthrough=(400, 403, 409, 412, 422),
-            data=sync_collection(token),
-            headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
-        )
-        if response.status_code in (400, 403, 409, 412, 422):
-            # RFC 6578 §3.2: an expired token is refused with DAV:valid-sync-token.
-            if token and (b"valid-sync-token" in response.content or response.status_code != 400):
-                raise SyncTokenInvalid("the stored sync token expired", _answer(response))
-            raise _NoSyncCollection()
-        if response.status_code in (405, 501):
-            raise _NoSyncCollection()
-        responses = self._multistatus(response)
-        root_el = parse_xml(response.content)
-        new_token = (root_el.findtext("d:sync-token", default="", namespaces=NS) or "").strip()
-        changed: dict[str, str] = {}
-        deleted: list[str] = []
-        listed: set[str] = set()
-        own = state.remote_id.rstrip("/")
-        for r in responses:
-            href = self._href(state.remote_id, r.find("d:href", NS))
-            if not href or href.rstrip("/") == own:
-                continue
-            listed.add(href)
-            status = r.findtext("d:status", default="", namespaces=NS)
-            if " 404 " in status + " ":
-                deleted.append(href)
-                continue
-            props = self._ok_props(r)
-            etag = (props.findtext("d:getetag", default="", namespaces=NS) if props is not None else "") or ""
-            if etag and state.known.get(href) == etag:
-                continue
-            changed[href] = etag
-        if not token:
-            # A full enumeration: whatever we knew and was not listed is gone.
-            deleted = sorted(set(state.known) - (listed - set(deleted)))
-        items = self._multiget(state.remote_id, list(changed)) if changed else []
-        return Changes(items=items, deleted=deleted, complete=not token, sync_token=new_token)
-
-    # A server that will not answer the whole calendar in one calendar-query: too large for
-    # CALSYNC_HTTP_MAX_BYTES, refused, or not implemented. The read goes on by sync-collection.
-    _EVERYTHING_REFUSED = (400, 403, 405, 409, 412, 413, 415, 422, 501, 507)
-
-    def _everything(self, state: CalendarState) -> Changes | None:
-        """A calendar with nothing known read in one calendar-query (vdirsyncer's first sync is a
-        listing and a multiget; sync-collection + multiget is as many requests and ~40 % more of a
-        server's time). The token is the one the probe saw before the read. None: read it another way."""
-        try:
-            response = self._request(
-                "REPORT",
-                state.remote_id,
-                collection=True,
-                passthrough=self._EVERYTHING_REFUSED,
-                data=everything(),
-                headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
-            )
-        except AnswerTooLarge:
-            return None
-        if response.status_code != 207:
-            return None
-        own = state.remote_id.rstrip("/")
-        items = [item for item in self._items(state.remote_id, response) if item.href.rstrip("/") != own]
-        return Changes(items=items, complete=True, sync_token=state.probed_token)
-
-    def _listing(self, state: CalendarState) -> Changes:
-        responses = self._propfind(state.remote_id, "1", (DAV, "getetag"), (DAV, "resourcetype"), collection=True)
-        present: dict[str, str] = {}
-        own = state.remote_id.rstrip("/")
-        for r in responses:
-            href = self._href(state.remote_id, r.find("d:href", NS))
-            props = self._ok_props(r)
-            if not href or href.rstrip("/") == own or props is None:
-                continue
-            present[href] = (props.findtext("d:getetag", default="", namespaces=NS) or "").strip()
-        changed = [h for h, e in present.items() if state.known.get(h) != e or not e]
-        items = self._multiget(state.remote_id, changed) if changed else []
-        return Changes(items=items, deleted=sorted(set(state.known) - set(present)), complete=True)
-
-    def _multiget(self, calendar_url: str, hrefs: list[str]) -> list[RemoteItem]:
-        items: list[RemoteItem] = []
-        size, start = MULTIGET_BATCH, 0
-        while start < len(hrefs):  # each turn moves on by a batch or makes the batch smaller: bounded
-            batch = hrefs[start : start + size]
-            try:
-                response = self._request(
-                    "REPORT",
-                    calendar_url,
-                    collection=True,
-                    data=multiget(batch),
-                    headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
-                )
-            except AnswerTooLarge:
-                if len(batch) <= MULTIGET_MIN:
-                    raise
-                size = max(MULTIGET_MIN, len(batch) // 4)
-                continue
-            if response.status_code in (413, 507) and len(batch) > MULTIGET_MIN:
-                size = max(MULTIGET_MIN, len(batch) // 4)
-                continue
-            items.extend(self._items(calendar_url, response))
-            start += len(batch)
-        return items
-
-    def _items(self, calendar_url: str, response: requests.Response) -> list[RemoteItem]:
-        """The objects of a calendar-multiget or calendar-query answer, with their etags and data."""
-        items = []
-        for r in self._multistatus(response):
-            href = self._href(calendar_url, r.find("d:href", NS))
-            props = self._ok_props(r)
-            if not href or props is None:
-                continue
-            items.append(
-                RemoteItem(
-                    href=href,
-                    etag=(props.findtext("d:getetag", default="", namespaces=NS) or "").strip(),
-                    data=props.findtext("c:calendar-data", default="", namespaces=NS) or "",
-                )
-            )
-        return items
-
-    def get(self, href: str) -> RemoteItem:
-        response = self._request("GET", href)
-        if response.status_code == 404:
-            raise NotFound("the event is no longer on the CalDAV server", _answer(response))
-        if response.status_code != 200:
-            raise ProviderError(f"reading the event failed (HTTP {response.status_code})", _answer(response))
-        return RemoteItem(href=href, etag=response.headers.get("ETag", ""), data=response.text)
-
     # -- writing ------------------------------------------------------------------
 
     def _put(self, href: str, data: str, headers: dict) -> requests.Response:
@@ -475,7 +315,3 @@ class NotCalDAV(BadData):
 
 class _UidConflict(ProviderError):
     """PUT refused: another object of the calendar has this UID (precondition no-uid-conflict)."""
-
-
-class _NoSyncCollection(Exception):
-    """The server does not do RFC 6578 for this calendar: use the listing fallback."""
