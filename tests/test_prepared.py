@@ -142,3 +142,36 @@ def test_a_bulk_upsert_updates_the_rows_it_meets(rt):
     entries._OBJECTS.execute([{"calendar": cal.id, "href": f"/c/{i}.ics", "etag": "new", "uid": f"v{i}"} for i in range(3, 7)])
     stored = dict(m.RemoteObject.select(m.RemoteObject.href, m.RemoteObject.etag).where(m.RemoteObject.calendar == cal).tuples())
     assert stored == {f"/c/{i}.ics": "old" if i < 3 else "new" for i in range(7)}
+
+
+# -- fetch: the cursor wrapper's plan, worked out once -----------------------------------------
+
+
+def _fields(obj):
+    return {name: getattr(obj, name) for name in type(obj)._meta.fields}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    calendars=st.lists(st.tuples(st.booleans(), st.booleans(), st.text(max_size=8, alphabet="abc")), min_size=0, max_size=4),
+    synced=st.none() | aware,
+)
+def test_a_joined_fetch_builds_the_models_peewee_builds_on_every_run(rt, calendars, synced):
+    """The runner's one read (calendars, their connection and staff member, "does anything wait")
+    through Prepared.fetch, whose later runs reuse the first run's plan of columns, gives the very
+    objects a fresh peewee query gives: each model's fields and the joined ones."""
+    from core import runner
+
+    staff = m.Staff.create(email=f"j{m.Staff.select().count()}@example.com", name="J")
+    conn = m.Connection.create(staff=staff, provider="caldav", account="j", status=m.ACTIVE, last_sync_at=synced)
+    for i, (primary, destination, name) in enumerate(calendars):
+        m.Calendar.create(connection=conn, remote_id=f"/c/{conn.id}/{i}/", name=name, is_primary=primary, is_destination=destination)
+    since = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    for _ in range(2):  # the first run works the plan out, the second reuses it
+        ours = runner._LOAD.fetch(conn_id=conn.id, since=since)
+        theirs = list(runner._load_query(conn.id, since))
+        assert [_fields(c) for c in ours] == [_fields(c) for c in theirs]
+        assert [_fields(c.connection) for c in ours] == [_fields(c.connection) for c in theirs]
+        assert [_fields(c.connection.staff) for c in ours] == [_fields(c.connection.staff) for c in theirs]
+        assert [c.waits for c in ours] == [c.waits for c in theirs]
+        assert all(not c._dirty for c in ours)
