@@ -255,13 +255,7 @@ class CalDAVProvider(Reading, Provider):
 
     def find_uid(self, calendar_url: str, uid: str) -> str:
         """The href of the object with this UID in the calendar ('' if none), by calendar-query."""
-        response = self._request(
-            "REPORT",
-            calendar_url,
-            collection=True,
-            data=uid_query(uid),
-            headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
-        )
+        response = self._report(calendar_url, uid_query(uid))
         for r in self._multistatus(response):
             href, props = self._href(calendar_url, r.find("d:href", NS)), self._ok_props(r)
             data = props.findtext("c:calendar-data", default="", namespaces=NS) if props is not None else ""

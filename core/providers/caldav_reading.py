@@ -41,6 +41,17 @@ class Reading:
     _ok_props: Callable[[ET.Element], ET.Element | None]
     _propfind: Callable[..., list[ET.Element]]
 
+    def _report(self, url: str, body: bytes, passthrough=()) -> requests.Response:
+        """A REPORT of ``body`` on the calendar at ``url`` (Depth 1: its objects)."""
+        return self._request(
+            "REPORT",
+            url,
+            collection=True,
+            passthrough=passthrough,
+            data=body,
+            headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
+        )
+
     def changes(self, state: CalendarState) -> Changes:
         if not state.sync_token and not state.known:
             first = self._everything(state)
@@ -54,14 +65,7 @@ class Reading:
             return self._listing(state)
 
     def _sync_collection(self, state: CalendarState, token: str) -> Changes:
-        response = self._request(
-            "REPORT",
-            state.remote_id,
-            collection=True,
-            passthrough=(400, 403, 409, 412, 422),
-            data=sync_collection(token),
-            headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
-        )
+        response = self._report(state.remote_id, sync_collection(token), passthrough=(400, 403, 409, 412, 422))
         if response.status_code in (400, 403, 409, 412, 422):
             # RFC 6578 §3.2: an expired token is refused with DAV:valid-sync-token.
             if token and (b"valid-sync-token" in response.content or response.status_code != 400):
@@ -105,14 +109,7 @@ class Reading:
         vdirsyncer's listing + multiget (sync-collection + multiget is one more, and ~40 % more of
         Radicale's time). The token is the one the probe saw before the read. None: read it another way."""
         try:
-            response = self._request(
-                "REPORT",
-                state.remote_id,
-                collection=True,
-                passthrough=self._EVERYTHING_REFUSED,
-                data=everything(),
-                headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
-            )
+            response = self._report(state.remote_id, everything(), passthrough=self._EVERYTHING_REFUSED)
         except AnswerTooLarge:
             return None
         if response.status_code != 207:
@@ -141,13 +138,7 @@ class Reading:
         while start < len(hrefs):  # each turn moves on by a batch or makes the batch smaller: bounded
             batch = hrefs[start : start + size]
             try:
-                response = self._request(
-                    "REPORT",
-                    calendar_url,
-                    collection=True,
-                    data=multiget(batch),
-                    headers={"Content-Type": "application/xml; charset=utf-8", "Depth": "1"},
-                )
+                response = self._report(calendar_url, multiget(batch))
             except AnswerTooLarge:
                 if len(batch) <= MULTIGET_MIN:
                     raise
