@@ -36,7 +36,7 @@ def _limit_memory(limit: int) -> None:
 
 
 def _expand_in_worker(data: str, window_start, window_end, tz_name: str, policy: str, max_occurrences: int, me: frozenset[str]):
-    cal = ics.parse(data)
+    cal = ics.parse(data, only=ics.READ)
     return ics.expand(cal, window_start, window_end, ics.zone(tz_name), all_day_policy=policy, max_occurrences=max_occurrences, me=me)
 
 

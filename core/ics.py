@@ -13,6 +13,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
+import sys
+import threading
 import zoneinfo
 from typing import TYPE_CHECKING
 
@@ -25,11 +27,19 @@ if TYPE_CHECKING:
 
 
 def _icalendar():
-    """icalendar (~100 ms to import): only a run that reads or writes
+    """icalendar (~40 ms to import): only a run that reads or writes
     events needs it, not a no-change sync nor most commands."""
     import icalendar
 
     return icalendar
+
+
+def warm_up() -> None:
+    """Import icalendar in the background, while this thread waits for a calendar's answer (a
+    first sync's read waits ~150 ms on the server: the import no longer follows it). Whoever
+    needs icalendar before the import is done waits for it (Python's import lock)."""
+    if "icalendar" not in sys.modules:
+        threading.Thread(target=_icalendar, name="calsync-icalendar-import", daemon=True).start()
 
 
 PRODID = "-//Calsync//calsync 0.1//EN"
@@ -125,10 +135,39 @@ def render_snapshot(appointments, name: str, note: str) -> bytes:
 InvalidData = ics_limits.InvalidData
 
 
-def parse(data: str) -> ICalendar:
-    """One iCalendar object, with the limits on hostile input applied first (core.ics_limits)."""
+# What the read path uses of an event (this module, core.busy, core.recurrence): a remote object is
+# parsed with only these (parse(only=...)); tests/test_ics_reading.py fails when a reader asks for
+# anything else.
+READ = frozenset(
+    {
+        "UID",
+        "SUMMARY",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "RECURRENCE-ID",
+        "STATUS",
+        "TRANSP",
+        "ATTENDEE",
+        "LAST-MODIFIED",
+        "DTSTAMP",
+        CALSYNC_PROP,
+        ics_limits.INVALID_PROP,
+        busy.RESPONSE_PROP,
+        busy.OUTLOOK_STATUS_PROP,
+    }
+)
+READ_OWN = READ | {"DESCRIPTION", "LOCATION"}  # a copy of calsync's own event: an edit is looked for (appointment_fields)
+
+
+def parse(data: str, *, only: frozenset[str] | None = None) -> ICalendar:
+    """One iCalendar object, with the limits on hostile input applied first (core.ics_limits).
+    ``only``: the event properties to read (READ, READ_OWN); the rest of the object is not parsed."""
     try:
-        cal = _icalendar().Calendar.from_ical(ics_limits.sanitize(data))
+        cal = _icalendar().Calendar.from_ical(ics_limits.sanitize(data, only))
     except Exception as exc:  # noqa: BLE001 — icalendar raises ValueError, KeyError, IndexError on broken input
         raise InvalidData(f"cannot be parsed: {str(exc)[:160]}") from None
     if not isinstance(cal, _icalendar().Calendar) or cal.name != "VCALENDAR":

@@ -331,6 +331,7 @@ class ConnectionSync:
             now = clock.now()
             if cal.full_read_at is None or now - cal.full_read_at >= FULL_READ_EVERY:
                 state.sync_token = ""  # the backstop behind push and sync tokens: the whole calendar, daily
+            ics.warm_up()  # what the read brings is parsed with it
             changes = self.provider.changes(state)
             if changes.complete:
                 cal.full_read_at = now
@@ -358,7 +359,7 @@ class ConnectionSync:
             read = []
             for item in changes.items:
                 self.check_budget()
-                read.append((item, *self._parse(item)))
+                read.append((item, *self._parse(item, own=item.href in links)))
             uids = [uid for item, _, _, uid, _ in read if uid and links.get(item.href) is None]
             appointments: dict[str, m.Appointment] = {}
             for chunk in pw.chunked(uids, 500):  # one question for every UID read, not one per event
@@ -378,11 +379,12 @@ class ConnectionSync:
                 if link is not None and link.state in (m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED):
                     self.own.deleted(link)
 
-    def _parse(self, item) -> tuple:
-        """(parsed calendar, its events, the first event's UID, None) or (None, [], "", the error)."""
+    def _parse(self, item, *, own: bool) -> tuple:
+        """(parsed calendar, its events, the first event's UID, None) or (None, [], "", the error);
+        ``own``: a copy of calsync's event (its text is compared with the appointment's)."""
         self.report.entries_read += 1
         try:
-            parsed = ics.parse(item.data)
+            parsed = ics.parse(item.data, only=ics.READ_OWN if own else ics.READ)
             vevents = ics.events(parsed)
             return parsed, vevents, (str(vevents[0].get("UID", "") or "") if vevents else ""), None
         except ics.InvalidData as exc:
@@ -541,7 +543,7 @@ class ConnectionSync:
                     self.own.deleted(link)
                     return
                 try:
-                    found = ics.appointment_fields(ics.parse(current.data), self.tz)
+                    found = ics.appointment_fields(ics.parse(current.data, only=ics.READ_OWN), self.tz)
                 except Exception:  # noqa: BLE001 — an unreadable copy on the calendar: ours is written over it
                     found = None
                 if found is not None and not self.own.conflict(link, found, current.etag):

@@ -247,7 +247,7 @@ def calsync_busy(texts: list[str], rng: Range, tz: dt.tzinfo) -> Blocks:
     of no length, as in ``server_busy`` and the host API: an event of no length blocks nothing)."""
     blocks = []
     for text in texts:
-        parsed = ics.parse(text)
+        parsed = ics.parse(text, only=ics.READ)  # as a sync parses what it reads
         for occ in expander.expand(text, parsed, rng.start, rng.end, tz, all_day_policy="busy", max_occurrences=1000, timeout=30):
             assert not occ.info.startswith("invalid data"), (occ, text)
             if not occ.loaded or occ.starts_at is None or occ.ends_at is None or occ.ends_at <= occ.starts_at:
