@@ -35,7 +35,7 @@ from core.providers.base import (
     transport_error,
 )
 from core.providers.caldav_reading import Reading, _answer
-from core.providers.caldav_xml import CAL, CS, DAV, NS, propfind, uid_query
+from core.providers.caldav_xml import CAL, CS, DAV, NS, RESPONSE, join, ok_props, propfind, uid_query
 
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
 NOT_CALDAV = "this address is not a CalDAV server (check the server address)"
@@ -88,19 +88,13 @@ class CalDAVProvider(Reading, Provider):
             root = parse_xml(response.content)
         except Exception as exc:  # noqa: BLE001 — defusedxml raises several types for hostile or broken XML
             raise BadData(f"the CalDAV server sent XML that cannot be read: {exc.__class__.__name__}", _answer(response)) from None
-        return root.findall("d:response", NS)
+        return [r for r in root if r.tag == RESPONSE]
 
     def _href(self, base: str, element: ET.Element | None) -> str:
         text = (element.text or "").strip() if element is not None else ""
-        return urljoin(base, text) if text else ""
+        return join(base, text) if text else ""
 
-    @staticmethod
-    def _ok_props(response_el: ET.Element) -> ET.Element | None:
-        for propstat in response_el.findall("d:propstat", NS):
-            status = propstat.findtext("d:status", default="", namespaces=NS)
-            if " 200 " in status + " ":
-                return propstat.find("d:prop", NS)
-        return None
+    _ok_props = staticmethod(ok_props)
 
     def _propfind(self, url: str, depth: str, *props, collection: bool = False) -> list[ET.Element]:
         response = self._request(

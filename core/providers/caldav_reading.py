@@ -14,7 +14,19 @@ import requests
 from defusedxml.ElementTree import fromstring as parse_xml
 
 from core.providers.base import AnswerTooLarge, CalendarState, Changes, NotFound, ProviderError, RemoteItem, SyncTokenInvalid
-from core.providers.caldav_xml import DAV, NS, everything, multiget, sync_collection
+from core.providers.caldav_xml import (
+    CALENDAR_DATA,
+    DAV,
+    GETETAG,
+    HREF,
+    NS,
+    child,
+    child_text,
+    everything,
+    multiget,
+    ok_props,
+    sync_collection,
+)
 
 # calendar-multiget asks for up to MULTIGET_BATCH events at once (a first sync of 1,000 events is one
 # request, as vdirsyncer's); an answer past the size cap (or a 413/507) is asked again in quarters,
@@ -155,17 +167,11 @@ class Reading:
         """The objects of a calendar-multiget or calendar-query answer, with their etags and data."""
         items = []
         for r in self._multistatus(response):
-            href = self._href(calendar_url, r.find("d:href", NS))
-            props = self._ok_props(r)
+            href = self._href(calendar_url, child(r, HREF))
+            props = ok_props(r)
             if not href or props is None:
                 continue
-            items.append(
-                RemoteItem(
-                    href=href,
-                    etag=(props.findtext("d:getetag", default="", namespaces=NS) or "").strip(),
-                    data=props.findtext("c:calendar-data", default="", namespaces=NS) or "",
-                )
-            )
+            items.append(RemoteItem(href=href, etag=child_text(props, GETETAG).strip(), data=child_text(props, CALENDAR_DATA)))
         return items
 
     def get(self, href: str) -> RemoteItem:

@@ -6,8 +6,9 @@ Answers are parsed in :mod:`core.providers.caldav` with defusedxml (no entities,
 
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 DAV = "DAV:"
 CAL = "urn:ietf:params:xml:ns:caldav"
@@ -20,6 +21,56 @@ for _prefix, _uri in NS.items():
 
 def q(ns: str, tag: str) -> str:
     return f"{{{ns}}}{tag}"
+
+
+# -- reading answers: a multistatus is walked child by child (ElementPath's find with a namespace map
+# cost ~2 µs a call, ~19 ms for a calendar-query answer of 1,000 objects; this walk ~2 ms).
+
+RESPONSE, HREF, PROPSTAT, STATUS, PROP, GETETAG, CALENDAR_DATA = (
+    q(DAV, "response"),
+    q(DAV, "href"),
+    q(DAV, "propstat"),
+    q(DAV, "status"),
+    q(DAV, "prop"),
+    q(DAV, "getetag"),
+    q(CAL, "calendar-data"),
+)
+
+
+def child(element: ET.Element, tag: str) -> ET.Element | None:
+    """The first child of ``element`` with ``tag`` (a namespaced ``{ns}name``)."""
+    for sub in element:
+        if sub.tag == tag:
+            return sub
+    return None
+
+
+def child_text(element: ET.Element | None, tag: str) -> str:
+    """The text of the first child with ``tag``; '' when there is none."""
+    found = child(element, tag) if element is not None else None
+    return (found.text or "") if found is not None else ""
+
+
+def ok_props(response: ET.Element) -> ET.Element | None:
+    """The DAV:prop of a DAV:response's propstat with status 200 (RFC 4918 §14.22), or None."""
+    for sub in response:
+        if sub.tag == PROPSTAT and " 200 " in child_text(sub, STATUS) + " ":
+            return child(sub, PROP)
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _origin(base: str) -> str:
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def join(base: str, href: str) -> str:
+    """``urljoin(base, href)``, without its cost (~10 µs) for the common absolute path a server
+    answers with: a path from the root with no dot segment is the base's origin and the path."""
+    if href.startswith("/") and not href.startswith("//") and "/." not in href:
+        return _origin(base) + href
+    return urljoin(base, href)
 
 
 def _bytes(root: ET.Element) -> bytes:
