@@ -6,12 +6,16 @@ the expansion of a recurring object runs in a small pool of worker processes (pe
 time limit (``CALSYNC_PARSE_TIMEOUT``) and an address-space limit. A worker past either is
 killed and replaced; that object becomes one "invalid data: …" entry, and the sync goes on.
 Plain (non-recurring) events are read in the sync's own thread: they are linear in their size.
+A large read (a first sync) has its plain events parsed in the same workers, in chunks
+(:func:`read_ahead`): icalendar is pure Python, and the sync's thread has one core where the
+workers have them all.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import logging
 import multiprocessing
@@ -24,6 +28,8 @@ log = logging.getLogger("calsync.expander")
 MEMORY_LIMIT = 1024 * 1024 * 1024  # bytes of address space a worker may use
 WORKERS = 2
 TASKS_PER_WORKER = 500  # then a fresh process: nothing accumulates
+READ_AHEAD_MIN = 200  # objects in one read before its plain events are parsed in the workers
+READ_AHEAD_CHUNK = 100  # objects a worker parses per task
 
 _pool = None
 _lock = threading.Lock()
@@ -40,11 +46,97 @@ def _expand_in_worker(data: str, window_start, window_end, tz_name: str, policy:
     return ics.expand(cal, window_start, window_end, ics.zone(tz_name), all_day_policy=policy, max_occurrences=max_occurrences, me=me)
 
 
+@dataclasses.dataclass(frozen=True)
+class Plain:
+    """A plain event of another calendar, read in a worker: its UID and its feed-entry rows."""
+
+    uid: str
+    rows: list[ics.Occurrence]
+
+
+def _read_in_worker(datas: list[str], window_start, window_end, tz_name: str, policy: str, max_occurrences: int, me: frozenset[str]):
+    tz, out = ics.zone(tz_name), []
+    for data in datas:
+        try:
+            cal = ics.parse(data, only=ics.READ)
+        except ics.InvalidData:
+            out.append(None)
+            continue
+        vevents = ics.events(cal)
+        if not vevents or ics.is_recurring(cal) or ics.is_calsync_event(cal) is not None:
+            out.append(None)  # read by the sync itself, as any object of a small read
+            continue
+        rows = ics.expand(cal, window_start, window_end, tz, all_day_policy=policy, max_occurrences=max_occurrences, me=me)
+        out.append(Plain(str(vevents[0].get("UID", "") or ""), rows))
+    return out
+
+
+def read_ahead(
+    datas: list[str],
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    tz,
+    *,
+    all_day_policy: str,
+    max_occurrences: int,
+    timeout: float,
+    me: frozenset[str] = frozenset(),
+) -> list[Plain | None]:
+    """The plain events of a large read parsed and expanded in the workers, ``READ_AHEAD_CHUNK``
+    objects a task: a :class:`Plain` per object, or None for what the sync reads itself (a small
+    read, a series, a copy of calsync's own event, invalid data, a chunk whose worker failed or
+    ran past ``timeout``: after one such chunk the rest are read by the sync too)."""
+    if len(datas) < READ_AHEAD_MIN:
+        return [None] * len(datas)
+    try:
+        pool = _get_pool()
+        starts = range(0, len(datas), READ_AHEAD_CHUNK)
+        args = (window_start, window_end, getattr(tz, "key", "UTC"), all_day_policy, max_occurrences, me)
+        futures = [pool.schedule(_read_in_worker, args=(datas[i : i + READ_AHEAD_CHUNK], *args), timeout=timeout) for i in starts]
+    except Exception as exc:  # noqa: BLE001 — no workers (a broken pool): the sync reads everything itself
+        log.warning("parsing in the workers is not available (%s): read in the sync's thread", exc.__class__.__name__)
+        return [None] * len(datas)
+    out: list[Plain | None] = []
+    failed = False
+    for start, future in zip(starts, futures, strict=True):
+        size = len(datas[start : start + READ_AHEAD_CHUNK])
+        got = None
+        if not failed:
+            try:
+                got = future.result()
+            except Exception as exc:  # noqa: BLE001 — a timeout, a worker that died: those objects are read one by one
+                log.warning("objects %d-%d of a read could not be parsed in a worker (%s)", start, start + size - 1, exc.__class__.__name__)
+                failed = True
+        if failed:
+            future.cancel()
+        out.extend(got if got is not None and len(got) == size else [None] * size)
+    return out
+
+
+def warm_up() -> None:
+    """Start the workers in the background: a calendar's first read is coming, and it may be large
+    (started while the server answers, they are ready when the objects arrive)."""
+    if _pool is None:
+        threading.Thread(target=_start_workers, name="calsync-expander-start", daemon=True).start()
+
+
+def _start_workers() -> None:
+    try:
+        _get_pool().schedule(ics.zone, args=("UTC",)).result(timeout=30)
+    except Exception as exc:  # noqa: BLE001 — the read then happens in the sync's thread
+        log.warning("the expansion workers did not start: %s", exc.__class__.__name__)
+
+
 def _get_pool():
     global _pool
     with _lock:
         if _pool is None:
             import pebble
+
+            # pebble's loops look at the pool every sleep_unit (0.1 s): a CLI command that used the
+            # workers waited up to that long to stop them at exit (~70 ms measured). 20 ms costs
+            # its three threads ~150 wake-ups a second, nothing measurable.
+            pebble.CONSTS.sleep_unit = 0.02
 
             # forkserver: workers start from a clean process, not a fork of a threaded service.
             context = multiprocessing.get_context("forkserver")

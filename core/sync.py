@@ -332,6 +332,8 @@ class ConnectionSync:
             if cal.full_read_at is None or now - cal.full_read_at >= FULL_READ_EVERY:
                 state.sync_token = ""  # the backstop behind push and sync tokens: the whole calendar, daily
             ics.warm_up()  # what the read brings is parsed with it
+            if cal.full_read_at is None and cal.is_busy_source:
+                expander.warm_up()  # a first read may be large: parsed in the workers (expander.read_ahead)
             changes = self.provider.changes(state)
             if changes.complete:
                 cal.full_read_at = now
@@ -356,17 +358,30 @@ class ConnectionSync:
         with m.db.atomic():
             batch = entries.Batch(cal)
             ceiling = entries.Ceiling(cal, batch=batch) if cal.is_busy_source else None
+            ahead = self._read_ahead(changes.items) if ceiling is not None else []
             read = []
-            for item in changes.items:
+            for index, item in enumerate(changes.items):
                 self.check_budget()
-                read.append((item, *self._parse(item, own=item.href in links)))
-            uids = [uid for item, _, _, uid, _ in read if uid and links.get(item.href) is None]
+                self.report.entries_read += 1
+                plain = ahead[index] if ahead and item.href not in links else None
+                if plain is not None:
+                    read.append((item, None, [], plain.uid, None, plain))
+                else:
+                    read.append((item, *self._parse(item, own=item.href in links), None))
+            uids = [uid for item, _, _, uid, _, _ in read if uid and links.get(item.href) is None]
             appointments: dict[str, m.Appointment] = {}
             for chunk in pw.chunked(uids, 500):  # one question for every UID read, not one per event
                 appointments.update((a.uid, a) for a in m.Appointment.select().where(m.Appointment.uid.in_(chunk)))
-            for item, parsed, vevents, uid, error in read:
+            for item, parsed, vevents, uid, error, plain in read:
                 self.check_budget()
-                self._apply_item(cal, item, links.get(item.href), parsed, vevents, uid, error, appointments.get(uid), batch, ceiling)
+                appointment = appointments.get(uid)
+                if plain is not None and appointment is None:
+                    batch.remember(item.href, item.etag, plain.uid)
+                    ceiling.replace(item.href, plain.rows)  # type: ignore[union-attr]  # read ahead only for a busy source
+                    continue
+                if plain is not None:  # a copy of an appointment, found by its UID: read here, as ours
+                    parsed, vevents, uid, error = self._parse(item, own=False)
+                self._apply_item(cal, item, links.get(item.href), parsed, vevents, uid, error, appointment, batch, ceiling)
             if ceiling is not None:
                 ceiling.flush()
             else:
@@ -379,10 +394,22 @@ class ConnectionSync:
                 if link is not None and link.state in (m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED):
                     self.own.deleted(link)
 
+    def _read_ahead(self, items: list) -> list:
+        """Large reads: the plain events parsed in the expansion workers (core.expander.read_ahead)."""
+        return expander.read_ahead(
+            [item.data for item in items],
+            self.window_start,
+            self.window_end,
+            self.tz,
+            all_day_policy=self.settings.all_day_policy,
+            max_occurrences=self.settings.max_occurrences,
+            timeout=self.settings.parse_timeout,
+            me=self.me,
+        )
+
     def _parse(self, item, *, own: bool) -> tuple:
         """(parsed calendar, its events, the first event's UID, None) or (None, [], "", the error);
         ``own``: a copy of calsync's event (its text is compared with the appointment's)."""
-        self.report.entries_read += 1
         try:
             parsed = ics.parse(item.data, only=ics.READ_OWN if own else ics.READ)
             vevents = ics.events(parsed)

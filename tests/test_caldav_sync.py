@@ -434,3 +434,62 @@ def test_a_check_asks_neither_for_the_ctag_nor_the_sync_token(story, monkeypatch
     assert result["ok"], result
     probes = [props for props in asked if "current-user-privilege-set" in props and "resourcetype" in props and len(props) < 6]
     assert probes and all(not ({"getctag", "sync-token"} & props) for props in probes), asked
+
+
+def test_a_large_read_parsed_in_the_workers_is_what_the_sync_reads_itself(story, monkeypatch):
+    """expander.read_ahead: a first read of many objects has its plain events parsed in the expansion
+    workers. What the feed holds must not depend on it, nor on a chunk that fails there."""
+    from core import expander
+
+    start = soon(3, 8)
+    extras = [
+        "",
+        "TRANSP:TRANSPARENT\r\n",
+        "STATUS:CANCELLED\r\n",
+        "STATUS:TENTATIVE\r\n",
+        "ATTENDEE;PARTSTAT=DECLINED:mailto:ada@example.com\r\n",
+        "RRULE:FREQ=DAILY;COUNT=3\r\n",
+        "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT15M\r\nDESCRIPTION:soon\r\nEND:VALARM\r\n",
+        "LAST-MODIFIED:20260301T101500Z\r\nDESCRIPTION:long text\\, escaped\r\n",
+    ]
+    for j in range(24):
+        at = start + dt.timedelta(hours=5 * j)
+        text = vevent(f"many-{j}", at, at + dt.timedelta(minutes=45), f"Outside {j}", extras[j % len(extras)])
+        story.server.put_event(story.calendar_url, f"many-{j}.ics", text)
+    story.server.put_event(story.calendar_url, "broken.ics", vevent("broken-1", start, start - dt.timedelta(hours=1), "Backwards"))
+    story.book(soon(4, 15), subject="Booked here")
+    assert story.sync()["outcome"] == "ok"  # our own copy is now on the calendar, read back like the rest
+
+    calls = []
+    original = expander.read_ahead
+
+    def recorded(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append(sum(1 for r in result if r is not None))
+        return result
+
+    def fresh_read(min_objects: int, chunk: int = 7, *, failing: bool = False) -> list[dict]:
+        monkeypatch.setattr(expander, "READ_AHEAD_MIN", min_objects)
+        monkeypatch.setattr(expander, "READ_AHEAD_CHUNK", chunk)
+        if failing:  # every chunk raises in the worker (no window start to compare with)
+            monkeypatch.setattr(expander, "read_ahead", lambda datas, start, *a, **k: recorded(datas, None, *a, **k))
+        else:
+            monkeypatch.setattr(expander, "read_ahead", recorded)
+        m.Calendar.update(ctag="", sync_token="", full_read_at=None).execute()
+        m.RemoteObject.delete().execute()
+        m.FeedEntry.delete().execute()
+        report = story.sync()
+        assert report["outcome"] == "ok" and report["entries_read"] == 26, report
+        return sorted(({k: v for k, v in e.items() if k != "id"} for e in story.entries()), key=lambda e: (e["uid"], e["starts_at"] or ""))
+
+    in_thread = fresh_read(10_000)
+    assert calls.pop() == 0
+    in_workers = fresh_read(10)
+    # Every plain event of others came from the workers (the backwards one too); not the 3 series, nor our own copy.
+    assert calls.pop() == 24 - 3 + 1
+    assert in_workers == in_thread
+    assert any("declined" in e["info"] for e in in_thread) and any(e["info"].startswith("invalid data") for e in in_thread)
+    assert sum(1 for e in in_thread if e["subject"] == "Booked here") == 1
+    # A chunk that fails in the worker: it and the rest are read by the sync itself.
+    assert fresh_read(10, failing=True) == in_thread
+    assert calls.pop() == 0
