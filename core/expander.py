@@ -55,7 +55,8 @@ class Plain:
 
 
 def _read_in_worker(datas: list[str], window_start, window_end, tz_name: str, policy: str, max_occurrences: int, me: frozenset[str]):
-    tz, out = ics.zone(tz_name), []
+    tz = ics.zone(tz_name)
+    out: list[Plain | None] = []
     for data in datas:
         try:
             cal = ics.parse(data, only=ics.READ)

@@ -359,7 +359,7 @@ class ConnectionSync:
             batch = entries.Batch(cal)
             ceiling = entries.Ceiling(cal, batch=batch) if cal.is_busy_source else None
             ahead = self._read_ahead(changes.items) if ceiling is not None else []
-            read = []
+            read: list[tuple] = []
             for index, item in enumerate(changes.items):
                 self.check_budget()
                 self.report.entries_read += 1
