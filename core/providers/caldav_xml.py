@@ -77,6 +77,7 @@ def _bytes(root: ET.Element) -> bytes:
     return ET.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
+@functools.lru_cache(maxsize=32)  # a handful of property sets: built once, not on every probe
 def propfind(*props: tuple[str, str]) -> bytes:
     root = ET.Element(q(DAV, "propfind"))
     prop = ET.SubElement(root, q(DAV, "prop"))
