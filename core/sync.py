@@ -398,16 +398,16 @@ class ConnectionSync:
 
     def _read_ahead(self, items: list) -> list:
         """Large reads: the plain events parsed in the expansion workers (core.expander.read_ahead)."""
-        return expander.read_ahead(
-            [item.data for item in items],
-            self.window_start,
-            self.window_end,
-            self.tz,
-            all_day_policy=self.settings.all_day_policy,
-            max_occurrences=self.settings.max_occurrences,
-            timeout=self.settings.parse_timeout,
-            me=self.me,
-        )
+        return expander.read_ahead([item.data for item in items], self.window_start, self.window_end, self.tz, **self._reading())
+
+    def _reading(self) -> dict:
+        """How this sync reads events (the same in its thread and in the workers)."""
+        return {
+            "all_day_policy": self.settings.all_day_policy,
+            "max_occurrences": self.settings.max_occurrences,
+            "timeout": self.settings.parse_timeout,
+            "me": self.me,
+        }
 
     def _parse(self, item, *, own: bool) -> tuple:
         """(parsed calendar, its events, the first event's UID, None) or (None, [], "", the error);
@@ -465,18 +465,7 @@ class ConnectionSync:
         if ceiling is None:  # not a busy source
             batch.replace(item.href, [])
             return
-        rows = expander.expand(
-            item.data,
-            parsed,
-            self.window_start,
-            self.window_end,
-            self.tz,
-            all_day_policy=self.settings.all_day_policy,
-            max_occurrences=self.settings.max_occurrences,
-            timeout=self.settings.parse_timeout,
-            budget=self.expansions,
-            me=self.me,
-        )
+        rows = expander.expand(item.data, parsed, self.window_start, self.window_end, self.tz, budget=self.expansions, **self._reading())
         ceiling.replace(item.href, rows)
 
     def check_budget(self) -> None:
