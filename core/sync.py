@@ -17,23 +17,19 @@ import datetime as dt
 import logging
 import time
 
-import peewee as pw
-
 import models as m
-from core import busy, clock, entries, expander, extra_calendars, ics, lifecycle, push, sync_runs, waiting
+from core import busy, clock, expander, extra_calendars, ics, lifecycle, push, sync_runs, waiting
 from core.providers.base import (
-    AlreadyExists,
     CalendarGone,
     CalendarState,
-    Changes,
-    NotFound,
-    PreconditionFailed,
     Provider,
     ProviderError,
     Transient,
     WriteForbidden,
 )
 from core.reconcile import OwnEvents
+from core.sync_pulling import Pulling
+from core.sync_pushing import Pushing
 
 log = logging.getLogger("calsync.sync")
 
@@ -79,7 +75,7 @@ def calendar_state(cal: m.Calendar) -> CalendarState:
     return CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag, known=known)
 
 
-class ConnectionSync:
+class ConnectionSync(Pulling, Pushing):
     """One run over one connection with one provider instance."""
 
     def __init__(
@@ -349,245 +345,10 @@ class ConnectionSync:
         cal.last_synced_at = clock.now()
         cal.save()
 
-    # -- pulling --------------------------------------------------------------
-
-    def _apply_changes(self, cal: m.Calendar, changes: Changes) -> None:
-        links = {
-            link.href: link for link in m.AppointmentLink.select().where(m.AppointmentLink.calendar == cal, m.AppointmentLink.href != "")
-        }
-        # One transaction for the whole read, and the busy events written in bulk (entries.Batch):
-        # a first sync of 1,000 events was mostly commits, then ~5 statements per event.
-        with m.db.atomic():
-            batch = entries.Batch(cal)
-            ceiling = entries.Ceiling(cal, batch=batch) if cal.is_busy_source else None
-            ahead = self._read_ahead(changes.items) if ceiling is not None else []
-            read: list[tuple] = []
-            for index, item in enumerate(changes.items):
-                self.check_budget()
-                self.report.entries_read += 1
-                plain = ahead[index] if ahead and item.href not in links else None
-                if plain is not None:
-                    read.append((item, None, [], plain.uid, None, plain))
-                else:
-                    read.append((item, *self._parse(item, own=item.href in links), None))
-            uids = [uid for item, _, _, uid, _, _ in read if uid and links.get(item.href) is None]
-            appointments: dict[str, m.Appointment] = {}
-            for chunk in pw.chunked(uids, 500):  # one question for every UID read, not one per event
-                appointments.update((a.uid, a) for a in m.Appointment.select().where(m.Appointment.uid.in_(chunk)))
-            for item, parsed, vevents, uid, error, plain in read:
-                self.check_budget()
-                appointment = appointments.get(uid)
-                if plain is not None and appointment is None:
-                    batch.remember(item.href, item.etag, plain.uid)
-                    ceiling.replace(item.href, plain.rows)  # type: ignore[union-attr]  # read ahead only for a busy source
-                    continue
-                if plain is not None:  # a copy of an appointment, found by its UID: read here, as ours
-                    parsed, vevents, uid, error = self._parse(item, own=False)
-                self._apply_item(cal, item, links.get(item.href), parsed, vevents, uid, error, appointment, batch, ceiling)
-            if ceiling is not None:
-                ceiling.flush()
-            else:
-                batch.flush()
-        for href in changes.deleted:
-            with m.db.atomic():
-                m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == href).execute()
-                m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == href).execute()
-                link = links.get(href)
-                if link is not None and link.state in (m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED):
-                    self.own.deleted(link)
-
-    def _read_ahead(self, items: list) -> list:
-        """Large reads: the plain events parsed in the expansion workers (core.expander.read_ahead)."""
-        return expander.read_ahead([item.data for item in items], self.window_start, self.window_end, self.tz, **self._reading())
-
-    def _reading(self) -> dict:
-        """How this sync reads events (the same in its thread and in the workers)."""
-        return {
-            "all_day_policy": self.settings.all_day_policy,
-            "max_occurrences": self.settings.max_occurrences,
-            "timeout": self.settings.parse_timeout,
-            "me": self.me,
-        }
-
-    def _parse(self, item, *, own: bool) -> tuple:
-        """(parsed calendar, its events, the first event's UID, None) or (None, [], "", the error);
-        ``own``: a copy of calsync's event (its text is compared with the appointment's)."""
-        try:
-            parsed = ics.parse(item.data, only=ics.READ_OWN if own else ics.READ)
-            vevents = ics.events(parsed)
-            return parsed, vevents, (str(vevents[0].get("UID", "") or "") if vevents else ""), None
-        except ics.InvalidData as exc:
-            return None, [], "", exc
-
-    def _apply_item(
-        self,
-        cal: m.Calendar,
-        item,
-        link: m.AppointmentLink | None,
-        parsed,
-        vevents: list,
-        uid: str,
-        error,
-        appointment: m.Appointment | None,
-        batch: entries.Batch,
-        ceiling: entries.Ceiling | None,
-    ) -> None:
-        if error is not None:
-            batch.remember(item.href, item.etag, "")
-            batch.replace(item.href, [ics.Occurrence(item.href, "", None, None, "", False, f"invalid data: {error}", None)])
-            return
-        batch.remember(item.href, item.etag, uid)
-        if not vevents:
-            batch.replace(item.href, [])
-            return
-        if link is not None:
-            appointment = None
-        ours = link is not None or appointment is not None or ics.is_calsync_event(parsed) is not None
-        if ours:
-            # Calsync's own events are handled one by one, after what the batch holds is written.
-            if ceiling is not None:
-                ceiling.flush()
-            else:
-                batch.flush()
-            if link is not None and link.state in (m.LINK_SYNCED, m.LINK_PENDING, m.LINK_MISSED):
-                self.own.seen(link, parsed, item.etag)
-            elif (
-                appointment is not None and cal.is_destination and self.own.foreign_copy(cal, item.href, item.etag, appointment) == "remove"
-            ):
-                self.strays.setdefault(cal.id, []).append((item.href, item.etag))
-            rows = []
-            if cal.is_busy_source:
-                occ = ics.expand(parsed, self.window_start, self.window_end, self.tz, all_day_policy="busy", max_occurrences=1)[0]
-                occ.loaded, occ.info = False, self._echo_info(item.href)
-                rows = [occ]
-            entries.replace(cal, item.href, rows)
-            return
-        if ceiling is None:  # not a busy source
-            batch.replace(item.href, [])
-            return
-        rows = expander.expand(item.data, parsed, self.window_start, self.window_end, self.tz, budget=self.expansions, **self._reading())
-        ceiling.replace(item.href, rows)
-
     def check_budget(self) -> None:
         """A sync past its wall-clock budget ends as a transient failure (its lease is released)."""
         if time.monotonic() > self.ends_at:
             raise Transient(f"the sync {self.budget_text}: the calendar holds too much to read in one run, or the provider is very slow")
-
-    def _echo_info(self, href: str) -> str:
-        note = self.own.notes.get(href)
-        return f"{ics.INFO_ECHO}; {note}" if note else ics.INFO_ECHO
-
-    # -- pushing --------------------------------------------------------------
-
-    def _push(self, cal: m.Calendar) -> None:
-        for href, etag in self.strays.pop(cal.id, []):
-            self.provider.delete(href, "")
-            self.report.deleted += 1
-            m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == href).execute()
-            m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == href).execute()
-        waiting.ensure_links(cal, self.window_start)
-        work = (
-            m.AppointmentLink.select(m.AppointmentLink, m.Appointment)
-            .join(m.Appointment)
-            .where(
-                m.AppointmentLink.calendar == cal,
-                (m.AppointmentLink.state == m.LINK_PENDING)
-                | ((m.AppointmentLink.state == m.LINK_SYNCED) & (m.AppointmentLink.pushed_version < m.Appointment.version)),
-            )
-            .order_by(m.Appointment.starts_at)
-        )
-        for link in list(work):
-            self.check_budget()
-            try:
-                self._push_one(cal, link)
-            except ProviderError as exc:
-                if exc.status or exc.transient:
-                    raise  # the connection is broken or failing: the whole run says so
-                # This appointment alone cannot be written: a visible error of its own, retried each run.
-                link.last_error = exc.reason[:1000]
-                link.write_failures += 1
-                link.updated_at = clock.now()
-                link.save()
-                self.report.errors += 1
-                log.warning(
-                    "appointment %s not written to calendar %s (%d time(s) in a row): %s",
-                    link.appointment.external_id,
-                    cal.id,
-                    link.write_failures,
-                    exc.reason,
-                )
-
-    def _push_one(self, cal: m.Calendar, link: m.AppointmentLink) -> None:
-        appointment = link.appointment
-        if appointment.cancelled:
-            if link.href:
-                try:
-                    self.provider.delete(link.href, link.etag)
-                except PreconditionFailed:
-                    self.provider.delete(link.href, "")
-                self.report.deleted += 1
-                m.RemoteObject.delete().where(m.RemoteObject.calendar == cal, m.RemoteObject.href == link.href).execute()
-                m.FeedEntry.delete().where(m.FeedEntry.calendar == cal, m.FeedEntry.href == link.href).execute()
-            # Gone from the calendar: booked again later, it is written anew, not "updated" at a dead address.
-            link.state, link.pushed_version, link.last_error, link.write_failures = m.LINK_REMOVED, appointment.version, "", 0
-            link.href, link.etag = "", ""
-            link.updated_at = clock.now()
-            link.save()
-            return
-        data = ics.render_appointment(appointment)
-        if not link.href:
-            try:
-                href, etag = self.provider.create(cal.remote_id, appointment.uid, data)
-                self.report.created += 1
-            except AlreadyExists as exc:
-                # Written before but never recorded (a crash after the PUT), or an imported
-                # copy under another name: it is this appointment, taken over in place.
-                href = exc.href
-                current = self.provider.get(href)
-                etag = self.provider.update(href, data, current.etag)
-                self.report.updated += 1
-        else:
-            href = link.href
-            try:
-                etag = self.provider.update(href, data, link.etag)
-            except NotFound:
-                self.own.deleted(link)
-                return
-            except PreconditionFailed:
-                # Changed on the calendar since we last read it: read it, let the policy decide.
-                try:
-                    current = self.provider.get(href)
-                except NotFound:
-                    self.own.deleted(link)
-                    return
-                try:
-                    found = ics.appointment_fields(ics.parse(current.data, only=ics.READ_OWN), self.tz)
-                except Exception:  # noqa: BLE001 — an unreadable copy on the calendar: ours is written over it
-                    found = None
-                if found is not None and not self.own.conflict(link, found, current.etag):
-                    return  # the calendar's version stands (or equals ours)
-                etag = self.provider.update(href, data, current.etag)
-            self.report.updated += 1
-        link.href, link.etag = href, etag
-        link.pushed_version = appointment.version
-        link.state, link.last_error, link.write_failures = m.LINK_SYNCED, "", 0
-        link.updated_at = clock.now()
-        with m.db.atomic():
-            link.save()
-            entries.remember(cal, href, etag, appointment.uid)
-            if cal.is_busy_source:
-                # Our own event in a calendar we also read: shown in the feed, never blocking twice.
-                echo = ics.Occurrence(
-                    appointment.uid,
-                    "",
-                    appointment.starts_at,
-                    appointment.ends_at,
-                    appointment.subject,
-                    False,
-                    self._echo_info(href),
-                    appointment.updated_at,
-                )
-                entries.replace(cal, href, [echo])
 
 
 def sync_connection(
