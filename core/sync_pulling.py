@@ -8,34 +8,16 @@ copies compared with their appointments (core.reconcile.OwnEvents).
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
-from typing import Any
-
 import peewee as pw
 
 import models as m
 from core import entries, expander, ics
-from core.providers.base import Changes, Provider
-from core.reconcile import OwnEvents
+from core.providers.base import Changes
+from core.sync_state import RunState
 
 
-class Pulling:
+class Pulling(RunState):
     """The reading half of a run."""
-
-    # What the run (core.sync.ConnectionSync) provides.
-    rt: Any
-    settings: Any
-    provider: Provider
-    report: Any
-    tz: dt.tzinfo
-    me: frozenset[str]
-    window_start: dt.datetime
-    window_end: dt.datetime
-    strays: dict[int, list[tuple[str, str]]]
-    own: OwnEvents
-    expansions: expander.Budget
-    check_budget: Callable[[], None]
 
     def _apply_changes(self, cal: m.Calendar, changes: Changes) -> None:
         links = {

@@ -8,35 +8,20 @@ A mixin of :class:`core.sync.ConnectionSync`.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import models as m
-from core import clock, entries, expander, ics, waiting
-from core.providers.base import AlreadyExists, NotFound, PreconditionFailed, Provider, ProviderError
-from core.reconcile import OwnEvents
+from core import clock, entries, ics, waiting
+from core.providers.base import AlreadyExists, NotFound, PreconditionFailed, ProviderError
+from core.sync_state import RunState
 
 log = logging.getLogger("calsync.sync")
 
 
-class Pushing:
+class Pushing(RunState):
     """The writing half of a run."""
 
-    # What the run (core.sync.ConnectionSync) provides.
-    rt: Any
-    settings: Any
-    provider: Provider
-    report: Any
-    tz: dt.tzinfo
-    me: frozenset[str]
-    window_start: dt.datetime
-    window_end: dt.datetime
-    strays: dict[int, list[tuple[str, str]]]
-    own: OwnEvents
-    expansions: expander.Budget
-    check_budget: Callable[[], None]
     _echo_info: Callable[[str], str]
 
     def _push(self, cal: m.Calendar) -> None:
