@@ -18,9 +18,11 @@ from core.providers.caldav import CalDAVProvider
 class _Handler(http.server.BaseHTTPRequestHandler):
     script: ClassVar[list] = []  # (status, headers, body, delay) answered in order, the last one repeats
     seen: ClassVar[list] = []
+    heard: ClassVar[list] = []  # the request headers of each request, in order
 
     def _answer(self):
         self.seen.append((self.command, self.path))
+        self.heard.append(dict(self.headers))
         status, headers, body, delay = self.script[min(len(self.seen) - 1, len(self.script) - 1)]
         if delay:
             time.sleep(delay)
@@ -44,6 +46,7 @@ def local():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _Handler.seen = []
+    _Handler.heard = []
     try:
         yield f"http://127.0.0.1:{server.server_port}", _Handler
     finally:
@@ -58,6 +61,24 @@ def test_a_503_is_retried_and_the_second_answer_is_used(local):
     response = client.request("GET", base + "/x")
     assert response.status_code == 200 and response.text == "ok"
     assert client.requests_made == 2
+
+
+def test_a_cookie_set_by_an_answer_goes_back_with_the_clients_next_requests_and_no_other_clients(local):
+    base, handler = local
+    handler.script = [(200, {"Set-Cookie": "session=abc; Path=/"}, b"first", 0), (200, {}, b"next", 0)]
+    client = HttpClient(retries=0, allow_private=True)
+    client.request("GET", base + "/a")
+    client.request("PROPFIND", base + "/b", headers={"Depth": "0"}, data=b"<x/>")
+    HttpClient(retries=0, allow_private=True).request("GET", base + "/c")
+    first, second, other = handler.heard
+    assert "Cookie" not in first and second.get("Cookie") == "session=abc" and "Cookie" not in other
+    assert second["Depth"] == "0" and second["Content-Length"] == "4"
+    assert all(h["User-Agent"].startswith("calsync/") for h in handler.heard)
+
+
+def test_a_request_takes_no_arguments_it_would_silently_ignore():
+    with pytest.raises(TypeError, match="allow_redirects"):
+        HttpClient(allow_private=True).request("GET", "http://127.0.0.1:9/", allow_redirects=True)
 
 
 def test_persistent_429_becomes_transient_for_the_provider_after_the_retries(local):
