@@ -136,7 +136,7 @@ class ConnectionSync(Pulling, Pushing):
             probes = self._probe_all(calendars)
             if self._quiet(calendars, probes):
                 self._keep_watching(calendars)
-                return self._finish_quietly(calendars, started, run_started)
+                return self._finish_quietly(calendars, probes, started, run_started)
             run_row = sync_runs.open_run(self.conn, run_started)
             # A sync asked for before this run started is this run.
             m.Connection.update(last_sync_at=run_started, sync_requested_at=None).where(m.Connection.id == self.conn.id).execute()
@@ -251,11 +251,24 @@ class ConnectionSync(Pulling, Pushing):
             return self.nothing_waits
         return waiting.nothing_to_do(conn, self.window_start)
 
-    def _finish_quietly(self, calendars: list[m.Calendar], started: float, run_started) -> SyncReport:
+    @staticmethod
+    def _learned_ctag(cal: m.Calendar, info) -> str:
+        """The ctag of a probe that found the calendar unchanged by its sync token, when it is new."""
+        if info.ctag and info.ctag != cal.ctag and info.sync_token and info.sync_token == cal.sync_token:
+            return info.ctag
+        return ""
+
+    def _finish_quietly(self, calendars: list[m.Calendar], probes: dict, started: float, run_started) -> SyncReport:
         """The no-change run's one write: the connection's success with the time its calendars were
         seen unchanged, the run counted into the connection's open stretch of no-change runs
         (:mod:`core.sync_runs`), and the lease given back when the run holds it."""
         self.rt.keep_secrets(self.conn, self.provider)
+        for cal in calendars:
+            learned = self._learned_ctag(cal, probes[cal.id])
+            if learned:
+                # Unchanged by its token, and the same answer's ctag: the next probes ask for the ctag only.
+                m.Calendar.update(ctag=learned).where(m.Calendar.id == cal.id).execute()
+                cal.ctag = learned
         r = self.report
         r.outcome, r.status, r.reason, r.missed = "ok", self.conn.status, self.conn.reason, 0
         r.requests = self.provider.requests_made
@@ -339,9 +352,14 @@ class ConnectionSync(Pulling, Pushing):
                 self._apply_changes(cal, changes)
                 cal.sync_token = changes.sync_token or ("" if changes.complete else cal.sync_token)
             cal.ctag = info.ctag or changes.ctag
-            if info.sync_token and cal.sync_token and cal.sync_token != info.sync_token:
-                # Changed between the probe and the report: the next run looks again.
+            if info.ctag and cal.sync_token and cal.sync_token != info.sync_token:
+                # A probe's ctag describes what was read only when the same answer carried the token the
+                # read ended at: not after a ctag-only probe, nor when the calendar moved between the
+                # probe and the report. Kept, it could equal a later state that returned to it (an event
+                # added and removed) and hide that change; unknown, the next probe asks for the token.
                 cal.ctag = ""
+        else:
+            cal.ctag = self._learned_ctag(cal, info) or cal.ctag
         cal.last_synced_at = clock.now()
         cal.save()
 
