@@ -67,6 +67,7 @@ class Settings:
     lease_ttl: int = 600
     http_deadline: float = 60.0
     http_max_bytes: int = 32 * 1024 * 1024
+    http_per_host: int = 4
     sync_budget: int = 300
     parse_timeout: float = 5.0
     push: str = "auto"  # CALSYNC_PUSH: auto (a public https base URL), on (any base URL: local use), off
@@ -292,6 +293,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
             64 * 1024,
             1024**3,
             "the size cap in bytes of one provider answer (after decompression)",
+        ),
+        http_per_host=_int(
+            env, "CALSYNC_HTTP_PER_HOST", 4, 1, 256, "the provider requests one process may have in flight at once to one host"
         ),
         sync_budget=_int(env, "CALSYNC_SYNC_BUDGET", 300, 10, 86400, "the seconds one sync of a connection may take in all"),
         parse_timeout=_float(env, "CALSYNC_PARSE_TIMEOUT", 5.0, 0.5, 600.0, "the seconds of work one recurring event may take to expand"),

@@ -15,6 +15,10 @@
   carries credentials (a password, a bearer token) is never sent to another origin: such a
   redirect fails with :class:`CredentialsRedirect`, naming the host (an upgrade to https on the
   same host is allowed).
+- **How many at once**: one process has at most ``per_host`` requests in flight to one host
+  (``CALSYNC_HTTP_PER_HOST``, default 4) however many workers sync: more at once do not make a
+  server answer sooner, they make it contend (RFC 9112 §9.4: a client ought to limit its
+  simultaneous connections to a server). A request waits for a free slot within its deadline.
 - Retries are urllib3's (``Retry``: exponential backoff, ``Retry-After`` honoured up to a cap),
   inside the deadline.
 """
@@ -28,8 +32,9 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.cookies import extract_cookies_to_jar
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
+from requests.utils import default_headers
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
@@ -37,6 +42,7 @@ from core import netguard
 from core.netguard import URLNotAllowed, check_shape, check_url  # noqa: F401 (the names callers use)
 
 USER_AGENT = "calsync/0.1 (+calendar sync)"
+_DEFAULT_HEADERS = {**default_headers(), "User-Agent": USER_AGENT}  # requests' (Accept-Encoding, Accept, keep-alive)
 MAX_REDIRECTS = 5
 RETRY_AFTER_CAP = 30.0
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -106,6 +112,20 @@ def _shared_adapter(allow_private: bool, ca_file: str | None, retries: int, back
 _ADAPTERS: list = []
 
 
+_SLOTS: dict[tuple, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def _slots(origin: tuple[str, str, int], per_host: int) -> threading.BoundedSemaphore:
+    """The process's in-flight slots for one host (shared by the clients with the same limit)."""
+    key = (origin[1], origin[2], per_host)
+    slots = _SLOTS.get(key)
+    if slots is None:
+        with _SLOTS_LOCK:
+            slots = _SLOTS.setdefault(key, threading.BoundedSemaphore(per_host))
+    return slots
+
+
 def close_idle() -> None:
     """Close every kept-alive connection of the process (at shutdown: servers need not wait
     for our idle connections to time out)."""
@@ -144,13 +164,18 @@ def _origin(url: str) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def _redirects(response: requests.Response, follow: bool) -> bool:
+    return follow and response.status_code in (301, 302, 303, 307, 308) and bool(response.headers.get("Location"))
+
+
 def _carries_credentials(kwargs: dict) -> bool:
     headers = {k.lower() for k in (kwargs.get("headers") or {})}
     return kwargs.get("auth") is not None or "authorization" in headers
 
 
 class HttpClient:
-    """A requests session with calsync's rules, shared by one provider instance.
+    """Outgoing requests with calsync's rules for one provider instance: requests' request and
+    response types over the process's shared adapter (its kept-alive connections).
 
     ``budget_ends_at`` (``time.monotonic()`` based), when set, ends every request at that moment
     at the latest: a sync's wall-clock budget.
@@ -167,9 +192,14 @@ class HttpClient:
         max_bytes: int = DEFAULT_MAX_BYTES,
         ca_file: str | None = None,
         pool_size: int = 10,
+        per_host: int = 4,
     ):
         """``ca_file``: trust this CA bundle instead of the system's (a server with its own CA).
-        ``pool_size``: idle connections kept per host (one per worker thread is enough)."""
+        ``pool_size``: idle connections kept per host (one per worker thread is enough).
+        ``per_host``: requests of the process in flight at once to one host (with this limit)."""
+        if per_host < 1:
+            raise ValueError("per_host must be at least 1")
+        self.per_host = per_host
         self.timeout = timeout
         self.deadline = deadline
         self.max_bytes = max_bytes
@@ -178,12 +208,11 @@ class HttpClient:
         self.budget_text = ""
         self._count = 0
         self._lock = threading.Lock()
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxy or .netrc from the environment: the guard decides where
-        self.session.headers["User-Agent"] = USER_AGENT
+        # What a requests Session would keep for it: its default headers and the cookies answers set.
+        # Nothing from the environment (proxies, .netrc): the guard decides where a request goes.
+        self.headers = CaseInsensitiveDict(_DEFAULT_HEADERS)
+        self.cookies = RequestsCookieJar()
         self._adapter = _shared_adapter(allow_private, ca_file, retries, backoff, max(pool_size, 1))
-        self.session.mount("http://", self._adapter)
-        self.session.mount("https://", self._adapter)
 
     @classmethod
     def from_settings(cls, settings) -> HttpClient:
@@ -195,6 +224,7 @@ class HttpClient:
             deadline=getattr(settings, "http_deadline", 60.0),
             max_bytes=getattr(settings, "http_max_bytes", DEFAULT_MAX_BYTES),
             pool_size=getattr(settings, "workers", 10),
+            per_host=getattr(settings, "http_per_host", 4),
         )
 
     def _count_response(self, response, *args, **kwargs):
@@ -239,23 +269,15 @@ class HttpClient:
         with netguard.deadline(ends_at):
             for _ in range(MAX_REDIRECTS + 1):
                 netguard.check_shape(url)
+                slots = _slots(origin, self.per_host)
+                if not slots.acquire(timeout=max(0.0, ends_at - time.monotonic())):
+                    raise DeadlineExceeded(f"{why} (waiting for one of the {self.per_host} requests in flight to {origin[1]} to end)")
                 try:
-                    response = self._send(method, url, kwargs)
-                except requests.RequestException:
-                    with self._lock:
-                        self._count += 1  # no answer, but the provider saw the attempt
-                    if netguard.expired():
-                        raise DeadlineExceeded(why) from None
-                    raise
-                except TimeoutError:
-                    raise DeadlineExceeded(why) from None
-                if not (follow_redirects and response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location")):
-                    try:
-                        self._read_body(response, cap)
-                    except TimeoutError:
-                        raise DeadlineExceeded(why) from None
+                    response = self._answered(method, url, kwargs, cap, why, follow_redirects)
+                finally:
+                    slots.release()
+                if not _redirects(response, follow_redirects):
                     return response
-                response.close()
                 target = urljoin(url, response.headers["Location"])
                 new = _origin(target)
                 if new != origin and _carries_credentials(kwargs):
@@ -266,6 +288,27 @@ class HttpClient:
                 if response.status_code == 303:
                     method, kwargs = "GET", {k: v for k, v in kwargs.items() if k != "data"}
         raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    def _answered(self, method: str, url: str, kwargs: dict, cap: int, why: str, follow_redirects: bool) -> requests.Response:
+        """One hop: the answer with its body read (a redirect's closed unread)."""
+        try:
+            response = self._send(method, url, kwargs)
+        except requests.RequestException:
+            with self._lock:
+                self._count += 1  # no answer, but the provider saw the attempt
+            if netguard.expired():
+                raise DeadlineExceeded(why) from None
+            raise
+        except TimeoutError:
+            raise DeadlineExceeded(why) from None
+        if _redirects(response, follow_redirects):
+            response.close()
+            return response
+        try:
+            self._read_body(response, cap)
+        except TimeoutError:
+            raise DeadlineExceeded(why) from None
+        return response
 
     def _send(self, method: str, url: str, kwargs: dict) -> requests.Response:
         """One request; sent once more on a new connection when a kept-alive one turns out closed
@@ -278,7 +321,7 @@ class HttpClient:
                 raise
         return self._transmit(self._prepare(method, url, kwargs), kwargs["timeout"])
 
-    # What Session.request and Session.send do for a request, less what calsync never uses there:
+    # What requests' Session.request and Session.send do for a request, less what calsync never uses:
     # no environment (proxies, .netrc: trust_env is off), no redirects (followed in request()), one
     # response hook (the count). A no-change probe is one request; requests' merging of settings
     # cost about a tenth of its CPU. The request is prepared by requests' own steps, in its order.
@@ -288,7 +331,7 @@ class HttpClient:
         unknown = set(kwargs) - self._TAKES
         if unknown:
             raise TypeError(f"HttpClient.request got unexpected arguments: {', '.join(sorted(unknown))}")
-        headers = CaseInsensitiveDict(self.session.headers)
+        headers = CaseInsensitiveDict(self.headers)
         for name, value in (kwargs.get("headers") or {}).items():
             if value is None:
                 headers.pop(name, None)
@@ -298,8 +341,8 @@ class HttpClient:
         p.prepare_method(method)
         p.prepare_url(url, kwargs.get("params"))
         p.prepare_headers(headers)
-        if self.session.cookies:  # what an earlier answer of this client set
-            p.prepare_cookies(self.session.cookies)
+        if self.cookies:  # what an earlier answer of this client set
+            p.prepare_cookies(self.cookies)
         p.prepare_body(kwargs.get("data"), None, kwargs.get("json"))
         p.prepare_auth(kwargs.get("auth"), url)
         return p
@@ -308,7 +351,7 @@ class HttpClient:
         response = self._adapter.send(request, stream=True, timeout=timeout, verify=True, cert=None, proxies={})
         self._count_response(response)
         if "Set-Cookie" in response.headers:
-            extract_cookies_to_jar(self.session.cookies, request, response.raw)
+            extract_cookies_to_jar(self.cookies, request, response.raw)
         return response
 
     @staticmethod
@@ -347,5 +390,4 @@ class HttpClient:
 
     def close(self) -> None:
         # The adapter (and its kept-alive connections) belongs to every client of the process.
-        self.session.adapters.clear()
-        self.session.close()
+        self.cookies.clear()

@@ -12,6 +12,7 @@ no-change runs is one row).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -263,17 +264,18 @@ class ConnectionSync(Pulling, Pushing):
         seen unchanged, the run counted into the connection's open stretch of no-change runs
         (:mod:`core.sync_runs`), and the lease given back when the run holds it."""
         self.rt.keep_secrets(self.conn, self.provider)
-        for cal in calendars:
-            learned = self._learned_ctag(cal, probes[cal.id])
-            if learned:
-                # Unchanged by its token, and the same answer's ctag: the next probes ask for the ctag only.
-                m.Calendar.update(ctag=learned).where(m.Calendar.id == cal.id).execute()
-                cal.ctag = learned
+        learned = {cal: ctag for cal in calendars if (ctag := self._learned_ctag(cal, probes[cal.id]))}
         r = self.report
         r.outcome, r.status, r.reason, r.missed = "ok", self.conn.status, self.conn.reason, 0
         r.requests = self.provider.requests_made
         r.duration_ms = int((time.monotonic() - started) * 1000)
-        lifecycle.succeeded_quietly(self.rt, self.conn, run_started, self.lease_owner, requests=r.requests, duration_ms=r.duration_ms)
+        # After a read, the first quiet run also records the ctags its token vouched for (the next
+        # probes ask for the ctag alone): in the same transaction as the run's own write.
+        with m.db.atomic() if learned else contextlib.nullcontext():
+            for cal, ctag in learned.items():
+                m.Calendar.update(ctag=ctag).where(m.Calendar.id == cal.id).execute()
+                cal.ctag = ctag
+            lifecycle.succeeded_quietly(self.rt, self.conn, run_started, self.lease_owner, requests=r.requests, duration_ms=r.duration_ms)
         self.lease_released = self.lease_owner is not None
         self._log()
         return r

@@ -20,6 +20,7 @@ def settings(tmp_path, **extra):
 def test_defaults_follow_the_spec(tmp_path):
     s = load_settings({"CALSYNC_DATA_DIR": str(tmp_path)}, read_dotenv=False)
     assert s.sync_interval == 900 and s.workers == 8 and s.allow_private_urls is False
+    assert s.http_per_host == 4
     assert s.database_url == f"sqlite:///{tmp_path}/calsync.db"
 
 
@@ -29,6 +30,8 @@ def test_defaults_follow_the_spec(tmp_path):
         ("CALSYNC_SYNC_INTERVAL", "often", "whole number"),
         ("CALSYNC_SYNC_INTERVAL", "5", "between"),
         ("CALSYNC_WORKERS", "0", "between"),
+        ("CALSYNC_HTTP_PER_HOST", "0", "between"),
+        ("CALSYNC_HTTP_PER_HOST", "four", "whole number"),
         ("CALSYNC_HTTP_PORT", "70000", "between"),
         ("CALSYNC_ALLOW_PRIVATE_URLS", "maybe", "true/false"),
         ("CALSYNC_DATABASE_URL", "mysql://x/y", "sqlite:///"),

@@ -120,3 +120,52 @@ def test_a_redirect_to_a_private_address_is_refused_when_private_urls_are_off():
         check_url("http://192.168.1.10/feed.ics", allow_private=False)
     with pytest.raises(URLNotAllowed, match="http:// and https://"):
         check_url("file:///etc/passwd", allow_private=False)
+
+
+def test_one_process_has_at_most_per_host_requests_in_flight_to_a_host_however_many_threads_ask(local):
+    base, handler = local
+    handler.script = [(200, {}, b"slow", 0)]
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+    real_answer = handler._answer
+
+    def counting(self):
+        # In flight from its arrival until its answer starts (the client's slot is held longer).
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)
+        with lock:
+            in_flight[0] -= 1
+        real_answer(self)
+
+    handler.do_GET = counting
+    try:
+        clients = [HttpClient(retries=0, allow_private=True, per_host=2) for _ in range(8)]
+        threads = [threading.Thread(target=lambda c=c: [c.request("GET", base + "/x") for _ in range(3)]) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        handler.do_GET = real_answer
+    assert len(handler.seen) == 24, "every request was answered"
+    assert most[0] == 2, f"{most[0]} requests were in flight at once"
+
+
+def test_a_request_that_cannot_get_a_slot_within_its_deadline_fails_without_reaching_the_server(local):
+    from core.http import DeadlineExceeded
+
+    base, handler = local
+    handler.script = [(200, {}, b"slow", 1.0)]
+    holder = HttpClient(retries=0, allow_private=True, per_host=1)
+    busy = threading.Thread(target=lambda: holder.request("GET", base + "/held"))
+    busy.start()
+    deadline_passed = time.monotonic() + 5
+    while not handler.seen and time.monotonic() < deadline_passed:
+        time.sleep(0.01)
+    waiter = HttpClient(retries=0, allow_private=True, per_host=1, deadline=0.2)
+    with pytest.raises(DeadlineExceeded, match="waiting for one of the 1 requests in flight to 127.0.0.1"):
+        waiter.request("GET", base + "/waits")
+    busy.join(10)
+    assert [path for _, path in handler.seen] == ["/held"]
