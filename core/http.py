@@ -29,6 +29,7 @@ import functools
 import http.client
 import threading
 import time
+import weakref
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -112,17 +113,20 @@ def _shared_adapter(allow_private: bool, ca_file: str | None, retries: int, back
 _ADAPTERS: list = []
 
 
-_SLOTS: dict[tuple, threading.BoundedSemaphore] = {}
+# Held only while a request uses them: a host nobody is talking to has no entry, so user-supplied
+# host names (a million subdomains) cannot grow it; a host's slots made anew are all free, as they were.
+_SLOTS: weakref.WeakValueDictionary[tuple, threading.BoundedSemaphore] = weakref.WeakValueDictionary()
 _SLOTS_LOCK = threading.Lock()
 
 
 def _slots(origin: tuple[str, str, int], per_host: int) -> threading.BoundedSemaphore:
     """The process's in-flight slots for one host (shared by the clients with the same limit)."""
     key = (origin[1], origin[2], per_host)
-    slots = _SLOTS.get(key)
-    if slots is None:
-        with _SLOTS_LOCK:
-            slots = _SLOTS.setdefault(key, threading.BoundedSemaphore(per_host))
+    with _SLOTS_LOCK:
+        slots = _SLOTS.get(key)
+        if slots is None:
+            slots = threading.BoundedSemaphore(per_host)
+            _SLOTS[key] = slots
     return slots
 
 

@@ -169,3 +169,16 @@ def test_a_request_that_cannot_get_a_slot_within_its_deadline_fails_without_reac
         waiter.request("GET", base + "/waits")
     busy.join(10)
     assert [path for _, path in handler.seen] == ["/held"]
+
+
+def test_the_slots_of_hosts_nobody_is_talking_to_are_not_kept(local):
+    import gc
+
+    from core import http as http_module
+
+    base, handler = local
+    handler.script = [(200, {}, b"ok", 0)]
+    client = HttpClient(retries=0, allow_private=True, per_host=3)
+    client.request("GET", base + "/x")
+    gc.collect()
+    assert not [key for key in http_module._SLOTS if key[2] == 3], "no request in flight: nothing kept for the host"
