@@ -10,11 +10,10 @@ before a write fails. Reading (sync-collection, calendar-query, multiget) is
 from __future__ import annotations
 
 import hashlib
-import xml.etree.ElementTree as ET  # the parsed answers' type (parsed by defusedxml)
+import xml.etree.ElementTree as ET  # the parsed answers' type (parsed by caldav_xml.parse)
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
-from defusedxml.ElementTree import fromstring as parse_xml
 
 from core.http import URLNotAllowed
 from core.providers.base import (
@@ -36,6 +35,7 @@ from core.providers.base import (
 )
 from core.providers.caldav_reading import Reading, _answer
 from core.providers.caldav_xml import CAL, CS, DAV, NS, RESPONSE, join, ok_props, propfind, uid_query
+from core.providers.caldav_xml import parse as parse_xml
 
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
 NOT_CALDAV = "this address is not a CalDAV server (check the server address)"
@@ -82,13 +82,15 @@ class CalDAVProvider(Reading, Provider):
         return response
 
     def _multistatus(self, response: requests.Response) -> list[ET.Element]:
+        return [r for r in self._multistatus_root(response) if r.tag == RESPONSE]
+
+    def _multistatus_root(self, response: requests.Response) -> ET.Element:
         if response.status_code != 207:
             raise ProviderError(f"the CalDAV server gave an unexpected answer (HTTP {response.status_code})", _answer(response))
         try:
-            root = parse_xml(response.content)
-        except Exception as exc:  # noqa: BLE001 — defusedxml raises several types for hostile or broken XML
+            return parse_xml(response.content)
+        except Exception as exc:  # noqa: BLE001 — expat and the guard raise several types for hostile or broken XML
             raise BadData(f"the CalDAV server sent XML that cannot be read: {exc.__class__.__name__}", _answer(response)) from None
-        return [r for r in root if r.tag == RESPONSE]
 
     def _href(self, base: str, element: ET.Element | None) -> str:
         text = (element.text or "").strip() if element is not None else ""

@@ -7,11 +7,10 @@ of multistatus answers; this module is what the reads ask and how their answers 
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # the parsed answers' type (parsed by defusedxml)
+import xml.etree.ElementTree as ET  # the parsed answers' type (parsed by caldav_xml.parse)
 from collections.abc import Callable
 
 import requests
-from defusedxml.ElementTree import fromstring as parse_xml
 
 from core.providers.base import AnswerTooLarge, CalendarState, Changes, NotFound, ProviderError, RemoteItem, SyncTokenInvalid
 from core.providers.caldav_xml import (
@@ -20,6 +19,7 @@ from core.providers.caldav_xml import (
     GETETAG,
     HREF,
     NS,
+    RESPONSE,
     child,
     child_text,
     everything,
@@ -49,6 +49,7 @@ class Reading:
 
     _request: Callable[..., requests.Response]
     _multistatus: Callable[[requests.Response], list[ET.Element]]
+    _multistatus_root: Callable[[requests.Response], ET.Element]
     _href: Callable[[str, ET.Element | None], str]
     _ok_props: Callable[[ET.Element], ET.Element | None]
     _propfind: Callable[..., list[ET.Element]]
@@ -85,8 +86,8 @@ class Reading:
             raise _NoSyncCollection()
         if response.status_code in (405, 501):
             raise _NoSyncCollection()
-        responses = self._multistatus(response)
-        root_el = parse_xml(response.content)
+        root_el = self._multistatus_root(response)  # parsed once: the responses and the new token
+        responses = [r for r in root_el if r.tag == RESPONSE]
         new_token = (root_el.findtext("d:sync-token", default="", namespaces=NS) or "").strip()
         changed: dict[str, str] = {}
         deleted: list[str] = []
