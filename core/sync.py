@@ -227,8 +227,15 @@ class ConnectionSync(Pulling, Pushing):
 
     def _probe(self, cal: m.Calendar):
         """The cheap question (exists, writable, moved?): no object list, the known state is read only on a move."""
+        quiet_since = self.conn.quiet_at is not None and cal.last_synced_at is not None and self.conn.quiet_at > cal.last_synced_at
         return self.provider.probe(
-            CalendarState(remote_id=cal.remote_id, sync_token=cal.sync_token, ctag=cal.ctag, first_read=cal.full_read_at is None)
+            CalendarState(
+                remote_id=cal.remote_id,
+                sync_token=cal.sync_token,
+                ctag=cal.ctag,
+                first_read=cal.full_read_at is None,
+                learn_ctag=quiet_since,  # a quiet run came after its last read: a ctag will be used
+            )
         )
 
     @staticmethod

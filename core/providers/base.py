@@ -177,6 +177,9 @@ class CalendarState:
     # only the sync token to start from is wanted.
     check: bool = False
     first_read: bool = False
+    # ``learn_ctag``: the calendar was seen unchanged since its last read, so a ctag is worth asking
+    # for with the token (it is kept when the token vouches for it; core.sync).
+    learn_ctag: bool = False
     # For changes(): the sync token the probe just saw; a read that gets none of its own (a CalDAV
     # first read by calendar-query) starts from it, and what changed after the probe is seen next time.
     probed_token: str = ""
