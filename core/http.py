@@ -323,7 +323,7 @@ class HttpClient:
         except requests.ConnectionError as exc:
             if not _closed_under_us(exc) or netguard.expired():
                 raise
-        return self._transmit(self._prepare(method, url, kwargs), kwargs["timeout"])
+        return self._transmit(request, kwargs["timeout"])  # its body is bytes: sent again as it was
 
     # What requests' Session.request and Session.send do for a request, less what calsync never uses:
     # no environment (proxies, .netrc: trust_env is off), no redirects (followed in request()), one

@@ -260,11 +260,22 @@ class ConnectionSync(Pulling, Pushing):
         return waiting.nothing_to_do(conn, self.window_start)
 
     @staticmethod
-    def _learned_ctag(cal: m.Calendar, info) -> str:
-        """The ctag of a probe that found the calendar unchanged by its sync token, when it is new."""
-        if info.ctag and info.ctag != cal.ctag and info.sync_token and info.sync_token == cal.sync_token:
-            return info.ctag
-        return ""
+    def _trusted_ctag(cal: m.Calendar, info) -> str:
+        """The probe's ctag when it describes the calendar as its stored sync token does ('' if not).
+
+        Only an answer that carried the stored token vouches for its ctag: not a ctag-only probe
+        after a read, nor one that saw the calendar before it moved again during the report. Kept,
+        such a ctag could equal a later state that returned to it (an event added and removed) and
+        hide that change; unknown, the probes ask for the token again. A server without sync tokens
+        has only the ctag."""
+        if not info.ctag or (cal.sync_token and info.sync_token != cal.sync_token):
+            return ""
+        return info.ctag
+
+    def _learned_ctag(self, cal: m.Calendar, info) -> str:
+        """A trusted ctag the calendar does not store yet."""
+        ctag = self._trusted_ctag(cal, info)
+        return ctag if ctag != cal.ctag else ""
 
     def _finish_quietly(self, calendars: list[m.Calendar], probes: dict, started: float, run_started) -> SyncReport:
         """The no-change run's one write: the connection's success with the time its calendars were
@@ -360,13 +371,7 @@ class ConnectionSync(Pulling, Pushing):
             if not changes.unchanged:
                 self._apply_changes(cal, changes)
                 cal.sync_token = changes.sync_token or ("" if changes.complete else cal.sync_token)
-            cal.ctag = info.ctag or changes.ctag
-            if info.ctag and cal.sync_token and cal.sync_token != info.sync_token:
-                # A probe's ctag describes what was read only when the same answer carried the token the
-                # read ended at: not after a ctag-only probe, nor when the calendar moved between the
-                # probe and the report. Kept, it could equal a later state that returned to it (an event
-                # added and removed) and hide that change; unknown, the next probe asks for the token.
-                cal.ctag = ""
+            cal.ctag = self._trusted_ctag(cal, info) if info.ctag else changes.ctag  # against the token the read ended at
         else:
             cal.ctag = self._learned_ctag(cal, info) or cal.ctag
         cal.last_synced_at = clock.now()

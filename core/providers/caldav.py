@@ -225,11 +225,9 @@ class CalDAVProvider(Reading, Provider):
     def probe(self, state: CalendarState) -> CalendarInfo:
         if state.check:
             props = self._CHECK_PROPS
-        elif state.first_read:
-            props = self._PROBE_PROPS_WITH_TOKEN
-        elif state.ctag:
+        elif state.ctag and not state.first_read:
             props = self._PROBE_PROPS_CTAG
-        elif state.sync_token and not state.learn_ctag:
+        elif state.first_read or (state.sync_token and not state.learn_ctag):
             props = self._PROBE_PROPS_WITH_TOKEN
         else:
             props = self._CALENDAR_PROPS
