@@ -12,7 +12,6 @@ import getpass
 import json
 import os
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
@@ -344,6 +343,8 @@ def _download_target(output: str) -> tuple[Path, str]:
 
 def _write_file(out: Path, data: bytes) -> None:
     """Write ``out`` whole or not at all: a temporary file beside it, renamed over it, removed on failure."""
+    import tempfile  # only `download` writes a file: not loaded for every command
+
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")

@@ -79,4 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The console script (pyproject.toml ``[project.scripts]``)."""
+    if sys.argv[1:2] != ["serve"]:
+        import run_console
+
+        run_console.leave_out_unused_drivers()
     sys.exit(main())

@@ -194,10 +194,11 @@ def _oauth_clients(env: Mapping[str, str]) -> dict:
 def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
     """Settings from ``env`` (default: the process environment plus ``.env``)."""
     if env is None:
-        if read_dotenv:
+        dotenv_path = Path.cwd() / ".env"
+        if read_dotenv and dotenv_path.is_file():  # python-dotenv is loaded only to read one
             from dotenv import load_dotenv
 
-            load_dotenv(Path.cwd() / ".env", override=False)
+            load_dotenv(dotenv_path, override=False)
         env = os.environ
     data_dir = Path(env.get("CALSYNC_DATA_DIR", "").strip() or "./var").expanduser()
     if data_dir.exists() and not data_dir.is_dir():

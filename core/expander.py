@@ -14,11 +14,9 @@ workers have them all.
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
-import multiprocessing
 import threading
 
 from core import ics
@@ -132,6 +130,9 @@ def _get_pool():
     global _pool
     with _lock:
         if _pool is None:
+            # Imported with the first pool: a sync that reads nothing (most of them) needs neither.
+            import multiprocessing
+
             import pebble
 
             # pebble's loops look at the pool every sleep_unit (0.1 s): a CLI command that used the
@@ -201,7 +202,7 @@ def expand(
     )
     try:
         return future.result()
-    except concurrent.futures.TimeoutError:
+    except TimeoutError:  # concurrent.futures.TimeoutError is this builtin since Python 3.11
         log.warning("a recurring event took more than %ss to expand: not read", timeout)
         if budget is not None:
             budget.left -= 1

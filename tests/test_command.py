@@ -72,3 +72,37 @@ def test_serve_once_runs_one_pass_of_the_service(tmp_path):
     result = run([str(CALSYNC), "serve", "--once"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+COMMANDS = [[str(CALSYNC)], [sys.executable, str(ROOT / "run_console.py")]]
+
+
+def _loaded(result: subprocess.CompletedProcess) -> set[str]:
+    """The modules a process imported, from its PYTHONPROFILEIMPORTTIME lines on stderr."""
+    return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=["calsync", "run_console"])
+def test_a_command_on_sqlite_does_not_load_the_postgresql_driver(tmp_path, cmd):
+    """psycopg2 loads its bundled libpq, OpenSSL, Kerberos and LDAP (~30 ms of a `sync`): not for SQLite."""
+    assert run([*cmd, "staff", "add", "ada@example.com", "--name", "Ada"], tmp_path).returncode == 0
+    result = run([*cmd, "staff", "list", "--json"], tmp_path, PYTHONPROFILEIMPORTTIME="1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [row["email"] for row in json.loads(result.stdout)] == ["ada@example.com"]
+    loaded = _loaded(result)
+    assert "peewee" in loaded, "the import lines were read"
+    assert not {name for name in loaded if name.startswith("psycopg2.")}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("cmd", COMMANDS, ids=["calsync", "run_console"])
+def test_a_command_on_postgresql_named_in_the_env_file_uses_it(tmp_path, postgres, cmd):
+    """The driver is left out only on SQLite as the command's own settings say, .env included."""
+    url = postgres.create_database(f"t_cmd_env_{os.getpid()}_{len(cmd)}")
+    (tmp_path / ".env").write_text(f"CALSYNC_DATABASE_URL={url}\n", encoding="utf-8")
+    added = run([*cmd, "staff", "add", "ada@example.com", "--name", "Ada", "--json"], tmp_path)
+    assert added.returncode == 0, added.stderr[-2000:]
+    listed = run([*cmd, "staff", "list", "--json"], tmp_path)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert [row["email"] for row in json.loads(listed.stdout)] == ["ada@example.com"]
+    assert not (tmp_path / "var" / "calsync.db").exists(), "nothing went to a SQLite file"
