@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 
 from core import ics
 
@@ -28,8 +29,17 @@ WORKERS = 2
 TASKS_PER_WORKER = 500  # then a fresh process: nothing accumulates
 READ_AHEAD_MIN = 200  # objects in one read before its plain events are parsed in the workers
 READ_AHEAD_CHUNK = 100  # objects a worker parses per task
+# Seconds without a task before the workers stop. While a pool lives, pebble's threads wake ~100
+# times a second (the sleep_unit below); most syncs read nothing, so a service would pay that for
+# ever after its first large read. A new pool forks its workers from the forkserver, which stays
+# (icalendar preloaded): a few milliseconds.
+IDLE_STOP = 5.0
 
 _pool = None
+_pending: set = set()  # the futures of the current pool not done yet
+_idle_since = 0.0
+_reaper: threading.Timer | None = None
+_atexit_set = False
 _lock = threading.Lock()
 
 
@@ -88,10 +98,9 @@ def read_ahead(
     if len(datas) < READ_AHEAD_MIN:
         return [None] * len(datas)
     try:
-        pool = _get_pool()
         starts = range(0, len(datas), READ_AHEAD_CHUNK)
         args = (window_start, window_end, getattr(tz, "key", "UTC"), all_day_policy, max_occurrences, me)
-        futures = [pool.schedule(_read_in_worker, args=(datas[i : i + READ_AHEAD_CHUNK], *args), timeout=timeout) for i in starts]
+        futures = [_schedule(_read_in_worker, (datas[i : i + READ_AHEAD_CHUNK], *args), timeout) for i in starts]
     except Exception as exc:  # noqa: BLE001 — no workers (a broken pool): the sync reads everything itself
         log.warning("parsing in the workers is not available (%s): read in the sync's thread", exc.__class__.__name__)
         return [None] * len(datas)
@@ -121,43 +130,96 @@ def warm_up() -> None:
 
 def _start_workers() -> None:
     try:
-        _get_pool().schedule(ics.zone, args=("UTC",)).result(timeout=30)
+        _schedule(ics.zone, ("UTC",)).result(timeout=30)
     except Exception as exc:  # noqa: BLE001 — the read then happens in the sync's thread
         log.warning("the expansion workers did not start: %s", exc.__class__.__name__)
 
 
-def _get_pool():
-    global _pool
+def _new_pool():
+    # Imported with the first pool: a sync that reads nothing (most of them) needs neither.
+    import multiprocessing
+
+    import pebble
+
+    # pebble's loops look at the pool every sleep_unit (0.1 s): a CLI command that used the
+    # workers waited up to that long to stop them at exit (~70 ms measured). 20 ms: its threads
+    # wake ~100 times a second, only while a pool lives (IDLE_STOP).
+    pebble.CONSTS.sleep_unit = 0.02
+    # forkserver: workers start from a clean process, not a fork of a threaded service.
+    context = multiprocessing.get_context("forkserver")
+    # Every worker expands with icalendar: loaded once in the server, not in each worker.
+    multiprocessing.set_forkserver_preload(["core.ics", "core.recurrence", "icalendar", "dateutil.rrule"])
+    return pebble.ProcessPool(
+        max_workers=WORKERS, max_tasks=TASKS_PER_WORKER, initializer=_limit_memory, initargs=(MEMORY_LIMIT,), context=context
+    )
+
+
+def _schedule(fn, args: tuple, timeout: float | None = None):
+    """``fn(*args)`` in a worker, as a future: the pool is started for it and stopped once no task
+    ran for IDLE_STOP seconds."""
+    global _pool, _pending, _atexit_set
     with _lock:
         if _pool is None:
-            # Imported with the first pool: a sync that reads nothing (most of them) needs neither.
-            import multiprocessing
+            _pool, _pending = _new_pool(), set()
+            if not _atexit_set:
+                atexit.register(shutdown)
+                _atexit_set = True
+        pool, pending = _pool, _pending
+        future = pool.schedule(fn, args=args, timeout=timeout)
+        pending.add(future)
+    future.add_done_callback(lambda done: _task_done(pending, done))
+    return future
 
-            import pebble
 
-            # pebble's loops look at the pool every sleep_unit (0.1 s): a CLI command that used the
-            # workers waited up to that long to stop them at exit (~70 ms measured). 20 ms costs
-            # its three threads ~150 wake-ups a second, nothing measurable.
-            pebble.CONSTS.sleep_unit = 0.02
+def _task_done(pending: set, future) -> None:
+    global _idle_since
+    with _lock:
+        pending.discard(future)
+        if pending is _pending and not pending:
+            _idle_since = time.monotonic()
+            _arm_reaper(IDLE_STOP)
 
-            # forkserver: workers start from a clean process, not a fork of a threaded service.
-            context = multiprocessing.get_context("forkserver")
-            # Every worker expands with icalendar: loaded once in the server, not in each worker.
-            multiprocessing.set_forkserver_preload(["core.ics", "core.recurrence", "icalendar", "dateutil.rrule"])
-            _pool = pebble.ProcessPool(
-                max_workers=WORKERS, max_tasks=TASKS_PER_WORKER, initializer=_limit_memory, initargs=(MEMORY_LIMIT,), context=context
-            )
-            atexit.register(shutdown)
-        return _pool
+
+def _arm_reaper(delay: float) -> None:
+    """With the lock held: one timer at a time looks whether the pool has been idle long enough."""
+    global _reaper
+    if _reaper is None:
+        _reaper = threading.Timer(delay, _reap)
+        _reaper.name = "calsync-expander-idle"
+        _reaper.daemon = True
+        _reaper.start()
+
+
+def _reap() -> None:
+    global _pool, _reaper
+    with _lock:
+        _reaper = None
+        if _pool is None or _pending:
+            return  # a running task arms it again when it ends
+        left = _idle_since + IDLE_STOP - time.monotonic()
+        if left > 0:
+            _arm_reaper(left)
+            return
+        pool, _pool = _pool, None
+    _stop(pool)
+
+
+def _stop(pool) -> None:
+    # Not under the lock: pebble's threads, stopping, run the futures' callbacks, which take it.
+    pool.stop()
+    pool.join(timeout=5)
 
 
 def shutdown() -> None:
-    global _pool
+    """Stop the workers now (at exit; the next task starts new ones)."""
+    global _pool, _reaper
     with _lock:
-        if _pool is not None:
-            _pool.stop()
-            _pool.join(timeout=5)
-            _pool = None
+        pool, _pool = _pool, None
+        if _reaper is not None:
+            _reaper.cancel()
+            _reaper = None
+    if pool is not None:
+        _stop(pool)
 
 
 def _invalid(parsed, why: str) -> list[ics.Occurrence]:
@@ -195,10 +257,8 @@ def expand(
         return _invalid(parsed, why)
     if budget is not None and budget.left <= 0:
         return _invalid(parsed, "not read: other repeat rules of this calendar already took too long in this sync")
-    future = _get_pool().schedule(
-        _expand_in_worker,
-        args=(data, window_start, window_end, getattr(tz, "key", "UTC"), all_day_policy, max_occurrences, me),
-        timeout=timeout,
+    future = _schedule(
+        _expand_in_worker, (data, window_start, window_end, getattr(tz, "key", "UTC"), all_day_policy, max_occurrences, me), timeout
     )
     try:
         return future.result()

@@ -1,0 +1,89 @@
+"""The expansion workers (core.expander) live only while there is work: after IDLE_STOP seconds
+without a task, the worker processes and pebble's polling threads are gone; the next task starts
+new ones; a task that runs longer than IDLE_STOP is never cut short."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core import expander, ics
+
+IDLE = 0.3
+RRULE_EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:daily-1\r\n"
+    "DTSTART:20270105T090000Z\r\nDTEND:20270105T093000Z\r\nRRULE:FREQ=DAILY;COUNT=4\r\nSUMMARY:Stand-up\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+@pytest.fixture
+def quick_idle(monkeypatch):
+    expander.shutdown()
+    monkeypatch.setattr(expander, "IDLE_STOP", IDLE)
+    yield
+    expander.shutdown()
+
+
+def _running(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting for its parent (the forkserver) to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def _pebble_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if "manager_loop" in t.name or "task_scheduler_loop" in t.name]
+
+
+def _wait_until(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _expand_in_a_worker() -> list:
+    parsed = ics.parse(RRULE_EVENT, only=ics.READ)
+    start, end = dt.datetime(2027, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
+    return expander.expand(RRULE_EVENT, parsed, start, end, ics.zone("UTC"), all_day_policy="ignore", max_occurrences=100, timeout=30)
+
+
+def test_idle_workers_stop_and_the_next_expansion_starts_new_ones(quick_idle):
+    assert len(_expand_in_a_worker()) == 4
+    first = expander._schedule(os.getpid, ()).result(timeout=30)
+    assert first != os.getpid() and _running(first)
+    assert _pebble_threads(), "a pool is running"
+
+    assert _wait_until(lambda: not _running(first) and not _pebble_threads(), IDLE + 10), "idle workers and threads stop"
+    assert expander._pool is None
+
+    assert len(_expand_in_a_worker()) == 4, "the next recurring event is expanded by new workers"
+    second = expander._schedule(os.getpid, ()).result(timeout=30)
+    assert second != first and _running(second)
+
+
+def test_a_task_longer_than_the_idle_time_is_not_cut_short(quick_idle):
+    expander._schedule(os.getpid, ()).result(timeout=30)  # done: the idle clock starts
+    time.sleep(IDLE / 2)
+    long_task = expander._schedule(time.sleep, (IDLE * 4,))
+    worker = expander._schedule(os.getpid, ()).result(timeout=30)
+    assert long_task.result(timeout=30) is None, "it ran to its end"
+    assert _running(worker), "the pool outlived the idle time while a task ran"
+    assert _wait_until(lambda: not _running(worker), IDLE + 10), "and stops once idle after it"
+
+
+def test_shutdown_stops_the_workers_at_once(quick_idle):
+    worker = expander._schedule(os.getpid, ()).result(timeout=30)
+    expander.shutdown()
+    assert _wait_until(lambda: not _running(worker), 5)
+    assert not _pebble_threads()
