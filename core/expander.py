@@ -8,7 +8,7 @@ killed and replaced; that object becomes one "invalid data: …" entry, and the 
 Plain (non-recurring) events are read in the sync's own thread: they are linear in their size.
 A large read (a first sync) has its plain events parsed in the same workers, in chunks
 (:func:`read_ahead`): icalendar is pure Python, and the sync's thread has one core where the
-workers have them all.
+workers have them all. The workers live only while there is work (``IDLE_STOP``).
 """
 
 from __future__ import annotations
