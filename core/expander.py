@@ -104,12 +104,13 @@ def read_ahead(
     except Exception as exc:  # noqa: BLE001 — no workers (a broken pool): the sync reads everything itself
         log.warning("parsing in the workers is not available (%s): read in the sync's thread", exc.__class__.__name__)
         return [None] * len(datas)
+    stolen = _parse_while_workers_start(datas, list(starts), futures, args)
     out: list[Plain | None] = []
     failed = False
-    for start, future in zip(starts, futures, strict=True):
+    for k, (start, future) in enumerate(zip(starts, futures, strict=True)):
         size = len(datas[start : start + READ_AHEAD_CHUNK])
-        got = None
-        if not failed:
+        got = stolen.get(k)
+        if k not in stolen and not failed:
             try:
                 got = future.result()
             except Exception as exc:  # noqa: BLE001 — a timeout, a worker that died: those objects are read one by one
@@ -119,6 +120,23 @@ def read_ahead(
             future.cancel()
         out.extend(got if got is not None and len(got) == size else [None] * size)
     return out
+
+
+def _parse_while_workers_start(datas: list[str], starts: list[int], futures: list, args: tuple) -> dict[int, list | None]:
+    """Until a worker takes its first chunk (a new pool takes ~0.2 s to start), the sync's thread,
+    idle otherwise, parses the last chunks not taken yet itself: the chunk index -> its result.
+    Only plain events are parsed here, linear in their size, as the sync would read them anyway."""
+    stolen: dict[int, list | None] = {}
+    first = futures[:WORKERS]
+    for k in range(len(futures) - 1, -1, -1):
+        if any(f.running() or (f.done() and not f.cancelled()) for f in first) or not futures[k].cancel():
+            break
+        try:
+            stolen[k] = _read_in_worker(datas[starts[k] : starts[k] + READ_AHEAD_CHUNK], *args)
+        except Exception as exc:  # noqa: BLE001 — as a chunk that failed in a worker: the sync reads those objects one by one
+            log.warning("objects from %d of a read could not be parsed ahead (%s)", starts[k], exc.__class__.__name__)
+            stolen[k] = None
+    return stolen
 
 
 def warm_up() -> None:

@@ -132,6 +132,10 @@ class ConnectionSync(Pulling, Pushing):
             )
         )
         calendars = [c for c in calendars if c.is_destination or c.is_busy_source]  # a calendar with no role is not read
+        if any(c.is_busy_source and c.full_read_at is None for c in calendars):
+            # A first read is coming and may be large (parsed in the workers, expander.read_ahead):
+            # the workers start now, while the server answers the probe (they take ~0.2 s to start).
+            expander.warm_up()
         run_row = None
         try:
             probes = self._probe_all(calendars)
@@ -363,8 +367,6 @@ class ConnectionSync(Pulling, Pushing):
             if cal.full_read_at is None or now - cal.full_read_at >= FULL_READ_EVERY:
                 state.sync_token = ""  # the backstop behind push and sync tokens: the whole calendar, daily
             ics.warm_up()  # what the read brings is parsed with it
-            if cal.full_read_at is None and cal.is_busy_source:
-                expander.warm_up()  # a first read may be large: parsed in the workers (expander.read_ahead)
             changes = self.provider.changes(state)
             if changes.complete:
                 cal.full_read_at = now

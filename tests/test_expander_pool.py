@@ -4,6 +4,7 @@ new ones; a task that runs longer than IDLE_STOP is never cut short."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -87,3 +88,52 @@ def test_shutdown_stops_the_workers_at_once(quick_idle):
     expander.shutdown()
     assert _wait_until(lambda: not _running(worker), 5)
     assert not _pebble_threads()
+
+
+def _plain_events(n: int) -> list[str]:
+    out = []
+    for j in range(n):
+        out.append(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:plain-{j}\r\nDTSTART:20270110T{8 + j % 10:02d}0000Z\r\nDTEND:20270110T{8 + j % 10:02d}3000Z\r\n"
+            f"SUMMARY:Busy {j}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    out.append(RRULE_EVENT)  # a series: read by the sync itself, never ahead
+    return out
+
+
+def _read_ahead(datas: list[str]) -> list:
+    start, end = dt.datetime(2027, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
+    return expander.read_ahead(datas, start, end, ics.zone("UTC"), all_day_policy="ignore", max_occurrences=100, timeout=30)
+
+
+def test_a_read_does_not_wait_for_workers_that_have_not_started(quick_idle, monkeypatch):
+    """Until a worker takes a chunk, the sync's thread parses the chunks not taken: a pool that
+    never starts costs the read nothing, and the result is the one the workers give."""
+    datas = _plain_events(expander.READ_AHEAD_MIN + 50)
+    by_workers = _read_ahead(datas)
+    assert sum(1 for r in by_workers if r is not None) == len(datas) - 1 and by_workers[-1] is None
+
+    import concurrent.futures
+
+    late = 8.0  # a pool that would take its first task only then (and fail it)
+    never_started: list[concurrent.futures.Future] = []
+
+    def give_up(future: concurrent.futures.Future) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            future.set_exception(RuntimeError("the workers never started"))
+
+    def stuck(fn, args, timeout=None):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        timer = threading.Timer(late, give_up, (future,))
+        timer.daemon = True
+        timer.start()
+        never_started.append(future)
+        return future
+
+    monkeypatch.setattr(expander, "_schedule", stuck)
+    started = time.monotonic()
+    in_thread = _read_ahead(datas)
+    assert time.monotonic() - started < late / 2, "nothing waited on the workers"
+    assert in_thread == by_workers
+    assert never_started and all(f.cancelled() for f in never_started)
