@@ -39,7 +39,6 @@ _pool = None
 _pending: set = set()  # the futures of the current pool not done yet
 _idle_since = 0.0
 _reaper: threading.Timer | None = None
-_atexit_set = False
 _lock = threading.Lock()
 
 
@@ -175,13 +174,10 @@ def _new_pool():
 def _schedule(fn, args: tuple, timeout: float | None = None):
     """``fn(*args)`` in a worker, as a future: the pool is started for it and stopped once no task
     ran for IDLE_STOP seconds."""
-    global _pool, _pending, _atexit_set
+    global _pool, _pending
     with _lock:
         if _pool is None:
             _pool, _pending = _new_pool(), set()
-            if not _atexit_set:
-                atexit.register(shutdown)
-                _atexit_set = True
         pool, pending = _pool, _pending
         future = pool.schedule(fn, args=args, timeout=timeout)
         pending.add(future)
@@ -238,6 +234,9 @@ def shutdown() -> None:
             _reaper = None
     if pool is not None:
         _stop(pool)
+
+
+atexit.register(shutdown)  # whichever pool lives at exit (none: nothing to do)
 
 
 def _invalid(parsed, why: str) -> list[ics.Occurrence]:

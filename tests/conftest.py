@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,18 @@ from core import actions, clock, runtime
 from core.config import load_settings
 
 SERVER_KINDS = ["radicale", "xandikos"]
+
+
+def wait_for(check, timeout: float = 10.0, what: str = "the condition"):
+    """Poll ``check`` until it returns something true (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
 
 
 def make_env(tmp_path: Path, **extra) -> dict:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from core import expander, ics
 
@@ -44,15 +45,6 @@ def _pebble_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if "manager_loop" in t.name or "task_scheduler_loop" in t.name]
 
 
-def _wait_until(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def _expand_in_a_worker() -> list:
     parsed = ics.parse(RRULE_EVENT, only=ics.READ)
     start, end = dt.datetime(2027, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
@@ -65,7 +57,7 @@ def test_idle_workers_stop_and_the_next_expansion_starts_new_ones(quick_idle):
     assert first != os.getpid() and _running(first)
     assert _pebble_threads(), "a pool is running"
 
-    assert _wait_until(lambda: not _running(first) and not _pebble_threads(), IDLE + 10), "idle workers and threads stop"
+    wait_for(lambda: not _running(first) and not _pebble_threads(), IDLE + 10, "idle workers and threads stopping")
     assert expander._pool is None
 
     assert len(_expand_in_a_worker()) == 4, "the next recurring event is expanded by new workers"
@@ -80,13 +72,13 @@ def test_a_task_longer_than_the_idle_time_is_not_cut_short(quick_idle):
     worker = expander._schedule(os.getpid, ()).result(timeout=30)
     assert long_task.result(timeout=30) is None, "it ran to its end"
     assert _running(worker), "the pool outlived the idle time while a task ran"
-    assert _wait_until(lambda: not _running(worker), IDLE + 10), "and stops once idle after it"
+    wait_for(lambda: not _running(worker), IDLE + 10, "the pool stopping once idle after it")
 
 
 def test_shutdown_stops_the_workers_at_once(quick_idle):
     worker = expander._schedule(os.getpid, ()).result(timeout=30)
     expander.shutdown()
-    assert _wait_until(lambda: not _running(worker), 5)
+    wait_for(lambda: not _running(worker), 5, "the worker stopping")
     assert not _pebble_threads()
 
 

@@ -19,25 +19,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from conftest import running_web, soon, started, web_env
+from conftest import running_web, soon, started, wait_for, web_env
 from test_google import answer_consent
 
 import models as m
 from core import actions, clock, push, scheduler
 
 EMAIL = "ada@example.com"
-
-
-def wait_for(check, timeout: float = 10.0, what: str = "the condition"):
-    """Poll ``check`` until it returns something true (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager
