@@ -40,6 +40,7 @@ _pending: set = set()  # the futures of the current pool not done yet
 _idle_since = 0.0
 _reaper: threading.Timer | None = None
 _lock = threading.Lock()
+_exiting = False  # set at exit: no pool starts any more
 
 
 def _limit_memory(limit: int) -> None:
@@ -142,6 +143,7 @@ def warm_up() -> None:
     """Start the workers in the background: a calendar's first read is coming, and it may be large
     (started while the server answers, they are ready when the objects arrive)."""
     if _pool is None:
+        _exit_hook_first()  # here, in the caller's thread: settled before the process can exit
         threading.Thread(target=_start_workers, name="calsync-expander-start", daemon=True).start()
 
 
@@ -149,7 +151,11 @@ def _start_workers() -> None:
     try:
         _schedule(ics.zone, ("UTC",)).result(timeout=30)
     except Exception as exc:  # noqa: BLE001 — the read then happens in the sync's thread
-        log.warning("the expansion workers did not start: %s", exc.__class__.__name__)
+        # Only a head start: a read that needs the workers and finds none says so itself
+        # (read_ahead). Cut short here mostly means the process is exiting (a CLI command done
+        # before the workers were up: Python refuses new threads then), and a warning after the
+        # command's last line would report a failure that did not happen.
+        log.debug("the expansion workers did not start ahead: %s", exc.__class__.__name__)
 
 
 def _new_pool():
@@ -158,6 +164,7 @@ def _new_pool():
 
     import pebble
 
+    _exit_hook_first()
     # pebble's loops look at the pool every sleep_unit (0.1 s): a CLI command that used the
     # workers waited up to that long to stop them at exit (~70 ms measured). 20 ms: its threads
     # wake ~100 times a second, only while a pool lives (IDLE_STOP).
@@ -177,6 +184,8 @@ def _schedule(fn, args: tuple, timeout: float | None = None):
     global _pool, _pending
     with _lock:
         if _pool is None:
+            if _exiting:
+                raise RuntimeError("the process is exiting: no expansion workers start")
             _pool, _pending = _new_pool(), set()
         pool, pending = _pool, _pending
         future = pool.schedule(fn, args=args, timeout=timeout)
@@ -236,7 +245,33 @@ def shutdown() -> None:
         _stop(pool)
 
 
-atexit.register(shutdown)  # whichever pool lives at exit (none: nothing to do)
+_hook_first = False
+
+
+def _exit_hook_first() -> None:
+    """atexit runs its hooks last-registered first, and multiprocessing's own (registered when
+    multiprocessing.util is first imported) unlinks the semaphores the workers are made with: a
+    worker still starting after that dies with a traceback after the command's last line, and
+    the semaphores leak. Registered again after it, ours stops the workers before."""
+    global _hook_first
+    if _hook_first:
+        return
+    import multiprocessing.util  # noqa: F401 — for its exit hook, which ours must follow
+
+    atexit.unregister(_at_exit)
+    atexit.register(_at_exit)
+    _hook_first = True
+
+
+def _at_exit() -> None:
+    """No new pool from here on (a warm-up thread may still try), and the one living stops."""
+    global _exiting
+    with _lock:
+        _exiting = True
+    shutdown()
+
+
+atexit.register(_at_exit)  # whichever pool lives at exit (none: nothing to do)
 
 
 def _invalid(parsed, why: str) -> list[ics.Occurrence]:

@@ -129,3 +129,50 @@ def test_a_read_does_not_wait_for_workers_that_have_not_started(quick_idle, monk
     assert time.monotonic() - started < late / 2, "nothing waited on the workers"
     assert in_thread == by_workers
     assert never_started and all(f.cancelled() for f in never_started)
+
+
+EXIT_EARLY = """
+import logging, sys, time
+logging.basicConfig(level=logging.INFO)
+from core import expander
+expander.warm_up()
+time.sleep(float(sys.argv[1]))
+print("done")
+"""
+
+
+def _processes_marked(mark: str) -> list[int]:
+    """The live processes whose environment holds ``mark`` (a process and all it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if mark.encode() in (entry / "environ").read_bytes() and _running(int(entry.name)):
+                    found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("after", [0.0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.4])
+def test_a_process_that_exits_while_the_workers_start_says_nothing_more(after):
+    """A CLI command can end while the workers it warmed up are still starting (a failed sync
+    reads nothing): its last line stays its own, and no worker outlives it. Exiting at several
+    moments of the start covers the thread, the pool and the forkserver each being cut short."""
+    import subprocess
+    import sys
+    import uuid
+
+    root = Path(__file__).resolve().parent.parent
+    for _ in range(3):
+        mark = f"calsync-exit-test-{uuid.uuid4()}"
+        run = subprocess.run(
+            [sys.executable, "-c", EXIT_EARLY, str(after)],
+            cwd=root,
+            env={**os.environ, "CALSYNC_TEST_MARK": mark},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 0 and run.stdout == "done\n", run
+        assert run.stderr == "", "nothing is logged after the command's own output"
+        wait_for(lambda mark=mark: not _processes_marked(mark), 10, "the forkserver and workers of the exited process stopping")
