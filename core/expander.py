@@ -41,6 +41,7 @@ _idle_since = 0.0
 _reaper: threading.Timer | None = None
 _lock = threading.Lock()
 _exiting = False  # set at exit: no pool starts any more
+_hook_first = False  # our exit hook registered after multiprocessing's (_exit_hook_first)
 
 
 def _limit_memory(limit: int) -> None:
@@ -153,7 +154,7 @@ def _start_workers() -> None:
     except Exception as exc:  # noqa: BLE001 — the read then happens in the sync's thread
         # Only a head start: a read that needs the workers and finds none says so itself
         # (read_ahead). Cut short here mostly means the process is exiting (a CLI command done
-        # before the workers were up: Python refuses new threads then), and a warning after the
+        # before the workers were up: the exit stops the pool under it), and a warning after the
         # command's last line would report a failure that did not happen.
         log.debug("the expansion workers did not start ahead: %s", exc.__class__.__name__)
 
@@ -243,9 +244,6 @@ def shutdown() -> None:
             _reaper = None
     if pool is not None:
         _stop(pool)
-
-
-_hook_first = False
 
 
 def _exit_hook_first() -> None:
