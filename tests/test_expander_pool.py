@@ -7,8 +7,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -157,10 +160,6 @@ def test_a_process_that_exits_while_the_workers_start_says_nothing_more(after):
     """A CLI command can end while the workers it warmed up are still starting (a failed sync
     reads nothing): its last line stays its own, and no worker outlives it. Exiting at several
     moments of the start covers the thread, the pool and the forkserver each being cut short."""
-    import subprocess
-    import sys
-    import uuid
-
     root = Path(__file__).resolve().parent.parent
     for _ in range(3):
         mark = f"calsync-exit-test-{uuid.uuid4()}"
